@@ -1,0 +1,235 @@
+"""``AvaturnClient``: configuration, the retry loop and the concurrency limit.
+
+The endpoints themselves live in ``_resources`` as ``client.<area>.<verb>()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import random
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+import aiohttp
+import anyio
+
+from ._errors import (
+    APIError,
+    ClientClosedError,
+    ConfigurationError,
+    ConnectError,
+    RequestTimeoutError,
+    TransportError,
+)
+from ._protocol import Request, Response, error_from_response, read_model, retry_after_seconds
+from ._resources import Avatars, Exports, Renders, Sessions, Users
+from ._retry import FailureKind, RetryPolicy, retry_delay
+from ._transport import AiohttpTransport, Timeouts, Transport
+from ._version import __version__
+
+__all__ = ["AvaturnClient", "DEFAULT_BASE_URL"]
+
+T = TypeVar("T")
+
+DEFAULT_BASE_URL = "https://api.avaturn.me"
+logger = logging.getLogger("avaturn_async")
+
+USER_AGENT = (
+    f"avaturn-async/{__version__} python/{platform.python_version()} aiohttp/{aiohttp.__version__}"
+)
+
+
+def _failure_kind(exc: TransportError) -> FailureKind:
+    if isinstance(exc, ConnectError):
+        return FailureKind.CONNECT
+    if isinstance(exc, RequestTimeoutError):
+        return FailureKind.TIMEOUT
+    return FailureKind.CONNECTION_LOST
+
+
+class AvaturnClient:
+    """An async client for every Avaturn endpoint.
+
+    Use it as an async context manager so its HTTP session is closed::
+
+        async with AvaturnClient() as client:
+            user = await client.users.create()
+
+    Args:
+        api_key: the secret API key; defaults to ``$AVATURN_API_KEY``. It is sent as a
+            bearer token and never shown in reprs, logs or errors.
+        base_url: defaults to ``$AVATURN_BASE_URL``, then ``https://api.avaturn.me``.
+        retry: the :class:`RetryPolicy` (on by default; ``RetryPolicy.disabled()`` turns it off).
+        timeouts: per-attempt :class:`Timeouts`.
+        max_concurrency: requests in flight at once from this client, across all tasks.
+        session: an ``aiohttp.ClientSession`` to borrow; the client then does not close it.
+        transport: a custom :class:`Transport` (overrides ``session``).
+        user_agent: replaces the default ``User-Agent``.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        max_concurrency: int = 16,
+        session: aiohttp.ClientSession | None = None,
+        transport: Transport | None = None,
+        user_agent: str | None = None,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("AVATURN_API_KEY")
+        if not key or not key.strip():
+            raise ConfigurationError(
+                "no API key: pass api_key=... or set the AVATURN_API_KEY environment variable"
+            )
+        url = base_url or os.environ.get("AVATURN_BASE_URL") or DEFAULT_BASE_URL
+        if not url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"base_url must start with http:// or https://, got {url!r}")
+        if max_concurrency < 1:
+            raise ConfigurationError("max_concurrency must be at least 1")
+        self._api_key = key.strip()
+        self.base_url = url.rstrip("/")
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.timeouts = timeouts if timeouts is not None else Timeouts()
+        self.max_concurrency = max_concurrency
+        self._transport: Transport = transport or AiohttpTransport(
+            session=session, connection_limit=max_concurrency
+        )
+        self._user_agent = user_agent or USER_AGENT
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._closed = False
+        # Seams for tests: the retry loop's clock, sleep and jitter source.
+        self._sleep: Callable[[float], Awaitable[None]] = anyio.sleep
+        self._clock: Callable[[], float] = time.monotonic
+        self._random: Callable[[], float] = random.random
+
+        self.users = Users(self)
+        self.sessions = Sessions(self)
+        self.avatars = Avatars(self)
+        self.renders = Renders(self)
+        self.exports = Exports(self)
+
+    def __repr__(self) -> str:
+        return f"AvaturnClient(base_url={self.base_url!r}, api_key='***')"
+
+    async def __aenter__(self) -> AvaturnClient:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP session (unless borrowed). Calling it twice is harmless."""
+        if not self._closed:
+            self._closed = True
+            await self._transport.aclose()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError("this AvaturnClient is closed; create a new one")
+
+    def _get_limiter(self) -> anyio.CapacityLimiter:
+        # Made on first use, inside the event loop that will use it.
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.max_concurrency)
+        return self._limiter
+
+    def _headers(self, request: Request) -> dict[str, str]:
+        headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
+        if request.authenticated:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    async def _send_once(self, request: Request) -> Response:
+        url = request.absolute_url or f"{self.base_url}{request.path}"
+        async with self._get_limiter():
+            self._check_open()
+            return await self._transport.send(
+                request, url=url, headers=self._headers(request), timeouts=self.timeouts
+            )
+
+    async def _send(self, request: Request) -> Response:
+        """Send with retries; returns a 2xx answer or raises a typed error."""
+        self._check_open()
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            error: TransportError | APIError
+            try:
+                response = await self._send_once(request)
+            except TransportError as exc:
+                error = exc
+                delay = retry_delay(
+                    self.retry,
+                    attempt=attempt,
+                    kind=_failure_kind(exc),
+                    idempotent=request.idempotent,
+                    elapsed=self._clock() - started,
+                    random=self._random,
+                )
+            else:
+                if response.ok:
+                    logger.debug(
+                        "%s %s -> %d", request.method, request.display_path, response.status
+                    )
+                    return response
+                error = error_from_response(response, request)
+                delay = retry_delay(
+                    self.retry,
+                    attempt=attempt,
+                    kind=FailureKind.STATUS,
+                    status=response.status,
+                    retry_after=retry_after_seconds(response),
+                    idempotent=request.idempotent,
+                    elapsed=self._clock() - started,
+                    random=self._random,
+                )
+            if delay is None:
+                if attempt > 1:
+                    logger.warning(
+                        "giving up on %s %s after %d attempts: %s",
+                        request.method,
+                        request.display_path,
+                        attempt,
+                        error,
+                    )
+                raise error
+            logger.info(
+                "retrying %s %s in %.2f s (attempt %d failed: %s)",
+                request.method,
+                request.display_path,
+                delay,
+                attempt,
+                error,
+            )
+            await self._sleep(delay)
+
+    async def _call(self, request: Request, model: type[T]) -> T:
+        return read_model(await self._send(request), model)
+
+    async def _download(self, url: str, destination: str | os.PathLike[str]) -> int:
+        """Stream a temporary file URL (export, render) to disk; returns the bytes written."""
+        self._check_open()
+        headers = {"User-Agent": self._user_agent}
+        async with self._get_limiter():
+            return await self._transport.download(
+                url, Path(destination), headers=headers, timeouts=self.timeouts
+            )

@@ -1,0 +1,252 @@
+"""Every exception avaturn_async raises.
+
+One root, :class:`AvaturnError`; each leaf also subclasses the builtin it
+behaves like, so ``except ValueError`` keeps working for callers that do not
+know this library::
+
+    AvaturnError
+    ├── ConfigurationError (ValueError)        missing API key, bad base URL, bad option
+    ├── ClientClosedError (RuntimeError)       the client was used after ``aclose()``
+    ├── InvalidRequestError (ValueError)       rejected before sending: nothing left the process
+    │   └── PhotoError                         a photo is missing, empty or not a JPEG
+    ├── TransportError (OSError)               the request may not have had an answer
+    │   ├── ConnectError                       never reached the server: safe to retry
+    │   ├── ConnectionLostError                dropped mid-request: the server may have acted
+    │   └── RequestTimeoutError (TimeoutError) no answer in time: the server may have acted
+    ├── APIError                               the server answered with an error status
+    │   ├── BadRequestError                    400 and other 4xx without a class of their own
+    │   ├── AuthenticationError                401 / 403: the API key is wrong or lacks rights
+    │   ├── NotFoundError (LookupError)        404: unknown user, avatar or other id
+    │   ├── ConflictError                      409: e.g. an asset put in the wrong slot
+    │   ├── GoneError                          410: asset(s) no longer available
+    │   ├── UnprocessableEntityError (ValueError)  422: ``detail`` holds the parsed list
+    │   ├── RateLimitError                     429: ``retry_after`` seconds when given
+    │   └── ServerError                        5xx
+    ├── ResponseDecodeError (ValueError)       a 2xx whose body is not what the API documents
+    └── WebhookError (ValueError)              raised by ``avaturn_async.webhooks``
+        ├── WebhookVerificationError           signature, timestamp or token rejected
+        ├── WebhookParseError                  not a valid event; ``path`` names the field
+        └── WebhookPayloadTooLargeError        body over the configured limit
+
+Messages never contain the API key, webhook secrets or expected signatures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "AvaturnError",
+    "BadRequestError",
+    "ClientClosedError",
+    "ConfigurationError",
+    "ConflictError",
+    "ConnectError",
+    "ConnectionLostError",
+    "GoneError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PhotoError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ResponseDecodeError",
+    "ServerError",
+    "TransportError",
+    "UnprocessableEntityError",
+    "ValidationErrorItem",
+    "WebhookError",
+    "WebhookParseError",
+    "WebhookPayloadTooLargeError",
+    "WebhookVerificationError",
+]
+
+
+class AvaturnError(Exception):
+    """Root of every exception raised by avaturn_async."""
+
+
+class ConfigurationError(AvaturnError, ValueError):
+    """The client or a helper was configured with missing or invalid settings."""
+
+
+class ClientClosedError(AvaturnError, RuntimeError):
+    """The client was used after it was closed."""
+
+
+class InvalidRequestError(AvaturnError, ValueError):
+    """An argument was rejected before anything was sent."""
+
+
+class PhotoError(InvalidRequestError):
+    """A photo is missing, empty or not a JPEG; no upload was attempted."""
+
+
+class TransportError(AvaturnError, OSError):
+    """The request failed below HTTP (connection, timeout).
+
+    ``method`` and ``path`` say which call failed; the URL's query string and
+    any credentials are never included.
+    """
+
+    def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.method = method
+        self.path = path
+
+    def __str__(self) -> str:
+        where = f" ({self.method} {self.path})" if self.method else ""
+        return f"{self.message}{where}"
+
+
+class ConnectError(TransportError):
+    """The connection could not be made: the server never saw the request."""
+
+
+class ConnectionLostError(TransportError):
+    """The connection dropped before a complete answer. The server may have acted."""
+
+
+class RequestTimeoutError(TransportError, TimeoutError):
+    """No complete answer in time. The server may have acted on the request."""
+
+
+@attrs.frozen(kw_only=True)
+class ValidationErrorItem:
+    """One entry of a 422 ``HTTPValidationError.detail`` list."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+    type: str
+
+
+class APIError(AvaturnError):
+    """The API answered with a status that is not a success.
+
+    Attributes:
+        status: the HTTP status code.
+        body: the parsed JSON body, or the body text when it is not JSON.
+        request_id: the server's request id header, when present.
+        headers: the response headers (read-only mapping).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        body: Any = None,
+        request_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.body = body
+        self.request_id = request_id
+        self.headers: Mapping[str, str] = dict(headers or {})
+        self.method = method
+        self.path = path
+
+    def __str__(self) -> str:
+        parts = [f"{self.status} {self.message}"]
+        if self.method:
+            parts.append(f"({self.method} {self.path})")
+        if self.request_id:
+            parts.append(f"[request id {self.request_id}]")
+        return " ".join(parts)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status}, message={self.message!r}, "
+            f"request_id={self.request_id!r})"
+        )
+
+
+class BadRequestError(APIError):
+    """A 4xx answer without a more specific class (400, 405, 413, ...)."""
+
+
+class AuthenticationError(APIError):
+    """401 or 403: the API key is missing, wrong, or not allowed to do this."""
+
+
+class NotFoundError(APIError, LookupError):
+    """404: the user, avatar or other id is unknown."""
+
+
+class ConflictError(APIError):
+    """409: the request conflicts with the resource (e.g. an asset in the wrong slot)."""
+
+
+class GoneError(APIError):
+    """410: the referenced asset(s) are no longer available."""
+
+
+class UnprocessableEntityError(APIError, ValueError):
+    """422: the API rejected the request's content; ``detail`` lists why."""
+
+    def __init__(
+        self, message: str, *, detail: tuple[ValidationErrorItem, ...] = (), **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.detail = detail
+
+
+class RateLimitError(APIError):
+    """429: too many requests. ``retry_after`` is in seconds when the server said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """5xx: a fault on the server's side."""
+
+
+class ResponseDecodeError(AvaturnError, ValueError):
+    """A success answer whose body does not match the documented schema."""
+
+    def __init__(self, message: str, *, status: int, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.request_id = request_id
+
+
+class WebhookError(AvaturnError, ValueError):
+    """Root of webhook verification and parsing errors."""
+
+
+class WebhookVerificationError(WebhookError):
+    """The webhook's signature, timestamp or token was rejected.
+
+    ``reason`` is machine-readable (see ``avaturn_async.webhooks.VerificationFailure``).
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class WebhookParseError(WebhookError):
+    """The webhook body is not a valid event. ``path`` names the offending field."""
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class WebhookPayloadTooLargeError(WebhookError):
+    """The webhook body exceeds the configured size limit."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit

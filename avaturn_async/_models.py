@@ -1,0 +1,227 @@
+"""Typed models of the Avaturn API's schemas, with the wire names.
+
+Every model is frozen, slotted and keyword-only. Reading is lenient: unknown
+fields are ignored (or kept in ``extra`` where the API document asks for it) and
+unknown enum values are kept as plain ``str``, so an Avaturn release that adds a
+status never breaks a caller. Writing is strict: see ``_protocol`` for the
+checks made before a request leaves the process.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import attrs
+
+__all__ = [
+    "AgeModel",
+    "AssetSlot",
+    "AssetSlotWithColor",
+    "AssetSlots",
+    "AvatarListItem",
+    "BodyType",
+    "BoneScale",
+    "CreateOrEditExistingSessionConfig",
+    "CreateSessionConfig",
+    "EditExistingSessionConfig",
+    "ExportStatus",
+    "ExternalAvatarCustomization",
+    "NewAvatarResponse",
+    "NewExportResponse",
+    "NewSessionResponse",
+    "NewUserResponse",
+    "PhotoUploadResult",
+    "RenderFormat",
+    "RenderResult",
+    "RenderStatus",
+    "ScanStatus",
+    "SessionConfig",
+    "redact_url",
+]
+
+
+class ScanStatus(str, enum.Enum):
+    """Processing state of an avatar (``AvatarListItem.status``)."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class RenderStatus(str, enum.Enum):
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class ExportStatus(str, enum.Enum):
+    PENDING = "pending"
+    READY = "ready"
+
+
+class RenderFormat(str, enum.Enum):
+    JPG = "jpg"
+    PNG = "png"
+    WEBP = "webp"
+
+
+class BodyType(str, enum.Enum):
+    MALE = "male"
+    FEMALE = "female"
+
+
+class AgeModel(str, enum.Enum):
+    """Age model of a customization; the API document names ``adult`` only."""
+
+    ADULT = "adult"
+
+
+def redact_url(url: str | None) -> str | None:
+    """``url`` without its query string and fragment: pre-signed URLs carry credentials there."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if not parts.query and not parts.fragment:
+        return url
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "<redacted>", ""))
+
+
+def _redacted_repr(url: str | None) -> str:
+    return repr(redact_url(url))
+
+
+@attrs.frozen(kw_only=True)
+class NewUserResponse:
+    """Answer of Create User."""
+
+    id: str
+
+
+@attrs.frozen(kw_only=True)
+class CreateOrEditExistingSessionConfig:
+    """Open the editor on the user's avatar, or create one if there is none (the default)."""
+
+    type: ClassVar[Literal["create_or_edit_existing"]] = "create_or_edit_existing"
+
+
+@attrs.frozen(kw_only=True)
+class CreateSessionConfig:
+    """Open the editor to create a new avatar."""
+
+    type: ClassVar[Literal["create"]] = "create"
+
+
+@attrs.frozen(kw_only=True)
+class EditExistingSessionConfig:
+    """Open the editor on one existing avatar."""
+
+    type: ClassVar[Literal["edit_existing"]] = "edit_existing"
+    avatar_id: str
+
+
+SessionConfig = CreateOrEditExistingSessionConfig | CreateSessionConfig | EditExistingSessionConfig
+
+
+@attrs.frozen(kw_only=True)
+class NewSessionResponse:
+    """Answer of New Session. ``url`` is opaque and short-lived: open it once."""
+
+    url: str = attrs.field(repr=_redacted_repr)
+    id: str
+    custom_upload_url: str | None = attrs.field(default=None, repr=_redacted_repr)
+
+
+@attrs.frozen(kw_only=True)
+class AvatarListItem:
+    """One avatar of a user. Fields the API adds later are kept in ``extra``."""
+
+    id: str
+    status: ScanStatus | str
+    extra: Mapping[str, Any] = attrs.field(factory=dict, eq=False)
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status == ScanStatus.READY
+
+
+@attrs.frozen(kw_only=True)
+class NewAvatarResponse:
+    """Answer of New Avatar: the avatar id and the pre-signed photo upload URL."""
+
+    avatar_id: str
+    upload_url: str = attrs.field(repr=_redacted_repr)
+
+
+@attrs.frozen(kw_only=True)
+class AssetSlot:
+    id: str
+
+
+@attrs.frozen(kw_only=True)
+class AssetSlotWithColor:
+    id: str
+    color: str | None = None
+    """``#rrggbb`` or ``#rrggbbaa``."""
+
+
+@attrs.frozen(kw_only=True)
+class AssetSlots:
+    """At most one asset per slot; ``None`` leaves the slot empty."""
+
+    clothing: AssetSlot | None = None
+    hair_and_headwear: AssetSlotWithColor | None = None
+    eyewear: AssetSlotWithColor | None = None
+    footwear: AssetSlot | None = None
+
+
+@attrs.frozen(kw_only=True)
+class BoneScale:
+    head: float
+    arms: float
+    chest: float
+
+
+@attrs.frozen(kw_only=True)
+class ExternalAvatarCustomization:
+    """An avatar's customization. Fields left ``None`` are not sent."""
+
+    assets: AssetSlots | None = None
+    body: str | None = None
+    """Body variant id such as ``body_0``."""
+    age: AgeModel | str | None = None
+    metadata: Mapping[str, str] | None = None
+    bone_scale: BoneScale | None = None
+    skin_tone_correction: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RenderResult:
+    """A render task. ``render_url`` is temporary: download it within 15 minutes."""
+
+    id: str
+    status: RenderStatus | str
+    render_url: str | None = attrs.field(default=None, repr=_redacted_repr)
+
+
+@attrs.frozen(kw_only=True)
+class NewExportResponse:
+    """``ready`` with a temporary ``url``, or ``pending`` until ``export.ready`` arrives."""
+
+    status: ExportStatus | str
+    url: str | None = attrs.field(default=None, repr=_redacted_repr)
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status == ExportStatus.READY
+
+
+@attrs.frozen(kw_only=True)
+class PhotoUploadResult:
+    """The upload URL's answer (``{"status": "ok"}``-like); the whole body is in ``raw``."""
+
+    status: str | None
+    raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False)

@@ -1,0 +1,428 @@
+"""The Avaturn protocol without I/O: building requests, reading answers.
+
+Each endpoint has a ``build_*`` function that checks its arguments strictly and
+returns a :class:`Request`; :func:`read_model` turns a :class:`Response` into a
+model or raises the matching :mod:`~avaturn_async._errors` class. The transport
+(``_transport``) is the only place that talks to the network.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import attrs
+
+from . import _converter
+from . import _models as m
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    GoneError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitError,
+    ResponseDecodeError,
+    ServerError,
+    UnprocessableEntityError,
+    ValidationErrorItem,
+)
+from ._photos import PhotoUpload
+from ._retry import parse_retry_after
+
+__all__ = ["Request", "Response", "error_from_response", "read_model"]
+
+T = TypeVar("T")
+
+API_PREFIX = "/api/v1"
+SCENE_PATTERN = re.compile(r"^[a-zA-Z0-9_/]+$")
+COLOR_PATTERN = re.compile(r"^#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid")
+
+
+@attrs.frozen(kw_only=True)
+class Request:
+    """One HTTP request, described. ``url`` is absolute only for the upload URL.
+
+    ``route`` names the endpoint (``"avatars.create"``) for logs and hooks.
+    ``idempotent`` decides which failures may be retried (see ``_retry``).
+    """
+
+    route: str
+    method: str
+    path: str
+    params: Mapping[str, str] = attrs.field(factory=dict)
+    json: Any = None
+    has_json: bool = False
+    upload: PhotoUpload | None = None
+    absolute_url: str | None = attrs.field(default=None, repr=lambda u: repr(m.redact_url(u)))
+    authenticated: bool = True
+    idempotent: bool
+
+    @property
+    def display_path(self) -> str:
+        """The path for messages: never a query string, which may hold a signature."""
+        if self.absolute_url is not None:
+            return m.redact_url(self.absolute_url) or ""
+        return self.path
+
+
+@attrs.frozen(kw_only=True)
+class Response:
+    """An HTTP answer, read whole (API answers are small)."""
+
+    status: int
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    body: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lowered:
+                return value
+        return None
+
+    @property
+    def request_id(self) -> str | None:
+        for name in REQUEST_ID_HEADERS:
+            value = self.header(name)
+            if value:
+                return value
+        return None
+
+
+# ---------------------------------------------------------------- argument checks
+
+
+def _check_user_id(user_id: str) -> str:
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise InvalidRequestError("user_id must be a non-empty string")
+    return user_id
+
+
+def _check_uuid(name: str, value: str | uuid.UUID) -> str:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, str):
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            pass
+    raise InvalidRequestError(f"{name} must be a UUID, got {value!r}")
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _check_customization(c: m.ExternalAvatarCustomization) -> None:
+    if not isinstance(c, m.ExternalAvatarCustomization):
+        raise InvalidRequestError("customization must be an ExternalAvatarCustomization")
+    if c.assets is not None:
+        for slot in ("clothing", "hair_and_headwear", "eyewear", "footwear"):
+            asset = getattr(c.assets, slot)
+            if asset is None:
+                continue
+            _check_uuid(f"assets.{slot}.id", asset.id)
+            color = getattr(asset, "color", None)
+            if color is not None and not (isinstance(color, str) and COLOR_PATTERN.match(color)):
+                raise InvalidRequestError(
+                    f"assets.{slot}.color must look like #rrggbb or #rrggbbaa, got {color!r}"
+                )
+    for name in ("body", "age"):
+        value = getattr(c, name)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise InvalidRequestError(f"{name} must be a non-empty string")
+    if c.metadata is not None and not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in c.metadata.items()
+    ):
+        raise InvalidRequestError("metadata must map strings to strings")
+    numbers: dict[str, Any] = {"skin_tone_correction": c.skin_tone_correction}
+    if c.bone_scale is not None:
+        numbers.update(
+            {f"bone_scale.{k}": getattr(c.bone_scale, k) for k in ("head", "arms", "chest")}
+        )
+    for name, number in numbers.items():
+        if number is None:
+            continue
+        if (
+            isinstance(number, bool)
+            or not isinstance(number, (int, float))
+            or not math.isfinite(number)
+        ):
+            raise InvalidRequestError(f"{name} must be a finite number, got {number!r}")
+
+
+# ---------------------------------------------------------------- request builders
+
+
+def build_create_user() -> Request:
+    return Request(
+        route="users.create", method="POST", path=f"{API_PREFIX}/users/new", idempotent=False
+    )
+
+
+def build_delete_user(user_id: str) -> Request:
+    path = f"{API_PREFIX}/users/{_segment(_check_user_id(user_id))}"
+    return Request(route="users.delete", method="DELETE", path=path, idempotent=True)
+
+
+def build_create_session(user_id: str, config: m.SessionConfig | None) -> Request:
+    body: dict[str, Any] = {"user_id": _check_user_id(user_id)}
+    if config is not None:
+        if isinstance(config, m.EditExistingSessionConfig):
+            config = m.EditExistingSessionConfig(
+                avatar_id=_check_uuid("config.avatar_id", config.avatar_id)
+            )
+        elif not isinstance(config, (m.CreateOrEditExistingSessionConfig, m.CreateSessionConfig)):
+            raise InvalidRequestError("config must be one of the session config classes")
+        body["config"] = _converter.unstructure(config)
+    return Request(
+        route="sessions.create",
+        method="POST",
+        path=f"{API_PREFIX}/sessions/new",
+        json=body,
+        has_json=True,
+        idempotent=False,
+    )
+
+
+def build_list_avatars(user_id: str, include_not_ready: bool) -> Request:
+    if not isinstance(include_not_ready, bool):
+        raise InvalidRequestError("include_not_ready must be a bool")
+    return Request(
+        route="avatars.list",
+        method="GET",
+        path=f"{API_PREFIX}/users/{_segment(_check_user_id(user_id))}/avatars",
+        params={"include_not_ready": "true" if include_not_ready else "false"},
+        idempotent=True,
+    )
+
+
+def build_create_avatar(user_id: str) -> Request:
+    return Request(
+        route="avatars.create",
+        method="POST",
+        path=f"{API_PREFIX}/avatars/new",
+        json={"user_id": _check_user_id(user_id)},
+        has_json=True,
+        idempotent=False,
+    )
+
+
+def build_get_customization(avatar_id: str | uuid.UUID) -> Request:
+    avatar = _check_uuid("avatar_id", avatar_id)
+    return Request(
+        route="avatars.get_customization",
+        method="GET",
+        path=f"{API_PREFIX}/avatars/{_segment(avatar)}/customization",
+        idempotent=True,
+    )
+
+
+def build_set_customization(
+    avatar_id: str | uuid.UUID, customization: m.ExternalAvatarCustomization
+) -> Request:
+    avatar = _check_uuid("avatar_id", avatar_id)
+    _check_customization(customization)
+    return Request(
+        route="avatars.set_customization",
+        method="PUT",
+        path=f"{API_PREFIX}/avatars/{_segment(avatar)}/customization",
+        json=_converter.unstructure(customization),
+        has_json=True,
+        idempotent=True,
+    )
+
+
+def build_delete_avatar(user_id: str, avatar_id: str | uuid.UUID) -> Request:
+    user = _segment(_check_user_id(user_id))
+    avatar = _segment(_check_uuid("avatar_id", avatar_id))
+    return Request(
+        route="avatars.delete",
+        method="DELETE",
+        path=f"{API_PREFIX}/users/{user}/avatars/{avatar}",
+        idempotent=True,
+    )
+
+
+def build_create_render(
+    avatar_id: str | uuid.UUID, scene: str, format: m.RenderFormat | str
+) -> Request:
+    avatar = _check_uuid("avatar_id", avatar_id)
+    if not isinstance(scene, str) or not SCENE_PATTERN.match(scene):
+        raise InvalidRequestError(f"scene must match {SCENE_PATTERN.pattern}, got {scene!r}")
+    try:
+        fmt = m.RenderFormat(format)
+    except ValueError:
+        raise InvalidRequestError(f"format must be jpg, png or webp, got {format!r}") from None
+    return Request(
+        route="renders.create",
+        method="POST",
+        path=f"{API_PREFIX}/renders/new",
+        params={"avatar_id": avatar, "scene": scene, "format": fmt.value},
+        idempotent=False,
+    )
+
+
+def build_create_export(avatar_id: str | uuid.UUID) -> Request:
+    # Idempotent by the API's own rule: asking again answers the same export.
+    return Request(
+        route="exports.create",
+        method="POST",
+        path=f"{API_PREFIX}/exports/new",
+        params={"avatar_id": _check_uuid("avatar_id", avatar_id)},
+        idempotent=True,
+    )
+
+
+def build_upload(upload_url: str, upload: PhotoUpload) -> Request:
+    if not isinstance(upload_url, str) or not upload_url.startswith(("http://", "https://")):
+        raise InvalidRequestError("upload_url must be an absolute http(s) URL")
+    return Request(
+        route="upload",
+        method="POST",
+        path="",
+        absolute_url=upload_url,
+        upload=upload,
+        authenticated=False,
+        idempotent=False,
+    )
+
+
+# ---------------------------------------------------------------- answers
+
+
+def _decode_json(response: Response) -> Any:
+    if not response.body.strip():
+        return None
+    return json.loads(response.body)
+
+
+def read_model(response: Response, cls: type[T]) -> T:
+    """The model in a success answer; raises ``ResponseDecodeError`` when it does not fit."""
+    try:
+        data = _decode_json(response)
+    except (ValueError, UnicodeDecodeError):
+        raise ResponseDecodeError(
+            f"expected a JSON {cls.__name__}, got a body that is not JSON",
+            status=response.status,
+            request_id=response.request_id,
+        ) from None
+    try:
+        return _converter.structure(data, cls)
+    except Exception as exc:
+        path, message = _converter.describe_error(exc)
+        raise ResponseDecodeError(
+            f"answer does not fit {cls.__name__}: {message} at {path}",
+            status=response.status,
+            request_id=response.request_id,
+        ) from None
+
+
+def read_model_list(response: Response, cls: type[T]) -> list[T]:
+    """A JSON array of models in a success answer."""
+    model: list[T] = read_model(response, list[cls])  # type: ignore[valid-type]
+    return model
+
+
+_STATUS_CLASSES: dict[int, type[APIError]] = {
+    401: AuthenticationError,
+    403: AuthenticationError,
+    404: NotFoundError,
+    409: ConflictError,
+    410: GoneError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def _error_body(response: Response) -> Any:
+    try:
+        return _decode_json(response)
+    except (ValueError, UnicodeDecodeError):
+        return response.body.decode("utf-8", "replace")[:2000]
+
+
+def _message_from(body: Any, status: int) -> str:
+    if isinstance(body, Mapping):
+        detail = body.get("detail")
+        if isinstance(detail, str):
+            return detail
+        if isinstance(detail, list) and detail:
+            first = detail[0]
+            if isinstance(first, Mapping):
+                loc = ".".join(str(p) for p in first.get("loc", ()) or ())
+                return f"{first.get('msg', 'invalid')} (at {loc})" if loc else str(first.get("msg"))
+    if isinstance(body, str) and body.strip():
+        return body.strip().splitlines()[0][:200]
+    return {
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not found",
+        409: "conflict",
+        410: "gone",
+        422: "validation error",
+        429: "rate limited",
+    }.get(status, "server error" if status >= 500 else "request failed")
+
+
+def _validation_items(body: Any) -> tuple[ValidationErrorItem, ...]:
+    if not isinstance(body, Mapping) or not isinstance(body.get("detail"), list):
+        return ()
+    items = []
+    for entry in body["detail"]:
+        if not isinstance(entry, Mapping):
+            continue
+        loc = entry.get("loc") or ()
+        items.append(
+            ValidationErrorItem(
+                loc=tuple(p for p in loc if isinstance(p, (str, int)))
+                if isinstance(loc, list)
+                else (),
+                msg=str(entry.get("msg", "")),
+                type=str(entry.get("type", "")),
+            )
+        )
+    return tuple(items)
+
+
+def retry_after_seconds(response: Response, *, now: float | None = None) -> float | None:
+    return parse_retry_after(
+        response.header("retry-after"), now=time.time() if now is None else now
+    )
+
+
+def error_from_response(response: Response, request: Request) -> APIError:
+    """The typed error for a non-success answer."""
+    status = response.status
+    body = _error_body(response)
+    common: dict[str, Any] = {
+        "status": status,
+        "body": body,
+        "request_id": response.request_id,
+        "headers": response.headers,
+        "method": request.method,
+        "path": request.display_path,
+    }
+    message = _message_from(body, status)
+    if status >= 500:
+        return ServerError(message, **common)
+    cls = _STATUS_CLASSES.get(status, BadRequestError)
+    if cls is UnprocessableEntityError:
+        return UnprocessableEntityError(message, detail=_validation_items(body), **common)
+    if cls is RateLimitError:
+        return RateLimitError(message, retry_after=retry_after_seconds(response), **common)
+    return cls(message, **common)

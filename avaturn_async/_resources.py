@@ -1,0 +1,174 @@
+"""The endpoints, grouped as ``client.users``, ``client.sessions``, ``client.avatars``,
+``client.renders`` and ``client.exports``. Each method builds a request with
+``_protocol``, sends it through the client, and reads the answer into a model.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+import anyio
+import attrs
+
+from . import _models as m
+from . import _protocol as p
+from ._photos import PhotoInput, PhotoUpload, prepare_upload
+
+if TYPE_CHECKING:
+    from ._client import AvaturnClient
+
+__all__ = ["Avatars", "CreatedAvatar", "Exports", "Renders", "Sessions", "Users"]
+
+AvatarId = str | uuid.UUID
+
+
+@attrs.frozen(kw_only=True)
+class CreatedAvatar:
+    """An avatar created from photos; it becomes ready when ``avatar.ready`` arrives."""
+
+    user_id: str
+    avatar_id: str
+    upload: m.PhotoUploadResult
+
+
+async def _check_photos(
+    frontal: PhotoInput,
+    side_1: PhotoInput,
+    side_2: PhotoInput,
+    body_type: m.BodyType | str,
+    telephoto: bool,
+) -> PhotoUpload:
+    # Reads a few bytes of each file: off the event loop.
+    return await anyio.to_thread.run_sync(
+        lambda: prepare_upload(
+            frontal=frontal, side_1=side_1, side_2=side_2, body_type=body_type, telephoto=telephoto
+        )
+    )
+
+
+class _Resource:
+    __slots__ = ("_client",)
+
+    def __init__(self, client: AvaturnClient) -> None:
+        self._client = client
+
+
+class Users(_Resource):
+    """Anonymous Avaturn users: keep one per user of your app, and store the mapping."""
+
+    async def create(self) -> m.NewUserResponse:
+        """Create a user. Not retried after an ambiguous failure (see ``RetryPolicy``)."""
+        return await self._client._call(p.build_create_user(), m.NewUserResponse)
+
+    async def delete(self, user_id: str) -> None:
+        """Delete a user and all its data: photos, avatars, cached exports."""
+        await self._client._send(p.build_delete_user(user_id))
+
+
+class Sessions(_Resource):
+    async def create(
+        self, user_id: str, *, config: m.SessionConfig | None = None
+    ) -> m.NewSessionResponse:
+        """Open Avaturn's web editor for ``user_id``. The URL is short-lived: one per visit.
+
+        ``config`` defaults (server-side) to :class:`CreateOrEditExistingSessionConfig`.
+        """
+        return await self._client._call(
+            p.build_create_session(user_id, config), m.NewSessionResponse
+        )
+
+
+class Avatars(_Resource):
+    async def create(self, user_id: str) -> m.NewAvatarResponse:
+        """Create an avatar for ``user_id``; upload its photos to the returned ``upload_url``."""
+        return await self._client._call(p.build_create_avatar(user_id), m.NewAvatarResponse)
+
+    async def upload_photos(
+        self,
+        upload_url: str,
+        *,
+        frontal: PhotoInput,
+        side_1: PhotoInput,
+        side_2: PhotoInput,
+        body_type: m.BodyType | str,
+        telephoto: bool = False,
+    ) -> m.PhotoUploadResult:
+        """Upload the three face photos (JPEG, frontal then the two sides) to ``upload_url``.
+
+        Every photo is checked before anything is sent (``PhotoError``). Paths and
+        file objects are streamed from disk, never read whole into memory.
+        """
+        upload = await _check_photos(frontal, side_1, side_2, body_type, telephoto)
+        request = p.build_upload(upload_url, upload)
+        return p.read_model(await self._client._send(request), m.PhotoUploadResult)
+
+    async def create_from_photos(
+        self,
+        user_id: str,
+        *,
+        frontal: PhotoInput,
+        side_1: PhotoInput,
+        side_2: PhotoInput,
+        body_type: m.BodyType | str,
+        telephoto: bool = False,
+    ) -> CreatedAvatar:
+        """Create an avatar and upload its photos; photos are checked before either step."""
+        upload = await _check_photos(frontal, side_1, side_2, body_type, telephoto)
+        created = await self.create(user_id)
+        answer = await self._client._send(p.build_upload(created.upload_url, upload))
+        return CreatedAvatar(
+            user_id=user_id,
+            avatar_id=created.avatar_id,
+            upload=p.read_model(answer, m.PhotoUploadResult),
+        )
+
+    async def list(
+        self, user_id: str, *, include_not_ready: bool = False
+    ) -> list[m.AvatarListItem]:
+        """The user's avatars; only fully processed ones unless ``include_not_ready``."""
+        answer = await self._client._send(p.build_list_avatars(user_id, include_not_ready))
+        return p.read_model_list(answer, m.AvatarListItem)
+
+    async def get_customization(self, avatar_id: AvatarId) -> m.ExternalAvatarCustomization:
+        return await self._client._call(
+            p.build_get_customization(avatar_id), m.ExternalAvatarCustomization
+        )
+
+    async def set_customization(
+        self, avatar_id: AvatarId, customization: m.ExternalAvatarCustomization
+    ) -> None:
+        """Replace the avatar's customization (answered 202).
+
+        Raises ``ConflictError`` (409) for an asset in the wrong slot and
+        ``GoneError`` (410) for assets no longer available.
+        """
+        await self._client._send(p.build_set_customization(avatar_id, customization))
+
+    async def delete(self, user_id: str, avatar_id: AvatarId) -> None:
+        """Delete one avatar of a user, with its cached exports."""
+        await self._client._send(p.build_delete_avatar(user_id, avatar_id))
+
+
+class Renders(_Resource):
+    async def create(
+        self,
+        avatar_id: AvatarId,
+        *,
+        scene: str = "common/preview",
+        format: m.RenderFormat | str = m.RenderFormat.JPG,
+    ) -> m.RenderResult:
+        """Start a render; ``render.ready`` carries the same ``id`` and the image URL."""
+        return await self._client._call(
+            p.build_create_render(avatar_id, scene, format), m.RenderResult
+        )
+
+
+class Exports(_Resource):
+    async def create(self, avatar_id: AvatarId) -> m.NewExportResponse:
+        """Ask for the avatar's 3D model.
+
+        The answer is ``ready`` with a temporary URL when this version was exported
+        before, else ``pending`` until ``export.ready`` arrives. Asking again is harmless.
+        """
+        return await self._client._call(p.build_create_export(avatar_id), m.NewExportResponse)

@@ -1,0 +1,152 @@
+"""Retry decisions: which failures are retried, and after how long. No I/O here.
+
+What is retried, by name:
+
+* ``connect``: the connection could not be made, so the server never saw the request;
+* ``timeout`` and ``connection_lost``: no (complete) answer, so the server may have acted;
+* statuses 408, 429, 500, 502, 503 and 504.
+
+Not every request may be retried after every failure. GET, PUT and DELETE are
+idempotent: repeating them is harmless, so all of the above are retried. The
+creating POSTs (``users/new``, ``avatars/new``, ``sessions/new``, ``renders/new``
+and the photo upload) are not: repeating one after the server acted creates a
+second user, avatar or render. They are retried only when the failure proves the
+server did not act: ``connect``, 429 and 503. A read timeout or a 500 after a
+POST is raised to the caller, who can check (e.g. list the user's avatars)
+before trying again.
+
+Delays grow exponentially with full jitter (``random() * min(max_delay,
+initial_delay * 2 ** (retry - 1))``), except where the server sent
+``Retry-After``: then that is waited, unless it exceeds ``max_retry_after``, in
+which case retrying stops at once (waiting less than asked would only earn
+another 429). Retrying also stops after ``max_attempts`` attempts or when the
+next wait would end past ``max_total_time`` seconds since the first attempt.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import math
+from collections.abc import Callable
+
+import attrs
+
+__all__ = [
+    "FailureKind",
+    "RetryPolicy",
+    "parse_retry_after",
+    "retry_delay",
+]
+
+
+class FailureKind(str, enum.Enum):
+    """What went wrong with one attempt, as far as retrying cares."""
+
+    CONNECT = "connect"
+    TIMEOUT = "timeout"
+    CONNECTION_LOST = "connection_lost"
+    STATUS = "status"
+
+
+NON_IDEMPOTENT_SAFE_STATUSES = frozenset({429, 503})
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How the client retries. ``RetryPolicy.disabled()`` turns retrying off.
+
+    Attributes:
+        max_attempts: attempts in all, the first included.
+        initial_delay: upper bound of the first jittered wait, in seconds.
+        max_delay: upper bound of any jittered wait.
+        max_total_time: no retry starts later than this many seconds after the first attempt.
+        max_retry_after: the longest ``Retry-After`` honoured; a longer one ends retrying.
+        retry_statuses: statuses retried for idempotent requests.
+    """
+
+    max_attempts: int = attrs.field(default=4, validator=attrs.validators.ge(1))
+    initial_delay: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
+    max_delay: float = attrs.field(default=8.0, validator=attrs.validators.ge(0))
+    max_total_time: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+    max_retry_after: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+    retry_statuses: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
+
+    @classmethod
+    def disabled(cls) -> RetryPolicy:
+        return cls(max_attempts=1)
+
+    def is_retryable(self, kind: FailureKind, status: int | None, *, idempotent: bool) -> bool:
+        """Whether this failure may be retried at all, attempts and time aside."""
+        if kind is FailureKind.CONNECT:
+            return True
+        if kind is FailureKind.STATUS:
+            if status not in self.retry_statuses:
+                return False
+            return idempotent or status in NON_IDEMPOTENT_SAFE_STATUSES
+        # timeout, connection_lost: the server may have acted.
+        return idempotent
+
+    def backoff(self, retry_number: int, random: Callable[[], float]) -> float:
+        """The jittered wait before retry number ``retry_number`` (1 for the first retry)."""
+        exponent = min(retry_number - 1, 62)
+        ceiling = min(self.max_delay, self.initial_delay * (2.0**exponent))
+        return random() * ceiling
+
+
+def retry_delay(
+    policy: RetryPolicy,
+    *,
+    attempt: int,
+    kind: FailureKind,
+    status: int | None = None,
+    retry_after: float | None = None,
+    idempotent: bool,
+    elapsed: float,
+    random: Callable[[], float],
+) -> float | None:
+    """Seconds to wait before the next attempt, or ``None`` to give up.
+
+    ``attempt`` is the number of the attempt that just failed (1 for the first).
+    """
+    if attempt >= policy.max_attempts:
+        return None
+    if not policy.is_retryable(kind, status, idempotent=idempotent):
+        return None
+    if retry_after is not None:
+        if retry_after > policy.max_retry_after:
+            return None
+        delay = max(0.0, retry_after)
+    else:
+        delay = policy.backoff(attempt, random)
+    if elapsed + delay > policy.max_total_time:
+        return None
+    return delay
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date), or ``None``.
+
+    ``now`` is the current Unix time, used for the HTTP-date form. A date in the
+    past gives 0. Anything unparsable gives ``None``.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
+            return None
+        return seconds
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)

@@ -1,0 +1,176 @@
+"""The one layer that does HTTP I/O: an aiohttp session behind a small seam.
+
+:class:`Transport` is what the client needs (send one request, get the whole
+answer, or stream a file to disk); :class:`AiohttpTransport` implements it. Tests
+or unusual deployments can pass their own ``transport=``.
+
+aiohttp's exceptions are mapped here, and only here, onto ours, split by what
+they say about the server having seen the request (see ``_retry``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import aiohttp
+import anyio
+import attrs
+
+from ._errors import ConnectError, ConnectionLostError, RequestTimeoutError, TransportError
+from ._photos import PhotoUpload
+from ._protocol import Request, Response
+
+__all__ = ["AiohttpTransport", "Timeouts", "Transport"]
+
+
+@attrs.frozen(kw_only=True)
+class Timeouts:
+    """Per-attempt time limits, in seconds.
+
+    Attributes:
+        connect: to get a connection (from the pool or a new one).
+        request: for a whole API call, answer included.
+        upload: for a whole photo upload or file download; long, since files are large.
+    """
+
+    connect: float = 10.0
+    request: float = 60.0
+    upload: float = 600.0
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Sends one request and returns the whole answer; raises ``TransportError``s."""
+
+    async def send(
+        self, request: Request, *, url: str, headers: Mapping[str, str], timeouts: Timeouts
+    ) -> Response: ...
+
+    async def download(
+        self, url: str, destination: Path, *, headers: Mapping[str, str], timeouts: Timeouts
+    ) -> int: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _form(upload: PhotoUpload) -> tuple[aiohttp.FormData, list[object]]:
+    """The multipart body; file streams are opened here and closed by aiohttp after sending."""
+    form = aiohttp.FormData(quote_fields=False)
+    streams: list[object] = []
+    for field, source in upload.photos():
+        stream = source.open()
+        streams.append(stream)
+        form.add_field(field, stream, filename=f"{source.name}.jpg", content_type="image/jpeg")
+    form.add_field("body-type", upload.body_type.value)
+    form.add_field("telephoto", "true" if upload.telephoto else "false")
+    return form, streams
+
+
+class AiohttpTransport:
+    """The default transport: one ``aiohttp.ClientSession``, owned or borrowed."""
+
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        connection_limit: int = 16,
+    ) -> None:
+        self._session = session
+        self._owns_session = session is None
+        self._connection_limit = connection_limit
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # Created lazily: aiohttp wants a running loop when a session is made.
+            connector = aiohttp.TCPConnector(limit=self._connection_limit, limit_per_host=0)
+            self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+        return self._session
+
+    async def send(
+        self, request: Request, *, url: str, headers: Mapping[str, str], timeouts: Timeouts
+    ) -> Response:
+        session = self._get_session()
+        total = timeouts.upload if request.upload is not None else timeouts.request
+        timeout = aiohttp.ClientTimeout(total=total, connect=timeouts.connect)
+        streams: list[object] = []
+        data: aiohttp.FormData | None = None
+        if request.upload is not None:
+            data, streams = _form(request.upload)
+        try:
+            async with session.request(
+                request.method,
+                url,
+                params=dict(request.params) or None,
+                json=request.json if request.has_json else None,
+                data=data,
+                headers=dict(headers),
+                timeout=timeout,
+                allow_redirects=False,
+            ) as answer:
+                body = await answer.read()
+                return Response(status=answer.status, headers=dict(answer.headers), body=body)
+        except aiohttp.ClientError as exc:
+            raise _transport_error(exc, request.method, request.display_path) from None
+        except asyncio.TimeoutError:
+            raise RequestTimeoutError(
+                f"no answer within {total:g} s", method=request.method, path=request.display_path
+            ) from None
+        finally:
+            for stream in streams:
+                with contextlib.suppress(Exception):
+                    stream.close()  # type: ignore[attr-defined]
+
+    async def download(
+        self, url: str, destination: Path, *, headers: Mapping[str, str], timeouts: Timeouts
+    ) -> int:
+        """Stream ``url`` into ``destination`` (written to a temporary name, then renamed)."""
+        session = self._get_session()
+        timeout = aiohttp.ClientTimeout(total=timeouts.upload, connect=timeouts.connect)
+        partial = destination.with_name(destination.name + ".part")
+        written = 0
+        try:
+            async with session.get(url, headers=dict(headers), timeout=timeout) as answer:
+                if answer.status != 200:
+                    raise TransportError(
+                        f"download answered {answer.status}", method="GET", path="<file>"
+                    )
+                async with await anyio.open_file(partial, "wb") as out:
+                    async for chunk in answer.content.iter_chunked(1 << 16):
+                        await out.write(chunk)
+                        written += len(chunk)
+            await anyio.Path(partial).rename(destination)
+            return written
+        except aiohttp.ClientError as exc:
+            raise _transport_error(exc, "GET", "<file>") from None
+        except asyncio.TimeoutError:
+            raise RequestTimeoutError("download timed out", method="GET", path="<file>") from None
+        finally:
+            with contextlib.suppress(OSError):
+                await anyio.Path(partial).unlink(missing_ok=True)
+
+    async def aclose(self) -> None:
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+        self._session = None
+
+
+def _transport_error(exc: aiohttp.ClientError, method: str, path: str) -> TransportError:
+    # Order matters: ConnectionTimeoutError is a ServerTimeoutError but the server never saw us.
+    if isinstance(exc, (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError)):
+        reason = (
+            "timed out connecting" if isinstance(exc, asyncio.TimeoutError) else "cannot connect"
+        )
+        return ConnectError(reason, method=method, path=path)
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return RequestTimeoutError("timed out waiting for the answer", method=method, path=path)
+    if isinstance(
+        exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError)
+    ):
+        return ConnectionLostError(
+            f"connection lost ({type(exc).__name__})", method=method, path=path
+        )
+    return TransportError(f"HTTP client error ({type(exc).__name__})", method=method, path=path)
