@@ -77,7 +77,7 @@ def test_session_without_config_sends_only_user_id() -> None:
 
 
 def test_edit_existing_session_config_checks_avatar_id() -> None:
-    with pytest.raises(InvalidRequestError, match="config.avatar_id"):
+    with pytest.raises(InvalidRequestError, match=r"config\.avatar_id"):
         p.build_create_session("U", EditExistingSessionConfig(avatar_id="nope"))
 
 

@@ -1,0 +1,87 @@
+"""Small real HTTP servers on 127.0.0.1 for client tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import attrs
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@attrs.define
+class Seen:
+    """What a test server saw of one request."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+
+@attrs.define
+class ScriptedServer:
+    """Answers each request with the next scripted handler (the last one repeats)."""
+
+    base_url: str
+    seen: list[Seen]
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+
+@asynccontextmanager
+async def scripted_server(
+    *handlers: Handler, read_body: bool = True
+) -> AsyncIterator[ScriptedServer]:
+    """Serve ``handlers`` in order on 127.0.0.1, port 0 (the port is read back)."""
+    state = ScriptedServer(base_url="", seen=[])
+    script = list(handlers)
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        body = await request.read() if read_body else b""
+        state.seen.append(
+            Seen(
+                method=request.method,
+                path=request.path,
+                query=dict(request.query),
+                headers=dict(request.headers),
+                body=body,
+            )
+        )
+        handler = script.pop(0) if len(script) > 1 else script[0]
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            return await handler(request)
+        finally:
+            state.in_flight -= 1
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    state.base_url = f"http://127.0.0.1:{port}"
+    try:
+        yield state
+    finally:
+        await runner.cleanup()
+
+
+def json_answer(status: int, body: object = None, headers: dict[str, str] | None = None) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.json_response(body, status=status, headers=headers)
+
+    return handler
+
+
+def text_answer(status: int, text: str) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=status, text=text)
+
+    return handler
