@@ -97,11 +97,13 @@ async def test_sends_bearer_key_and_user_agent() -> None:
 async def test_borrowed_session_is_left_open() -> None:
     import aiohttp
 
-    async with scripted_server(json_answer(200, {"id": "U"})) as server:
-        async with aiohttp.ClientSession() as session:
-            async with AvaturnClient(KEY, base_url=server.base_url, session=session) as client:
-                assert await client.users.create() == NewUserResponse(id="U")
-            assert not session.closed
+    async with (
+        scripted_server(json_answer(200, {"id": "U"})) as server,
+        aiohttp.ClientSession() as session,
+    ):
+        async with AvaturnClient(KEY, base_url=server.base_url, session=session) as client:
+            assert await client.users.create() == NewUserResponse(id="U")
+        assert not session.closed
 
 
 # ------------------------------------------------------------------ retries
