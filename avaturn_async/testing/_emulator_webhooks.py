@@ -1,0 +1,173 @@
+"""Webhook delivery for the emulator: Standard Webhooks signing, retries, and the
+duplicate / reorder faults that receivers must tolerate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import aiohttp
+import anyio
+
+from ..webhooks._signing import sign
+
+__all__ = ["WebhookDelivery", "WebhookDispatcher"]
+
+Spawn = Callable[[Callable[[], Awaitable[None]]], None]
+"""Runs a job in the emulator's task group and counts it as pending work."""
+
+_ATTEMPT_TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One delivery attempt of one event.
+
+    ``status`` is the receiver's HTTP status, or None when the attempt failed below
+    HTTP; ``error`` then says why. Retries and duplicates keep ``msg_id``; ``attempt``
+    counts from 1 within each copy, and ``copy`` is 2 for the duplicate sent when
+    ``duplicate_webhooks`` is on.
+    """
+
+    event: Mapping[str, Any]
+    msg_id: str
+    # The receiver URL may carry a shared token: keep it out of reprs.
+    url: str = field(repr=False)
+    attempt: int
+    copy: int
+    timestamp: int
+    status: int | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class _Message:
+    event: Mapping[str, Any]
+    msg_id: str
+    body: bytes
+    url: str
+
+
+class WebhookDispatcher:
+    """Signs and delivers events; every attempt is appended to ``deliveries``."""
+
+    def __init__(
+        self,
+        *,
+        key: bytes,
+        spawn: Spawn,
+        max_attempts: int,
+        retry_delay: float,
+        duplicate: bool,
+        reorder: bool,
+        reorder_batch_size: int,
+        reorder_window: float,
+    ) -> None:
+        self._key = key
+        self._spawn = spawn
+        self.max_attempts = max_attempts
+        self.retry_delay = retry_delay
+        self.duplicate = duplicate
+        self.reorder = reorder
+        self.reorder_batch_size = reorder_batch_size
+        self.reorder_window = reorder_window
+        self.session: aiohttp.ClientSession | None = None
+        self.deliveries: list[WebhookDelivery] = []
+        self._held: list[_Message] = []
+        self._timer: anyio.CancelScope | None = None
+
+    def __repr__(self) -> str:
+        return f"<WebhookDispatcher deliveries={len(self.deliveries)}>"
+
+    def emit(self, event: Mapping[str, Any], url: str) -> None:
+        body = json.dumps(event, separators=(",", ":")).encode()
+        message = _Message(event=event, msg_id="msg_" + secrets.token_hex(12), body=body, url=url)
+        if self.reorder:
+            self._hold(message)
+        else:
+            self._spawn(partial(self._deliver_all, [message]))
+
+    # Reordering: events are held in a batch that is flushed when it holds
+    # ``reorder_batch_size`` events or ``reorder_window`` seconds after its first
+    # event, whichever comes first; a flushed batch is delivered newest first, one
+    # event after the other.
+
+    def _hold(self, message: _Message) -> None:
+        self._held.append(message)
+        if len(self._held) >= self.reorder_batch_size:
+            self._flush()
+        elif len(self._held) == 1:
+            self._timer = anyio.CancelScope()
+            self._spawn(partial(self._flush_later, self._timer))
+
+    async def _flush_later(self, scope: anyio.CancelScope) -> None:
+        with scope:
+            await anyio.sleep(self.reorder_window)
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._held = self._held[::-1], []
+        if batch:
+            self._spawn(partial(self._deliver_all, batch))
+
+    async def _deliver_all(self, messages: list[_Message]) -> None:
+        copies = 2 if self.duplicate else 1
+        for message in messages:
+            for copy in range(1, copies + 1):
+                await self._deliver(message, copy)
+
+    async def _deliver(self, message: _Message, copy: int) -> None:
+        for attempt in range(1, self.max_attempts + 1):
+            delivery = await self._attempt(message, copy, attempt)
+            self.deliveries.append(delivery)
+            if delivery.ok:
+                return
+            if attempt < self.max_attempts:
+                await anyio.sleep(self.retry_delay * 2 ** (attempt - 1))
+
+    async def _attempt(self, message: _Message, copy: int, attempt: int) -> WebhookDelivery:
+        # Each attempt is signed afresh: receivers reject stale timestamps.
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "avaturn-emulator",
+            "webhook-id": message.msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(self._key, message.msg_id, timestamp, message.body),
+        }
+        status: int | None = None
+        error: str | None = None
+        try:
+            if self.session is None:
+                raise RuntimeError("the emulator is not running")
+            async with self.session.post(
+                message.url, data=message.body, headers=headers, timeout=_ATTEMPT_TIMEOUT
+            ) as response:
+                await response.read()
+                status = response.status
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, RuntimeError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        return WebhookDelivery(
+            event=message.event,
+            msg_id=message.msg_id,
+            url=message.url,
+            attempt=attempt,
+            copy=copy,
+            timestamp=timestamp,
+            status=status,
+            error=error,
+        )
