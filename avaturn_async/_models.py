@@ -43,7 +43,18 @@ __all__ = [
 ]
 
 
-class ScanStatus(str, enum.Enum):
+class WireEnum(str, enum.Enum):
+    """A string enum whose ``str()`` is the wire value.
+
+    So ``f"{item.status}"`` reads the same for a known member and for an unknown
+    value kept as a plain ``str``.
+    """
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class ScanStatus(WireEnum):
     """Processing state of an avatar (``AvatarListItem.status``)."""
 
     PENDING = "pending"
@@ -52,29 +63,29 @@ class ScanStatus(str, enum.Enum):
     FAILED = "failed"
 
 
-class RenderStatus(str, enum.Enum):
+class RenderStatus(WireEnum):
     PENDING = "pending"
     READY = "ready"
     FAILED = "failed"
 
 
-class ExportStatus(str, enum.Enum):
+class ExportStatus(WireEnum):
     PENDING = "pending"
     READY = "ready"
 
 
-class RenderFormat(str, enum.Enum):
+class RenderFormat(WireEnum):
     JPG = "jpg"
     PNG = "png"
     WEBP = "webp"
 
 
-class BodyType(str, enum.Enum):
+class BodyType(WireEnum):
     MALE = "male"
     FEMALE = "female"
 
 
-class AgeModel(str, enum.Enum):
+class AgeModel(WireEnum):
     """Age model of a customization; the API document names ``adult`` only."""
 
     ADULT = "adult"

@@ -2,6 +2,8 @@
 
 * :class:`AvaturnEmulator`: a stateful local Avaturn service (all ten endpoints,
   the upload URL, signed webhooks, fault injection, inspectable state).
+* :func:`sign_webhook` and the ``make_*`` event factories: build signed webhook
+  deliveries for your receiver's tests, with the same signing code the emulator uses.
 """
 
 from ._emulator import (
@@ -16,6 +18,16 @@ from ._emulator import (
     UserRecord,
     WebhookDelivery,
 )
+from ._webhooks import (
+    event_to_bytes,
+    event_to_dict,
+    make_avatar_ready,
+    make_export_ready,
+    make_render_ready,
+    make_webhook_secret,
+    random_user_id,
+    sign_webhook,
+)
 
 __all__ = [
     "DEFAULT_WEBHOOK_SECRET",
@@ -28,4 +40,12 @@ __all__ = [
     "SessionRecord",
     "UserRecord",
     "WebhookDelivery",
+    "event_to_bytes",
+    "event_to_dict",
+    "make_avatar_ready",
+    "make_export_ready",
+    "make_render_ready",
+    "make_webhook_secret",
+    "random_user_id",
+    "sign_webhook",
 ]

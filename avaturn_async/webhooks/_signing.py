@@ -24,7 +24,9 @@ def decode_secret(secret: str | bytes) -> bytes:
         if not secret:
             raise ConfigurationError("webhook secret is empty")
         return secret
-    encoded = secret.removeprefix(SECRET_PREFIX)
+    encoded = secret.removeprefix(SECRET_PREFIX).strip()
+    # The reference libraries accept unpadded secrets; so do we.
+    encoded += "=" * (-len(encoded) % 4)
     try:
         key = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):

@@ -1,0 +1,72 @@
+"""Receive Avaturn's webhooks: verify, parse into typed events, dedupe and route.
+
+::
+
+    from avaturn_async.webhooks import RenderReady, WebhookRouter, WebhookVerifier
+
+    verifier = WebhookVerifier("whsec_...")            # or WebhookVerifier.shared_token("...")
+    router = WebhookRouter()
+
+    @router.on(RenderReady)
+    async def on_render(event: RenderReady) -> None:
+        if event.succeeded:
+            ...  # download event.render_url now: it expires
+
+    # then serve with avaturn_async.webhooks.aiohttp.make_handler(verifier, router)
+    # or avaturn_async.webhooks.asgi.WebhookApp(verifier, router),
+    # or by hand: event = verifier.verify_and_parse(raw_body, headers)
+
+Server adapters live in the submodules ``aiohttp`` and ``asgi``.
+"""
+
+from __future__ import annotations
+
+from .._errors import (
+    WebhookError,
+    WebhookParseError,
+    WebhookPayloadTooLargeError,
+    WebhookVerificationError,
+)
+from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
+from ._events import (
+    DEFAULT_MAX_BODY_SIZE,
+    AvatarReady,
+    Event,
+    EventStatus,
+    ExportReady,
+    KnownEvent,
+    RenderReady,
+    UnknownEvent,
+    event_to_dict,
+    parse_event,
+)
+from ._pipeline import PipelineResponse, WebhookPipeline
+from ._router import DispatchResult, HandlerFailure, WebhookRouter
+from ._verifier import VerificationFailure, WebhookVerifier
+
+__all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
+    "AvatarReady",
+    "DispatchResult",
+    "Event",
+    "EventStatus",
+    "ExportReady",
+    "HandlerFailure",
+    "IdempotencyStore",
+    "InMemoryIdempotencyStore",
+    "KnownEvent",
+    "PipelineResponse",
+    "RenderReady",
+    "UnknownEvent",
+    "VerificationFailure",
+    "WebhookError",
+    "WebhookParseError",
+    "WebhookPayloadTooLargeError",
+    "WebhookPipeline",
+    "WebhookRouter",
+    "WebhookVerificationError",
+    "WebhookVerifier",
+    "event_to_dict",
+    "idempotency_key",
+    "parse_event",
+]

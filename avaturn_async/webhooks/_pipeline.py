@@ -1,0 +1,207 @@
+"""The I/O-free receive pipeline shared by every server adapter.
+
+verify → parse → dedupe → dispatch, and the mapping of each outcome to an HTTP
+answer. Adapters only read the request (streaming, within ``max_body_size``)
+and write the :class:`PipelineResponse` back; use this class directly to
+receive webhooks in a framework without an adapter (Flask, Django, ...).
+
+Status codes:
+
+==========  ===================================================================
+204         processed, or a duplicate already processed (acknowledged, not re-run)
+400         malformed body or ``Content-Length`` (the sender should not retry)
+401         signature, timestamp or token rejected
+405         not a POST (``Allow: POST``)
+413         body over ``max_body_size``
+500         a handler raised (``fail_on_handler_error=True``, the default): the
+            dedupe key is released so the sender's redelivery is processed again
+503         the idempotency store failed: nothing was dispatched, retry later
+==========  ===================================================================
+
+Bad input never yields 500. Answering 500 on a handler failure turns Avaturn's
+redelivery into a retry mechanism; it means a handler that already succeeded
+for this event runs again on the retry, so handlers must be idempotent (they
+must be anyway: delivery is at least once). Set ``fail_on_handler_error=False``
+to acknowledge such deliveries with 204 and rely on ``on_handler_error`` instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+
+import anyio
+import attrs
+
+from .._errors import (
+    WebhookParseError,
+    WebhookPayloadTooLargeError,
+    WebhookVerificationError,
+)
+from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
+from ._events import Event
+from ._router import DispatchResult, WebhookRouter
+from ._verifier import WebhookVerifier, header_value
+
+__all__ = ["PipelineResponse", "WebhookPipeline"]
+
+logger = logging.getLogger("avaturn_async.webhooks")
+
+_ID_NAMES = ("webhook-id", "svix-id")
+_JSON = (("content-type", "application/json"),)
+
+
+@attrs.frozen(kw_only=True)
+class PipelineResponse:
+    """What to answer, and what happened (for logging or metrics)."""
+
+    status: int
+    outcome: str
+    """``processed``, ``duplicate``, ``handler_failed``, ``store_failed``, ``too_large``,
+    ``method_not_allowed``, ``malformed_payload``, or a ``VerificationFailure`` value."""
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    event: Event | None = None
+    dispatch: DispatchResult | None = None
+
+
+def _error(status: int, outcome: str, message: str, **extra: str) -> PipelineResponse:
+    body = json.dumps({"error": outcome, "message": message, **extra}).encode()
+    return PipelineResponse(status=status, outcome=outcome, body=body, headers=_JSON)
+
+
+class WebhookPipeline:
+    """Verify, parse, dedupe and dispatch one delivery; map the outcome to a status.
+
+    ``dedupe=True`` (the default) guards against redeliveries with ``store``,
+    an :class:`InMemoryIdempotencyStore` unless given.
+    """
+
+    def __init__(
+        self,
+        verifier: WebhookVerifier,
+        router: WebhookRouter,
+        *,
+        store: IdempotencyStore | None = None,
+        dedupe: bool = True,
+        fail_on_handler_error: bool = True,
+    ) -> None:
+        self.verifier = verifier
+        self.router = router
+        self.store: IdempotencyStore | None = (
+            (store if store is not None else InMemoryIdempotencyStore()) if dedupe else None
+        )
+        self.fail_on_handler_error = fail_on_handler_error
+
+    def __repr__(self) -> str:
+        return f"WebhookPipeline({self.verifier!r}, {self.router!r}, store={self.store!r})"
+
+    @property
+    def max_body_size(self) -> int:
+        """Adapters stop reading a body past this many bytes."""
+        return self.verifier.max_body_size
+
+    # -- checks made before the body is read -----------------------------------------
+
+    def check_method(self, method: str) -> PipelineResponse | None:
+        """A 405 answer unless ``method`` is POST."""
+        if method.upper() == "POST":
+            return None
+        return attrs.evolve(
+            _error(405, "method_not_allowed", "webhooks must be POSTed"),
+            headers=(*_JSON, ("allow", "POST")),
+        )
+
+    def check_content_length(self, value: str | None) -> PipelineResponse | None:
+        """A 400 or 413 answer for a bad or too large declared ``Content-Length``."""
+        if value is None:
+            return None
+        if not (value.isascii() and value.isdigit()):
+            return _error(400, "malformed_payload", "invalid Content-Length header")
+        # The length check first keeps int() away from absurdly long digit strings.
+        if len(value) > 18 or int(value) > self.max_body_size:
+            return self.too_large()
+        return None
+
+    def too_large(self) -> PipelineResponse:
+        """The 413 answer, for adapters that stopped reading past ``max_body_size``."""
+        return _error(413, "too_large", f"webhook body exceeds {self.max_body_size} bytes")
+
+    # -- the pipeline ------------------------------------------------------------------
+
+    async def handle(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        query: Mapping[str, str] | None = None,
+    ) -> PipelineResponse:
+        """Process one delivery's raw ``body``; never raises for bad input.
+
+        Cancellation propagates (after releasing the dedupe key, so that a
+        redelivery is processed).
+        """
+        try:
+            event = self.verifier.verify_and_parse(body, headers, query=query)
+        except WebhookPayloadTooLargeError:
+            return self.too_large()
+        except WebhookVerificationError as exc:
+            logger.info("rejected webhook: %s", exc.reason)
+            return _error(401, exc.reason, str(exc))
+        except WebhookParseError as exc:
+            logger.info("malformed webhook at %s", exc.path)
+            return _error(400, "malformed_payload", str(exc), path=exc.path)
+        if self.store is None:
+            return await self._dispatch(event, None, None)
+        key = idempotency_key(header_value(headers, _ID_NAMES), body)
+        early = await self._claim(self.store, key, event)
+        if early is not None:
+            return early
+        return await self._dispatch(event, self.store, key)
+
+    async def _claim(
+        self, store: IdempotencyStore, key: str, event: Event
+    ) -> PipelineResponse | None:
+        """``None`` if this delivery should be dispatched, else the answer to give."""
+        try:
+            seen = await store.seen_or_mark(key)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception:
+            logger.exception("webhook idempotency store failed")
+            return _error(503, "store_failed", "idempotency store unavailable, retry later")
+        if seen:
+            logger.debug("duplicate webhook delivery acknowledged")
+            return PipelineResponse(status=204, outcome="duplicate", event=event)
+        return None
+
+    async def _dispatch(
+        self, event: Event, store: IdempotencyStore | None, key: str | None
+    ) -> PipelineResponse:
+        try:
+            result = await self.router.dispatch(event)
+        except BaseException as exc:
+            await _release(store, key)
+            if not isinstance(exc, Exception) or isinstance(exc, anyio.get_cancelled_exc_class()):
+                raise
+            logger.exception("webhook dispatch failed for %s event", event.event)
+            return _error(500, "handler_failed", "webhook dispatch failed")
+        if result.ok or not self.fail_on_handler_error:
+            return PipelineResponse(status=204, outcome="processed", event=event, dispatch=result)
+        await _release(store, key)
+        response = _error(500, "handler_failed", f"{len(result.failures)} handler(s) failed")
+        return attrs.evolve(response, event=event, dispatch=result)
+
+
+async def _release(store: IdempotencyStore | None, key: str | None) -> None:
+    """Un-mark ``key`` so that the sender's redelivery is processed, not dropped."""
+    if store is None or key is None:
+        return
+    # Shielded: this runs while a cancellation may be propagating, and the key
+    # must still be released.
+    with anyio.CancelScope(shield=True):
+        try:
+            await store.unmark(key)
+        except Exception:
+            logger.exception("webhook idempotency store failed to release a key")

@@ -1,0 +1,147 @@
+"""Receive Avaturn webhooks in any ASGI server or framework, with no dependency.
+
+::
+
+    from avaturn_async.webhooks.asgi import WebhookApp
+
+    webhook_app = WebhookApp(verifier, router)
+    # FastAPI / Starlette:
+    app.mount("/webhooks/avaturn", webhook_app)
+    # or serve it alone:  uvicorn module:webhook_app
+
+The app answers on every path it is mounted at. Header names arrive
+lower-cased (ASGI guarantees it); when a header is repeated, the first value
+counts. The body is read as a stream and reading stops past the verifier's
+``max_body_size``; status codes are described in ``_pipeline``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, TypeAlias
+from urllib.parse import parse_qsl
+
+from ._dedupe import IdempotencyStore
+from ._pipeline import PipelineResponse, WebhookPipeline
+from ._router import WebhookRouter
+from ._verifier import WebhookVerifier
+
+__all__ = ["WebhookApp"]
+
+Scope: TypeAlias = MutableMapping[str, Any]
+Message: TypeAlias = MutableMapping[str, Any]
+Receive: TypeAlias = Callable[[], Awaitable[Message]]
+Send: TypeAlias = Callable[[Message], Awaitable[None]]
+
+
+class _Disconnected(Exception):
+    """The client went away before the body was complete: nothing to answer."""
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in scope.get("headers", ()):
+        headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    return headers
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    raw: bytes = scope.get("query_string", b"")
+    if not raw:
+        return {}
+    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+    query: dict[str, str] = {}
+    for name, value in pairs:
+        query.setdefault(name, value)
+    return query
+
+
+async def _read_limited(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or ``None`` as soon as it grows past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send(send: Send, answer: PipelineResponse) -> None:
+    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers]
+    if answer.status != 204:  # RFC 9110: no Content-Length on a 204
+        headers.append((b"content-length", str(len(answer.body)).encode()))
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    # Served alone, the app has nothing to start or stop, but it answers the
+    # protocol so servers do not log it as unsupported.
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+class WebhookApp:
+    """An ASGI 3 application that verifies, parses, dedupes and dispatches webhooks."""
+
+    def __init__(
+        self,
+        verifier: WebhookVerifier,
+        router: WebhookRouter,
+        *,
+        store: IdempotencyStore | None = None,
+        dedupe: bool = True,
+        fail_on_handler_error: bool = True,
+    ) -> None:
+        self.pipeline = WebhookPipeline(
+            verifier,
+            router,
+            store=store,
+            dedupe=dedupe,
+            fail_on_handler_error=fail_on_handler_error,
+        )
+
+    def __repr__(self) -> str:
+        return f"WebhookApp({self.pipeline!r})"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            raise ValueError(f"unsupported ASGI scope type {kind!r}")
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        pipeline = self.pipeline
+        headers = _headers(scope)
+        early = pipeline.check_method(scope["method"]) or pipeline.check_content_length(
+            headers.get("content-length")
+        )
+        if early is not None:
+            await _send(send, early)
+            return
+        try:
+            body = await _read_limited(receive, pipeline.max_body_size)
+        except _Disconnected:
+            return
+        if body is None:
+            await _send(send, pipeline.too_large())
+            return
+        answer = await pipeline.handle(body, headers, query=_query(scope))
+        await _send(send, answer)
