@@ -9,6 +9,7 @@ from ._client import DEFAULT_BASE_URL, AvaturnClient
 from ._errors import (
     APIError,
     AuthenticationError,
+    AvatarFailedError,
     AvaturnError,
     BadRequestError,
     ClientClosedError,
@@ -16,11 +17,14 @@ from ._errors import (
     ConflictError,
     ConnectError,
     ConnectionLostError,
+    ExportFailedError,
     GoneError,
     InvalidRequestError,
+    JobFailedError,
     NotFoundError,
     PhotoError,
     RateLimitError,
+    RenderFailedError,
     RequestTimeoutError,
     ResponseDecodeError,
     ServerError,
@@ -32,6 +36,8 @@ from ._errors import (
     WebhookPayloadTooLargeError,
     WebhookVerificationError,
 )
+from ._hub import EventHub
+from ._jobs import AvatarJob, ExportJob, RenderJob
 from ._models import (
     AgeModel,
     AssetSlot,
@@ -57,7 +63,6 @@ from ._models import (
     SessionConfig,
 )
 from ._photos import PhotoInput
-from ._resources import CreatedAvatar
 from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, Timeouts, Transport
 from ._version import __version__
@@ -71,6 +76,8 @@ __all__ = [
     "AssetSlotWithColor",
     "AssetSlots",
     "AuthenticationError",
+    "AvatarFailedError",
+    "AvatarJob",
     "AvatarListItem",
     "AvaturnClient",
     "AvaturnError",
@@ -84,12 +91,15 @@ __all__ = [
     "ConnectionLostError",
     "CreateOrEditExistingSessionConfig",
     "CreateSessionConfig",
-    "CreatedAvatar",
     "EditExistingSessionConfig",
+    "EventHub",
+    "ExportFailedError",
+    "ExportJob",
     "ExportStatus",
     "ExternalAvatarCustomization",
     "GoneError",
     "InvalidRequestError",
+    "JobFailedError",
     "NewAvatarResponse",
     "NewExportResponse",
     "NewSessionResponse",
@@ -99,7 +109,9 @@ __all__ = [
     "PhotoInput",
     "PhotoUploadResult",
     "RateLimitError",
+    "RenderFailedError",
     "RenderFormat",
+    "RenderJob",
     "RenderResult",
     "RenderStatus",
     "RequestTimeoutError",

@@ -26,6 +26,7 @@ from ._errors import (
     RequestTimeoutError,
     TransportError,
 )
+from ._hub import EventHub
 from ._protocol import Request, Response, error_from_response, read_model, retry_after_seconds
 from ._resources import Avatars, Exports, Renders, Sessions, Users
 from ._retry import FailureKind, RetryPolicy, retry_delay
@@ -69,6 +70,8 @@ class AvaturnClient:
         max_concurrency: requests in flight at once from this client, across all tasks.
         session: an ``aiohttp.ClientSession`` to borrow; the client then does not close it.
         transport: a custom :class:`Transport` (overrides ``session``).
+        event_hub: the :class:`EventHub` your webhook receiver publishes into; jobs'
+            ``wait()`` listen to it (and fall back to polling without it).
         user_agent: replaces the default ``User-Agent``.
     """
 
@@ -83,6 +86,7 @@ class AvaturnClient:
         session: aiohttp.ClientSession | None = None,
         transport: Transport | None = None,
         user_agent: str | None = None,
+        event_hub: EventHub | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("AVATURN_API_KEY")
         if not key or not key.strip():
@@ -103,6 +107,7 @@ class AvaturnClient:
             session=session, connection_limit=max_concurrency
         )
         self._user_agent = user_agent or USER_AGENT
+        self.event_hub = event_hub
         self._limiter: anyio.CapacityLimiter | None = None
         self._closed = False
         # Seams for tests: the retry loop's clock, sleep and jitter source.

@@ -23,6 +23,10 @@ know this library::
     │   ├── RateLimitError                     429: ``retry_after`` seconds when given
     │   └── ServerError                        5xx
     ├── ResponseDecodeError (ValueError)       a 2xx whose body is not what the API documents
+    ├── JobFailedError                         a job's event said ``failed``; ``event`` holds it
+    │   ├── AvatarFailedError                  ``avatar.ready`` with status failed
+    │   ├── RenderFailedError                  ``render.ready`` with status failed
+    │   └── ExportFailedError                  ``export.ready`` with status failed
     └── WebhookError (ValueError)              raised by ``avaturn_async.webhooks``
         ├── WebhookVerificationError           signature, timestamp or token rejected
         ├── WebhookParseError                  not a valid event; ``path`` names the field
@@ -41,6 +45,7 @@ import attrs
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "AvatarFailedError",
     "AvaturnError",
     "BadRequestError",
     "ClientClosedError",
@@ -48,11 +53,14 @@ __all__ = [
     "ConflictError",
     "ConnectError",
     "ConnectionLostError",
+    "ExportFailedError",
     "GoneError",
     "InvalidRequestError",
+    "JobFailedError",
     "NotFoundError",
     "PhotoError",
     "RateLimitError",
+    "RenderFailedError",
     "RequestTimeoutError",
     "ResponseDecodeError",
     "ServerError",
@@ -219,6 +227,26 @@ class ResponseDecodeError(AvaturnError, ValueError):
         super().__init__(message)
         self.status = status
         self.request_id = request_id
+
+
+class JobFailedError(AvaturnError):
+    """Avaturn reported that the work failed; ``event`` is the event that said so."""
+
+    def __init__(self, message: str, *, event: Any) -> None:
+        super().__init__(message)
+        self.event = event
+
+
+class AvatarFailedError(JobFailedError):
+    """Photo processing failed (``avatar.ready`` with status ``failed``)."""
+
+
+class RenderFailedError(JobFailedError):
+    """The render failed (``render.ready`` with status ``failed``)."""
+
+
+class ExportFailedError(JobFailedError):
+    """The export failed (``export.ready`` with status ``failed``)."""
 
 
 class WebhookError(AvaturnError, ValueError):

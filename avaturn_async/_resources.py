@@ -9,27 +9,18 @@ import uuid
 from typing import TYPE_CHECKING
 
 import anyio
-import attrs
 
 from . import _models as m
 from . import _protocol as p
+from ._jobs import AvatarJob, ExportJob, RenderJob
 from ._photos import PhotoInput, PhotoUpload, prepare_upload
 
 if TYPE_CHECKING:
     from ._client import AvaturnClient
 
-__all__ = ["Avatars", "CreatedAvatar", "Exports", "Renders", "Sessions", "Users"]
+__all__ = ["Avatars", "Exports", "Renders", "Sessions", "Users"]
 
 AvatarId = str | uuid.UUID
-
-
-@attrs.frozen(kw_only=True)
-class CreatedAvatar:
-    """An avatar created from photos; it becomes ready when ``avatar.ready`` arrives."""
-
-    user_id: str
-    avatar_id: str
-    upload: m.PhotoUploadResult
 
 
 async def _check_photos(
@@ -112,16 +103,26 @@ class Avatars(_Resource):
         side_2: PhotoInput,
         body_type: m.BodyType | str,
         telephoto: bool = False,
-    ) -> CreatedAvatar:
-        """Create an avatar and upload its photos; photos are checked before either step."""
+    ) -> AvatarJob:
+        """Create an avatar and upload its photos; photos are checked before either step.
+
+        ``await job.wait()`` resolves when the avatar is ready (``avatar.ready``).
+        If the upload fails, the avatar exists without photos: the error is raised and
+        ``avatars.list(user_id, include_not_ready=True)`` shows it.
+        """
         upload = await _check_photos(frontal, side_1, side_2, body_type, telephoto)
         created = await self.create(user_id)
         answer = await self._client._send(p.build_upload(created.upload_url, upload))
-        return CreatedAvatar(
+        return AvatarJob(
+            self._client,
             user_id=user_id,
             avatar_id=created.avatar_id,
             upload=p.read_model(answer, m.PhotoUploadResult),
         )
+
+    def track(self, *, user_id: str, avatar_id: str) -> AvatarJob:
+        """A waitable job for an avatar created earlier (by a previous run, say)."""
+        return AvatarJob(self._client, user_id=user_id, avatar_id=avatar_id, upload=None)
 
     async def list(
         self, user_id: str, *, include_not_ready: bool = False
@@ -157,18 +158,30 @@ class Renders(_Resource):
         *,
         scene: str = "common/preview",
         format: m.RenderFormat | str = m.RenderFormat.JPG,
-    ) -> m.RenderResult:
-        """Start a render; ``render.ready`` carries the same ``id`` and the image URL."""
-        return await self._client._call(
-            p.build_create_render(avatar_id, scene, format), m.RenderResult
-        )
+    ) -> RenderJob:
+        """Start a render; ``render.ready`` carries the same ``id`` and the image URL.
+
+        ``await job.wait()`` needs the client's event hub: no endpoint reports renders.
+        """
+        request = p.build_create_render(avatar_id, scene, format)
+        result = await self._client._call(request, m.RenderResult)
+        return RenderJob(self._client, avatar_id=request.params["avatar_id"], result=result)
 
 
 class Exports(_Resource):
-    async def create(self, avatar_id: AvatarId) -> m.NewExportResponse:
+    async def create(self, avatar_id: AvatarId) -> ExportJob:
         """Ask for the avatar's 3D model.
 
         The answer is ``ready`` with a temporary URL when this version was exported
         before, else ``pending`` until ``export.ready`` arrives. Asking again is harmless.
         """
+        hub = self._client.event_hub
+        since = hub.now() if hub is not None else None
+        request = p.build_create_export(avatar_id)
+        result = await self._client._call(request, m.NewExportResponse)
+        return ExportJob(
+            self._client, avatar_id=request.params["avatar_id"], result=result, since=since
+        )
+
+    async def _request(self, avatar_id: AvatarId) -> m.NewExportResponse:
         return await self._client._call(p.build_create_export(avatar_id), m.NewExportResponse)

@@ -1,0 +1,91 @@
+"""The ``avaturn`` command line: ``demo``, ``emulator`` (and more as they come).
+
+Exit codes: 0 success, 1 the work failed, 2 bad usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import anyio
+
+from ._version import __version__
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="avaturn", description="Tools of the avaturn_async SDK for the Avaturn API."
+    )
+    parser.add_argument("--version", action="version", version=f"avaturn_async {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole flow against an embedded emulator (no API key, no network)",
+    )
+    demo.add_argument("--quiet", action="store_true", help="print only the summary line")
+
+    emulator = commands.add_parser("emulator", help="serve the Avaturn emulator until Ctrl-C")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8080)
+    emulator.add_argument("--api-key", default="emulator-key")
+    emulator.add_argument("--webhook-url", default=None, help="POST signed webhooks here")
+    emulator.add_argument("--processing-delay", type=float, default=1.0, metavar="SECONDS")
+
+    from .batch._command import add_onboard_parser
+
+    add_onboard_parser(commands)
+    return parser
+
+
+async def _serve_emulator(args: argparse.Namespace) -> int:
+    from .testing import AvaturnEmulator
+
+    emulator = AvaturnEmulator(
+        api_key=args.api_key,
+        host=args.host,
+        port=args.port,
+        webhook_url=args.webhook_url,
+        processing_delay=args.processing_delay,
+        render_delay=args.processing_delay,
+        export_delay=args.processing_delay,
+    )
+    await emulator.start()
+    print(f"Avaturn emulator on {emulator.base_url} (API key {emulator.api_key!r}); Ctrl-C stops")
+    print(f"  AVATURN_BASE_URL={emulator.base_url} AVATURN_API_KEY={emulator.api_key}")
+    if args.webhook_url:
+        print(f"  webhooks to {args.webhook_url}, secret {emulator.webhook_secret!r}")
+    sys.stdout.flush()
+    await emulator.serve_forever()
+    return EXIT_OK
+
+
+async def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from ._demo import run_demo
+
+        return await run_demo(quiet=args.quiet)
+    if args.command == "emulator":
+        return await _serve_emulator(args)
+    if args.command == "onboard":
+        from .batch._command import run_onboard_command
+
+        return await run_onboard_command(args)
+    raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return anyio.run(_run, args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED

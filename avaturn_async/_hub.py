@@ -1,0 +1,136 @@
+"""``EventHub``: hands completion webhooks to the tasks waiting for them.
+
+A webhook receiver publishes every event into the hub (``hub.attach(router)``
+does it for a :class:`~avaturn_async.webhooks.WebhookRouter`); jobs returned by
+``create_from_photos``, ``renders.create`` and ``exports.create`` wait on it.
+
+Events are correlated by key: ``("avatar", avatar_id)``, ``("render", render id)``
+and ``("export", avatar_id)``. A webhook can arrive before its waiter exists (the
+server may finish before our ``create`` call returns), so the hub remembers
+recent events, bounded in count and age. Duplicates simply overwrite the
+remembered event. Each event is stamped with the hub's clock when published, so
+a waiter can ignore events older than its own request (an export of an earlier
+version of the same avatar, say).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+import anyio
+import attrs
+
+from .webhooks._events import AvatarReady, Event, ExportReady, RenderReady
+
+__all__ = ["EventHub", "EventKey", "event_key"]
+
+EventKey = tuple[str, str]
+
+
+def event_key(event: Event) -> EventKey | None:
+    """The correlation key of a completion event, or ``None`` for other events."""
+    if isinstance(event, AvatarReady):
+        return ("avatar", event.avatar_id)
+    if isinstance(event, RenderReady):
+        return ("render", event.id)
+    if isinstance(event, ExportReady):
+        return ("export", event.avatar_id)
+    return None
+
+
+@attrs.define
+class _Seen:
+    event: Event
+    at: float
+
+
+@attrs.define
+class _Waiters:
+    arrived: anyio.Event = attrs.field(factory=anyio.Event)
+    count: int = 0
+
+
+class EventHub:
+    """In-process rendezvous between webhook events and waiting jobs.
+
+    Args:
+        remember: how many recent events are kept for waiters that come late.
+        max_age: seconds a remembered event stays usable.
+        clock: monotonic time source (a seam for tests).
+
+    Use it from one event loop; publish from async code (router handlers are).
+    """
+
+    def __init__(
+        self,
+        *,
+        remember: int = 10_000,
+        max_age: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._remember = remember
+        self._max_age = max_age
+        self._clock = clock
+        self._recent: OrderedDict[EventKey, _Seen] = OrderedDict()
+        self._waiters: dict[EventKey, _Waiters] = {}
+        self.published = 0
+
+    def __repr__(self) -> str:
+        return f"EventHub(remembered={len(self._recent)}, waiting={len(self._waiters)})"
+
+    def now(self) -> float:
+        return self._clock()
+
+    def attach(self, router: object) -> None:
+        """Publish every event the ``WebhookRouter`` dispatches into this hub."""
+        from .webhooks._router import WebhookRouter
+
+        if not isinstance(router, WebhookRouter):
+            raise TypeError("attach() takes a avaturn_async.webhooks.WebhookRouter")
+        router.on_any(self.publish)
+
+    async def publish(self, event: Event) -> None:
+        """Record ``event`` and wake the tasks waiting for its key."""
+        key = event_key(event)
+        if key is None:
+            return
+        self.published += 1
+        self._recent[key] = _Seen(event=event, at=self._clock())
+        self._recent.move_to_end(key)
+        while len(self._recent) > self._remember:
+            self._recent.popitem(last=False)
+        waiters = self._waiters.pop(key, None)
+        if waiters is not None:
+            waiters.arrived.set()
+
+    def latest(self, key: EventKey, *, since: float | None = None) -> Event | None:
+        """The remembered event for ``key`` published at or after ``since``, if any."""
+        seen = self._recent.get(key)
+        if seen is None:
+            return None
+        if self._clock() - seen.at > self._max_age:
+            del self._recent[key]
+            return None
+        if since is not None and seen.at < since:
+            return None
+        return seen.event
+
+    async def wait(self, key: EventKey, *, since: float | None = None) -> Event:
+        """Wait for an event for ``key`` published at or after ``since``.
+
+        Bound it with ``anyio.fail_after``; cancellation leaves nothing behind.
+        """
+        while True:
+            found = self.latest(key, since=since)
+            if found is not None:
+                return found
+            waiters = self._waiters.setdefault(key, _Waiters())
+            waiters.count += 1
+            try:
+                await waiters.arrived.wait()
+            finally:
+                waiters.count -= 1
+                if waiters.count == 0 and self._waiters.get(key) is waiters:
+                    del self._waiters[key]

@@ -1,0 +1,293 @@
+"""Jobs: what ``create_from_photos``, ``renders.create`` and ``exports.create`` return.
+
+``await job.wait()`` resolves with the matching ``avatar.ready``,
+``render.ready`` or ``export.ready`` event. Two sources race, and the first to
+know wins:
+
+* the client's :class:`~avaturn_async.EventHub`, fed by your webhook receiver;
+* polling, with growing intervals: List User Avatars (``include_not_ready``) for
+  avatars, asking for the export again for exports (harmless by the API's own
+  rule). There is no endpoint that reports a render, so a render waits on the
+  hub only.
+
+With a hub, polling starts late and slowly, as a safety net for lost webhooks;
+without one it is the only source. A ``failed`` outcome raises the job's
+``*FailedError`` carrying the event. Bound the wait with ``anyio.fail_after``.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+import anyio
+
+from . import _models as m
+from ._errors import (
+    AvatarFailedError,
+    ConfigurationError,
+    ExportFailedError,
+    JobFailedError,
+    RateLimitError,
+    RenderFailedError,
+    ServerError,
+    TransportError,
+)
+from .webhooks._events import AvatarReady, EventStatus, ExportReady, RenderReady
+
+if TYPE_CHECKING:
+    from ._client import AvaturnClient
+
+__all__ = ["AvatarJob", "ExportJob", "RenderJob", "poll_delays"]
+
+logger = logging.getLogger("avaturn_async")
+
+T = TypeVar("T")
+E = TypeVar("E", AvatarReady, RenderReady, ExportReady)
+
+POLLED = {"source": "poll"}
+"""``raw`` of an event made from a polled answer rather than a webhook."""
+
+# Failures that polling rides out: the next poll may well succeed.
+_TRANSIENT = (TransportError, ServerError, RateLimitError)
+
+
+def poll_delays(
+    first: float, *, maximum: float = 30.0, factor: float = 1.5, jitter: float = 0.1
+) -> Iterator[float]:
+    """Waits between polls: ``first``, then growing by ``factor`` up to ``maximum``, ±jitter."""
+    delay = first
+    while True:
+        yield delay * (1.0 + random.uniform(-jitter, jitter))
+        delay = min(maximum, delay * factor)
+
+
+async def _race(*sources: Callable[[], Awaitable[T | None]]) -> T:
+    """The first non-``None`` result of ``sources``; an exception in any one is raised."""
+    results: list[T] = []
+    errors: list[BaseException] = []
+    async with anyio.create_task_group() as group:
+
+        async def run(source: Callable[[], Awaitable[T | None]]) -> None:
+            try:
+                value = await source()
+            except anyio.get_cancelled_exc_class():
+                raise
+            except Exception as exc:
+                errors.append(exc)
+                group.cancel_scope.cancel()
+                return
+            if value is not None:
+                results.append(value)
+                group.cancel_scope.cancel()
+
+        for source in sources:
+            group.start_soon(run, source)
+    if errors:
+        raise errors[0]
+    if not results:
+        raise RuntimeError("no completion source could produce a result")
+    return results[0]
+
+
+class _Job(abc.ABC, Generic[E]):
+    _failure: type[JobFailedError] = JobFailedError
+
+    def __init__(self, client: AvaturnClient, since: float | None) -> None:
+        self._client = client
+        self._since = since
+
+    @abc.abstractmethod
+    def _key(self) -> tuple[str, str]:
+        """The hub's correlation key for this job."""
+
+    async def _poll_once(self) -> E | None:
+        return None
+
+    def _can_poll(self) -> bool:
+        return True
+
+    def _immediate(self) -> E | None:
+        return None
+
+    async def wait(
+        self, *, poll_interval: float | None = None, max_poll_interval: float = 30.0
+    ) -> E:
+        """Wait for completion and return the event; raise the job's failed error on ``failed``.
+
+        ``poll_interval`` is the first wait between polls: 1 s by default without
+        an event hub, 15 s with one (polling is then a fallback for lost webhooks).
+        """
+        event = self._immediate() or await self._wait_for_event(poll_interval, max_poll_interval)
+        if event.status == EventStatus.FAILED:
+            raise self._failure(f"{event.event} reported failure for {self._key()[1]}", event=event)
+        return event
+
+    async def _wait_for_event(self, poll_interval: float | None, max_poll_interval: float) -> E:
+        hub = self._client.event_hub
+        sources: list[Callable[[], Awaitable[E | None]]] = []
+        if hub is not None:
+            key = self._key()
+
+            async def from_hub() -> E:
+                return await hub.wait(key, since=self._since)  # type: ignore[return-value]
+
+            sources.append(from_hub)
+        if self._can_poll():
+            first = poll_interval if poll_interval is not None else (15.0 if hub else 1.0)
+            maximum = max(first, max_poll_interval)
+            sources.append(lambda: self._poll(first, maximum))
+        if not sources:
+            raise ConfigurationError(
+                "render completion is announced only by the render.ready webhook: give the "
+                "client an EventHub (AvaturnClient(event_hub=...)) fed by your webhook receiver"
+            )
+        return await _race(*sources)
+
+    async def _poll(self, first: float, maximum: float) -> E:
+        for delay in poll_delays(first, maximum=maximum):
+            await self._client._sleep(delay)
+            try:
+                found = await self._poll_once()
+            except _TRANSIENT as exc:
+                logger.info("polling %s failed, will poll again: %s", self._key()[1], exc)
+                continue
+            if found is not None:
+                return found
+        raise AssertionError("unreachable: poll_delays is endless")  # pragma: no cover
+
+
+class AvatarJob(_Job[AvatarReady]):
+    """An avatar created from photos; ``await job.wait()`` until ``avatar.ready``."""
+
+    _failure = AvatarFailedError
+
+    def __init__(
+        self,
+        client: AvaturnClient,
+        *,
+        user_id: str,
+        avatar_id: str,
+        upload: m.PhotoUploadResult | None,
+    ) -> None:
+        super().__init__(client, since=None)
+        self.user_id = user_id
+        self.avatar_id = avatar_id
+        self.upload = upload
+
+    def __repr__(self) -> str:
+        return f"AvatarJob(user_id={self.user_id!r}, avatar_id={self.avatar_id!r})"
+
+    def _key(self) -> tuple[str, str]:
+        return ("avatar", self.avatar_id)
+
+    async def _poll_once(self) -> AvatarReady | None:
+        items = await self._client.avatars.list(self.user_id, include_not_ready=True)
+        for item in items:
+            if item.id == self.avatar_id and item.status in (
+                m.ScanStatus.READY,
+                m.ScanStatus.FAILED,
+            ):
+                return AvatarReady(
+                    avatar_id=self.avatar_id,
+                    user_id=self.user_id,
+                    status=EventStatus(item.status),
+                    raw=POLLED,
+                )
+        return None
+
+
+class RenderJob(_Job[RenderReady]):
+    """A render task; ``await job.wait()`` until ``render.ready`` (needs an event hub)."""
+
+    _failure = RenderFailedError
+
+    def __init__(self, client: AvaturnClient, *, avatar_id: str, result: m.RenderResult) -> None:
+        super().__init__(client, since=None)
+        self.avatar_id = avatar_id
+        self.result = result
+
+    @property
+    def id(self) -> str:
+        return self.result.id
+
+    @property
+    def status(self) -> m.RenderStatus | str:
+        return self.result.status
+
+    def __repr__(self) -> str:
+        return f"RenderJob(id={self.id!r}, avatar_id={self.avatar_id!r}, status={self.status!r})"
+
+    def _key(self) -> tuple[str, str]:
+        return ("render", self.result.id)
+
+    def _can_poll(self) -> bool:
+        return False
+
+    def _immediate(self) -> RenderReady | None:
+        if self.result.status in (m.RenderStatus.READY, m.RenderStatus.FAILED):
+            return RenderReady(
+                avatar_id=self.avatar_id,
+                user_id=None,
+                id=self.result.id,
+                status=EventStatus(self.result.status),
+                render_url=self.result.render_url,
+                raw=POLLED,
+            )
+        return None
+
+
+class ExportJob(_Job[ExportReady]):
+    """An export; ready at once when this avatar version was exported before.
+
+    Events made from a polled answer carry ``user_id=None`` (the export endpoint
+    does not name the user) and ``raw={"source": "poll"}``.
+    """
+
+    _failure = ExportFailedError
+
+    def __init__(
+        self,
+        client: AvaturnClient,
+        *,
+        avatar_id: str,
+        result: m.NewExportResponse,
+        since: float | None,
+    ) -> None:
+        super().__init__(client, since=since)
+        self.avatar_id = avatar_id
+        self.result = result
+
+    @property
+    def status(self) -> m.ExportStatus | str:
+        return self.result.status
+
+    @property
+    def url(self) -> str | None:
+        return self.result.url
+
+    def __repr__(self) -> str:
+        return f"ExportJob(avatar_id={self.avatar_id!r}, status={self.status!r})"
+
+    def _key(self) -> tuple[str, str]:
+        return ("export", self.avatar_id)
+
+    def _ready_event(self, result: m.NewExportResponse) -> ExportReady | None:
+        if not result.is_ready:
+            return None
+        return ExportReady(
+            avatar_id=self.avatar_id,
+            user_id=None,
+            status=EventStatus.READY,
+            export_url=result.url,
+            raw=POLLED,
+        )
+
+    def _immediate(self) -> ExportReady | None:
+        return self._ready_event(self.result)
+
+    async def _poll_once(self) -> ExportReady | None:
+        return self._ready_event(await self._client.exports._request(self.avatar_id))
