@@ -5,6 +5,7 @@ Webhooks live in :mod:`avaturn_async.webhooks`, the emulator and test helpers in
 :mod:`avaturn_async.testing`.
 """
 
+from ._adaptive import AdaptiveConcurrency
 from ._client import DEFAULT_BASE_URL, AvaturnClient
 from ._errors import (
     APIError,
@@ -62,6 +63,15 @@ from ._models import (
     ScanStatus,
     SessionConfig,
 )
+from ._observe import (
+    ErrorInfo,
+    RateLimitInfo,
+    RequestInfo,
+    ResponseInfo,
+    ResponseMetadata,
+    RetryInfo,
+    response_of,
+)
 from ._photos import PhotoInput
 from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, Timeouts, Transport
@@ -70,6 +80,7 @@ from ._version import __version__
 __all__ = [
     "DEFAULT_BASE_URL",
     "APIError",
+    "AdaptiveConcurrency",
     "AgeModel",
     "AiohttpTransport",
     "AssetSlot",
@@ -92,6 +103,7 @@ __all__ = [
     "CreateOrEditExistingSessionConfig",
     "CreateSessionConfig",
     "EditExistingSessionConfig",
+    "ErrorInfo",
     "EventHub",
     "ExportFailedError",
     "ExportJob",
@@ -109,13 +121,18 @@ __all__ = [
     "PhotoInput",
     "PhotoUploadResult",
     "RateLimitError",
+    "RateLimitInfo",
     "RenderFailedError",
     "RenderFormat",
     "RenderJob",
     "RenderResult",
     "RenderStatus",
+    "RequestInfo",
     "RequestTimeoutError",
     "ResponseDecodeError",
+    "ResponseInfo",
+    "ResponseMetadata",
+    "RetryInfo",
     "RetryPolicy",
     "ScanStatus",
     "ServerError",
@@ -129,5 +146,6 @@ __all__ = [
     "WebhookParseError",
     "WebhookPayloadTooLargeError",
     "WebhookVerificationError",
+    "response_of",
     "__version__",
 ]

@@ -17,7 +17,9 @@ from typing import TypeVar
 
 import aiohttp
 import anyio
+import attrs
 
+from ._adaptive import AdaptiveConcurrency, AdaptiveLimiter
 from ._errors import (
     APIError,
     ClientClosedError,
@@ -27,6 +29,18 @@ from ._errors import (
     TransportError,
 )
 from ._hub import EventHub
+from ._observe import (
+    ErrorInfo,
+    Hook,
+    RequestInfo,
+    ResponseInfo,
+    ResponseMetadata,
+    RetryInfo,
+    Tracer,
+    attach_metadata,
+    call_hook,
+    record_status,
+)
 from ._protocol import Request, Response, error_from_response, read_model, retry_after_seconds
 from ._resources import Avatars, Exports, Renders, Sessions, Users
 from ._retry import FailureKind, RetryPolicy, retry_delay
@@ -43,6 +57,24 @@ logger = logging.getLogger("avaturn_async")
 USER_AGENT = (
     f"avaturn-async/{__version__} python/{platform.python_version()} aiohttp/{aiohttp.__version__}"
 )
+
+
+_DEFAULT_ADAPTIVE = AdaptiveConcurrency()
+
+
+def _response_info(
+    request: Request, response: Response, attempt: int, elapsed: float
+) -> ResponseInfo:
+    return ResponseInfo(
+        route=request.route,
+        method=request.method,
+        path=request.display_path,
+        attempt=attempt,
+        status=response.status,
+        headers=response.headers,
+        request_id=response.request_id,
+        elapsed=elapsed,
+    )
 
 
 def _failure_kind(exc: TransportError) -> FailureKind:
@@ -73,6 +105,13 @@ class AvaturnClient:
         event_hub: the :class:`EventHub` your webhook receiver publishes into; jobs'
             ``wait()`` listen to it (and fall back to polling without it).
         user_agent: replaces the default ``User-Agent``.
+        adaptive: shared backoff on rate limiting (:class:`AdaptiveConcurrency`); on by
+            default, ``None`` turns it off so each task only retries for itself.
+        on_request, on_response, on_retry, on_error: lifecycle hooks, sync or async,
+            called with :class:`RequestInfo`, :class:`ResponseInfo`, :class:`RetryInfo`
+            and :class:`ErrorInfo`. A hook that raises is logged and ignored.
+        tracing: OpenTelemetry client spans; by default on when ``opentelemetry-api``
+            is installed.
     """
 
     def __init__(
@@ -87,6 +126,12 @@ class AvaturnClient:
         transport: Transport | None = None,
         user_agent: str | None = None,
         event_hub: EventHub | None = None,
+        adaptive: AdaptiveConcurrency | None = _DEFAULT_ADAPTIVE,
+        on_request: Hook | None = None,
+        on_response: Hook | None = None,
+        on_retry: Hook | None = None,
+        on_error: Hook | None = None,
+        tracing: bool | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("AVATURN_API_KEY")
         if not key or not key.strip():
@@ -114,6 +159,16 @@ class AvaturnClient:
         self._sleep: Callable[[float], Awaitable[None]] = anyio.sleep
         self._clock: Callable[[], float] = time.monotonic
         self._random: Callable[[], float] = random.random
+        self.adaptive = (
+            AdaptiveLimiter(adaptive, max_concurrency, clock=self._now)
+            if adaptive is not None
+            else None
+        )
+        self.on_request = on_request
+        self.on_response = on_response
+        self.on_retry = on_retry
+        self.on_error = on_error
+        self._tracer = Tracer(tracing)
 
         self.users = Users(self)
         self.sessions = Sessions(self)
@@ -162,47 +217,84 @@ class AvaturnClient:
             headers["Authorization"] = f"Bearer {self._api_key}"
         return headers
 
-    async def _send_once(self, request: Request) -> Response:
+    def _now(self) -> float:
+        return self._clock()
+
+    async def _send_once(self, request: Request, attempt: int) -> Response:
         url = request.absolute_url or f"{self.base_url}{request.path}"
+        path = request.display_path
         async with self._get_limiter():
             self._check_open()
-            return await self._transport.send(
-                request, url=url, headers=self._headers(request), timeouts=self.timeouts
+            if self.adaptive is not None and (pause := self.adaptive.pause_remaining()) > 0:
+                await self._sleep(pause)
+            await call_hook(
+                self.on_request,
+                RequestInfo(route=request.route, method=request.method, path=path, attempt=attempt),
             )
+            with self._tracer.span(request.route, request.method, path, attempt) as span:
+                response = await self._transport.send(
+                    request, url=url, headers=self._headers(request), timeouts=self.timeouts
+                )
+                record_status(span, response.status)
+            return response
+
+    def _adapt(self, response: Response, retry_after: float | None, sent_at: float) -> None:
+        """Feed the shared backoff; returns nothing, changes the limiter's size."""
+        if self.adaptive is None:
+            return
+        if response.status == 429 or (response.status == 503 and retry_after is not None):
+            self.adaptive.on_rate_limited(retry_after=retry_after, sent_at=sent_at)
+        elif response.ok:
+            self.adaptive.on_success()
+        else:
+            return
+        self._get_limiter().total_tokens = self.adaptive.limit
 
     async def _send(self, request: Request) -> Response:
         """Send with retries; returns a 2xx answer or raises a typed error."""
         self._check_open()
         started = self._clock()
+        path = request.display_path
         attempt = 0
         while True:
             attempt += 1
+            sent_at = self._clock()
             error: TransportError | APIError
             try:
-                response = await self._send_once(request)
+                response = await self._send_once(request, attempt)
             except TransportError as exc:
                 error = exc
+                kind = _failure_kind(exc)
+                reason = kind.value
                 delay = retry_delay(
                     self.retry,
                     attempt=attempt,
-                    kind=_failure_kind(exc),
+                    kind=kind,
                     idempotent=request.idempotent,
                     elapsed=self._clock() - started,
                     random=self._random,
                 )
             else:
-                if response.ok:
-                    logger.debug(
-                        "%s %s -> %d", request.method, request.display_path, response.status
+                elapsed = self._clock() - sent_at
+                logger.debug(
+                    "%s %s -> %d in %.3f s", request.method, path, response.status, elapsed
+                )
+                retry_after = retry_after_seconds(response) if not response.ok else None
+                self._adapt(response, retry_after, sent_at)
+                if self.on_response is not None:
+                    await call_hook(
+                        self.on_response, _response_info(request, response, attempt, elapsed)
                     )
-                    return response
+                if response.ok:
+                    return attrs.evolve(response, attempts=attempt) if attempt > 1 else response
                 error = error_from_response(response, request)
+                reason = f"status {response.status}"
                 delay = retry_delay(
                     self.retry,
                     attempt=attempt,
                     kind=FailureKind.STATUS,
                     status=response.status,
-                    retry_after=retry_after_seconds(response),
+                    retry_after=retry_after,
                     idempotent=request.idempotent,
                     elapsed=self._clock() - started,
                     random=self._random,
@@ -212,23 +304,56 @@ class AvaturnClient:
                     logger.warning(
                         "giving up on %s %s after %d attempts: %s",
                         request.method,
-                        request.display_path,
+                        path,
                         attempt,
                         error,
                     )
+                await call_hook(
+                    self.on_error,
+                    ErrorInfo(
+                        route=request.route,
+                        method=request.method,
+                        path=path,
+                        attempts=attempt,
+                        error=error,
+                    ),
+                )
                 raise error
             logger.info(
-                "retrying %s %s in %.2f s (attempt %d failed: %s)",
+                "retrying %s %s in %.2f s (attempt %d: %s)",
                 request.method,
-                request.display_path,
+                path,
                 delay,
                 attempt,
-                error,
+                reason,
+            )
+            await call_hook(
+                self.on_retry,
+                RetryInfo(
+                    route=request.route,
+                    method=request.method,
+                    path=path,
+                    attempt=attempt,
+                    delay=delay,
+                    reason=reason,
+                ),
             )
             await self._sleep(delay)
 
     async def _call(self, request: Request, model: type[T]) -> T:
-        return read_model(await self._send(request), model)
+        response = await self._send(request)
+        return self._with_metadata(read_model(response, model), request, response)
+
+    def _with_metadata(self, obj: T, request: Request, response: Response) -> T:
+        """Make ``response_of(obj)`` answer this response's metadata."""
+        meta = ResponseMetadata(
+            route=request.route,
+            status=response.status,
+            headers={k.lower(): v for k, v in response.headers.items()},
+            request_id=response.request_id,
+            attempts=response.attempts,
+        )
+        return attach_metadata(obj, meta)
 
     async def _download(self, url: str, destination: str | os.PathLike[str]) -> int:
         """Stream a temporary file URL (export, render) to disk; returns the bytes written."""

@@ -82,6 +82,8 @@ class Response:
     status: int
     headers: Mapping[str, str] = attrs.field(factory=dict)
     body: bytes = b""
+    attempts: int = 1
+    """Set by the retry loop: the attempts it took to get this answer."""
 
     @property
     def ok(self) -> bool:

@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
 from . import _models as m
 from . import _protocol as p
 from ._jobs import AvatarJob, ExportJob, RenderJob
+from ._observe import ResponseList, attach_metadata, response_of
 from ._photos import PhotoInput, PhotoUpload, prepare_upload
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["Avatars", "Exports", "Renders", "Sessions", "Users"]
 
 AvatarId = str | uuid.UUID
+J = TypeVar("J")
 
 
 async def _check_photos(
@@ -36,6 +38,12 @@ async def _check_photos(
             frontal=frontal, side_1=side_1, side_2=side_2, body_type=body_type, telephoto=telephoto
         )
     )
+
+
+def _same_metadata(job: J, source: object) -> J:
+    """Let ``response_of(job)`` answer what ``response_of(source)`` does."""
+    meta = response_of(source)
+    return attach_metadata(job, meta) if meta is not None else job
 
 
 class _Resource:
@@ -92,7 +100,7 @@ class Avatars(_Resource):
         """
         upload = await _check_photos(frontal, side_1, side_2, body_type, telephoto)
         request = p.build_upload(upload_url, upload)
-        return p.read_model(await self._client._send(request), m.PhotoUploadResult)
+        return await self._client._call(request, m.PhotoUploadResult)
 
     async def create_from_photos(
         self,
@@ -112,13 +120,16 @@ class Avatars(_Resource):
         """
         upload = await _check_photos(frontal, side_1, side_2, body_type, telephoto)
         created = await self.create(user_id)
-        answer = await self._client._send(p.build_upload(created.upload_url, upload))
-        return AvatarJob(
+        result = await self._client._call(
+            p.build_upload(created.upload_url, upload), m.PhotoUploadResult
+        )
+        job = AvatarJob(
             self._client,
             user_id=user_id,
             avatar_id=created.avatar_id,
-            upload=p.read_model(answer, m.PhotoUploadResult),
+            upload=result,
         )
+        return _same_metadata(job, result)
 
     def track(self, *, user_id: str, avatar_id: str) -> AvatarJob:
         """A waitable job for an avatar created earlier (by a previous run, say)."""
@@ -128,8 +139,10 @@ class Avatars(_Resource):
         self, user_id: str, *, include_not_ready: bool = False
     ) -> list[m.AvatarListItem]:
         """The user's avatars; only fully processed ones unless ``include_not_ready``."""
-        answer = await self._client._send(p.build_list_avatars(user_id, include_not_ready))
-        return p.read_model_list(answer, m.AvatarListItem)
+        request = p.build_list_avatars(user_id, include_not_ready)
+        answer = await self._client._send(request)
+        items = ResponseList(p.read_model_list(answer, m.AvatarListItem))
+        return self._client._with_metadata(items, request, answer)
 
     async def get_customization(self, avatar_id: AvatarId) -> m.ExternalAvatarCustomization:
         return await self._client._call(
@@ -165,7 +178,8 @@ class Renders(_Resource):
         """
         request = p.build_create_render(avatar_id, scene, format)
         result = await self._client._call(request, m.RenderResult)
-        return RenderJob(self._client, avatar_id=request.params["avatar_id"], result=result)
+        job = RenderJob(self._client, avatar_id=request.params["avatar_id"], result=result)
+        return _same_metadata(job, result)
 
 
 class Exports(_Resource):
@@ -179,9 +193,10 @@ class Exports(_Resource):
         since = hub.now() if hub is not None else None
         request = p.build_create_export(avatar_id)
         result = await self._client._call(request, m.NewExportResponse)
-        return ExportJob(
+        job = ExportJob(
             self._client, avatar_id=request.params["avatar_id"], result=result, since=since
         )
+        return _same_metadata(job, result)
 
     async def _request(self, avatar_id: AvatarId) -> m.NewExportResponse:
         return await self._client._call(p.build_create_export(avatar_id), m.NewExportResponse)

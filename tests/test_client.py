@@ -36,11 +36,14 @@ def make_client(server: ScriptedServer, **kwargs: object) -> tuple[AvaturnClient
     """A client whose retry sleeps are recorded instead of waited."""
     client = AvaturnClient(KEY, base_url=server.base_url, **kwargs)  # type: ignore[arg-type]
     sleeps: list[float] = []
+    now = [0.0]
 
     async def fake_sleep(delay: float) -> None:
         sleeps.append(delay)
+        now[0] += delay
 
     client._sleep = fake_sleep
+    client._clock = lambda: now[0]
     client._random = lambda: 1.0
     return client, sleeps
 

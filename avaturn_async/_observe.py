@@ -1,0 +1,228 @@
+"""Seeing what the client does: lifecycle hooks, response metadata, optional tracing.
+
+* Hooks: ``on_request``, ``on_response``, ``on_retry`` and ``on_error`` are called
+  with small frozen records (sync or async callables). A hook that raises is
+  logged and ignored: observing must never break the call it observes.
+* :func:`response_of` gives the :class:`ResponseMetadata` (status, headers, request
+  id, rate-limit headers) of any model, list or job the client returned, without
+  a mirror class per resource; API errors carry the same fields themselves.
+* OpenTelemetry: when ``opentelemetry-api`` is importable, each attempt is a client
+  span; when it is not, nothing is imported or allocated per request.
+
+Records never hold the API key; paths are shown without query strings.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import anyio
+import attrs
+
+__all__ = [
+    "ErrorInfo",
+    "Hook",
+    "RateLimitInfo",
+    "RequestInfo",
+    "ResponseInfo",
+    "ResponseMetadata",
+    "RetryInfo",
+    "response_of",
+]
+
+logger = logging.getLogger("avaturn_async")
+T = TypeVar("T")
+
+
+@attrs.frozen(kw_only=True)
+class RateLimitInfo:
+    """Rate-limit headers, when the server sends them (``x-ratelimit-*`` or ``ratelimit-*``)."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset: float | None = None
+    """Seconds until the window resets, as the server says."""
+
+
+def _header_number(headers: Mapping[str, str], *names: str) -> float | None:
+    for name in names:
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return float(value.split(",")[0].strip())
+        except ValueError:
+            continue
+    return None
+
+
+@attrs.frozen(kw_only=True)
+class ResponseMetadata:
+    """What the HTTP answer said besides its body. ``headers`` has lower-case names."""
+
+    route: str
+    status: int
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    request_id: str | None
+    attempts: int
+    """Attempts the call took, the successful one included."""
+
+    @property
+    def rate_limit(self) -> RateLimitInfo | None:
+        h = self.headers
+        limit = _header_number(h, "x-ratelimit-limit", "ratelimit-limit")
+        remaining = _header_number(h, "x-ratelimit-remaining", "ratelimit-remaining")
+        reset = _header_number(h, "x-ratelimit-reset", "ratelimit-reset")
+        if limit is None and remaining is None and reset is None:
+            return None
+        return RateLimitInfo(
+            limit=None if limit is None else int(limit),
+            remaining=None if remaining is None else int(remaining),
+            reset=reset,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class RequestInfo:
+    """Passed to ``on_request`` before each attempt."""
+
+    route: str
+    method: str
+    path: str
+    attempt: int
+
+
+@attrs.frozen(kw_only=True)
+class ResponseInfo:
+    """Passed to ``on_response`` after each answer, success or not."""
+
+    route: str
+    method: str
+    path: str
+    attempt: int
+    status: int
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    request_id: str | None
+    elapsed: float
+
+
+@attrs.frozen(kw_only=True)
+class RetryInfo:
+    """Passed to ``on_retry`` before waiting ``delay`` seconds for attempt ``attempt + 1``."""
+
+    route: str
+    method: str
+    path: str
+    attempt: int
+    delay: float
+    reason: str
+    """``"status 503"``, ``"connect"``, ``"timeout"`` or ``"connection_lost"``."""
+
+
+@attrs.frozen(kw_only=True)
+class ErrorInfo:
+    """Passed to ``on_error`` when a call fails for good (retries spent or not allowed)."""
+
+    route: str
+    method: str
+    path: str
+    attempts: int
+    error: BaseException
+
+
+Hook = Callable[[Any], Awaitable[None] | None]
+
+
+async def call_hook(hook: Hook | None, info: object) -> None:
+    """Run one hook; its failures are logged, cancellation propagates."""
+    if hook is None:
+        return
+    try:
+        result = hook(info)
+        if inspect.isawaitable(result):
+            await result
+    except anyio.get_cancelled_exc_class():
+        raise
+    except Exception:
+        logger.exception("avaturn_async hook %r failed; the request goes on", hook)
+
+
+# --------------------------------------------------------------- response metadata
+
+# Keyed by identity, not equality: two equal models from two calls keep their own
+# metadata. Entries vanish with their object.
+_METADATA: dict[int, tuple[weakref.ref[Any], ResponseMetadata]] = {}
+
+
+def attach_metadata(obj: T, meta: ResponseMetadata) -> T:
+    key = id(obj)
+
+    def forget(_: weakref.ref[Any], key: int = key) -> None:
+        _METADATA.pop(key, None)
+
+    _METADATA[key] = (weakref.ref(obj, forget), meta)
+    return obj
+
+
+def response_of(obj: object) -> ResponseMetadata | None:
+    """The HTTP metadata of a model, list or job the client returned, if it has any."""
+    entry = _METADATA.get(id(obj))
+    if entry is None or entry[0]() is not obj:
+        return None
+    return entry[1]
+
+
+class ResponseList(list[T]):
+    """A ``list`` that can carry response metadata (plain lists cannot be weakly referenced)."""
+
+    __slots__ = ("__weakref__",)
+
+
+# --------------------------------------------------------------- tracing
+
+try:  # pragma: no cover - exercised by whichever environment runs the tests
+    from opentelemetry import trace as _otel_trace
+except ImportError:  # pragma: no cover
+    _otel_trace = None  # type: ignore[assignment]
+
+
+class Tracer:
+    """Client spans when OpenTelemetry's API is installed; nothing at all otherwise."""
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        self.enabled = (_otel_trace is not None) if enabled is None else enabled
+        if self.enabled and _otel_trace is None:
+            from ._errors import ConfigurationError
+
+            raise ConfigurationError("tracing=True needs the opentelemetry-api package")
+        self._tracer = _otel_trace.get_tracer("avaturn_async") if self.enabled else None
+
+    @contextmanager
+    def span(self, route: str, method: str, path: str, attempt: int) -> Iterator[Any]:
+        if self._tracer is None:
+            yield None
+            return
+        kind = _otel_trace.SpanKind.CLIENT
+        with self._tracer.start_as_current_span(
+            f"avaturn {route}",
+            kind=kind,
+            attributes={
+                "http.request.method": method,
+                "url.path": path,
+                "avaturn.route": route,
+                "avaturn.attempt": attempt,
+            },
+        ) as span:
+            yield span
+
+
+def record_status(span: Any, status: int) -> None:
+    if span is not None:
+        span.set_attribute("http.response.status_code", status)
+        if status >= 400:
+            span.set_status(_otel_trace.Status(_otel_trace.StatusCode.ERROR))
