@@ -227,13 +227,19 @@ class AvaturnClient:
             self._check_open()
             if self.adaptive is not None and (pause := self.adaptive.pause_remaining()) > 0:
                 await self._sleep(pause)
-            await call_hook(
-                self.on_request,
-                RequestInfo(route=request.route, method=request.method, path=path, attempt=attempt),
-            )
+            if self.on_request is not None:
+                info = RequestInfo(
+                    route=request.route, method=request.method, path=path, attempt=attempt
+                )
+                await call_hook(self.on_request, info)
+            headers = self._headers(request)
+            if not self._tracer.enabled:
+                return await self._transport.send(
+                    request, url=url, headers=headers, timeouts=self.timeouts
+                )
             with self._tracer.span(request.route, request.method, path, attempt) as span:
                 response = await self._transport.send(
-                    request, url=url, headers=self._headers(request), timeouts=self.timeouts
+                    request, url=url, headers=headers, timeouts=self.timeouts
                 )
                 record_status(span, response.status)
             return response
@@ -308,16 +314,17 @@ class AvaturnClient:
                         attempt,
                         error,
                     )
-                await call_hook(
-                    self.on_error,
-                    ErrorInfo(
-                        route=request.route,
-                        method=request.method,
-                        path=path,
-                        attempts=attempt,
-                        error=error,
-                    ),
-                )
+                if self.on_error is not None:
+                    await call_hook(
+                        self.on_error,
+                        ErrorInfo(
+                            route=request.route,
+                            method=request.method,
+                            path=path,
+                            attempts=attempt,
+                            error=error,
+                        ),
+                    )
                 raise error
             logger.info(
                 "retrying %s %s in %.2f s (attempt %d: %s)",
