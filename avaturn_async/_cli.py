@@ -1,4 +1,4 @@
-"""The ``avaturn`` command line: ``demo``, ``emulator`` (and more as they come).
+"""The ``avaturn`` command line: ``demo``, ``emulator``, ``onboard``, ``inbox``.
 
 Exit codes: 0 success, 1 the work failed, 2 bad usage, 130 interrupted.
 """
@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     from .batch._command import add_onboard_parser
 
     add_onboard_parser(commands)
+
+    from .webhooks._inbox_cli import add_inbox_parser
+
+    add_inbox_parser(commands)
     return parser
 
 
@@ -80,6 +84,10 @@ async def _run(args: argparse.Namespace) -> int:
         from .batch._command import run_onboard_command
 
         return await run_onboard_command(args)
+    if args.command == "inbox":
+        from .webhooks._inbox_cli import run_inbox_command
+
+        return await run_inbox_command(args)
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
 
 

@@ -16,6 +16,10 @@
     # or avaturn_async.webhooks.asgi.WebhookApp(verifier, router),
     # or by hand: event = verifier.verify_and_parse(raw_body, headers)
 
+    # To answer at once and dispatch later, with retries and a dead letter:
+    inbox = WebhookInbox("webhooks.db")   # make_handler(..., inbox=inbox)
+    async with inbox.worker(router): ...
+
 Server adapters live in the submodules ``aiohttp`` and ``asgi``.
 """
 
@@ -40,6 +44,8 @@ from ._events import (
     event_to_dict,
     parse_event,
 )
+from ._inbox import Backoff, WebhookInbox, exponential_backoff
+from ._inbox_store import InboxError, InboxRecord, InboxStatus
 from ._pipeline import PipelineResponse, WebhookPipeline
 from ._router import DispatchResult, HandlerFailure, WebhookRouter
 from ._verifier import VerificationFailure, WebhookVerifier
@@ -47,12 +53,16 @@ from ._verifier import VerificationFailure, WebhookVerifier
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "AvatarReady",
+    "Backoff",
     "DispatchResult",
     "Event",
     "EventStatus",
     "ExportReady",
     "HandlerFailure",
     "IdempotencyStore",
+    "InboxError",
+    "InboxRecord",
+    "InboxStatus",
     "InMemoryIdempotencyStore",
     "KnownEvent",
     "PipelineResponse",
@@ -60,6 +70,7 @@ __all__ = [
     "UnknownEvent",
     "VerificationFailure",
     "WebhookError",
+    "WebhookInbox",
     "WebhookParseError",
     "WebhookPayloadTooLargeError",
     "WebhookPipeline",
@@ -67,6 +78,7 @@ __all__ = [
     "WebhookVerificationError",
     "WebhookVerifier",
     "event_to_dict",
+    "exponential_backoff",
     "idempotency_key",
     "parse_event",
 ]

@@ -1,13 +1,16 @@
 """The I/O-free receive pipeline shared by every server adapter.
 
 verify → parse → dedupe → dispatch, and the mapping of each outcome to an HTTP
-answer. Adapters only read the request (streaming, within ``max_body_size``)
-and write the :class:`PipelineResponse` back; use this class directly to
-receive webhooks in a framework without an adapter (Flask, Django, ...).
+answer. With an ``inbox`` (:class:`WebhookInbox`), the last two steps become
+"store": the delivery is committed to the inbox, deduped by it, and dispatched
+later by the inbox's worker. Adapters only read the request (streaming, within
+``max_body_size``) and write the :class:`PipelineResponse` back; use this class
+directly to receive webhooks in a framework without an adapter (Flask, Django, ...).
 
 Status codes:
 
 ==========  ===================================================================
+202         with an inbox: stored for dispatch, or a duplicate already stored
 204         processed, or a duplicate already processed (acknowledged, not re-run)
 400         malformed body or ``Content-Length`` (the sender should not retry)
 401         signature, timestamp or token rejected
@@ -15,7 +18,8 @@ Status codes:
 413         body over ``max_body_size``
 500         a handler raised (``fail_on_handler_error=True``, the default): the
             dedupe key is released so the sender's redelivery is processed again
-503         the idempotency store failed: nothing was dispatched, retry later
+503         the idempotency store (or the inbox) failed: nothing was dispatched
+            or stored, retry later
 ==========  ===================================================================
 
 Bad input never yields 500. Answering 500 on a handler failure turns Avaturn's
@@ -35,12 +39,14 @@ import anyio
 import attrs
 
 from .._errors import (
+    ConfigurationError,
     WebhookParseError,
     WebhookPayloadTooLargeError,
     WebhookVerificationError,
 )
 from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
 from ._events import Event
+from ._inbox import WebhookInbox
 from ._router import DispatchResult, WebhookRouter
 from ._verifier import WebhookVerifier, header_value
 
@@ -58,8 +64,9 @@ class PipelineResponse:
 
     status: int
     outcome: str
-    """``processed``, ``duplicate``, ``handler_failed``, ``store_failed``, ``too_large``,
-    ``method_not_allowed``, ``malformed_payload``, or a ``VerificationFailure`` value."""
+    """``processed``, ``stored`` (in the inbox), ``duplicate``, ``handler_failed``,
+    ``store_failed``, ``too_large``, ``method_not_allowed``, ``malformed_payload``, or a
+    ``VerificationFailure`` value."""
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
     event: Event | None = None
@@ -76,6 +83,10 @@ class WebhookPipeline:
 
     ``dedupe=True`` (the default) guards against redeliveries with ``store``,
     an :class:`InMemoryIdempotencyStore` unless given.
+
+    With ``inbox``, verified deliveries are stored there and answered 202;
+    ``router`` is not called (pass it to the inbox's worker), and the inbox is
+    the idempotency store: ``store`` and ``dedupe=False`` are refused.
     """
 
     def __init__(
@@ -86,16 +97,23 @@ class WebhookPipeline:
         store: IdempotencyStore | None = None,
         dedupe: bool = True,
         fail_on_handler_error: bool = True,
+        inbox: WebhookInbox | None = None,
     ) -> None:
+        if inbox is not None and (store is not None or not dedupe):
+            raise ConfigurationError("an inbox is its own idempotency store: drop store/dedupe")
         self.verifier = verifier
         self.router = router
+        self.inbox = inbox
         self.store: IdempotencyStore | None = (
-            (store if store is not None else InMemoryIdempotencyStore()) if dedupe else None
+            (store if store is not None else InMemoryIdempotencyStore())
+            if dedupe and inbox is None
+            else None
         )
         self.fail_on_handler_error = fail_on_handler_error
 
     def __repr__(self) -> str:
-        return f"WebhookPipeline({self.verifier!r}, {self.router!r}, store={self.store!r})"
+        where = f"inbox={self.inbox!r}" if self.inbox is not None else f"store={self.store!r}"
+        return f"WebhookPipeline({self.verifier!r}, {self.router!r}, {where})"
 
     @property
     def max_body_size(self) -> int:
@@ -152,6 +170,8 @@ class WebhookPipeline:
         except WebhookParseError as exc:
             logger.info("malformed webhook at %s", exc.path)
             return _error(400, "malformed_payload", str(exc), path=exc.path)
+        if self.inbox is not None:
+            return await self._store_in(self.inbox, body, headers, event)
         if self.store is None:
             return await self._dispatch(event, None, None)
         key = idempotency_key(header_value(headers, _ID_NAMES), body)
@@ -159,6 +179,22 @@ class WebhookPipeline:
         if early is not None:
             return early
         return await self._dispatch(event, self.store, key)
+
+    async def _store_in(
+        self, inbox: WebhookInbox, body: bytes, headers: Mapping[str, str], event: Event
+    ) -> PipelineResponse:
+        """Commit the delivery to the inbox; only then is it acknowledged."""
+        try:
+            new_id = await inbox.add(body, headers, event)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception:
+            logger.exception("webhook inbox failed to store a delivery")
+            return _error(503, "store_failed", "webhook inbox unavailable, retry later")
+        if new_id is None:
+            logger.debug("duplicate webhook delivery already in the inbox")
+            return PipelineResponse(status=202, outcome="duplicate", event=event)
+        return PipelineResponse(status=202, outcome="stored", event=event)
 
     async def _claim(
         self, store: IdempotencyStore, key: str, event: Event

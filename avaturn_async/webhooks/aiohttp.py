@@ -11,6 +11,10 @@
     # or run a standalone receiver (demos, tests, small services):
     async with serve_webhooks(verifier, router, port=8080) as server:
         print(server.url)
+    # or acknowledge at once and dispatch from a durable inbox:
+    inbox = WebhookInbox("webhooks.db")
+    app.router.add_post("/webhooks/avaturn", make_handler(verifier, router, inbox=inbox))
+    async with inbox.worker(router): ...
 
 The body is read as a stream and reading stops past the verifier's
 ``max_body_size``; status codes are described in ``_pipeline``.
@@ -25,6 +29,7 @@ import attrs
 from aiohttp import web
 
 from ._dedupe import IdempotencyStore
+from ._inbox import WebhookInbox
 from ._pipeline import PipelineResponse, WebhookPipeline
 from ._router import WebhookRouter
 from ._verifier import WebhookVerifier
@@ -62,14 +67,22 @@ def make_handler(
     store: IdempotencyStore | None = None,
     dedupe: bool = True,
     fail_on_handler_error: bool = True,
+    inbox: WebhookInbox | None = None,
 ) -> AiohttpHandler:
     """An aiohttp request handler that verifies, parses, dedupes and dispatches.
 
+    With ``inbox``, it stores each delivery there and answers 202 instead of
+    dispatching; run ``inbox.worker(router)`` to dispatch.
     Register it for all methods (``add_route("*", ...)``) to have non-POST
     requests answered 405 by the pipeline, or with ``add_post``.
     """
     pipeline = WebhookPipeline(
-        verifier, router, store=store, dedupe=dedupe, fail_on_handler_error=fail_on_handler_error
+        verifier,
+        router,
+        store=store,
+        dedupe=dedupe,
+        fail_on_handler_error=fail_on_handler_error,
+        inbox=inbox,
     )
 
     async def handle_webhook(request: web.Request) -> web.Response:
@@ -95,6 +108,7 @@ def make_app(
     store: IdempotencyStore | None = None,
     dedupe: bool = True,
     fail_on_handler_error: bool = True,
+    inbox: WebhookInbox | None = None,
 ) -> web.Application:
     """A small ``web.Application`` answering webhooks at ``path``.
 
@@ -104,7 +118,12 @@ def make_app(
     """
     app = web.Application()
     handler = make_handler(
-        verifier, router, store=store, dedupe=dedupe, fail_on_handler_error=fail_on_handler_error
+        verifier,
+        router,
+        store=store,
+        dedupe=dedupe,
+        fail_on_handler_error=fail_on_handler_error,
+        inbox=inbox,
     )
     # "" is the bare sub-application prefix; "/" the root or the prefix plus slash.
     for route in ("", "/") if path is None else (path,):
@@ -134,6 +153,7 @@ async def serve_webhooks(
     store: IdempotencyStore | None = None,
     dedupe: bool = True,
     fail_on_handler_error: bool = True,
+    inbox: WebhookInbox | None = None,
 ) -> AsyncIterator[WebhookServer]:
     """Serve webhooks at ``path`` on ``host:port`` until the block exits.
 
@@ -147,6 +167,7 @@ async def serve_webhooks(
         store=store,
         dedupe=dedupe,
         fail_on_handler_error=fail_on_handler_error,
+        inbox=inbox,
     )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -8,6 +8,9 @@
     # FastAPI / Starlette:
     app.mount("/webhooks/avaturn", webhook_app)
     # or serve it alone:  uvicorn module:webhook_app
+    # or acknowledge at once and dispatch from a durable inbox (start
+    # ``inbox.worker(router)`` in your app's lifespan):
+    webhook_app = WebhookApp(verifier, router, inbox=WebhookInbox("webhooks.db"))
 
 The app answers on every path it is mounted at. Header names arrive
 lower-cased (ASGI guarantees it); when a header is repeated, the first value
@@ -22,6 +25,7 @@ from typing import Any, TypeAlias
 from urllib.parse import parse_qsl
 
 from ._dedupe import IdempotencyStore
+from ._inbox import WebhookInbox
 from ._pipeline import PipelineResponse, WebhookPipeline
 from ._router import WebhookRouter
 from ._verifier import WebhookVerifier
@@ -94,7 +98,11 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 
 class WebhookApp:
-    """An ASGI 3 application that verifies, parses, dedupes and dispatches webhooks."""
+    """An ASGI 3 application that verifies, parses, dedupes and dispatches webhooks.
+
+    With ``inbox``, it stores each delivery there and answers 202 instead of
+    dispatching; run ``inbox.worker(router)`` to dispatch.
+    """
 
     def __init__(
         self,
@@ -104,6 +112,7 @@ class WebhookApp:
         store: IdempotencyStore | None = None,
         dedupe: bool = True,
         fail_on_handler_error: bool = True,
+        inbox: WebhookInbox | None = None,
     ) -> None:
         self.pipeline = WebhookPipeline(
             verifier,
@@ -111,6 +120,7 @@ class WebhookApp:
             store=store,
             dedupe=dedupe,
             fail_on_handler_error=fail_on_handler_error,
+            inbox=inbox,
         )
 
     def __repr__(self) -> str:

@@ -1,0 +1,160 @@
+"""``avaturn inbox``: list the events of a webhook inbox and replay dead ones.
+
+::
+
+    avaturn inbox --db webhooks.db [--status pending|done|dead] [--limit N]
+        [--replay-dead | --replay ID [ID ...]] [--json]
+
+Exit codes: 0 success, 1 some ``--replay`` ids were not dead (or the database
+failed), 2 bad usage or no inbox at ``--db``. Event bodies are never printed:
+they may hold pre-signed download URLs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from ._inbox import WebhookInbox
+from ._inbox_store import InboxError, InboxRecord, InboxStatus
+
+__all__ = ["add_inbox_parser", "format_records", "run_inbox_command"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+_EPILOG = """\
+Lists the newest events first (all statuses unless --status). Replays happen
+before the listing, which shows their effect. Safe to run while a receiver and
+a worker use the same file.
+
+exit codes: 0 ok, 1 some --replay ids were not dead, 2 usage error or no inbox at --db
+"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def add_inbox_parser(commands: Any) -> None:
+    """Add the ``inbox`` subcommand to an ``add_subparsers()`` object."""
+    parser = commands.add_parser(
+        "inbox",
+        help="list a webhook inbox's pending, done and dead events; replay dead ones",
+        description="Inspect a WebhookInbox database and replay dead-lettered events.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--db", required=True, metavar="PATH", help="the inbox SQLite file")
+    parser.add_argument("--status", choices=[status.value for status in InboxStatus])
+    parser.add_argument("--limit", type=_positive_int, default=50, help="default 50")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    replay = parser.add_mutually_exclusive_group()
+    replay.add_argument("--replay-dead", action="store_true", help="replay every dead event")
+    replay.add_argument(
+        "--replay", type=int, nargs="+", metavar="ID", default=[], help="replay these dead events"
+    )
+
+
+async def run_inbox_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run ``avaturn inbox`` for parsed ``args``; the exit code."""
+    out = out if out is not None else sys.stdout
+    try:
+        inbox = WebhookInbox(args.db, create=False)
+    except InboxError as exc:
+        print(f"avaturn inbox: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with inbox:
+        try:
+            replayed, refused = await _replay(inbox, args)
+            counts = await inbox.counts()
+            records = await inbox.list(status=args.status, limit=args.limit)
+        except sqlite3.Error as exc:
+            print(f"avaturn inbox: database error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    if args.json:
+        _print_json(out, counts, records, replayed, refused)
+    else:
+        _print_text(out, args.db, counts, records, replayed, refused)
+    return EXIT_FAILED if refused else EXIT_OK
+
+
+async def _replay(
+    inbox: WebhookInbox, args: argparse.Namespace
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(replayed ids, requested ids that were not dead)."""
+    if args.replay_dead:
+        return await inbox.replay(all_dead=True), ()
+    if not args.replay:
+        return (), ()
+    replayed = await inbox.replay(args.replay)
+    refused = tuple(i for i in dict.fromkeys(args.replay) if i not in replayed)
+    return replayed, refused
+
+
+def _print_json(
+    out: TextIO,
+    counts: dict[str, int],
+    records: Sequence[InboxRecord],
+    replayed: Sequence[int],
+    refused: Sequence[int],
+) -> None:
+    document = {
+        "counts": counts,
+        "events": [record.to_dict() for record in records],
+        "replayed": list(replayed),
+        "not_replayed": list(refused),
+    }
+    json.dump(document, out, indent=2)
+    out.write("\n")
+
+
+def _print_text(
+    out: TextIO,
+    db: str,
+    counts: dict[str, int],
+    records: Sequence[InboxRecord],
+    replayed: Sequence[int],
+    refused: Sequence[int],
+) -> None:
+    summary = ", ".join(f"{counts[status.value]} {status.value}" for status in InboxStatus)
+    print(f"{db}: {summary}", file=out)
+    if replayed:
+        print(f"replayed {len(replayed)}: {' '.join(map(str, replayed))}", file=out)
+    if refused:
+        print(f"not dead, not replayed: {' '.join(map(str, refused))}", file=out)
+    out.write(format_records(records))
+
+
+def format_records(records: Sequence[InboxRecord]) -> str:
+    """A plain-text table of ``records`` (empty when there are none)."""
+    if not records:
+        return ""
+    rows = [("ID", "STATUS", "ATTEMPTS", "EVENT", "RECEIVED (UTC)", "WEBHOOK-ID", "LAST ERROR")]
+    for record in records:
+        rows.append(
+            (
+                str(record.id),
+                record.status.value,
+                str(record.attempts),
+                record.event_type,
+                record.received_at.strftime("%Y-%m-%d %H:%M:%S"),
+                record.webhook_id or "-",
+                record.last_error or "",
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    lines = []
+    for row in rows:
+        padded = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        # The last column (the error) is not padded: it can be long.
+        lines.append("  ".join([*padded, row[-1]]).rstrip() + "\n")
+    return "".join(lines)
