@@ -2,6 +2,8 @@
 
 * :class:`AvaturnEmulator`: a stateful local Avaturn service (all ten endpoints,
   the upload URL, signed webhooks, fault injection, inspectable state).
+* :class:`FaultPlan`, :class:`RouteFaults`, :class:`WebhookFaults`: seeded, per-route
+  faults (429/5xx, resets, cut-off answers, latency, slow uploads, lost webhooks).
 * :func:`sign_webhook` and the ``make_*`` event factories: build signed webhook
   deliveries for your receiver's tests, with the same signing code the emulator uses.
 """
@@ -13,10 +15,14 @@ from ._emulator import (
     AvaturnEmulator,
     EmulatorStats,
     ExportRecord,
+    FaultKind,
+    FaultPlan,
     RenderRecord,
+    RouteFaults,
     SessionRecord,
     UserRecord,
     WebhookDelivery,
+    WebhookFaults,
 )
 from ._webhooks import (
     event_to_bytes,
@@ -35,6 +41,10 @@ __all__ = [
     "AvatarRecord",
     "AvaturnEmulator",
     "EmulatorStats",
+    "FaultKind",
+    "FaultPlan",
+    "RouteFaults",
+    "WebhookFaults",
     "ExportRecord",
     "RenderRecord",
     "SessionRecord",

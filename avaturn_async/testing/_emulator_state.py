@@ -1,61 +1,55 @@
-"""The emulator's data and rules, free of I/O so every decision can be tested on its own.
+"""The emulator's state and rules, free of I/O so every decision can be tested on its own.
 
-Everything here works on plain JSON-like values (dicts, lists, strings) because the
-emulator must speak the wire format independently of the SDK's models. Failures are
-raised as :class:`EmulatorHTTPError`, which the server turns into a response.
+:class:`EmulatorState` holds the records (``_emulator_records``) and applies the API's
+rules to plain JSON-like request bodies, validated by ``_emulator_validation``.
+Failures are raised as :class:`EmulatorHTTPError`, which the server turns into a
+response.
 """
 
 from __future__ import annotations
 
 import base64
-import re
 import secrets
-import struct
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
+
+from ._emulator_records import (
+    AvatarRecord,
+    ExportRecord,
+    Outcome,
+    RenderRecord,
+    SessionRecord,
+    UserRecord,
+)
+from ._emulator_validation import (
+    ASSET_SLOTS,
+    SESSION_TYPES,
+    EmulatorHTTPError,
+    Loc,
+    UploadedPhoto,
+    default_customization,
+    error_item,
+    form_errors,
+    not_found,
+    parse_customization,
+    parse_uuid,
+    photo_errors,
+    require_object,
+    require_str,
+    validation_error,
+)
 
 __all__ = [
-    "ASSET_SLOTS",
-    "COLOR_SLOTS",
     "DEFAULT_ASSETS",
-    "RENDER_FILES",
-    "RENDER_FORMATS",
     "SAMPLE_ASSETS",
-    "AvatarRecord",
-    "EmulatorHTTPError",
     "EmulatorState",
-    "ExportRecord",
-    "RenderRecord",
-    "SessionRecord",
-    "UserRecord",
-    "default_customization",
-    "error_item",
-    "glb_chunks",
-    "parse_bool",
-    "parse_format",
-    "parse_scene",
-    "parse_uuid",
-    "validation_error",
+    "new_user_id",
 ]
 
-Loc = Sequence[str | int]
-Outcome = Literal["ready", "failed"]
 _R = TypeVar("_R")
 
-ASSET_SLOTS = ("clothing", "hair_and_headwear", "eyewear", "footwear")
-COLOR_SLOTS = frozenset({"hair_and_headwear", "eyewear"})
-RENDER_FORMATS = ("jpg", "png", "webp")
-SESSION_TYPES = ("create_or_edit_existing", "create", "edit_existing")
-SCENE_PATTERN = "^[a-zA-Z0-9_/]+$"
-_SCENE_RE = re.compile(SCENE_PATTERN)
-_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?$")
-_BOOL_WORDS = {
-    **dict.fromkeys(("true", "1", "yes", "on", "t", "y"), True),
-    **dict.fromkeys(("false", "0", "no", "off", "f", "n"), False),
-}
 
 # Stable ids (uuid5 of a name) so that demos and docs can refer to them across runs.
 _ASSET_NAMESPACE = uuid.UUID("6f1c2d8e-5a4b-4c3d-9e8f-7a6b5c4d3e2f")
@@ -79,36 +73,6 @@ SAMPLE_ASSETS: Mapping[str, str] = {
 """One valid asset id per slot: slot -> asset id."""
 
 
-class EmulatorHTTPError(Exception):
-    """An error answer: ``detail`` becomes the JSON body ``{"detail": ...}``."""
-
-    def __init__(self, status: int, detail: Any, headers: Mapping[str, str] | None = None):
-        super().__init__(f"{status}: {detail!r}")
-        self.status = status
-        self.detail = detail
-        self.headers: Mapping[str, str] = dict(headers or {})
-
-
-def error_item(loc: Loc, msg: str, type_: str, **ctx: Any) -> dict[str, Any]:
-    """One FastAPI-style ``HTTPValidationError`` entry."""
-    item: dict[str, Any] = {"loc": list(loc), "msg": msg, "type": type_}
-    if ctx:
-        item["ctx"] = ctx
-    return item
-
-
-def validation_error(*items: dict[str, Any]) -> EmulatorHTTPError:
-    return EmulatorHTTPError(422, list(items))
-
-
-def _missing(loc: Loc) -> EmulatorHTTPError:
-    return validation_error(error_item(loc, "Field required", "missing"))
-
-
-def _not_found(what: str) -> EmulatorHTTPError:
-    return EmulatorHTTPError(404, f"{what} not found")
-
-
 def new_user_id() -> str:
     # 20 random bytes are exactly 32 base32 characters, without padding.
     return base64.b32encode(secrets.token_bytes(20)).decode()
@@ -116,277 +80,6 @@ def new_user_id() -> str:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-# ---------------------------------------------------------------- scalar validation
-
-
-def parse_uuid(value: object, loc: Loc) -> str:
-    """The canonical (lowercase, hyphenated) form of a UUID, or a 422."""
-    if value is None:
-        raise _missing(loc)
-    if not isinstance(value, str):
-        raise validation_error(
-            error_item(loc, "UUID input should be a string, bytes or UUID object", "uuid_type")
-        )
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise validation_error(
-            error_item(loc, "Input should be a valid UUID", "uuid_parsing")
-        ) from None
-
-
-def parse_scene(value: str | None) -> str:
-    if value is None:
-        return "common/preview"
-    if not _SCENE_RE.match(value):
-        raise validation_error(
-            error_item(
-                ("query", "scene"),
-                f"String should match pattern '{SCENE_PATTERN}'",
-                "string_pattern_mismatch",
-                pattern=SCENE_PATTERN,
-            )
-        )
-    return value
-
-
-def parse_format(value: str | None) -> str:
-    if value is None:
-        return "jpg"
-    if value not in RENDER_FORMATS:
-        raise validation_error(
-            error_item(
-                ("query", "format"),
-                "Input should be 'jpg', 'png' or 'webp'",
-                "enum",
-                expected="'jpg', 'png' or 'webp'",
-            )
-        )
-    return value
-
-
-def parse_bool(value: str | None, loc: Loc, *, default: bool = False) -> bool:
-    """Query/form booleans, with the words pydantic accepts."""
-    if value is None:
-        return default
-    parsed = _BOOL_WORDS.get(value.strip().lower())
-    if parsed is None:
-        raise validation_error(
-            error_item(
-                loc, "Input should be a valid boolean, unable to interpret input", "bool_parsing"
-            )
-        )
-    return parsed
-
-
-def _require_object(value: object, loc: Loc) -> Mapping[str, Any]:
-    if value is None:
-        raise _missing(loc)
-    if not isinstance(value, dict):
-        raise validation_error(
-            error_item(
-                loc,
-                "Input should be a valid dictionary or object to extract fields from",
-                "model_attributes_type",
-            )
-        )
-    return value
-
-
-def _require_str(body: Mapping[str, Any], key: str, loc: Loc) -> str:
-    if key not in body:
-        raise _missing((*loc, key))
-    value = body[key]
-    if not isinstance(value, str):
-        raise validation_error(
-            error_item((*loc, key), "Input should be a valid string", "string_type")
-        )
-    return value
-
-
-def _optional_number(body: Mapping[str, Any], key: str, loc: Loc) -> float | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    # bool is an int subclass, but JSON true is not a number for the API.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise validation_error(
-            error_item((*loc, key), "Input should be a valid number", "float_type")
-        )
-    return float(value)
-
-
-# ---------------------------------------------------------------- customization
-
-
-def default_customization() -> dict[str, Any]:
-    """What GET customization answers before any PUT."""
-    return {
-        "assets": {},
-        "body": "body_0",
-        "age": "adult",
-        "metadata": {},
-        "bone_scale": {"head": 1.0, "arms": 1.0, "chest": 1.0},
-        "skin_tone_correction": 0.0,
-    }
-
-
-def _parse_slot(slot: str, value: object, loc: Loc) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    obj = _require_object(value, loc)
-    allowed = {"id", "color"} if slot in COLOR_SLOTS else {"id"}
-    for key in obj:
-        if key not in allowed:
-            raise validation_error(
-                error_item((*loc, key), "Extra inputs are not permitted", "extra_forbidden")
-            )
-    parsed: dict[str, Any] = {"id": parse_uuid(obj.get("id"), (*loc, "id"))}
-    color = obj.get("color")
-    if color is not None:
-        if not isinstance(color, str):
-            raise validation_error(
-                error_item((*loc, "color"), "Input should be a valid string", "string_type")
-            )
-        if not _COLOR_RE.match(color):
-            raise validation_error(
-                error_item(
-                    (*loc, "color"),
-                    "Value error, color must be '#rrggbb' or '#rrggbbaa'",
-                    "value_error",
-                )
-            )
-        parsed["color"] = color
-    return parsed
-
-
-def _parse_assets(value: object, loc: Loc) -> dict[str, Any]:
-    if value is None:
-        return {}
-    obj = _require_object(value, loc)
-    assets: dict[str, Any] = {}
-    for slot, slot_value in obj.items():
-        if slot not in ASSET_SLOTS:
-            raise validation_error(
-                error_item((*loc, slot), "Extra inputs are not permitted", "extra_forbidden")
-            )
-        parsed = _parse_slot(slot, slot_value, (*loc, slot))
-        if parsed is not None:
-            assets[slot] = parsed
-    return assets
-
-
-def _parse_metadata(value: object, loc: Loc) -> dict[str, str]:
-    if value is None:
-        return {}
-    obj = _require_object(value, loc)
-    for key, item in obj.items():
-        if not isinstance(item, str):
-            raise validation_error(
-                error_item((*loc, key), "Input should be a valid string", "string_type")
-            )
-    return dict(obj)
-
-
-def _parse_bone_scale(value: object, loc: Loc) -> dict[str, float]:
-    scale: dict[str, float] = dict(default_customization()["bone_scale"])
-    if value is None:
-        return scale
-    obj = _require_object(value, loc)
-    for key in ("head", "arms", "chest"):
-        number = _optional_number(obj, key, loc)
-        if number is not None:
-            scale[key] = number
-    return scale
-
-
-def parse_customization(body: object) -> dict[str, Any]:
-    """Validate an ``ExternalAvatarCustomization``; absent fields take the defaults."""
-    loc: Loc = ("body",)
-    obj = _require_object(body, loc)
-    result = default_customization()
-    result["assets"] = _parse_assets(obj.get("assets"), (*loc, "assets"))
-    for key in ("body", "age"):
-        if obj.get(key) is not None:
-            result[key] = _require_str(obj, key, loc)
-    result["metadata"] = _parse_metadata(obj.get("metadata"), (*loc, "metadata"))
-    result["bone_scale"] = _parse_bone_scale(obj.get("bone_scale"), (*loc, "bone_scale"))
-    tone = _optional_number(obj, "skin_tone_correction", loc)
-    if tone is not None:
-        result["skin_tone_correction"] = tone
-    return result
-
-
-# ---------------------------------------------------------------- records
-
-
-@dataclass
-class UserRecord:
-    id: str
-    created_at: datetime
-
-
-@dataclass
-class AvatarRecord:
-    """One avatar. ``status`` follows pending -> processing -> ready | failed."""
-
-    id: str
-    user_id: str
-    created_at: datetime
-    upload_signature: str = field(repr=False)
-    status: str = "pending"
-    upload_state: Literal["none", "receiving", "done"] = "none"
-    body_type: str | None = None
-    telephoto: bool | None = None
-    upload_bytes: int = 0
-    photo_sizes: dict[str, int] = field(default_factory=dict)
-    photo_sha256: dict[str, str] = field(default_factory=dict)
-    customization: dict[str, Any] | None = None
-    version: int = 0
-
-    @property
-    def customized(self) -> bool:
-        return self.customization is not None
-
-    def list_item(self) -> dict[str, Any]:
-        return {"id": self.id, "status": self.status, "created_at": self.created_at.isoformat()}
-
-
-@dataclass
-class RenderRecord:
-    id: str
-    avatar_id: str
-    user_id: str
-    scene: str
-    format: str
-    status: str = "pending"
-
-
-@dataclass
-class ExportRecord:
-    """One export job of one avatar version; ``token`` names its file."""
-
-    token: str
-    avatar_id: str
-    user_id: str
-    version: int
-    status: str = "pending"
-
-
-@dataclass
-class SessionRecord:
-    id: str
-    user_id: str
-    config: dict[str, Any]
-
-
-@dataclass
-class UploadedPhoto:
-    size: int
-    sha256: str
-    head: bytes
 
 
 # ---------------------------------------------------------------- the state machine
@@ -415,7 +108,7 @@ class EmulatorState:
     def user(self, user_id: str) -> UserRecord:
         user = self.users.get(user_id)
         if user is None:
-            raise _not_found("User")
+            raise not_found("User")
         return user
 
     def delete_user(self, user_id: str) -> None:
@@ -432,8 +125,8 @@ class EmulatorState:
             del records[key]
 
     def create_session(self, body: object) -> SessionRecord:
-        obj = _require_object(body, ("body",))
-        user_id = _require_str(obj, "user_id", ("body",))
+        obj = require_object(body, ("body",))
+        user_id = require_str(obj, "user_id", ("body",))
         config = self._parse_session_config(obj.get("config"))
         self.user(user_id)
         if config["type"] == "edit_existing":
@@ -447,7 +140,7 @@ class EmulatorState:
         loc: Loc = ("body", "config")
         if value is None:
             return {"type": "create_or_edit_existing"}
-        obj = _require_object(value, loc)
+        obj = require_object(value, loc)
         kind = obj.get("type")
         if kind is None:
             raise validation_error(
@@ -479,8 +172,8 @@ class EmulatorState:
     # avatars
 
     def create_avatar(self, body: object) -> AvatarRecord:
-        obj = _require_object(body, ("body",))
-        user_id = _require_str(obj, "user_id", ("body",))
+        obj = require_object(body, ("body",))
+        user_id = require_str(obj, "user_id", ("body",))
         self.user(user_id)
         avatar = AvatarRecord(
             id=str(uuid.uuid4()),
@@ -494,14 +187,14 @@ class EmulatorState:
     def avatar(self, avatar_id: str) -> AvatarRecord:
         avatar = self.avatars.get(avatar_id)
         if avatar is None:
-            raise _not_found("Avatar")
+            raise not_found("Avatar")
         return avatar
 
     def owned_avatar(self, user_id: str, avatar_id: str) -> AvatarRecord:
         avatar = self.avatar(avatar_id)
         if avatar.user_id != user_id:
             # Another user's avatar is reported like a missing one: ids do not leak.
-            raise _not_found("Avatar")
+            raise not_found("Avatar")
         return avatar
 
     def list_avatars(self, user_id: str, *, include_not_ready: bool) -> list[dict[str, Any]]:
@@ -543,7 +236,7 @@ class EmulatorState:
         fields: Mapping[str, str],
     ) -> None:
         """Validate the received form; on success the avatar starts processing."""
-        errors = [*_photo_errors(photos), *_form_errors(fields)]
+        errors = [*photo_errors(photos), *form_errors(fields)]
         if errors:
             raise validation_error(*errors)
         avatar.body_type = fields["body-type"]
@@ -661,64 +354,3 @@ class EmulatorState:
             return None
         export.status = outcome
         return export
-
-
-PHOTO_FIELDS = ("image-frontal", "image-side-1", "image-side-2")
-JPEG_MAGIC = b"\xff\xd8\xff"
-
-
-def _photo_errors(photos: Mapping[str, UploadedPhoto]) -> Iterable[dict[str, Any]]:
-    for name in PHOTO_FIELDS:
-        loc = ("body", name)
-        photo = photos.get(name)
-        if photo is None:
-            yield error_item(loc, "Field required", "missing")
-        elif photo.size == 0:
-            yield error_item(loc, "Value error, the photo is empty", "value_error")
-        elif not photo.head.startswith(JPEG_MAGIC):
-            yield error_item(loc, "Value error, the photo is not a JPEG image", "value_error")
-
-
-def _form_errors(fields: Mapping[str, str]) -> Iterable[dict[str, Any]]:
-    body_type = fields.get("body-type")
-    if body_type is None:
-        yield error_item(("body", "body-type"), "Field required", "missing")
-    elif body_type not in ("male", "female"):
-        yield error_item(
-            ("body", "body-type"),
-            "Input should be 'male' or 'female'",
-            "literal_error",
-            expected="'male' or 'female'",
-        )
-    telephoto = fields.get("telephoto")
-    if telephoto is not None and telephoto not in ("true", "false"):
-        yield error_item(
-            ("body", "telephoto"),
-            "Input should be 'true' or 'false'",
-            "literal_error",
-            expected="'true' or 'false'",
-        )
-
-
-# ---------------------------------------------------------------- served files
-
-RENDER_FILES: Mapping[str, tuple[str, bytes]] = {
-    "jpg": ("image/jpeg", b"\xff\xd8\xff\xe0" + bytes(64) + b"\xff\xd9"),
-    "png": ("image/png", b"\x89PNG\r\n\x1a\n" + bytes(64)),
-    "webp": ("image/webp", b"RIFF" + struct.pack("<I", 68) + b"WEBP" + bytes(60)),
-}
-"""Bytes served for a ready render, by format: (content type, body)."""
-
-_PATTERN_SIZE = 64 * 1024
-
-
-def glb_chunks(size: int) -> Iterator[bytes]:
-    """A GLB header then a repeating byte pattern, so truncation or mixing shows."""
-    header = b"glTF" + struct.pack("<II", 2, size)
-    yield header
-    pattern = bytes(range(256)) * (_PATTERN_SIZE // 256)
-    remaining = size - len(header)
-    while remaining > 0:
-        chunk = pattern[:remaining]
-        remaining -= len(chunk)
-        yield chunk

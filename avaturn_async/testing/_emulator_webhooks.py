@@ -1,5 +1,5 @@
 """Webhook delivery for the emulator: Standard Webhooks signing, retries, and the
-duplicate / reorder faults that receivers must tolerate.
+drop / delay / duplicate / reorder faults that receivers must tolerate.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import aiohttp
 import anyio
 
 from ..webhooks._signing import sign
+from ._faults import WebhookDecision
 
 __all__ = ["WebhookDelivery", "WebhookDispatcher"]
 
@@ -33,7 +34,7 @@ class WebhookDelivery:
     ``status`` is the receiver's HTTP status, or None when the attempt failed below
     HTTP; ``error`` then says why. Retries and duplicates keep ``msg_id``; ``attempt``
     counts from 1 within each copy, and ``copy`` is 2 for the duplicate sent when
-    ``duplicate_webhooks`` is on.
+    ``duplicate_webhooks`` is on or a fault plan duplicates the event.
     """
 
     event: Mapping[str, Any]
@@ -57,10 +58,13 @@ class _Message:
     msg_id: str
     body: bytes
     url: str
+    copies: int = 1
+    delay: float = 0.0
 
 
 class WebhookDispatcher:
-    """Signs and delivers events; every attempt is appended to ``deliveries``."""
+    """Signs and delivers events; every attempt is appended to ``deliveries``, and
+    every event a fault dropped to ``dropped``."""
 
     def __init__(
         self,
@@ -84,15 +88,31 @@ class WebhookDispatcher:
         self.reorder_window = reorder_window
         self.session: aiohttp.ClientSession | None = None
         self.deliveries: list[WebhookDelivery] = []
+        self.dropped: list[Mapping[str, Any]] = []
         self._held: list[_Message] = []
         self._timer: anyio.CancelScope | None = None
 
     def __repr__(self) -> str:
         return f"<WebhookDispatcher deliveries={len(self.deliveries)}>"
 
-    def emit(self, event: Mapping[str, Any], url: str) -> None:
+    def emit(
+        self, event: Mapping[str, Any], url: str, fault: WebhookDecision | None = None
+    ) -> None:
+        """Deliver ``event`` to ``url``, unless ``fault`` drops it; ``fault`` may also
+        duplicate or delay it."""
+        fault = fault or WebhookDecision()
+        if fault.drop:
+            self.dropped.append(event)
+            return
         body = json.dumps(event, separators=(",", ":")).encode()
-        message = _Message(event=event, msg_id="msg_" + secrets.token_hex(12), body=body, url=url)
+        message = _Message(
+            event=event,
+            msg_id="msg_" + secrets.token_hex(12),
+            body=body,
+            url=url,
+            copies=2 if self.duplicate else fault.copies,
+            delay=fault.delay,
+        )
         if self.reorder:
             self._hold(message)
         else:
@@ -125,9 +145,10 @@ class WebhookDispatcher:
             self._spawn(partial(self._deliver_all, batch))
 
     async def _deliver_all(self, messages: list[_Message]) -> None:
-        copies = 2 if self.duplicate else 1
         for message in messages:
-            for copy in range(1, copies + 1):
+            if message.delay > 0:
+                await anyio.sleep(message.delay)
+            for copy in range(1, message.copies + 1):
                 await self._deliver(message, copy)
 
     async def _deliver(self, message: _Message, copy: int) -> None:

@@ -1,0 +1,336 @@
+"""Request validation for the emulator: FastAPI-shaped 422s, scalar parsers, the
+customization schema and the photo-upload form. Pure functions, no I/O.
+
+Everything works on plain JSON-like values (dicts, lists, strings) because the
+emulator must read the wire format independently of the SDK's models. Failures
+are raised as :class:`EmulatorHTTPError`, which the server turns into a response.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ASSET_SLOTS",
+    "COLOR_SLOTS",
+    "JPEG_MAGIC",
+    "PHOTO_FIELDS",
+    "RENDER_FORMATS",
+    "SESSION_TYPES",
+    "EmulatorHTTPError",
+    "Loc",
+    "UploadedPhoto",
+    "default_customization",
+    "error_item",
+    "form_errors",
+    "missing",
+    "not_found",
+    "optional_number",
+    "parse_bool",
+    "parse_customization",
+    "parse_format",
+    "parse_scene",
+    "parse_uuid",
+    "photo_errors",
+    "require_object",
+    "require_str",
+    "validation_error",
+]
+
+Loc = Sequence[str | int]
+
+ASSET_SLOTS = ("clothing", "hair_and_headwear", "eyewear", "footwear")
+COLOR_SLOTS = frozenset({"hair_and_headwear", "eyewear"})
+RENDER_FORMATS = ("jpg", "png", "webp")
+SESSION_TYPES = ("create_or_edit_existing", "create", "edit_existing")
+SCENE_PATTERN = "^[a-zA-Z0-9_/]+$"
+_SCENE_RE = re.compile(SCENE_PATTERN)
+_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?$")
+_BOOL_WORDS = {
+    **dict.fromkeys(("true", "1", "yes", "on", "t", "y"), True),
+    **dict.fromkeys(("false", "0", "no", "off", "f", "n"), False),
+}
+
+
+class EmulatorHTTPError(Exception):
+    """An error answer: ``detail`` becomes the JSON body ``{"detail": ...}``."""
+
+    def __init__(self, status: int, detail: Any, headers: Mapping[str, str] | None = None):
+        super().__init__(f"{status}: {detail!r}")
+        self.status = status
+        self.detail = detail
+        self.headers: Mapping[str, str] = dict(headers or {})
+
+
+def error_item(loc: Loc, msg: str, type_: str, **ctx: Any) -> dict[str, Any]:
+    """One FastAPI-style ``HTTPValidationError`` entry."""
+    item: dict[str, Any] = {"loc": list(loc), "msg": msg, "type": type_}
+    if ctx:
+        item["ctx"] = ctx
+    return item
+
+
+def validation_error(*items: dict[str, Any]) -> EmulatorHTTPError:
+    return EmulatorHTTPError(422, list(items))
+
+
+def missing(loc: Loc) -> EmulatorHTTPError:
+    return validation_error(error_item(loc, "Field required", "missing"))
+
+
+def not_found(what: str) -> EmulatorHTTPError:
+    return EmulatorHTTPError(404, f"{what} not found")
+
+
+# ---------------------------------------------------------------- scalar validation
+
+
+def parse_uuid(value: object, loc: Loc) -> str:
+    """The canonical (lowercase, hyphenated) form of a UUID, or a 422."""
+    if value is None:
+        raise missing(loc)
+    if not isinstance(value, str):
+        raise validation_error(
+            error_item(loc, "UUID input should be a string, bytes or UUID object", "uuid_type")
+        )
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise validation_error(
+            error_item(loc, "Input should be a valid UUID", "uuid_parsing")
+        ) from None
+
+
+def parse_scene(value: str | None) -> str:
+    if value is None:
+        return "common/preview"
+    if not _SCENE_RE.match(value):
+        raise validation_error(
+            error_item(
+                ("query", "scene"),
+                f"String should match pattern '{SCENE_PATTERN}'",
+                "string_pattern_mismatch",
+                pattern=SCENE_PATTERN,
+            )
+        )
+    return value
+
+
+def parse_format(value: str | None) -> str:
+    if value is None:
+        return "jpg"
+    if value not in RENDER_FORMATS:
+        raise validation_error(
+            error_item(
+                ("query", "format"),
+                "Input should be 'jpg', 'png' or 'webp'",
+                "enum",
+                expected="'jpg', 'png' or 'webp'",
+            )
+        )
+    return value
+
+
+def parse_bool(value: str | None, loc: Loc, *, default: bool = False) -> bool:
+    """Query/form booleans, with the words pydantic accepts."""
+    if value is None:
+        return default
+    parsed = _BOOL_WORDS.get(value.strip().lower())
+    if parsed is None:
+        raise validation_error(
+            error_item(
+                loc, "Input should be a valid boolean, unable to interpret input", "bool_parsing"
+            )
+        )
+    return parsed
+
+
+def require_object(value: object, loc: Loc) -> Mapping[str, Any]:
+    if value is None:
+        raise missing(loc)
+    if not isinstance(value, dict):
+        raise validation_error(
+            error_item(
+                loc,
+                "Input should be a valid dictionary or object to extract fields from",
+                "model_attributes_type",
+            )
+        )
+    return value
+
+
+def require_str(body: Mapping[str, Any], key: str, loc: Loc) -> str:
+    if key not in body:
+        raise missing((*loc, key))
+    value = body[key]
+    if not isinstance(value, str):
+        raise validation_error(
+            error_item((*loc, key), "Input should be a valid string", "string_type")
+        )
+    return value
+
+
+def optional_number(body: Mapping[str, Any], key: str, loc: Loc) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    # bool is an int subclass, but JSON true is not a number for the API.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise validation_error(
+            error_item((*loc, key), "Input should be a valid number", "float_type")
+        )
+    return float(value)
+
+
+# ---------------------------------------------------------------- customization
+
+
+def default_customization() -> dict[str, Any]:
+    """What GET customization answers before any PUT."""
+    return {
+        "assets": {},
+        "body": "body_0",
+        "age": "adult",
+        "metadata": {},
+        "bone_scale": {"head": 1.0, "arms": 1.0, "chest": 1.0},
+        "skin_tone_correction": 0.0,
+    }
+
+
+def _parse_slot(slot: str, value: object, loc: Loc) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    obj = require_object(value, loc)
+    allowed = {"id", "color"} if slot in COLOR_SLOTS else {"id"}
+    for key in obj:
+        if key not in allowed:
+            raise validation_error(
+                error_item((*loc, key), "Extra inputs are not permitted", "extra_forbidden")
+            )
+    parsed: dict[str, Any] = {"id": parse_uuid(obj.get("id"), (*loc, "id"))}
+    color = obj.get("color")
+    if color is not None:
+        if not isinstance(color, str):
+            raise validation_error(
+                error_item((*loc, "color"), "Input should be a valid string", "string_type")
+            )
+        if not _COLOR_RE.match(color):
+            raise validation_error(
+                error_item(
+                    (*loc, "color"),
+                    "Value error, color must be '#rrggbb' or '#rrggbbaa'",
+                    "value_error",
+                )
+            )
+        parsed["color"] = color
+    return parsed
+
+
+def _parse_assets(value: object, loc: Loc) -> dict[str, Any]:
+    if value is None:
+        return {}
+    obj = require_object(value, loc)
+    assets: dict[str, Any] = {}
+    for slot, slot_value in obj.items():
+        if slot not in ASSET_SLOTS:
+            raise validation_error(
+                error_item((*loc, slot), "Extra inputs are not permitted", "extra_forbidden")
+            )
+        parsed = _parse_slot(slot, slot_value, (*loc, slot))
+        if parsed is not None:
+            assets[slot] = parsed
+    return assets
+
+
+def _parse_metadata(value: object, loc: Loc) -> dict[str, str]:
+    if value is None:
+        return {}
+    obj = require_object(value, loc)
+    for key, item in obj.items():
+        if not isinstance(item, str):
+            raise validation_error(
+                error_item((*loc, key), "Input should be a valid string", "string_type")
+            )
+    return dict(obj)
+
+
+def _parse_bone_scale(value: object, loc: Loc) -> dict[str, float]:
+    scale: dict[str, float] = dict(default_customization()["bone_scale"])
+    if value is None:
+        return scale
+    obj = require_object(value, loc)
+    for key in ("head", "arms", "chest"):
+        number = optional_number(obj, key, loc)
+        if number is not None:
+            scale[key] = number
+    return scale
+
+
+def parse_customization(body: object) -> dict[str, Any]:
+    """Validate an ``ExternalAvatarCustomization``; absent fields take the defaults."""
+    loc: Loc = ("body",)
+    obj = require_object(body, loc)
+    result = default_customization()
+    result["assets"] = _parse_assets(obj.get("assets"), (*loc, "assets"))
+    for key in ("body", "age"):
+        if obj.get(key) is not None:
+            result[key] = require_str(obj, key, loc)
+    result["metadata"] = _parse_metadata(obj.get("metadata"), (*loc, "metadata"))
+    result["bone_scale"] = _parse_bone_scale(obj.get("bone_scale"), (*loc, "bone_scale"))
+    tone = optional_number(obj, "skin_tone_correction", loc)
+    if tone is not None:
+        result["skin_tone_correction"] = tone
+    return result
+
+
+# ---------------------------------------------------------------- the photo upload form
+
+
+PHOTO_FIELDS = ("image-frontal", "image-side-1", "image-side-2")
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+@dataclass
+class UploadedPhoto:
+    """What the emulator keeps of one received photo: its size, digest and first bytes."""
+
+    size: int
+    sha256: str
+    head: bytes
+
+
+def photo_errors(photos: Mapping[str, UploadedPhoto]) -> Iterable[dict[str, Any]]:
+    for name in PHOTO_FIELDS:
+        loc = ("body", name)
+        photo = photos.get(name)
+        if photo is None:
+            yield error_item(loc, "Field required", "missing")
+        elif photo.size == 0:
+            yield error_item(loc, "Value error, the photo is empty", "value_error")
+        elif not photo.head.startswith(JPEG_MAGIC):
+            yield error_item(loc, "Value error, the photo is not a JPEG image", "value_error")
+
+
+def form_errors(fields: Mapping[str, str]) -> Iterable[dict[str, Any]]:
+    body_type = fields.get("body-type")
+    if body_type is None:
+        yield error_item(("body", "body-type"), "Field required", "missing")
+    elif body_type not in ("male", "female"):
+        yield error_item(
+            ("body", "body-type"),
+            "Input should be 'male' or 'female'",
+            "literal_error",
+            expected="'male' or 'female'",
+        )
+    telephoto = fields.get("telephoto")
+    if telephoto is not None and telephoto not in ("true", "false"):
+        yield error_item(
+            ("body", "telephoto"),
+            "Input should be 'true' or 'false'",
+            "literal_error",
+            expected="'true' or 'false'",
+        )

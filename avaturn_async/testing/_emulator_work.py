@@ -1,0 +1,112 @@
+"""What the emulator does after answering: photo processing, renders and exports end
+after their delays, in success or failure as the test hooks say, and each sends its event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import anyio
+
+from ._emulator_records import AvatarRecord, ExportRecord, Outcome, RenderRecord
+from ._emulator_state import EmulatorState
+
+__all__ = ["SlowWork", "WorkHost", "export_url", "render_url"]
+
+
+def render_url(base_url: str, render: RenderRecord) -> str:
+    """Where a ready render's image is served."""
+    return f"{base_url}/files/renders/{render.id}.{render.format}"
+
+
+def export_url(base_url: str, export: ExportRecord) -> str:
+    """Where a ready export's model is served."""
+    return f"{base_url}/files/exports/{export.token}.glb"
+
+
+class WorkHost(Protocol):
+    """What the slow work needs of the emulator (attributes may change while it runs)."""
+
+    @property
+    def processing_delay(self) -> float: ...
+
+    @property
+    def render_delay(self) -> float: ...
+
+    @property
+    def export_delay(self) -> float: ...
+
+    @property
+    def avatar_outcome(self) -> Callable[[AvatarRecord], Outcome] | None: ...
+
+    @property
+    def base_url(self) -> str: ...
+
+    def _emit(self, event: dict[str, Any]) -> None: ...
+
+
+class SlowWork:
+    """The jobs spawned by uploads, renders and exports, and the sets that make them fail."""
+
+    def __init__(self, host: WorkHost, state: EmulatorState) -> None:
+        self._host = host
+        self._state = state
+        self.failing_users: set[str] = set()
+        self.failing_renders: set[str] = set()
+        self.failing_exports: set[str] = set()
+
+    def clear(self) -> None:
+        self.failing_users.clear()
+        self.failing_renders.clear()
+        self.failing_exports.clear()
+
+    def _avatar_outcome(self, avatar: AvatarRecord) -> Outcome:
+        decide = self._host.avatar_outcome
+        if decide is not None:
+            return decide(avatar)
+        return "failed" if avatar.user_id in self.failing_users else "ready"
+
+    async def process_avatar(self, avatar_id: str) -> None:
+        await anyio.sleep(self._host.processing_delay)
+        avatar = self._state.avatars.get(avatar_id)
+        if avatar is None:
+            return
+        event = self._state.finish_processing(avatar_id, self._avatar_outcome(avatar))
+        if event is not None:
+            self._host._emit(event)
+
+    async def finish_render(self, render_id: str, avatar_id: str) -> None:
+        await anyio.sleep(self._host.render_delay)
+        outcome: Outcome = "failed" if avatar_id in self.failing_renders else "ready"
+        render = self._state.finish_render(render_id, outcome)
+        if render is None:
+            return
+        url = render_url(self._host.base_url, render) if outcome == "ready" else None
+        self._host._emit(
+            {
+                "event": "render.ready",
+                "avatar_id": render.avatar_id,
+                "user_id": render.user_id,
+                "id": render.id,
+                "status": outcome,
+                "render_url": url,
+            }
+        )
+
+    async def finish_export(self, token: str, avatar_id: str) -> None:
+        await anyio.sleep(self._host.export_delay)
+        outcome: Outcome = "failed" if avatar_id in self.failing_exports else "ready"
+        export = self._state.finish_export(token, outcome)
+        if export is None:
+            return
+        url = export_url(self._host.base_url, export) if outcome == "ready" else None
+        self._host._emit(
+            {
+                "event": "export.ready",
+                "avatar_id": export.avatar_id,
+                "user_id": export.user_id,
+                "status": outcome,
+                "export_url": url,
+            }
+        )
