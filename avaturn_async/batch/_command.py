@@ -1,0 +1,256 @@
+"""``avaturn onboard``: the command line of batch onboarding.
+
+::
+
+    avaturn onboard people.csv --journal onboard.db [--concurrency N]
+        [--export-dir DIR] [--webhook-port P] [--emulator]
+    avaturn onboard --status --journal onboard.db
+
+Exit codes (also :mod:`._summary`): 0 every row ready (or exported), 1 some
+rows failed or were rejected (or the run stopped because the API could not be
+reached), 2 bad usage (manifest or journal unreadable, missing configuration,
+API key refused, journal in use by another run), 130 interrupted. ``--status``:
+0 every row finished and none failed, 1 otherwise, 2 no journal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+
+from .._client import AvaturnClient
+from .._errors import AuthenticationError, ConfigurationError
+from ._environment import emulated_client, remote_client
+from ._journal import Journal, JournalError
+from ._manifest import Manifest, ManifestError, count_rows
+from ._onboard import onboard
+from ._progress import progress_reporter
+from ._rules import OnboardingAbortedError
+from ._summary import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OnboardingSummary
+
+__all__ = ["add_onboard_parser", "format_status", "run_onboard_command"]
+
+_EPILOG = """\
+manifest: CSV with the header key,frontal,side_1,side_2,body_type[,telephoto]
+(or JSON Lines with those names); photo paths are relative to the manifest's
+folder. Bad rows are recorded as failed with their line and reason; the others go on.
+
+The journal records every step; rerun the same command after a crash or Ctrl-C
+and it resumes: no row gets a second Avaturn user or avatar.
+
+environment: AVATURN_API_KEY, AVATURN_BASE_URL, AVATURN_WEBHOOK_SECRET (--webhook-port)
+
+exit codes: 0 all rows ready, 1 some rows failed, 2 usage error (manifest or
+journal unreadable, missing configuration, API key refused), 130 interrupted;
+with --status: 0 every row ready and none failed, 1 otherwise, 2 no journal
+"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number (0 picks a free one)")
+    return value
+
+
+def add_onboard_parser(commands: Any) -> None:
+    """Add the ``onboard`` subcommand to an ``add_subparsers()`` object."""
+    parser = commands.add_parser(
+        "onboard",
+        help="onboard many people from a CSV/JSONL manifest, resumably",
+        description="Create one Avaturn user and one ready avatar per manifest row.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("manifest", nargs="?", help="CSV or JSONL manifest (not needed with --status)")
+    add("--journal", required=True, metavar="FILE", help="SQLite journal (created if missing)")
+    add("--status", action="store_true", help="report the journal and exit")
+    add("--concurrency", type=_positive_int, default=8, metavar="N",
+        help="rows creating and uploading at once (default 8)")
+    add("--max-in-flight", type=_positive_int, metavar="N",
+        help="rows in progress at once, waiting included (default 8 x concurrency)")
+    add("--export-dir", metavar="DIR", help="also export each avatar's model (.glb) here")
+    add("--webhook-port", type=_port, metavar="P",
+        help="receive Avaturn's webhooks on this port (secret: AVATURN_WEBHOOK_SECRET)")
+    add("--webhook-host", default="0.0.0.0", metavar="HOST",
+        help="address the webhook receiver binds (default 0.0.0.0)")
+    add("--emulator", action="store_true",
+        help="run against an embedded emulator (no API key, no network)")
+    add("--retry-failed", action="store_true",
+        help="give rows whose avatar failed processing a new avatar")
+    add("--poll-interval", type=_positive_float, metavar="SECONDS",
+        help="first wait between status polls (default 1 s, 15 s with webhooks)")
+    add("--ready-timeout", type=_positive_float, default=1800.0, metavar="SECONDS",
+        help="give up waiting for one avatar after this long (default 1800)")
+    add("--progress", choices=("auto", "rich", "plain", "none"), default="auto",
+        help="progress display (auto: a bar on a terminal, lines otherwise)")
+
+
+def _error(err: TextIO, message: str) -> int:
+    print(f"avaturn onboard: error: {message}", file=err)
+    return EXIT_USAGE
+
+
+# ---------------------------------------------------------------- --status
+
+
+def format_status(journal: Journal, *, limit: int = 20) -> tuple[str, bool]:
+    """The report of ``--status``, and whether every row is finished without failure."""
+    status = journal.status()
+    states = ", ".join(f"{state} {count}" for state, count in sorted(status.by_state.items()))
+    lines = [
+        f"Journal {journal.path}: {status.rows} rows, {status.runs} run(s) "
+        f"(last run: {status.last_run_outcome or 'running or killed'})",
+        f"  by state: {states or '-'}",
+        f"  failed rows: {status.failed}; rejected lines in the last run: "
+        f"{status.rejected_last_run}; possible orphan users: {status.possible_orphans}",
+    ]
+    if status.running_pid is not None:
+        lines.append(f"  a run is in progress (pid {status.running_pid})")
+    failures = journal.failures(limit)
+    if failures:
+        lines.append("  failures:")
+        lines += [
+            f"    line {f.line} key {f.key or '-'}: [{f.kind}] {f.reason}" for f in failures
+        ]
+    finished = sum(status.by_state.get(s, 0) for s in ("ready", "exported"))
+    clean = status.failed == 0 and status.rejected_last_run == 0 and finished == status.rows
+    return "\n".join(lines), clean
+
+
+async def _report_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    path = Path(args.journal)
+
+    def report() -> tuple[str, bool] | None:
+        if not path.is_file():
+            return None  # opening would create an empty journal
+        with Journal(path) as journal:
+            return format_status(journal)
+
+    try:
+        found = await anyio.to_thread.run_sync(report)
+    except JournalError as exc:
+        return _error(err, str(exc))
+    if found is None:
+        return _error(err, f"no journal at {path}")
+    text, clean = found
+    print(text, file=out)
+    return EXIT_OK if clean else EXIT_FAILED
+
+
+# ---------------------------------------------------------------- a run
+
+
+@asynccontextmanager
+async def _client_for(args: argparse.Namespace, out: TextIO) -> AsyncIterator[AvaturnClient]:
+    limit = max(16, 2 * args.concurrency)
+    if args.emulator:
+        async with emulated_client(
+            webhook_port=args.webhook_port or 0, max_concurrency=limit
+        ) as env:
+            print(f"embedded emulator at {env.emulator.base_url}; webhooks to "
+                  f"{env.webhook_url}", file=out)
+            yield env.client
+        return
+    async with remote_client(
+        webhook_port=args.webhook_port,
+        webhook_host=args.webhook_host,
+        webhook_secret=os.environ.get("AVATURN_WEBHOOK_SECRET"),
+        max_concurrency=limit,
+    ) as (client, webhook_url):
+        if webhook_url is not None:
+            print(f"receiving webhooks on {webhook_url}", file=out)
+        yield client
+
+
+async def _stop_on_signal(scope: anyio.CancelScope, summary: OnboardingSummary) -> None:
+    """Ctrl-C or SIGTERM: cancel the run so the summary is still printed (exit 130)."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            summary.interrupted = True
+            scope.cancel()
+            return
+
+
+async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSummary) -> None:
+    manifest = Manifest(args.manifest)  # raises ManifestError before anything starts
+    with manifest:
+        total = await anyio.to_thread.run_sync(count_rows, manifest.path)
+        async with _client_for(args, out) as client:
+            with progress_reporter(out, total, args.progress) as progress:
+                await onboard(
+                    client,
+                    manifest,
+                    journal=args.journal,
+                    concurrency=args.concurrency,
+                    max_in_flight=args.max_in_flight,
+                    export=args.export_dir is not None,
+                    export_dir=args.export_dir,
+                    retry_failed=args.retry_failed,
+                    poll_interval=args.poll_interval,
+                    ready_timeout=args.ready_timeout,
+                    progress=progress,
+                    summary=summary,
+                    source=str(manifest.path),
+                )
+
+
+async def run_onboard_command(
+    args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Run ``avaturn onboard`` with parsed ``args``; returns the exit code.
+
+    ``out`` and ``err`` default to the current ``sys.stdout`` and ``sys.stderr``.
+    """
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    if args.status:
+        return await _report_status(args, out, err)
+    if not args.manifest:
+        return _error(err, "a manifest is needed (or --status)")
+    summary = OnboardingSummary()
+    failure: Exception | None = None
+    async with anyio.create_task_group() as group:
+        if sys.platform != "win32":
+            group.start_soon(_stop_on_signal, group.cancel_scope, summary)
+        try:
+            await _onboard(args, out, summary)
+        except Exception as exc:  # caught here so the task group does not wrap it
+            failure = exc
+        finally:
+            group.cancel_scope.cancel()
+    if isinstance(failure, OnboardingAbortedError):
+        print(summary.format(), file=out)
+        print(f"avaturn onboard: {failure}", file=err)
+        return EXIT_FAILED
+    if isinstance(failure, AuthenticationError):
+        return _error(err, f"the API refused the key: {failure}")
+    if isinstance(failure, (ManifestError, JournalError, ConfigurationError, OSError)):
+        return _error(err, str(failure))
+    if failure is not None:
+        raise failure
+    print(summary.format(), file=out)
+    return summary.exit_code

@@ -1,0 +1,105 @@
+"""Clients for the onboarding command: against Avaturn (polling, or fed by a
+webhook receiver) or against an embedded emulator with its webhooks looped back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .._client import AvaturnClient
+from .._errors import ConfigurationError
+from .._hub import EventHub
+from ..webhooks import InMemoryIdempotencyStore, WebhookRouter, WebhookVerifier
+from ..webhooks.aiohttp import serve_webhooks
+
+if TYPE_CHECKING:
+    from ..testing import AvaturnEmulator
+
+__all__ = ["Emulated", "emulated_client", "remote_client"]
+
+# Bounded like the hub: a receiver's memory must not grow with the rows.
+_REMEMBERED_EVENTS = 4096
+
+
+def _hub_and_router() -> tuple[EventHub, WebhookRouter]:
+    hub = EventHub(remember=_REMEMBERED_EVENTS)
+    router = WebhookRouter()
+    hub.attach(router)
+    return hub, router
+
+
+@asynccontextmanager
+async def remote_client(
+    *,
+    webhook_port: int | None = None,
+    webhook_host: str = "0.0.0.0",
+    webhook_secret: str | None = None,
+    max_concurrency: int = 16,
+) -> AsyncIterator[tuple[AvaturnClient, str | None]]:
+    """A client configured from the environment, and the receiver's URL: with
+    ``webhook_port``, a receiver there feeds the client's event hub (the secret
+    verifies the deliveries); without, ``None`` and waiting polls."""
+    if webhook_port is None:
+        async with AvaturnClient(max_concurrency=max_concurrency) as client:
+            yield client, None
+        return
+    if not webhook_secret:
+        raise ConfigurationError(
+            "--webhook-port needs the webhook signing secret in AVATURN_WEBHOOK_SECRET"
+        )
+    hub, router = _hub_and_router()
+    verifier = WebhookVerifier(webhook_secret)
+    store = InMemoryIdempotencyStore(max_entries=_REMEMBERED_EVENTS)
+    async with (
+        AvaturnClient(max_concurrency=max_concurrency, event_hub=hub) as client,
+        serve_webhooks(
+            verifier, router, host=webhook_host, port=webhook_port, store=store
+        ) as server,
+    ):
+        yield client, server.url
+
+
+@attrs.frozen
+class Emulated:
+    """What :func:`emulated_client` runs: the client, the emulator, the receiver URL."""
+
+    client: AvaturnClient
+    emulator: AvaturnEmulator
+    webhook_url: str
+
+
+@asynccontextmanager
+async def emulated_client(
+    *,
+    webhook_port: int = 0,
+    processing_delay: float = 0.05,
+    max_concurrency: int = 16,
+) -> AsyncIterator[Emulated]:
+    """A client of an embedded :class:`AvaturnEmulator` whose signed webhooks go to
+    an embedded receiver on 127.0.0.1 (a free port unless ``webhook_port``)."""
+    from ..testing import AvaturnEmulator, make_webhook_secret
+
+    secret = make_webhook_secret()
+    hub, router = _hub_and_router()
+    store = InMemoryIdempotencyStore(max_entries=_REMEMBERED_EVENTS)
+    async with (
+        serve_webhooks(WebhookVerifier(secret), router, port=webhook_port, store=store) as server,
+        AvaturnEmulator(
+            webhook_url=server.url,
+            webhook_secret=secret,
+            processing_delay=processing_delay,
+            export_delay=processing_delay,
+            render_delay=processing_delay,
+        ) as emulator,
+        AvaturnClient(
+            api_key=emulator.api_key,
+            base_url=emulator.base_url,
+            event_hub=hub,
+            max_concurrency=max_concurrency,
+        ) as client,
+    ):
+        yield Emulated(client=client, emulator=emulator, webhook_url=server.url)

@@ -1,0 +1,403 @@
+"""The onboarding journal: one SQLite file that records every step of every row.
+
+Each row (one person, named by the partner's own *key*) moves through these
+states, and the journal is written **before** each remote side effect (the
+intent) and **after** it (the result)::
+
+    new -> user_requested -> user_created -> avatar_requested -> uploading
+        -> processing -> ready [-> exporting -> exported]
+                      \\-> avatar_failed
+
+* ``user_requested`` / ``avatar_requested``: the create was sent (or about to be)
+  and its answer is not recorded yet. A rerun finding a row here must reconcile:
+  see ``_row`` for the rules. The user id is committed together with
+  ``avatar_requested`` (the answer of one call is the intent of the next, one
+  commit); ``user_created`` is where a row waits when its New Avatar provably
+  did not happen, or after its unusable avatars were deleted.
+* ``uploading``: the avatar id is recorded and the photo upload is (about to be)
+  sent; the upload URL is never stored (it is pre-signed: a credential).
+* ``processing`` onwards: the photos landed; only waiting remains.
+
+A failed attempt leaves the state where it was and fills ``error_kind`` and
+``error``, so a rerun resumes from the last step that is known to have
+happened. Every transition and failure is also appended to ``steps``; manifest
+lines that cannot become a row (no key, duplicate key) go to ``rejects``.
+
+A run owns the journal while it lasts (its pid is stored in the file; a
+killed run's pid is gone, so the rerun takes over): two live runs on one
+journal would make duplicates.
+
+This class is synchronous and not thread-safe: use it from one thread at a
+time (``_writer.JournalWriter`` does, for async code).
+SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed step survives
+the process being killed at any point (``kill -9``); an OS crash or power loss
+may lose the last few commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ._records import (
+    FailureRecord,
+    JournalBusyError,
+    JournalError,
+    JournalStatus,
+    Registration,
+    RowRecord,
+    RowState,
+    record_from_row,
+    redact,
+)
+
+__all__ = [
+    "FailureRecord",
+    "Journal",
+    "JournalBusyError",
+    "JournalError",
+    "JournalStatus",
+    "Registration",
+    "RowRecord",
+    "RowState",
+]
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY, pid INTEGER, host TEXT, source TEXT,
+    started_at REAL NOT NULL, finished_at REAL, outcome TEXT);
+CREATE TABLE IF NOT EXISTS rows (
+    key TEXT PRIMARY KEY, line INTEGER NOT NULL, run_id INTEGER NOT NULL,
+    state TEXT NOT NULL, user_id TEXT, avatar_id TEXT, export_path TEXT,
+    error_kind TEXT, error TEXT, possible_orphans INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS rows_by_state ON rows (state);
+CREATE TABLE IF NOT EXISTS steps (
+    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, key TEXT NOT NULL,
+    step TEXT NOT NULL, detail TEXT, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS rejects (
+    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, line INTEGER NOT NULL,
+    key TEXT, reason TEXT NOT NULL, at REAL NOT NULL);
+"""
+
+_ROW_COLUMNS = (
+    "key, line, run_id, state, user_id, avatar_id, export_path, error_kind, error, "
+    "possible_orphans"
+)
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+_KEEP: Any = object()
+
+
+class Journal:
+    """The SQLite journal of one onboarding (one file, reused by every rerun)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._depth = 0
+        try:
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+            self._setup()
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"{self.path} is not a usable journal: {exc}") from None
+
+    def _setup(self) -> None:
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        with self.transaction():
+            # Statement by statement: executescript() would commit on its own.
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                self._db.execute(statement)
+            found = self._meta("schema_version")
+            if found is None:
+                self._set_meta("schema_version", SCHEMA_VERSION)
+            elif found != SCHEMA_VERSION:
+                raise JournalError(f"journal schema {found} is not supported (expected 1)")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic commit; nested uses join the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    def _meta(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
+
+    def _set_meta(self, name: str, value: str | None) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+    # ------------------------------------------------------------ runs
+
+    def begin_run(self, source: str | None = None) -> int:
+        """Start a run and own the journal; raises :class:`JournalBusyError` if owned.
+
+        Ownership is a pid in the file itself, so a run killed with ``kill -9``
+        does not block the rerun (its pid is gone). Two live runs on one journal
+        would both work on the same rows and make duplicates: refused.
+        """
+        host = socket.gethostname()
+        with self.transaction():
+            owner = self._meta("owner_pid")
+            if owner is not None and self._meta("owner_host") == host:
+                pid = int(owner)
+                if pid != os.getpid() and _pid_alive(pid):
+                    raise JournalBusyError(
+                        f"{self.path} is in use by another onboarding run (pid {pid})"
+                    )
+            cursor = self._db.execute(
+                "INSERT INTO runs (pid, host, source, started_at) VALUES (?, ?, ?, ?)",
+                (os.getpid(), host, source, time.time()),
+            )
+            self._set_meta("owner_pid", str(os.getpid()))
+            self._set_meta("owner_host", host)
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+    def end_run(self, run_id: int, outcome: str) -> None:
+        """Record how the run ended and give up ownership."""
+        with self.transaction():
+            self._db.execute(
+                "UPDATE runs SET finished_at = ?, outcome = ? WHERE id = ?",
+                (time.time(), outcome, run_id),
+            )
+            if self._meta("owner_pid") == str(os.getpid()):
+                self._set_meta("owner_pid", None)
+
+    # ------------------------------------------------------------ rows
+
+    def record(self, key: str) -> RowRecord | None:
+        row = self._db.execute(f"SELECT {_ROW_COLUMNS} FROM rows WHERE key = ?", (key,)).fetchone()
+        return None if row is None else record_from_row(row)
+
+    def records(self) -> Iterator[RowRecord]:
+        """Every row, in manifest order (streamed from the file)."""
+        cursor = self._db.execute(f"SELECT {_ROW_COLUMNS} FROM rows ORDER BY line, key")
+        for row in cursor:
+            yield record_from_row(row)
+
+    def register(self, run_id: int, key: str, line: int, problem: str | None) -> Registration:
+        """Note that ``key`` was read on ``line`` of this run's source.
+
+        A key already read in this same run is a duplicate: the line goes to
+        ``rejects``. ``problem`` (bad input) is recorded as the row's error,
+        unless the row was already finished, which needs no input any more.
+        """
+        with self.transaction():
+            found = self.record(key)
+            if found is not None and found.run_id == run_id:
+                reason = f"duplicate key {key!r} (first seen on line {found.line})"
+                self.reject(run_id, line, key, reason)
+                return Registration(record=None, duplicate_of=found.line)
+            now = time.time()
+            kind = None if problem is None else "input"
+            if found is None:
+                self._db.execute(
+                    "INSERT INTO rows (key, line, run_id, state, error_kind, error, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (key, line, run_id, RowState.NEW.value, kind, problem, now),
+                )
+            elif problem is not None and not found.is_done(export=False):
+                self._db.execute(
+                    "UPDATE rows SET line = ?, run_id = ?, error_kind = ?, error = ?,"
+                    " updated_at = ? WHERE key = ?",
+                    (line, run_id, kind, problem, now, key),
+                )
+            else:
+                # A stale input error is cleared: the row reads well now.
+                clear = found.error_kind == "input"
+                self._db.execute(
+                    "UPDATE rows SET line = ?, run_id = ?, updated_at = ?,"
+                    " error_kind = CASE WHEN ? THEN NULL ELSE error_kind END,"
+                    " error = CASE WHEN ? THEN NULL ELSE error END WHERE key = ?",
+                    (line, run_id, now, clear, clear, key),
+                )
+            if problem is not None:
+                self._step(run_id, key, "invalid", problem)
+            record = self.record(key)
+            assert record is not None
+            return Registration(record=record)
+
+    def advance(
+        self,
+        run_id: int,
+        key: str,
+        state: RowState,
+        *,
+        user_id: str | None = _KEEP,
+        avatar_id: str | None = _KEEP,
+        export_path: str | None = _KEEP,
+        detail: str | None = None,
+    ) -> None:
+        """Move ``key`` to ``state`` (clearing its error), setting the given columns."""
+        sets = ["state = ?", "error_kind = NULL", "error = NULL", "updated_at = ?"]
+        values: list[Any] = [state.value, time.time()]
+        for column, value in (
+            ("user_id", user_id),
+            ("avatar_id", avatar_id),
+            ("export_path", export_path),
+        ):
+            if value is not _KEEP:
+                sets.append(f"{column} = ?")
+                values.append(value)
+        with self.transaction():
+            self._db.execute(f"UPDATE rows SET {', '.join(sets)} WHERE key = ?", (*values, key))
+            self._step(run_id, key, state.value, detail)
+
+    def fail(
+        self, run_id: int, key: str, kind: str, reason: str, *, state: RowState | None = None
+    ) -> None:
+        """Record that the last attempt at ``key`` failed; ``state`` moves it too."""
+        reason = redact(reason)
+        with self.transaction():
+            self._db.execute(
+                "UPDATE rows SET error_kind = ?, error = ?, updated_at = ?,"
+                " state = COALESCE(?, state) WHERE key = ?",
+                (kind, reason, time.time(), None if state is None else state.value, key),
+            )
+            self._step(run_id, key, f"failed:{kind}", reason)
+
+    def note(self, run_id: int, key: str, step: str, detail: str, *, orphan: bool = False) -> None:
+        """Log a step that changes no state; ``orphan`` counts a possibly orphaned user."""
+        with self.transaction():
+            if orphan:
+                self._db.execute(
+                    "UPDATE rows SET possible_orphans = possible_orphans + 1 WHERE key = ?",
+                    (key,),
+                )
+            self._step(run_id, key, step, detail)
+
+    def reject(self, run_id: int, line: int, key: str | None, reason: str) -> None:
+        """Record a manifest line that cannot become a row (no key, duplicate key)."""
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO rejects (run_id, line, key, reason, at) VALUES (?, ?, ?, ?, ?)",
+                (run_id, line, key, redact(reason), time.time()),
+            )
+
+    def _step(self, run_id: int, key: str, step: str, detail: str | None) -> None:
+        self._db.execute(
+            "INSERT INTO steps (run_id, key, step, detail, at) VALUES (?, ?, ?, ?, ?)",
+            (run_id, key, step, None if detail is None else redact(detail), time.time()),
+        )
+
+    def steps(self, key: str) -> list[tuple[str, str | None]]:
+        """``(step, detail)`` of ``key``, oldest first."""
+        cursor = self._db.execute(
+            "SELECT step, detail FROM steps WHERE key = ? ORDER BY id", (key,)
+        )
+        return [(row[0], row[1]) for row in cursor]
+
+    # ------------------------------------------------------------ reports
+
+    def _last_run(self) -> tuple[int, str | None] | None:
+        row = self._db.execute("SELECT id, outcome FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def status(self) -> JournalStatus:
+        by_state = {
+            row[0]: row[1]
+            for row in self._db.execute("SELECT state, COUNT(*) FROM rows GROUP BY state")
+        }
+        failed, orphans = self._db.execute(
+            "SELECT COALESCE(SUM(error IS NOT NULL OR state = ?), 0),"
+            " COALESCE(SUM(possible_orphans), 0) FROM rows",
+            (RowState.AVATAR_FAILED.value,),
+        ).fetchone()
+        last = self._last_run()
+        rejected = 0
+        if last is not None:
+            rejected = self._db.execute(
+                "SELECT COUNT(*) FROM rejects WHERE run_id = ?", (last[0],)
+            ).fetchone()[0]
+        runs = self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        owner = self._meta("owner_pid")
+        running = int(owner) if owner is not None and _pid_alive(int(owner)) else None
+        return JournalStatus(
+            rows=sum(by_state.values()),
+            by_state=by_state,
+            failed=failed,
+            possible_orphans=orphans,
+            rejected_last_run=rejected,
+            runs=runs,
+            last_run_outcome=None if last is None else last[1],
+            running_pid=running,
+        )
+
+    def failures(self, limit: int = 20) -> list[FailureRecord]:
+        """Failed rows, then the last run's rejected lines, by line; at most ``limit``."""
+        cursor = self._db.execute(
+            "SELECT line, key, COALESCE(error_kind, state), COALESCE(error, ?), state FROM rows"
+            " WHERE error IS NOT NULL OR state = ? ORDER BY line LIMIT ?",
+            (
+                "Avaturn reported that processing the photos failed",
+                RowState.AVATAR_FAILED.value,
+                limit,
+            ),
+        )
+        found = [
+            FailureRecord(line=row[0], key=row[1], kind=row[2], reason=row[3], state=row[4])
+            for row in cursor
+        ]
+        last = self._last_run()
+        if last is not None and len(found) < limit:
+            cursor = self._db.execute(
+                "SELECT line, key, reason FROM rejects WHERE run_id = ? ORDER BY line LIMIT ?",
+                (last[0], limit - len(found)),
+            )
+            found += [
+                FailureRecord(line=row[0], key=row[1], kind="rejected", reason=row[2])
+                for row in cursor
+            ]
+        return found
+
+    def count_failures(self) -> int:
+        """Failed rows plus the last run's rejected lines."""
+        status = self.status()
+        return status.failed + status.rejected_last_run

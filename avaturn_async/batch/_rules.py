@@ -1,0 +1,148 @@
+"""The rules a row follows: which failures are ambiguous, how failures are named,
+where exported models go, and how photos are prepared for the upload."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import attrs
+
+from .. import _models as m
+from .._errors import (
+    APIError,
+    AvatarFailedError,
+    AvaturnError,
+    ConnectError,
+    ExportFailedError,
+    InvalidRequestError,
+    ResponseDecodeError,
+    ServerError,
+    TransportError,
+)
+from .._photos import PhotoInput, PhotoUpload, prepare_upload
+from ._journal import RowState
+from ._manifest import OnboardRow
+
+__all__ = [
+    "LANDED",
+    "LANDED_STATUSES",
+    "PROCESSING_FAILED",
+    "SMALL_PHOTO",
+    "OnboardingAbortedError",
+    "RowFailed",
+    "RowSettings",
+    "best_avatar",
+    "export_filename",
+    "failure_kind",
+    "prepare_row_upload",
+    "server_may_have_acted",
+]
+
+# States in which the photos are known to have landed: only waiting remains.
+LANDED = (RowState.PROCESSING, RowState.READY, RowState.EXPORTING, RowState.EXPORTED)
+LANDED_STATUSES = (m.ScanStatus.PROCESSING, m.ScanStatus.READY)
+PROCESSING_FAILED = "Avaturn reported that processing the photos failed"
+SMALL_PHOTO = 256 * 1024
+"""Photos of at most this many bytes are uploaded from memory, larger ones streamed."""
+
+
+def server_may_have_acted(exc: AvaturnError) -> bool:
+    """Whether a failed create or upload may still have happened on the server."""
+    if isinstance(exc, ConnectError):
+        return False
+    if isinstance(exc, (TransportError, ResponseDecodeError)):
+        return True
+    return isinstance(exc, ServerError) and exc.status != 503
+
+
+def export_filename(key: str) -> str:
+    """A safe file name for ``key``'s model; a hash keeps mangled keys apart."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", key)[:100].lstrip(".") or "row"
+    if safe != key:
+        safe += "-" + hashlib.sha256(key.encode()).hexdigest()[:10]
+    return safe + ".glb"
+
+
+@attrs.frozen(kw_only=True)
+class RowSettings:
+    """How rows are run; see :func:`~avaturn_async.batch.onboard` for the meaning."""
+
+    export_dir: Path | None = None
+    customization: m.ExternalAvatarCustomization | None = None
+    retry_failed: bool = False
+    poll_interval: float | None = None
+    ready_timeout: float = 1800.0
+    create_attempts: int = 3
+    unreachable_after: int = 20
+    """Consecutive rows failing on the network that stop the run."""
+
+
+class OnboardingAbortedError(AvaturnError):
+    """The run stopped early: so many rows in a row failed to reach the API that
+    the rest would too. The journal holds every failure; rerun when it is back."""
+
+
+class RowFailed(Exception):
+    """A row failure already described: kind, reason, and the state to leave it in."""
+
+    def __init__(self, kind: str, reason: str, state: RowState | None = None) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self.state = state
+
+
+def failure_kind(exc: BaseException) -> str:
+    """The journal's ``error_kind`` for an exception."""
+    if isinstance(exc, InvalidRequestError):
+        return "input"
+    if isinstance(exc, AvatarFailedError):
+        return "avatar_failed"
+    if isinstance(exc, ExportFailedError):
+        return "export_failed"
+    if isinstance(exc, APIError):
+        return "api"
+    if isinstance(exc, TransportError):
+        return "network"
+    if isinstance(exc, AvaturnError):
+        return "sdk"
+    return "error"
+
+
+def _small_or_path(path: Path) -> PhotoInput:
+    """The photo's bytes when it is small, else its path (to be streamed)."""
+    try:
+        with path.open("rb") as handle:
+            if os.fstat(handle.fileno()).st_size <= SMALL_PHOTO:
+                return handle.read()
+    except (OSError, ValueError):
+        pass  # prepare_upload reports it, naming the photo
+    return path
+
+
+def prepare_row_upload(row: OnboardRow) -> PhotoUpload:
+    """Check the row's photos and read the small ones (in a worker thread).
+
+    A small file is cheaper to read at once than to stream chunk by chunk from
+    a thread; only rows in the upload stage hold them (``concurrency`` x 3 x
+    ``SMALL_PHOTO`` at most).
+    """
+    frontal, side_1, side_2 = (_small_or_path(path) for path in row.photos())
+    return prepare_upload(
+        frontal=frontal,
+        side_1=side_1,
+        side_2=side_2,
+        body_type=row.body_type,
+        telephoto=row.telephoto,
+    )
+
+
+def best_avatar(items: list[m.AvatarListItem], known: str | None) -> m.AvatarListItem:
+    """The avatar to keep: the one the journal knows, else a ready one, else the first."""
+    for item in items:
+        if item.id == known:
+            return item
+    return next((item for item in items if item.is_ready), items[0])

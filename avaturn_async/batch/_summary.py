@@ -1,0 +1,122 @@
+"""What a run did: counters only (finished rows are not kept), and their report."""
+
+from __future__ import annotations
+
+import time
+
+import attrs
+
+from ._journal import FailureRecord
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "OnboardingSummary",
+]
+
+EXIT_OK = 0
+"""Every row of the manifest is ready (or exported, with ``--export-dir``)."""
+EXIT_FAILED = 1
+"""The run finished, but some rows failed or were rejected: see ``--status``."""
+EXIT_USAGE = 2
+"""Bad usage: manifest or journal unreadable, missing configuration, bad API key."""
+EXIT_INTERRUPTED = 130
+"""Interrupted (Ctrl-C, SIGTERM); rerun the same command to resume."""
+
+
+@attrs.define(kw_only=True)
+class OnboardingSummary:
+    """Counters of one :func:`~avaturn_async.batch.onboard` run.
+
+    Only counts are kept while the run goes, so memory does not grow with the
+    number of rows; ``failures`` is read back from the journal at the end.
+    """
+
+    total: int | None = None
+    """Rows expected, when known beforehand (for progress bars)."""
+    read: int = 0
+    """Rows read from the source this run, bad ones included."""
+    skipped: int = 0
+    """Rows already finished by an earlier run (nothing was sent for them)."""
+    ready: int = 0
+    """Rows whose avatar became ready this run (and, with exports, was exported)."""
+    failed: int = 0
+    """Rows that failed this run (each recorded in the journal with its reason)."""
+    invalid: int = 0
+    """Rows rejected before anything was sent: bad input or duplicate key."""
+    failed_by_kind: dict[str, int] = attrs.field(factory=dict)
+    possible_orphans: int = 0
+    """Create User calls that got no answer: a user may exist that no row owns."""
+    avatars_adopted: int = 0
+    """Avatars found on the row's user that the journal did not know, and kept."""
+    avatars_replaced: int = 0
+    """Avatars deleted because their photos never landed and the upload URL was lost."""
+    interrupted: bool = False
+    started: float = attrs.field(factory=time.monotonic)
+    finished: float | None = None
+    failures: list[FailureRecord] = attrs.field(factory=list)
+    """The first failures of the journal, filled in at the end of the run."""
+    failures_total: int = 0
+
+    @property
+    def done(self) -> int:
+        """Rows handled this run, whatever the outcome (progress bars count these)."""
+        return self.skipped + self.ready + self.failed + self.invalid
+
+    @property
+    def elapsed(self) -> float:
+        end = self.finished if self.finished is not None else time.monotonic()
+        return max(end - self.started, 1e-9)
+
+    @property
+    def rows_per_second(self) -> float:
+        """Throughput: rows that became ready this run, per second of the run."""
+        return self.ready / self.elapsed
+
+    def add_failure(self, kind: str) -> None:
+        self.failed += 1
+        self.failed_by_kind[kind] = self.failed_by_kind.get(kind, 0) + 1
+
+    @property
+    def exit_code(self) -> int:
+        """0 all ready, 1 some failed or rejected, 130 interrupted."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_FAILED if self.failed or self.invalid else EXIT_OK
+
+    def format(self) -> str:
+        """The final report: outcome counts, throughput, then failures with reasons."""
+        head = "interrupted" if self.interrupted else "finished"
+        lines = [
+            f"Onboarding {head} in {self.elapsed:.1f} s: {self.read} rows read, "
+            f"{self.ready} ready, {self.skipped} already done, {self.failed} failed, "
+            f"{self.invalid} invalid ({self.rows_per_second:.1f} rows/s)"
+        ]
+        if self.failed_by_kind:
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.failed_by_kind.items()))
+            lines.append(f"  failures by kind: {kinds}")
+        if self.avatars_adopted or self.avatars_replaced:
+            lines.append(
+                f"  reconciled: {self.avatars_adopted} avatar(s) adopted, "
+                f"{self.avatars_replaced} replaced"
+            )
+        if self.possible_orphans:
+            lines.append(
+                f"  possible orphan users: {self.possible_orphans} (a Create User got no "
+                "answer; the user it may have made belongs to no row)"
+            )
+        if self.failures:
+            more = self.failures_total - len(self.failures)
+            suffix = f" (and {more} more: avaturn onboard --status)" if more > 0 else ""
+            lines.append(f"  failures in the journal{suffix}:")
+            lines += [f"    {_describe(failure)}" for failure in self.failures]
+        if self.interrupted:
+            lines.append("  rerun the same command to resume where it stopped")
+        return "\n".join(lines)
+
+
+def _describe(failure: FailureRecord) -> str:
+    key = "-" if failure.key is None else failure.key
+    return f"line {failure.line} key {key}: [{failure.kind}] {failure.reason}"
