@@ -32,7 +32,10 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="run the whole flow against an embedded emulator (no API key, no network)",
     )
-    demo.add_argument("--quiet", action="store_true", help="print only the summary line")
+    demo.add_argument("--quiet", action="store_true", help="print only the summary lines")
+    demo.add_argument(
+        "--rows", type=int, default=24, help="people in the sample batch (0 skips it)"
+    )
 
     emulator = commands.add_parser("emulator", help="serve the Avaturn emulator until Ctrl-C")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -77,7 +80,7 @@ async def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from ._demo import run_demo
 
-        return await run_demo(quiet=args.quiet)
+        return await run_demo(quiet=args.quiet, rows=args.rows)
     if args.command == "emulator":
         return await _serve_emulator(args)
     if args.command == "onboard":

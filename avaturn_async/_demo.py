@@ -95,8 +95,20 @@ async def _walk_through(client: AvaturnClient, say: _Printer, workdir: Path) -> 
     say.step("avatars.delete, users.delete -> done")
 
 
-async def run_demo(*, quiet: bool = False, out: TextIO | None = None) -> int:
-    """Run the demo; returns the process exit code."""
+async def run_demo(*, quiet: bool = False, rows: int = 24, out: TextIO | None = None) -> int:
+    """Walk through every endpoint, then onboard ``rows`` sample people; returns the exit code.
+
+    ``rows=0`` skips the batch part.
+    """
+    walk = await _run_walk_through(quiet=quiet, out=out)
+    if walk != 0 or rows == 0:
+        return walk
+    from .batch import run_sample_onboarding
+
+    return await run_sample_onboarding(rows=rows, out=out or sys.stdout)
+
+
+async def _run_walk_through(*, quiet: bool, out: TextIO | None) -> int:
     say = _Printer(out or sys.stdout, quiet)
     hub = EventHub()
     router = WebhookRouter()
