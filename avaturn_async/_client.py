@@ -29,12 +29,12 @@ from ._errors import (
     TransportError,
 )
 from ._hub import EventHub
+from ._limiter import RequestLimiter
 from ._observe import (
     ErrorInfo,
     Hook,
     RequestInfo,
     ResponseInfo,
-    ResponseMetadata,
     RetryInfo,
     Tracer,
     attach_metadata,
@@ -153,7 +153,7 @@ class AvaturnClient:
         )
         self._user_agent = user_agent or USER_AGENT
         self.event_hub = event_hub
-        self._limiter: anyio.CapacityLimiter | None = None
+        self._limiter = RequestLimiter(max_concurrency)
         self._closed = False
         # Seams for tests: the retry loop's clock, sleep and jitter source.
         self._sleep: Callable[[float], Awaitable[None]] = anyio.sleep
@@ -205,10 +205,7 @@ class AvaturnClient:
         if self._closed:
             raise ClientClosedError("this AvaturnClient is closed; create a new one")
 
-    def _get_limiter(self) -> anyio.CapacityLimiter:
-        # Made on first use, inside the event loop that will use it.
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self.max_concurrency)
+    def _get_limiter(self) -> RequestLimiter:
         return self._limiter
 
     def _headers(self, request: Request) -> dict[str, str]:
@@ -254,7 +251,9 @@ class AvaturnClient:
             self.adaptive.on_success()
         else:
             return
-        self._get_limiter().total_tokens = self.adaptive.limit
+        limit = self.adaptive.limit
+        if limit != self._limiter.total_tokens:
+            self._limiter.total_tokens = limit
 
     async def _send(self, request: Request) -> Response:
         """Send with retries; returns a 2xx answer or raises a typed error."""
@@ -352,15 +351,8 @@ class AvaturnClient:
         return self._with_metadata(read_model(response, model), request, response)
 
     def _with_metadata(self, obj: T, request: Request, response: Response) -> T:
-        """Make ``response_of(obj)`` answer this response's metadata."""
-        meta = ResponseMetadata(
-            route=request.route,
-            status=response.status,
-            headers={k.lower(): v for k, v in response.headers.items()},
-            request_id=response.request_id,
-            attempts=response.attempts,
-        )
-        return attach_metadata(obj, meta)
+        """Make ``response_of(obj)`` answer this response's metadata (built when asked)."""
+        return attach_metadata(obj, request.route, response)
 
     async def _download(self, url: str, destination: str | os.PathLike[str]) -> int:
         """Stream a temporary file URL (export, render) to disk; returns the bytes written."""

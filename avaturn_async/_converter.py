@@ -101,16 +101,25 @@ def _keep_unknown_enum_values(conv: cattrs.Converter) -> None:
 
 
 def _keep_extra_fields(conv: cattrs.Converter, cls: type[Any]) -> None:
-    """Structure ``cls`` from its known fields and keep every other key in ``extra``."""
+    """Structure ``cls`` from its known fields and keep every other key in ``extra``.
+
+    ``cls`` has ``id: str`` and ``status: SomeEnum | str``. The common shape is read
+    by hand (list answers hold many items and this is the hot path); anything
+    unusual goes through cattrs for its field-path errors.
+    """
     known = {a.name for a in attrs.fields(cls) if a.name != "extra"}
+    status_type = _open_enum_parts(typing.get_type_hints(cls)["status"])
+    statuses = {member.value: member for member in status_type[0]} if status_type else {}
     base = cattrs.gen.make_dict_structure_fn(cls, conv, extra=cattrs.override(omit=True))
 
     def structure_with_extra(value: Any, _: type) -> Any:
         if not isinstance(value, Mapping):
             raise TypeError(f"expected an object, got {type(value).__name__}")
-        obj = base(value, cls)
         extra = {k: v for k, v in value.items() if k not in known}
-        return attrs.evolve(obj, extra=extra)
+        item_id, status = value.get("id"), value.get("status")
+        if known == {"id", "status"} and type(item_id) is str and type(status) is str:
+            return cls(id=item_id, status=statuses.get(status, status), extra=extra)
+        return attrs.evolve(base(value, cls), extra=extra)
 
     def unstructure_with_extra(obj: Any) -> dict[str, Any]:
         data = dict(obj.extra)

@@ -67,6 +67,12 @@ def poll_delays(
 
 async def _race(*sources: Callable[[], Awaitable[T | None]]) -> T:
     """The first non-``None`` result of ``sources``; an exception in any one is raised."""
+    if len(sources) == 1:
+        # Nothing to race: a task group would only add a task per wait.
+        only = await sources[0]()
+        if only is None:
+            raise RuntimeError("the completion source produced no result")
+        return only
     results: list[T] = []
     errors: list[BaseException] = []
     async with anyio.create_task_group() as group:

@@ -19,7 +19,7 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import attrs
@@ -154,19 +154,39 @@ async def call_hook(hook: Hook | None, info: object) -> None:
 
 # --------------------------------------------------------------- response metadata
 
+class _Answered(Protocol):
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def request_id(self) -> str | None: ...
+
+
 # Keyed by identity, not equality: two equal models from two calls keep their own
-# metadata. Entries vanish with their object.
-_METADATA: dict[int, tuple[weakref.ref[Any], ResponseMetadata]] = {}
+# metadata. Entries vanish with their object. The metadata record is built only
+# when someone asks, so calls that never look pay for one dict entry.
+_METADATA: dict[int, tuple[weakref.ref[Any], str, _Answered]] = {}
 
 
-def attach_metadata(obj: T, meta: ResponseMetadata) -> T:
+def attach_metadata(obj: T, route: str, response: _Answered) -> T:
     key = id(obj)
 
     def forget(_: weakref.ref[Any], key: int = key) -> None:
         _METADATA.pop(key, None)
 
-    _METADATA[key] = (weakref.ref(obj, forget), meta)
+    _METADATA[key] = (weakref.ref(obj, forget), route, response)
     return obj
+
+
+def copy_metadata(target: T, source: object) -> T:
+    """Let ``response_of(target)`` answer what ``response_of(source)`` does."""
+    entry = _METADATA.get(id(source))
+    if entry is None or entry[0]() is not source:
+        return target
+    return attach_metadata(target, entry[1], entry[2])
 
 
 def response_of(obj: object) -> ResponseMetadata | None:
@@ -174,7 +194,14 @@ def response_of(obj: object) -> ResponseMetadata | None:
     entry = _METADATA.get(id(obj))
     if entry is None or entry[0]() is not obj:
         return None
-    return entry[1]
+    _, route, response = entry
+    return ResponseMetadata(
+        route=route,
+        status=response.status,
+        headers={k.lower(): v for k, v in response.headers.items()},
+        request_id=response.request_id,
+        attempts=response.attempts,
+    )
 
 
 class ResponseList(list[T]):
@@ -192,15 +219,30 @@ except ImportError:  # pragma: no cover
 
 
 class Tracer:
-    """Client spans when OpenTelemetry's API is installed; nothing at all otherwise."""
+    """Client spans when OpenTelemetry is set up; nothing at all otherwise.
+
+    With ``enabled=None`` (the default) spans start once the application installs a
+    real tracer provider: until then OpenTelemetry would only make no-op spans, at
+    about a quarter of the SDK's per-request cost.
+    """
 
     def __init__(self, enabled: bool | None = None) -> None:
-        self.enabled = (_otel_trace is not None) if enabled is None else enabled
-        if self.enabled and _otel_trace is None:
+        if enabled and _otel_trace is None:
             from ._errors import ConfigurationError
 
             raise ConfigurationError("tracing=True needs the opentelemetry-api package")
-        self._tracer = _otel_trace.get_tracer("avaturn_async") if self.enabled else None
+        self._auto = enabled is None and _otel_trace is not None
+        self._on = bool(enabled) and _otel_trace is not None
+        self._tracer = _otel_trace.get_tracer("avaturn_async") if self._on or self._auto else None
+
+    @property
+    def enabled(self) -> bool:
+        if self._auto and not self._on:
+            provider = _otel_trace.get_tracer_provider()
+            if not isinstance(provider, _otel_trace.ProxyTracerProvider):
+                self._on = True
+                self._tracer = _otel_trace.get_tracer("avaturn_async")
+        return self._on
 
     @contextmanager
     def span(self, route: str, method: str, path: str, attempt: int) -> Iterator[Any]:

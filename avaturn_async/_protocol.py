@@ -125,7 +125,13 @@ def _check_uuid(name: str, value: str | uuid.UUID) -> str:
     raise InvalidRequestError(f"{name} must be a UUID, got {value!r}")
 
 
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_.~-]+")
+
+
 def _segment(value: str) -> str:
+    # Ids are nearly always plain: skip quote() (and its cache lookup) for them.
+    if _PLAIN_SEGMENT.fullmatch(value):
+        return value
     return quote(value, safe="")
 
 

@@ -6,14 +6,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import anyio
 
 from . import _models as m
 from . import _protocol as p
 from ._jobs import AvatarJob, ExportJob, RenderJob
-from ._observe import ResponseList, attach_metadata, response_of
+from ._observe import ResponseList, copy_metadata
 from ._photos import PhotoInput, PhotoUpload, prepare_upload
 
 if TYPE_CHECKING:
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["Avatars", "Exports", "Renders", "Sessions", "Users"]
 
 AvatarId = str | uuid.UUID
-J = TypeVar("J")
 
 
 async def _check_photos(
@@ -38,12 +37,6 @@ async def _check_photos(
             frontal=frontal, side_1=side_1, side_2=side_2, body_type=body_type, telephoto=telephoto
         )
     )
-
-
-def _same_metadata(job: J, source: object) -> J:
-    """Let ``response_of(job)`` answer what ``response_of(source)`` does."""
-    meta = response_of(source)
-    return attach_metadata(job, meta) if meta is not None else job
 
 
 class _Resource:
@@ -129,7 +122,7 @@ class Avatars(_Resource):
             avatar_id=created.avatar_id,
             upload=result,
         )
-        return _same_metadata(job, result)
+        return copy_metadata(job, result)
 
     def track(self, *, user_id: str, avatar_id: str) -> AvatarJob:
         """A waitable job for an avatar created earlier (by a previous run, say)."""
@@ -179,7 +172,7 @@ class Renders(_Resource):
         request = p.build_create_render(avatar_id, scene, format)
         result = await self._client._call(request, m.RenderResult)
         job = RenderJob(self._client, avatar_id=request.params["avatar_id"], result=result)
-        return _same_metadata(job, result)
+        return copy_metadata(job, result)
 
 
 class Exports(_Resource):
@@ -196,7 +189,7 @@ class Exports(_Resource):
         job = ExportJob(
             self._client, avatar_id=request.params["avatar_id"], result=result, since=since
         )
-        return _same_metadata(job, result)
+        return copy_metadata(job, result)
 
     async def _request(self, avatar_id: AvatarId) -> m.NewExportResponse:
         return await self._client._call(p.build_create_export(avatar_id), m.NewExportResponse)

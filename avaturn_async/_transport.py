@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -95,7 +96,7 @@ class AiohttpTransport:
     ) -> Response:
         session = self._get_session()
         total = timeouts.upload if request.upload is not None else timeouts.request
-        timeout = aiohttp.ClientTimeout(total=total, connect=timeouts.connect)
+        timeout = _client_timeout(total, timeouts.connect)
         streams: list[object] = []
         data: aiohttp.FormData | None = None
         if request.upload is not None:
@@ -104,10 +105,10 @@ class AiohttpTransport:
             async with session.request(
                 request.method,
                 url,
-                params=dict(request.params) or None,
+                params=request.params or None,
                 json=request.json if request.has_json else None,
                 data=data,
-                headers=dict(headers),
+                headers=headers,
                 timeout=timeout,
                 allow_redirects=False,
             ) as answer:
@@ -156,6 +157,11 @@ class AiohttpTransport:
         if self._session is not None and self._owns_session:
             await self._session.close()
         self._session = None
+
+
+@functools.lru_cache(maxsize=16)
+def _client_timeout(total: float, connect: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total, connect=connect)
 
 
 def _transport_error(exc: aiohttp.ClientError, method: str, path: str) -> TransportError:

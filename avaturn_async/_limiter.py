@@ -1,0 +1,85 @@
+"""The client's request limiter: at most ``total_tokens`` requests in flight.
+
+Why not ``anyio.CapacityLimiter``: its ``acquire`` always yields to the event
+loop (a cancel-shielded checkpoint) even when a slot is free, which cost ~4 µs
+per request, a tenth of the SDK's whole overhead on top of aiohttp. This one
+takes a free slot without yielding, hands released slots to waiters in FIFO
+order, and lets the shared adaptive backoff resize it while requests are in
+flight. aiohttp ties the client to asyncio already, so asyncio futures are fine;
+cancellation of a waiting task propagates and never leaks a slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from types import TracebackType
+
+__all__ = ["RequestLimiter"]
+
+
+class RequestLimiter:
+    """An async context manager bounding concurrent holders."""
+
+    def __init__(self, total_tokens: int) -> None:
+        if total_tokens < 1:
+            raise ValueError("total_tokens must be at least 1")
+        self._total = total_tokens
+        self._borrowed = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def __repr__(self) -> str:
+        return (
+            f"RequestLimiter(borrowed={self._borrowed}, total={self._total}, "
+            f"waiting={len(self._waiters)})"
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self._total
+
+    @total_tokens.setter
+    def total_tokens(self, value: int) -> None:
+        if value < 1:
+            raise ValueError("total_tokens must be at least 1")
+        self._total = value
+        self._hand_over()
+
+    @property
+    def borrowed_tokens(self) -> int:
+        return self._borrowed
+
+    async def __aenter__(self) -> None:
+        if self._borrowed < self._total and not self._waiters:
+            self._borrowed += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                # The slot was handed to us just as we were cancelled: pass it on.
+                self._release()
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        self._borrowed -= 1
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        while self._waiters and self._borrowed < self._total:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._borrowed += 1
+                waiter.set_result(None)
