@@ -92,6 +92,9 @@ class AdaptiveLimiter:
             self._last_decrease = now
             self.decreases += 1
 
-    def on_success(self) -> None:
-        if self._limit < self.max_concurrency:
-            self._limit = min(float(self.max_concurrency), self._limit + 1.0 / self._limit)
+    def on_success(self) -> bool:
+        """Grow the limit after a success; ``True`` when it changed."""
+        if self._limit >= self.max_concurrency:
+            return False
+        self._limit = min(float(self.max_concurrency), self._limit + 1.0 / self._limit)
+        return True

@@ -242,16 +242,16 @@ class AvaturnClient:
             return response
 
     def _adapt(self, response: Response, retry_after: float | None, sent_at: float) -> None:
-        """Feed the shared backoff; returns nothing, changes the limiter's size."""
-        if self.adaptive is None:
+        """Feed the shared backoff, and resize the limiter when its limit moved."""
+        adaptive = self.adaptive
+        if adaptive is None:
             return
-        if response.status == 429 or (response.status == 503 and retry_after is not None):
-            self.adaptive.on_rate_limited(retry_after=retry_after, sent_at=sent_at)
-        elif response.ok:
-            self.adaptive.on_success()
-        else:
+        status = response.status
+        if status == 429 or (status == 503 and retry_after is not None):
+            adaptive.on_rate_limited(retry_after=retry_after, sent_at=sent_at)
+        elif not (200 <= status < 300 and adaptive.on_success()):
             return
-        limit = self.adaptive.limit
+        limit = adaptive.limit
         if limit != self._limiter.total_tokens:
             self._limiter.total_tokens = limit
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -233,11 +234,17 @@ class Tracer:
             raise ConfigurationError("tracing=True needs the opentelemetry-api package")
         self._auto = enabled is None and _otel_trace is not None
         self._on = bool(enabled) and _otel_trace is not None
+        self._checked_at = -1.0
         self._tracer = _otel_trace.get_tracer("avaturn_async") if self._on or self._auto else None
 
     @property
     def enabled(self) -> bool:
         if self._auto and not self._on:
+            # Looking the provider up costs more than the rest of the check: once a second.
+            now = time.monotonic()
+            if now - self._checked_at < 1.0:
+                return False
+            self._checked_at = now
             provider = _otel_trace.get_tracer_provider()
             if not isinstance(provider, _otel_trace.ProxyTracerProvider):
                 self._on = True

@@ -90,6 +90,10 @@ class Response:
         return 200 <= self.status < 300
 
     def header(self, name: str) -> str | None:
+        """A header by name, any casing."""
+        value = self.headers.get(name)
+        if value is not None:
+            return value
         lowered = name.lower()
         for key, value in self.headers.items():
             if key.lower() == lowered:
@@ -314,27 +318,37 @@ def build_upload(upload_url: str, upload: PhotoUpload) -> Request:
 
 
 def _decode_json(response: Response) -> Any:
-    if not response.body.strip():
+    body = response.body
+    if not body or body.isspace():
         return None
-    return json.loads(response.body)
+    return json.loads(body)
+
+
+def _decode_answer(response: Response, what: str) -> Any:
+    try:
+        return _decode_json(response)
+    except (ValueError, UnicodeDecodeError):
+        raise ResponseDecodeError(
+            f"expected a JSON {what}, got a body that is not JSON",
+            status=response.status,
+            request_id=response.request_id,
+        ) from None
 
 
 def read_model(response: Response, cls: type[T]) -> T:
     """The model in a success answer; raises ``ResponseDecodeError`` when it does not fit."""
-    try:
-        data = _decode_json(response)
-    except (ValueError, UnicodeDecodeError):
-        raise ResponseDecodeError(
-            f"expected a JSON {cls.__name__}, got a body that is not JSON",
-            status=response.status,
-            request_id=response.request_id,
-        ) from None
+    model: T = _structure(_decode_answer(response, cls.__name__), cls, response)
+    return model
+
+
+def _structure(data: Any, cls: Any, response: Response) -> Any:
     try:
         return _converter.structure(data, cls)
     except Exception as exc:
         path, message = _converter.describe_error(exc)
+        name = getattr(cls, "__name__", str(cls))
         raise ResponseDecodeError(
-            f"answer does not fit {cls.__name__}: {message} at {path}",
+            f"answer does not fit {name}: {message} at {path}",
             status=response.status,
             request_id=response.request_id,
         ) from None
@@ -342,8 +356,17 @@ def read_model(response: Response, cls: type[T]) -> T:
 
 def read_model_list(response: Response, cls: type[T]) -> list[T]:
     """A JSON array of models in a success answer."""
-    model: list[T] = read_model(response, list[cls])  # type: ignore[valid-type]
-    return model
+    data = _decode_answer(response, f"list of {cls.__name__}")
+    if isinstance(data, list):
+        # Item by item with the item hook: cattrs' list machinery costs more than the
+        # items themselves. Any problem is re-read the slow way for its field path.
+        hook = _converter.converter.get_structure_hook(cls)
+        try:
+            return [hook(item, cls) for item in data]
+        except Exception:
+            pass
+    result: list[T] = _structure(data, list[cls], response)  # type: ignore[valid-type]
+    return result
 
 
 _STATUS_CLASSES: dict[int, type[APIError]] = {

@@ -113,7 +113,8 @@ class AiohttpTransport:
                 allow_redirects=False,
             ) as answer:
                 body = await answer.read()
-                return Response(status=answer.status, headers=dict(answer.headers), body=body)
+                # The answer's headers are an immutable case-insensitive mapping: no copy.
+                return Response(status=answer.status, headers=answer.headers, body=body)
         except aiohttp.ClientError as exc:
             raise _transport_error(exc, request.method, request.display_path) from None
         except asyncio.TimeoutError:
