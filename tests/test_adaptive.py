@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import anyio
 import pytest
-from aiohttp import web
 
 from avaturn_async import AdaptiveConcurrency, AvaturnClient, RetryPolicy
 from avaturn_async._adaptive import AdaptiveLimiter
-from tests.support import scripted_server
+from avaturn_async.testing import AvaturnEmulator, RateLimit
+from avaturn_async.testing._emulator_ratelimit import FixedWindowLimit
 
 
 class Clock:
@@ -81,52 +79,42 @@ def test_settings_reject_a_factor_that_does_not_shrink() -> None:
         AdaptiveConcurrency(decrease_factor=1.0)
 
 
-class FixedWindow:
-    """A server-side limit: ``per_window`` requests per ``window`` seconds, then 429."""
+async def burst(emulator: AvaturnEmulator, adaptive: AdaptiveConcurrency | None) -> int:
+    """1,000 concurrent list calls under the emulator's rate limit; returns its refusals."""
+    client = AvaturnClient(
+        emulator.api_key,
+        base_url=emulator.base_url,
+        max_concurrency=64,
+        adaptive=adaptive,
+        retry=RetryPolicy(max_attempts=100, max_total_time=120, initial_delay=0.01),
+    )
+    results: list[object] = []
 
-    def __init__(self, per_window: int, window: float) -> None:
-        self.per_window = per_window
-        self.window = window
-        self.window_start = time.monotonic()
-        self.used = 0
-        self.refused = 0
-        self.served = 0
+    async def call() -> None:
+        results.append(await client.avatars.list(user_id))
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        now = time.monotonic()
-        if now - self.window_start >= self.window:
-            self.window_start, self.used = now, 0
-        if self.used >= self.per_window:
-            self.refused += 1
-            retry_after = self.window - (now - self.window_start)
-            return web.json_response(
-                {"detail": "rate limited"},
-                status=429,
-                headers={"Retry-After": f"{retry_after:.3f}"},
-            )
-        self.used += 1
-        self.served += 1
-        return web.json_response([])
+    emulator.rate_limit = None
+    user_id = (await client.users.create()).id
+    emulator.rate_limit = RateLimit(requests=25, per=0.05)
+    before = emulator.stats.rate_limited
+    async with client, anyio.create_task_group() as tg:
+        for _ in range(1000):
+            tg.start_soon(call)
+    assert len(results) == 1000
+    return emulator.stats.rate_limited - before
 
 
-async def burst(adaptive: AdaptiveConcurrency | None, calls: int) -> FixedWindow:
-    limit = FixedWindow(per_window=25, window=0.05)
-    async with scripted_server(limit.handle) as server:
-        client = AvaturnClient(
-            "key",
-            base_url=server.base_url,
-            max_concurrency=64,
-            adaptive=adaptive,
-            retry=RetryPolicy(max_attempts=100, max_total_time=120, initial_delay=0.01),
-        )
-        async with client, anyio.create_task_group() as tg:
-            for _ in range(calls):
-                tg.start_soon(client.avatars.list, "U")
-    return limit
+async def test_shared_backoff_cuts_429s_in_a_burst_and_loses_no_call(
+    emulator: AvaturnEmulator,
+) -> None:
+    independent = await burst(emulator, None)
+    shared = await burst(emulator, AdaptiveConcurrency())
+    assert shared * 5 < independent, (shared, independent)
 
 
-async def test_shared_backoff_cuts_429s_in_a_burst_and_loses_no_call() -> None:
-    independent = await burst(None, 1000)
-    shared = await burst(AdaptiveConcurrency(), 1000)
-    assert (independent.served, shared.served) == (1000, 1000)
-    assert shared.refused * 5 < independent.refused, (shared.refused, independent.refused)
+def test_fixed_window_refuses_past_its_budget_and_says_when_to_come_back() -> None:
+    clock = Clock()
+    window = FixedWindowLimit(RateLimit(requests=2, per=1.0), clock=clock)
+    answers = [window.admit(), window.admit()]
+    clock.now += 0.25
+    assert (answers, window.admit()) == ([None, None], pytest.approx(0.75))

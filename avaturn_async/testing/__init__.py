@@ -3,7 +3,8 @@
 * :class:`AvaturnEmulator`: a stateful local Avaturn service (all ten endpoints,
   the upload URL, signed webhooks, fault injection, inspectable state).
 * :class:`FaultPlan`, :class:`RouteFaults`, :class:`WebhookFaults`: seeded, per-route
-  faults (429/5xx, resets, cut-off answers, latency, slow uploads, lost webhooks).
+  faults (429/5xx, resets, cut-off answers, latency, slow uploads, lost webhooks);
+  :class:`RateLimit`: a fixed server-side request rate.
 * :func:`sign_webhook` and the ``make_*`` event factories: build signed webhook
   deliveries for your receiver's tests, with the same signing code the emulator uses.
 """
@@ -17,6 +18,7 @@ from ._emulator import (
     ExportRecord,
     FaultKind,
     FaultPlan,
+    RateLimit,
     RenderRecord,
     RouteFaults,
     SessionRecord,
@@ -43,6 +45,7 @@ __all__ = [
     "EmulatorStats",
     "FaultKind",
     "FaultPlan",
+    "RateLimit",
     "RouteFaults",
     "WebhookFaults",
     "ExportRecord",

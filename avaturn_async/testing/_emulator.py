@@ -32,6 +32,7 @@ from ._emulator_http import (
     stamp_request_id,
     url_host,
 )
+from ._emulator_ratelimit import FixedWindowLimit, RateLimit
 from ._emulator_records import (
     AvatarRecord,
     ExportRecord,
@@ -56,6 +57,7 @@ __all__ = [
     "ExportRecord",
     "FaultKind",
     "FaultPlan",
+    "RateLimit",
     "RenderRecord",
     "RouteFaults",
     "SessionRecord",
@@ -101,6 +103,10 @@ class AvaturnEmulator:
     - ``require_customization``: renders and exports of an avatar whose customization
       was never set answer 409 (the real API calls the result undefined).
     - ``export_size``: size in bytes of every exported ``.glb`` file (at least 12).
+    - ``rate_limit``: a :class:`~avaturn_async.testing.RateLimit`: at most ``requests``
+      authenticated API requests per ``per`` seconds across all routes (a fixed window);
+      the rest are answered 429 with a fractional ``Retry-After`` and counted in
+      ``stats.rate_limited``. Settable later; ``None`` lifts it.
     - ``faults``: a :class:`~avaturn_async.testing.FaultPlan`: seeded, per-route error
       rates (429, 500, 502, 503), reset connections, cut-off answers, latency, slow
       uploads, and dropped, delayed, duplicated or reordered webhooks. Setting
@@ -143,6 +149,7 @@ class AvaturnEmulator:
         require_customization: bool = True,
         export_size: int = 4096,
         faults: FaultPlan | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         _check_options(
             api_key=api_key,
@@ -181,6 +188,7 @@ class AvaturnEmulator:
             reorder_window=self.REORDER_WINDOW,
         )
         self.faults = faults
+        self.rate_limit = rate_limit
         self._injections = Injections()
         self._phase: Literal["new", "running", "closing", "closed"] = "new"
         self._base_url: str | None = None
@@ -215,6 +223,15 @@ class AvaturnEmulator:
         if self._base_url is None:
             raise RuntimeError("the emulator is not running: use 'async with' or start()")
         return self._port
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """The server-side limit on API requests (``None``: unlimited); settable."""
+        return self._rate_window.limit if self._rate_window is not None else None
+
+    @rate_limit.setter
+    def rate_limit(self, limit: RateLimit | None) -> None:
+        self._rate_window = FixedWindowLimit(limit) if limit is not None else None
 
     @property
     def faults(self) -> FaultPlan | None:
@@ -425,6 +442,10 @@ class AvaturnEmulator:
                     await anyio.sleep(delay)
                 if authenticated:
                     check_auth(request, self._api_key)
+                    refused = self._rate_limited()
+                    if refused is not None:
+                        await drain(request)
+                        return refused
                 injected = self._injections.take(route)
                 if injected is not None:
                     await drain(request)
@@ -442,6 +463,17 @@ class AvaturnEmulator:
                 stats.in_flight -= 1
 
         return wrapped
+
+
+    def _rate_limited(self) -> web.Response | None:
+        window = self._rate_window
+        wait = window.admit() if window is not None else None
+        if wait is None:
+            return None
+        self.stats.rate_limited += 1
+        return web.json_response(
+            {"detail": "rate limit exceeded"}, status=429, headers={"Retry-After": f"{wait:.3f}"}
+        )
 
 
 def _check_options(

@@ -47,6 +47,7 @@ class EmulatorStats:
     requests: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ROUTES, 0))
     in_flight: int = 0
     max_in_flight: int = 0
+    rate_limited: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     ambiguous_creates: dict[str, list[str]] = field(default_factory=dict)
 
