@@ -152,6 +152,8 @@ class AvaturnClient:
             session=session, connection_limit=max_concurrency
         )
         self._user_agent = user_agent or USER_AGENT
+        self._plain_headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
+        self._auth_headers = {**self._plain_headers, "Authorization": f"Bearer {self._api_key}"}
         self.event_hub = event_hub
         self._limiter = RequestLimiter(max_concurrency)
         self._closed = False
@@ -209,10 +211,8 @@ class AvaturnClient:
         return self._limiter
 
     def _headers(self, request: Request) -> dict[str, str]:
-        headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
-        if request.authenticated:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        return headers
+        # Built once: the same two dicts serve every request (aiohttp copies them).
+        return self._auth_headers if request.authenticated else self._plain_headers
 
     def _now(self) -> float:
         return self._clock()

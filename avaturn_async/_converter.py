@@ -112,13 +112,17 @@ def _keep_extra_fields(conv: cattrs.Converter, cls: type[Any]) -> None:
     statuses = {member.value: member for member in status_type[0]} if status_type else {}
     base = cattrs.gen.make_dict_structure_fn(cls, conv, extra=cattrs.override(omit=True))
 
+    fast = known == {"id", "status"}
+
     def structure_with_extra(value: Any, _: type) -> Any:
-        if not isinstance(value, Mapping):
+        # ``type(...) is dict`` first: JSON gives dicts, and the ABC check costs more.
+        if type(value) is not dict and not isinstance(value, Mapping):
             raise TypeError(f"expected an object, got {type(value).__name__}")
-        extra = {k: v for k, v in value.items() if k not in known}
         item_id, status = value.get("id"), value.get("status")
-        if known == {"id", "status"} and type(item_id) is str and type(status) is str:
+        if fast and type(item_id) is str and type(status) is str:
+            extra = {k: v for k, v in value.items() if k != "id" and k != "status"}
             return cls(id=item_id, status=statuses.get(status, status), extra=extra)
+        extra = {k: v for k, v in value.items() if k not in known}
         return attrs.evolve(base(value, cls), extra=extra)
 
     def unstructure_with_extra(obj: Any) -> dict[str, Any]:

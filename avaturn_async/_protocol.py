@@ -354,19 +354,19 @@ def _structure(data: Any, cls: Any, response: Response) -> Any:
         ) from None
 
 
-def read_model_list(response: Response, cls: type[T]) -> list[T]:
-    """A JSON array of models in a success answer."""
+def read_model_list(response: Response, cls: type[T], into: type[list[T]] = list) -> list[T]:
+    """A JSON array of models in a success answer, as ``into`` (a list type)."""
     data = _decode_answer(response, f"list of {cls.__name__}")
     if isinstance(data, list):
         # Item by item with the item hook: cattrs' list machinery costs more than the
         # items themselves. Any problem is re-read the slow way for its field path.
         hook = _converter.converter.get_structure_hook(cls)
         try:
-            return [hook(item, cls) for item in data]
+            return into([hook(item, cls) for item in data])
         except Exception:
             pass
     result: list[T] = _structure(data, list[cls], response)  # type: ignore[valid-type]
-    return result
+    return result if type(result) is into else into(result)
 
 
 _STATUS_CLASSES: dict[int, type[APIError]] = {

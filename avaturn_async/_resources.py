@@ -134,7 +134,7 @@ class Avatars(_Resource):
         """The user's avatars; only fully processed ones unless ``include_not_ready``."""
         request = p.build_list_avatars(user_id, include_not_ready)
         answer = await self._client._send(request)
-        items = ResponseList(p.read_model_list(answer, m.AvatarListItem))
+        items = p.read_model_list(answer, m.AvatarListItem, ResponseList)
         return self._client._with_metadata(items, request, answer)
 
     async def get_customization(self, avatar_id: AvatarId) -> m.ExternalAvatarCustomization:

@@ -33,7 +33,7 @@ class Timeouts:
     """Per-attempt time limits, in seconds.
 
     Attributes:
-        connect: to get a connection (from the pool or a new one).
+        connect: to open a new connection.
         request: for a whole API call, answer included.
         upload: for a whole photo upload or file download; long, since files are large.
     """
@@ -131,7 +131,7 @@ class AiohttpTransport:
     ) -> int:
         """Stream ``url`` into ``destination`` (written to a temporary name, then renamed)."""
         session = self._get_session()
-        timeout = aiohttp.ClientTimeout(total=timeouts.upload, connect=timeouts.connect)
+        timeout = _client_timeout(timeouts.upload, timeouts.connect)
         partial = destination.with_name(destination.name + ".part")
         written = 0
         try:
@@ -162,7 +162,10 @@ class AiohttpTransport:
 
 @functools.lru_cache(maxsize=16)
 def _client_timeout(total: float, connect: float) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=total, connect=connect)
+    # sock_connect, not connect: ``connect`` also times the wait for a pooled
+    # connection, arming one more timer per request, and the client's own limiter
+    # already keeps requests in flight within the pool's size.
+    return aiohttp.ClientTimeout(total=total, sock_connect=connect)
 
 
 def _transport_error(exc: aiohttp.ClientError, method: str, path: str) -> TransportError:
