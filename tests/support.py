@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import attrs
+import uvicorn
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -85,3 +89,33 @@ def text_answer(status: int, text: str) -> Handler:
         return web.Response(status=status, text=text)
 
     return handler
+
+
+class SwappableASGI:
+    """An ASGI app delegating to ``target``, so one uvicorn server serves many tests."""
+
+    def __init__(self) -> None:
+        self.target: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.target(scope, receive, send)
+
+
+@contextmanager
+def uvicorn_server(path: str) -> Iterator[tuple[str, SwappableASGI]]:
+    """A real uvicorn server on 127.0.0.1, port 0, in a thread: (URL ending in ``path``, app)."""
+    holder = SwappableASGI()
+    config = uvicorn.Config(holder, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}{path}", holder
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -14,7 +14,6 @@ import gc
 import json
 import random
 import resource
-import threading
 import time
 import tracemalloc
 from collections import Counter, deque
@@ -24,13 +23,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-import uvicorn
 from aiohttp import web
 
 from avaturn_async.testing._webhooks import make_render_ready, make_webhook_secret, sign_webhook
 from avaturn_async.webhooks import Event, RenderReady, WebhookRouter, WebhookVerifier
 from avaturn_async.webhooks.aiohttp import make_app
 from avaturn_async.webhooks.asgi import WebhookApp
+from tests.support import SwappableASGI
+from tests.support import uvicorn_server as run_uvicorn
 
 SECRET = make_webhook_secret()
 LIMIT = 4096
@@ -212,35 +212,16 @@ def recording_router() -> tuple[WebhookRouter, Counter[str]]:
     return router, dispatched
 
 
-class Swappable:
-    def __init__(self) -> None:
-        self.target: Any = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.target(scope, receive, send)
-
-
 @pytest.fixture(scope="module")
-def uvicorn_url() -> Iterator[tuple[str, Swappable]]:
-    holder = Swappable()
-    config = uvicorn.Config(holder, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}/hooks", holder
-    server.should_exit = True
-    thread.join(timeout=10)
+def uvicorn_url() -> Iterator[tuple[str, SwappableASGI]]:
+    with run_uvicorn("/hooks") as served:
+        yield served
 
 
 _MEASURED: dict[str, Measured] = {}
 
 
-async def run_burst(adapter: str, uvicorn_url: tuple[str, Swappable]) -> Measured:
+async def run_burst(adapter: str, uvicorn_url: tuple[str, SwappableASGI]) -> Measured:
     router, dispatched = recording_router()
     verifier = WebhookVerifier(SECRET, max_body_size=LIMIT)
     if adapter == "asgi":
@@ -257,7 +238,9 @@ async def run_burst(adapter: str, uvicorn_url: tuple[str, Swappable]) -> Measure
 
 
 @pytest.fixture(params=["asgi", "aiohttp"])
-async def measured(request: pytest.FixtureRequest, uvicorn_url: tuple[str, Swappable]) -> Measured:
+async def measured(
+    request: pytest.FixtureRequest, uvicorn_url: tuple[str, SwappableASGI]
+) -> Measured:
     """The burst against one adapter, run once per module and shared by the tests below."""
     adapter: str = request.param
     if adapter not in _MEASURED:

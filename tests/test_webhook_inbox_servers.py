@@ -5,16 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import anyio
 import pytest
-import uvicorn
 from aiohttp import web
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
@@ -24,6 +20,8 @@ from avaturn_async.testing import make_render_ready, make_webhook_secret, sign_w
 from avaturn_async.webhooks import Event, WebhookInbox, WebhookRouter, WebhookVerifier
 from avaturn_async.webhooks.aiohttp import make_app
 from avaturn_async.webhooks.asgi import WebhookApp
+from tests.support import SwappableASGI
+from tests.support import uvicorn_server as run_uvicorn
 
 SECRET = make_webhook_secret()
 REPO_ROOT = Path(avaturn_async.__file__).resolve().parents[1]
@@ -45,31 +43,10 @@ anyio.run(main)
 """
 
 
-class Swappable:
-    """An ASGI app delegating to ``target``, so one uvicorn server serves every test."""
-
-    def __init__(self) -> None:
-        self.target: Any = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.target(scope, receive, send)
-
-
 @pytest.fixture(scope="module")
-def uvicorn_server() -> Iterator[tuple[str, Swappable]]:
-    holder = Swappable()
-    config = uvicorn.Config(holder, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}/hooks/avaturn", holder
-    server.should_exit = True
-    thread.join(timeout=10)
+def uvicorn_server() -> Iterator[tuple[str, SwappableASGI]]:
+    with run_uvicorn("/hooks/avaturn") as served:
+        yield served
 
 
 @pytest.fixture
@@ -83,7 +60,7 @@ Serve = Callable[[WebhookInbox, WebhookRouter], Awaitable[str]]
 
 @pytest.fixture(params=["asgi", "aiohttp"])
 async def serve(
-    request: pytest.FixtureRequest, uvicorn_server: tuple[str, Swappable]
+    request: pytest.FixtureRequest, uvicorn_server: tuple[str, SwappableASGI]
 ) -> AsyncIterator[Serve]:
     """Start the receiver under test, storing into the inbox; returns its URL."""
     runners: list[web.AppRunner] = []
