@@ -152,6 +152,7 @@ class AvaturnClient:
             session=session, connection_limit=max_concurrency
         )
         self._user_agent = user_agent or USER_AGENT
+        # Built once: the same two dicts serve every request (aiohttp copies them).
         self._plain_headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
         self._auth_headers = {**self._plain_headers, "Authorization": f"Bearer {self._api_key}"}
         self.event_hub = event_hub
@@ -207,39 +208,8 @@ class AvaturnClient:
         if self._closed:
             raise ClientClosedError("this AvaturnClient is closed; create a new one")
 
-    def _get_limiter(self) -> RequestLimiter:
-        return self._limiter
-
-    def _headers(self, request: Request) -> dict[str, str]:
-        # Built once: the same two dicts serve every request (aiohttp copies them).
-        return self._auth_headers if request.authenticated else self._plain_headers
-
     def _now(self) -> float:
         return self._clock()
-
-    async def _send_once(self, request: Request, attempt: int) -> Response:
-        url = request.absolute_url or f"{self.base_url}{request.path}"
-        path = request.display_path
-        async with self._get_limiter():
-            self._check_open()
-            if self.adaptive is not None and (pause := self.adaptive.pause_remaining()) > 0:
-                await self._sleep(pause)
-            if self.on_request is not None:
-                info = RequestInfo(
-                    route=request.route, method=request.method, path=path, attempt=attempt
-                )
-                await call_hook(self.on_request, info)
-            headers = self._headers(request)
-            if not self._tracer.enabled:
-                return await self._transport.send(
-                    request, url=url, headers=headers, timeouts=self.timeouts
-                )
-            with self._tracer.span(request.route, request.method, path, attempt) as span:
-                response = await self._transport.send(
-                    request, url=url, headers=headers, timeouts=self.timeouts
-                )
-                record_status(span, response.status)
-            return response
 
     def _adapt(self, response: Response, retry_after: float | None, sent_at: float) -> None:
         """Feed the shared backoff, and resize the limiter when its limit moved."""
@@ -256,20 +226,48 @@ class AvaturnClient:
             self._limiter.total_tokens = limit
 
     async def _send(self, request: Request) -> Response:
-        """Send with retries; returns a 2xx answer or raises a typed error."""
+        """Send with retries; returns a 2xx answer or raises a typed error.
+
+        One coroutine does the whole loop, attempt included: every extra layer is
+        walked again each time aiohttp resumes the call, and this is the hot path.
+        """
         self._check_open()
+        url = request.absolute_url or f"{self.base_url}{request.path}"
+        headers = self._auth_headers if request.authenticated else self._plain_headers
+        limiter = self._limiter
         started = self._clock()
-        path = request.display_path
         attempt = 0
         while True:
             attempt += 1
-            sent_at = self._clock()
             error: TransportError | APIError
+            response: Response | None = None
+            failure: TransportError | None = None
+            if not limiter.acquire_nowait():
+                await limiter.acquire()
             try:
-                response = await self._send_once(request, attempt)
+                self._check_open()
+                sent_at = self._clock()
+                adaptive = self.adaptive
+                if adaptive is not None and adaptive.resume_at > sent_at:
+                    await self._sleep(adaptive.resume_at - sent_at)
+                    sent_at = self._clock()
+                if self.on_request is not None:
+                    await call_hook(self.on_request, self._request_info(request, attempt))
+                if self._tracer.enabled:
+                    response = await self._traced_send(request, url, headers, attempt)
+                else:
+                    response = await self._transport.send(
+                        request, url=url, headers=headers, timeouts=self.timeouts
+                    )
             except TransportError as exc:
-                error = exc
-                kind = _failure_kind(exc)
+                failure = exc
+            finally:
+                limiter.release()
+
+            if failure is not None or response is None:
+                assert failure is not None
+                error = failure
+                kind = _failure_kind(failure)
                 reason = kind.value
                 delay = retry_delay(
                     self.retry,
@@ -281,16 +279,23 @@ class AvaturnClient:
                 )
             else:
                 elapsed = self._clock() - sent_at
-                logger.debug(
-                    "%s %s -> %d in %.3f s", request.method, path, response.status, elapsed
-                )
-                retry_after = retry_after_seconds(response) if not response.ok else None
-                self._adapt(response, retry_after, sent_at)
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug(
+                        "%s %s -> %d in %.3f s",
+                        request.method,
+                        request.display_path,
+                        response.status,
+                        elapsed,
+                    )
+                ok = 200 <= response.status < 300
+                retry_after = None if ok else retry_after_seconds(response)
+                if adaptive is not None:
+                    self._adapt(response, retry_after, sent_at)
                 if self.on_response is not None:
                     await call_hook(
                         self.on_response, _response_info(request, response, attempt, elapsed)
                     )
-                if response.ok:
+                if ok:
                     return attrs.evolve(response, attempts=attempt) if attempt > 1 else response
                 error = error_from_response(response, request)
                 reason = f"status {response.status}"
@@ -305,26 +310,9 @@ class AvaturnClient:
                     random=self._random,
                 )
             if delay is None:
-                if attempt > 1:
-                    logger.warning(
-                        "giving up on %s %s after %d attempts: %s",
-                        request.method,
-                        path,
-                        attempt,
-                        error,
-                    )
-                if self.on_error is not None:
-                    await call_hook(
-                        self.on_error,
-                        ErrorInfo(
-                            route=request.route,
-                            method=request.method,
-                            path=path,
-                            attempts=attempt,
-                            error=error,
-                        ),
-                    )
+                await self._give_up(request, attempt, error)
                 raise error
+            path = request.display_path
             logger.info(
                 "retrying %s %s in %.2f s (attempt %d: %s)",
                 request.method,
@@ -346,6 +334,41 @@ class AvaturnClient:
             )
             await self._sleep(delay)
 
+    def _request_info(self, request: Request, attempt: int) -> RequestInfo:
+        return RequestInfo(
+            route=request.route, method=request.method, path=request.display_path, attempt=attempt
+        )
+
+    async def _traced_send(
+        self, request: Request, url: str, headers: dict[str, str], attempt: int
+    ) -> Response:
+        with self._tracer.span(
+            request.route, request.method, request.display_path, attempt
+        ) as span:
+            response = await self._transport.send(
+                request, url=url, headers=headers, timeouts=self.timeouts
+            )
+            record_status(span, response.status)
+        return response
+
+    async def _give_up(self, request: Request, attempts: int, error: Exception) -> None:
+        path = request.display_path
+        if attempts > 1:
+            logger.warning(
+                "giving up on %s %s after %d attempts: %s", request.method, path, attempts, error
+            )
+        if self.on_error is not None:
+            await call_hook(
+                self.on_error,
+                ErrorInfo(
+                    route=request.route,
+                    method=request.method,
+                    path=path,
+                    attempts=attempts,
+                    error=error,
+                ),
+            )
+
     async def _call(self, request: Request, model: type[T]) -> T:
         response = await self._send(request)
         return self._with_metadata(read_model(response, model), request, response)
@@ -358,7 +381,7 @@ class AvaturnClient:
         """Stream a temporary file URL (export, render) to disk; returns the bytes written."""
         self._check_open()
         headers = {"User-Agent": self._user_agent}
-        async with self._get_limiter():
+        async with self._limiter:
             return await self._transport.download(
                 url, Path(destination), headers=headers, timeouts=self.timeouts
             )

@@ -49,9 +49,16 @@ class RequestLimiter:
     def borrowed_tokens(self) -> int:
         return self._borrowed
 
-    async def __aenter__(self) -> None:
+    def acquire_nowait(self) -> bool:
+        """Take a free slot without waiting; ``False`` when none is free (or others wait)."""
         if self._borrowed < self._total and not self._waiters:
             self._borrowed += 1
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        """Take a slot, waiting in FIFO order; cancellation never leaks one."""
+        if self.acquire_nowait():
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
@@ -60,10 +67,17 @@ class RequestLimiter:
         except BaseException:
             if waiter.done() and not waiter.cancelled():
                 # The slot was handed to us just as we were cancelled: pass it on.
-                self._release()
+                self.release()
             elif waiter in self._waiters:
                 self._waiters.remove(waiter)
             raise
+
+    def release(self) -> None:
+        self._borrowed -= 1
+        self._hand_over()
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
 
     async def __aexit__(
         self,
@@ -71,11 +85,7 @@ class RequestLimiter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._release()
-
-    def _release(self) -> None:
-        self._borrowed -= 1
-        self._hand_over()
+        self.release()
 
     def _hand_over(self) -> None:
         while self._waiters and self._borrowed < self._total:
