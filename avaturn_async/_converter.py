@@ -100,6 +100,25 @@ def _keep_unknown_enum_values(conv: cattrs.Converter) -> None:
     conv.register_structure_hook_factory(lambda tp: _open_enum_parts(tp) is not None, make_hook)
 
 
+def _slot_writers(cls: type[Any], *names: str) -> tuple[Callable[[Any, Any], None], ...]:
+    """Writers of a frozen slotted attrs class's slots, for building it on a hot path.
+
+    ``object.__new__(cls)`` and one writer per field do what the frozen ``__init__``
+    does through ``object.__setattr__``, at about half the cost. That skips
+    validators, converters, defaults and ``__attrs_post_init__``, so classes that
+    have any of them, or fields not named here, are refused.
+    """
+    fields = attrs.fields(cls)
+    if "__slots__" not in cls.__dict__ or hasattr(cls, "__attrs_post_init__"):
+        raise TypeError(f"{cls.__name__} must be slotted, without __attrs_post_init__")
+    if sorted(names) != sorted(field.name for field in fields):
+        raise TypeError(f"{cls.__name__}: every field must be written, got {names}")
+    for field in fields:
+        if field.validator is not None or field.converter is not None:
+            raise TypeError(f"{cls.__name__}.{field.name} needs its __init__")
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
 def _keep_extra_fields(conv: cattrs.Converter, cls: type[Any]) -> None:
     """Structure ``cls`` from its known fields and keep every other key in ``extra``.
 
@@ -113,6 +132,9 @@ def _keep_extra_fields(conv: cattrs.Converter, cls: type[Any]) -> None:
     base = cattrs.gen.make_dict_structure_fn(cls, conv, extra=cattrs.override(omit=True))
 
     fast = known == {"id", "status"}
+    if fast:
+        set_id, set_status, set_extra = _slot_writers(cls, "id", "status", "extra")
+    new = object.__new__
 
     def structure_with_extra(value: Any, _: type) -> Any:
         # ``type(...) is dict`` first: JSON gives dicts, and the ABC check costs more.
@@ -120,8 +142,13 @@ def _keep_extra_fields(conv: cattrs.Converter, cls: type[Any]) -> None:
             raise TypeError(f"expected an object, got {type(value).__name__}")
         item_id, status = value.get("id"), value.get("status")
         if fast and type(item_id) is str and type(status) is str:
-            extra = {k: v for k, v in value.items() if k != "id" and k != "status"}
-            return cls(id=item_id, status=statuses.get(status, status), extra=extra)
+            extra = dict(value)
+            del extra["id"], extra["status"]
+            item = new(cls)
+            set_id(item, item_id)
+            set_status(item, statuses.get(status, status))
+            set_extra(item, extra)
+            return item
         extra = {k: v for k, v in value.items() if k not in known}
         return attrs.evolve(base(value, cls), extra=extra)
 

@@ -168,11 +168,23 @@ class _Answered(Protocol):
 
 # Keyed by identity, not equality: two equal models from two calls keep their own
 # metadata. Entries vanish with their object. The metadata record is built only
-# when someone asks, so calls that never look pay for one dict entry.
+# when someone asks, so calls that never look pay for one dict entry. Lists are
+# ours (``ResponseList``) and carry their entry in a slot instead.
 _METADATA: dict[int, tuple[weakref.ref[Any], str, _Answered]] = {}
 
 
+class ResponseList(list[T]):
+    """A ``list`` that carries the metadata of the answer it was read from."""
+
+    __slots__ = ("__weakref__", "_avaturn_answer")
+
+    _avaturn_answer: tuple[str, _Answered]
+
+
 def attach_metadata(obj: T, route: str, response: _Answered) -> T:
+    if isinstance(obj, ResponseList):
+        obj._avaturn_answer = (route, response)
+        return obj
     key = id(obj)
 
     def forget(_: weakref.ref[Any], key: int = key) -> None:
@@ -182,20 +194,27 @@ def attach_metadata(obj: T, route: str, response: _Answered) -> T:
     return obj
 
 
+def _answer_of(obj: object) -> tuple[str, _Answered] | None:
+    if isinstance(obj, ResponseList):
+        return getattr(obj, "_avaturn_answer", None)
+    entry = _METADATA.get(id(obj))
+    if entry is None or entry[0]() is not obj:
+        return None
+    return entry[1], entry[2]
+
+
 def copy_metadata(target: T, source: object) -> T:
     """Let ``response_of(target)`` answer what ``response_of(source)`` does."""
-    entry = _METADATA.get(id(source))
-    if entry is None or entry[0]() is not source:
-        return target
-    return attach_metadata(target, entry[1], entry[2])
+    answer = _answer_of(source)
+    return target if answer is None else attach_metadata(target, *answer)
 
 
 def response_of(obj: object) -> ResponseMetadata | None:
     """The HTTP metadata of a model, list or job the client returned, if it has any."""
-    entry = _METADATA.get(id(obj))
-    if entry is None or entry[0]() is not obj:
+    answer = _answer_of(obj)
+    if answer is None:
         return None
-    _, route, response = entry
+    route, response = answer
     return ResponseMetadata(
         route=route,
         status=response.status,
@@ -203,12 +222,6 @@ def response_of(obj: object) -> ResponseMetadata | None:
         request_id=response.request_id,
         attempts=response.attempts,
     )
-
-
-class ResponseList(list[T]):
-    """A ``list`` that can carry response metadata (plain lists cannot be weakly referenced)."""
-
-    __slots__ = ("__weakref__",)
 
 
 # --------------------------------------------------------------- tracing

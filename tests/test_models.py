@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import cattrs
 import pytest
 
@@ -23,7 +24,7 @@ from avaturn_async import (
     ScanStatus,
     SessionConfig,
 )
-from avaturn_async._converter import describe_error, structure, unstructure
+from avaturn_async._converter import _slot_writers, describe_error, structure, unstructure
 
 AVATAR = "0b1f6f36-8c1a-4c43-9a4e-2c7b1c4f9b10"
 
@@ -133,3 +134,32 @@ def test_models_are_frozen() -> None:
 def test_models_are_keyword_only() -> None:
     with pytest.raises(TypeError):
         AssetSlot(AVATAR)  # type: ignore[misc]
+
+
+def test_list_item_built_on_the_fast_path_equals_one_built_by_init() -> None:
+    item = structure({"id": AVATAR, "status": "ready", "created_at": "2026-01-01"}, AvatarListItem)
+    expected = AvatarListItem(
+        id=AVATAR, status=ScanStatus.READY, extra={"created_at": "2026-01-01"}
+    )
+    assert (item, hash(item), repr(item)) == (expected, hash(expected), repr(expected))
+
+
+def test_list_item_extra_is_a_copy_not_the_answer_dict() -> None:
+    answer = {"id": AVATAR, "status": "ready", "created_at": "2026-01-01"}
+    item = structure(answer, AvatarListItem)
+    answer["created_at"] = "changed"
+    assert item.extra == {"created_at": "2026-01-01"}
+
+
+def test_slot_writers_refuse_a_class_with_a_validator() -> None:
+    @attrs.frozen(kw_only=True)
+    class Checked:
+        id: str = attrs.field(validator=attrs.validators.instance_of(str))
+
+    with pytest.raises(TypeError, match="needs its __init__"):
+        _slot_writers(Checked, "id")
+
+
+def test_slot_writers_refuse_to_leave_a_field_unwritten() -> None:
+    with pytest.raises(TypeError, match="every field"):
+        _slot_writers(AvatarListItem, "id", "status")

@@ -20,6 +20,8 @@ from avaturn_async import (
     ServerError,
     response_of,
 )
+from avaturn_async._observe import ResponseList, attach_metadata
+from avaturn_async._protocol import Response
 from tests.support import json_answer, scripted_server
 
 KEY = "sk_observe_secret"
@@ -180,3 +182,10 @@ async def test_tracing_can_be_turned_off() -> None:
         async with AvaturnClient(KEY, base_url=server.base_url, tracing=False) as client:
             await client.users.create()
     assert EXPORTER.get_finished_spans() == ()
+
+
+def test_response_of_a_copied_list_is_none() -> None:
+    # Metadata rides on the list the client returned, not on copies of it.
+    listed = ResponseList([1, 2])
+    attach_metadata(listed, "avatars.list", Response(status=200))
+    assert (response_of(listed) is not None, response_of(list(listed))) == (True, None)
