@@ -10,7 +10,7 @@ import os
 import platform
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
@@ -18,6 +18,7 @@ from typing import TypeVar
 import aiohttp
 import anyio
 import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._adaptive import AdaptiveConcurrency, AdaptiveLimiter
 from ._errors import (
@@ -152,9 +153,13 @@ class AvaturnClient:
             session=session, connection_limit=max_concurrency
         )
         self._user_agent = user_agent or USER_AGENT
-        # Built once: the same two dicts serve every request (aiohttp copies them).
-        self._plain_headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
-        self._auth_headers = {**self._plain_headers, "Authorization": f"Bearer {self._api_key}"}
+        # Built once, as the immutable case-insensitive mapping aiohttp would convert
+        # a dict into on every request: it copies them as they are.
+        plain = {"User-Agent": self._user_agent, "Accept": "application/json"}
+        self._plain_headers = CIMultiDictProxy(CIMultiDict(plain))
+        self._auth_headers = CIMultiDictProxy(
+            CIMultiDict({**plain, "Authorization": f"Bearer {self._api_key}"})
+        )
         self.event_hub = event_hub
         self._limiter = RequestLimiter(max_concurrency)
         self._closed = False
@@ -232,7 +237,7 @@ class AvaturnClient:
         walked again each time aiohttp resumes the call, and this is the hot path.
         """
         self._check_open()
-        url = request.absolute_url or f"{self.base_url}{request.path}"
+        url = request.url(self.base_url)
         headers = self._auth_headers if request.authenticated else self._plain_headers
         limiter = self._limiter
         started = self._clock()
@@ -340,7 +345,7 @@ class AvaturnClient:
         )
 
     async def _traced_send(
-        self, request: Request, url: str, headers: dict[str, str], attempt: int
+        self, request: Request, url: str, headers: Mapping[str, str], attempt: int
     ) -> Response:
         with self._tracer.span(
             request.route, request.method, request.display_path, attempt

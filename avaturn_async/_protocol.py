@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import attrs
 
@@ -59,13 +59,30 @@ class Request:
     route: str
     method: str
     path: str
-    params: Mapping[str, str] = attrs.field(factory=dict)
+    query: str = ""
+    """Already encoded (``encode_query``): built once, where the parameters are checked."""
     json: Any = None
     has_json: bool = False
     upload: PhotoUpload | None = None
     absolute_url: str | None = attrs.field(default=None, repr=lambda u: repr(m.redact_url(u)))
     authenticated: bool = True
     idempotent: bool
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The query parameters, decoded."""
+        return dict(parse_qsl(self.query, keep_blank_values=True))
+
+    def url(self, base_url: str) -> str:
+        """The absolute URL to send to, query included.
+
+        The query goes into the URL string rather than to aiohttp as ``params=``:
+        the string is then parsed once (and cached by yarl), not extended per request.
+        """
+        url = self.absolute_url or f"{base_url}{self.path}"
+        if self.query:
+            url = f"{url}{'&' if '?' in url else '?'}{self.query}"
+        return url
 
     @property
     def display_path(self) -> str:
@@ -137,6 +154,11 @@ def _segment(value: str) -> str:
     if _PLAIN_SEGMENT.fullmatch(value):
         return value
     return quote(value, safe="")
+
+
+def encode_query(params: Mapping[str, str]) -> str:
+    """``key=value&...``, every key and value percent-encoded."""
+    return "&".join([f"{_segment(key)}={_segment(value)}" for key, value in params.items()])
 
 
 def _check_customization(c: m.ExternalAvatarCustomization) -> None:
@@ -211,6 +233,11 @@ def build_create_session(user_id: str, config: m.SessionConfig | None) -> Reques
     )
 
 
+_INCLUDE_NOT_READY = {
+    flag: encode_query({"include_not_ready": "true" if flag else "false"}) for flag in (True, False)
+}
+
+
 def build_list_avatars(user_id: str, include_not_ready: bool) -> Request:
     if not isinstance(include_not_ready, bool):
         raise InvalidRequestError("include_not_ready must be a bool")
@@ -218,7 +245,7 @@ def build_list_avatars(user_id: str, include_not_ready: bool) -> Request:
         route="avatars.list",
         method="GET",
         path=f"{API_PREFIX}/users/{_segment(_check_user_id(user_id))}/avatars",
-        params={"include_not_ready": "true" if include_not_ready else "false"},
+        query=_INCLUDE_NOT_READY[include_not_ready],
         idempotent=True,
     )
 
@@ -284,7 +311,7 @@ def build_create_render(
         route="renders.create",
         method="POST",
         path=f"{API_PREFIX}/renders/new",
-        params={"avatar_id": avatar, "scene": scene, "format": fmt.value},
+        query=encode_query({"avatar_id": avatar, "scene": scene, "format": fmt.value}),
         idempotent=False,
     )
 
@@ -295,7 +322,7 @@ def build_create_export(avatar_id: str | uuid.UUID) -> Request:
         route="exports.create",
         method="POST",
         path=f"{API_PREFIX}/exports/new",
-        params={"avatar_id": _check_uuid("avatar_id", avatar_id)},
+        query=encode_query({"avatar_id": _check_uuid("avatar_id", avatar_id)}),
         idempotent=True,
     )
 

@@ -13,7 +13,7 @@ import anyio
 from . import _models as m
 from . import _protocol as p
 from ._jobs import AvatarJob, ExportJob, RenderJob
-from ._observe import ResponseList, copy_metadata
+from ._observe import ResponseList, attach_metadata, copy_metadata
 from ._photos import PhotoInput, PhotoUpload, prepare_upload
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ class Avatars(_Resource):
         request = p.build_list_avatars(user_id, include_not_ready)
         answer = await self._client._send(request)
         items = p.read_model_list(answer, m.AvatarListItem, ResponseList)
-        return self._client._with_metadata(items, request, answer)
+        return attach_metadata(items, request.route, answer)
 
     async def get_customization(self, avatar_id: AvatarId) -> m.ExternalAvatarCustomization:
         return await self._client._call(

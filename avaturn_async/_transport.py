@@ -45,7 +45,11 @@ class Timeouts:
 
 @runtime_checkable
 class Transport(Protocol):
-    """Sends one request and returns the whole answer; raises ``TransportError``s."""
+    """Sends one request and returns the whole answer; raises ``TransportError``s.
+
+    ``url`` is absolute, query included (``request.url(base_url)``); ``headers``
+    are complete. ``request`` says the method and the JSON body or photo upload.
+    """
 
     async def send(
         self, request: Request, *, url: str, headers: Mapping[str, str], timeouts: Timeouts
@@ -105,7 +109,6 @@ class AiohttpTransport:
             async with session.request(
                 request.method,
                 url,
-                params=request.params or None,
                 json=request.json if request.has_json else None,
                 data=data,
                 headers=headers,

@@ -72,6 +72,21 @@ def test_list_avatars_sends_include_not_ready_as_lowercase_bool() -> None:
     assert p.build_list_avatars("U", True).params == {"include_not_ready": "true"}
 
 
+def test_request_url_carries_the_encoded_query() -> None:
+    request = p.build_create_render(AVATAR, "common/preview", "png")
+    assert request.url("http://h") == (
+        f"http://h/api/v1/renders/new?avatar_id={AVATAR}&scene=common%2Fpreview&format=png"
+    )
+
+
+def test_encode_query_escapes_reserved_characters_in_keys_and_values() -> None:
+    assert p.encode_query({"a b": "x&y=z", "plain": "v-1.2_~"}) == "a%20b=x%26y%3Dz&plain=v-1.2_~"
+
+
+def test_request_url_without_params_is_base_and_path() -> None:
+    assert p.build_create_avatar("U").url("http://h") == "http://h/api/v1/avatars/new"
+
+
 def test_session_without_config_sends_only_user_id() -> None:
     assert p.build_create_session("U", None).json == {"user_id": "U"}
 
