@@ -59,6 +59,8 @@ class AdaptiveLimiter:
         self.max_concurrency = max_concurrency
         self._clock = clock
         self._limit = float(max_concurrency)
+        self.at_max = True
+        """The limit is at ``max_concurrency``: successes have nothing to grow."""
         self._last_decrease = -math.inf
         self.resume_at = -math.inf
         self.rate_limited = 0
@@ -91,10 +93,12 @@ class AdaptiveLimiter:
             )
             self._last_decrease = now
             self.decreases += 1
+            self.at_max = self._limit >= self.max_concurrency
 
     def on_success(self) -> bool:
         """Grow the limit after a success; ``True`` when it changed."""
         if self._limit >= self.max_concurrency:
             return False
         self._limit = min(float(self.max_concurrency), self._limit + 1.0 / self._limit)
+        self.at_max = self._limit >= self.max_concurrency
         return True

@@ -250,7 +250,8 @@ class AvaturnClient:
             if not limiter.acquire_nowait():
                 await limiter.acquire()
             try:
-                self._check_open()
+                if self._closed:  # closed while this call waited for a slot
+                    self._check_open()
                 sent_at = self._clock()
                 adaptive = self.adaptive
                 if adaptive is not None and adaptive.resume_at > sent_at:
@@ -294,7 +295,7 @@ class AvaturnClient:
                     )
                 ok = 200 <= response.status < 300
                 retry_after = None if ok else retry_after_seconds(response)
-                if adaptive is not None:
+                if adaptive is not None and not (ok and adaptive.at_max):
                     self._adapt(response, retry_after, sent_at)
                 if self.on_response is not None:
                     await call_hook(

@@ -8,6 +8,7 @@ model or raises the matching :mod:`~avaturn_async._errors` class. The transport
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import re
@@ -344,11 +345,17 @@ def build_upload(upload_url: str, upload: PhotoUpload) -> Request:
 # ---------------------------------------------------------------- answers
 
 
+_JSON = json.JSONDecoder()
+
+
 def _decode_json(response: Response) -> Any:
     body = response.body
     if not body or body.isspace():
         return None
-    return json.loads(body)
+    # JSON between systems is UTF-8 (RFC 8259, 8.1): decoding it directly skips
+    # json.loads' encoding sniffing, which shows up on the list hot path. A byte
+    # order mark is not sent by conforming servers, but is tolerated.
+    return _JSON.decode(body.decode("utf-8-sig" if body.startswith(codecs.BOM_UTF8) else "utf-8"))
 
 
 def _decode_answer(response: Response, what: str) -> Any:

@@ -7,6 +7,7 @@ import pytest
 
 from avaturn_async import AdaptiveConcurrency, AvaturnClient, RetryPolicy
 from avaturn_async._adaptive import AdaptiveLimiter
+from avaturn_async._protocol import Response
 from avaturn_async.testing import AvaturnEmulator, RateLimit
 from avaturn_async.testing._emulator_ratelimit import FixedWindowLimit
 
@@ -59,6 +60,27 @@ def test_successes_grow_the_limit_back_additively() -> None:
     for _ in range(9):
         state.on_success()
     assert state.limit == 9
+
+
+def test_at_max_clears_on_a_decrease_and_returns_once_grown_back() -> None:
+    state, clock = limiter(2)
+    state.on_rate_limited(retry_after=None, sent_at=clock.now)
+    seen = [state.at_max]
+    while state.on_success():
+        seen.append(state.at_max)
+    assert (seen[0], seen[-1], state.limit) == (False, True, 2)
+
+
+async def test_client_limiter_grows_back_to_max_after_rate_limiting() -> None:
+    client = AvaturnClient("k", base_url="http://127.0.0.1:9", max_concurrency=4)
+    assert client.adaptive is not None
+    client.adaptive.on_rate_limited(retry_after=0.0, sent_at=client._clock())
+    client._adapt(Response(status=200), None, 0.0)  # the limiter follows the shrunk limit
+    shrunk = client._limiter.total_tokens
+    while not client.adaptive.at_max:
+        client._adapt(Response(status=200), None, 0.0)
+    assert (shrunk, client._limiter.total_tokens) == (2, 4)
+    await client.aclose()
 
 
 def test_gate_closes_for_retry_after() -> None:
