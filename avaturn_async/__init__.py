@@ -73,6 +73,7 @@ from ._observe import (
     response_of,
 )
 from ._photos import PhotoInput
+from ._protocol import Request, Response
 from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, Timeouts, Transport
 from ._version import __version__
@@ -127,8 +128,10 @@ __all__ = [
     "RenderJob",
     "RenderResult",
     "RenderStatus",
+    "Request",
     "RequestInfo",
     "RequestTimeoutError",
+    "Response",
     "ResponseDecodeError",
     "ResponseInfo",
     "ResponseMetadata",

@@ -11,8 +11,14 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from avaturn_async import AiohttpTransport, AvaturnClient, ConnectionLostError, Timeouts
-from avaturn_async._protocol import Request, Response
+from avaturn_async import (
+    AiohttpTransport,
+    AvaturnClient,
+    ConnectionLostError,
+    Request,
+    Response,
+    Timeouts,
+)
 from avaturn_async.batch import Journal, Manifest, OnboardingSummary, RowState, onboard
 from avaturn_async.batch import write_sample_manifest as write_manifest
 from avaturn_async.samples import sample_photo_paths
