@@ -254,8 +254,8 @@ class AvaturnClient:
                     self._check_open()
                 sent_at = self._clock()
                 adaptive = self.adaptive
-                if adaptive is not None and adaptive.resume_at > sent_at:
-                    await self._sleep(adaptive.resume_at - sent_at)
+                if adaptive is not None and adaptive.resume_at > sent_at:  # the gate is shut
+                    await self._sleep(adaptive.pause_remaining())
                     sent_at = self._clock()
                 if self.on_request is not None:
                     await call_hook(self.on_request, self._request_info(request, attempt))
@@ -270,8 +270,8 @@ class AvaturnClient:
             finally:
                 limiter.release()
 
-            if failure is not None or response is None:
-                assert failure is not None
+            if response is None:
+                assert failure is not None  # a transport answers or raises
                 error = failure
                 kind = _failure_kind(failure)
                 reason = kind.value
