@@ -51,9 +51,11 @@ REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid")
 
 @attrs.frozen(kw_only=True)
 class Request:
-    """One HTTP request, described. ``url`` is absolute only for the upload URL.
+    """One HTTP request, described; what a :class:`Transport` is asked to send.
 
     ``route`` names the endpoint (``"avatars.create"``) for logs and hooks.
+    ``path`` is relative to the client's base URL; ``absolute_url`` is set only for
+    the pre-signed photo upload. ``url(base_url)`` gives the whole target.
     ``idempotent`` decides which failures may be retried (see ``_retry``).
     """
 
@@ -95,7 +97,7 @@ class Request:
 
 @attrs.frozen(kw_only=True)
 class Response:
-    """An HTTP answer, read whole (API answers are small)."""
+    """An HTTP answer, read whole (API answers are small); what a transport returns."""
 
     status: int
     headers: Mapping[str, str] = attrs.field(factory=dict)
