@@ -17,8 +17,8 @@ from typing import Any, ClassVar, NoReturn, TypeAlias, TypeVar
 
 import attrs
 
-from .._errors import WebhookParseError, WebhookPayloadTooLargeError
-from .._models import WireEnum, redact_url
+from ._errors import WebhookParseError, WebhookPayloadTooLargeError
+from ._models import WireEnum, redact_url
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
