@@ -29,9 +29,14 @@ from avaturn_async.batch import (
     onboard,
     write_sample_manifest,
 )
-from avaturn_async.testing import AvaturnEmulator, make_webhook_secret
-from avaturn_async.testing._emulator import FaultPlan, RouteFaults, WebhookFaults
-from avaturn_async.testing._faults import FaultKind
+from avaturn_async.testing import (
+    AvaturnEmulator,
+    FaultKind,
+    FaultPlan,
+    RouteFaults,
+    WebhookFaults,
+    make_webhook_secret,
+)
 from avaturn_async.webhooks import WebhookRouter, WebhookVerifier
 from avaturn_async.webhooks.aiohttp import serve_webhooks
 

@@ -9,7 +9,17 @@
   deliveries for your receiver's tests, with the same signing code the emulator uses.
 """
 
-from ._emulator import (
+from ._webhooks import (
+    event_to_bytes,
+    event_to_dict,
+    make_avatar_ready,
+    make_export_ready,
+    make_render_ready,
+    make_webhook_secret,
+    random_user_id,
+    sign_webhook,
+)
+from .emulator import (
     DEFAULT_WEBHOOK_SECRET,
     ROUTES,
     AvatarRecord,
@@ -25,16 +35,6 @@ from ._emulator import (
     UserRecord,
     WebhookDelivery,
     WebhookFaults,
-)
-from ._webhooks import (
-    event_to_bytes,
-    event_to_dict,
-    make_avatar_ready,
-    make_export_ready,
-    make_render_ready,
-    make_webhook_secret,
-    random_user_id,
-    sign_webhook,
 )
 
 __all__ = [

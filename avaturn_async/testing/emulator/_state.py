@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from ._emulator_records import (
+from ._records import (
     AvatarRecord,
     ExportRecord,
     Outcome,
@@ -23,7 +23,7 @@ from ._emulator_records import (
     SessionRecord,
     UserRecord,
 )
-from ._emulator_validation import (
+from ._validation import (
     ASSET_SLOTS,
     SESSION_TYPES,
     EmulatorHTTPError,

@@ -16,10 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ._emulator_http import CREATED, Handler, drain
-from ._emulator_stats import EmulatorStats
-from ._emulator_validation import EmulatorHTTPError
-from ._faults import (
+from ._fault_plan import (
     FaultDecision,
     FaultKind,
     FaultPlan,
@@ -27,6 +24,9 @@ from ._faults import (
     decide,
     decide_webhook,
 )
+from ._http import CREATED, Handler, drain
+from ._stats import EmulatorStats
+from ._validation import EmulatorHTTPError
 
 __all__ = ["FaultInjector", "Injections", "answer_with_fault"]
 
