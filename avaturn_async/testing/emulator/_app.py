@@ -3,11 +3,7 @@
 It speaks the wire format on its own (plain JSON), so the SDK's models are tested
 against an independent reading of the API document rather than against themselves.
 
-The pieces: ``_emulator_state`` (records and rules, no I/O), ``_emulator_handlers``
-(the HTTP handlers), ``_emulator_http`` (body reading, auth, errors),
-``_emulator_work`` (processing, renders and exports that finish later),
-``_emulator_faults`` with ``_faults`` (fault plans and ``fail_next``),
-``_emulator_webhooks`` (signed deliveries) and ``_emulator_tasks`` (background tasks).
+The pieces are listed in the package docstring (``testing/emulator/__init__.py``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Carrying out a :class:`~._faults.FaultPlan`, and ``fail_next`` injections, on the
+"""Carrying out a :class:`~._fault_plan.FaultPlan`, and ``fail_next`` injections, on the
 emulator's aiohttp server.
 
 :class:`FaultInjector` numbers the requests of each route and the webhook events,
-and asks the pure ``_faults.decide*`` functions what happens to each;
+and asks the pure ``_fault_plan.decide*`` functions what happens to each;
 :func:`answer_with_fault` turns a decided failure into what the client sees: an
 error status, a connection closed without an answer, or an answer cut off mid-body,
 with the request handled first (the server acted) or not.

@@ -1,7 +1,7 @@
 """The emulator's request handlers: the ten API endpoints, the photo upload URL and the
 files it serves (rendered images, exported models, the editor page).
 
-Each handler reads the request, applies :class:`~._emulator_state.EmulatorState`'s
+Each handler reads the request, applies :class:`~._state.EmulatorState`'s
 rules and writes plain JSON; the emulator wraps the API ones with authentication,
 counters and fault injection (see ``AvaturnEmulator._api``).
 """
