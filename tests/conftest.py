@@ -10,6 +10,9 @@ import pytest
 from avaturn_async import AvaturnClient
 from avaturn_async.testing import AvaturnEmulator
 
+# pytester runs fresh-project test files against the installed ``avaturn`` plugin.
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[AvaturnEmulator]:
