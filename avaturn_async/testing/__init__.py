@@ -6,7 +6,10 @@
   faults (429/5xx, resets, cut-off answers, latency, slow uploads, lost webhooks);
   :class:`RateLimit`: a fixed server-side request rate.
 * :func:`sign_webhook` and the ``make_*`` event factories: build signed webhook
-  deliveries for your receiver's tests, with the same signing code the emulator uses.
+  deliveries for your receiver's tests, with the same signing code the emulator uses;
+  :class:`WebhookSender` signs and POSTs them.
+* :mod:`avaturn_async.testing.pytest_plugin`: the ``avaturn`` pytest plugin (fixtures
+  ``avaturn_emulator``, ``avaturn_client``, ``avaturn_webhooks``), loaded automatically.
 """
 
 from ._webhooks import (
@@ -36,6 +39,7 @@ from .emulator import (
     WebhookDelivery,
     WebhookFaults,
 )
+from ._sender import WebhookSender
 
 __all__ = [
     "DEFAULT_WEBHOOK_SECRET",
@@ -53,6 +57,7 @@ __all__ = [
     "SessionRecord",
     "UserRecord",
     "WebhookDelivery",
+    "WebhookSender",
     "event_to_bytes",
     "event_to_dict",
     "make_avatar_ready",
