@@ -12,6 +12,7 @@
   ``avaturn_emulator``, ``avaturn_client``, ``avaturn_webhooks``), loaded automatically.
 """
 
+from ._sender import WebhookSender
 from ._webhooks import (
     event_to_bytes,
     event_to_dict,
@@ -39,7 +40,6 @@ from .emulator import (
     WebhookDelivery,
     WebhookFaults,
 )
-from ._sender import WebhookSender
 
 __all__ = [
     "DEFAULT_WEBHOOK_SECRET",
