@@ -281,12 +281,12 @@ class ExportJob(_Job[ExportReady]):
         return ("export", self.avatar_id)
 
     def _ready_event(self, result: m.NewExportResponse) -> ExportReady | None:
-        if not result.is_ready:
+        if result.status not in (m.ExportStatus.READY, m.ExportStatus.FAILED):
             return None
         return ExportReady(
             avatar_id=self.avatar_id,
             user_id=None,
-            status=EventStatus.READY,
+            status=EventStatus(result.status),
             export_url=result.url,
             raw=POLLED,
         )

@@ -74,6 +74,7 @@ class RenderStatus(WireEnum):
 class ExportStatus(WireEnum):
     PENDING = "pending"
     READY = "ready"
+    FAILED = "failed"
 
 
 class RenderFormat(WireEnum):
@@ -183,9 +184,11 @@ class AssetSlots:
 
 @attrs.frozen(kw_only=True)
 class BoneScale:
-    head: float
-    arms: float
-    chest: float
+    """Scale factors; a value the API left out reads as ``None`` and is not sent."""
+
+    head: float | None = None
+    arms: float | None = None
+    chest: float | None = None
 
 
 @attrs.frozen(kw_only=True)

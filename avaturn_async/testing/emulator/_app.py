@@ -98,7 +98,7 @@ class AvaturnEmulator:
       handled, so that concurrent requests pile up. ``stats.max_in_flight`` counts
       the most requests of :data:`ROUTES` (API calls and uploads) handled at once.
     - ``require_customization``: renders and exports of an avatar whose customization
-      was never set answer 409 (the real API calls the result undefined).
+      was never set answer 409 (an emulator assumption: see below).
     - ``export_size``: size in bytes of every exported ``.glb`` file (at least 12).
     - ``rate_limit``: a :class:`~avaturn_async.testing.RateLimit`: at most ``requests``
       authenticated API requests per ``per`` seconds across all routes (a fixed window);
@@ -110,6 +110,15 @@ class AvaturnEmulator:
       ``emu.faults`` later installs a new plan (counting requests from 0 again);
       ``None`` turns faults off. Applied faults are counted in ``stats.faults`` and
       ``stats.ambiguous_creates``; dropped events are listed in ``dropped_webhooks``.
+
+    Emulator assumptions, where the API document is silent: renders and exports of
+    an avatar that is not ready (pending, processing or failed) answer 409, and so do
+    those of an avatar made from uploaded photos whose customization was never set
+    (the document calls the result "undefined"; ``require_customization=False``
+    lifts this one). The document lists 409 only for Set Customization, so a client
+    must not rely on these. Request bodies follow one rule at every level: an absent
+    optional field takes its default, an explicit ``null`` is a 422 (no request field
+    is nullable), and unknown keys are ignored.
 
     Test hooks: :meth:`fail_next` (answer a route with an injected status before any
     state change), :meth:`fail_avatars_for`, :meth:`fail_renders_for`,

@@ -86,7 +86,8 @@ class Handlers:
 
     def api_routes(self) -> list[ApiRoute]:
         """Every route of :data:`ROUTES`, for the emulator to wrap and register."""
-        customization = f"{_API}/avatars/{{avatar_id}}/customization"
+        # The API names this path parameter ``id`` (so do its 422s).
+        customization = f"{_API}/avatars/{{id}}/customization"
         return [
             ApiRoute("POST", f"{_API}/users/new", "users.create", self.users_create),
             ApiRoute("DELETE", f"{_API}/users/{{user_id}}", "users.delete", self.users_delete),
@@ -151,11 +152,11 @@ class Handlers:
         return web.json_response({"avatar_id": avatar.id, "upload_url": upload_url})
 
     async def get_customization(self, request: web.Request) -> web.StreamResponse:
-        avatar_id = parse_uuid(request.match_info["avatar_id"], ("path", "avatar_id"))
+        avatar_id = parse_uuid(request.match_info["id"], ("path", "id"))
         return web.json_response(self._state.get_customization(avatar_id))
 
     async def set_customization(self, request: web.Request) -> web.StreamResponse:
-        avatar_id = parse_uuid(request.match_info["avatar_id"], ("path", "avatar_id"))
+        avatar_id = parse_uuid(request.match_info["id"], ("path", "id"))
         self._state.set_customization(avatar_id, await json_body(request))
         return web.json_response(None, status=202)
 

@@ -33,11 +33,12 @@ from ._validation import (
     error_item,
     form_errors,
     not_found,
+    optional_object,
     parse_customization,
-    parse_uuid,
     photo_errors,
     require_object,
     require_str,
+    require_uuid,
     validation_error,
 )
 
@@ -127,7 +128,7 @@ class EmulatorState:
     def create_session(self, body: object) -> SessionRecord:
         obj = require_object(body, ("body",))
         user_id = require_str(obj, "user_id", ("body",))
-        config = self._parse_session_config(obj.get("config"))
+        config = self._parse_session_config(optional_object(obj, "config", ("body",)))
         self.user(user_id)
         if config["type"] == "edit_existing":
             self.owned_avatar(user_id, config["avatar_id"])
@@ -136,11 +137,10 @@ class EmulatorState:
         return session
 
     @staticmethod
-    def _parse_session_config(value: object) -> dict[str, Any]:
+    def _parse_session_config(obj: Mapping[str, Any] | None) -> dict[str, Any]:
         loc: Loc = ("body", "config")
-        if value is None:
+        if obj is None:
             return {"type": "create_or_edit_existing"}
-        obj = require_object(value, loc)
         kind = obj.get("type")
         if kind is None:
             raise validation_error(
@@ -166,7 +166,7 @@ class EmulatorState:
             )
         if kind != "edit_existing":
             return {"type": kind}
-        avatar_id = parse_uuid(obj.get("avatar_id"), (*loc, kind, "avatar_id"))
+        avatar_id = require_uuid(obj, "avatar_id", (*loc, kind))
         return {"type": kind, "avatar_id": avatar_id}
 
     # avatars
