@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import functools
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,8 +40,8 @@ def _packages_of(module: str) -> set[str]:
     return {".".join(parts[:i]) for i in range(1, len(parts))}
 
 
-def _imported_names(tree: ast.AST, package: str) -> Iterator[str]:
-    """Every dotted name an import statement anywhere in ``tree`` may load."""
+def _imported_names(tree: ast.AST, package: str, modules: Container[str]) -> Iterator[str]:
+    """Every dotted name an import statement anywhere in ``tree`` loads or reads from."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
@@ -52,27 +52,35 @@ def _imported_names(tree: ast.AST, package: str) -> Iterator[str]:
                 base = f"{base}.{node.module}" if node.module else base
             else:
                 base = node.module or ""
-            yield base
-            # ``from pkg import name`` loads the submodule pkg.name if there is one.
-            yield from (f"{base}.{alias.name}" for alias in node.names)
+            for alias in node.names:
+                # ``from pkg import name`` loads the submodule pkg.name if there is
+                # one, else reads a name that pkg itself binds.
+                full = f"{base}.{alias.name}"
+                yield full if full in modules else base
 
 
 @functools.cache
-def _scan() -> tuple[Graph, dict[str, frozenset[str]]]:
-    """(module -> package modules it imports, module -> top-level outside packages it imports)."""
+def _scan() -> tuple[Graph, Graph, dict[str, frozenset[str]]]:
+    """The import graph; the same plus names read from enclosing packages; and the
+    top-level outside packages each module imports."""
     modules = _module_names()
     graph: Graph = {name: set() for name in modules}
+    uses: Graph = {name: set() for name in modules}
     outside: dict[str, frozenset[str]] = {}
     for name, (path, is_package) in modules.items():
         package = name if is_package else name.rpartition(".")[0]
         already_running = _packages_of(name) | {name}
-        found = set(_imported_names(ast.parse(path.read_text(), str(path)), package))
+        tree = ast.parse(path.read_text(), str(path))
+        found = set(_imported_names(tree, package, modules))
         for target in found & modules.keys():
             graph[name] |= ({target} | _packages_of(target)) - already_running
+        # ``from avaturn_async import AvaturnClient`` inside the package makes no
+        # cycle (the package is already running) but does use the client.
+        uses[name] = graph[name] | ((found & already_running) - {name})
         outside[name] = frozenset(
             target.partition(".")[0] for target in found if not target.startswith(PACKAGE)
         )
-    return graph, outside
+    return graph, uses, outside
 
 
 def build_graph() -> Graph:
@@ -136,6 +144,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "avaturn_async.batch._environment",
             "avaturn_async.batch._progress",
             "avaturn_async.batch._sample",
+            "avaturn_async.testing.pytest_plugin",
             "avaturn_async.webhooks._inbox_cli",
         ),
     ),
@@ -204,7 +213,7 @@ def test_layer_of_reads_the_first_matching_pattern() -> None:
 def test_layers_import_only_the_layers_they_may() -> None:
     wrong = [
         f"{module} ({layer_of(module)}) imports {target} ({layer_of(target)})"
-        for module, targets in sorted(build_graph().items())
+        for module, targets in sorted(_scan()[1].items())
         for target in sorted(targets)
         if layer_of(target) != layer_of(module)
         and layer_of(target) not in MAY_IMPORT[layer_of(module)]
@@ -216,7 +225,7 @@ def test_layers_import_only_the_layers_they_may() -> None:
 def test_outside_packages_are_imported_only_where_they_belong() -> None:
     wrong = [
         f"{module} ({layer_of(module)}) imports {name}"
-        for module, names in sorted(_scan()[1].items())
+        for module, names in sorted(_scan()[2].items())
         for name in sorted(names & OUTSIDE_ONLY_IN.keys())
         if layer_of(module) not in OUTSIDE_ONLY_IN[name]
         and (module, name) not in OUTSIDE_MODULE_EXCEPTIONS
