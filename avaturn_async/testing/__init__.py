@@ -23,7 +23,7 @@ from ._webhooks import (
     random_user_id,
     sign_webhook,
 )
-from .emulator import (
+from .emulator._app import (
     DEFAULT_WEBHOOK_SECRET,
     ROUTES,
     AvatarRecord,
