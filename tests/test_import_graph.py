@@ -185,7 +185,7 @@ ALLOWED_EDGES = {
 OUTSIDE_ONLY_IN: dict[str, set[str]] = {
     "aiohttp": {"transport", "client", "testing", "tools"},
     "asyncpg": {"postgres"},
-    "sqlite3": {"inbox", "batch", "tools"},
+    "sqlite3": {"inbox", "batch", "testing", "tools"},
     "rich": {"tools"},
     "uvicorn": set(),
 }
