@@ -30,7 +30,8 @@ know this library::
     └── WebhookError (ValueError)              raised by ``avaturn_async.webhooks``
         ├── WebhookVerificationError           signature, timestamp or token rejected
         ├── WebhookParseError                  not a valid event; ``path`` names the field
-        └── WebhookPayloadTooLargeError        body over the configured limit
+        ├── WebhookPayloadTooLargeError        body over the configured limit
+        └── WebhookInputError (TypeError)      not raw body bytes, or not a header value
 
 Messages never contain the API key, webhook secrets or expected signatures.
 """
@@ -68,6 +69,7 @@ __all__ = [
     "UnprocessableEntityError",
     "ValidationErrorItem",
     "WebhookError",
+    "WebhookInputError",
     "WebhookParseError",
     "WebhookPayloadTooLargeError",
     "WebhookVerificationError",
@@ -278,3 +280,12 @@ class WebhookPayloadTooLargeError(WebhookError):
     def __init__(self, message: str, *, limit: int) -> None:
         super().__init__(message)
         self.limit = limit
+
+
+class WebhookInputError(WebhookError, TypeError):
+    """A verifier was handed something a request cannot carry.
+
+    The body must be the raw request bytes (decoding and re-encoding can change
+    them and break the signature); header values must be ``str`` or ``bytes``.
+    This is a bug in the calling code, not a bad delivery.
+    """

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from .._errors import (
     WebhookError,
+    WebhookInputError,
     WebhookParseError,
     WebhookPayloadTooLargeError,
     WebhookVerificationError,
@@ -70,6 +71,7 @@ __all__ = [
     "UnknownEvent",
     "VerificationFailure",
     "WebhookError",
+    "WebhookInputError",
     "WebhookInbox",
     "WebhookParseError",
     "WebhookPayloadTooLargeError",

@@ -27,13 +27,27 @@ import time
 from binascii import b2a_base64
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import NoReturn
+from typing import NoReturn, TypeAlias
 
-from .._errors import ConfigurationError, WebhookVerificationError
+from .._errors import (
+    ConfigurationError,
+    WebhookInputError,
+    WebhookVerificationError,
+)
 from ._events import DEFAULT_MAX_BODY_SIZE, Event, check_body_size, parse_unchecked_size
 from ._signing import SigningKey, decode_secret, signed_content
 
-__all__ = ["VerificationFailure", "WebhookVerifier", "header_value"]
+__all__ = [
+    "MAX_ID_LENGTH",
+    "MAX_SIGNATURE_ENTRIES",
+    "MAX_SIGNATURE_HEADER_LENGTH",
+    "MIN_SECRET_BYTES",
+    "MIN_TOKEN_LENGTH",
+    "VerificationFailure",
+    "WebhookVerifier",
+    "body_bytes",
+    "header_value",
+]
 
 _ID_NAMES = ("webhook-id", "svix-id")
 _TIMESTAMP_NAMES = ("webhook-timestamp", "svix-timestamp")
@@ -43,11 +57,32 @@ _SIGNATURE_NAMES = ("webhook-signature", "svix-signature")
 _MAX_DIGITS = 15
 _DIGEST_SIZE = hashlib.sha256().digest_size
 
+MIN_SECRET_BYTES = 16
+"""Shorter HMAC keys are refused: 128 bits is the least a guessing attack should face."""
+MIN_TOKEN_LENGTH = 16
+"""Shorter shared tokens are refused."""
+MAX_ID_LENGTH = 256
+"""A longer ``webhook-id`` is rejected before any HMAC (real ids are ~30 characters)."""
+MAX_SIGNATURE_HEADER_LENGTH = 4096
+"""A longer ``webhook-signature`` is rejected before any HMAC."""
+MAX_SIGNATURE_ENTRIES = 16
+"""Entries of ``webhook-signature`` considered; later ones are ignored."""
+
+_GENERATE_SECRET = (
+    "generate one with: python -c \"import base64, secrets; "
+    "print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\""
+)
+_GENERATE_TOKEN = (
+    "generate one with: python -c \"import secrets; print(secrets.token_urlsafe(32))\""
+)
+
 
 class VerificationFailure(str, enum.Enum):
     """Why a webhook was rejected (``WebhookVerificationError.reason``)."""
 
     MISSING_HEADER = "missing_header"
+    HEADER_TOO_LONG = "header_too_long"
+    """``webhook-id`` or ``webhook-signature`` is longer than any real one (bounded work)."""
     INVALID_TIMESTAMP = "invalid_timestamp"
     TIMESTAMP_TOO_OLD = "timestamp_too_old"
     TIMESTAMP_TOO_NEW = "timestamp_too_new"
@@ -63,23 +98,75 @@ def _reject(reason: VerificationFailure, message: str) -> NoReturn:
     raise WebhookVerificationError(message, reason=reason.value)
 
 
-def header_value(headers: Mapping[str, str], names: Sequence[str]) -> str | None:
+Headers: TypeAlias = "Mapping[str, str] | Mapping[str, bytes] | Mapping[bytes, bytes]"
+
+
+def _header_text(name: str, value: object) -> str:
+    """A header value as text: ``bytes`` (raw ASGI) are decoded as aiohttp does."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    raise WebhookInputError(
+        f"header {name!r} must be str or bytes, got {type(value).__name__}: pass the "
+        "request's headers as your framework gives them (a mapping of names to str or bytes)"
+    )
+
+
+def header_value(headers: Headers, names: Sequence[str]) -> str | None:
     """The first non-empty header among ``names`` (lower-case), in any casing.
 
-    Exact lower-case lookups come first: they are what ASGI adapters, aiohttp's
-    case-insensitive ``CIMultiDict`` and most callers provide, so the scan that
-    handles plain dicts with other casings only runs when those miss.
+    Values may be ``str`` or ``bytes``, and names too (a raw ASGI header list
+    turned into a ``dict``). Exact lower-case ``str`` lookups come first: they
+    are what ASGI adapters, aiohttp's case-insensitive ``CIMultiDict`` and most
+    callers provide, so the scan only runs when those miss. Any other value for
+    one of ``names`` (``None``, a number...) is a :class:`WebhookInputError`.
     """
+    get = _getter(headers)
     for name in names:
-        value = headers.get(name)
+        value = get(name)
         if value:
-            return value
-    lowered = {key.lower(): value for key, value in headers.items()}
+            return value if type(value) is str else _header_text(name, value)
+    found: dict[str, object] = {}
+    for key, value in headers.items():
+        text = key.decode("latin-1") if isinstance(key, (bytes, bytearray)) else key
+        lowered = text.lower() if isinstance(text, str) else text
+        if lowered in names:
+            found.setdefault(lowered, value)
     for name in names:
-        value = lowered.get(name)
-        if value:
-            return value
+        if name in found:
+            text = _header_text(name, found[name])
+            if text:
+                return text
     return None
+
+
+def _getter(headers: object) -> Callable[[str], object]:
+    get = getattr(headers, "get", None)
+    if get is None or not hasattr(headers, "items"):
+        raise WebhookInputError(
+            f"webhook headers must be a mapping, got {type(headers).__name__}: "
+            "pass e.g. request.headers, or dict(scope['headers']) for raw ASGI"
+        )
+    getter: Callable[[str], object] = get
+    return getter
+
+
+def body_bytes(body: object) -> bytes:
+    """``body`` as ``bytes``; a ``str`` or anything else is a :class:`WebhookInputError`."""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, (bytearray, memoryview)):
+        return bytes(body)
+    if isinstance(body, str):
+        raise WebhookInputError(
+            "webhook body must be the raw request body as bytes, got str: pass the bytes "
+            "exactly as received (e.g. await request.body()); decoding and re-encoding "
+            "can change them and break the signature"
+        )
+    raise WebhookInputError(
+        f"webhook body must be the raw request body as bytes, got {type(body).__name__}"
+    )
 
 
 def _check_limit(max_body_size: int) -> None:
@@ -87,32 +174,66 @@ def _check_limit(max_body_size: int) -> None:
         raise ConfigurationError("max_body_size must be positive")
 
 
-def _coerce_secrets(secrets: str | bytes | Iterable[str | bytes]) -> tuple[bytes, ...]:
-    items: Iterable[str | bytes] = (secrets,) if isinstance(secrets, (str, bytes)) else secrets
-    keys = tuple(decode_secret(item) for item in items)
-    if not keys:
-        raise ConfigurationError("at least one webhook secret is required")
+def _items(value: object, what: str) -> tuple[str | bytes, ...]:
+    """One or several secrets (or tokens) as a tuple, refusing ``None`` by name."""
+    if value is None:
+        raise ConfigurationError(
+            f"webhook {what} is not set (got None): is the environment variable you read it "
+            "from (e.g. AVATURN_WEBHOOK_SECRET) defined?"
+        )
+    if isinstance(value, (str, bytes)):
+        value = (value,)
+    if not isinstance(value, Iterable):
+        value = (value,)
+    items: list[str | bytes] = []
+    for item in value:
+        if not isinstance(item, (str, bytes)):
+            kind = type(item).__name__
+            raise ConfigurationError(f"webhook {what} must be str or bytes, got {kind}")
+        items.append(item)
+    if not items:
+        raise ConfigurationError(f"at least one webhook {what} is required")
+    return tuple(items)
+
+
+def _coerce_secrets(secrets: object) -> tuple[bytes, ...]:
+    keys = tuple(decode_secret(item) for item in _items(secrets, "secret"))
+    for key in keys:
+        if len(key) < MIN_SECRET_BYTES:
+            raise ConfigurationError(
+                f"webhook secret is too weak: a {len(key)}-byte key, at least "
+                f"{MIN_SECRET_BYTES} are required; use the secret Avaturn gave you, or "
+                + _GENERATE_SECRET
+            )
     return keys
 
 
-def _coerce_tokens(tokens: str | bytes | Iterable[str | bytes]) -> tuple[bytes, ...]:
-    items: Iterable[str | bytes] = (tokens,) if isinstance(tokens, (str, bytes)) else tokens
-    encoded = tuple(item.encode() if isinstance(item, str) else bytes(item) for item in items)
-    if not encoded or not all(encoded):
-        raise ConfigurationError("shared webhook tokens must be non-empty")
-    return encoded
+def _coerce_tokens(tokens: object) -> tuple[bytes, ...]:
+    encoded: list[bytes] = []
+    for item in _items(tokens, "token"):
+        text = item.decode("utf-8", "surrogateescape") if isinstance(item, bytes) else item
+        if len(text) < MIN_TOKEN_LENGTH or not text.strip() or text.strip() != text:
+            raise ConfigurationError(
+                f"shared webhook token is too weak: at least {MIN_TOKEN_LENGTH} characters, "
+                "not whitespace and no leading or trailing whitespace (HTTP strips it); "
+                + _GENERATE_TOKEN
+            )
+        encoded.append(item.encode() if isinstance(item, str) else item)
+    return tuple(encoded)
 
 
 class WebhookVerifier:
     """Authenticates webhook deliveries; never shows its secrets in ``repr`` or errors.
 
     ``WebhookVerifier(secret_or_secrets)`` checks Standard Webhooks signatures:
-    secrets are ``whsec_<base64>`` strings or raw key bytes, several at once
-    during a key rotation. ``WebhookVerifier.shared_token(token)`` compares a
-    header (or query parameter) with a shared token instead.
+    secrets are ``whsec_<base64>`` strings or raw key bytes (at least 16 bytes
+    of key), several at once during a key rotation.
+    ``WebhookVerifier.shared_token(token)`` compares a header (or query
+    parameter) with a shared token instead.
 
     ``max_body_size`` is enforced before any hashing or parsing; ``now`` is the
-    clock (seconds since the epoch), injectable for tests.
+    clock (seconds since the epoch), injectable for tests. Work per delivery is
+    bounded: one HMAC per secret over the body, whatever the headers hold.
     """
 
     __slots__ = (
@@ -157,7 +278,8 @@ class WebhookVerifier:
 
         The token is read from ``header`` (any casing) or, when that header is
         absent, from the ``query_param`` the adapters pass in as ``query``; set
-        ``header=None`` to accept the query parameter only.
+        ``header=None`` to accept the query parameter only. Tokens shorter than
+        16 characters, or made of whitespace, are refused.
         """
         if header is None and query_param is None:
             raise ConfigurationError("shared_token needs a header, a query_param or both")
@@ -189,17 +311,20 @@ class WebhookVerifier:
     def verify(
         self,
         body: bytes,
-        headers: Mapping[str, str],
+        headers: Headers,
         *,
         query: Mapping[str, str] | None = None,
     ) -> None:
         """Raise :class:`WebhookVerificationError` unless the delivery is authentic.
 
-        ``body`` must be the raw request body, never a re-serialized one.
-        ``query`` (the request's query parameters) is only read in shared-token
-        mode with a ``query_param``. Raises :class:`WebhookPayloadTooLargeError`
-        for a body over ``max_body_size``.
+        ``body`` must be the raw request body (``bytes``), never a decoded or
+        re-serialized one; header values may be ``str`` or ``bytes``. Anything
+        else raises :class:`WebhookInputError`. ``query`` (the request's query
+        parameters) is only read in shared-token mode with a ``query_param``.
+        Raises :class:`WebhookPayloadTooLargeError` for a body over ``max_body_size``.
         """
+        if type(body) is not bytes:
+            body = body_bytes(body)
         if len(body) > self.max_body_size:
             check_body_size(body, self.max_body_size)
         if self._tokens:
@@ -210,12 +335,14 @@ class WebhookVerifier:
     def verify_and_parse(
         self,
         body: bytes,
-        headers: Mapping[str, str],
+        headers: Headers,
         *,
         query: Mapping[str, str] | None = None,
     ) -> Event:
         """:meth:`verify`, then :func:`parse_event`: the one call a receiver needs."""
         # verify() inlined: this is the hot path, and a call is measurable here.
+        if type(body) is not bytes:
+            body = body_bytes(body)
         if len(body) > self.max_body_size:
             check_body_size(body, self.max_body_size)
         if self._tokens:
@@ -226,7 +353,7 @@ class WebhookVerifier:
 
     # -- shared token -------------------------------------------------------------
 
-    def _verify_token(self, headers: Mapping[str, str], query: Mapping[str, str] | None) -> None:
+    def _verify_token(self, headers: Headers, query: Mapping[str, str] | None) -> None:
         given: str | None = None
         if self._token_header is not None:
             given = header_value(headers, (self._token_header,))
@@ -234,7 +361,7 @@ class WebhookVerifier:
             given = query.get(self._query_param) or None
         if given is None:
             _reject(VerificationFailure.MISSING_TOKEN, "webhook token is missing")
-        candidate = given.encode("utf-8", "surrogatepass")
+        candidate = given.encode("utf-8", "surrogateescape")
         # No early exit: every configured token is compared, so timing does not
         # reveal which one (if any) matched.
         matched = False
@@ -245,27 +372,35 @@ class WebhookVerifier:
 
     # -- Standard Webhooks --------------------------------------------------------
 
-    def _verify_signature(self, body: bytes, headers: Mapping[str, str]) -> None:
+    def _verify_signature(self, body: bytes, headers: Headers) -> None:
         # The hot path of every delivery, kept flat (each call costs a few percent
-        # here): exact lower-case header lookups first, aliases and other casings
-        # only when those miss; one HMAC per key; a constant-time string comparison
-        # per ``v1`` entry. Failures are explained by the slow path.
-        get = headers.get
-        msg_id = get("webhook-id") or header_value(headers, _ID_NAMES)
-        timestamp = get("webhook-timestamp") or header_value(headers, _TIMESTAMP_NAMES)
-        signatures = get("webhook-signature") or header_value(headers, _SIGNATURE_NAMES)
+        # here): exact lower-case str lookups first, aliases, other casings and
+        # bytes only when those miss; one HMAC per key; a constant-time string
+        # comparison per ``v1`` entry. Failures are explained by the slow path.
+        get = _getter(headers)
+        msg_id = get("webhook-id")
+        timestamp = get("webhook-timestamp")
+        signatures = get("webhook-signature")
+        if not (type(msg_id) is str and msg_id):
+            msg_id = header_value(headers, _ID_NAMES)
+        if not (type(timestamp) is str and timestamp):
+            timestamp = header_value(headers, _TIMESTAMP_NAMES)
+        if not (type(signatures) is str and signatures):
+            signatures = header_value(headers, _SIGNATURE_NAMES)
         if msg_id is None or timestamp is None or signatures is None:
             _reject_missing(msg_id, timestamp, signatures)
+        if len(msg_id) > MAX_ID_LENGTH or len(signatures) > MAX_SIGNATURE_HEADER_LENGTH:
+            _reject(VerificationFailure.HEADER_TOO_LONG, "webhook header is too long")
         if not (timestamp.isdigit() and timestamp.isascii() and len(timestamp) <= _MAX_DIGITS):
             _reject(VerificationFailure.INVALID_TIMESTAMP, "webhook-timestamp is not an integer")
         skew = int(timestamp) - self._now()
         if skew < -self._tolerance or skew > self._tolerance:
             _reject_skew(skew)
         signed = signed_content(msg_id, timestamp, body)
-        # One HMAC per key, whatever the header holds; a constant-time string
-        # comparison per ``v1`` entry on the way to a match.
+        entries = signatures.split(" ", MAX_SIGNATURE_ENTRIES)[:MAX_SIGNATURE_ENTRIES]
+        if not signatures.isascii():
+            entries = []
         digests: list[bytes] = []
-        entries = signatures.split(" ") if signatures.isascii() else ()
         for key in self._keys:
             digest = key.digest(signed)
             expected = "v1," + b2a_base64(digest, newline=False).decode()
@@ -298,14 +433,14 @@ _FAILURE_MESSAGES = {
 
 
 def _slow_match(signatures: str, expected: list[bytes]) -> VerificationFailure | None:
-    """Failures only: decode every entry to say precisely why none matched.
+    """Failures only: decode the entries considered to say precisely why none matched.
 
     Returns ``None`` on a match: a non-canonical base64 spelling of a correct
     signature (missed by the fast string comparison) is accepted, as the
-    reference library does.
+    reference library does. At most ``MAX_SIGNATURE_ENTRIES`` entries are read.
     """
     well_formed = malformed = False
-    for entry in signatures.split():
+    for entry in signatures.split()[:MAX_SIGNATURE_ENTRIES]:
         version, comma, value = entry.partition(",")
         if not comma:
             malformed = True
