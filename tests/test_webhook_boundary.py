@@ -10,12 +10,12 @@ from avaturn_async import ConfigurationError, WebhookError, WebhookInputError
 from avaturn_async.testing import DEFAULT_WEBHOOK_SECRET, make_webhook_secret, sign_webhook
 from avaturn_async.webhooks import VerificationFailure, WebhookVerificationError, WebhookVerifier
 from avaturn_async.webhooks._signing import SigningKey, decode_secret, sign, signed_content
+from avaturn_async.webhooks._token import MIN_TOKEN_LENGTH
 from avaturn_async.webhooks._verifier import (
     MAX_ID_LENGTH,
     MAX_SIGNATURE_ENTRIES,
     MAX_SIGNATURE_HEADER_LENGTH,
     MIN_SECRET_BYTES,
-    MIN_TOKEN_LENGTH,
 )
 
 NOW = 1_700_000_000

@@ -32,6 +32,7 @@ from .._errors import (
     WebhookPayloadTooLargeError,
     WebhookVerificationError,
 )
+from ._boundary import VerificationFailure, Verifier
 from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
 from ._events import (
     DEFAULT_MAX_BODY_SIZE,
@@ -47,12 +48,14 @@ from ._events import (
 )
 from ._inbox import Backoff, WebhookInbox, exponential_backoff
 from ._inbox_store import InboxError, InboxRecord, InboxStatus
-from ._pipeline import PipelineResponse, WebhookPipeline
+from ._pipeline import DEFAULT_READ_TIMEOUT, PipelineResponse, WebhookPipeline
 from ._router import DispatchResult, HandlerFailure, WebhookRouter
-from ._verifier import VerificationFailure, WebhookVerifier
+from ._token import SharedTokenVerifier
+from ._verifier import WebhookVerifier
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_READ_TIMEOUT",
     "AvatarReady",
     "Backoff",
     "DispatchResult",
@@ -68,8 +71,10 @@ __all__ = [
     "KnownEvent",
     "PipelineResponse",
     "RenderReady",
+    "SharedTokenVerifier",
     "UnknownEvent",
     "VerificationFailure",
+    "Verifier",
     "WebhookError",
     "WebhookInputError",
     "WebhookInbox",
