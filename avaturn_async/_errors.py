@@ -23,6 +23,9 @@ know this library::
     │   ├── RateLimitError                     429: ``retry_after`` seconds when given
     │   └── ServerError                        5xx
     ├── ResponseDecodeError (ValueError)       a 2xx whose body is not what the API documents
+    ├── StorageError (RuntimeError)            a database backend (SQLite, PostgreSQL) failed
+    │   ├── StorageUnavailableError (ConnectionError)  the database cannot be reached now
+    │   └── SchemaVersionError                 the database schema is newer than this code
     ├── JobFailedError                         a job's event said ``failed``; ``event`` holds it
     │   ├── AvatarFailedError                  ``avatar.ready`` with status failed
     │   ├── RenderFailedError                  ``render.ready`` with status failed
@@ -65,6 +68,9 @@ __all__ = [
     "RequestTimeoutError",
     "ResponseDecodeError",
     "ServerError",
+    "SchemaVersionError",
+    "StorageError",
+    "StorageUnavailableError",
     "TransportError",
     "UnprocessableEntityError",
     "ValidationErrorItem",
@@ -288,4 +294,25 @@ class WebhookInputError(WebhookError, TypeError):
     The body must be the raw request bytes (decoding and re-encoding can change
     them and break the signature); header values must be ``str`` or ``bytes``.
     This is a bug in the calling code, not a bad delivery.
+    """
+
+
+class StorageError(AvaturnError, RuntimeError):
+    """A database backend (the SQLite files or PostgreSQL) failed.
+
+    Messages name the database with its password removed.
+    """
+
+
+class StorageUnavailableError(StorageError, ConnectionError):
+    """The database could not be reached (refused, timed out, restarting).
+
+    Transient: the operation can be retried once the server is back.
+    """
+
+
+class SchemaVersionError(StorageError):
+    """The database holds a schema newer than this version of avaturn_async knows.
+
+    Raised at start, before anything is read or written: upgrade avaturn_async.
     """

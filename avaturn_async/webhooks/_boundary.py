@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NoReturn, Protocol, TypeAlias
 
 from .._errors import ConfigurationError, WebhookInputError, WebhookVerificationError
-from ._events import Event
+from .._events import Event
 
 __all__ = [
     "Headers",

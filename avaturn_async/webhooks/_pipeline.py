@@ -48,9 +48,9 @@ from .._errors import (
     WebhookPayloadTooLargeError,
     WebhookVerificationError,
 )
+from .._events import Event
 from ._boundary import Verifier, header_value
 from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
-from ._events import Event
 from ._router import DispatchResult, WebhookRouter
 
 if TYPE_CHECKING:  # the inbox (and sqlite3) load only when an inbox is used

@@ -11,6 +11,7 @@ import hmac
 from collections.abc import Iterable, Mapping
 
 from .._errors import ConfigurationError
+from .._events import DEFAULT_MAX_BODY_SIZE, Event, check_body_size, parse_unchecked_size
 from ._boundary import (
     Headers,
     VerificationFailure,
@@ -20,7 +21,6 @@ from ._boundary import (
     header_value,
     reject,
 )
-from ._events import DEFAULT_MAX_BODY_SIZE, Event, check_body_size, parse_unchecked_size
 
 __all__ = ["MIN_TOKEN_LENGTH", "SharedTokenVerifier"]
 

@@ -34,6 +34,7 @@ from datetime import timedelta
 from typing import NoReturn
 
 from .._errors import ConfigurationError
+from .._events import DEFAULT_MAX_BODY_SIZE, Event, check_body_size, parse_unchecked_size
 from ._boundary import (
     Headers,
     VerificationFailure,
@@ -44,7 +45,6 @@ from ._boundary import (
     header_value,
     reject,
 )
-from ._events import DEFAULT_MAX_BODY_SIZE, Event, check_body_size, parse_unchecked_size
 from ._signing import SigningKey, decode_secret, signed_content
 from ._token import SharedTokenVerifier
 
