@@ -46,6 +46,8 @@ from typing import Any
 
 import attrs
 
+from ._public import public
+
 __all__ = [
     "APIError",
     "AuthenticationError",
@@ -316,3 +318,40 @@ class SchemaVersionError(StorageError):
 
     Raised at start, before anything is read or written: upgrade avaturn_async.
     """
+
+
+public(
+    "avaturn_async",
+    AvaturnError,
+    ConfigurationError,
+    ClientClosedError,
+    InvalidRequestError,
+    PhotoError,
+    TransportError,
+    ConnectError,
+    ConnectionLostError,
+    RequestTimeoutError,
+    ValidationErrorItem,
+    APIError,
+    BadRequestError,
+    AuthenticationError,
+    NotFoundError,
+    ConflictError,
+    GoneError,
+    UnprocessableEntityError,
+    RateLimitError,
+    ServerError,
+    ResponseDecodeError,
+    JobFailedError,
+    AvatarFailedError,
+    RenderFailedError,
+    ExportFailedError,
+    WebhookError,
+    WebhookVerificationError,
+    WebhookParseError,
+    WebhookPayloadTooLargeError,
+    WebhookInputError,
+    StorageError,
+    StorageUnavailableError,
+    SchemaVersionError,
+)

@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 
 from .._errors import AvaturnError
+from .._public import public
 from .._redact import redact_urls
 
 __all__ = [
@@ -127,3 +128,15 @@ def record_from_row(row: tuple[Any, ...]) -> RowRecord:
         error=row[8],
         possible_orphans=row[9],
     )
+
+
+public(
+    "avaturn_async.batch",
+    RowState,
+    JournalError,
+    JournalBusyError,
+    RowRecord,
+    FailureRecord,
+    JournalStatus,
+    Registration,
+)

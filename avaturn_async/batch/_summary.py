@@ -7,6 +7,7 @@ import time
 import attrs
 
 from .._exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from .._public import public
 from ._journal import FailureRecord
 
 __all__ = [
@@ -113,3 +114,6 @@ class OnboardingSummary:
 def _describe(failure: FailureRecord) -> str:
     key = "-" if failure.key is None else failure.key
     return f"line {failure.line} key {key}: [{failure.kind}] {failure.reason}"
+
+
+public("avaturn_async.batch", OnboardingSummary)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 
 from .._errors import ConfigurationError
 from .._events import DEFAULT_MAX_BODY_SIZE, Event, check_body_size, parse_unchecked_size
+from .._public import public
 from ._boundary import (
     Headers,
     VerificationFailure,
@@ -119,3 +120,6 @@ class SharedTokenVerifier:
             matched |= hmac.compare_digest(candidate, token)
         if not matched:
             reject(VerificationFailure.INVALID_TOKEN, "webhook token does not match")
+
+
+public("avaturn_async.webhooks", SharedTokenVerifier)
