@@ -106,6 +106,16 @@ def test_status_of_a_finished_journal_exits_0(
     assert "by state: ready 3" in capsys.readouterr().out
 
 
+def test_an_unusable_emulator_state_file_gives_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write_manifest(tmp_path, 1)
+    journal = tmp_path / "j.db"
+    Path(f"{journal}.emulator.db").write_bytes(b"not sqlite at all" * 100)
+    assert main(["onboard", str(manifest), "--journal", str(journal), "--emulator"]) == 2
+    assert "not an emulator state file" in capsys.readouterr().err
+
+
 def test_status_of_a_missing_journal_exits_2(tmp_path: Path) -> None:
     assert main(["onboard", "--status", "--journal", str(tmp_path / "none.db")]) == 2
 
@@ -259,3 +269,25 @@ async def test_webhook_port_receives_the_webhooks_that_finish_the_rows(tmp_path:
     assert done.returncode == 0, done.stderr.decode()
     assert f"receiving webhooks on http://127.0.0.1:{port}/" in done.stdout.decode()
     assert emu.stats.requests["avatars.list"] == 0  # polling would start after a minute
+
+
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "sigint"])
+async def test_an_emulator_run_stopped_mid_way_resumes_with_every_row_ready(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    rows = 80
+    manifest = write_manifest(tmp_path, rows)
+    journal = tmp_path / "j.db"
+    args = cli("onboard", str(manifest), "--journal", str(journal), "--emulator",
+               "--concurrency", "2", "--progress", "none")
+    process = await anyio.open_process(args, env=env_for(None))
+    async with process:
+        await wait_for(journal, lambda s: s.get("ready", 0) >= 3)
+        process.send_signal(stop)
+        await process.wait()
+    assert (await anyio.to_thread.run_sync(states, journal)).get("ready", 0) < rows
+    rerun = await anyio.run_process(args, env=env_for(None), check=False)
+    output = rerun.stdout.decode() + rerun.stderr.decode()
+    assert rerun.returncode == 0, output
+    assert set(states(journal)) == {"ready"}
+    assert "404" not in output

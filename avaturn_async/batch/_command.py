@@ -36,7 +36,12 @@ from ._progress import progress_reporter
 from ._rules import OnboardingAbortedError
 from ._summary import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OnboardingSummary
 
-__all__ = ["add_onboard_parser", "format_status", "run_onboard_command"]
+__all__ = [
+    "add_onboard_parser",
+    "emulator_state_file",
+    "format_status",
+    "run_onboard_command",
+]
 
 _EPILOG = """\
 manifest: CSV with the header key,frontal,side_1,side_2,body_type[,telephoto]
@@ -98,7 +103,8 @@ def add_onboard_parser(commands: Any) -> None:
     add("--webhook-host", default="0.0.0.0", metavar="HOST",
         help="address the webhook receiver binds (default 0.0.0.0)")
     add("--emulator", action="store_true",
-        help="run against an embedded emulator (no API key, no network)")
+        help="run against an embedded emulator (no API key, no network); its state "
+             "is kept beside the journal (FILE.emulator.db) so reruns resume")
     add("--retry-failed", action="store_true",
         help="give rows whose avatar failed processing a new avatar")
     add("--poll-interval", type=_positive_float, metavar="SECONDS",
@@ -164,12 +170,22 @@ async def _report_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
 # ---------------------------------------------------------------- a run
 
 
+def emulator_state_file(journal: str) -> Path:
+    """Where ``--emulator`` keeps the embedded emulator's state: beside the journal,
+    so a rerun finds the users and avatars the journal names."""
+    if "://" in journal:
+        raise ConfigurationError("--emulator keeps its state beside a journal file, not a URL")
+    return Path(f"{journal}.emulator.db")
+
+
 @asynccontextmanager
 async def _client_for(args: argparse.Namespace, out: TextIO) -> AsyncIterator[AvaturnClient]:
     limit = max(16, 2 * args.concurrency)
     if args.emulator:
         async with emulated_client(
-            webhook_port=args.webhook_port or 0, max_concurrency=limit
+            webhook_port=args.webhook_port or 0,
+            max_concurrency=limit,
+            state_file=emulator_state_file(args.journal),
         ) as env:
             print(f"embedded emulator at {env.emulator.base_url}; webhooks to "
                   f"{env.webhook_url}", file=out)

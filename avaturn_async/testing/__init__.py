@@ -26,6 +26,7 @@ from ._emulator import (
     WebhookDelivery,
     WebhookFaults,
 )
+from ._emulator_store import EmulatorStoreError
 from ._webhooks import (
     event_to_bytes,
     event_to_dict,
@@ -43,6 +44,7 @@ __all__ = [
     "AvatarRecord",
     "AvaturnEmulator",
     "EmulatorStats",
+    "EmulatorStoreError",
     "FaultKind",
     "FaultPlan",
     "RateLimit",
