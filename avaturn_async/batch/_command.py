@@ -262,6 +262,8 @@ async def run_onboard_command(
         print(summary.format(), file=out)
         print(f"avaturn onboard: {failure}", file=err)
         return EXIT_FAILED
+    if isinstance(failure, BrokenPipeError):
+        raise failure  # the reader of our output left: the CLI exits quietly
     if isinstance(failure, AuthenticationError):
         return _error(err, f"the API refused the key: {failure}")
     if isinstance(failure, (ManifestError, JournalError, ConfigurationError, OSError)):
