@@ -27,8 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .._errors import ConfigurationError
-from ._emulator_records import (
+from ..._errors import ConfigurationError
+from ._records import (
     AvatarRecord,
     ExportRecord,
     RenderRecord,
