@@ -40,6 +40,7 @@ from .emulator._app import (
     WebhookDelivery,
     WebhookFaults,
 )
+from .emulator._store import EmulatorStoreError
 
 __all__ = [
     "DEFAULT_WEBHOOK_SECRET",
@@ -47,6 +48,7 @@ __all__ = [
     "AvatarRecord",
     "AvaturnEmulator",
     "EmulatorStats",
+    "EmulatorStoreError",
     "FaultKind",
     "FaultPlan",
     "RateLimit",

@@ -11,7 +11,7 @@ are private. Where each part lives:
 * ``_fault_plan`` (seeded fault plans, pure decisions) and ``_fault_injection``
   (applying them, and ``fail_next``); ``_ratelimit``: the server-side rate;
 * ``_webhooks``: signed deliveries with retries; ``_tasks``: background tasks;
-* ``_stats``: counts per route.
+* ``_stats``: counts per route; ``_store``: the state on disk (``state_file``).
 """
 
 __all__: list[str] = []
