@@ -45,28 +45,42 @@ from ._events import (
     parse_event,
 )
 from ._inbox import Backoff, WebhookInbox, exponential_backoff
-from ._inbox_store import InboxError, InboxRecord, InboxStatus
+from ._inbox_sqlite import SQLiteInboxStore
+from ._inbox_store import (
+    LEASE_LOST,
+    Claimed,
+    Delivery,
+    InboxError,
+    InboxRecord,
+    InboxStatus,
+    InboxStore,
+)
 from ._pipeline import PipelineResponse, WebhookPipeline
 from ._router import DispatchResult, HandlerFailure, WebhookRouter
 from ._verifier import VerificationFailure, WebhookVerifier
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
+    "LEASE_LOST",
     "AvatarReady",
     "Backoff",
     "DispatchResult",
     "Event",
     "EventStatus",
     "ExportReady",
+    "Claimed",
+    "Delivery",
     "HandlerFailure",
     "IdempotencyStore",
     "InboxError",
     "InboxRecord",
     "InboxStatus",
+    "InboxStore",
     "InMemoryIdempotencyStore",
     "KnownEvent",
     "PipelineResponse",
     "RenderReady",
+    "SQLiteInboxStore",
     "UnknownEvent",
     "VerificationFailure",
     "WebhookError",

@@ -9,16 +9,21 @@
         ...                            # serve until shutdown
 
 With an inbox, a receiver verifies and parses a delivery, commits it to the
-inbox (one SQLite file) and answers 202; nothing is dispatched on the request.
-A worker claims due events with a lease, re-parses them from the stored body
-and calls ``router.dispatch(event)``:
+inbox's store (one SQLite file by default; any :class:`InboxStore`, such as
+``avaturn_async.postgres.PostgresInboxStore``) and answers 202; nothing is
+dispatched on the request. Concurrent deliveries are committed together (group
+commit), each answered only once its commit has returned. A worker claims due
+events with a lease, renews the lease while the handler runs (every third of
+it), re-parses each event from the stored body and calls
+``router.dispatch(event)``:
 
 * success: the event is ``done``;
 * a handler raised: the attempt is recorded (``last_error`` holds the exception
   type and message, URL query strings redacted), and the event is due again
   after ``backoff(attempts)`` seconds, or ``dead`` after ``max_attempts``;
-* the worker died or overran the lease: the event becomes due again when the
-  lease ends (and goes ``dead`` if that was its last attempt);
+* the worker died (or could not renew its lease): the event becomes due again
+  when the lease ends (and goes ``dead`` if that was its last attempt); a
+  worker that finds its lease lost cancels the handler;
 * the worker is cancelled (shutdown): its claims are given back, uncounted.
 
 Dispatch is therefore at least once: a handler may see an event again after a
@@ -35,16 +40,14 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
-from typing import Any, TypeVar
+from types import TracebackType
 
 import anyio
-import anyio.to_thread
 
 from .._errors import ConfigurationError, WebhookParseError
 from ._dedupe import idempotency_key
@@ -59,7 +62,8 @@ from ._inbox_policy import (
     exponential_backoff,
     make_policy,
 )
-from ._inbox_store import Claimed, InboxRecord, InboxStatus, InboxStore, Synchronous
+from ._inbox_sqlite import SQLiteInboxStore, Synchronous
+from ._inbox_store import Claimed, Delivery, InboxRecord, InboxStatus, InboxStore
 from ._router import WebhookRouter
 from ._verifier import header_value
 
@@ -67,7 +71,6 @@ __all__ = ["Backoff", "WebhookInbox", "exponential_backoff"]
 
 logger = logging.getLogger("avaturn_async.webhooks")
 
-T = TypeVar("T")
 _ID_NAMES = ("webhook-id", "svix-id")
 _TIMESTAMP_NAMES = ("webhook-timestamp", "svix-timestamp")
 
@@ -80,37 +83,52 @@ def _timestamp(headers: Mapping[str, str]) -> int | None:
 
 
 class WebhookInbox:
-    """Webhook deliveries stored in one SQLite file (WAL) until a worker has handled them.
+    """Webhook deliveries kept in an :class:`InboxStore` until a worker has handled them.
 
+    ``WebhookInbox(path)`` stores them in one SQLite file (WAL).
     ``synchronous="full"`` (the default) syncs every stored delivery to disk
     before the receiver answers 2xx, so not even a power cut loses an
     acknowledged webhook; ``"normal"`` survives process crashes only (see
-    ``_inbox_store`` for the reasoning). ``create=False`` opens an existing
-    inbox only (raising :class:`InboxError` otherwise). ``clock`` (wall-clock
-    seconds since the epoch, persisted) is injectable for tests.
+    ``_inbox_sqlite`` for the reasoning). ``create=False`` opens an existing
+    inbox only (raising :class:`InboxError` otherwise).
+    ``WebhookInbox(store=...)`` uses another store (e.g. PostgreSQL).
+    ``clock`` (wall-clock seconds since the epoch, persisted) is injectable
+    for tests.
 
-    Every method is safe to call from any task or thread; database calls run
-    in worker threads, one at a time per inbox.
+    Every method is safe to call from any task.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | None = None,
         *,
+        store: InboxStore | None = None,
         synchronous: Synchronous = "full",
         create: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if (path is None) == (store is None):
+            raise ConfigurationError("WebhookInbox needs a path or a store (not both)")
         self.path = path
         self._clock = clock
-        self._store = InboxStore(path, synchronous=synchronous, create=create)
+        self.store: InboxStore = (
+            store
+            if store is not None
+            else SQLiteInboxStore(path, synchronous=synchronous, create=create)  # type: ignore[arg-type]
+        )
 
     def __repr__(self) -> str:
-        return f"WebhookInbox({os.fspath(self.path)!r})"
+        if self.path is None:
+            return f"{type(self).__name__}(store={self.store!r})"
+        return f"{type(self).__name__}({os.fspath(self.path)!r})"
 
     def close(self) -> None:
-        """Close the database; stop workers first."""
-        self._store.close()
+        """Close the store now; stop workers first."""
+        self.store.close()
+
+    async def aclose(self) -> None:
+        """Close the store cleanly; stop workers first."""
+        await self.store.aclose()
 
     def __enter__(self) -> WebhookInbox:
         return self
@@ -118,9 +136,16 @@ class WebhookInbox:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        # Not abandoned on cancellation: a commit that has started is waited for.
-        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+    async def __aenter__(self) -> WebhookInbox:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -132,15 +157,15 @@ class WebhookInbox:
         ``webhook-id`` and ``webhook-timestamp`` are kept from the request.
         """
         webhook_id = header_value(headers, _ID_NAMES)
-        return await self._call(
-            self._store.insert,
+        delivery = Delivery(
             dedupe_key=idempotency_key(webhook_id, body),
             webhook_id=webhook_id,
             webhook_timestamp=_timestamp(headers),
             event_type=event.event,
             body=bytes(body),
-            now=self._clock(),
+            received_at=self._clock(),
         )
+        return await self.store.insert(delivery)
 
     # -- the worker ----------------------------------------------------------------------
 
@@ -171,10 +196,14 @@ class WebhookInbox:
     ) -> None:
         """Dispatch due events until cancelled, looking again every ``poll_interval`` seconds.
 
-        Up to ``concurrency`` events are dispatched at once. A dispatch running
-        longer than ``lease`` seconds is cancelled and counted as a failure,
-        because another worker may claim the event after that. An unavailable
-        database (locked, I/O error) is logged and retried.
+        Up to ``concurrency`` events are dispatched at once. While a handler
+        runs, its lease is renewed every ``lease / 3`` seconds; if the lease is
+        lost (another worker took the event over, or the store could not be
+        reached before the lease ran out) the handler is cancelled and the
+        attempt counted as failed. A worker is also woken early by new
+        deliveries where the store can tell (same process for SQLite,
+        ``LISTEN/NOTIFY`` for PostgreSQL). An unavailable database is logged
+        and retried.
         """
         if not poll_interval > 0:
             raise ConfigurationError("poll_interval must be positive")
@@ -182,11 +211,11 @@ class WebhookInbox:
         while True:
             try:
                 claimed = await self._dispatch_batch(router, policy)
-            except sqlite3.OperationalError:
+            except Exception:
                 logger.exception("webhook inbox worker: database unavailable, retrying")
                 claimed = 0
             if claimed < policy.batch:  # a full batch suggests more are due: no pause
-                await anyio.sleep(poll_interval)
+                await self.store.wait_for_work(poll_interval)
 
     @asynccontextmanager
     async def worker(
@@ -221,8 +250,7 @@ class WebhookInbox:
         # Shielded: a claim that committed while the worker was being cancelled
         # must reach _dispatch_one, which hands it back, instead of waiting out its lease.
         with anyio.CancelScope(shield=True):
-            claims = await self._call(
-                self._store.claim,
+            claims = await self.store.claim(
                 now=self._clock(),
                 lease=policy.lease,
                 limit=policy.batch,
@@ -242,13 +270,13 @@ class WebhookInbox:
     ) -> None:
         try:
             await self._handle(router, claimed, policy)
-        except sqlite3.OperationalError:
-            # The outcome could not be recorded (database locked or failing): the
-            # attempt stays counted and the lease brings the event back.
+        except Exception:
+            # The outcome could not be recorded (database locked, failing or
+            # unreachable): the attempt stays counted and the lease brings it back.
             logger.exception("webhook inbox: could not record event %d", claimed.id)
         except BaseException:
-            # Cancelled (shutdown) or a bug: hand the claim back so the event is due
-            # at once. A no-op when the outcome was already recorded.
+            # Cancelled (shutdown): hand the claim back so the event is due at
+            # once. A no-op when the outcome was already recorded.
             await self._give_back(claimed)
             raise
 
@@ -260,9 +288,9 @@ class WebhookInbox:
             # Permanent: the same bytes never parse, so retrying only delays the dead letter.
             await self._record_failure(claimed, describe_error(exc), None)
             return
-        error = await _attempt(router, event, policy.lease)
+        error = await self._attempt(router, event, claimed, policy.lease)
         if error is None:
-            if not await self._call(self._store.complete, claimed, now=self._clock()):
+            if not await self.store.complete(claimed, now=self._clock()):
                 logger.warning("webhook inbox event %d: lease lost before done", claimed.id)
             return
         retry_at = None
@@ -270,11 +298,50 @@ class WebhookInbox:
             retry_at = self._clock() + max(0.0, policy.backoff(claimed.attempts))
         await self._record_failure(claimed, error, retry_at)
 
+    async def _attempt(
+        self, router: WebhookRouter, event: Event, claimed: Claimed, lease: float
+    ) -> str | None:
+        """Dispatch once under a renewed lease: ``None`` on success, else the error to record."""
+        error: str | None = None
+        lost = False
+        async with anyio.create_task_group() as group:
+
+            async def heartbeat() -> None:
+                nonlocal lost
+                lost = not await self._keep_lease(claimed, lease)
+                group.cancel_scope.cancel()  # the lease is lost: stop the handler
+
+            group.start_soon(heartbeat)
+            try:
+                error = dispatch_error(await router.dispatch(event))
+            except Exception as exc:  # the router catches handler errors; this is its own
+                logger.exception("webhook dispatch failed for %s event", event.event)
+                error = describe_error(exc)
+            group.cancel_scope.cancel()
+        if lost:
+            return f"LeaseLost: the {lease:g} s lease could not be renewed; dispatch cancelled"
+        return error
+
+    async def _keep_lease(self, claimed: Claimed, lease: float) -> bool:
+        """Renew every ``lease / 3`` seconds; return ``False`` once the lease is lost."""
+        expires = anyio.current_time() + lease
+        while True:
+            await anyio.sleep(lease / 3)
+            started = anyio.current_time()
+            try:
+                renewed = await self.store.renew(claimed, now=self._clock(), lease=lease)
+            except Exception:
+                logger.exception("webhook inbox: could not renew the lease of %d", claimed.id)
+            else:
+                if not renewed:
+                    return False
+                expires = started + lease
+            if anyio.current_time() >= expires:
+                return False
+
     async def _record_failure(self, claimed: Claimed, error: str, retry_at: float | None) -> None:
         now = self._clock()
-        recorded = await self._call(
-            self._store.fail, claimed, now=now, error=error, retry_at=retry_at
-        )
+        recorded = await self.store.fail(claimed, now=now, error=error, retry_at=retry_at)
         outcome = "dead-lettered" if retry_at is None else f"retry in {retry_at - now:.0f}s"
         logger.warning(
             "webhook inbox event %d (%s) failed attempt %d: %s%s",
@@ -289,7 +356,7 @@ class WebhookInbox:
         """Release an unfinished claim (shielded: this runs while cancelled), uncounted."""
         with anyio.CancelScope(shield=True):
             try:
-                await self._call(self._store.release, claimed, now=self._clock())
+                await self.store.release(claimed, now=self._clock())
             except Exception:
                 logger.exception("webhook inbox: could not release event %d", claimed.id)
 
@@ -297,7 +364,7 @@ class WebhookInbox:
 
     async def counts(self) -> dict[str, int]:
         """``{"pending": n, "done": n, "dead": n}``."""
-        return await self._call(self._store.counts)
+        return await self.store.counts()
 
     async def replay(self, ids: Iterable[int] = (), *, all_dead: bool = False) -> tuple[int, ...]:
         """Move dead events (``ids``, or every one with ``all_dead=True``) back to pending.
@@ -308,9 +375,7 @@ class WebhookInbox:
         chosen = tuple(ids)
         if all_dead == bool(chosen):
             raise ConfigurationError("replay() needs ids or all_dead=True (not both)")
-        replayed = await self._call(
-            self._store.replay, None if all_dead else chosen, now=self._clock()
-        )
+        replayed = await self.store.replay(None if all_dead else chosen, now=self._clock())
         return tuple(replayed)
 
     async def purge(self, *, older_than: timedelta) -> int:
@@ -322,7 +387,7 @@ class WebhookInbox:
         if older_than < timedelta(0):
             raise ConfigurationError("older_than must not be negative")
         cutoff = self._clock() - older_than.total_seconds()
-        return await self._call(self._store.purge, finished_before=cutoff)
+        return await self.store.purge(finished_before=cutoff)
 
     async def list(
         self, *, status: InboxStatus | str | None = None, limit: int = 100
@@ -334,16 +399,4 @@ class WebhookInbox:
             raise ConfigurationError(f"unknown inbox status {status!r}") from None
         if limit < 1:
             raise ConfigurationError("limit must be at least 1")
-        return tuple(await self._call(self._store.records, status=wanted, limit=limit))
-
-
-async def _attempt(router: WebhookRouter, event: Event, lease: float) -> str | None:
-    """Dispatch once: ``None`` on success, else the error to record."""
-    with anyio.move_on_after(lease):
-        try:
-            result = await router.dispatch(event)
-        except Exception as exc:  # the router catches handler errors; this is its own
-            logger.exception("webhook dispatch failed for %s event", event.event)
-            return describe_error(exc)
-        return dispatch_error(result)
-    return f"TimeoutError: dispatch did not finish within the {lease:g} s lease"
+        return tuple(await self.store.records(status=wanted, limit=limit))

@@ -29,7 +29,7 @@ _MAX_ERROR_CHARS = 500
 _URL_QUERY = re.compile(r"(https?://[^\s?#'\"]*)[?#][^\s'\"]*")
 
 DEFAULT_MAX_ATTEMPTS = 8
-DEFAULT_LEASE = 300.0
+DEFAULT_LEASE = 30.0
 
 
 def exponential_backoff(
