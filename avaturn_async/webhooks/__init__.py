@@ -45,6 +45,7 @@ from ._events import (
     parse_event,
 )
 from ._inbox import Backoff, WebhookInbox, exponential_backoff
+from ._inbox_group import GroupCommit
 from ._inbox_sqlite import SQLiteInboxStore
 from ._inbox_store import (
     LEASE_LOST,
@@ -70,6 +71,7 @@ __all__ = [
     "ExportReady",
     "Claimed",
     "Delivery",
+    "GroupCommit",
     "HandlerFailure",
     "IdempotencyStore",
     "InboxError",

@@ -1,9 +1,9 @@
 """Fixtures of the contract suites: each runs once per implementation of its seam.
 
 ``inbox_store_factory`` and ``idempotency_store_factory`` make fresh, empty
-stores of the parametrized kind; a test may open several stores on the same
-database (several processes' worth) by calling the factory again with
-``shared=True``.
+stores of the parametrized kind; calling a factory again opens another store
+on the same database (another process's worth). PostgreSQL runs need a server:
+the ``postgres_dsn`` fixture gives each test a new database.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from avaturn_async.postgres import PostgresInboxStore, is_postgres_dsn
 from avaturn_async.webhooks import (
     IdempotencyStore,
     InboxStore,
@@ -24,15 +25,24 @@ from avaturn_async.webhooks import (
 InboxStoreFactory = Callable[[], InboxStore]
 
 
-@pytest.fixture(params=["sqlite"])
-async def inbox_store_factory(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[InboxStoreFactory]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def inbox_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh inbox database of the parametrized kind: a file path or a DSN."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_dsn"))
+    return str(tmp_path / "inbox.db")
+
+
+@pytest.fixture
+async def inbox_store_factory(inbox_database: str) -> AsyncIterator[InboxStoreFactory]:
     """Opens stores on one fresh database of the parametrized kind."""
     opened: list[InboxStore] = []
+    dsn = inbox_database if is_postgres_dsn(inbox_database) else None
 
     def open_store() -> InboxStore:
-        store = SQLiteInboxStore(tmp_path / "inbox.db")
+        store: InboxStore = (
+            SQLiteInboxStore(inbox_database) if dsn is None else PostgresInboxStore(dsn)
+        )
         opened.append(store)
         return store
 

@@ -1,4 +1,7 @@
-"""Lease renewal with a real worker process: a SIGKILLed worker's event is taken over."""
+"""Lease renewal with a real worker process: a SIGKILLed worker's event is taken over.
+
+Runs against every inbox store (a SQLite file, a PostgreSQL database).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import anyio
 import pytest
 
 import avaturn_async
+from avaturn_async.postgres import PostgresInbox, is_postgres_dsn
 from avaturn_async.webhooks import Event, InboxStatus, WebhookInbox, WebhookRouter
 from tests.inbox_support import deliver, eventually
 
@@ -20,10 +24,16 @@ LEASE = 1.0
 WORKER = """\
 import sys
 import anyio
+from avaturn_async.postgres import PostgresInbox, is_postgres_dsn
 from avaturn_async.webhooks import WebhookInbox, WebhookRouter
 
 async def main() -> None:
     db, marker, lease = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    if db.startswith("postgresql://"):
+        from avaturn_async.postgres import PostgresInbox
+        inbox = PostgresInbox(db)
+    else:
+        inbox = WebhookInbox(db)
     router = WebhookRouter()
 
     @router.on_any
@@ -32,11 +42,15 @@ async def main() -> None:
             out.write("dispatched\\n")
         await anyio.sleep_forever()
 
-    async with WebhookInbox(db).worker(router, lease=lease, poll_interval=0.05):
+    async with inbox.worker(router, lease=lease, poll_interval=0.05):
         await anyio.sleep_forever()
 
 anyio.run(main)
 """
+
+
+def open_inbox(database: str) -> WebhookInbox:
+    return PostgresInbox(database) if is_postgres_dsn(database) else WebhookInbox(database)
 
 
 def dispatch_count(marker: Path) -> int:
@@ -45,15 +59,15 @@ def dispatch_count(marker: Path) -> int:
 
 @pytest.mark.slow
 async def test_event_of_a_sigkilled_worker_is_redispatched_after_its_lease(
-    tmp_path: Path,
+    tmp_path: Path, inbox_database: str
 ) -> None:
-    script, db, marker = tmp_path / "worker.py", tmp_path / "inbox.db", tmp_path / "marker"
+    script, marker = tmp_path / "worker.py", tmp_path / "marker"
     script.write_text(WORKER)
-    with WebhookInbox(db) as inbox:
+    async with open_inbox(inbox_database) as inbox:
         await deliver(inbox)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), *sys.path])}
     process = await anyio.open_process(
-        [sys.executable, str(script), str(db), str(marker), str(LEASE)], env=env
+        [sys.executable, str(script), inbox_database, str(marker), str(LEASE)], env=env
     )
     try:
 
@@ -68,7 +82,7 @@ async def test_event_of_a_sigkilled_worker_is_redispatched_after_its_lease(
         await process.aclose()
     router, calls = WebhookRouter(), list[Event]()
     router.on_any(calls.append)
-    with WebhookInbox(db) as inbox:
+    async with open_inbox(inbox_database) as inbox:
         async with inbox.worker(router, lease=LEASE, poll_interval=0.05):
 
             async def done() -> bool:
