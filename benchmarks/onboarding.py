@@ -161,8 +161,16 @@ def _env() -> dict[str, str]:
 def emulator_process() -> Iterator[str]:
     """A fresh emulator in its own process; yields its base URL."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "avaturn_async", "emulator", "--port", "0",
-         "--processing-delay", "0"],
+        [
+            sys.executable,
+            "-m",
+            "avaturn_async",
+            "emulator",
+            "--port",
+            "0",
+            "--processing-delay",
+            "0",
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env=_env(),
@@ -185,8 +193,16 @@ def emulator_process() -> Iterator[str]:
 def measure(kind: str, rows: int) -> dict[str, float]:
     with emulator_process() as base_url:
         done = subprocess.run(
-            [sys.executable, __file__, "--child", kind, "--rows", str(rows),
-             "--base-url", base_url],
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                kind,
+                "--rows",
+                str(rows),
+                "--base-url",
+                base_url,
+            ],
             capture_output=True,
             text=True,
             env=_env(),
