@@ -12,7 +12,7 @@ share one table (``avaturn_webhook_inbox``):
   notification per commit).
 * **claiming**: a CTE locks up to ``limit`` due rows ``FOR UPDATE SKIP LOCKED``
   (workers never wait for each other, never claim one row twice) and the same
-  statement leases them: a random token, ``attempts + 1``, due again at
+  autocommit statement leases them: a random token, ``attempts + 1``, due again at
   ``now + lease``. After the commit, the token is the claim, not a lock; the
   worker renews it every third of the lease, and every write that finishes
   or renews a claim is fenced by the token.
@@ -117,6 +117,7 @@ _CLAIM = f"""
 WITH due AS (
     SELECT id FROM {_TABLE}
     WHERE status = 'pending' AND next_attempt_at <= $1
+      AND NOT (claim_token IS NOT NULL AND attempts >= $5)
     ORDER BY next_attempt_at, id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -251,12 +252,13 @@ class PostgresInboxStore:
         self, *, now: float, lease: float, limit: int, max_attempts: int, token: str
     ) -> list[Claimed]:
         async def claim(pool: asyncpg.Pool) -> list[asyncpg.Record]:
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.execute(_EXPIRE, LEASE_LOST, utc(now), max_attempts)
-                rows: list[asyncpg.Record] = await conn.fetch(
-                    _CLAIM, utc(now), limit, token, utc(now + lease)
-                )
-                return rows
+            # One autocommit statement: the CTE's row locks make it atomic.
+            rows: list[asyncpg.Record] = await pool.fetch(
+                _CLAIM, utc(now), limit, token, utc(now + lease), max_attempts
+            )
+            if len(rows) < limit:  # idle enough to dead-letter expired last attempts
+                await pool.execute(_EXPIRE, LEASE_LOST, utc(now), max_attempts)
+            return rows
 
         rows = await self._run("claim", claim)
         rows.sort(key=lambda row: (row["next_attempt_at"], row["id"]))

@@ -37,9 +37,7 @@ longer than the sender's retry window: a purged event's redelivery is new.
 
 from __future__ import annotations
 
-import logging
 import os
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -49,27 +47,24 @@ from types import TracebackType
 
 import anyio
 
-from .._errors import ConfigurationError, WebhookParseError
+from .._errors import ConfigurationError
 from ._dedupe import idempotency_key
-from ._events import Event, parse_event
+from ._events import Event
 from ._inbox_policy import (
     DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS,
     Backoff,
-    WorkerPolicy,
-    describe_error,
-    dispatch_error,
     exponential_backoff,
     make_policy,
 )
 from ._inbox_sqlite import SQLiteInboxStore, Synchronous
-from ._inbox_store import Claimed, Delivery, InboxRecord, InboxStatus, InboxStore
+from ._inbox_store import Delivery, InboxRecord, InboxStatus, InboxStore
+from ._inbox_worker import InboxWorker
 from ._router import WebhookRouter
 from ._verifier import header_value
 
 __all__ = ["Backoff", "WebhookInbox", "exponential_backoff"]
 
-logger = logging.getLogger("avaturn_async.webhooks")
 
 _ID_NAMES = ("webhook-id", "svix-id")
 _TIMESTAMP_NAMES = ("webhook-timestamp", "svix-timestamp")
@@ -182,7 +177,8 @@ class WebhookInbox:
 
         One pass of :meth:`run`, for tests, cron jobs and draining.
         """
-        return await self._dispatch_batch(router, make_policy(max_attempts, backoff, lease, limit))
+        policy = make_policy(max_attempts, backoff, lease, limit)
+        return await InboxWorker(self.store, self._clock, router, policy).dispatch_due()
 
     async def run(
         self,
@@ -196,7 +192,9 @@ class WebhookInbox:
     ) -> None:
         """Dispatch due events until cancelled, looking again every ``poll_interval`` seconds.
 
-        Up to ``concurrency`` events are dispatched at once. While a handler
+        Up to ``concurrency`` events are dispatched at once; as soon as one
+        finishes, the worker claims another (a slow handler holds up only its
+        own slot). While a handler
         runs, its lease is renewed every ``lease / 3`` seconds; if the lease is
         lost (another worker took the event over, or the store could not be
         reached before the lease ran out) the handler is cancelled and the
@@ -208,14 +206,7 @@ class WebhookInbox:
         if not poll_interval > 0:
             raise ConfigurationError("poll_interval must be positive")
         policy = make_policy(max_attempts, backoff, lease, concurrency)
-        while True:
-            try:
-                claimed = await self._dispatch_batch(router, policy)
-            except Exception:
-                logger.exception("webhook inbox worker: database unavailable, retrying")
-                claimed = 0
-            if claimed < policy.batch:  # a full batch suggests more are due: no pause
-                await self.store.wait_for_work(poll_interval)
+        await InboxWorker(self.store, self._clock, router, policy).run(poll_interval)
 
     @asynccontextmanager
     async def worker(
@@ -245,120 +236,6 @@ class WebhookInbox:
                 yield
             finally:
                 group.cancel_scope.cancel()
-
-    async def _dispatch_batch(self, router: WebhookRouter, policy: WorkerPolicy) -> int:
-        # Shielded: a claim that committed while the worker was being cancelled
-        # must reach _dispatch_one, which hands it back, instead of waiting out its lease.
-        with anyio.CancelScope(shield=True):
-            claims = await self.store.claim(
-                now=self._clock(),
-                lease=policy.lease,
-                limit=policy.batch,
-                max_attempts=policy.max_attempts,
-                token=secrets.token_hex(8),
-            )
-        if len(claims) == 1:
-            await self._dispatch_one(router, claims[0], policy)
-        elif claims:
-            async with anyio.create_task_group() as group:
-                for claimed in claims:
-                    group.start_soon(self._dispatch_one, router, claimed, policy)
-        return len(claims)
-
-    async def _dispatch_one(
-        self, router: WebhookRouter, claimed: Claimed, policy: WorkerPolicy
-    ) -> None:
-        try:
-            await self._handle(router, claimed, policy)
-        except Exception:
-            # The outcome could not be recorded (database locked, failing or
-            # unreachable): the attempt stays counted and the lease brings it back.
-            logger.exception("webhook inbox: could not record event %d", claimed.id)
-        except BaseException:
-            # Cancelled (shutdown): hand the claim back so the event is due at
-            # once. A no-op when the outcome was already recorded.
-            await self._give_back(claimed)
-            raise
-
-    async def _handle(self, router: WebhookRouter, claimed: Claimed, policy: WorkerPolicy) -> None:
-        """Parse, dispatch and record the outcome of one claimed event."""
-        try:
-            event = parse_event(claimed.body, max_body_size=max(len(claimed.body), 1))
-        except WebhookParseError as exc:
-            # Permanent: the same bytes never parse, so retrying only delays the dead letter.
-            await self._record_failure(claimed, describe_error(exc), None)
-            return
-        error = await self._attempt(router, event, claimed, policy.lease)
-        if error is None:
-            if not await self.store.complete(claimed, now=self._clock()):
-                logger.warning("webhook inbox event %d: lease lost before done", claimed.id)
-            return
-        retry_at = None
-        if claimed.attempts < policy.max_attempts:
-            retry_at = self._clock() + max(0.0, policy.backoff(claimed.attempts))
-        await self._record_failure(claimed, error, retry_at)
-
-    async def _attempt(
-        self, router: WebhookRouter, event: Event, claimed: Claimed, lease: float
-    ) -> str | None:
-        """Dispatch once under a renewed lease: ``None`` on success, else the error to record."""
-        error: str | None = None
-        lost = False
-        async with anyio.create_task_group() as group:
-
-            async def heartbeat() -> None:
-                nonlocal lost
-                lost = not await self._keep_lease(claimed, lease)
-                group.cancel_scope.cancel()  # the lease is lost: stop the handler
-
-            group.start_soon(heartbeat)
-            try:
-                error = dispatch_error(await router.dispatch(event))
-            except Exception as exc:  # the router catches handler errors; this is its own
-                logger.exception("webhook dispatch failed for %s event", event.event)
-                error = describe_error(exc)
-            group.cancel_scope.cancel()
-        if lost:
-            return f"LeaseLost: the {lease:g} s lease could not be renewed; dispatch cancelled"
-        return error
-
-    async def _keep_lease(self, claimed: Claimed, lease: float) -> bool:
-        """Renew every ``lease / 3`` seconds; return ``False`` once the lease is lost."""
-        expires = anyio.current_time() + lease
-        while True:
-            await anyio.sleep(lease / 3)
-            started = anyio.current_time()
-            try:
-                renewed = await self.store.renew(claimed, now=self._clock(), lease=lease)
-            except Exception:
-                logger.exception("webhook inbox: could not renew the lease of %d", claimed.id)
-            else:
-                if not renewed:
-                    return False
-                expires = started + lease
-            if anyio.current_time() >= expires:
-                return False
-
-    async def _record_failure(self, claimed: Claimed, error: str, retry_at: float | None) -> None:
-        now = self._clock()
-        recorded = await self.store.fail(claimed, now=now, error=error, retry_at=retry_at)
-        outcome = "dead-lettered" if retry_at is None else f"retry in {retry_at - now:.0f}s"
-        logger.warning(
-            "webhook inbox event %d (%s) failed attempt %d: %s%s",
-            claimed.id,
-            claimed.event_type,
-            claimed.attempts,
-            outcome,
-            "" if recorded else " (lease lost, not recorded)",
-        )
-
-    async def _give_back(self, claimed: Claimed) -> None:
-        """Release an unfinished claim (shielded: this runs while cancelled), uncounted."""
-        with anyio.CancelScope(shield=True):
-            try:
-                await self.store.release(claimed, now=self._clock())
-            except Exception:
-                logger.exception("webhook inbox: could not release event %d", claimed.id)
 
     # -- inspection and maintenance ------------------------------------------------------
 
