@@ -1,4 +1,6 @@
-"""``avaturn inbox``: listing, filtering, JSON, replay and exit codes."""
+"""``avaturn inbox``: what is specific to each database kind (missing or foreign databases,
+unreachable servers, usage errors). Listing, JSON, replay and purge run against every store
+in ``tests/contract/test_inbox_cli_contract.py``."""
 
 from __future__ import annotations
 
@@ -10,47 +12,7 @@ import asyncpg
 import pytest
 
 from avaturn_async._cli import main
-from avaturn_async.testing import make_render_ready, make_webhook_secret, sign_webhook
-from avaturn_async.webhooks import (
-    InboxStatus,
-    WebhookInbox,
-    WebhookPipeline,
-    WebhookRouter,
-    WebhookVerifier,
-)
 from tests.pg_server import free_port
-
-SECRET = make_webhook_secret()
-
-
-def make_inbox(
-    path: Path, *, done: int = 0, dead: int = 0, pending: int = 0
-) -> dict[str, list[int]]:
-    """An inbox file holding events in each status; their ids by status."""
-
-    def failing(event: object) -> None:
-        raise RuntimeError("handler down")
-
-    async def fill() -> dict[str, list[int]]:
-        ok, broken = WebhookRouter(), WebhookRouter()
-        ok.on_any(lambda event: None)
-        broken.on_any(failing)
-        with WebhookInbox(path) as inbox:
-            pipeline = WebhookPipeline(WebhookVerifier(SECRET), ok, inbox=inbox)
-            for router, count in ((ok, done), (broken, dead), (None, pending)):
-                for _ in range(count):
-                    await pipeline.handle(*sign_webhook(make_render_ready(), SECRET))
-                    if router is not None:
-                        await inbox.dispatch_due(router, max_attempts=1)
-            records = await inbox.list(limit=1000)
-        return {s.value: sorted(r.id for r in records if r.status is s) for s in InboxStatus}
-
-    return anyio.run(fill)
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    code = main(["inbox", *args])
-    return code, capsys.readouterr().out
 
 
 def test_cli_missing_database_exits_2_without_creating_it(

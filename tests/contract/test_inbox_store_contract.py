@@ -225,3 +225,26 @@ async def test_losing_the_lease_cancels_the_handler(
             await eventually(failure_recorded)
     (record,) = await inbox.list()
     assert (record.last_error or "").startswith("LeaseLost:")
+
+
+async def test_a_hanging_handler_holds_up_only_its_own_slot(inbox_store: InboxStore) -> None:
+    inbox = WebhookInbox(store=inbox_store)
+    hung, others = anyio.Event(), list[Event]()
+    router = WebhookRouter()
+    first, *rest = [await deliver(inbox) for _ in range(4)]
+
+    @router.on_any
+    async def handle(event: Event) -> None:
+        if event == first[1]:
+            hung.set()
+            await anyio.sleep_forever()
+        others.append(event)
+
+    async def three_others_done() -> bool:
+        return len(others) == 3
+
+    with anyio.fail_after(10):
+        async with inbox.worker(router, concurrency=2, poll_interval=0.05):
+            await hung.wait()
+            await eventually(three_others_done)
+    assert sorted(map(repr, others)) == sorted(repr(event) for _, event in rest)
