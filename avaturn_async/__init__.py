@@ -28,16 +28,20 @@ from ._errors import (
     RenderFailedError,
     RequestTimeoutError,
     ResponseDecodeError,
+    SchemaVersionError,
     ServerError,
+    StorageError,
+    StorageUnavailableError,
     TransportError,
     UnprocessableEntityError,
     ValidationErrorItem,
     WebhookError,
+    WebhookInputError,
     WebhookParseError,
     WebhookPayloadTooLargeError,
     WebhookVerificationError,
 )
-from ._hub import EventHub
+from ._hub import EventHub, EventSource
 from ._jobs import AvatarJob, ExportJob, RenderJob
 from ._models import (
     AgeModel,
@@ -72,9 +76,9 @@ from ._observe import (
     RetryInfo,
     response_of,
 )
-from ._photos import PhotoInput
+from ._photos import PhotoInput, PhotoSource, PhotoUpload
 from ._protocol import Request, Response
-from ._retry import RetryPolicy
+from ._retry import FailureKind, RetryPolicy
 from ._transport import AiohttpTransport, Timeouts, Transport
 from ._version import __version__
 
@@ -106,10 +110,12 @@ __all__ = [
     "EditExistingSessionConfig",
     "ErrorInfo",
     "EventHub",
+    "EventSource",
     "ExportFailedError",
     "ExportJob",
     "ExportStatus",
     "ExternalAvatarCustomization",
+    "FailureKind",
     "GoneError",
     "InvalidRequestError",
     "JobFailedError",
@@ -120,6 +126,8 @@ __all__ = [
     "NotFoundError",
     "PhotoError",
     "PhotoInput",
+    "PhotoSource",
+    "PhotoUpload",
     "PhotoUploadResult",
     "RateLimitError",
     "RateLimitInfo",
@@ -138,14 +146,18 @@ __all__ = [
     "RetryInfo",
     "RetryPolicy",
     "ScanStatus",
+    "SchemaVersionError",
     "ServerError",
     "SessionConfig",
+    "StorageError",
+    "StorageUnavailableError",
     "Timeouts",
     "Transport",
     "TransportError",
     "UnprocessableEntityError",
     "ValidationErrorItem",
     "WebhookError",
+    "WebhookInputError",
     "WebhookParseError",
     "WebhookPayloadTooLargeError",
     "WebhookVerificationError",

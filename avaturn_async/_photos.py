@@ -18,8 +18,9 @@ import attrs
 
 from ._errors import PhotoError
 from ._models import BodyType
+from ._public import public
 
-__all__ = ["PhotoInput", "PhotoSource", "PhotoUpload", "prepare_upload"]
+__all__ = ["JPEG_MAGIC", "PhotoInput", "PhotoSource", "PhotoUpload", "prepare_upload"]
 
 PhotoInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, BinaryIO]
 """A path, the bytes of a JPEG, or a binary file object positioned at its start."""
@@ -174,3 +175,6 @@ def prepare_upload(
         body_type=checked_body,
         telephoto=telephoto,
     )
+
+
+public("avaturn_async", PhotoSource, PhotoUpload)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
 
+from avaturn_async.postgres import PostgresInbox, is_postgres_dsn
 from avaturn_async.testing import make_render_ready, make_webhook_secret, sign_webhook
 from avaturn_async.webhooks import (
     Event,
     InboxRecord,
+    InboxStatus,
     PipelineResponse,
     WebhookInbox,
     WebhookPipeline,
@@ -77,3 +80,36 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, deadline: float = 
     with anyio.fail_after(deadline):
         while not await check():  # noqa: ASYNC110 (the state lives in a database)
             await anyio.sleep(0.02)
+
+
+def open_inbox(database: str | Path) -> WebhookInbox:
+    """A ``PostgresInbox`` for a DSN, else a SQLite ``WebhookInbox``."""
+    if isinstance(database, str) and is_postgres_dsn(database):
+        return PostgresInbox(database)
+    return WebhookInbox(database)
+
+
+def make_inbox(
+    database: str | Path, *, done: int = 0, dead: int = 0, pending: int = 0
+) -> dict[str, list[int]]:
+    """An inbox holding events in each status; their ids by status."""
+
+    def failing(event: object) -> None:
+        raise RuntimeError("handler down")
+
+    async def fill() -> dict[str, list[int]]:
+        ok, broken = WebhookRouter(), WebhookRouter()
+        ok.on_any(lambda event: None)
+        broken.on_any(failing)
+        opened = open_inbox(database)
+        async with opened as inbox:
+            pipeline = WebhookPipeline(WebhookVerifier(SECRET), ok, inbox=inbox)
+            for router, count in ((ok, done), (broken, dead), (None, pending)):
+                for _ in range(count):
+                    await pipeline.handle(*sign_webhook(make_render_ready(), SECRET))
+                    if router is not None:
+                        await inbox.dispatch_due(router, max_attempts=1)
+            records = await inbox.list(limit=1000)
+        return {s.value: sorted(r.id for r in records if r.status is s) for s in InboxStatus}
+
+    return anyio.run(fill)

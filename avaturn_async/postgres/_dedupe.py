@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .._errors import ConfigurationError
+from .._public import public
 from ._connect import connect, create_pool, retry_transient
 from ._dsn import check_dsn, redact_dsn
 from ._migrate import migrate
@@ -148,3 +149,6 @@ class PostgresIdempotencyStore:
         """Close the connections."""
         if self._pool is not None:
             await self._pool.close()
+
+
+public("avaturn_async.postgres", PostgresIdempotencyStore)

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from .._errors import ConfigurationError
+from .._public import public
 from ..webhooks import (
     LEASE_LOST,
     Claimed,
@@ -459,3 +460,6 @@ class PostgresInbox(WebhookInbox):
     async def __aenter__(self) -> PostgresInbox:
         await self.postgres_store.open()
         return self
+
+
+public("avaturn_async.postgres", PostgresInboxStore, PostgresInbox)

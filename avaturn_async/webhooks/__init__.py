@@ -27,12 +27,12 @@ from __future__ import annotations
 
 from .._errors import (
     WebhookError,
+    WebhookInputError,
     WebhookParseError,
     WebhookPayloadTooLargeError,
     WebhookVerificationError,
 )
-from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
-from ._events import (
+from .._events import (
     DEFAULT_MAX_BODY_SIZE,
     AvatarReady,
     Event,
@@ -44,6 +44,8 @@ from ._events import (
     event_to_dict,
     parse_event,
 )
+from ._boundary import VerificationFailure, Verifier
+from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
 from ._inbox import Backoff, WebhookInbox, exponential_backoff
 from ._inbox_group import GroupCommit
 from ._inbox_sqlite import SQLiteInboxStore
@@ -56,12 +58,14 @@ from ._inbox_store import (
     InboxStatus,
     InboxStore,
 )
-from ._pipeline import PipelineResponse, WebhookPipeline
+from ._pipeline import DEFAULT_READ_TIMEOUT, PipelineResponse, WebhookPipeline
 from ._router import DispatchResult, HandlerFailure, WebhookRouter
-from ._verifier import VerificationFailure, WebhookVerifier
+from ._token import SharedTokenVerifier
+from ._verifier import WebhookVerifier
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_READ_TIMEOUT",
     "LEASE_LOST",
     "AvatarReady",
     "Backoff",
@@ -83,9 +87,12 @@ __all__ = [
     "PipelineResponse",
     "RenderReady",
     "SQLiteInboxStore",
+    "SharedTokenVerifier",
     "UnknownEvent",
     "VerificationFailure",
+    "Verifier",
     "WebhookError",
+    "WebhookInputError",
     "WebhookInbox",
     "WebhookParseError",
     "WebhookPayloadTooLargeError",

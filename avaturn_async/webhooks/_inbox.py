@@ -48,8 +48,9 @@ from types import TracebackType
 import anyio
 
 from .._errors import ConfigurationError
+from .._events import Event
+from .._public import public
 from ._dedupe import idempotency_key
-from ._events import Event
 from ._inbox_policy import (
     DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS,
@@ -277,3 +278,6 @@ class WebhookInbox:
         if limit < 1:
             raise ConfigurationError("limit must be at least 1")
         return tuple(await self.store.records(status=wanted, limit=limit))
+
+
+public("avaturn_async.webhooks", WebhookInbox)

@@ -51,6 +51,7 @@ from typing import Any, Literal, TypeVar
 import anyio
 import anyio.to_thread
 
+from .._public import public
 from ._inbox_group import GroupCommit
 from ._inbox_store import (
     LEASE_LOST,
@@ -450,3 +451,6 @@ class SQLiteInboxStore:
 
     async def aclose(self) -> None:
         self.close()
+
+
+public("avaturn_async.webhooks", SQLiteInboxStore)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import anyio
 
 from .._errors import WebhookParseError
-from ._events import Event, parse_event
+from .._events import Event, parse_event
 from ._inbox_policy import WorkerPolicy, describe_error, dispatch_error
 from ._inbox_store import Claimed, InboxStore
 from ._router import WebhookRouter

@@ -4,47 +4,14 @@ from __future__ import annotations
 
 import json
 
-import anyio
 import pytest
 
 from avaturn_async._cli import main
-from avaturn_async.postgres import PostgresInbox, is_postgres_dsn, redact_dsn
-from avaturn_async.testing import make_render_ready, make_webhook_secret, sign_webhook
-from avaturn_async.webhooks import (
-    InboxStatus,
-    WebhookInbox,
-    WebhookPipeline,
-    WebhookRouter,
-    WebhookVerifier,
-)
+from avaturn_async.postgres import redact_dsn
+from avaturn_async.testing import make_webhook_secret
+from tests.inbox_support import make_inbox
 
 SECRET = make_webhook_secret()
-
-
-def make_inbox(
-    database: str, *, done: int = 0, dead: int = 0, pending: int = 0
-) -> dict[str, list[int]]:
-    """An inbox holding events in each status; their ids by status."""
-
-    def failing(event: object) -> None:
-        raise RuntimeError("handler down")
-
-    async def fill() -> dict[str, list[int]]:
-        ok, broken = WebhookRouter(), WebhookRouter()
-        ok.on_any(lambda event: None)
-        broken.on_any(failing)
-        opened = PostgresInbox(database) if is_postgres_dsn(database) else WebhookInbox(database)
-        async with opened as inbox:
-            pipeline = WebhookPipeline(WebhookVerifier(SECRET), ok, inbox=inbox)
-            for router, count in ((ok, done), (broken, dead), (None, pending)):
-                for _ in range(count):
-                    await pipeline.handle(*sign_webhook(make_render_ready(), SECRET))
-                    if router is not None:
-                        await inbox.dispatch_due(router, max_attempts=1)
-            records = await inbox.list(limit=1000)
-        return {s.value: sorted(r.id for r in records if r.status is s) for s in InboxStatus}
-
-    return anyio.run(fill)
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

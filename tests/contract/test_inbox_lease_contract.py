@@ -14,9 +14,8 @@ import anyio
 import pytest
 
 import avaturn_async
-from avaturn_async.postgres import PostgresInbox, is_postgres_dsn
-from avaturn_async.webhooks import Event, InboxStatus, WebhookInbox, WebhookRouter
-from tests.inbox_support import deliver, eventually
+from avaturn_async.webhooks import Event, InboxStatus, WebhookRouter
+from tests.inbox_support import deliver, eventually, open_inbox
 
 REPO_ROOT = Path(avaturn_async.__file__).resolve().parents[1]
 LEASE = 1.0
@@ -47,10 +46,6 @@ async def main() -> None:
 
 anyio.run(main)
 """
-
-
-def open_inbox(database: str) -> WebhookInbox:
-    return PostgresInbox(database) if is_postgres_dsn(database) else WebhookInbox(database)
 
 
 def dispatch_count(marker: Path) -> int:

@@ -3,15 +3,12 @@
 It speaks the wire format on its own (plain JSON), so the SDK's models are tested
 against an independent reading of the API document rather than against themselves.
 
-The pieces: ``_emulator_state`` (records and rules, no I/O), ``_emulator_handlers``
-(the HTTP handlers), ``_emulator_http`` (body reading, auth, errors),
-``_emulator_work`` (processing, renders and exports that finish later),
-``_emulator_faults`` with ``_faults`` (fault plans and ``fail_next``),
-``_emulator_webhooks`` (signed deliveries) and ``_emulator_tasks`` (background tasks).
+The pieces are listed in the package docstring (``testing/emulator/__init__.py``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, ClassVar, Literal
@@ -20,10 +17,12 @@ import aiohttp
 import anyio
 from aiohttp import web
 
-from ..webhooks._signing import decode_secret
-from ._emulator_faults import FaultInjector, Injections, answer_with_fault
-from ._emulator_handlers import Handlers
-from ._emulator_http import (
+from ..._public import public
+from ...webhooks._signing import decode_secret
+from ._fault_injection import FaultInjector, Injections, answer_with_fault
+from ._fault_plan import FaultKind, FaultPlan, RouteFaults, WebhookFaults
+from ._handlers import Handlers
+from ._http import (
     UPLOAD_PACE,
     Handler,
     check_auth,
@@ -32,8 +31,8 @@ from ._emulator_http import (
     stamp_request_id,
     url_host,
 )
-from ._emulator_ratelimit import FixedWindowLimit, RateLimit
-from ._emulator_records import (
+from ._ratelimit import FixedWindowLimit, RateLimit
+from ._records import (
     AvatarRecord,
     ExportRecord,
     Outcome,
@@ -41,12 +40,12 @@ from ._emulator_records import (
     SessionRecord,
     UserRecord,
 )
-from ._emulator_state import SAMPLE_ASSETS, EmulatorState
-from ._emulator_stats import ROUTES, EmulatorStats
-from ._emulator_tasks import TaskSupervisor
-from ._emulator_webhooks import WebhookDelivery, WebhookDispatcher
-from ._emulator_work import SlowWork
-from ._faults import FaultKind, FaultPlan, RouteFaults, WebhookFaults
+from ._state import SAMPLE_ASSETS, EmulatorState
+from ._stats import ROUTES, EmulatorStats
+from ._store import EmulatorStore
+from ._tasks import TaskSupervisor
+from ._webhooks import WebhookDelivery, WebhookDispatcher
+from ._work import SlowWork
 
 __all__ = [
     "DEFAULT_WEBHOOK_SECRET",
@@ -101,7 +100,11 @@ class AvaturnEmulator:
       handled, so that concurrent requests pile up. ``stats.max_in_flight`` counts
       the most requests of :data:`ROUTES` (API calls and uploads) handled at once.
     - ``require_customization``: renders and exports of an avatar whose customization
-      was never set answer 409 (the real API calls the result undefined).
+      was never set answer 409 (an emulator assumption: see below).
+    - ``state_file``: an SQLite file that holds the state (users, avatars, renders,
+      exports, sessions, assets): loaded on start, every change written to it before
+      it is answered, so a restarted emulator, even after ``kill -9``, is the same
+      service (see ``_store``). ``None`` (the default): memory only.
     - ``export_size``: size in bytes of every exported ``.glb`` file (at least 12).
     - ``rate_limit``: a :class:`~avaturn_async.testing.RateLimit`: at most ``requests``
       authenticated API requests per ``per`` seconds across all routes (a fixed window);
@@ -113,6 +116,15 @@ class AvaturnEmulator:
       ``emu.faults`` later installs a new plan (counting requests from 0 again);
       ``None`` turns faults off. Applied faults are counted in ``stats.faults`` and
       ``stats.ambiguous_creates``; dropped events are listed in ``dropped_webhooks``.
+
+    Emulator assumptions, where the API document is silent: renders and exports of
+    an avatar that is not ready (pending, processing or failed) answer 409, and so do
+    those of an avatar made from uploaded photos whose customization was never set
+    (the document calls the result "undefined"; ``require_customization=False``
+    lifts this one). The document lists 409 only for Set Customization, so a client
+    must not rely on these. Request bodies follow one rule at every level: an absent
+    optional field takes its default, an explicit ``null`` is a 422 (no request field
+    is nullable), and unknown keys are ignored.
 
     Test hooks: :meth:`fail_next` (answer a route with an injected status before any
     state change), :meth:`fail_avatars_for`, :meth:`fail_renders_for`,
@@ -150,6 +162,7 @@ class AvaturnEmulator:
         export_size: int = 4096,
         faults: FaultPlan | None = None,
         rate_limit: RateLimit | None = None,
+        state_file: str | os.PathLike[str] | None = None,
     ) -> None:
         _check_options(
             api_key=api_key,
@@ -193,6 +206,8 @@ class AvaturnEmulator:
         self._phase: Literal["new", "running", "closing", "closed"] = "new"
         self._base_url: str | None = None
         self._runner: web.AppRunner | None = None
+        self._state_file = state_file
+        self._store: EmulatorStore | None = None
 
     def __repr__(self) -> str:
         where = self._base_url or self._phase
@@ -355,9 +370,14 @@ class AvaturnEmulator:
             raise RuntimeError(f"the emulator cannot be started: it is {self._phase}")
         self._phase = "running"
         try:
+            if self._state_file is not None:
+                self._store = EmulatorStore(self._state_file)
+                self._state.attach(self._store)
             await self._tasks.start()
             self._webhooks.session = aiohttp.ClientSession()
             await self._start_server()
+            for job in self._work.unfinished():
+                self._spawn(job)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.aclose()
@@ -378,6 +398,8 @@ class AvaturnEmulator:
             finally:
                 if self._webhooks.session is not None:
                     await self._webhooks.session.close()
+                if self._store is not None:
+                    self._store.close()
                 self._phase = "closed"
                 self._base_url = None
 
@@ -492,3 +514,6 @@ def _check_options(
         raise ValueError("webhook_max_attempts must be at least 1")
     if export_size < 12:
         raise ValueError("export_size must be at least 12 bytes (the GLB header)")
+
+
+public("avaturn_async.testing", AvaturnEmulator)
