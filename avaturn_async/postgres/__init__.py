@@ -8,14 +8,24 @@ code (and a second driver, one day) can use them:
 - :func:`create_pool`, :func:`connect`: asyncpg with clear errors at start;
 - :func:`is_transient`, :func:`retry_transient`: riding out a server restart;
 - :func:`migrate`, :func:`schema_version`: versioned, concurrency-safe schemas.
+
+Backends: :class:`PostgresInbox` (the durable webhook inbox, with its
+:class:`PostgresInboxStore`) and :class:`PostgresIdempotencyStore` (the plain
+receivers' duplicate guard).
 """
 
 from .._errors import SchemaVersionError, StorageError, StorageUnavailableError
 from ._connect import connect, create_pool, is_transient, retry_transient
+from ._dedupe import PostgresIdempotencyStore
 from ._dsn import check_dsn, is_postgres_dsn, redact_dsn
+from ._inbox import INBOX_CHANNEL, PostgresInbox, PostgresInboxStore
 from ._migrate import SCHEMA_TABLE, migrate, schema_version
 
 __all__ = [
+    "INBOX_CHANNEL",
+    "PostgresIdempotencyStore",
+    "PostgresInbox",
+    "PostgresInboxStore",
     "SCHEMA_TABLE",
     "SchemaVersionError",
     "StorageError",
