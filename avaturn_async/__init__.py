@@ -5,7 +5,7 @@ Webhooks live in :mod:`avaturn_async.webhooks`, the emulator and test helpers in
 :mod:`avaturn_async.testing`.
 """
 
-from ._adaptive import AdaptiveConcurrency
+from ._adaptive import AdaptiveConcurrency, InProcessGate, RateLimitGate
 from ._client import DEFAULT_BASE_URL, AvaturnClient
 from ._errors import (
     APIError,
@@ -37,7 +37,7 @@ from ._errors import (
     WebhookPayloadTooLargeError,
     WebhookVerificationError,
 )
-from ._hub import EventHub
+from ._hub import EventHub, EventTransport, InMemoryTransport
 from ._jobs import AvatarJob, ExportJob, RenderJob
 from ._models import (
     AgeModel,
@@ -106,11 +106,14 @@ __all__ = [
     "EditExistingSessionConfig",
     "ErrorInfo",
     "EventHub",
+    "EventTransport",
     "ExportFailedError",
     "ExportJob",
     "ExportStatus",
     "ExternalAvatarCustomization",
     "GoneError",
+    "InMemoryTransport",
+    "InProcessGate",
     "InvalidRequestError",
     "JobFailedError",
     "NewAvatarResponse",
@@ -122,6 +125,7 @@ __all__ = [
     "PhotoInput",
     "PhotoUploadResult",
     "RateLimitError",
+    "RateLimitGate",
     "RateLimitInfo",
     "RenderFailedError",
     "RenderFormat",

@@ -15,6 +15,7 @@ __all__ = [
     "JournalBusyError",
     "JournalError",
     "JournalStatus",
+    "LeaseLostError",
     "Registration",
     "RowRecord",
     "RowState",
@@ -47,6 +48,13 @@ class JournalError(AvaturnError, ValueError):
 
 class JournalBusyError(JournalError):
     """Another live process is running an onboarding on this journal."""
+
+
+class LeaseLostError(JournalError):
+    """This run no longer holds the row: its lease ran out and another run took it.
+
+    The write that raised it was not made; the run stops working on the row.
+    """
 
 
 def redact(text: str) -> str:
@@ -113,6 +121,8 @@ class JournalStatus:
     runs: int
     last_run_outcome: str | None
     running_pid: int | None
+    live_runs: int = 0
+    """Runs in progress on a shared journal (PostgreSQL), whichever machine runs them."""
 
 
 def record_from_row(row: tuple[Any, ...]) -> RowRecord:
