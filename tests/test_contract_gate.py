@@ -15,14 +15,35 @@ from avaturn_async._adaptive import AdaptiveLimiter
 Sharer = Callable[[], Awaitable[RateLimitGate]]
 
 
-@pytest.fixture(params=["in-process"])
-async def sharer(request: pytest.FixtureRequest) -> AsyncIterator[Sharer]:
-    gate = InProcessGate()
+@pytest.fixture(params=["in-process", "postgres"])
+def dsn(request: pytest.FixtureRequest) -> str | None:
+    """``None`` for the in-process implementation, else a fresh PostgreSQL database."""
+    return None if request.param == "in-process" else str(request.getfixturevalue("postgres_dsn"))
 
-    async def open_sharer() -> RateLimitGate:
-        return gate
 
-    return open_sharer
+@pytest.fixture
+async def sharer(dsn: str | None) -> AsyncIterator[Sharer]:
+    if dsn is None:
+        gate = InProcessGate()
+
+        async def same_gate() -> RateLimitGate:
+            return gate
+
+        yield same_gate
+        return
+    from avaturn_async.postgres import PostgresGate
+
+    gates: list[PostgresGate] = []
+
+    async def another_process() -> RateLimitGate:
+        shared = PostgresGate(dsn)
+        gates.append(shared)
+        await shared.start()
+        return shared
+
+    yield another_process
+    for shared in gates:
+        await shared.aclose()
 
 
 class Seen:

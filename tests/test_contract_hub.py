@@ -14,14 +14,35 @@ from avaturn_async.webhooks import AvatarReady, EventStatus, UnknownEvent
 HubOpener = Callable[[], Awaitable[EventHub]]
 
 
-@pytest.fixture(params=["in-memory"])
-async def open_hub(request: pytest.FixtureRequest) -> AsyncIterator[HubOpener]:
-    transport = InMemoryTransport()
+@pytest.fixture(params=["in-memory", "postgres"])
+def dsn(request: pytest.FixtureRequest) -> str | None:
+    """``None`` for the in-memory implementation, else a fresh PostgreSQL database."""
+    return None if request.param == "in-memory" else str(request.getfixturevalue("postgres_dsn"))
 
-    async def opener() -> EventHub:
-        return EventHub(transport=transport)
 
-    return opener
+@pytest.fixture
+async def open_hub(dsn: str | None) -> AsyncIterator[HubOpener]:
+    if dsn is None:
+        transport = InMemoryTransport()
+
+        async def in_memory() -> EventHub:
+            return EventHub(transport=transport)
+
+        yield in_memory
+        return
+    from avaturn_async.postgres import PostgresEventHub
+
+    hubs: list[PostgresEventHub] = []
+
+    async def shared() -> EventHub:
+        hub = PostgresEventHub(dsn)
+        hubs.append(hub)
+        await hub.start()
+        return hub
+
+    yield shared
+    for hub in hubs:
+        await hub.aclose()
 
 
 def ready(avatar_id: str = "A1") -> AvatarReady:
