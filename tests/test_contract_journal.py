@@ -12,13 +12,26 @@ from avaturn_async.batch import JournalStore, RowEntry, RowState, SQLiteJournalS
 Opener = Callable[[], Awaitable[JournalStore]]
 
 
-@pytest.fixture(params=["sqlite"])
-async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opener]:
-    """Opens stores on one fresh journal of the parametrized kind."""
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh journal of the parametrized kind: a file path or a PostgreSQL DSN."""
+    if request.param == "sqlite":
+        return str(tmp_path / "journal.db")
+    return str(request.getfixturevalue("postgres_dsn"))
+
+
+@pytest.fixture
+async def open_store(location: str) -> AsyncIterator[Opener]:
+    """Opens stores (one per run) on the one journal at ``location``."""
     opened: list[JournalStore] = []
 
     async def opener() -> JournalStore:
-        store: JournalStore = await SQLiteJournalStore.open(tmp_path / "journal.db")
+        if location.startswith("postgresql://"):
+            from avaturn_async.postgres import PostgresJournal
+
+            store: JournalStore = await PostgresJournal.open(location)
+        else:
+            store = await SQLiteJournalStore.open(location)
         opened.append(store)
         return store
 
@@ -35,7 +48,17 @@ async def store(open_store: Opener) -> JournalStore:
 
 
 async def registered(store: JournalStore, *keys: str) -> None:
+    """Register ``keys`` on lines 2, 3, ... and hold them (writes need a hold)."""
     await store.register([RowEntry(line=i + 2, key=key) for i, key in enumerate(keys)])
+    await store.claim(list(keys), export=False, retry_failed=False)
+
+
+async def claimed(store: JournalStore, keys: list[str], **flags: bool) -> list[str]:
+    """Let go of ``keys`` and claim them again; the keys claimed."""
+    for key in keys:
+        await store.release(key)
+    options = {"export": False, "retry_failed": False, **flags}
+    return [record.key for record in await store.claim(keys, **options)]
 
 
 async def test_a_store_satisfies_the_protocol(store: JournalStore) -> None:
@@ -64,8 +87,7 @@ async def test_the_same_key_on_another_line_is_a_duplicate(store: JournalStore) 
 async def test_claim_returns_the_rows_that_need_work_in_line_order(store: JournalStore) -> None:
     await registered(store, "a", "b", "c")
     await store.advance("b", RowState.READY)
-    claimed = await store.claim(["c", "b", "a"], export=False, retry_failed=False)
-    assert [record.key for record in claimed] == ["a", "c"]
+    assert await claimed(store, ["c", "b", "a"]) == ["a", "c"]
 
 
 async def test_claim_leaves_rows_with_bad_input(store: JournalStore) -> None:
@@ -76,14 +98,14 @@ async def test_claim_leaves_rows_with_bad_input(store: JournalStore) -> None:
 async def test_claim_takes_failed_avatars_only_when_retrying(store: JournalStore) -> None:
     await registered(store, "a")
     await store.fail("a", "avatar_failed", "processing failed", state=RowState.AVATAR_FAILED)
-    assert await store.claim(["a"], export=False, retry_failed=False) == []
-    assert [r.key for r in await store.claim(["a"], export=False, retry_failed=True)] == ["a"]
+    assert await claimed(store, ["a"]) == []
+    assert await claimed(store, ["a"], retry_failed=True) == ["a"]
 
 
 async def test_a_ready_row_still_needs_its_export(store: JournalStore) -> None:
     await registered(store, "a")
     await store.advance("a", RowState.READY)
-    assert [r.key for r in await store.claim(["a"], export=True, retry_failed=False)] == ["a"]
+    assert await claimed(store, ["a"], export=True) == ["a"]
 
 
 async def test_advance_keeps_columns_it_is_not_given(store: JournalStore) -> None:

@@ -30,7 +30,7 @@ from ._journal import (
 )
 from ._manifest import Manifest, ManifestError, OnboardRow, RowError, count_rows
 from ._onboard import DEFAULT_CUSTOMIZATION, RowSource, onboard
-from ._records import LeaseLostError
+from ._records import LeaseLostError, Registration
 from ._rules import OnboardingAbortedError
 from ._sample import run_sample_onboarding, write_sample_manifest
 from ._store import Holdings, JournalStore, RowEntry, SQLiteJournalStore
@@ -61,6 +61,7 @@ __all__ = [
     "OnboardRow",
     "OnboardingAbortedError",
     "OnboardingSummary",
+    "Registration",
     "RowEntry",
     "RowError",
     "RowRecord",

@@ -288,9 +288,19 @@ class SQLiteJournalStore:
 async def open_journal(
     location: str | os.PathLike[str] | Journal | JournalStore,
 ) -> tuple[JournalStore, bool]:
-    """The store for a ``journal=`` argument, and whether the caller must close it."""
+    """The store for a ``journal=`` argument, and whether the caller must close it.
+
+    A ``postgresql://`` DSN opens a shared ``PostgresJournal`` (extra ``postgres``);
+    any other string or path is a SQLite file.
+    """
     if isinstance(location, Journal):
         return SQLiteJournalStore(location), False
     if not isinstance(location, (str, os.PathLike)):
         return location, False
+    from ..postgres import is_postgres_dsn
+
+    if is_postgres_dsn(location):
+        from ..postgres import PostgresJournal
+
+        return await PostgresJournal.open(os.fspath(location)), True
     return await SQLiteJournalStore.open(location), True

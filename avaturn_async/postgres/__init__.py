@@ -19,10 +19,13 @@ from ._connect import connect, create_pool, is_transient, retry_transient
 from ._dsn import check_dsn, is_postgres_dsn, redact_dsn
 from ._gate import PostgresGate
 from ._hub import PostgresEventHub, PostgresTransport
+from ._journal import DEFAULT_LEASE, PostgresJournal
 from ._migrate import SCHEMA_TABLE, migrate, schema_version
 
 __all__ = [
+    "DEFAULT_LEASE",
     "SCHEMA_TABLE",
+    "PostgresJournal",
     "PostgresEventHub",
     "PostgresGate",
     "PostgresTransport",
