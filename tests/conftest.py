@@ -14,6 +14,9 @@ from avaturn_async import AvaturnClient
 from avaturn_async.testing import AvaturnEmulator
 from tests.pg_server import DSN_ENV, PostgresServer, PostgresUnavailable
 
+# pytester runs fresh-project test files against the installed ``avaturn`` plugin.
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[AvaturnEmulator]:

@@ -25,13 +25,14 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 import anyio
 import anyio.to_thread
-import attrs
 
 from ._journal import Journal
 from ._records import (
     FailureRecord,
+    Holdings,
     JournalStatus,
     Registration,
+    RowEntry,
     RowRecord,
     RowState,
 )
@@ -47,27 +48,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-@attrs.frozen(kw_only=True)
-class RowEntry:
-    """One manifest line as the journal registers it."""
-
-    line: int
-    key: str | None
-    """``None`` for a line without a key: it is rejected."""
-    problem: str | None = None
-    """Why the line cannot be worked on (bad input), or ``None``."""
-
-
-@attrs.frozen(kw_only=True)
-class Holdings:
-    """Unfinished rows that other runs hold, for the end of a run."""
-
-    live: int = 0
-    """Rows held under a lease that is still being renewed."""
-    expired: frozenset[str] = frozenset()
-    """Keys of rows whose lease ran out: their run stopped; take them over."""
 
 
 @runtime_checkable

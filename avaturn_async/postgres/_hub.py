@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from .._events import Event, UnknownEvent, event_to_dict, parse_event
 from .._hub import EventHub, EventKey
-from ..webhooks._events import Event, UnknownEvent, event_to_dict, parse_event
 from ._connect import retry_transient
 from ._listen import Listener
 from ._setup import open_pool

@@ -34,7 +34,7 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..batch import (
+from .._journal_records import (
     FailureRecord,
     Holdings,
     JournalStatus,
@@ -43,8 +43,8 @@ from ..batch import (
     RowEntry,
     RowRecord,
     RowState,
+    redact,
 )
-from ..batch._records import redact
 from ._connect import retry_transient
 from ._dsn import redact_dsn
 from ._journal_sql import (

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..batch import Registration, RowEntry, RowRecord
-from ..batch._records import redact
+from .._journal_records import Registration, RowEntry, RowRecord, redact
 
 if TYPE_CHECKING:
     import asyncpg
