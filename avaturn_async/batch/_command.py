@@ -5,6 +5,7 @@
     avaturn onboard people.csv --journal onboard.db [--concurrency N]
         [--export-dir DIR] [--webhook-port P] [--emulator]
     avaturn onboard --status --journal onboard.db
+    avaturn onboard people.csv --journal postgresql://... [--lease SECONDS]
 
 Exit codes (also :mod:`._summary`): 0 every row ready (or exported), 1 some
 rows failed or were rejected (or the run stopped because the API could not be
@@ -26,14 +27,17 @@ from typing import Any, TextIO
 
 import anyio
 
+from .._adaptive import RateLimitGate
 from .._client import AvaturnClient
-from .._errors import AuthenticationError, ConfigurationError
+from .._errors import AuthenticationError, ConfigurationError, StorageError
+from ..postgres import DEFAULT_LEASE, is_postgres_dsn
 from ._environment import emulated_client, remote_client
-from ._journal import Journal, JournalError
+from ._journal import FailureRecord, Journal, JournalError, JournalStatus
 from ._manifest import Manifest, ManifestError, count_rows
 from ._onboard import onboard
 from ._progress import progress_reporter
 from ._rules import OnboardingAbortedError
+from ._store import JournalStore
 from ._summary import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OnboardingSummary
 
 __all__ = ["add_onboard_parser", "format_status", "run_onboard_command"]
@@ -68,6 +72,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _lease(text: str) -> float:
+    value = float(text)
+    if not 1.0 <= value <= 3600.0:
+        raise argparse.ArgumentTypeError("must be between 1 and 3600 seconds")
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -86,7 +97,13 @@ def add_onboard_parser(commands: Any) -> None:
     )
     add = parser.add_argument
     add("manifest", nargs="?", help="CSV or JSONL manifest (not needed with --status)")
-    add("--journal", required=True, metavar="FILE", help="SQLite journal (created if missing)")
+    add("--journal", required=True, metavar="FILE|DSN",
+        help="SQLite journal file (created if missing), or postgresql://... to share "
+        "the batch with other workers on any machine")
+    add("--lease", type=_lease, default=DEFAULT_LEASE, metavar="SECONDS",
+        help=f"PostgreSQL journal: a worker's hold on a row lasts this long unless "
+        f"renewed (every third of it); a killed worker's rows are taken over after "
+        f"it (default {DEFAULT_LEASE:g})")
     add("--status", action="store_true", help="report the journal and exit")
     add("--concurrency", type=_positive_int, default=8, metavar="N",
         help="rows creating and uploading at once (default 8)")
@@ -119,10 +136,16 @@ def _error(err: TextIO, message: str) -> int:
 
 def format_status(journal: Journal, *, limit: int = 20) -> tuple[str, bool]:
     """The report of ``--status``, and whether every row is finished without failure."""
-    status = journal.status()
+    return format_journal_status(str(journal.path), journal.status(), journal.failures(limit))
+
+
+def format_journal_status(
+    label: str, status: JournalStatus, failures: list[FailureRecord]
+) -> tuple[str, bool]:
+    """The ``--status`` report of any journal, from its status and first failures."""
     states = ", ".join(f"{state} {count}" for state, count in sorted(status.by_state.items()))
     lines = [
-        f"Journal {journal.path}: {status.rows} rows, {status.runs} run(s) "
+        f"Journal {label}: {status.rows} rows, {status.runs} run(s) "
         f"(last run: {status.last_run_outcome or 'running or killed'})",
         f"  by state: {states or '-'}",
         f"  failed rows: {status.failed}; rejected lines in the last run: "
@@ -130,7 +153,8 @@ def format_status(journal: Journal, *, limit: int = 20) -> tuple[str, bool]:
     ]
     if status.running_pid is not None:
         lines.append(f"  a run is in progress (pid {status.running_pid})")
-    failures = journal.failures(limit)
+    if status.live_runs:
+        lines.append(f"  runs in progress (any machine): {status.live_runs}")
     if failures:
         lines.append("  failures:")
         lines += [
@@ -141,7 +165,25 @@ def format_status(journal: Journal, *, limit: int = 20) -> tuple[str, bool]:
     return "\n".join(lines), clean
 
 
+async def _report_shared_status(args: argparse.Namespace, out: TextIO) -> int:
+    from ..postgres import PostgresJournal
+
+    store = await PostgresJournal.open(args.journal)
+    try:
+        status = await store.status()
+        text, clean = format_journal_status(store.label, status, await store.failures())
+    finally:
+        await store.aclose()
+    print(text, file=out)
+    return EXIT_OK if clean else EXIT_FAILED
+
+
 async def _report_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if is_postgres_dsn(args.journal):
+        try:
+            return await _report_shared_status(args, out)
+        except (ConfigurationError, StorageError) as exc:
+            return _error(err, str(exc))
     path = Path(args.journal)
 
     def report() -> tuple[str, bool] | None:
@@ -165,11 +207,13 @@ async def _report_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
 
 
 @asynccontextmanager
-async def _client_for(args: argparse.Namespace, out: TextIO) -> AsyncIterator[AvaturnClient]:
+async def _client_for(
+    args: argparse.Namespace, out: TextIO, gate: RateLimitGate | None = None
+) -> AsyncIterator[AvaturnClient]:
     limit = max(16, 2 * args.concurrency)
     if args.emulator:
         async with emulated_client(
-            webhook_port=args.webhook_port or 0, max_concurrency=limit
+            webhook_port=args.webhook_port or 0, max_concurrency=limit, gate=gate
         ) as env:
             print(f"embedded emulator at {env.emulator.base_url}; webhooks to "
                   f"{env.webhook_url}", file=out)
@@ -180,6 +224,7 @@ async def _client_for(args: argparse.Namespace, out: TextIO) -> AsyncIterator[Av
         webhook_host=args.webhook_host,
         webhook_secret=os.environ.get("AVATURN_WEBHOOK_SECRET"),
         max_concurrency=limit,
+        gate=gate,
     ) as (client, webhook_url):
         if webhook_url is not None:
             print(f"receiving webhooks on {webhook_url}", file=out)
@@ -195,16 +240,40 @@ async def _stop_on_signal(scope: anyio.CancelScope, summary: OnboardingSummary) 
             return
 
 
+@asynccontextmanager
+async def _journal_for(
+    args: argparse.Namespace,
+) -> AsyncIterator[tuple[str | JournalStore, RateLimitGate | None]]:
+    """The journal to pass to onboard(), and the rate-limit gate its workers share:
+    a PostgreSQL journal is opened here (a bad DSN fails before any request), and
+    its database also carries the gate, so every worker of the batch pauses on a 429."""
+    if not is_postgres_dsn(args.journal):
+        yield args.journal, None
+        return
+    from ..postgres import PostgresGate, PostgresJournal
+
+    store = await PostgresJournal.open(args.journal, lease=args.lease)
+    try:
+        async with PostgresGate(args.journal) as gate:
+            yield store, gate
+    finally:
+        with anyio.CancelScope(shield=True):
+            await store.aclose()
+
+
 async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSummary) -> None:
     manifest = Manifest(args.manifest)  # raises ManifestError before anything starts
     with manifest:
         total = await anyio.to_thread.run_sync(count_rows, manifest.path)
-        async with _client_for(args, out) as client:
+        async with (
+            _journal_for(args) as (journal, gate),
+            _client_for(args, out, gate) as client,
+        ):
             with progress_reporter(out, total, args.progress) as progress:
                 await onboard(
                     client,
                     manifest,
-                    journal=args.journal,
+                    journal=journal,
                     concurrency=args.concurrency,
                     max_in_flight=args.max_in_flight,
                     export=args.export_dir is not None,
@@ -248,7 +317,9 @@ async def run_onboard_command(
         return EXIT_FAILED
     if isinstance(failure, AuthenticationError):
         return _error(err, f"the API refused the key: {failure}")
-    if isinstance(failure, (ManifestError, JournalError, ConfigurationError, OSError)):
+    if isinstance(
+        failure, (ManifestError, JournalError, ConfigurationError, StorageError, OSError)
+    ):
         return _error(err, str(failure))
     if failure is not None:
         raise failure
