@@ -53,7 +53,11 @@ WITH locked AS (SELECT pg_advisory_xact_lock({_LOCK_KEY})),
      stored AS (INSERT INTO avaturn_hub_events (body) SELECT $1 FROM locked RETURNING id)
 SELECT id, pg_notify('{CHANNEL}', id::text) FROM stored
 """
-_READ = "SELECT id, body FROM avaturn_hub_events WHERE id > $1 ORDER BY id LIMIT 500"
+_READ = """
+SELECT id, body FROM avaturn_hub_events
+WHERE id > $1 AND created_at > now() - make_interval(secs => $2)
+ORDER BY id LIMIT 500
+"""
 _PRUNE = "DELETE FROM avaturn_hub_events WHERE created_at < now() - make_interval(secs => $1)"
 
 
@@ -65,14 +69,24 @@ def _encode(event: Event) -> str:
 class PostgresTransport:
     """The :class:`~avaturn_async.EventTransport` of :class:`PostgresEventHub`.
 
-    Starts on first use (or ``await start()``); ``await aclose()`` stops it.
+    Starts on first use (or ``await start()``); ``await aclose()`` stops it. At
+    start it reads the last ``remember`` events younger than ``max_age``, so a
+    replica that (re)starts still sees an event that came while it was away.
     """
 
     def __init__(
-        self, dsn: str, *, retention: float = 3600.0, poll_interval: float = 1.0
+        self,
+        dsn: str,
+        *,
+        retention: float = 3600.0,
+        poll_interval: float = 1.0,
+        remember: int = 10_000,
+        max_age: float = 3600.0,
     ) -> None:
         self._dsn = dsn
         self._retention = retention
+        self._remember = remember
+        self._max_age = max_age
         self._hubs: list[Callable[[Event], None]] = []
         self._pool: asyncpg.Pool | None = None
         self._listener = Listener(
@@ -95,6 +109,11 @@ class PostgresTransport:
         """The listener is connected (else the table is polled every second)."""
         return self._listener.healthy
 
+    @property
+    def connects(self) -> int:
+        """Times the listener connected (more than one: it reconnected)."""
+        return self._listener.connects
+
     def connect(self, deliver: Callable[[Event], None]) -> None:
         self._hubs.append(deliver)
 
@@ -111,6 +130,8 @@ class PostgresTransport:
                 return
             pool = await open_pool(self._dsn, "hub", MIGRATIONS, max_size=4)
             found = await pool.fetchval("SELECT max(id) FROM avaturn_hub_events")
+            # Recent events are read at start too: a waiter may come after its event.
+            found = max(0, int(found or 0) - self._remember)
             self._last_seen = int(found or 0)
             self._pool = pool
             ready = asyncio.Event()
@@ -167,7 +188,7 @@ class PostgresTransport:
         if pool is None:
             return
         while True:
-            rows = await pool.fetch(_READ, self._last_seen)
+            rows = await pool.fetch(_READ, self._last_seen, self._max_age)
             for row in rows:
                 self._last_seen = max(self._last_seen, row["id"])
                 if row["id"] in self._own:
@@ -207,7 +228,10 @@ class PostgresEventHub(EventHub):
         retention: float = 3600.0,
         poll_interval: float = 1.0,
     ) -> None:
-        self.postgres = PostgresTransport(dsn, retention=retention, poll_interval=poll_interval)
+        self.postgres = PostgresTransport(
+            dsn, retention=retention, poll_interval=poll_interval, remember=remember,
+            max_age=max_age,
+        )
         super().__init__(remember=remember, max_age=max_age, transport=self.postgres)
 
     def __repr__(self) -> str:
