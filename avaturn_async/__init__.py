@@ -28,11 +28,15 @@ from ._errors import (
     RenderFailedError,
     RequestTimeoutError,
     ResponseDecodeError,
+    SchemaVersionError,
     ServerError,
+    StorageError,
+    StorageUnavailableError,
     TransportError,
     UnprocessableEntityError,
     ValidationErrorItem,
     WebhookError,
+    WebhookInputError,
     WebhookParseError,
     WebhookPayloadTooLargeError,
     WebhookVerificationError,
@@ -72,9 +76,9 @@ from ._observe import (
     RetryInfo,
     response_of,
 )
-from ._photos import PhotoInput
+from ._photos import PhotoInput, PhotoSource, PhotoUpload
 from ._protocol import Request, Response
-from ._retry import RetryPolicy
+from ._retry import FailureKind, RetryPolicy
 from ._transport import AiohttpTransport, Timeouts, Transport
 from ._version import __version__
 
@@ -112,6 +116,7 @@ __all__ = [
     "ExportJob",
     "ExportStatus",
     "ExternalAvatarCustomization",
+    "FailureKind",
     "GoneError",
     "InMemoryTransport",
     "InProcessGate",
@@ -124,6 +129,8 @@ __all__ = [
     "NotFoundError",
     "PhotoError",
     "PhotoInput",
+    "PhotoSource",
+    "PhotoUpload",
     "PhotoUploadResult",
     "RateLimitError",
     "RateLimitGate",
@@ -143,14 +150,18 @@ __all__ = [
     "RetryInfo",
     "RetryPolicy",
     "ScanStatus",
+    "SchemaVersionError",
     "ServerError",
     "SessionConfig",
+    "StorageError",
+    "StorageUnavailableError",
     "Timeouts",
     "Transport",
     "TransportError",
     "UnprocessableEntityError",
     "ValidationErrorItem",
     "WebhookError",
+    "WebhookInputError",
     "WebhookParseError",
     "WebhookPayloadTooLargeError",
     "WebhookVerificationError",

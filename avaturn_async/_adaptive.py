@@ -28,6 +28,8 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
+from ._public import public
+
 __all__ = ["AdaptiveConcurrency", "AdaptiveLimiter", "InProcessGate", "RateLimitGate"]
 
 
@@ -163,3 +165,6 @@ class AdaptiveLimiter:
         self._limit = min(float(self.max_concurrency), self._limit + 1.0 / self._limit)
         self.at_max = self._limit >= self.max_concurrency
         return True
+
+
+public("avaturn_async", AdaptiveConcurrency, InProcessGate, RateLimitGate)

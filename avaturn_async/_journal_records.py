@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from ._errors import AvaturnError
+from ._public import public
 from ._redact import redact_urls
 
 __all__ = [
@@ -126,6 +127,8 @@ class JournalStatus:
     runs: int
     last_run_outcome: str | None
     running_pid: int | None
+    invalid: int = 0
+    """Rows whose last reading was bad input (counted in ``failed`` too)."""
     live_runs: int = 0
     """Runs in progress on a shared journal (PostgreSQL), whichever machine runs them."""
 
@@ -165,3 +168,18 @@ class Holdings:
     """Rows held under a lease that is still being renewed."""
     expired: frozenset[str] = frozenset()
     """Keys of rows whose lease ran out: their run stopped; take them over."""
+
+
+public(
+    "avaturn_async.batch",
+    RowState,
+    JournalError,
+    JournalBusyError,
+    LeaseLostError,
+    RowRecord,
+    FailureRecord,
+    JournalStatus,
+    Registration,
+    RowEntry,
+    Holdings,
+)

@@ -186,3 +186,9 @@ async def test_nothing_is_held_elsewhere_when_one_run_is_alone(store: JournalSto
     await store.claim(["a"], export=False, retry_failed=False)
     holdings = await store.holdings()
     assert (holdings.live, holdings.expired) == (0, frozenset())
+
+
+async def test_status_counts_rows_with_bad_input(store: JournalStore) -> None:
+    await store.register([RowEntry(line=2, key="a", problem="no frontal photo")])
+    status = await store.status()
+    assert (status.invalid, status.failed) == (1, 1)

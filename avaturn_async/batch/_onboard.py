@@ -28,6 +28,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from .. import _models as m
 from .._errors import ConfigurationError
+from .._public import public
 from ._journal import Journal, Registration, RowRecord, RowState
 from ._manifest import Manifest, OnboardRow, RowError, check_photos
 from ._records import LeaseLostError
@@ -122,12 +123,12 @@ class _Run:
         record = None if registration is None else registration.record
         if record is None or isinstance(item, RowError):
             if record is not None and record.is_done(export=self.export):
-                summary.skipped += 1  # finished earlier: its photos are not needed
+                summary.already_done += 1  # finished earlier: its photos are not needed
             else:
                 summary.invalid += 1
             return False
         if record.is_done(export=self.export):
-            summary.skipped += 1
+            summary.already_done += 1
             return False
         if record.state is RowState.AVATAR_FAILED and not self.retry_failed:
             summary.add_failure("avatar_failed")
@@ -368,3 +369,6 @@ async def _run(
             summary.failures, summary.failures_total = await store.end_run(outcome)
     if run.fatal is not None:
         raise run.fatal
+
+
+public("avaturn_async.batch", onboard)

@@ -331,6 +331,7 @@ class PostgresJournal:
             runs=row["runs"],
             last_run_outcome=row["outcome"],
             running_pid=None,
+            invalid=row["invalid"],
             live_runs=row["live_runs"],
         )
 

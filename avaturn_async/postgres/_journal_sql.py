@@ -177,6 +177,7 @@ SELECT
     (SELECT count(*) FROM avaturn_journal_rows
      WHERE error IS NOT NULL OR state = 'avatar_failed') AS failed,
     (SELECT coalesce(sum(possible_orphans), 0) FROM avaturn_journal_rows)::bigint AS orphans,
+    (SELECT count(*) FROM avaturn_journal_rows WHERE error_kind = 'input') AS invalid,
     (SELECT count(*) FROM avaturn_journal_rejects
      WHERE run_id = (SELECT id FROM last)) AS rejected,
     (SELECT count(*) FROM avaturn_journal_runs) AS runs,
