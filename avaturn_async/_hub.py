@@ -209,4 +209,4 @@ class EventHub:
                     del self._waiters[key]
 
 
-public("avaturn_async", EventSource, EventHub)
+public("avaturn_async", EventSource, EventHub, EventTransport, InMemoryTransport)

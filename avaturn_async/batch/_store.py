@@ -26,6 +26,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 import anyio
 import anyio.to_thread
 
+from .._public import public
 from ._journal import Journal
 from ._records import (
     FailureRecord,
@@ -187,15 +188,14 @@ class SQLiteJournalStore:
     def label(self) -> str:
         return str(self.journal.path)
 
-    @property
-    def writer(self) -> JournalWriter:
+    def _started(self) -> JournalWriter:
         if self._writer is None:
             raise RuntimeError("begin_run() first")
         return self._writer
 
     @property
     def run_id(self) -> int:
-        return self.writer.run_id
+        return self._started().run_id
 
     async def begin_run(self, source: str | None = None) -> int:
         run_id = await anyio.to_thread.run_sync(self.journal.begin_run, source)
@@ -209,16 +209,16 @@ class SQLiteJournalStore:
             journal.end_run(run_id, outcome)
             return journal.failures(_FAILURES_SHOWN), journal.count_failures()
 
-        return await self.writer.call(close)
+        return await self._started().call(close)
 
     async def register(self, entries: Sequence[RowEntry]) -> list[Registration | None]:
         run_id = self.run_id
-        return await self.writer.call(lambda journal: _register(journal, run_id, entries))
+        return await self._started().call(lambda journal: _register(journal, run_id, entries))
 
     async def claim(
         self, keys: Sequence[str], *, export: bool, retry_failed: bool
     ) -> list[RowRecord]:
-        return await self.writer.call(
+        return await self._started().call(
             lambda journal: _claim(journal, keys, export, retry_failed)
         )
 
@@ -237,15 +237,15 @@ class SQLiteJournalStore:
     async def advance(
         self, key: str, state: RowState, *, detail: str | None = None, **columns: str | None
     ) -> None:
-        await self.writer.advance(key, state, detail=detail, **columns)
+        await self._started().advance(key, state, detail=detail, **columns)
 
     async def fail(
         self, key: str, kind: str, reason: str, *, state: RowState | None = None
     ) -> None:
-        await self.writer.fail(key, kind, reason, state=state)
+        await self._started().fail(key, kind, reason, state=state)
 
     async def note(self, key: str, step: str, detail: str, *, orphan: bool = False) -> None:
-        await self.writer.note(key, step, detail, orphan=orphan)
+        await self._started().note(key, step, detail, orphan=orphan)
 
     async def _read(self, fn: Callable[[Journal], T]) -> T:
         if self._writer is not None:
@@ -284,3 +284,6 @@ async def open_journal(
 
         return await PostgresJournal.open(os.fspath(location)), True
     return await SQLiteJournalStore.open(location), True
+
+
+public("avaturn_async.batch", JournalStore, SQLiteJournalStore)

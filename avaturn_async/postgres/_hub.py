@@ -25,6 +25,7 @@ import anyio
 
 from .._events import Event, UnknownEvent, event_to_dict, parse_event
 from .._hub import EventHub, EventKey
+from .._public import public
 from ._connect import retry_transient
 from ._listen import Listener
 from ._setup import open_pool
@@ -259,3 +260,5 @@ class PostgresEventHub(EventHub):
         await self.start()
         return await super().wait(key, since=since)
 
+
+public("avaturn_async.postgres", PostgresEventHub, PostgresTransport)
