@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import anyio
+import anyio.to_thread
 import asyncpg
 import pytest
 
-from avaturn_async import ConfigurationError
-from avaturn_async.batch import LeaseLostError, RowEntry, RowState
+from avaturn_async import AvaturnClient, ConfigurationError
+from avaturn_async.batch import (
+    LeaseLostError,
+    Manifest,
+    OnboardingSummary,
+    RowEntry,
+    RowState,
+    onboard,
+    write_sample_manifest,
+)
 from avaturn_async.postgres import PostgresJournal, StorageUnavailableError
-from tests.pg_server import free_port
+from avaturn_async.testing import AvaturnEmulator
+from tests.pg_server import PostgresServer, free_port
 
 Runs = Callable[..., Awaitable[PostgresJournal]]
 
@@ -163,3 +174,29 @@ async def test_an_unreachable_server_is_a_typed_error_without_the_password() -> 
     with pytest.raises(StorageUnavailableError) as caught:
         await PostgresJournal.open(dsn)
     assert "s3cret" not in str(caught.value)
+
+
+async def test_an_onboarding_survives_a_server_restart_mid_run(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    manifest = write_sample_manifest(tmp_path, 12)
+    dsn = postgres_server.dsn
+    async with AvaturnEmulator(processing_delay=0.3) as emu, AvaturnClient(
+        emu.api_key, base_url=emu.base_url
+    ) as client:
+        journal = await PostgresJournal.open(dsn, lease=5.0)
+        summary = OnboardingSummary()
+        async with anyio.create_task_group() as group:
+
+            async def restart_once_rows_are_waiting() -> None:
+                with anyio.fail_after(20):
+                    while not emu.avatars:  # noqa: ASYNC110 - counted in the emulator
+                        await anyio.sleep(0.01)
+                await anyio.to_thread.run_sync(postgres_server.restart)
+
+            group.start_soon(restart_once_rows_are_waiting)
+            with Manifest(manifest) as rows:
+                await onboard(client, rows, journal=journal, poll_interval=0.05, summary=summary)
+        await journal.aclose()
+    assert (summary.ready, summary.failed) == (12, 0), (summary.failed_by_kind, summary.failures)
+    assert len(emu.avatars) == 12

@@ -74,6 +74,8 @@ T = TypeVar("T")
 DEFAULT_LEASE = 30.0
 """Seconds a claimed row stays held without renewal (renewed every third of it)."""
 _FAILURES_SHOWN = 20
+_RETRIES = 5
+_RETRY_ALSO = ("DeadlockDetectedError", "SerializationError", "InternalClientError")
 _log = logging.getLogger("avaturn_async.postgres")
 
 
@@ -141,7 +143,17 @@ class PostgresJournal:
         return self._run_id
 
     async def _do(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
-        return await retry_transient(operation, what=what)
+        """Run ``operation`` (safe to repeat: fenced or idempotent) until it succeeds,
+        riding out a server restart, a deadlock between concurrent registrations, and
+        a pooled connection left mid-operation by a dropped session."""
+        for attempt in range(1, _RETRIES + 1):
+            try:
+                return await retry_transient(operation, what=what)
+            except Exception as exc:
+                if attempt == _RETRIES or type(exc).__name__ not in _RETRY_ALSO:
+                    raise
+            await asyncio.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------ runs
 
