@@ -196,7 +196,11 @@ def inbox_sections(server_dsn: str, quick: bool) -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     print()
-    module.main(server_dsn, quick=quick)
+    run = getattr(module, "run", None)
+    if run is not None:  # async run(dsn, quick): the server is ours, it adds databases
+        asyncio.run(run(server_dsn, quick))
+    else:
+        module.main(["--dsn", server_dsn, *(["--quick"] if quick else [])])
 
 
 def main() -> None:
