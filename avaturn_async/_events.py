@@ -19,9 +19,9 @@ from typing import Any, ClassVar, NoReturn, TypeAlias, TypeVar
 import attrs
 
 from ._errors import WebhookParseError, WebhookPayloadTooLargeError
-from ._models import WireEnum
 from ._public import public
 from ._redact import redact_url
+from ._wire import WireEnum
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
