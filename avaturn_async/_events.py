@@ -262,13 +262,21 @@ def check_body_size(body: bytes, max_body_size: int) -> None:
 # one difference outside the typed fields: an integer past 64 bits in ``raw``
 # reads as a float, as orjson reads it. Whatever orjson refuses goes to the
 # standard library, which words every error.
-_fast_loads: Callable[[bytes], Any] | None
-try:
-    from orjson import loads as _orjson_loads
-except ImportError:
-    _fast_loads = None
-else:
-    _fast_loads = _orjson_loads
+_UNRESOLVED: Any = object()
+_fast_loads: Callable[[bytes], Any] | None = _UNRESOLVED
+"""orjson's ``loads`` if installed, else ``None``; looked up on the first parse, so
+that importing the webhook path does not pay for importing orjson."""
+
+
+def _resolve_fast_loads() -> Callable[[bytes], Any] | None:
+    global _fast_loads
+    try:
+        from orjson import loads
+    except ImportError:
+        _fast_loads = None
+    else:
+        _fast_loads = loads
+    return _fast_loads
 
 
 def _decode(body: bytes) -> Any:
@@ -310,11 +318,14 @@ def parse_event(body: bytes, *, max_body_size: int = DEFAULT_MAX_BODY_SIZE) -> E
 
 def parse_unchecked_size(body: bytes) -> Event:
     """:func:`parse_event` for a body whose size the caller has already checked."""
-    if _fast_loads is None:
+    loads = _fast_loads
+    if loads is _UNRESOLVED:
+        loads = _resolve_fast_loads()
+    if loads is None:
         data = _decode(body)
     else:
         try:
-            data = _fast_loads(body)
+            data = loads(body)
         except ValueError:
             # orjson refuses a few things the standard library reads (integers
             # past 64 bits, lone surrogate escapes): the reader below decides,

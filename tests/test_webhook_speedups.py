@@ -92,8 +92,20 @@ def test_without_orjson_parsing_uses_the_standard_library() -> None:
         "import sys; sys.modules['orjson'] = None\n"
         "from avaturn_async import _events\n"
         "from avaturn_async.webhooks import parse_event\n"
-        "assert _events._fast_loads is None\n"
         "print(parse_event(b'{\"event\":\"avatar.ready\",\"avatar_id\":\"a\"}').avatar_id)\n"
+        "assert _events._fast_loads is None\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (result.returncode, result.stdout.strip()) == (0, "a"), result.stderr
+
+
+def test_orjson_is_imported_on_the_first_parse_not_with_the_package() -> None:
+    code = (
+        "import sys\n"
+        "from avaturn_async.webhooks import parse_event\n"
+        "before = 'orjson' in sys.modules\n"
+        "parse_event(b'{\"event\":\"x\"}')\n"
+        "print(before, 'orjson' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["False", "True"], result.stderr
