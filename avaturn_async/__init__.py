@@ -15,7 +15,7 @@ from ._lazy import lazy_exports as _lazy_exports
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._adaptive import AdaptiveConcurrency
+    from ._adaptive import AdaptiveConcurrency, InProcessGate, RateLimitGate
     from ._client import DEFAULT_BASE_URL, AvaturnClient
     from ._errors import (
         APIError,
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
         WebhookPayloadTooLargeError,
         WebhookVerificationError,
     )
-    from ._hub import EventHub, EventSource
+    from ._hub import EventHub, EventSource, EventTransport, InMemoryTransport
     from ._jobs import AvatarJob, ExportJob, RenderJob
     from ._models import (
         AgeModel,
@@ -92,7 +92,7 @@ if TYPE_CHECKING:
     from ._transport import AiohttpTransport, Timeouts, Transport
 
 _EXPORTS = {
-    "._adaptive": ("AdaptiveConcurrency",),
+    "._adaptive": ("AdaptiveConcurrency", "InProcessGate", "RateLimitGate"),
     "._client": ("DEFAULT_BASE_URL", "AvaturnClient"),
     "._errors": (
         "APIError",
@@ -128,7 +128,7 @@ _EXPORTS = {
         "WebhookPayloadTooLargeError",
         "WebhookVerificationError",
     ),
-    "._hub": ("EventHub", "EventSource"),
+    "._hub": ("EventHub", "EventSource", "EventTransport", "InMemoryTransport"),
     "._jobs": ("AvatarJob", "ExportJob", "RenderJob"),
     "._models": (
         "AgeModel",
@@ -199,12 +199,15 @@ __all__ = [
     "ErrorInfo",
     "EventHub",
     "EventSource",
+    "EventTransport",
     "ExportFailedError",
     "ExportJob",
     "ExportStatus",
     "ExternalAvatarCustomization",
     "FailureKind",
     "GoneError",
+    "InMemoryTransport",
+    "InProcessGate",
     "InvalidRequestError",
     "JobFailedError",
     "NewAvatarResponse",
@@ -218,6 +221,7 @@ __all__ = [
     "PhotoUpload",
     "PhotoUploadResult",
     "RateLimitError",
+    "RateLimitGate",
     "RateLimitInfo",
     "RenderFailedError",
     "RenderFormat",

@@ -210,4 +210,5 @@ def test_a_valid_signature_with_a_changed_id_or_timestamp_never_verifies(
 @given(event_like)
 def test_a_signed_delivery_verifies_as_sent(data: dict[str, Any]) -> None:
     body, signed_headers = sign_webhook(json.dumps(data).encode(), SECRET, timestamp=NOW)
+    assume(len(body) <= LIMIT)  # larger bodies are refused by size, tested on their own
     VERIFIER.verify(body, signed_headers)

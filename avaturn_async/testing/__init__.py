@@ -23,7 +23,7 @@ from ._webhooks import (
     random_user_id,
     sign_webhook,
 )
-from .emulator import (
+from .emulator._app import (
     DEFAULT_WEBHOOK_SECRET,
     ROUTES,
     AvatarRecord,
@@ -40,6 +40,7 @@ from .emulator import (
     WebhookDelivery,
     WebhookFaults,
 )
+from .emulator._store import EmulatorStoreError
 
 __all__ = [
     "DEFAULT_WEBHOOK_SECRET",
@@ -47,6 +48,7 @@ __all__ = [
     "AvatarRecord",
     "AvaturnEmulator",
     "EmulatorStats",
+    "EmulatorStoreError",
     "FaultKind",
     "FaultPlan",
     "RateLimit",

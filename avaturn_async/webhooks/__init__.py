@@ -59,34 +59,60 @@ from ._verifier import WebhookVerifier
 # The durable inbox loads sqlite3: only when one of its names is first used.
 if TYPE_CHECKING:
     from ._inbox import Backoff, WebhookInbox, exponential_backoff
-    from ._inbox_store import InboxError, InboxRecord, InboxStatus
+    from ._inbox_group import GroupCommit
+    from ._inbox_sqlite import SQLiteInboxStore
+    from ._inbox_store import (
+        LEASE_LOST,
+        Claimed,
+        Delivery,
+        InboxError,
+        InboxRecord,
+        InboxStatus,
+        InboxStore,
+    )
 
 __getattr__, __dir__ = _lazy_exports(
     __name__,
     {
         "._inbox": ("Backoff", "WebhookInbox", "exponential_backoff"),
-        "._inbox_store": ("InboxError", "InboxRecord", "InboxStatus"),
+        "._inbox_group": ("GroupCommit",),
+        "._inbox_sqlite": ("SQLiteInboxStore",),
+        "._inbox_store": (
+            "LEASE_LOST",
+            "Claimed",
+            "Delivery",
+            "InboxError",
+            "InboxRecord",
+            "InboxStatus",
+            "InboxStore",
+        ),
     },
 )
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_READ_TIMEOUT",
+    "LEASE_LOST",
     "AvatarReady",
     "Backoff",
     "DispatchResult",
     "Event",
     "EventStatus",
     "ExportReady",
+    "Claimed",
+    "Delivery",
+    "GroupCommit",
     "HandlerFailure",
     "IdempotencyStore",
     "InboxError",
     "InboxRecord",
     "InboxStatus",
+    "InboxStore",
     "InMemoryIdempotencyStore",
     "KnownEvent",
     "PipelineResponse",
     "RenderReady",
+    "SQLiteInboxStore",
     "SharedTokenVerifier",
     "UnknownEvent",
     "VerificationFailure",
