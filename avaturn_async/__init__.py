@@ -37,7 +37,7 @@ from ._errors import (
     WebhookPayloadTooLargeError,
     WebhookVerificationError,
 )
-from ._hub import EventHub
+from ._hub import EventHub, EventSource
 from ._jobs import AvatarJob, ExportJob, RenderJob
 from ._models import (
     AgeModel,
@@ -106,6 +106,7 @@ __all__ = [
     "EditExistingSessionConfig",
     "ErrorInfo",
     "EventHub",
+    "EventSource",
     "ExportFailedError",
     "ExportJob",
     "ExportStatus",

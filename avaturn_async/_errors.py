@@ -23,6 +23,9 @@ know this library::
     │   ├── RateLimitError                     429: ``retry_after`` seconds when given
     │   └── ServerError                        5xx
     ├── ResponseDecodeError (ValueError)       a 2xx whose body is not what the API documents
+    ├── StorageError (RuntimeError)            a database backend (SQLite, PostgreSQL) failed
+    │   ├── StorageUnavailableError (ConnectionError)  the database cannot be reached now
+    │   └── SchemaVersionError                 the database schema is newer than this code
     ├── JobFailedError                         a job's event said ``failed``; ``event`` holds it
     │   ├── AvatarFailedError                  ``avatar.ready`` with status failed
     │   ├── RenderFailedError                  ``render.ready`` with status failed
@@ -64,6 +67,9 @@ __all__ = [
     "RequestTimeoutError",
     "ResponseDecodeError",
     "ServerError",
+    "SchemaVersionError",
+    "StorageError",
+    "StorageUnavailableError",
     "TransportError",
     "UnprocessableEntityError",
     "ValidationErrorItem",
@@ -278,3 +284,24 @@ class WebhookPayloadTooLargeError(WebhookError):
     def __init__(self, message: str, *, limit: int) -> None:
         super().__init__(message)
         self.limit = limit
+
+
+class StorageError(AvaturnError, RuntimeError):
+    """A database backend (the SQLite files or PostgreSQL) failed.
+
+    Messages name the database with its password removed.
+    """
+
+
+class StorageUnavailableError(StorageError, ConnectionError):
+    """The database could not be reached (refused, timed out, restarting).
+
+    Transient: the operation can be retried once the server is back.
+    """
+
+
+class SchemaVersionError(StorageError):
+    """The database holds a schema newer than this version of avaturn_async knows.
+
+    Raised at start, before anything is read or written: upgrade avaturn_async.
+    """

@@ -12,9 +12,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import attrs
+
+from ._redact import redact_url
 
 __all__ = [
     "AgeModel",
@@ -90,16 +91,6 @@ class AgeModel(WireEnum):
     """Age model of a customization; the API document names ``adult`` only."""
 
     ADULT = "adult"
-
-
-def redact_url(url: str | None) -> str | None:
-    """``url`` without its query string and fragment: pre-signed URLs carry credentials there."""
-    if url is None:
-        return None
-    parts = urlsplit(url)
-    if not parts.query and not parts.fragment:
-        return url
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "<redacted>", ""))
 
 
 def _redacted_repr(url: str | None) -> str:

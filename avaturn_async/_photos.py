@@ -19,7 +19,7 @@ import attrs
 from ._errors import PhotoError
 from ._models import BodyType
 
-__all__ = ["PhotoInput", "PhotoSource", "PhotoUpload", "prepare_upload"]
+__all__ = ["JPEG_MAGIC", "PhotoInput", "PhotoSource", "PhotoUpload", "prepare_upload"]
 
 PhotoInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, BinaryIO]
 """A path, the bytes of a JPEG, or a binary file object positioned at its start."""

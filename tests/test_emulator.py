@@ -16,7 +16,7 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 from avaturn_async.samples import SAMPLES_DIR, sample_photo_paths
-from avaturn_async.testing._emulator import AvaturnEmulator
+from avaturn_async.testing import AvaturnEmulator
 
 API = "/api/v1"
 PHOTO_FIELDS = ("image-frontal", "image-side-1", "image-side-2")

@@ -34,6 +34,7 @@ import attrs
 
 from .._errors import AvaturnError
 from .._models import BodyType
+from .._photos import JPEG_MAGIC
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -47,7 +48,6 @@ __all__ = [
 
 REQUIRED_COLUMNS = ("key", "frontal", "side_1", "side_2", "body_type")
 PHOTO_COLUMNS = ("frontal", "side_1", "side_2")
-JPEG_MAGIC = b"\xff\xd8\xff"
 MAX_KEY_LENGTH = 256
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no", ""})

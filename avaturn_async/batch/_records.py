@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import enum
-import re
 from typing import Any
 
 import attrs
 
 from .._errors import AvaturnError
+from .._redact import redact_urls
 
 __all__ = [
     "FailureRecord",
@@ -22,8 +22,6 @@ __all__ = [
     "redact",
 ]
 
-# Pre-signed URLs carry their signature in the query string: never store one.
-_URL_QUERY = re.compile(r"(https?://[^\s?#'\"]+)[?#][^\s'\"]*")
 
 
 class RowState(str, enum.Enum):
@@ -51,7 +49,7 @@ class JournalBusyError(JournalError):
 
 def redact(text: str) -> str:
     """``text`` with the query string of every URL replaced: they may be credentials."""
-    return _URL_QUERY.sub(r"\1?<redacted>", text)
+    return redact_urls(text)
 
 
 @attrs.frozen(kw_only=True)

@@ -6,6 +6,7 @@ import time
 
 import attrs
 
+from .._exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from ._journal import FailureRecord
 
 __all__ = [
@@ -16,14 +17,6 @@ __all__ = [
     "OnboardingSummary",
 ]
 
-EXIT_OK = 0
-"""Every row of the manifest is ready (or exported, with ``--export-dir``)."""
-EXIT_FAILED = 1
-"""The run finished, but some rows failed or were rejected: see ``--status``."""
-EXIT_USAGE = 2
-"""Bad usage: manifest or journal unreadable, missing configuration, bad API key."""
-EXIT_INTERRUPTED = 130
-"""Interrupted (Ctrl-C, SIGTERM); rerun the same command to resume."""
 
 
 @attrs.define(kw_only=True)

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from ..webhooks._events import (
+from .._events import (
     AvatarReady,
     Event,
     EventStatus,

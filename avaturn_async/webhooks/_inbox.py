@@ -47,8 +47,8 @@ import anyio
 import anyio.to_thread
 
 from .._errors import ConfigurationError, WebhookParseError
+from .._events import Event, parse_event
 from ._dedupe import idempotency_key
-from ._events import Event, parse_event
 from ._inbox_policy import (
     DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS,

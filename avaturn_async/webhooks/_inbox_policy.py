@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import attrs
 
 from .._errors import ConfigurationError
+from .._redact import redact_urls
 from ._router import DispatchResult
 
 __all__ = [
@@ -25,8 +25,6 @@ Backoff = Callable[[int], float]
 """Seconds to wait after failed attempt number ``n`` (1-based) before the next one."""
 
 _MAX_ERROR_CHARS = 500
-# Pre-signed download URLs carry their credential in the query string.
-_URL_QUERY = re.compile(r"(https?://[^\s?#'\"]*)[?#][^\s'\"]*")
 
 DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_LEASE = 300.0
@@ -81,7 +79,7 @@ def make_policy(
 
 def describe_error(exc: BaseException) -> str:
     """``Type: message`` for ``last_error``: URL query strings redacted, length bounded."""
-    message = _URL_QUERY.sub(r"\1?<redacted>", str(exc))
+    message = redact_urls(str(exc))
     text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
 

@@ -44,8 +44,8 @@ from .._errors import (
     WebhookPayloadTooLargeError,
     WebhookVerificationError,
 )
+from .._events import Event
 from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
-from ._events import Event
 from ._inbox import WebhookInbox
 from ._router import DispatchResult, WebhookRouter
 from ._verifier import WebhookVerifier, header_value

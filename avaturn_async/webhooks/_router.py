@@ -30,7 +30,7 @@ import anyio.to_thread
 import attrs
 
 from .._errors import ConfigurationError
-from ._events import Event
+from .._events import Event
 
 __all__ = ["DispatchResult", "HandlerFailure", "WebhookRouter"]
 

@@ -30,7 +30,7 @@ from datetime import timedelta
 from typing import NoReturn
 
 from .._errors import ConfigurationError, WebhookVerificationError
-from ._events import DEFAULT_MAX_BODY_SIZE, Event, check_body_size, parse_unchecked_size
+from .._events import DEFAULT_MAX_BODY_SIZE, Event, check_body_size, parse_unchecked_size
 from ._signing import decode_secret
 
 __all__ = ["VerificationFailure", "WebhookVerifier", "header_value"]

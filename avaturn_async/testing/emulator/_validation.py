@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..._photos import JPEG_MAGIC
+
 __all__ = [
     "ASSET_SLOTS",
     "COLOR_SLOTS",
@@ -308,7 +310,6 @@ def parse_customization(body: object) -> dict[str, Any]:
 
 
 PHOTO_FIELDS = ("image-frontal", "image-side-1", "image-side-2")
-JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The emulator's records: what it stores of users, avatars, renders, exports and sessions.
 
-Plain dataclasses, mutated only by :class:`~._emulator_state.EmulatorState`; tests
+Plain dataclasses, mutated only by :class:`~._state.EmulatorState`; tests
 read them through the emulator's read-only views (``emu.users``, ``emu.avatars``...).
 """
 

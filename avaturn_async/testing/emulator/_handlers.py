@@ -1,7 +1,7 @@
 """The emulator's request handlers: the ten API endpoints, the photo upload URL and the
 files it serves (rendered images, exported models, the editor page).
 
-Each handler reads the request, applies :class:`~._emulator_state.EmulatorState`'s
+Each handler reads the request, applies :class:`~._state.EmulatorState`'s
 rules and writes plain JSON; the emulator wraps the API ones with authentication,
 counters and fault injection (see ``AvaturnEmulator._api``).
 """
@@ -15,17 +15,17 @@ from typing import NamedTuple, Protocol
 
 from aiohttp import web
 
-from ._emulator_http import CREATED, UPLOAD_PACE, Handler, drain, json_body, read_upload_form
-from ._emulator_state import EmulatorState
-from ._emulator_stats import EmulatorStats
-from ._emulator_validation import (
+from ._http import CREATED, UPLOAD_PACE, Handler, drain, json_body, read_upload_form
+from ._state import EmulatorState
+from ._stats import EmulatorStats
+from ._validation import (
     EmulatorHTTPError,
     parse_bool,
     parse_format,
     parse_scene,
     parse_uuid,
 )
-from ._emulator_work import SlowWork, export_url
+from ._work import SlowWork, export_url
 
 __all__ = ["RENDER_FILES", "ApiRoute", "Handlers", "Host", "glb_chunks"]
 

@@ -1,7 +1,7 @@
 """The emulator's state and rules, free of I/O so every decision can be tested on its own.
 
-:class:`EmulatorState` holds the records (``_emulator_records``) and applies the API's
-rules to plain JSON-like request bodies, validated by ``_emulator_validation``.
+:class:`EmulatorState` holds the records (``_records``) and applies the API's
+rules to plain JSON-like request bodies, validated by ``_validation``.
 Failures are raised as :class:`EmulatorHTTPError`, which the server turns into a
 response.
 """
@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from ._emulator_records import (
+from ._records import (
     AvatarRecord,
     ExportRecord,
     Outcome,
@@ -23,7 +23,7 @@ from ._emulator_records import (
     SessionRecord,
     UserRecord,
 )
-from ._emulator_validation import (
+from ._validation import (
     ASSET_SLOTS,
     SESSION_TYPES,
     EmulatorHTTPError,

@@ -16,8 +16,8 @@ from typing import Any
 import aiohttp
 import anyio
 
-from ..webhooks._signing import sign
-from ._faults import WebhookDecision
+from ...webhooks._signing import sign
+from ._fault_plan import WebhookDecision
 
 __all__ = ["WebhookDelivery", "WebhookDispatcher"]
 

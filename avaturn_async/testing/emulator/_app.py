@@ -3,11 +3,7 @@
 It speaks the wire format on its own (plain JSON), so the SDK's models are tested
 against an independent reading of the API document rather than against themselves.
 
-The pieces: ``_emulator_state`` (records and rules, no I/O), ``_emulator_handlers``
-(the HTTP handlers), ``_emulator_http`` (body reading, auth, errors),
-``_emulator_work`` (processing, renders and exports that finish later),
-``_emulator_faults`` with ``_faults`` (fault plans and ``fail_next``),
-``_emulator_webhooks`` (signed deliveries) and ``_emulator_tasks`` (background tasks).
+The pieces are listed in the package docstring (``testing/emulator/__init__.py``).
 """
 
 from __future__ import annotations
@@ -20,10 +16,11 @@ import aiohttp
 import anyio
 from aiohttp import web
 
-from ..webhooks._signing import decode_secret
-from ._emulator_faults import FaultInjector, Injections, answer_with_fault
-from ._emulator_handlers import Handlers
-from ._emulator_http import (
+from ...webhooks._signing import decode_secret
+from ._fault_injection import FaultInjector, Injections, answer_with_fault
+from ._fault_plan import FaultKind, FaultPlan, RouteFaults, WebhookFaults
+from ._handlers import Handlers
+from ._http import (
     UPLOAD_PACE,
     Handler,
     check_auth,
@@ -32,8 +29,8 @@ from ._emulator_http import (
     stamp_request_id,
     url_host,
 )
-from ._emulator_ratelimit import FixedWindowLimit, RateLimit
-from ._emulator_records import (
+from ._ratelimit import FixedWindowLimit, RateLimit
+from ._records import (
     AvatarRecord,
     ExportRecord,
     Outcome,
@@ -41,12 +38,11 @@ from ._emulator_records import (
     SessionRecord,
     UserRecord,
 )
-from ._emulator_state import SAMPLE_ASSETS, EmulatorState
-from ._emulator_stats import ROUTES, EmulatorStats
-from ._emulator_tasks import TaskSupervisor
-from ._emulator_webhooks import WebhookDelivery, WebhookDispatcher
-from ._emulator_work import SlowWork
-from ._faults import FaultKind, FaultPlan, RouteFaults, WebhookFaults
+from ._state import SAMPLE_ASSETS, EmulatorState
+from ._stats import ROUTES, EmulatorStats
+from ._tasks import TaskSupervisor
+from ._webhooks import WebhookDelivery, WebhookDispatcher
+from ._work import SlowWork
 
 __all__ = [
     "DEFAULT_WEBHOOK_SECRET",

@@ -18,8 +18,9 @@ from typing import Any, ClassVar, NoReturn, TypeAlias, TypeVar
 
 import attrs
 
-from .._errors import WebhookParseError, WebhookPayloadTooLargeError
-from .._models import WireEnum, redact_url
+from ._errors import WebhookParseError, WebhookPayloadTooLargeError
+from ._models import WireEnum
+from ._redact import redact_url
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
