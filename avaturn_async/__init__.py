@@ -28,11 +28,15 @@ from ._errors import (
     RenderFailedError,
     RequestTimeoutError,
     ResponseDecodeError,
+    SchemaVersionError,
     ServerError,
+    StorageError,
+    StorageUnavailableError,
     TransportError,
     UnprocessableEntityError,
     ValidationErrorItem,
     WebhookError,
+    WebhookInputError,
     WebhookParseError,
     WebhookPayloadTooLargeError,
     WebhookVerificationError,
@@ -72,9 +76,9 @@ from ._observe import (
     RetryInfo,
     response_of,
 )
-from ._photos import PhotoInput
+from ._photos import PhotoInput, PhotoSource, PhotoUpload
 from ._protocol import Request, Response
-from ._retry import RetryPolicy
+from ._retry import FailureKind, RetryPolicy
 from ._transport import AiohttpTransport, Timeouts, Transport
 from ._version import __version__
 
@@ -111,6 +115,7 @@ __all__ = [
     "ExportJob",
     "ExportStatus",
     "ExternalAvatarCustomization",
+    "FailureKind",
     "GoneError",
     "InvalidRequestError",
     "JobFailedError",
@@ -121,6 +126,8 @@ __all__ = [
     "NotFoundError",
     "PhotoError",
     "PhotoInput",
+    "PhotoSource",
+    "PhotoUpload",
     "PhotoUploadResult",
     "RateLimitError",
     "RateLimitInfo",
@@ -139,14 +146,18 @@ __all__ = [
     "RetryInfo",
     "RetryPolicy",
     "ScanStatus",
+    "SchemaVersionError",
     "ServerError",
     "SessionConfig",
+    "StorageError",
+    "StorageUnavailableError",
     "Timeouts",
     "Transport",
     "TransportError",
     "UnprocessableEntityError",
     "ValidationErrorItem",
     "WebhookError",
+    "WebhookInputError",
     "WebhookParseError",
     "WebhookPayloadTooLargeError",
     "WebhookVerificationError",

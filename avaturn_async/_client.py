@@ -43,6 +43,7 @@ from ._observe import (
     record_status,
 )
 from ._protocol import Request, Response, error_from_response, read_model, retry_after_seconds
+from ._public import public
 from ._resources import Avatars, Exports, Renders, Sessions, Users
 from ._retry import FailureKind, RetryPolicy, retry_delay
 from ._transport import AiohttpTransport, Timeouts, Transport
@@ -391,3 +392,6 @@ class AvaturnClient:
             return await self._transport.download(
                 url, Path(destination), headers=headers, timeouts=self.timeouts
             )
+
+
+public("avaturn_async", AvaturnClient)

@@ -33,7 +33,8 @@ know this library::
     └── WebhookError (ValueError)              raised by ``avaturn_async.webhooks``
         ├── WebhookVerificationError           signature, timestamp or token rejected
         ├── WebhookParseError                  not a valid event; ``path`` names the field
-        └── WebhookPayloadTooLargeError        body over the configured limit
+        ├── WebhookPayloadTooLargeError        body over the configured limit
+        └── WebhookInputError (TypeError)      not raw body bytes, or not a header value
 
 Messages never contain the API key, webhook secrets or expected signatures.
 """
@@ -44,6 +45,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+
+from ._public import public
 
 __all__ = [
     "APIError",
@@ -74,6 +77,7 @@ __all__ = [
     "UnprocessableEntityError",
     "ValidationErrorItem",
     "WebhookError",
+    "WebhookInputError",
     "WebhookParseError",
     "WebhookPayloadTooLargeError",
     "WebhookVerificationError",
@@ -286,6 +290,15 @@ class WebhookPayloadTooLargeError(WebhookError):
         self.limit = limit
 
 
+class WebhookInputError(WebhookError, TypeError):
+    """A verifier was handed something a request cannot carry.
+
+    The body must be the raw request bytes (decoding and re-encoding can change
+    them and break the signature); header values must be ``str`` or ``bytes``.
+    This is a bug in the calling code, not a bad delivery.
+    """
+
+
 class StorageError(AvaturnError, RuntimeError):
     """A database backend (the SQLite files or PostgreSQL) failed.
 
@@ -305,3 +318,40 @@ class SchemaVersionError(StorageError):
 
     Raised at start, before anything is read or written: upgrade avaturn_async.
     """
+
+
+public(
+    "avaturn_async",
+    AvaturnError,
+    ConfigurationError,
+    ClientClosedError,
+    InvalidRequestError,
+    PhotoError,
+    TransportError,
+    ConnectError,
+    ConnectionLostError,
+    RequestTimeoutError,
+    ValidationErrorItem,
+    APIError,
+    BadRequestError,
+    AuthenticationError,
+    NotFoundError,
+    ConflictError,
+    GoneError,
+    UnprocessableEntityError,
+    RateLimitError,
+    ServerError,
+    ResponseDecodeError,
+    JobFailedError,
+    AvatarFailedError,
+    RenderFailedError,
+    ExportFailedError,
+    WebhookError,
+    WebhookVerificationError,
+    WebhookParseError,
+    WebhookPayloadTooLargeError,
+    WebhookInputError,
+    StorageError,
+    StorageUnavailableError,
+    SchemaVersionError,
+)

@@ -20,6 +20,7 @@ import attrs
 
 from ._errors import WebhookParseError, WebhookPayloadTooLargeError
 from ._models import WireEnum
+from ._public import public
 from ._redact import redact_url
 
 __all__ = [
@@ -323,3 +324,16 @@ def event_to_dict(event: Event) -> dict[str, Any]:
             continue  # an avatar.ready that said nothing of its status
         data[field.name] = value.value if isinstance(value, EventStatus) else value
     return data
+
+
+public(
+    "avaturn_async.webhooks",
+    EventStatus,
+    KnownEvent,
+    AvatarReady,
+    ExportReady,
+    RenderReady,
+    UnknownEvent,
+    parse_event,
+    event_to_dict,
+)

@@ -38,6 +38,7 @@ from ._errors import (
 )
 from ._events import AvatarReady, EventStatus, ExportReady, RenderReady
 from ._ports import JobClient
+from ._public import public
 
 __all__ = ["AvatarJob", "ExportJob", "RenderJob", "poll_delays"]
 
@@ -295,3 +296,6 @@ class ExportJob(_Job[ExportReady]):
 
     async def _poll_once(self) -> ExportReady | None:
         return self._ready_event(await self._client.exports._request(self.avatar_id))
+
+
+public("avaturn_async", AvatarJob, RenderJob, ExportJob)

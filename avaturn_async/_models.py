@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
+from ._public import public
 from ._redact import redact_url
 
 __all__ = [
@@ -230,3 +231,29 @@ class PhotoUploadResult:
 
     status: str | None
     raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False)
+
+
+public(
+    "avaturn_async",
+    ScanStatus,
+    RenderStatus,
+    ExportStatus,
+    RenderFormat,
+    BodyType,
+    AgeModel,
+    NewUserResponse,
+    CreateOrEditExistingSessionConfig,
+    CreateSessionConfig,
+    EditExistingSessionConfig,
+    NewSessionResponse,
+    AvatarListItem,
+    NewAvatarResponse,
+    AssetSlot,
+    AssetSlotWithColor,
+    AssetSlots,
+    BoneScale,
+    ExternalAvatarCustomization,
+    RenderResult,
+    NewExportResponse,
+    PhotoUploadResult,
+)

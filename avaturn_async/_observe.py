@@ -25,6 +25,8 @@ from typing import Any, Protocol, TypeVar
 import anyio
 import attrs
 
+from ._public import public
+
 __all__ = [
     "ErrorInfo",
     "Hook",
@@ -288,3 +290,15 @@ def record_status(span: Any, status: int) -> None:
         span.set_attribute("http.response.status_code", status)
         if status >= 400:
             span.set_status(_otel_trace.Status(_otel_trace.StatusCode.ERROR))
+
+
+public(
+    "avaturn_async",
+    RateLimitInfo,
+    ResponseMetadata,
+    RequestInfo,
+    ResponseInfo,
+    RetryInfo,
+    ErrorInfo,
+    response_of,
+)

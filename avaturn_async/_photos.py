@@ -18,6 +18,7 @@ import attrs
 
 from ._errors import PhotoError
 from ._models import BodyType
+from ._public import public
 
 __all__ = ["JPEG_MAGIC", "PhotoInput", "PhotoSource", "PhotoUpload", "prepare_upload"]
 
@@ -174,3 +175,6 @@ def prepare_upload(
         body_type=checked_body,
         telephoto=telephoto,
     )
+
+
+public("avaturn_async", PhotoSource, PhotoUpload)

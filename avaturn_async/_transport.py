@@ -24,6 +24,7 @@ import attrs
 from ._errors import ConnectError, ConnectionLostError, RequestTimeoutError, TransportError
 from ._photos import PhotoUpload
 from ._protocol import Request, Response
+from ._public import public
 
 __all__ = ["AiohttpTransport", "Timeouts", "Transport"]
 
@@ -187,3 +188,6 @@ def _transport_error(exc: aiohttp.ClientError, method: str, path: str) -> Transp
             f"connection lost ({type(exc).__name__})", method=method, path=path
         )
     return TransportError(f"HTTP client error ({type(exc).__name__})", method=method, path=path)
+
+
+public("avaturn_async", Timeouts, Transport, AiohttpTransport)

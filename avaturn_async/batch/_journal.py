@@ -45,6 +45,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .._public import public
 from ._records import (
     FailureRecord,
     JournalBusyError,
@@ -345,9 +346,10 @@ class Journal:
             row[0]: row[1]
             for row in self._db.execute("SELECT state, COUNT(*) FROM rows GROUP BY state")
         }
-        failed, orphans = self._db.execute(
+        failed, orphans, invalid = self._db.execute(
             "SELECT COALESCE(SUM(error IS NOT NULL OR state = ?), 0),"
-            " COALESCE(SUM(possible_orphans), 0) FROM rows",
+            " COALESCE(SUM(possible_orphans), 0),"
+            " COALESCE(SUM(error_kind = 'input'), 0) FROM rows",
             (RowState.AVATAR_FAILED.value,),
         ).fetchone()
         last = self._last_run()
@@ -368,6 +370,7 @@ class Journal:
             runs=runs,
             last_run_outcome=None if last is None else last[1],
             running_pid=running,
+            invalid=invalid,
         )
 
     def failures(self, limit: int = 20) -> list[FailureRecord]:
@@ -401,3 +404,6 @@ class Journal:
         """Failed rows plus the last run's rejected lines."""
         status = self.status()
         return status.failed + status.rejected_last_run
+
+
+public("avaturn_async.batch", Journal)

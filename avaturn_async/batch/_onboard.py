@@ -29,6 +29,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from .. import _models as m
 from .._errors import ConfigurationError
+from .._public import public
 from ._journal import FailureRecord, Journal, Registration, RowRecord, RowState
 from ._manifest import Manifest, OnboardRow, RowError, check_photos
 from ._row import RowRunner
@@ -130,13 +131,13 @@ class _Run:
         record = None if registration is None else registration.record
         if record is None or isinstance(item, RowError):
             if record is not None and record.is_done(export=self.export):
-                summary.skipped += 1  # finished earlier: its photos are not needed
+                summary.already_done += 1  # finished earlier: its photos are not needed
             else:
                 summary.invalid += 1
             return None
         assert isinstance(item, OnboardRow)
         if record.is_done(export=self.export):
-            summary.skipped += 1
+            summary.already_done += 1
             return None
         if record.state is RowState.AVATAR_FAILED and not self.retry_failed:
             summary.add_failure("avatar_failed")
@@ -335,3 +336,6 @@ async def _finish(writer: JournalWriter, summary: OnboardingSummary, outcome: st
         return journal.failures(_FAILURES_SHOWN), journal.count_failures()
 
     summary.failures, summary.failures_total = await writer.call(close)
+
+
+public("avaturn_async.batch", onboard)

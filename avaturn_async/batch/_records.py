@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 
 from .._errors import AvaturnError
+from .._public import public
 from .._redact import redact_urls
 
 __all__ = [
@@ -111,6 +112,8 @@ class JournalStatus:
     runs: int
     last_run_outcome: str | None
     running_pid: int | None
+    invalid: int = 0
+    """Rows whose last reading was bad input (counted in ``failed`` too)."""
 
 
 def record_from_row(row: tuple[Any, ...]) -> RowRecord:
@@ -127,3 +130,15 @@ def record_from_row(row: tuple[Any, ...]) -> RowRecord:
         error=row[8],
         possible_orphans=row[9],
     )
+
+
+public(
+    "avaturn_async.batch",
+    RowState,
+    JournalError,
+    JournalBusyError,
+    RowRecord,
+    FailureRecord,
+    JournalStatus,
+    Registration,
+)

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
+from .._public import public
 from ..samples import sample_photo_paths
 from ._environment import emulated_client
 from ._manifest import Manifest
@@ -71,7 +72,7 @@ async def run_sample_onboarding(
                 )
             emulator = env.emulator
             print(
-                f"Rerun with the same journal: {again.skipped} already done, "
+                f"Rerun with the same journal: {again.already_done} already done, "
                 f"{again.ready} redone; the emulator holds {len(emulator.users)} users and "
                 f"{len(emulator.avatars)} avatars for {rows} rows",
                 file=out,
@@ -80,3 +81,6 @@ async def run_sample_onboarding(
         if not consistent or again.ready:
             return EXIT_FAILED
         return first.exit_code
+
+
+public("avaturn_async.batch", write_sample_manifest, run_sample_onboarding)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .._errors import SchemaVersionError
+from .._public import public
 
 if TYPE_CHECKING:
     import asyncpg
@@ -74,3 +75,6 @@ async def migrate(
                 len(steps),
             )
     return len(steps)
+
+
+public("avaturn_async.postgres", schema_version, migrate)
