@@ -6,7 +6,7 @@ Webhooks live in :mod:`avaturn_async.webhooks`, the emulator and test helpers in
 """
 
 from ._adaptive import AdaptiveConcurrency
-from ._client import DEFAULT_BASE_URL, AvaturnClient
+from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_DOWNLOAD_BYTES, AvaturnClient
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -18,8 +18,11 @@ from ._errors import (
     ConflictError,
     ConnectError,
     ConnectionLostError,
+    DownloadError,
+    DownloadTooLargeError,
     ExportFailedError,
     GoneError,
+    IncompleteDownloadError,
     InvalidRequestError,
     JobFailedError,
     NotFoundError,
@@ -49,6 +52,7 @@ from ._models import (
     BoneScale,
     CreateOrEditExistingSessionConfig,
     CreateSessionConfig,
+    DownloadedFile,
     EditExistingSessionConfig,
     ExportStatus,
     ExternalAvatarCustomization,
@@ -72,7 +76,7 @@ from ._observe import (
     RetryInfo,
     response_of,
 )
-from ._photos import PhotoInput
+from ._photos import PhotoInput, PhotoUpload, prepare_upload
 from ._protocol import Request, Response
 from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, Timeouts, Transport
@@ -80,6 +84,7 @@ from ._version import __version__
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_DOWNLOAD_BYTES",
     "APIError",
     "AdaptiveConcurrency",
     "AgeModel",
@@ -103,6 +108,9 @@ __all__ = [
     "ConnectionLostError",
     "CreateOrEditExistingSessionConfig",
     "CreateSessionConfig",
+    "DownloadError",
+    "DownloadTooLargeError",
+    "DownloadedFile",
     "EditExistingSessionConfig",
     "ErrorInfo",
     "EventHub",
@@ -111,6 +119,7 @@ __all__ = [
     "ExportStatus",
     "ExternalAvatarCustomization",
     "GoneError",
+    "IncompleteDownloadError",
     "InvalidRequestError",
     "JobFailedError",
     "NewAvatarResponse",
@@ -120,6 +129,7 @@ __all__ = [
     "NotFoundError",
     "PhotoError",
     "PhotoInput",
+    "PhotoUpload",
     "PhotoUploadResult",
     "RateLimitError",
     "RateLimitInfo",
@@ -149,6 +159,7 @@ __all__ = [
     "WebhookParseError",
     "WebhookPayloadTooLargeError",
     "WebhookVerificationError",
+    "prepare_upload",
     "response_of",
     "__version__",
 ]

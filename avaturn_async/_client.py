@@ -26,11 +26,13 @@ from ._errors import (
     ClientClosedError,
     ConfigurationError,
     ConnectError,
+    InvalidRequestError,
     RequestTimeoutError,
     TransportError,
 )
 from ._hub import EventHub
 from ._limiter import RequestLimiter
+from ._models import DownloadedFile
 from ._observe import (
     ErrorInfo,
     Hook,
@@ -48,11 +50,13 @@ from ._retry import FailureKind, RetryPolicy, retry_delay
 from ._transport import AiohttpTransport, Timeouts, Transport
 from ._version import __version__
 
-__all__ = ["AvaturnClient", "DEFAULT_BASE_URL"]
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_DOWNLOAD_BYTES", "AvaturnClient"]
 
 T = TypeVar("T")
 
 DEFAULT_BASE_URL = "https://api.avaturn.me"
+DEFAULT_MAX_DOWNLOAD_BYTES = 1 << 30
+"""The default cap of :meth:`AvaturnClient.download`: 1 GiB (exported models are MBs)."""
 logger = logging.getLogger("avaturn_async")
 
 USER_AGENT = (
@@ -157,6 +161,7 @@ class AvaturnClient:
         # a dict into on every request: it copies them as they are.
         plain = {"User-Agent": self._user_agent, "Accept": "application/json"}
         self._plain_headers = CIMultiDictProxy(CIMultiDict(plain))
+        self._download_headers = CIMultiDictProxy(CIMultiDict({"User-Agent": self._user_agent}))
         self._auth_headers = CIMultiDictProxy(
             CIMultiDict({**plain, "Authorization": f"Bearer {self._api_key}"})
         )
@@ -383,11 +388,39 @@ class AvaturnClient:
         """Make ``response_of(obj)`` answer this response's metadata (built when asked)."""
         return attach_metadata(obj, request.route, response)
 
-    async def _download(self, url: str, destination: str | os.PathLike[str]) -> int:
-        """Stream a temporary file URL (export, render) to disk; returns the bytes written."""
+    async def download(
+        self,
+        url: str,
+        destination: str | os.PathLike[str],
+        *,
+        max_bytes: int | None = DEFAULT_MAX_DOWNLOAD_BYTES,
+    ) -> DownloadedFile:
+        """Stream a render or export URL to ``destination``; returns what was written.
+
+        The URLs Avaturn hands out are pre-signed and temporary: download at once.
+        The URL is sent exactly as received (no API key goes with it). The body is
+        written to a temporary file beside ``destination`` and renamed only once
+        it is whole, so a file at ``destination`` is always complete.
+
+        Raises:
+            DownloadTooLargeError: the file is over ``max_bytes`` (``None``: no cap).
+            IncompleteDownloadError: the body ended before its ``Content-Length``,
+                or the connection dropped mid-body.
+            DownloadError: the file server refused (``status``; 403 when expired).
+            RequestTimeoutError: not finished within ``timeouts.upload`` seconds.
+        """
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise InvalidRequestError("url must be an absolute http(s) URL")
+        if max_bytes is not None and (isinstance(max_bytes, bool) or max_bytes < 0):
+            raise InvalidRequestError("max_bytes must be a non-negative int or None")
         self._check_open()
-        headers = {"User-Agent": self._user_agent}
+        path = Path(destination)
         async with self._limiter:
-            return await self._transport.download(
-                url, Path(destination), headers=headers, timeouts=self.timeouts
+            size = await self._transport.download(
+                url,
+                path,
+                headers=self._download_headers,
+                timeouts=self.timeouts,
+                max_bytes=max_bytes,
             )
+        return DownloadedFile(path=path, size=size)

@@ -296,4 +296,4 @@ class ExportJob(_Job[ExportReady]):
         return self._ready_event(self.result)
 
     async def _poll_once(self) -> ExportReady | None:
-        return self._ready_event(await self._client.exports._request(self.avatar_id))
+        return self._ready_event(await self._client.exports.request(self.avatar_id))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,6 +27,7 @@ __all__ = [
     "BoneScale",
     "CreateOrEditExistingSessionConfig",
     "CreateSessionConfig",
+    "DownloadedFile",
     "EditExistingSessionConfig",
     "ExportStatus",
     "ExternalAvatarCustomization",
@@ -236,3 +238,11 @@ class PhotoUploadResult:
 
     status: str | None
     raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class DownloadedFile:
+    """A file :meth:`AvaturnClient.download` wrote, whole: ``size`` bytes at ``path``."""
+
+    path: Path
+    size: int

@@ -12,6 +12,7 @@ import anyio
 
 from . import _models as m
 from . import _protocol as p
+from ._errors import InvalidRequestError
 from ._jobs import AvatarJob, ExportJob, RenderJob
 from ._observe import ResponseList, attach_metadata, copy_metadata
 from ._photos import PhotoInput, PhotoUpload, prepare_upload
@@ -92,8 +93,18 @@ class Avatars(_Resource):
         file objects are streamed from disk, never read whole into memory.
         """
         upload = await _check_photos(frontal, side_1, side_2, body_type, telephoto)
-        request = p.build_upload(upload_url, upload)
-        return await self._client._call(request, m.PhotoUploadResult)
+        return await self.upload_prepared(upload_url, upload)
+
+    async def upload_prepared(self, upload_url: str, upload: PhotoUpload) -> m.PhotoUploadResult:
+        """Upload photos checked beforehand with :func:`prepare_upload`.
+
+        For callers that check (and read) the photos in their own worker thread:
+        ``upload_photos`` does both steps. Not retried after an ambiguous failure:
+        the upload URL is a creating POST (see ``RetryPolicy``).
+        """
+        if not isinstance(upload, PhotoUpload):
+            raise InvalidRequestError("upload must be a PhotoUpload from prepare_upload()")
+        return await self._client._call(p.build_upload(upload_url, upload), m.PhotoUploadResult)
 
     async def create_from_photos(
         self,
@@ -113,9 +124,7 @@ class Avatars(_Resource):
         """
         upload = await _check_photos(frontal, side_1, side_2, body_type, telephoto)
         created = await self.create(user_id)
-        result = await self._client._call(
-            p.build_upload(created.upload_url, upload), m.PhotoUploadResult
-        )
+        result = await self.upload_prepared(created.upload_url, upload)
         job = AvatarJob(
             self._client,
             user_id=user_id,
@@ -191,5 +200,9 @@ class Exports(_Resource):
         )
         return copy_metadata(job, result)
 
-    async def _request(self, avatar_id: AvatarId) -> m.NewExportResponse:
+    async def request(self, avatar_id: AvatarId) -> m.NewExportResponse:
+        """Ask for the avatar's export once and return the answer as it is, without a job.
+
+        What :meth:`create` sends; an ``ExportJob`` polls with it. Asking again is harmless.
+        """
         return await self._client._call(p.build_create_export(avatar_id), m.NewExportResponse)
