@@ -5,8 +5,9 @@ Webhooks live in :mod:`avaturn_async.webhooks`, the emulator and test helpers in
 :mod:`avaturn_async.testing`.
 """
 
-from ._adaptive import AdaptiveConcurrency
-from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_DOWNLOAD_BYTES, AvaturnClient
+from ._adaptive import AdaptiveConcurrency, AdaptiveLimiter
+from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_DOWNLOAD_BYTES, AvaturnClient, Decision, decide
+from ._clock import Clock
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -87,6 +88,7 @@ __all__ = [
     "DEFAULT_MAX_DOWNLOAD_BYTES",
     "APIError",
     "AdaptiveConcurrency",
+    "AdaptiveLimiter",
     "AgeModel",
     "AiohttpTransport",
     "AssetSlot",
@@ -102,12 +104,14 @@ __all__ = [
     "BodyType",
     "BoneScale",
     "ClientClosedError",
+    "Clock",
     "ConfigurationError",
     "ConflictError",
     "ConnectError",
     "ConnectionLostError",
     "CreateOrEditExistingSessionConfig",
     "CreateSessionConfig",
+    "Decision",
     "DownloadError",
     "DownloadTooLargeError",
     "DownloadedFile",
@@ -162,4 +166,5 @@ __all__ = [
     "prepare_upload",
     "response_of",
     "__version__",
+    "decide",
 ]

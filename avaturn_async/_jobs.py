@@ -155,7 +155,7 @@ class _Job(abc.ABC, Generic[E]):
 
     async def _poll(self, first: float, maximum: float) -> E:
         for delay in poll_delays(first, maximum=maximum):
-            await self._client._sleep(delay)
+            await self._client.clock.sleep(delay)
             try:
                 found = await self._poll_once()
             except _TRANSIENT as exc:

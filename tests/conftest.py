@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from avaturn_async import AvaturnClient
+from avaturn_async import AvaturnClient, Clock
 from avaturn_async.testing import AvaturnEmulator
 
 
@@ -26,10 +26,11 @@ async def emulator() -> AsyncIterator[AvaturnEmulator]:
 @pytest.fixture
 async def client(emulator: AvaturnEmulator) -> AsyncIterator[AvaturnClient]:
     """An SDK client pointed at the ``emulator`` fixture; retry and poll waits are cut short."""
-    async with AvaturnClient(emulator.api_key, base_url=emulator.base_url) as sdk:
 
-        async def short_wait(delay: float) -> None:
-            await anyio.sleep(min(delay, 0.01))
+    async def short_wait(delay: float) -> None:
+        await anyio.sleep(min(delay, 0.01))
 
-        sdk._sleep = short_wait
+    async with AvaturnClient(
+        emulator.api_key, base_url=emulator.base_url, clock=Clock(sleep=short_wait)
+    ) as sdk:
         yield sdk

@@ -73,13 +73,13 @@ def test_at_max_clears_on_a_decrease_and_returns_once_grown_back() -> None:
 
 async def test_client_limiter_grows_back_to_max_after_rate_limiting() -> None:
     client = AvaturnClient("k", base_url="http://127.0.0.1:9", max_concurrency=4)
-    assert client.adaptive is not None
-    client.adaptive.on_rate_limited(retry_after=0.0, sent_at=client._clock())
+    assert client.backoff is not None
+    client.backoff.on_rate_limited(retry_after=0.0, sent_at=client.clock.now())
     client._adapt(Response(status=200), None, 0.0)  # the limiter follows the shrunk limit
-    shrunk = client._limiter.total_tokens
-    while not client.adaptive.at_max:
+    shrunk = client.concurrency_limit
+    while not client.backoff.at_max:
         client._adapt(Response(status=200), None, 0.0)
-    assert (shrunk, client._limiter.total_tokens) == (2, 4)
+    assert (shrunk, client.concurrency_limit) == (2, 4)
     await client.aclose()
 
 
@@ -101,7 +101,7 @@ def test_settings_reject_a_factor_that_does_not_shrink() -> None:
         AdaptiveConcurrency(decrease_factor=1.0)
 
 
-async def burst(emulator: AvaturnEmulator, adaptive: AdaptiveConcurrency | None) -> int:
+async def burst(emulator: AvaturnEmulator, adaptive: AdaptiveConcurrency | bool) -> int:
     """1,000 concurrent list calls under the emulator's rate limit; returns its refusals."""
     client = AvaturnClient(
         emulator.api_key,
@@ -129,7 +129,7 @@ async def burst(emulator: AvaturnEmulator, adaptive: AdaptiveConcurrency | None)
 async def test_shared_backoff_cuts_429s_in_a_burst_and_loses_no_call(
     emulator: AvaturnEmulator,
 ) -> None:
-    independent = await burst(emulator, None)
+    independent = await burst(emulator, False)
     shared = await burst(emulator, AdaptiveConcurrency())
     assert shared * 5 < independent, (shared, independent)
 
