@@ -24,6 +24,7 @@ __all__ = [
     "AssetSlots",
     "AvatarListItem",
     "BodyType",
+    "BodyTypeName",
     "BoneScale",
     "CreateOrEditExistingSessionConfig",
     "CreateSessionConfig",
@@ -37,6 +38,7 @@ __all__ = [
     "NewUserResponse",
     "PhotoUploadResult",
     "RenderFormat",
+    "RenderFormatName",
     "RenderResult",
     "RenderStatus",
     "ScanStatus",
@@ -85,6 +87,13 @@ class RenderFormat(WireEnum):
 class BodyType(WireEnum):
     MALE = "male"
     FEMALE = "female"
+
+
+RenderFormatName = Literal["jpg", "png", "webp"]
+"""The render formats as strings: a type checker refuses ``format="gif"``."""
+
+BodyTypeName = Literal["male", "female"]
+"""The body types as strings: a type checker refuses ``body_type="other"``."""
 
 
 class AgeModel(WireEnum):

@@ -20,10 +20,12 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, overload
 
 import anyio
 import attrs
+
+from . import _models
 
 __all__ = [
     "ErrorInfo",
@@ -31,7 +33,9 @@ __all__ = [
     "RateLimitInfo",
     "RequestInfo",
     "ResponseInfo",
+    "ResponseList",
     "ResponseMetadata",
+    "SdkResult",
     "RetryInfo",
     "response_of",
 ]
@@ -209,10 +213,53 @@ def copy_metadata(target: T, source: object) -> T:
     return target if answer is None else attach_metadata(target, *answer)
 
 
+SdkResult = (
+    _models.NewUserResponse
+    | _models.NewSessionResponse
+    | _models.NewAvatarResponse
+    | _models.ExternalAvatarCustomization
+    | _models.PhotoUploadResult
+    | _models.RenderResult
+    | _models.NewExportResponse
+    | ResponseList[Any]
+)
+"""What an endpoint returns (jobs aside: ``avatars.track()`` makes one without an answer)."""
+
+_SDK_RESULTS = (
+    _models.NewUserResponse,
+    _models.NewSessionResponse,
+    _models.NewAvatarResponse,
+    _models.ExternalAvatarCustomization,
+    _models.PhotoUploadResult,
+    _models.RenderResult,
+    _models.NewExportResponse,
+    ResponseList,
+)
+
+
+@overload
+def response_of(obj: SdkResult) -> ResponseMetadata: ...
+
+
+@overload
+def response_of(obj: object) -> ResponseMetadata | None: ...
+
+
 def response_of(obj: object) -> ResponseMetadata | None:
-    """The HTTP metadata of a model, list or job the client returned, if it has any."""
+    """The HTTP metadata of a model, list or job the client returned.
+
+    Never ``None`` for what an endpoint returns (models and lists), so type
+    checkers need no ``assert``: one of those types made some other way (built by
+    hand, copied with ``attrs.evolve``) raises ``LookupError`` instead. Jobs and
+    anything else without metadata give ``None``.
+    """
     answer = _answer_of(obj)
     if answer is None:
+        if isinstance(obj, _SDK_RESULTS):
+            raise LookupError(
+                f"this {type(obj).__name__} was not returned by an AvaturnClient call, "
+                "so it has no response metadata"
+            )
         return None
     route, response = answer
     return ResponseMetadata(

@@ -301,7 +301,7 @@ def build_delete_avatar(user_id: str, avatar_id: str | uuid.UUID) -> Request:
 
 
 def build_create_render(
-    avatar_id: str | uuid.UUID, scene: str, format: m.RenderFormat | str
+    avatar_id: str | uuid.UUID, scene: str, format: m.RenderFormat | m.RenderFormatName
 ) -> Request:
     avatar = _check_uuid("avatar_id", avatar_id)
     if not isinstance(scene, str) or not SCENE_PATTERN.match(scene):

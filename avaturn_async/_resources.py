@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import anyio
 
@@ -29,7 +29,7 @@ async def _check_photos(
     frontal: PhotoInput,
     side_1: PhotoInput,
     side_2: PhotoInput,
-    body_type: m.BodyType | str,
+    body_type: m.BodyType | m.BodyTypeName,
     telephoto: bool,
 ) -> PhotoUpload:
     # Reads a few bytes of each file: off the event loop.
@@ -84,7 +84,7 @@ class Avatars(_Resource):
         frontal: PhotoInput,
         side_1: PhotoInput,
         side_2: PhotoInput,
-        body_type: m.BodyType | str,
+        body_type: m.BodyType | m.BodyTypeName,
         telephoto: bool = False,
     ) -> m.PhotoUploadResult:
         """Upload the three face photos (JPEG, frontal then the two sides) to ``upload_url``.
@@ -113,7 +113,7 @@ class Avatars(_Resource):
         frontal: PhotoInput,
         side_1: PhotoInput,
         side_2: PhotoInput,
-        body_type: m.BodyType | str,
+        body_type: m.BodyType | m.BodyTypeName,
         telephoto: bool = False,
     ) -> AvatarJob:
         """Create an avatar and upload its photos; photos are checked before either step.
@@ -139,11 +139,17 @@ class Avatars(_Resource):
 
     async def list(
         self, user_id: str, *, include_not_ready: bool = False
-    ) -> list[m.AvatarListItem]:
-        """The user's avatars; only fully processed ones unless ``include_not_ready``."""
+    ) -> ResponseList[m.AvatarListItem]:
+        """The user's avatars; only fully processed ones unless ``include_not_ready``.
+
+        A ``list`` that also carries the answer's metadata (``response_of``).
+        """
         request = p.build_list_avatars(user_id, include_not_ready)
         answer = await self._client._send(request)
-        items = p.read_model_list(answer, m.AvatarListItem, ResponseList)
+        items = cast(
+            "ResponseList[m.AvatarListItem]",
+            p.read_model_list(answer, m.AvatarListItem, ResponseList),
+        )
         return attach_metadata(items, request.route, answer)
 
     async def get_customization(self, avatar_id: AvatarId) -> m.ExternalAvatarCustomization:
@@ -172,7 +178,7 @@ class Renders(_Resource):
         avatar_id: AvatarId,
         *,
         scene: str = "common/preview",
-        format: m.RenderFormat | str = m.RenderFormat.JPG,
+        format: m.RenderFormat | m.RenderFormatName = m.RenderFormat.JPG,
     ) -> RenderJob:
         """Start a render; ``render.ready`` carries the same ``id`` and the image URL.
 
