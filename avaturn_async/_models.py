@@ -19,6 +19,7 @@ import attrs
 
 __all__ = [
     "AgeModel",
+    "Answered",
     "AssetSlot",
     "AssetSlotWithColor",
     "AssetSlots",
@@ -116,8 +117,17 @@ def _redacted_repr(url: str | None) -> str:
     return repr(redact_url(url))
 
 
+class Answered:
+    """Base of the models an endpoint returns: a slot for the answer they were read from.
+
+    ``response_of()`` reads it; it is not a field (not compared, shown or sent).
+    """
+
+    __slots__ = ("_avaturn_answer",)
+
+
 @attrs.frozen(kw_only=True)
-class NewUserResponse:
+class NewUserResponse(Answered):
     """Answer of Create User."""
 
     id: str
@@ -149,7 +159,7 @@ SessionConfig = CreateOrEditExistingSessionConfig | CreateSessionConfig | EditEx
 
 
 @attrs.frozen(kw_only=True)
-class NewSessionResponse:
+class NewSessionResponse(Answered):
     """Answer of New Session. ``url`` is opaque and short-lived: open it once."""
 
     url: str = attrs.field(repr=_redacted_repr)
@@ -171,7 +181,7 @@ class AvatarListItem:
 
 
 @attrs.frozen(kw_only=True)
-class NewAvatarResponse:
+class NewAvatarResponse(Answered):
     """Answer of New Avatar: the avatar id and the pre-signed photo upload URL."""
 
     avatar_id: str
@@ -208,7 +218,7 @@ class BoneScale:
 
 
 @attrs.frozen(kw_only=True)
-class ExternalAvatarCustomization:
+class ExternalAvatarCustomization(Answered):
     """An avatar's customization. Fields left ``None`` are not sent."""
 
     assets: AssetSlots | None = None
@@ -221,7 +231,7 @@ class ExternalAvatarCustomization:
 
 
 @attrs.frozen(kw_only=True)
-class RenderResult:
+class RenderResult(Answered):
     """A render task. ``render_url`` is temporary: download it within 15 minutes."""
 
     id: str
@@ -230,7 +240,7 @@ class RenderResult:
 
 
 @attrs.frozen(kw_only=True)
-class NewExportResponse:
+class NewExportResponse(Answered):
     """``ready`` with a temporary ``url``, or ``pending`` until ``export.ready`` arrives."""
 
     status: ExportStatus | str
@@ -242,7 +252,7 @@ class NewExportResponse:
 
 
 @attrs.frozen(kw_only=True)
-class PhotoUploadResult:
+class PhotoUploadResult(Answered):
     """The upload URL's answer (``{"status": "ok"}``-like); the whole body is in ``raw``."""
 
     status: str | None

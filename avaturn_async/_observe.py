@@ -170,11 +170,12 @@ class _Answered(Protocol):
     def request_id(self) -> str | None: ...
 
 
-# Keyed by identity, not equality: two equal models from two calls keep their own
-# metadata. Entries vanish with their object. The metadata record is built only
-# when someone asks, so calls that never look pay for one dict entry. Lists are
-# ours (``ResponseList``) and carry their entry in a slot instead.
+# Models an endpoint returns, and lists, carry their answer in a slot; anything
+# else (jobs have a __dict__ and take the same attribute) falls back to a table
+# keyed by identity, not equality, whose entries vanish with their object. The
+# metadata record is built only when someone asks.
 _METADATA: dict[int, tuple[weakref.ref[Any], str, _Answered]] = {}
+_SLOT = "_avaturn_answer"
 
 
 class ResponseList(list[T]):
@@ -186,21 +187,22 @@ class ResponseList(list[T]):
 
 
 def attach_metadata(obj: T, route: str, response: _Answered) -> T:
-    if isinstance(obj, ResponseList):
-        obj._avaturn_answer = (route, response)
-        return obj
-    key = id(obj)
+    try:
+        object.__setattr__(obj, _SLOT, (route, response))
+    except AttributeError:
+        key = id(obj)
 
-    def forget(_: weakref.ref[Any], key: int = key) -> None:
-        _METADATA.pop(key, None)
+        def forget(_: weakref.ref[Any], key: int = key) -> None:
+            _METADATA.pop(key, None)
 
-    _METADATA[key] = (weakref.ref(obj, forget), route, response)
+        _METADATA[key] = (weakref.ref(obj, forget), route, response)
     return obj
 
 
 def _answer_of(obj: object) -> tuple[str, _Answered] | None:
-    if isinstance(obj, ResponseList):
-        return getattr(obj, "_avaturn_answer", None)
+    answer: tuple[str, _Answered] | None = getattr(obj, _SLOT, None)
+    if answer is not None:
+        return answer
     entry = _METADATA.get(id(obj))
     if entry is None or entry[0]() is not obj:
         return None

@@ -205,10 +205,13 @@ def _check_customization(c: m.ExternalAvatarCustomization) -> None:
 # ---------------------------------------------------------------- request builders
 
 
+_CREATE_USER = Request(
+    route="users.create", method="POST", path=f"{API_PREFIX}/users/new", idempotent=False
+)
+
+
 def build_create_user() -> Request:
-    return Request(
-        route="users.create", method="POST", path=f"{API_PREFIX}/users/new", idempotent=False
-    )
+    return _CREATE_USER  # immutable and argument-free: built once
 
 
 def build_delete_user(user_id: str) -> Request:

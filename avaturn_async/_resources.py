@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -52,7 +52,9 @@ class Users(_Resource):
 
     async def create(self) -> m.NewUserResponse:
         """Create a user. Not retried after an ambiguous failure (see ``RetryPolicy``)."""
-        return await self._client._call(p.build_create_user(), m.NewUserResponse)
+        request = p.build_create_user()
+        client = self._client
+        return client._read(request, await client._send(request), m.NewUserResponse)
 
     async def delete(self, user_id: str) -> None:
         """Delete a user and all its data: photos, avatars, cached exports."""
@@ -75,7 +77,9 @@ class Sessions(_Resource):
 class Avatars(_Resource):
     async def create(self, user_id: str) -> m.NewAvatarResponse:
         """Create an avatar for ``user_id``; upload its photos to the returned ``upload_url``."""
-        return await self._client._call(p.build_create_avatar(user_id), m.NewAvatarResponse)
+        request = p.build_create_avatar(user_id)
+        client = self._client
+        return client._read(request, await client._send(request), m.NewAvatarResponse)
 
     async def upload_photos(
         self,
@@ -146,10 +150,8 @@ class Avatars(_Resource):
         """
         request = p.build_list_avatars(user_id, include_not_ready)
         answer = await self._client._send(request)
-        items = cast(
-            "ResponseList[m.AvatarListItem]",
-            p.read_model_list(answer, m.AvatarListItem, ResponseList),
-        )
+        items: ResponseList[m.AvatarListItem]
+        items = p.read_model_list(answer, m.AvatarListItem, ResponseList)  # type: ignore[assignment]
         return attach_metadata(items, request.route, answer)
 
     async def get_customization(self, avatar_id: AvatarId) -> m.ExternalAvatarCustomization:
