@@ -32,7 +32,10 @@ from ._errors import (
     RenderFailedError,
     RequestTimeoutError,
     ResponseDecodeError,
+    SchemaVersionError,
     ServerError,
+    StorageError,
+    StorageUnavailableError,
     TransportError,
     UnprocessableEntityError,
     ValidationErrorItem,
@@ -41,7 +44,7 @@ from ._errors import (
     WebhookPayloadTooLargeError,
     WebhookVerificationError,
 )
-from ._hub import EventHub
+from ._hub import EventHub, EventSource
 from ._jobs import AvatarJob, ExportJob, RenderJob
 from ._models import (
     AgeModel,
@@ -78,9 +81,9 @@ from ._observe import (
     RetryInfo,
     response_of,
 )
-from ._photos import PhotoInput, PhotoUpload, prepare_upload
+from ._photos import PhotoInput, PhotoSource, PhotoUpload, prepare_upload
 from ._protocol import Request, Response
-from ._retry import RetryPolicy
+from ._retry import FailureKind, RetryPolicy
 from ._transport import AiohttpTransport, Timeouts, Transport
 from ._version import __version__
 
@@ -119,10 +122,12 @@ __all__ = [
     "EditExistingSessionConfig",
     "ErrorInfo",
     "EventHub",
+    "EventSource",
     "ExportFailedError",
     "ExportJob",
     "ExportStatus",
     "ExternalAvatarCustomization",
+    "FailureKind",
     "GoneError",
     "IncompleteDownloadError",
     "InvalidRequestError",
@@ -134,6 +139,7 @@ __all__ = [
     "NotFoundError",
     "PhotoError",
     "PhotoInput",
+    "PhotoSource",
     "PhotoUpload",
     "PhotoUploadResult",
     "RateLimitError",
@@ -154,8 +160,11 @@ __all__ = [
     "RetryInfo",
     "RetryPolicy",
     "ScanStatus",
+    "SchemaVersionError",
     "ServerError",
     "SessionConfig",
+    "StorageError",
+    "StorageUnavailableError",
     "Timeouts",
     "Transport",
     "TransportError",

@@ -23,6 +23,8 @@ from collections.abc import Callable
 
 import attrs
 
+from ._public import public
+
 __all__ = ["AdaptiveConcurrency", "AdaptiveLimiter"]
 
 
@@ -102,3 +104,6 @@ class AdaptiveLimiter:
         self._limit = min(float(self.max_concurrency), self._limit + 1.0 / self._limit)
         self.at_max = self._limit >= self.max_concurrency
         return True
+
+
+public("avaturn_async", AdaptiveConcurrency, AdaptiveLimiter)

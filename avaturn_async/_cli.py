@@ -11,14 +11,11 @@ from collections.abc import Sequence
 
 import anyio
 
+from ._exitcodes import EXIT_INTERRUPTED, EXIT_OK
 from ._version import __version__
 
 __all__ = ["main"]
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -45,6 +45,7 @@ from ._observe import (
     record_status,
 )
 from ._protocol import Request, Response, error_from_response, read_model, retry_after_seconds
+from ._public import public
 from ._resources import Avatars, Exports, Renders, Sessions, Users
 from ._retry import FailureKind, RetryPolicy, retry_delay
 from ._transport import AiohttpTransport, Timeouts, Transport
@@ -615,3 +616,6 @@ class AvaturnClient:
                 max_bytes=max_bytes,
             )
         return DownloadedFile(path=path, size=size)
+
+
+public("avaturn_async", AvaturnClient, Decision, decide)

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 import anyio
 import attrs
 
+from ._public import public
+
 __all__ = ["Clock"]
 
 
@@ -29,3 +31,6 @@ class Clock:
     now: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep
     random: Callable[[], float] = _random.random
+
+
+public("avaturn_async", Clock)

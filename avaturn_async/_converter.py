@@ -230,6 +230,7 @@ def _configure(conv: cattrs.Converter) -> None:
         conv,
         m.AssetSlotWithColor,
         m.AssetSlots,
+        m.BoneScale,
         m.ExternalAvatarCustomization,
         m.NewSessionResponse,
         m.RenderResult,

@@ -20,8 +20,7 @@ from . import _models as m
 from ._client import AvaturnClient
 from ._hub import EventHub
 from .samples import sample_photo_paths
-from .testing import AvaturnEmulator
-from .testing._emulator import DEFAULT_WEBHOOK_SECRET
+from .testing import DEFAULT_WEBHOOK_SECRET, AvaturnEmulator
 from .webhooks import Event, WebhookRouter, WebhookVerifier
 from .webhooks.aiohttp import serve_webhooks
 

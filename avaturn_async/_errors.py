@@ -26,6 +26,9 @@ know this library::
     │   ├── RateLimitError                     429: ``retry_after`` seconds when given
     │   └── ServerError                        5xx
     ├── ResponseDecodeError (ValueError)       a 2xx whose body is not what the API documents
+    ├── StorageError (RuntimeError)            a database backend (SQLite, PostgreSQL) failed
+    │   ├── StorageUnavailableError (ConnectionError)  the database cannot be reached now
+    │   └── SchemaVersionError                 the database schema is newer than this code
     ├── JobFailedError                         a job's event said ``failed``; ``event`` holds it
     │   ├── AvatarFailedError                  ``avatar.ready`` with status failed
     │   ├── RenderFailedError                  ``render.ready`` with status failed
@@ -44,6 +47,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+
+from ._public import public
 
 __all__ = [
     "APIError",
@@ -70,6 +75,9 @@ __all__ = [
     "RequestTimeoutError",
     "ResponseDecodeError",
     "ServerError",
+    "SchemaVersionError",
+    "StorageError",
+    "StorageUnavailableError",
     "TransportError",
     "UnprocessableEntityError",
     "ValidationErrorItem",
@@ -335,3 +343,63 @@ class WebhookPayloadTooLargeError(WebhookError):
     def __init__(self, message: str, *, limit: int) -> None:
         super().__init__(message)
         self.limit = limit
+
+
+class StorageError(AvaturnError, RuntimeError):
+    """A database backend (the SQLite files or PostgreSQL) failed.
+
+    Messages name the database with its password removed.
+    """
+
+
+class StorageUnavailableError(StorageError, ConnectionError):
+    """The database could not be reached (refused, timed out, restarting).
+
+    Transient: the operation can be retried once the server is back.
+    """
+
+
+class SchemaVersionError(StorageError):
+    """The database holds a schema newer than this version of avaturn_async knows.
+
+    Raised at start, before anything is read or written: upgrade avaturn_async.
+    """
+
+
+public(
+    "avaturn_async",
+    AvaturnError,
+    ConfigurationError,
+    ClientClosedError,
+    InvalidRequestError,
+    PhotoError,
+    TransportError,
+    ConnectError,
+    ConnectionLostError,
+    RequestTimeoutError,
+    DownloadError,
+    IncompleteDownloadError,
+    DownloadTooLargeError,
+    ValidationErrorItem,
+    APIError,
+    BadRequestError,
+    AuthenticationError,
+    NotFoundError,
+    ConflictError,
+    GoneError,
+    UnprocessableEntityError,
+    RateLimitError,
+    ServerError,
+    ResponseDecodeError,
+    JobFailedError,
+    AvatarFailedError,
+    RenderFailedError,
+    ExportFailedError,
+    WebhookError,
+    WebhookVerificationError,
+    WebhookParseError,
+    WebhookPayloadTooLargeError,
+    StorageError,
+    StorageUnavailableError,
+    SchemaVersionError,
+)

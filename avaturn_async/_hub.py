@@ -17,16 +17,31 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
 
 import anyio
 import attrs
 
-from .webhooks._events import AvatarReady, Event, ExportReady, RenderReady
+from ._events import AvatarReady, Event, ExportReady, RenderReady
+from ._public import public
 
-__all__ = ["EventHub", "EventKey", "event_key"]
+__all__ = ["EventHub", "EventKey", "EventSource", "event_key"]
 
 EventKey = tuple[str, str]
+
+
+@runtime_checkable
+class EventSource(Protocol):
+    """Anything that calls a handler for every event it sees.
+
+    :class:`~avaturn_async.webhooks.WebhookRouter` is one; so is any receiver of
+    your own with an ``on_any`` decorator.
+    """
+
+    def on_any(
+        self, handler: Callable[[Event], Awaitable[None]]
+    ) -> Callable[[Event], Awaitable[None]]: ...
 
 
 def event_key(event: Event) -> EventKey | None:
@@ -83,12 +98,10 @@ class EventHub:
     def now(self) -> float:
         return self._clock()
 
-    def attach(self, router: object) -> None:
+    def attach(self, router: EventSource) -> None:
         """Publish every event the ``WebhookRouter`` dispatches into this hub."""
-        from .webhooks._router import WebhookRouter
-
-        if not isinstance(router, WebhookRouter):
-            raise TypeError("attach() takes a avaturn_async.webhooks.WebhookRouter")
+        if not isinstance(router, EventSource):
+            raise TypeError("attach() takes an avaturn_async.webhooks.WebhookRouter")
         router.on_any(self.publish)
 
     async def publish(self, event: Event) -> None:
@@ -134,3 +147,6 @@ class EventHub:
                 waiters.count -= 1
                 if waiters.count == 0 and self._waiters.get(key) is waiters:
                     del self._waiters[key]
+
+
+public("avaturn_async", EventSource, EventHub)

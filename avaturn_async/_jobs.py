@@ -21,7 +21,7 @@ import abc
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import anyio
 
@@ -36,10 +36,9 @@ from ._errors import (
     ServerError,
     TransportError,
 )
-from .webhooks._events import AvatarReady, EventStatus, ExportReady, RenderReady
-
-if TYPE_CHECKING:
-    from ._client import AvaturnClient
+from ._events import AvatarReady, EventStatus, ExportReady, RenderReady
+from ._ports import JobClient
+from ._public import public
 
 __all__ = ["AvatarJob", "ExportJob", "RenderJob", "poll_delays"]
 
@@ -102,7 +101,7 @@ async def _race(*sources: Callable[[], Awaitable[T | None]]) -> T:
 class _Job(abc.ABC, Generic[E]):
     _failure: type[JobFailedError] = JobFailedError
 
-    def __init__(self, client: AvaturnClient, since: float | None) -> None:
+    def __init__(self, client: JobClient, since: float | None) -> None:
         self._client = client
         self._since = since
 
@@ -173,7 +172,7 @@ class AvatarJob(_Job[AvatarReady]):
 
     def __init__(
         self,
-        client: AvaturnClient,
+        client: JobClient,
         *,
         user_id: str,
         avatar_id: str,
@@ -211,7 +210,7 @@ class RenderJob(_Job[RenderReady]):
 
     _failure = RenderFailedError
 
-    def __init__(self, client: AvaturnClient, *, avatar_id: str, result: m.RenderResult) -> None:
+    def __init__(self, client: JobClient, *, avatar_id: str, result: m.RenderResult) -> None:
         super().__init__(client, since=None)
         self.avatar_id = avatar_id
         self.result = result
@@ -257,7 +256,7 @@ class ExportJob(_Job[ExportReady]):
 
     def __init__(
         self,
-        client: AvaturnClient,
+        client: JobClient,
         *,
         avatar_id: str,
         result: m.NewExportResponse,
@@ -282,12 +281,12 @@ class ExportJob(_Job[ExportReady]):
         return ("export", self.avatar_id)
 
     def _ready_event(self, result: m.NewExportResponse) -> ExportReady | None:
-        if not result.is_ready:
+        if result.status not in (m.ExportStatus.READY, m.ExportStatus.FAILED):
             return None
         return ExportReady(
             avatar_id=self.avatar_id,
             user_id=None,
-            status=EventStatus.READY,
+            status=EventStatus(result.status),
             export_url=result.url,
             raw=POLLED,
         )
@@ -297,3 +296,6 @@ class ExportJob(_Job[ExportReady]):
 
     async def _poll_once(self) -> ExportReady | None:
         return self._ready_event(await self._client.exports.request(self.avatar_id))
+
+
+public("avaturn_async", AvatarJob, RenderJob, ExportJob)

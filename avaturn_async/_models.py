@@ -13,9 +13,11 @@ import enum
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import attrs
+
+from ._public import public
+from ._redact import redact_url
 
 __all__ = [
     "AgeModel",
@@ -77,6 +79,7 @@ class RenderStatus(WireEnum):
 class ExportStatus(WireEnum):
     PENDING = "pending"
     READY = "ready"
+    FAILED = "failed"
 
 
 class RenderFormat(WireEnum):
@@ -101,16 +104,6 @@ class AgeModel(WireEnum):
     """Age model of a customization; the API document names ``adult`` only."""
 
     ADULT = "adult"
-
-
-def redact_url(url: str | None) -> str | None:
-    """``url`` without its query string and fragment: pre-signed URLs carry credentials there."""
-    if url is None:
-        return None
-    parts = urlsplit(url)
-    if not parts.query and not parts.fragment:
-        return url
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "<redacted>", ""))
 
 
 def _redacted_repr(url: str | None) -> str:
@@ -212,9 +205,11 @@ class AssetSlots:
 
 @attrs.frozen(kw_only=True)
 class BoneScale:
-    head: float
-    arms: float
-    chest: float
+    """Scale factors; a value the API left out reads as ``None`` and is not sent."""
+
+    head: float | None = None
+    arms: float | None = None
+    chest: float | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -265,3 +260,30 @@ class DownloadedFile:
 
     path: Path
     size: int
+
+
+public(
+    "avaturn_async",
+    ScanStatus,
+    RenderStatus,
+    ExportStatus,
+    RenderFormat,
+    BodyType,
+    AgeModel,
+    NewUserResponse,
+    CreateOrEditExistingSessionConfig,
+    CreateSessionConfig,
+    EditExistingSessionConfig,
+    NewSessionResponse,
+    AvatarListItem,
+    NewAvatarResponse,
+    AssetSlot,
+    AssetSlotWithColor,
+    AssetSlots,
+    BoneScale,
+    ExternalAvatarCustomization,
+    RenderResult,
+    NewExportResponse,
+    PhotoUploadResult,
+    DownloadedFile,
+)

@@ -26,6 +26,7 @@ import anyio
 import attrs
 
 from . import _models
+from ._public import public
 
 __all__ = [
     "ErrorInfo",
@@ -337,3 +338,16 @@ def record_status(span: Any, status: int) -> None:
         span.set_attribute("http.response.status_code", status)
         if status >= 400:
             span.set_status(_otel_trace.Status(_otel_trace.StatusCode.ERROR))
+
+
+public(
+    "avaturn_async",
+    RateLimitInfo,
+    ResponseMetadata,
+    RequestInfo,
+    ResponseInfo,
+    RetryInfo,
+    ErrorInfo,
+    ResponseList,
+    response_of,
+)

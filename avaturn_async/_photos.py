@@ -18,8 +18,9 @@ import attrs
 
 from ._errors import InvalidRequestError, PhotoError
 from ._models import BodyType, BodyTypeName
+from ._public import public
 
-__all__ = ["PhotoInput", "PhotoSource", "PhotoUpload", "prepare_upload"]
+__all__ = ["JPEG_MAGIC", "PhotoInput", "PhotoSource", "PhotoUpload", "prepare_upload"]
 
 PhotoInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, BinaryIO]
 """A path, the bytes of a JPEG, or a binary file object positioned at its start."""
@@ -179,3 +180,6 @@ def prepare_upload(
         body_type=checked_body,
         telephoto=telephoto,
     )
+
+
+public("avaturn_async", PhotoSource, PhotoUpload, prepare_upload)

@@ -37,6 +37,7 @@ from ._errors import (
     ValidationErrorItem,
 )
 from ._photos import PhotoUpload
+from ._public import public
 from ._retry import parse_retry_after
 
 __all__ = ["Request", "Response", "error_from_response", "read_model"]
@@ -496,3 +497,6 @@ def error_from_response(response: Response, request: Request) -> APIError:
     if cls is RateLimitError:
         return RateLimitError(message, retry_after=retry_after_seconds(response), **common)
     return cls(message, **common)
+
+
+public("avaturn_async", Request, Response)

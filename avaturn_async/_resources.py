@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
 import anyio
 
@@ -16,9 +15,7 @@ from ._errors import InvalidRequestError
 from ._jobs import AvatarJob, ExportJob, RenderJob
 from ._observe import ResponseList, attach_metadata, copy_metadata
 from ._photos import PhotoInput, PhotoUpload, prepare_upload
-
-if TYPE_CHECKING:
-    from ._client import AvaturnClient
+from ._ports import ResourceClient
 
 __all__ = ["Avatars", "Exports", "Renders", "Sessions", "Users"]
 
@@ -43,7 +40,7 @@ async def _check_photos(
 class _Resource:
     __slots__ = ("_client",)
 
-    def __init__(self, client: AvaturnClient) -> None:
+    def __init__(self, client: ResourceClient) -> None:
         self._client = client
 
 

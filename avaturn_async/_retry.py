@@ -37,6 +37,8 @@ from collections.abc import Callable
 
 import attrs
 
+from ._public import public
+
 __all__ = [
     "FailureKind",
     "RetryPolicy",
@@ -170,3 +172,6 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     if when.tzinfo is None:
         return None
     return max(0.0, when.timestamp() - now)
+
+
+public("avaturn_async", FailureKind, RetryPolicy)

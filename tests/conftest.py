@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import NoReturn
 
 import anyio
 import pytest
 
 from avaturn_async import AvaturnClient, Clock
 from avaturn_async.testing import AvaturnEmulator
+from tests.pg_server import DSN_ENV, PostgresServer, PostgresUnavailable
+
+# pytester runs fresh-project test files against the installed ``avaturn`` plugin.
+pytest_plugins = ["pytester"]
 
 
 @pytest.fixture
@@ -34,3 +41,65 @@ async def client(emulator: AvaturnEmulator) -> AsyncIterator[AvaturnClient]:
         emulator.api_key, base_url=emulator.base_url, clock=Clock(sleep=short_wait)
     ) as sdk:
         yield sdk
+
+
+# --- PostgreSQL ------------------------------------------------------------------------
+# One throwaway server per test session (or the one .ci/run started, through
+# AVATURN_TEST_POSTGRES_DSN), and a fresh database per test. Without a server the
+# tests skip with the reason, except in CI (CI=true), where that is a failure.
+
+
+def _no_postgres(reason: str) -> NoReturn:
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"PostgreSQL is required in CI: {reason}", pytrace=False)
+    pytest.skip(f"no PostgreSQL server could be started here: {reason}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server_dsn() -> Iterator[str]:
+    """The DSN of a PostgreSQL server for this test session (its ``postgres`` database)."""
+    given = os.environ.get(DSN_ENV)
+    if given:
+        yield given
+        return
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailable as exc:
+        _no_postgres(str(exc))
+    try:
+        yield server.dsn
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def postgres_dsn(postgres_server_dsn: str) -> AsyncIterator[str]:
+    """A DSN to a brand-new, empty database, dropped after the test."""
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(postgres_server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = postgres_server_dsn.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    admin = await asyncpg.connect(postgres_server_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def postgres_server() -> Iterator[PostgresServer]:
+    """A dedicated server of this test's own, for tests that restart or stop it."""
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailable as exc:
+        _no_postgres(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -9,7 +9,7 @@ from avaturn_async import AdaptiveConcurrency, AvaturnClient, RetryPolicy
 from avaturn_async._adaptive import AdaptiveLimiter
 from avaturn_async._protocol import Response
 from avaturn_async.testing import AvaturnEmulator, RateLimit
-from avaturn_async.testing._emulator_ratelimit import FixedWindowLimit
+from avaturn_async.testing.emulator._ratelimit import FixedWindowLimit
 
 
 class Clock:

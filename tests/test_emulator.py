@@ -16,7 +16,7 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 from avaturn_async.samples import SAMPLES_DIR, sample_photo_paths
-from avaturn_async.testing._emulator import AvaturnEmulator
+from avaturn_async.testing import AvaturnEmulator
 
 API = "/api/v1"
 PHOTO_FIELDS = ("image-frontal", "image-side-1", "image-side-2")
@@ -344,7 +344,8 @@ EDIT = "edit_existing"
 # (method, path, JSON body or None, expected loc); {user}, {avatar} and slot names
 # are filled in with real ids by the test.
 VALIDATION_CASES: dict[str, tuple[str, str, Any, list[str | int]]] = {
-    "path-uuid": ("GET", f"{API}/avatars/nope/customization", None, ["path", "avatar_id"]),
+    "path-uuid": ("GET", f"{API}/avatars/nope/customization", None, ["path", "id"]),
+    "put-path-uuid": ("PUT", f"{API}/avatars/nope/customization", {}, ["path", "id"]),
     "delete-uuid": ("DELETE", f"{API}/users/{{user}}/avatars/nope", None, ["path", "avatar_id"]),
     "render-no-id": ("POST", f"{API}/renders/new", None, ["query", "avatar_id"]),
     "render-uuid": ("POST", f"{API}/renders/new?avatar_id=x", None, ["query", "avatar_id"]),
@@ -402,12 +403,6 @@ VALIDATION_CASES: dict[str, tuple[str, str, Any, list[str | int]]] = {
         {"assets": {"clothing": {"id": "x"}}},
         ["body", "assets", "clothing", "id"],
     ),
-    "slot-name": (
-        "PUT",
-        CUSTOMIZATION,
-        {"assets": {"hat": {"id": "{clothing}"}}},
-        ["body", "assets", "hat"],
-    ),
     "body-str": ("PUT", CUSTOMIZATION, {"body": 3}, ["body", "body"]),
     "number": (
         "PUT",
@@ -417,6 +412,56 @@ VALIDATION_CASES: dict[str, tuple[str, str, Any, list[str | int]]] = {
     ),
     "metadata": ("PUT", CUSTOMIZATION, {"metadata": {"k": 1}}, ["body", "metadata", "k"]),
     "not-object": ("PUT", CUSTOMIZATION, [], ["body"]),
+    # An explicit null where the schema is not nullable (no request field is).
+    "config-null": ("POST", SESSIONS, {"user_id": "{user}", "config": None}, ["body", "config"]),
+    "edit-avatar-null": (
+        "POST",
+        SESSIONS,
+        {"user_id": "{user}", "config": {"type": EDIT, "avatar_id": None}},
+        ["body", "config", EDIT, "avatar_id"],
+    ),
+    "user-null": ("POST", f"{API}/avatars/new", {"user_id": None}, ["body", "user_id"]),
+    "assets-null": ("PUT", CUSTOMIZATION, {"assets": None}, ["body", "assets"]),
+    "slot-null": (
+        "PUT",
+        CUSTOMIZATION,
+        {"assets": {"clothing": None}},
+        ["body", "assets", "clothing"],
+    ),
+    "slot-id-null": (
+        "PUT",
+        CUSTOMIZATION,
+        {"assets": {"clothing": {"id": None}}},
+        ["body", "assets", "clothing", "id"],
+    ),
+    "color-null": (
+        "PUT",
+        CUSTOMIZATION,
+        {"assets": {"eyewear": {"id": "{eyewear}", "color": None}}},
+        ["body", "assets", "eyewear", "color"],
+    ),
+    "body-null": ("PUT", CUSTOMIZATION, {"body": None}, ["body", "body"]),
+    "age-null": ("PUT", CUSTOMIZATION, {"age": None}, ["body", "age"]),
+    "metadata-null": ("PUT", CUSTOMIZATION, {"metadata": None}, ["body", "metadata"]),
+    "metadata-value-null": (
+        "PUT",
+        CUSTOMIZATION,
+        {"metadata": {"k": None}},
+        ["body", "metadata", "k"],
+    ),
+    "bone-scale-null": ("PUT", CUSTOMIZATION, {"bone_scale": None}, ["body", "bone_scale"]),
+    "bone-head-null": (
+        "PUT",
+        CUSTOMIZATION,
+        {"bone_scale": {"head": None}},
+        ["body", "bone_scale", "head"],
+    ),
+    "tone-null": (
+        "PUT",
+        CUSTOMIZATION,
+        {"skin_tone_correction": None},
+        ["body", "skin_tone_correction"],
+    ),
 }
 
 
@@ -655,6 +700,70 @@ async def test_put_customization_is_202_null_stored_and_bumps_version(
     assert stored["assets"] == document["assets"]
     assert (stored["body"], stored["metadata"]) == ("body_2", {"source": "test"})
     assert emulator.avatars[avatar_id].version == 1
+
+
+CUSTOMIZATION_FIELDS = ("assets", "body", "age", "metadata", "bone_scale", "skin_tone_correction")
+
+# An unknown key at each level of a customization body.
+UNKNOWN_KEYS: dict[str, Any] = {
+    "top-level": {"shoes": "red"},
+    "assets": {"assets": {"hat": {"id": "{clothing}"}}},
+    "asset-slot": {"assets": {"clothing": {"id": "{clothing}", "size": "M"}}},
+    "slot-without-color": {"assets": {"clothing": {"id": "{clothing}", "color": "#112233"}}},
+    "bone-scale": {"bone_scale": {"head": 1.1, "tail": 2.0}},
+}
+
+
+@pytest.mark.parametrize("document", list(UNKNOWN_KEYS.values()), ids=list(UNKNOWN_KEYS))
+async def test_unknown_customization_keys_are_ignored_at_every_level(
+    emulator: AvaturnEmulator, http: aiohttp.ClientSession, document: dict[str, Any]
+) -> None:
+    avatar_id = (await new_avatar(http, emulator, await new_user(http, emulator)))["avatar_id"]
+    filled = _fill(document, dict(emulator.SAMPLE_ASSETS))
+    assert (await put_customization(http, emulator, avatar_id, filled))[0] == 202
+    _, stored = await call(http, emulator, "GET", f"{API}/avatars/{avatar_id}/customization")
+    assert set(stored) == set(CUSTOMIZATION_FIELDS)
+    assert set(stored["bone_scale"]) == {"head", "arms", "chest"}
+    assert all(set(slot) <= {"id", "color"} for slot in stored["assets"].values())
+    assert set(stored["assets"]) <= {"clothing"}
+    assert "color" not in stored["assets"].get("clothing", {})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"user_id": "{user}", "note": 1},
+        {"user_id": "{user}", "config": {"type": "create", "note": 1}},
+        {"user_id": "{user}", "config": {"type": EDIT, "avatar_id": "{avatar}", "note": 1}},
+    ],
+    ids=["request", "config", "edit-config"],
+)
+async def test_unknown_session_keys_are_ignored_at_every_level(
+    emulator: AvaturnEmulator, http: aiohttp.ClientSession, body: dict[str, Any]
+) -> None:
+    user_id = await new_user(http, emulator)
+    avatar = await new_avatar(http, emulator, user_id)
+    filled = _fill(body, {"user": user_id, "avatar": avatar["avatar_id"]})
+    status, answer = await call(http, emulator, "POST", SESSIONS, json=filled)
+    assert status == 200, answer
+
+
+async def test_new_avatar_ignores_unknown_keys(
+    emulator: AvaturnEmulator, http: aiohttp.ClientSession
+) -> None:
+    user_id = await new_user(http, emulator)
+    body = {"user_id": user_id, "note": 1}
+    assert (await call(http, emulator, "POST", f"{API}/avatars/new", json=body))[0] == 200
+
+
+async def test_partial_bone_scale_keeps_the_other_values(
+    emulator: AvaturnEmulator, http: aiohttp.ClientSession
+) -> None:
+    avatar_id = (await new_avatar(http, emulator, await new_user(http, emulator)))["avatar_id"]
+    document = {"bone_scale": {"head": 1.2}}
+    assert (await put_customization(http, emulator, avatar_id, document))[0] == 202
+    _, stored = await call(http, emulator, "GET", f"{API}/avatars/{avatar_id}/customization")
+    assert stored["bone_scale"] == {"head": 1.2, "arms": 1.0, "chest": 1.0}
 
 
 async def test_asset_in_the_wrong_slot_is_409(

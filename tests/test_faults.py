@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from avaturn_async.testing._faults import (
+from avaturn_async.testing.emulator._fault_plan import (
     FaultKind,
     FaultPlan,
     RouteFaults,

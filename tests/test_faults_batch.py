@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import attrs
 import pytest
 
@@ -29,9 +30,14 @@ from avaturn_async.batch import (
     onboard,
     write_sample_manifest,
 )
-from avaturn_async.testing import AvaturnEmulator, make_webhook_secret
-from avaturn_async.testing._emulator import FaultPlan, RouteFaults, WebhookFaults
-from avaturn_async.testing._faults import FaultKind
+from avaturn_async.testing import (
+    AvaturnEmulator,
+    FaultKind,
+    FaultPlan,
+    RouteFaults,
+    WebhookFaults,
+    make_webhook_secret,
+)
 from avaturn_async.webhooks import WebhookRouter, WebhookVerifier
 from avaturn_async.webhooks.aiohttp import serve_webhooks
 
@@ -119,14 +125,10 @@ async def onboard_under_faults(folder: Path) -> Run:
         return Run(emu, summary, list(journal.records()), journal.status())
 
 
-_RUN: list[Run] = []
-
-
-@pytest.fixture
-async def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    if not _RUN:
-        _RUN.append(await onboard_under_faults(tmp_path_factory.mktemp("faults")))
-    return _RUN[0]
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """One onboarding under faults, shared by the tests of this module (it is the slow part)."""
+    return anyio.run(onboard_under_faults, tmp_path_factory.mktemp("faults"))
 
 
 def test_every_row_is_ready_or_failed_with_a_reason(run: Run) -> None:

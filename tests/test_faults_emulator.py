@@ -21,9 +21,9 @@ from avaturn_async import (
     ServerError,
 )
 from avaturn_async.samples import sample_photo_paths
-from avaturn_async.testing import AvaturnEmulator
-from avaturn_async.testing._emulator import (
+from avaturn_async.testing import (
     DEFAULT_WEBHOOK_SECRET,
+    AvaturnEmulator,
     FaultPlan,
     RouteFaults,
     WebhookFaults,

@@ -24,6 +24,7 @@ from avaturn_async.testing import (
     make_render_ready,
 )
 from avaturn_async.webhooks import EventStatus
+from tests.support import json_answer, scripted_server
 
 FRONTAL, SIDE_1, SIDE_2 = sample_photo_paths()
 OUTFIT = ExternalAvatarCustomization(
@@ -136,3 +137,13 @@ async def test_deadline_cancels_the_wait_and_leaves_no_waiter(client: AvaturnCli
     with pytest.raises(TimeoutError), anyio.fail_after(0.1):
         await job.wait(poll_interval=60)
     assert "waiting=0" in repr(hub)
+
+
+async def test_export_answered_failed_at_once_raises_without_waiting() -> None:
+    answer = json_answer(200, {"status": "failed", "url": None})
+    async with scripted_server(answer) as server:
+        async with AvaturnClient("key", base_url=server.base_url) as client:
+            export = await client.exports.create("0b1f6f36-8c1a-4c43-9a4e-2c7b1c4f9b10")
+            with anyio.fail_after(5), pytest.raises(ExportFailedError):
+                await export.wait(poll_interval=60)
+    assert len(server.seen) == 1

@@ -16,6 +16,7 @@ from avaturn_async import (
     CreateOrEditExistingSessionConfig,
     CreateSessionConfig,
     EditExistingSessionConfig,
+    ExportStatus,
     ExternalAvatarCustomization,
     NewAvatarResponse,
     NewExportResponse,
@@ -111,6 +112,33 @@ def test_session_config_is_written_with_its_type(
 def test_session_config_with_unknown_type_is_rejected() -> None:
     with pytest.raises(ValueError, match="session config"):
         structure({"type": "teleport"}, SessionConfig)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("scale", "expected"),
+    [
+        ({"head": 1.2}, BoneScale(head=1.2)),
+        ({"arms": 0.9, "chest": 1.1}, BoneScale(arms=0.9, chest=1.1)),
+        ({}, BoneScale()),
+    ],
+    ids=["head-only", "two-of-three", "empty"],
+)
+def test_partial_bone_scale_parses_with_missing_values_unset(
+    scale: dict[str, float], expected: BoneScale
+) -> None:
+    parsed = structure({"bone_scale": scale}, ExternalAvatarCustomization)
+    assert parsed.bone_scale == expected
+
+
+def test_partial_bone_scale_writes_only_the_values_it_has() -> None:
+    written = unstructure(ExternalAvatarCustomization(bone_scale=BoneScale(head=1.2)))
+    assert written == {"bone_scale": {"head": 1.2}}
+
+
+def test_export_status_knows_failed() -> None:
+    parsed = structure({"status": "failed", "url": None}, NewExportResponse)
+    assert parsed.status is ExportStatus.FAILED
+    assert not parsed.is_ready
 
 
 def test_export_ready_property() -> None:

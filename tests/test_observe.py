@@ -28,10 +28,23 @@ from tests.support import json_answer, scripted_server
 KEY = "sk_observe_secret"
 AVATAR = "0b1f6f36-8c1a-4c43-9a4e-2c7b1c4f9b10"
 
-EXPORTER = InMemorySpanExporter()
-_provider = TracerProvider()
-_provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
-trace.set_tracer_provider(_provider)
+
+
+@pytest.fixture(scope="session")
+def installed_exporter() -> InMemorySpanExporter:
+    """OpenTelemetry takes one global provider per process: install it once, when first asked."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter
+
+
+@pytest.fixture
+def spans(installed_exporter: InMemorySpanExporter) -> InMemorySpanExporter:
+    """The process's span exporter, emptied for this test."""
+    installed_exporter.clear()
+    return installed_exporter
 
 
 async def no_sleep(delay: float) -> None:
@@ -173,23 +186,21 @@ def test_objects_not_from_the_client_have_no_metadata() -> None:
     assert response_of(object()) is None
 
 
-async def test_each_attempt_is_a_client_span() -> None:
-    EXPORTER.clear()
+async def test_each_attempt_is_a_client_span(spans: InMemorySpanExporter) -> None:
     async with scripted_server(json_answer(503), json_answer(200, {"id": "U"})) as server:
         client = AvaturnClient(KEY, base_url=server.base_url)
         async with client:
             await client.users.create()
-    spans = EXPORTER.get_finished_spans()
-    assert [s.name for s in spans] == ["avaturn users.create", "avaturn users.create"]
-    assert [s.attributes["http.response.status_code"] for s in spans] == [503, 200]  # type: ignore[index]
+    finished = spans.get_finished_spans()
+    assert [s.name for s in finished] == ["avaturn users.create", "avaturn users.create"]
+    assert [s.attributes["http.response.status_code"] for s in finished] == [503, 200]  # type: ignore[index]
 
 
-async def test_tracing_can_be_turned_off() -> None:
-    EXPORTER.clear()
+async def test_tracing_can_be_turned_off(spans: InMemorySpanExporter) -> None:
     async with scripted_server(json_answer(200, {"id": "U"})) as server:
         async with AvaturnClient(KEY, base_url=server.base_url, tracing=False) as client:
             await client.users.create()
-    assert EXPORTER.get_finished_spans() == ()
+    assert spans.get_finished_spans() == ()
 
 
 def test_response_of_a_copied_list_is_none() -> None:

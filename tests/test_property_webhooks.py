@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from avaturn_async.testing._webhooks import make_webhook_secret, sign_webhook
+from avaturn_async.testing import make_webhook_secret, sign_webhook
 from avaturn_async.webhooks import (
     AvatarReady,
     ExportReady,

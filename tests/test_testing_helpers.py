@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from avaturn_async.testing._webhooks import (
+from avaturn_async.testing import (
     event_to_bytes,
     event_to_dict,
     make_avatar_ready,

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import anyio
 import pytest
 from aiohttp import web
 
-from avaturn_async.testing._webhooks import make_render_ready, make_webhook_secret, sign_webhook
+from avaturn_async.testing import make_render_ready, make_webhook_secret, sign_webhook
 from avaturn_async.webhooks import Event, RenderReady, WebhookRouter, WebhookVerifier
 from avaturn_async.webhooks.aiohttp import make_app
 from avaturn_async.webhooks.asgi import WebhookApp
@@ -218,9 +219,6 @@ def uvicorn_url() -> Iterator[tuple[str, SwappableASGI]]:
         yield served
 
 
-_MEASURED: dict[str, Measured] = {}
-
-
 async def run_burst(adapter: str, uvicorn_url: tuple[str, SwappableASGI]) -> Measured:
     router, dispatched = recording_router()
     verifier = WebhookVerifier(SECRET, max_body_size=LIMIT)
@@ -237,15 +235,11 @@ async def run_burst(adapter: str, uvicorn_url: tuple[str, SwappableASGI]) -> Mea
         await runner.cleanup()
 
 
-@pytest.fixture(params=["asgi", "aiohttp"])
-async def measured(
-    request: pytest.FixtureRequest, uvicorn_url: tuple[str, SwappableASGI]
-) -> Measured:
+@pytest.fixture(scope="module", params=["asgi", "aiohttp"])
+def measured(request: pytest.FixtureRequest, uvicorn_url: tuple[str, SwappableASGI]) -> Measured:
     """The burst against one adapter, run once per module and shared by the tests below."""
     adapter: str = request.param
-    if adapter not in _MEASURED:
-        _MEASURED[adapter] = await run_burst(adapter, uvicorn_url)
-    return _MEASURED[adapter]
+    return anyio.run(run_burst, adapter, uvicorn_url)
 
 
 async def test_every_delivery_gets_its_documented_status_and_none_is_5xx(

@@ -48,7 +48,7 @@ RENDER = {
     "render_url": None,
 }
 REQUIRED = {
-    "avatar.ready": ["avatar_id", "status"],
+    "avatar.ready": ["avatar_id"],
     "export.ready": ["avatar_id", "status"],
     "render.ready": ["avatar_id", "status", "id"],
 }
@@ -134,6 +134,45 @@ def test_unknown_status_is_kept_as_a_plain_string() -> None:
     assert not isinstance(event.status, EventStatus)
     assert not event.succeeded
     assert not event.failed
+
+
+MINIMAL_AVATAR = {"event": "avatar.ready", "avatar_id": AVATAR["avatar_id"]}
+"""All the API document guarantees of an ``avatar.ready``."""
+
+
+def test_avatar_ready_with_only_event_and_avatar_id_parses() -> None:
+    event = parse_event(body(MINIMAL_AVATAR))
+    assert event == AvatarReady(avatar_id=AVATAR["avatar_id"])
+    assert (event.status, event.user_id, event.session_id) == (None, None, None)  # type: ignore[union-attr]
+
+
+def test_avatar_ready_without_status_reads_as_succeeded() -> None:
+    event = parse_event(body(MINIMAL_AVATAR))
+    assert isinstance(event, AvatarReady)
+    assert (event.succeeded, event.failed) == (True, False)
+
+
+def test_avatar_ready_with_null_status_reads_as_no_status() -> None:
+    event = parse_event(body({**MINIMAL_AVATAR, "status": None}))
+    assert isinstance(event, AvatarReady)
+    assert event.status is None
+
+
+def test_avatar_ready_with_wrongly_typed_status_names_its_path() -> None:
+    error = parse_error(body({**AVATAR, "status": 3}))
+    assert (error.path, "null" in str(error)) == ("$.status", True)
+
+
+def test_minimal_avatar_ready_round_trips_without_inventing_a_status() -> None:
+    event = parse_event(body(MINIMAL_AVATAR))
+    assert event_to_dict(event) == {**MINIMAL_AVATAR, "user_id": None, "session_id": None}
+    assert parse_event(body(event_to_dict(event))) == event
+
+
+@pytest.mark.parametrize("payload", [EXPORT, RENDER], ids=["export.ready", "render.ready"])
+def test_status_stays_required_for_export_and_render_events(payload: dict[str, Any]) -> None:
+    data = {k: v for k, v in payload.items() if k != "status"}
+    assert parse_error(body(data)).path == "$.status"
 
 
 def test_optional_fields_default_to_none_when_absent() -> None:

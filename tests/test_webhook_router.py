@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from avaturn_async._errors import ConfigurationError
-from avaturn_async.testing._webhooks import make_avatar_ready, make_export_ready, make_render_ready
+from avaturn_async.testing import make_avatar_ready, make_export_ready, make_render_ready
 from avaturn_async.webhooks import (
     AvatarReady,
     Event,

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from avaturn_async.testing._webhooks import make_render_ready, make_webhook_secret, sign_webhook
+from avaturn_async.testing import make_render_ready, make_webhook_secret, sign_webhook
 from avaturn_async.webhooks import Event, WebhookRouter, WebhookVerifier
 from avaturn_async.webhooks.aiohttp import make_app, make_handler, serve_webhooks
 from avaturn_async.webhooks.asgi import WebhookApp

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from avaturn_async._errors import ConfigurationError
-from avaturn_async.testing._webhooks import make_render_ready, make_webhook_secret, sign_webhook
+from avaturn_async.testing import make_render_ready, make_webhook_secret, sign_webhook
 from avaturn_async.webhooks import (
     RenderReady,
     VerificationFailure,

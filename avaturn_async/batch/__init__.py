@@ -30,6 +30,7 @@ from ._journal import (
 )
 from ._manifest import Manifest, ManifestError, OnboardRow, RowError, count_rows
 from ._onboard import DEFAULT_CUSTOMIZATION, RowSource, onboard
+from ._records import Registration
 from ._rules import OnboardingAbortedError
 from ._sample import run_sample_onboarding, write_sample_manifest
 from ._summary import (
@@ -56,6 +57,7 @@ __all__ = [
     "OnboardRow",
     "OnboardingAbortedError",
     "OnboardingSummary",
+    "Registration",
     "RowError",
     "RowRecord",
     "RowSource",

@@ -45,6 +45,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .._public import public
 from ._records import (
     FailureRecord,
     JournalBusyError,
@@ -401,3 +402,6 @@ class Journal:
         """Failed rows plus the last run's rejected lines."""
         status = self.status()
         return status.failed + status.rejected_last_run
+
+
+public("avaturn_async.batch", Journal)

@@ -34,6 +34,8 @@ import attrs
 
 from .._errors import AvaturnError
 from .._models import BodyType
+from .._photos import JPEG_MAGIC
+from .._public import public
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -47,7 +49,6 @@ __all__ = [
 
 REQUIRED_COLUMNS = ("key", "frontal", "side_1", "side_2", "body_type")
 PHOTO_COLUMNS = ("frontal", "side_1", "side_2")
-JPEG_MAGIC = b"\xff\xd8\xff"
 MAX_KEY_LENGTH = 256
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no", ""})
@@ -289,3 +290,6 @@ def count_rows(path: str | os.PathLike[str]) -> int | None:
             return max(0, rows - 1)
     except (OSError, csv.Error, UnicodeDecodeError):
         return None
+
+
+public("avaturn_async.batch", ManifestError, OnboardRow, RowError, Manifest, count_rows)

@@ -29,6 +29,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from .. import _models as m
 from .._errors import ConfigurationError
+from .._public import public
 from ._journal import FailureRecord, Journal, Registration, RowRecord, RowState
 from ._manifest import Manifest, OnboardRow, RowError, check_photos
 from ._row import RowRunner
@@ -335,3 +336,6 @@ async def _finish(writer: JournalWriter, summary: OnboardingSummary, outcome: st
         return journal.failures(_FAILURES_SHOWN), journal.count_failures()
 
     summary.failures, summary.failures_total = await writer.call(close)
+
+
+public("avaturn_async.batch", onboard)

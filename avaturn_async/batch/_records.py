@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
-import re
 from typing import Any
 
 import attrs
 
 from .._errors import AvaturnError
+from .._public import public
+from .._redact import redact_urls
 
 __all__ = [
     "FailureRecord",
@@ -22,8 +23,6 @@ __all__ = [
     "redact",
 ]
 
-# Pre-signed URLs carry their signature in the query string: never store one.
-_URL_QUERY = re.compile(r"(https?://[^\s?#'\"]+)[?#][^\s'\"]*")
 
 
 class RowState(str, enum.Enum):
@@ -51,7 +50,7 @@ class JournalBusyError(JournalError):
 
 def redact(text: str) -> str:
     """``text`` with the query string of every URL replaced: they may be credentials."""
-    return _URL_QUERY.sub(r"\1?<redacted>", text)
+    return redact_urls(text)
 
 
 @attrs.frozen(kw_only=True)
@@ -129,3 +128,15 @@ def record_from_row(row: tuple[Any, ...]) -> RowRecord:
         error=row[8],
         possible_orphans=row[9],
     )
+
+
+public(
+    "avaturn_async.batch",
+    RowState,
+    JournalError,
+    JournalBusyError,
+    RowRecord,
+    FailureRecord,
+    JournalStatus,
+    Registration,
+)

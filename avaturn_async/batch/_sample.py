@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
+from .._public import public
 from ..samples import sample_photo_paths
 from ._environment import emulated_client
 from ._manifest import Manifest
@@ -80,3 +81,6 @@ async def run_sample_onboarding(
         if not consistent or again.ready:
             return EXIT_FAILED
         return first.exit_code
+
+
+public("avaturn_async.batch", write_sample_manifest, run_sample_onboarding)

@@ -6,6 +6,8 @@ import time
 
 import attrs
 
+from .._exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from .._public import public
 from ._journal import FailureRecord
 
 __all__ = [
@@ -16,14 +18,6 @@ __all__ = [
     "OnboardingSummary",
 ]
 
-EXIT_OK = 0
-"""Every row of the manifest is ready (or exported, with ``--export-dir``)."""
-EXIT_FAILED = 1
-"""The run finished, but some rows failed or were rejected: see ``--status``."""
-EXIT_USAGE = 2
-"""Bad usage: manifest or journal unreadable, missing configuration, bad API key."""
-EXIT_INTERRUPTED = 130
-"""Interrupted (Ctrl-C, SIGTERM); rerun the same command to resume."""
 
 
 @attrs.define(kw_only=True)
@@ -120,3 +114,6 @@ class OnboardingSummary:
 def _describe(failure: FailureRecord) -> str:
     key = "-" if failure.key is None else failure.key
     return f"line {failure.line} key {key}: [{failure.kind}] {failure.reason}"
+
+
+public("avaturn_async.batch", OnboardingSummary)

@@ -6,10 +6,24 @@
   faults (429/5xx, resets, cut-off answers, latency, slow uploads, lost webhooks);
   :class:`RateLimit`: a fixed server-side request rate.
 * :func:`sign_webhook` and the ``make_*`` event factories: build signed webhook
-  deliveries for your receiver's tests, with the same signing code the emulator uses.
+  deliveries for your receiver's tests, with the same signing code the emulator uses;
+  :class:`WebhookSender` signs and POSTs them.
+* :mod:`avaturn_async.testing.pytest_plugin`: the ``avaturn`` pytest plugin (fixtures
+  ``avaturn_emulator``, ``avaturn_client``, ``avaturn_webhooks``), loaded automatically.
 """
 
-from ._emulator import (
+from ._sender import WebhookSender
+from ._webhooks import (
+    event_to_bytes,
+    event_to_dict,
+    make_avatar_ready,
+    make_export_ready,
+    make_render_ready,
+    make_webhook_secret,
+    random_user_id,
+    sign_webhook,
+)
+from .emulator import (
     DEFAULT_WEBHOOK_SECRET,
     ROUTES,
     AvatarRecord,
@@ -25,16 +39,6 @@ from ._emulator import (
     UserRecord,
     WebhookDelivery,
     WebhookFaults,
-)
-from ._webhooks import (
-    event_to_bytes,
-    event_to_dict,
-    make_avatar_ready,
-    make_export_ready,
-    make_render_ready,
-    make_webhook_secret,
-    random_user_id,
-    sign_webhook,
 )
 
 __all__ = [
@@ -53,6 +57,7 @@ __all__ = [
     "SessionRecord",
     "UserRecord",
     "WebhookDelivery",
+    "WebhookSender",
     "event_to_bytes",
     "event_to_dict",
     "make_avatar_ready",

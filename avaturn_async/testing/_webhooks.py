@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from ..webhooks._events import (
+from .._events import (
     AvatarReady,
     Event,
     EventStatus,
@@ -29,6 +29,7 @@ from ..webhooks._events import (
     UnknownEvent,
     event_to_dict,
 )
+from .._public import public
 from ..webhooks._signing import decode_secret, sign
 
 __all__ = [
@@ -169,3 +170,15 @@ def sign_webhook(
         "webhook-signature": sign(decode_secret(secret), msg_id, timestamp, body),
     }
     return body, headers
+
+
+public(
+    "avaturn_async.testing",
+    random_user_id,
+    make_webhook_secret,
+    make_avatar_ready,
+    make_export_ready,
+    make_render_ready,
+    event_to_bytes,
+    sign_webhook,
+)

@@ -31,8 +31,7 @@ from .._errors import (
     WebhookPayloadTooLargeError,
     WebhookVerificationError,
 )
-from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
-from ._events import (
+from .._events import (
     DEFAULT_MAX_BODY_SIZE,
     AvatarReady,
     Event,
@@ -44,6 +43,7 @@ from ._events import (
     event_to_dict,
     parse_event,
 )
+from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
 from ._inbox import Backoff, WebhookInbox, exponential_backoff
 from ._inbox_store import InboxError, InboxRecord, InboxStatus
 from ._pipeline import PipelineResponse, WebhookPipeline

@@ -30,6 +30,7 @@ from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
 from .._errors import ConfigurationError
+from .._public import public
 
 __all__ = ["IdempotencyStore", "InMemoryIdempotencyStore", "idempotency_key"]
 
@@ -122,3 +123,6 @@ class InMemoryIdempotencyStore:
             if expiry > now:
                 break
             del entries[oldest_key]
+
+
+public("avaturn_async.webhooks", IdempotencyStore, idempotency_key, InMemoryIdempotencyStore)

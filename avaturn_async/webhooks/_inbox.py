@@ -47,8 +47,9 @@ import anyio
 import anyio.to_thread
 
 from .._errors import ConfigurationError, WebhookParseError
+from .._events import Event, parse_event
+from .._public import public
 from ._dedupe import idempotency_key
-from ._events import Event, parse_event
 from ._inbox_policy import (
     DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS,
@@ -347,3 +348,6 @@ async def _attempt(router: WebhookRouter, event: Event, lease: float) -> str | N
             return describe_error(exc)
         return dispatch_error(result)
     return f"TimeoutError: dispatch did not finish within the {lease:g} s lease"
+
+
+public("avaturn_async.webhooks", WebhookInbox)

@@ -19,14 +19,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from .._exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._inbox import WebhookInbox
 from ._inbox_store import InboxError, InboxRecord, InboxStatus
 
 __all__ = ["add_inbox_parser", "format_records", "run_inbox_command"]
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 _EPILOG = """\
 Lists the newest events first (all statuses unless --status). Replays happen

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import attrs
 
 from .._errors import ConfigurationError
+from .._public import public
+from .._redact import redact_urls
 from ._router import DispatchResult
 
 __all__ = [
@@ -25,8 +26,6 @@ Backoff = Callable[[int], float]
 """Seconds to wait after failed attempt number ``n`` (1-based) before the next one."""
 
 _MAX_ERROR_CHARS = 500
-# Pre-signed download URLs carry their credential in the query string.
-_URL_QUERY = re.compile(r"(https?://[^\s?#'\"]*)[?#][^\s'\"]*")
 
 DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_LEASE = 300.0
@@ -81,7 +80,7 @@ def make_policy(
 
 def describe_error(exc: BaseException) -> str:
     """``Type: message`` for ``last_error``: URL query strings redacted, length bounded."""
-    message = _URL_QUERY.sub(r"\1?<redacted>", str(exc))
+    message = redact_urls(str(exc))
     text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
 
@@ -93,3 +92,6 @@ def dispatch_error(result: DispatchResult) -> str | None:
     first = describe_error(result.failures[0].exception)
     more = len(result.failures) - 1
     return first if not more else f"{first} (and {more} more handler failure(s))"
+
+
+public("avaturn_async.webhooks", exponential_backoff)

@@ -35,6 +35,7 @@ from typing import Any, Literal, TypeVar
 import attrs
 
 from .._errors import WebhookError
+from .._public import public
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -383,3 +384,6 @@ class InboxStore:
         """Delete done events finished before ``finished_before``; how many were deleted."""
         sql = "DELETE FROM webhook_inbox WHERE status = 'done' AND finished_at < ?"
         return self._locked(lambda: int(self._db.execute(sql, (finished_before,)).rowcount))
+
+
+public("avaturn_async.webhooks", InboxError, InboxStatus, InboxRecord)

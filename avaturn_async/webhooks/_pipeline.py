@@ -44,8 +44,9 @@ from .._errors import (
     WebhookPayloadTooLargeError,
     WebhookVerificationError,
 )
+from .._events import Event
+from .._public import public
 from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
-from ._events import Event
 from ._inbox import WebhookInbox
 from ._router import DispatchResult, WebhookRouter
 from ._verifier import WebhookVerifier, header_value
@@ -241,3 +242,6 @@ async def _release(store: IdempotencyStore | None, key: str | None) -> None:
             await store.unmark(key)
         except Exception:
             logger.exception("webhook idempotency store failed to release a key")
+
+
+public("avaturn_async.webhooks", PipelineResponse, WebhookPipeline)

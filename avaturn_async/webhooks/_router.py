@@ -30,7 +30,8 @@ import anyio.to_thread
 import attrs
 
 from .._errors import ConfigurationError
-from ._events import Event
+from .._events import Event
+from .._public import public
 
 __all__ = ["DispatchResult", "HandlerFailure", "WebhookRouter"]
 
@@ -243,3 +244,6 @@ def _check_matchable(event_type: object) -> None:
     raise ConfigurationError(
         f"cannot route on {event_type!r}: expected an event class or a union of them"
     )
+
+
+public("avaturn_async.webhooks", HandlerFailure, DispatchResult, WebhookRouter)

@@ -30,7 +30,8 @@ from datetime import timedelta
 from typing import NoReturn
 
 from .._errors import ConfigurationError, WebhookVerificationError
-from ._events import DEFAULT_MAX_BODY_SIZE, Event, check_body_size, parse_unchecked_size
+from .._events import DEFAULT_MAX_BODY_SIZE, Event, check_body_size, parse_unchecked_size
+from .._public import public
 from ._signing import decode_secret
 
 __all__ = ["VerificationFailure", "WebhookVerifier", "header_value"]
@@ -360,3 +361,6 @@ def _slow_match(signatures: str, expected: list[bytes]) -> VerificationFailure |
     if malformed:
         return VerificationFailure.INVALID_SIGNATURE
     return VerificationFailure.UNSUPPORTED_SIGNATURE_VERSION
+
+
+public("avaturn_async.webhooks", VerificationFailure, WebhookVerifier)

@@ -9,8 +9,8 @@ from typing import Any, Protocol
 
 import anyio
 
-from ._emulator_records import AvatarRecord, ExportRecord, Outcome, RenderRecord
-from ._emulator_state import EmulatorState
+from ._records import AvatarRecord, ExportRecord, Outcome, RenderRecord
+from ._state import EmulatorState
 
 __all__ = ["SlowWork", "WorkHost", "export_url", "render_url"]
 

@@ -16,8 +16,9 @@ from typing import Any
 import aiohttp
 import anyio
 
-from ..webhooks._signing import sign
-from ._faults import WebhookDecision
+from ..._public import public
+from ...webhooks._signing import sign
+from ._fault_plan import WebhookDecision
 
 __all__ = ["WebhookDelivery", "WebhookDispatcher"]
 
@@ -192,3 +193,6 @@ class WebhookDispatcher:
             status=status,
             error=error,
         )
+
+
+public("avaturn_async.testing", WebhookDelivery)

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..._photos import JPEG_MAGIC
+
 __all__ = [
     "ASSET_SLOTS",
     "COLOR_SLOTS",
@@ -30,6 +32,8 @@ __all__ = [
     "missing",
     "not_found",
     "optional_number",
+    "optional_object",
+    "optional_str",
     "parse_bool",
     "parse_customization",
     "parse_format",
@@ -38,6 +42,7 @@ __all__ = [
     "photo_errors",
     "require_object",
     "require_str",
+    "require_uuid",
     "validation_error",
 ]
 
@@ -149,17 +154,31 @@ def parse_bool(value: str | None, loc: Loc, *, default: bool = False) -> bool:
     return parsed
 
 
+_OBJECT_MSG = "Input should be a valid dictionary or object to extract fields from"
+
+
 def require_object(value: object, loc: Loc) -> Mapping[str, Any]:
+    """A whole request body: absent (``None``) is missing, anything but an object a 422."""
     if value is None:
         raise missing(loc)
     if not isinstance(value, dict):
-        raise validation_error(
-            error_item(
-                loc,
-                "Input should be a valid dictionary or object to extract fields from",
-                "model_attributes_type",
-            )
-        )
+        raise validation_error(error_item(loc, _OBJECT_MSG, "model_attributes_type"))
+    return value
+
+
+# Fields inside a body follow one rule, as pydantic's do: an absent optional field
+# takes its default, but an explicit ``null`` is a wrong type unless the schema says
+# the field is nullable (no request field of the API is). Unknown keys are ignored at
+# every level: the API document does not say the API refuses them.
+
+
+def optional_object(body: Mapping[str, Any], key: str, loc: Loc) -> Mapping[str, Any] | None:
+    """``body[key]`` if present (``None`` if absent); ``null`` or a non-object is a 422."""
+    if key not in body:
+        return None
+    value = body[key]
+    if not isinstance(value, dict):
+        raise validation_error(error_item((*loc, key), _OBJECT_MSG, "model_attributes_type"))
     return value
 
 
@@ -174,10 +193,28 @@ def require_str(body: Mapping[str, Any], key: str, loc: Loc) -> str:
     return value
 
 
-def optional_number(body: Mapping[str, Any], key: str, loc: Loc) -> float | None:
-    value = body.get(key)
+def optional_str(body: Mapping[str, Any], key: str, loc: Loc) -> str | None:
+    return require_str(body, key, loc) if key in body else None
+
+
+def require_uuid(body: Mapping[str, Any], key: str, loc: Loc) -> str:
+    """A UUID field of a JSON body: absent is missing, ``null`` a wrong type."""
+    if key not in body:
+        raise missing((*loc, key))
+    value = body[key]
     if value is None:
+        raise validation_error(
+            error_item(
+                (*loc, key), "UUID input should be a string, bytes or UUID object", "uuid_type"
+            )
+        )
+    return parse_uuid(value, (*loc, key))
+
+
+def optional_number(body: Mapping[str, Any], key: str, loc: Loc) -> float | None:
+    if key not in body:
         return None
+    value = body[key]
     # bool is an int subclass, but JSON true is not a number for the API.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise validation_error(
@@ -201,23 +238,12 @@ def default_customization() -> dict[str, Any]:
     }
 
 
-def _parse_slot(slot: str, value: object, loc: Loc) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    obj = require_object(value, loc)
-    allowed = {"id", "color"} if slot in COLOR_SLOTS else {"id"}
-    for key in obj:
-        if key not in allowed:
-            raise validation_error(
-                error_item((*loc, key), "Extra inputs are not permitted", "extra_forbidden")
-            )
-    parsed: dict[str, Any] = {"id": parse_uuid(obj.get("id"), (*loc, "id"))}
-    color = obj.get("color")
+def _parse_slot(slot: str, obj: Mapping[str, Any], loc: Loc) -> dict[str, Any]:
+    parsed: dict[str, Any] = {"id": require_uuid(obj, "id", loc)}
+    if slot not in COLOR_SLOTS:
+        return parsed  # an AssetSlot has no color: the key is ignored like any unknown one
+    color = optional_str(obj, "color", loc)
     if color is not None:
-        if not isinstance(color, str):
-            raise validation_error(
-                error_item((*loc, "color"), "Input should be a valid string", "string_type")
-            )
         if not _COLOR_RE.match(color):
             raise validation_error(
                 error_item(
@@ -230,41 +256,32 @@ def _parse_slot(slot: str, value: object, loc: Loc) -> dict[str, Any] | None:
     return parsed
 
 
-def _parse_assets(value: object, loc: Loc) -> dict[str, Any]:
-    if value is None:
-        return {}
-    obj = require_object(value, loc)
+def _parse_assets(obj: Mapping[str, Any] | None, loc: Loc) -> dict[str, Any]:
     assets: dict[str, Any] = {}
-    for slot, slot_value in obj.items():
-        if slot not in ASSET_SLOTS:
-            raise validation_error(
-                error_item((*loc, slot), "Extra inputs are not permitted", "extra_forbidden")
-            )
-        parsed = _parse_slot(slot, slot_value, (*loc, slot))
-        if parsed is not None:
-            assets[slot] = parsed
+    for slot in ASSET_SLOTS:
+        slot_obj = optional_object(obj or {}, slot, loc)
+        if slot_obj is not None:
+            assets[slot] = _parse_slot(slot, slot_obj, (*loc, slot))
     return assets
 
 
-def _parse_metadata(value: object, loc: Loc) -> dict[str, str]:
-    if value is None:
+def _parse_metadata(body: Mapping[str, Any], loc: Loc) -> dict[str, str]:
+    if "metadata" not in body:
         return {}
-    obj = require_object(value, loc)
-    for key, item in obj.items():
-        if not isinstance(item, str):
-            raise validation_error(
-                error_item((*loc, key), "Input should be a valid string", "string_type")
-            )
+    obj = body["metadata"]
+    if not isinstance(obj, dict):
+        raise validation_error(
+            error_item((*loc, "metadata"), "Input should be a valid dictionary", "dict_type")
+        )
+    for key in obj:
+        require_str(obj, key, (*loc, "metadata"))
     return dict(obj)
 
 
-def _parse_bone_scale(value: object, loc: Loc) -> dict[str, float]:
+def _parse_bone_scale(obj: Mapping[str, Any] | None, loc: Loc) -> dict[str, float]:
     scale: dict[str, float] = dict(default_customization()["bone_scale"])
-    if value is None:
-        return scale
-    obj = require_object(value, loc)
     for key in ("head", "arms", "chest"):
-        number = optional_number(obj, key, loc)
+        number = optional_number(obj or {}, key, loc)
         if number is not None:
             scale[key] = number
     return scale
@@ -275,12 +292,14 @@ def parse_customization(body: object) -> dict[str, Any]:
     loc: Loc = ("body",)
     obj = require_object(body, loc)
     result = default_customization()
-    result["assets"] = _parse_assets(obj.get("assets"), (*loc, "assets"))
+    result["assets"] = _parse_assets(optional_object(obj, "assets", loc), (*loc, "assets"))
     for key in ("body", "age"):
-        if obj.get(key) is not None:
-            result[key] = require_str(obj, key, loc)
-    result["metadata"] = _parse_metadata(obj.get("metadata"), (*loc, "metadata"))
-    result["bone_scale"] = _parse_bone_scale(obj.get("bone_scale"), (*loc, "bone_scale"))
+        text = optional_str(obj, key, loc)
+        if text is not None:
+            result[key] = text
+    result["metadata"] = _parse_metadata(obj, loc)
+    bone_scale = optional_object(obj, "bone_scale", loc)
+    result["bone_scale"] = _parse_bone_scale(bone_scale, (*loc, "bone_scale"))
     tone = optional_number(obj, "skin_tone_correction", loc)
     if tone is not None:
         result["skin_tone_correction"] = tone
@@ -291,7 +310,6 @@ def parse_customization(body: object) -> dict[str, Any]:
 
 
 PHOTO_FIELDS = ("image-frontal", "image-side-1", "image-side-2")
-JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 @dataclass

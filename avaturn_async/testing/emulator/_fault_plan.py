@@ -42,6 +42,8 @@ from typing import Any
 
 import attrs
 
+from ..._public import public
+
 __all__ = [
     "FaultDecision",
     "FaultKind",
@@ -278,3 +280,6 @@ def decide_webhook(plan: FaultPlan, index: int) -> WebhookDecision:
         copies=2 if duplicate_roll < faults.duplicate else 1,
         delay=low + (high - low) * delay_roll,
     )
+
+
+public("avaturn_async.testing", FaultKind, RouteFaults, WebhookFaults, FaultPlan)

@@ -1,7 +1,7 @@
 """The emulator's request handlers: the ten API endpoints, the photo upload URL and the
 files it serves (rendered images, exported models, the editor page).
 
-Each handler reads the request, applies :class:`~._emulator_state.EmulatorState`'s
+Each handler reads the request, applies :class:`~._state.EmulatorState`'s
 rules and writes plain JSON; the emulator wraps the API ones with authentication,
 counters and fault injection (see ``AvaturnEmulator._api``).
 """
@@ -15,17 +15,17 @@ from typing import NamedTuple, Protocol
 
 from aiohttp import web
 
-from ._emulator_http import CREATED, UPLOAD_PACE, Handler, drain, json_body, read_upload_form
-from ._emulator_state import EmulatorState
-from ._emulator_stats import EmulatorStats
-from ._emulator_validation import (
+from ._http import CREATED, UPLOAD_PACE, Handler, drain, json_body, read_upload_form
+from ._state import EmulatorState
+from ._stats import EmulatorStats
+from ._validation import (
     EmulatorHTTPError,
     parse_bool,
     parse_format,
     parse_scene,
     parse_uuid,
 )
-from ._emulator_work import SlowWork, export_url
+from ._work import SlowWork, export_url
 
 __all__ = ["RENDER_FILES", "ApiRoute", "Handlers", "Host", "glb_chunks"]
 
@@ -86,7 +86,8 @@ class Handlers:
 
     def api_routes(self) -> list[ApiRoute]:
         """Every route of :data:`ROUTES`, for the emulator to wrap and register."""
-        customization = f"{_API}/avatars/{{avatar_id}}/customization"
+        # The API names this path parameter ``id`` (so do its 422s).
+        customization = f"{_API}/avatars/{{id}}/customization"
         return [
             ApiRoute("POST", f"{_API}/users/new", "users.create", self.users_create),
             ApiRoute("DELETE", f"{_API}/users/{{user_id}}", "users.delete", self.users_delete),
@@ -151,11 +152,11 @@ class Handlers:
         return web.json_response({"avatar_id": avatar.id, "upload_url": upload_url})
 
     async def get_customization(self, request: web.Request) -> web.StreamResponse:
-        avatar_id = parse_uuid(request.match_info["avatar_id"], ("path", "avatar_id"))
+        avatar_id = parse_uuid(request.match_info["id"], ("path", "id"))
         return web.json_response(self._state.get_customization(avatar_id))
 
     async def set_customization(self, request: web.Request) -> web.StreamResponse:
-        avatar_id = parse_uuid(request.match_info["avatar_id"], ("path", "avatar_id"))
+        avatar_id = parse_uuid(request.match_info["id"], ("path", "id"))
         self._state.set_customization(avatar_id, await json_body(request))
         return web.json_response(None, status=202)
 

@@ -1,7 +1,7 @@
 """The emulator's state and rules, free of I/O so every decision can be tested on its own.
 
-:class:`EmulatorState` holds the records (``_emulator_records``) and applies the API's
-rules to plain JSON-like request bodies, validated by ``_emulator_validation``.
+:class:`EmulatorState` holds the records (``_records``) and applies the API's
+rules to plain JSON-like request bodies, validated by ``_validation``.
 Failures are raised as :class:`EmulatorHTTPError`, which the server turns into a
 response.
 """
@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from ._emulator_records import (
+from ._records import (
     AvatarRecord,
     ExportRecord,
     Outcome,
@@ -23,7 +23,7 @@ from ._emulator_records import (
     SessionRecord,
     UserRecord,
 )
-from ._emulator_validation import (
+from ._validation import (
     ASSET_SLOTS,
     SESSION_TYPES,
     EmulatorHTTPError,
@@ -33,11 +33,12 @@ from ._emulator_validation import (
     error_item,
     form_errors,
     not_found,
+    optional_object,
     parse_customization,
-    parse_uuid,
     photo_errors,
     require_object,
     require_str,
+    require_uuid,
     validation_error,
 )
 
@@ -127,7 +128,7 @@ class EmulatorState:
     def create_session(self, body: object) -> SessionRecord:
         obj = require_object(body, ("body",))
         user_id = require_str(obj, "user_id", ("body",))
-        config = self._parse_session_config(obj.get("config"))
+        config = self._parse_session_config(optional_object(obj, "config", ("body",)))
         self.user(user_id)
         if config["type"] == "edit_existing":
             self.owned_avatar(user_id, config["avatar_id"])
@@ -136,11 +137,10 @@ class EmulatorState:
         return session
 
     @staticmethod
-    def _parse_session_config(value: object) -> dict[str, Any]:
+    def _parse_session_config(obj: Mapping[str, Any] | None) -> dict[str, Any]:
         loc: Loc = ("body", "config")
-        if value is None:
+        if obj is None:
             return {"type": "create_or_edit_existing"}
-        obj = require_object(value, loc)
         kind = obj.get("type")
         if kind is None:
             raise validation_error(
@@ -166,7 +166,7 @@ class EmulatorState:
             )
         if kind != "edit_existing":
             return {"type": kind}
-        avatar_id = parse_uuid(obj.get("avatar_id"), (*loc, kind, "avatar_id"))
+        avatar_id = require_uuid(obj, "avatar_id", (*loc, kind))
         return {"type": kind, "avatar_id": avatar_id}
 
     # avatars

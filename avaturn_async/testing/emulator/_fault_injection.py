@@ -1,8 +1,8 @@
-"""Carrying out a :class:`~._faults.FaultPlan`, and ``fail_next`` injections, on the
+"""Carrying out a :class:`~._fault_plan.FaultPlan`, and ``fail_next`` injections, on the
 emulator's aiohttp server.
 
 :class:`FaultInjector` numbers the requests of each route and the webhook events,
-and asks the pure ``_faults.decide*`` functions what happens to each;
+and asks the pure ``_fault_plan.decide*`` functions what happens to each;
 :func:`answer_with_fault` turns a decided failure into what the client sees: an
 error status, a connection closed without an answer, or an answer cut off mid-body,
 with the request handled first (the server acted) or not.
@@ -16,10 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ._emulator_http import CREATED, Handler, drain
-from ._emulator_stats import EmulatorStats
-from ._emulator_validation import EmulatorHTTPError
-from ._faults import (
+from ._fault_plan import (
     FaultDecision,
     FaultKind,
     FaultPlan,
@@ -27,6 +24,9 @@ from ._faults import (
     decide,
     decide_webhook,
 )
+from ._http import CREATED, Handler, drain
+from ._stats import EmulatorStats
+from ._validation import EmulatorHTTPError
 
 __all__ = ["FaultInjector", "Injections", "answer_with_fault"]
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import attrs
 
+from ..._public import public
+
 __all__ = ["FixedWindowLimit", "RateLimit"]
 
 
@@ -41,3 +43,6 @@ class FixedWindowLimit:
             self._used += 1
             return None
         return self.limit.per - (now - self._window_start)
+
+
+public("avaturn_async.testing", RateLimit)

@@ -4,9 +4,10 @@ The parser is hand-written rather than driven by the shared cattrs converter:
 it sits on the hot path of every delivery and is several times faster, while
 keeping the project's reading rules: primitives are checked, not coerced; an
 unknown ``status`` is kept as a plain ``str``; unknown fields are ignored but
-stay readable in ``raw``; an unknown event type becomes :class:`UnknownEvent`;
-any other mismatch raises :class:`WebhookParseError` naming the field path, and
-nothing is half-built.
+stay readable in ``raw``; a field the API does not guarantee may be missing (an
+``avatar.ready`` is only sure to carry ``event`` and ``avatar_id``); an unknown
+event type becomes :class:`UnknownEvent`; any other mismatch raises
+:class:`WebhookParseError` naming the field path, and nothing is half-built.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from typing import Any, ClassVar, NoReturn, TypeAlias, TypeVar
 
 import attrs
 
-from .._errors import WebhookParseError, WebhookPayloadTooLargeError
-from .._models import WireEnum, redact_url
+from ._errors import WebhookParseError, WebhookPayloadTooLargeError
+from ._models import WireEnum
+from ._public import public
+from ._redact import redact_url
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -57,8 +60,12 @@ class KnownEvent:
     event: ClassVar[str]
     """The wire name, e.g. ``"avatar.ready"``."""
     avatar_id: str
-    status: EventStatus | str
-    """``EventStatus.READY`` or ``FAILED``; a value this version does not know stays a ``str``."""
+    status: EventStatus | str | None = None
+    """``EventStatus.READY`` or ``FAILED``; a value this version does not know stays a ``str``.
+
+    Only ``avatar.ready`` may leave it out (``None``): the API guarantees that event
+    nothing but ``event`` and ``avatar_id``. The other events always carry one.
+    """
     user_id: str | None = None
     """The Avaturn user; ``None`` when the event does not say (``avatar.ready`` may not)."""
     raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
@@ -83,12 +90,22 @@ class AvatarReady(KnownEvent):
     session_id: str | None = None
     """The editor session the avatar came from, if any."""
 
+    @property
+    def succeeded(self) -> bool:
+        """The avatar is ready: status ``ready``, or no status at all.
+
+        The API guarantees ``avatar.ready`` only ``event`` and ``avatar_id``; an event
+        without a ``status`` announces what its name says, a ready avatar.
+        """
+        return self.status is None or self.status == EventStatus.READY
+
 
 @attrs.frozen(kw_only=True)
 class ExportReady(KnownEvent):
     """``export.ready``: an export finished. ``export_url`` is temporary: download at once."""
 
     event: ClassVar[str] = "export.ready"
+    status: EventStatus | str
     export_url: str | None = attrs.field(default=None, repr=_redacted)
 
 
@@ -97,6 +114,7 @@ class RenderReady(KnownEvent):
     """``render.ready``: render task ``id`` finished. ``render_url`` lasts 15 minutes."""
 
     event: ClassVar[str] = "render.ready"
+    status: EventStatus | str
     id: str
     """The render task id, as answered by ``renders/new``."""
     render_url: str | None = attrs.field(default=None, repr=_redacted)
@@ -170,7 +188,7 @@ _set_render_url = _slot_setter(RenderReady, "render_url")
 _K = TypeVar("_K", bound=KnownEvent)
 
 
-def _common(cls: type[_K], data: dict[str, Any]) -> _K:
+def _common(cls: type[_K], data: dict[str, Any], *, status_optional: bool = False) -> _K:
     """A new ``cls`` with the fields every known event has, checked and set."""
     avatar_id = data.get("avatar_id")
     user_id = data.get("user_id")
@@ -179,18 +197,19 @@ def _common(cls: type[_K], data: dict[str, Any]) -> _K:
         _bad_str(data, "avatar_id")
     if user_id is not None and type(user_id) is not str:
         _bad_str(data, "user_id", optional=True)
-    if type(status) is not str:
-        _bad_str(data, "status")
+    if type(status) is not str and not (status is None and status_optional):
+        _bad_str(data, "status", optional=status_optional)
     event: _K = _new(cls)
     _set_avatar_id(event, avatar_id)
     _set_user_id(event, user_id)
-    _set_status(event, _STATUSES.get(status, status))
+    _set_status(event, None if status is None else _STATUSES.get(status, status))
     _set_raw(event, data)
     return event
 
 
 def _avatar_ready(data: dict[str, Any]) -> AvatarReady:
-    event = _common(AvatarReady, data)
+    # The API guarantees avatar.ready only ``event`` and ``avatar_id``.
+    event = _common(AvatarReady, data, status_optional=True)
     _set_session_id(event, _optional_str(data, "session_id"))
     return event
 
@@ -301,5 +320,20 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         if field.name == "raw":
             continue
         value = getattr(event, field.name)
+        if field.name == "status" and value is None:
+            continue  # an avatar.ready that said nothing of its status
         data[field.name] = value.value if isinstance(value, EventStatus) else value
     return data
+
+
+public(
+    "avaturn_async.webhooks",
+    EventStatus,
+    KnownEvent,
+    AvatarReady,
+    ExportReady,
+    RenderReady,
+    UnknownEvent,
+    parse_event,
+    event_to_dict,
+)

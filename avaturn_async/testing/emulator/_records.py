@@ -1,6 +1,6 @@
 """The emulator's records: what it stores of users, avatars, renders, exports and sessions.
 
-Plain dataclasses, mutated only by :class:`~._emulator_state.EmulatorState`; tests
+Plain dataclasses, mutated only by :class:`~._state.EmulatorState`; tests
 read them through the emulator's read-only views (``emu.users``, ``emu.avatars``...).
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
+
+from ..._public import public
 
 __all__ = [
     "AvatarRecord",
@@ -81,3 +83,6 @@ class SessionRecord:
     id: str
     user_id: str
     config: dict[str, Any]
+
+
+public("avaturn_async.testing", UserRecord, AvatarRecord, RenderRecord, ExportRecord, SessionRecord)

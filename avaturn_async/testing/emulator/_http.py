@@ -13,7 +13,7 @@ import aiohttp
 import anyio
 from aiohttp import web
 
-from ._emulator_validation import (
+from ._validation import (
     JPEG_MAGIC,
     PHOTO_FIELDS,
     EmulatorHTTPError,

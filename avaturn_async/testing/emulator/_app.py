@@ -3,11 +3,7 @@
 It speaks the wire format on its own (plain JSON), so the SDK's models are tested
 against an independent reading of the API document rather than against themselves.
 
-The pieces: ``_emulator_state`` (records and rules, no I/O), ``_emulator_handlers``
-(the HTTP handlers), ``_emulator_http`` (body reading, auth, errors),
-``_emulator_work`` (processing, renders and exports that finish later),
-``_emulator_faults`` with ``_faults`` (fault plans and ``fail_next``),
-``_emulator_webhooks`` (signed deliveries) and ``_emulator_tasks`` (background tasks).
+The pieces are listed in the package docstring (``testing/emulator/__init__.py``).
 """
 
 from __future__ import annotations
@@ -20,10 +16,12 @@ import aiohttp
 import anyio
 from aiohttp import web
 
-from ..webhooks._signing import decode_secret
-from ._emulator_faults import FaultInjector, Injections, answer_with_fault
-from ._emulator_handlers import Handlers
-from ._emulator_http import (
+from ..._public import public
+from ...webhooks._signing import decode_secret
+from ._fault_injection import FaultInjector, Injections, answer_with_fault
+from ._fault_plan import FaultKind, FaultPlan, RouteFaults, WebhookFaults
+from ._handlers import Handlers
+from ._http import (
     UPLOAD_PACE,
     Handler,
     check_auth,
@@ -32,8 +30,8 @@ from ._emulator_http import (
     stamp_request_id,
     url_host,
 )
-from ._emulator_ratelimit import FixedWindowLimit, RateLimit
-from ._emulator_records import (
+from ._ratelimit import FixedWindowLimit, RateLimit
+from ._records import (
     AvatarRecord,
     ExportRecord,
     Outcome,
@@ -41,12 +39,11 @@ from ._emulator_records import (
     SessionRecord,
     UserRecord,
 )
-from ._emulator_state import SAMPLE_ASSETS, EmulatorState
-from ._emulator_stats import ROUTES, EmulatorStats
-from ._emulator_tasks import TaskSupervisor
-from ._emulator_webhooks import WebhookDelivery, WebhookDispatcher
-from ._emulator_work import SlowWork
-from ._faults import FaultKind, FaultPlan, RouteFaults, WebhookFaults
+from ._state import SAMPLE_ASSETS, EmulatorState
+from ._stats import ROUTES, EmulatorStats
+from ._tasks import TaskSupervisor
+from ._webhooks import WebhookDelivery, WebhookDispatcher
+from ._work import SlowWork
 
 __all__ = [
     "DEFAULT_WEBHOOK_SECRET",
@@ -101,7 +98,7 @@ class AvaturnEmulator:
       handled, so that concurrent requests pile up. ``stats.max_in_flight`` counts
       the most requests of :data:`ROUTES` (API calls and uploads) handled at once.
     - ``require_customization``: renders and exports of an avatar whose customization
-      was never set answer 409 (the real API calls the result undefined).
+      was never set answer 409 (an emulator assumption: see below).
     - ``export_size``: size in bytes of every exported ``.glb`` file (at least 12).
     - ``rate_limit``: a :class:`~avaturn_async.testing.RateLimit`: at most ``requests``
       authenticated API requests per ``per`` seconds across all routes (a fixed window);
@@ -113,6 +110,15 @@ class AvaturnEmulator:
       ``emu.faults`` later installs a new plan (counting requests from 0 again);
       ``None`` turns faults off. Applied faults are counted in ``stats.faults`` and
       ``stats.ambiguous_creates``; dropped events are listed in ``dropped_webhooks``.
+
+    Emulator assumptions, where the API document is silent: renders and exports of
+    an avatar that is not ready (pending, processing or failed) answer 409, and so do
+    those of an avatar made from uploaded photos whose customization was never set
+    (the document calls the result "undefined"; ``require_customization=False``
+    lifts this one). The document lists 409 only for Set Customization, so a client
+    must not rely on these. Request bodies follow one rule at every level: an absent
+    optional field takes its default, an explicit ``null`` is a 422 (no request field
+    is nullable), and unknown keys are ignored.
 
     Test hooks: :meth:`fail_next` (answer a route with an injected status before any
     state change), :meth:`fail_avatars_for`, :meth:`fail_renders_for`,
@@ -492,3 +498,6 @@ def _check_options(
         raise ValueError("webhook_max_attempts must be at least 1")
     if export_size < 12:
         raise ValueError("export_size must be at least 12 bytes (the GLB header)")
+
+
+public("avaturn_async.testing", AvaturnEmulator)

@@ -1,0 +1,30 @@
+"""Removing credentials from URLs before they reach a repr, a log or a database.
+
+Pre-signed download URLs carry their signature in the query string (and some
+services put tokens in the fragment): both are cut, the rest stays readable.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["redact_url", "redact_urls"]
+
+# A URL up to its query or fragment (group 1), then the query/fragment itself.
+_URL_QUERY = re.compile(r"(https?://[^\s?#'\"]+)[?#][^\s'\"]*")
+
+
+def redact_url(url: str | None) -> str | None:
+    """``url`` without its query string and fragment: pre-signed URLs carry credentials there."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if not parts.query and not parts.fragment:
+        return url
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "<redacted>", ""))
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with the query string and fragment of every URL in it replaced."""
+    return _URL_QUERY.sub(r"\1?<redacted>", text)

@@ -1,0 +1,32 @@
+"""PostgreSQL backends, for running many replicas and workers (extra ``postgres``).
+
+Importing this package does not import asyncpg; the backends do, when they are
+created. The building blocks every backend shares are public so that your own
+code (and a second driver, one day) can use them:
+
+- :func:`is_postgres_dsn`, :func:`check_dsn`, :func:`redact_dsn`: DSNs without I/O;
+- :func:`create_pool`, :func:`connect`: asyncpg with clear errors at start;
+- :func:`is_transient`, :func:`retry_transient`: riding out a server restart;
+- :func:`migrate`, :func:`schema_version`: versioned, concurrency-safe schemas.
+"""
+
+from .._errors import SchemaVersionError, StorageError, StorageUnavailableError
+from ._connect import connect, create_pool, is_transient, retry_transient
+from ._dsn import check_dsn, is_postgres_dsn, redact_dsn
+from ._migrate import SCHEMA_TABLE, migrate, schema_version
+
+__all__ = [
+    "SCHEMA_TABLE",
+    "SchemaVersionError",
+    "StorageError",
+    "StorageUnavailableError",
+    "check_dsn",
+    "connect",
+    "create_pool",
+    "is_postgres_dsn",
+    "is_transient",
+    "migrate",
+    "redact_dsn",
+    "retry_transient",
+    "schema_version",
+]

@@ -1,0 +1,155 @@
+"""Opening asyncpg pools and connections with clear errors, and riding out restarts.
+
+Every PostgreSQL backend goes through here, so that a wrong DSN is a
+:class:`~avaturn_async.ConfigurationError` at start, an unreachable server a
+:class:`~avaturn_async.StorageUnavailableError`, and the errors a restarting server
+throws (see ``shared/postgres-notes.md`` §7) are recognised in one place.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+
+from .._errors import ConfigurationError, StorageUnavailableError
+from .._public import public
+from ._dsn import check_dsn, redact_dsn
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = ["connect", "create_pool", "is_transient", "retry_transient"]
+
+T = TypeVar("T")
+
+#: asyncpg errors that mean "the DSN is wrong", not "try again later".
+_CONFIG_ERRORS = (
+    "InvalidAuthorizationSpecificationError",  # unknown role, bad password
+    "InvalidCatalogNameError",  # no such database
+    "InvalidParameterValueError",
+)
+#: asyncpg errors a restarting or unreachable server raises.
+_TRANSIENT_ERRORS = (
+    "PostgresConnectionError",  # class 08: connection lost, refused, failure
+    "OperatorInterventionError",  # class 57: admin/crash shutdown, cannot connect now
+    "TooManyConnectionsError",
+    "InterfaceError",  # e.g. "the underlying connection is closed"
+)
+
+
+def _asyncpg() -> Any:
+    try:
+        import asyncpg
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise ConfigurationError(
+            "PostgreSQL support needs asyncpg: pip install 'avaturn-async[postgres]'"
+        ) from exc
+    return asyncpg
+
+
+def _is_named(exc: BaseException, names: tuple[str, ...]) -> bool:
+    return any(cls.__name__ in names for cls in type(exc).__mro__)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """``True`` for errors a retry after a pause may cure: the server restarting, a lost
+    connection, a refused connect or a time-out. Looks through ``__context__`` too, as
+    asyncpg wraps a lost connection in an ``InterfaceError`` at transaction exit.
+    """
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, StorageUnavailableError | OSError | TimeoutError):
+            return True
+        if _is_named(seen, _TRANSIENT_ERRORS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _translate(exc: BaseException, dsn: str) -> Exception:
+    where = redact_dsn(dsn)
+    if _is_named(exc, _CONFIG_ERRORS):
+        return ConfigurationError(f"PostgreSQL refused {where}: {exc}")
+    if is_transient(exc):
+        return StorageUnavailableError(f"PostgreSQL at {where} cannot be reached: {exc}")
+    if isinstance(exc, ValueError):
+        return ConfigurationError(f"bad PostgreSQL DSN {where}: {exc}")
+    return StorageUnavailableError(f"PostgreSQL at {where} failed at connect: {exc!r}")
+
+
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    connect_timeout: float = 10.0,
+    command_timeout: float = 60.0,
+) -> asyncpg.Pool:
+    """An asyncpg pool for ``dsn``, connected before it is returned.
+
+    Raises :class:`ConfigurationError` for a malformed DSN, an unknown role or
+    database, or a refused password; :class:`StorageUnavailableError` when no
+    server answers within ``connect_timeout``.
+    """
+    driver = _asyncpg()
+    check_dsn(dsn)
+    try:
+        pool: asyncpg.Pool = await driver.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=connect_timeout,
+            command_timeout=command_timeout,
+        )
+    except Exception as exc:
+        raise _translate(exc, dsn) from None
+    return pool
+
+
+async def connect(dsn: str, *, connect_timeout: float = 10.0) -> asyncpg.Connection:
+    """One dedicated connection (for ``LISTEN``: a pool resets listeners on release)."""
+    driver = _asyncpg()
+    check_dsn(dsn)
+    try:
+        conn: asyncpg.Connection = await driver.connect(dsn, timeout=connect_timeout)
+    except Exception as exc:
+        raise _translate(exc, dsn) from None
+    return conn
+
+
+async def retry_transient(
+    operation: Callable[[], Awaitable[T]],
+    *,
+    deadline: float = 30.0,
+    what: str = "PostgreSQL operation",
+) -> T:
+    """Run ``operation`` again while it fails with :func:`is_transient` errors.
+
+    Backs off from 50 ms to 2 s with jitter; after ``deadline`` seconds raises
+    :class:`StorageUnavailableError`. ``operation`` must be safe to repeat (an
+    outcome lost with a dropped COMMIT is unknown): fence writes with tokens and
+    ``ON CONFLICT``.
+    """
+    give_up_at = time.monotonic() + deadline
+    delay = 0.05
+    while True:
+        try:
+            return await operation()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            if time.monotonic() + delay > give_up_at:
+                raise StorageUnavailableError(
+                    f"{what} failed for {deadline:g}s: PostgreSQL unavailable ({exc})"
+                ) from exc
+        await anyio.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 2.0)
+
+
+public("avaturn_async.postgres", is_transient, create_pool, connect, retry_transient)

@@ -1,0 +1,92 @@
+"""Customize an avatar, render a picture of it and export the 3D model, downloading both.
+
+Shows: ``set_customization`` with an asset id, ``renders.create`` and
+``exports.create`` jobs resolved by webhooks through an ``EventHub``, and downloading
+the temporary file URLs at once. A render can only be awaited through webhooks (no
+endpoint reports it), so this script runs a small aiohttp receiver on
+``WEBHOOK_PORT`` (default 8001).
+
+Run it against the local emulator, which signs webhooks with its default secret::
+
+    avaturn emulator --port 8080 --webhook-url http://127.0.0.1:8001/webhooks/avaturn &
+    export AVATURN_BASE_URL=http://127.0.0.1:8080 AVATURN_API_KEY=emulator-key
+    export AVATURN_WEBHOOK_SECRET=whsec_YXZhdHVybi1lbXVsYXRvci13ZWJob29rLXNlY3JldCE=
+    python examples/customize_render_export.py avatar-files/
+
+Against Avaturn: set the webhook URL (reachable from the internet) and read its
+signing secret in the Avaturn developer console, pick an asset id from your Avaturn
+asset catalog (``AVATURN_ASSET_ID``), and pass three photos after the folder.
+Without ``AVATURN_ASSET_ID`` the emulator's sample T-shirt is used.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import aiohttp
+import anyio
+
+from avaturn_async import (
+    AssetSlot,
+    AssetSlots,
+    AvaturnClient,
+    EventHub,
+    ExternalAvatarCustomization,
+)
+from avaturn_async.samples import sample_photo_paths
+from avaturn_async.testing import AvaturnEmulator
+from avaturn_async.webhooks import WebhookRouter, WebhookVerifier
+from avaturn_async.webhooks.aiohttp import serve_webhooks
+
+ASSET_ID = os.environ.get("AVATURN_ASSET_ID", AvaturnEmulator.SAMPLE_ASSETS["clothing"])
+
+
+async def main(folder: Path, photos: list[str]) -> None:
+    frontal, side_1, side_2 = photos or [str(path) for path in sample_photo_paths()]
+    verifier = WebhookVerifier(os.environ["AVATURN_WEBHOOK_SECRET"])
+    router = WebhookRouter()
+    hub = EventHub()
+    hub.attach(router)  # every verified event reaches the job waiting for it
+    port = int(os.environ.get("WEBHOOK_PORT", "8001"))
+    async with serve_webhooks(verifier, router, port=port), AvaturnClient(event_hub=hub) as client:
+        user = await client.users.create()
+        avatar = await client.avatars.create_from_photos(
+            user.id, frontal=frontal, side_1=side_1, side_2=side_2, body_type="male"
+        )
+        with anyio.fail_after(600):
+            await avatar.wait()
+            await client.avatars.set_customization(
+                avatar.avatar_id,
+                ExternalAvatarCustomization(assets=AssetSlots(clothing=AssetSlot(id=ASSET_ID))),
+            )
+            render = await client.renders.create(
+                avatar.avatar_id, scene="common/preview", format="png"
+            )
+            rendered = await render.wait()
+            export = await client.exports.create(avatar.avatar_id)
+            exported = await export.wait()
+        # The URLs are pre-signed and expire: download them now.
+        files = ((rendered.render_url, "preview.png"), (exported.export_url, "avatar.glb"))
+        for url, name in files:
+            assert url is not None  # set on success; a failure raised in wait()
+            size = await download(url, folder / name)
+            print(f"{name}: {size} bytes in {folder / name}")
+
+
+async def download(url: str, path: Path) -> int:
+    """Stream ``url`` to ``path``; the URL is pre-signed, so no API key goes with it."""
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        response.raise_for_status()
+        size = 0
+        with path.open("wb") as file:
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                size += file.write(chunk)
+    return size
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "avatar-files")
+    out.mkdir(parents=True, exist_ok=True)
+    anyio.run(main, out, sys.argv[2:])
