@@ -6,16 +6,16 @@ Exit codes: 0 success, 1 the work failed, 2 bad usage, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 import anyio
 
-from ._exitcodes import EXIT_INTERRUPTED, EXIT_OK
+from ._exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from ._version import __version__
 
 __all__ = ["main"]
-
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,9 +91,27 @@ async def _run(args: argparse.Namespace) -> int:
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
 
 
+def _pipe_closed(exc: BaseException) -> bool:
+    """Whether ``exc`` is the reader of our output going away (``... | head``)."""
+    group: object = getattr(exc, "exceptions", None)  # a task group's exception group
+    if isinstance(group, tuple) and group:
+        return all(isinstance(inner, BaseException) and _pipe_closed(inner) for inner in group)
+    return isinstance(exc, BrokenPipeError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return anyio.run(_run, args)
+        code = anyio.run(_run, args)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe is a traceback
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BaseException as exc:
+        if not _pipe_closed(exc):
+            raise
+        # The Python docs' recipe (signal module, "Note on SIGPIPE"): what is left
+        # to flush goes nowhere, and the exit is quiet, as a C program's would be.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+    return code

@@ -36,7 +36,8 @@ know this library::
     └── WebhookError (ValueError)              raised by ``avaturn_async.webhooks``
         ├── WebhookVerificationError           signature, timestamp or token rejected
         ├── WebhookParseError                  not a valid event; ``path`` names the field
-        └── WebhookPayloadTooLargeError        body over the configured limit
+        ├── WebhookPayloadTooLargeError        body over the configured limit
+        └── WebhookInputError (TypeError)      not raw body bytes, or not a header value
 
 Messages never contain the API key, webhook secrets or expected signatures.
 """
@@ -82,6 +83,7 @@ __all__ = [
     "UnprocessableEntityError",
     "ValidationErrorItem",
     "WebhookError",
+    "WebhookInputError",
     "WebhookParseError",
     "WebhookPayloadTooLargeError",
     "WebhookVerificationError",
@@ -345,6 +347,15 @@ class WebhookPayloadTooLargeError(WebhookError):
         self.limit = limit
 
 
+class WebhookInputError(WebhookError, TypeError):
+    """A verifier was handed something a request cannot carry.
+
+    The body must be the raw request bytes (decoding and re-encoding can change
+    them and break the signature); header values must be ``str`` or ``bytes``.
+    This is a bug in the calling code, not a bad delivery.
+    """
+
+
 class StorageError(AvaturnError, RuntimeError):
     """A database backend (the SQLite files or PostgreSQL) failed.
 
@@ -399,6 +410,7 @@ public(
     WebhookVerificationError,
     WebhookParseError,
     WebhookPayloadTooLargeError,
+    WebhookInputError,
     StorageError,
     StorageUnavailableError,
     SchemaVersionError,

@@ -7,6 +7,7 @@ talking over loopback to an emulator that lives in the test's event loop.
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import socket
@@ -23,7 +24,7 @@ import pytest
 from avaturn_async._cli import main
 from avaturn_async.batch import Journal, OnboardingSummary, RowState, run_sample_onboarding
 from avaturn_async.batch import write_sample_manifest as write_manifest
-from avaturn_async.batch._progress import PlainProgress
+from avaturn_async.batch._progress import PlainProgress, progress_reporter
 from avaturn_async.samples import SAMPLES_DIR
 from avaturn_async.testing import AvaturnEmulator
 
@@ -104,6 +105,16 @@ def test_status_of_a_finished_journal_exits_0(
     capsys.readouterr()
     assert main(["onboard", "--status", "--journal", journal]) == 0
     assert "by state: ready 3" in capsys.readouterr().out
+
+
+def test_an_unusable_emulator_state_file_gives_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write_manifest(tmp_path, 1)
+    journal = tmp_path / "j.db"
+    Path(f"{journal}.emulator.db").write_bytes(b"not sqlite at all" * 100)
+    assert main(["onboard", str(manifest), "--journal", str(journal), "--emulator"]) == 2
+    assert "not an emulator state file" in capsys.readouterr().err
 
 
 def test_status_of_a_missing_journal_exits_2(tmp_path: Path) -> None:
@@ -259,3 +270,99 @@ async def test_webhook_port_receives_the_webhooks_that_finish_the_rows(tmp_path:
     assert done.returncode == 0, done.stderr.decode()
     assert f"receiving webhooks on http://127.0.0.1:{port}/" in done.stdout.decode()
     assert emu.stats.requests["avatars.list"] == 0  # polling would start after a minute
+
+
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "sigint"])
+async def test_an_emulator_run_stopped_mid_way_resumes_with_every_row_ready(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    rows = 80
+    manifest = write_manifest(tmp_path, rows)
+    journal = tmp_path / "j.db"
+    args = cli("onboard", str(manifest), "--journal", str(journal), "--emulator",
+               "--concurrency", "2", "--progress", "none")
+    process = await anyio.open_process(args, env=env_for(None))
+    async with process:
+        await wait_for(journal, lambda s: s.get("ready", 0) >= 3)
+        process.send_signal(stop)
+        await process.wait()
+    assert (await anyio.to_thread.run_sync(states, journal)).get("ready", 0) < rows
+    rerun = await anyio.run_process(args, env=env_for(None), check=False)
+    output = rerun.stdout.decode() + rerun.stderr.decode()
+    assert rerun.returncode == 0, output
+    assert set(states(journal)) == {"ready"}
+    assert "404" not in output
+
+
+# ---------------------------------------------------------------- one vocabulary
+
+
+WORDS = ("ready 3", "already done 2", "failed 1", "invalid 1")
+
+
+def test_plain_progress_counts_in_the_reports_words_and_shows_the_time_left() -> None:
+    out = io.StringIO()
+    progress = PlainProgress(out, 10, interval=0.0)
+    progress(OnboardingSummary(ready=3, already_done=2, failed=1, invalid=1))
+    line = out.getvalue()
+    assert all(word in line for word in WORDS), line
+    assert " left" in line
+
+
+def test_the_rich_bar_counts_in_the_reports_words_and_shows_the_time_left() -> None:
+    out = io.StringIO()
+    with progress_reporter(out, 10, "rich") as report:
+        assert report is not None
+        report(OnboardingSummary(ready=3, already_done=2, failed=1, invalid=1))
+    shown = out.getvalue()
+    assert all(word in shown for word in WORDS), shown
+    assert " left: " in shown
+
+
+def test_the_final_summary_counts_in_the_same_words() -> None:
+    report = OnboardingSummary(ready=3, already_done=2, failed=1, invalid=1, read=7).format()
+    assert "3 ready, 2 already done, 1 failed, 1 invalid" in report
+
+
+def test_the_summary_as_json_is_keyed_with_the_same_words() -> None:
+    data = OnboardingSummary(ready=3, already_done=2, failed=1, invalid=1).as_dict()
+    assert {k: data[k] for k in ("ready", "already_done", "failed", "invalid")} == {
+        "ready": 3, "already_done": 2, "failed": 1, "invalid": 1,
+    }
+
+
+def test_the_time_left_counts_the_pace_of_rows_that_needed_work() -> None:
+    summary = OnboardingSummary(ready=10, already_done=50, started=0.0, finished=10.0)
+    # 60 of 100 handled; 10 rows of work took 10 s; 40 rows are left.
+    assert summary.seconds_left(100) == 40.0
+    assert OnboardingSummary(already_done=5).seconds_left(100) is None
+
+
+def journal_with_every_outcome(tmp_path: Path) -> str:
+    manifest = write_manifest(tmp_path, 3)
+    with manifest.open("a") as handle:
+        handle.write("bad,nope.jpg,nope.jpg,nope.jpg,female,false\n")
+    journal = str(tmp_path / "j.db")
+    main(["onboard", str(manifest), "--journal", journal, "--emulator", "--progress", "none"])
+    return journal
+
+
+def test_status_counts_in_the_same_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    journal = journal_with_every_outcome(tmp_path)
+    capsys.readouterr()
+    assert main(["onboard", "--status", "--journal", journal]) == 1
+    assert "ready 3, in progress 0, failed 0, invalid 1;" in capsys.readouterr().out
+
+
+def test_status_json_is_keyed_with_the_same_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    journal = journal_with_every_outcome(tmp_path)
+    capsys.readouterr()
+    assert main(["onboard", "--status", "--journal", journal, "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    counts = {k: data[k] for k in ("rows", "ready", "in_progress", "failed", "invalid")}
+    assert counts == {"rows": 4, "ready": 3, "in_progress": 0, "failed": 0, "invalid": 1}
+    assert [f["kind"] for f in data["failures"]] == ["input"]

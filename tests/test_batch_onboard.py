@@ -103,7 +103,7 @@ async def test_a_rerun_sends_nothing_for_finished_rows(tmp_path: Path) -> None:
         before = dict(emu.stats.requests)
         with Manifest(manifest) as rows:
             again = await onboard(client, rows, journal=tmp_path / "j.db")
-    assert (again.skipped, again.ready) == (20, 0)
+    assert (again.already_done, again.ready) == (20, 0)
     assert emu.stats.requests == before
 
 
@@ -202,7 +202,7 @@ async def test_a_failed_avatar_is_recorded_and_a_rerun_does_not_retry_it(tmp_pat
         with Manifest(manifest) as rows:
             again = await onboard(client, rows, journal=tmp_path / "j.db")
     assert first.failed_by_kind == {"avatar_failed": 2}
-    assert (again.failed, again.skipped, emu.stats.avatars_created) == (2, 2, 4)
+    assert (again.failed, again.already_done, emu.stats.avatars_created) == (2, 2, 4)
 
 
 async def test_retry_failed_gives_a_failed_row_a_new_avatar_and_drops_the_old(
@@ -251,7 +251,7 @@ async def test_cancelling_a_run_propagates_and_the_rerun_finishes_every_row(
             again = await onboard(client, rows, journal=tmp_path / "j.db", poll_interval=0.05)
         await emu.wait_idle()
     assert scope.cancelled_caught
-    assert 10 <= again.skipped < 60
+    assert 10 <= again.already_done < 60
     assert_one_user_and_one_ready_avatar_per_row(emu, tmp_path / "j.db", 60)
 
 

@@ -11,8 +11,12 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
+import pytest
+
 from avaturn_async import (
     AiohttpTransport,
+    AuthenticationError,
     AvaturnClient,
     ConnectionLostError,
     Request,
@@ -244,3 +248,70 @@ async def test_resume_after_processing_finds_an_avatar_that_got_ready_meanwhile(
         summary = await run_rows(client, tmp_path)
     assert (summary.ready, emu.stats.avatars_created) == (1, 1)
     assert the_row(tmp_path)[2] is RowState.READY
+
+
+async def test_a_refused_api_key_leaves_no_possible_orphan_for_the_next_run(
+    tmp_path: Path,
+) -> None:
+    write_manifest(tmp_path, 6)
+    async with AvaturnEmulator(processing_delay=0.01) as emu:
+        async with AvaturnClient(api_key="wrong", base_url=emu.base_url) as refused:
+            with pytest.raises(AuthenticationError):
+                await run_rows(refused, tmp_path)
+        async with AvaturnClient(api_key=emu.api_key, base_url=emu.base_url) as client:
+            summary = await run_rows(client, tmp_path)
+    with Journal(tmp_path / "j.db") as journal:
+        orphans = journal.status().possible_orphans
+    assert (summary.ready, summary.possible_orphans, orphans, len(emu.users)) == (6, 0, 0, 6)
+
+
+async def test_a_refused_user_create_is_no_possible_orphan(tmp_path: Path) -> None:
+    async with emulator_and_client() as (emu, client):
+        emu.fail_next("users.create", 422)
+        first = await run_rows(client, tmp_path)
+        again = await run_rows(client, tmp_path)
+    assert (first.failed, first.possible_orphans, again.possible_orphans) == (1, 0, 0)
+    assert (again.ready, len(emu.users)) == (1, 1)
+
+
+class OneRefusalThenSilence:
+    """The first Create User gets the emulator's 401; the others are still waiting
+    for their answer when the refused key stops the run."""
+
+    def __init__(self) -> None:
+        self.inner = AiohttpTransport()
+        self.creates = 0
+
+    async def send(
+        self, request: Request, *, url: str, headers: Mapping[str, str], timeouts: Timeouts
+    ) -> Response:
+        if request.route == "users.create":
+            self.creates += 1
+            if self.creates > 1:
+                await anyio.sleep_forever()
+        return await self.inner.send(request, url=url, headers=headers, timeouts=timeouts)
+
+    async def download(
+        self, url: str, destination: Path, *, headers: Mapping[str, str], timeouts: Timeouts
+    ) -> int:
+        return await self.inner.download(url, destination, headers=headers, timeouts=timeouts)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_creates_cut_short_by_a_refused_key_are_no_possible_orphans(
+    tmp_path: Path,
+) -> None:
+    write_manifest(tmp_path, 4)
+    transport = OneRefusalThenSilence()
+    async with (
+        AvaturnEmulator() as emu,
+        AvaturnClient(api_key="wrong", base_url=emu.base_url, transport=transport) as client,
+    ):
+        with pytest.raises(AuthenticationError):
+            await run_rows(client, tmp_path)
+    with Journal(tmp_path / "j.db") as journal:
+        states = {record.state for record in journal.records()}
+    assert transport.creates > 1
+    assert states == {RowState.NEW}

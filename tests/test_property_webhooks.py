@@ -25,6 +25,7 @@ from avaturn_async.webhooks import (
     parse_event,
 )
 
+TOKEN = "s3cret-shared-token-1"
 SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -32,7 +33,7 @@ SECRET = make_webhook_secret()
 NOW = 1_700_000_000
 LIMIT = 4096
 VERIFIER = WebhookVerifier(SECRET, max_body_size=LIMIT, now=lambda: float(NOW))
-TOKEN_VERIFIER = WebhookVerifier.shared_token("s3cret", query_param="token", max_body_size=LIMIT)
+TOKEN_VERIFIER = WebhookVerifier.shared_token(TOKEN, query_param="token", max_body_size=LIMIT)
 TYPED = {"avatar.ready": AvatarReady, "export.ready": ExportReady, "render.ready": RenderReady}
 
 HEADER_NAMES = (
@@ -209,4 +210,5 @@ def test_a_valid_signature_with_a_changed_id_or_timestamp_never_verifies(
 @given(event_like)
 def test_a_signed_delivery_verifies_as_sent(data: dict[str, Any]) -> None:
     body, signed_headers = sign_webhook(json.dumps(data).encode(), SECRET, timestamp=NOW)
+    assume(len(body) <= LIMIT)  # larger bodies are refused by size, tested on their own
     VERIFIER.verify(body, signed_headers)

@@ -64,8 +64,8 @@ def test_default_message_ids_are_unique_and_timestamp_is_now() -> None:
 
 
 def test_raw_bytes_secret_is_accepted() -> None:
-    body, headers = sign_webhook(b"{}", b"key-bytes")
-    WebhookVerifier(b"key-bytes").verify(body, headers)
+    body, headers = sign_webhook(b"{}", b"raw-key-bytes-0123456789")
+    WebhookVerifier(b"raw-key-bytes-0123456789").verify(body, headers)
 
 
 def test_factories_return_typed_ready_events() -> None:

@@ -36,6 +36,7 @@ from avaturn_async.webhooks import (
     exponential_backoff,
 )
 
+TOKEN = "tok-shared-token-01"
 SECRET = make_webhook_secret()
 BACKOFF = 10.0
 LEASE = 30.0
@@ -179,8 +180,8 @@ async def test_redelivery_with_the_same_webhook_id_is_stored_and_dispatched_once
 
 
 async def test_same_content_without_webhook_id_is_stored_once(inbox: WebhookInbox) -> None:
-    pipeline = WebhookPipeline(WebhookVerifier.shared_token("tok"), WebhookRouter(), inbox=inbox)
-    headers = {"x-avaturn-token": "tok"}
+    pipeline = WebhookPipeline(WebhookVerifier.shared_token(TOKEN), WebhookRouter(), inbox=inbox)
+    headers = {"x-avaturn-token": TOKEN}
     body, other = event_to_bytes(make_render_ready()), event_to_bytes(make_render_ready())
     outcomes = [(await pipeline.handle(b, headers)).outcome for b in (body, body, other)]
     router, calls = recording_router()

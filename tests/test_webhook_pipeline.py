@@ -21,6 +21,7 @@ from avaturn_async.webhooks import (
     idempotency_key,
 )
 
+TOKEN = "tok-shared-token-01"
 SECRET = make_webhook_secret()
 
 
@@ -124,11 +125,11 @@ async def test_redelivery_with_a_new_timestamp_but_the_same_id_is_a_duplicate() 
 async def test_without_webhook_id_duplicates_are_found_by_content_hash() -> None:
     router, seen = WebhookRouter(), []
     router.on_any(seen.append)
-    pipeline = WebhookPipeline(WebhookVerifier.shared_token("tok"), router)
+    pipeline = WebhookPipeline(WebhookVerifier.shared_token(TOKEN), router)
     body = json.dumps({"event": "x.y"}).encode()
     for _ in range(2):
-        await pipeline.handle(body, {"x-avaturn-token": "tok"})
-    await pipeline.handle(body + b" ", {"x-avaturn-token": "tok"})
+        await pipeline.handle(body, {"x-avaturn-token": TOKEN})
+    await pipeline.handle(body + b" ", {"x-avaturn-token": TOKEN})
     assert len(seen) == 2
 
 

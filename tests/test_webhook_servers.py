@@ -16,6 +16,8 @@ from avaturn_async.webhooks.asgi import WebhookApp
 from tests.support import SwappableASGI
 from tests.support import uvicorn_server as run_uvicorn
 
+TOKEN = "tok-shared-token-01"
+
 SECRET = make_webhook_secret()
 LIMIT = 2048
 
@@ -158,11 +160,11 @@ async def test_handler_failure_is_500_and_the_redelivery_is_processed(
 async def test_shared_token_in_the_query_string(
     serve: Server, session: aiohttp.ClientSession
 ) -> None:
-    url, seen = await serve(WebhookVerifier.shared_token("tok", header=None, query_param="token"))
+    url, seen = await serve(WebhookVerifier.shared_token(TOKEN, header=None, query_param="token"))
     body, _ = sign_webhook(make_render_ready(), SECRET)
     async with session.post(url, data=body, params={"token": "wrong"}) as response:
         assert response.status == 401
-    async with session.post(url, data=body, params={"token": "tok"}) as response:
+    async with session.post(url, data=body, params={"token": TOKEN}) as response:
         assert response.status == 204
     assert len(seen) == 1
 

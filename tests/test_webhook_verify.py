@@ -23,8 +23,9 @@ from avaturn_async.webhooks import (
     WebhookVerificationError,
     WebhookVerifier,
 )
-from avaturn_async.webhooks._signing import decode_secret, sign
-from avaturn_async.webhooks._verifier import _HmacKey
+from avaturn_async.webhooks._signing import SigningKey, decode_secret, sign
+
+TOKEN = "s3cret-shared-token-1"
 
 NOW = 1_700_000_000
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -258,8 +259,10 @@ def test_negative_tolerance_is_a_configuration_error() -> None:
 
 
 @given(key=st.binary(min_size=1, max_size=200), message=st.binary(max_size=300))
-def test_precomputed_hmac_equals_stdlib_hmac(key: bytes, message: bytes) -> None:
-    assert _HmacKey(key).digest(message) == hmac.digest(key, message, "sha256")
+def test_keyed_hmac_copy_equals_one_shot_stdlib_hmac(key: bytes, message: bytes) -> None:
+    signing_key = SigningKey(key)
+    signing_key.digest(b"an earlier message must not leak into the next digest")
+    assert signing_key.digest(message) == hmac.digest(key, message, "sha256")
 
 
 @given(
@@ -328,55 +331,55 @@ def test_reference_rejects_what_we_reject_for_a_wrong_secret() -> None:
 
 
 def test_shared_token_header_matches() -> None:
-    WebhookVerifier.shared_token("s3cret").verify(BODY, {"x-avaturn-token": "s3cret"})
+    WebhookVerifier.shared_token(TOKEN).verify(BODY, {"x-avaturn-token": TOKEN})
 
 
 def test_shared_token_header_name_is_case_insensitive() -> None:
-    v = WebhookVerifier.shared_token("s3cret", header="X-Hook-Token")
-    v.verify(BODY, {"X-HOOK-TOKEN": "s3cret"})
+    v = WebhookVerifier.shared_token(TOKEN, header="X-Hook-Token")
+    v.verify(BODY, {"X-HOOK-TOKEN": TOKEN})
 
 
 def test_wrong_shared_token_is_invalid() -> None:
-    v = WebhookVerifier.shared_token("s3cret")
+    v = WebhookVerifier.shared_token(TOKEN)
     assert rejection(BODY, {"x-avaturn-token": "nope"}, v) == "invalid_token"
 
 
 def test_absent_shared_token_is_missing() -> None:
-    v = WebhookVerifier.shared_token("s3cret")
+    v = WebhookVerifier.shared_token(TOKEN)
     assert rejection(BODY, {}, v) == "missing_token"
 
 
 def test_shared_token_from_query_parameter() -> None:
-    v = WebhookVerifier.shared_token("s3cret", header=None, query_param="token")
-    v.verify(BODY, {}, query={"token": "s3cret"})
+    v = WebhookVerifier.shared_token(TOKEN, header=None, query_param="token")
+    v.verify(BODY, {}, query={"token": TOKEN})
 
 
 def test_query_only_token_ignores_the_header() -> None:
-    v = WebhookVerifier.shared_token("s3cret", header=None, query_param="token")
+    v = WebhookVerifier.shared_token(TOKEN, header=None, query_param="token")
     with pytest.raises(WebhookVerificationError):
-        v.verify(BODY, {"x-avaturn-token": "s3cret"})
+        v.verify(BODY, {"x-avaturn-token": TOKEN})
 
 
 def test_any_of_several_shared_tokens_matches() -> None:
-    v = WebhookVerifier.shared_token(["old", "new"])
-    v.verify(BODY, {"x-avaturn-token": "old"})
-    v.verify(BODY, {"x-avaturn-token": "new"})
+    v = WebhookVerifier.shared_token(["old-shared-token-01", "new-shared-token-01"])
+    v.verify(BODY, {"x-avaturn-token": "old-shared-token-01"})
+    v.verify(BODY, {"x-avaturn-token": "new-shared-token-01"})
 
 
 def test_shared_token_repr_hides_the_token() -> None:
-    assert "s3cret" not in repr(WebhookVerifier.shared_token("s3cret"))
+    assert TOKEN not in repr(WebhookVerifier.shared_token(TOKEN))
 
 
 def test_shared_token_error_does_not_echo_the_token() -> None:
     with pytest.raises(WebhookVerificationError) as info:
-        WebhookVerifier.shared_token("s3cret").verify(BODY, {"x-avaturn-token": "guess"})
-    assert "s3cret" not in str(info.value)
+        WebhookVerifier.shared_token(TOKEN).verify(BODY, {"x-avaturn-token": "guess"})
+    assert TOKEN not in str(info.value)
     assert "guess" not in str(info.value)
 
 
 def test_shared_token_needs_somewhere_to_read_it() -> None:
     with pytest.raises(ConfigurationError):
-        WebhookVerifier.shared_token("s3cret", header=None)
+        WebhookVerifier.shared_token(TOKEN, header=None)
 
 
 def test_empty_shared_token_is_a_configuration_error() -> None:

@@ -4,10 +4,13 @@
 
     avaturn onboard people.csv --journal onboard.db [--concurrency N]
         [--export-dir DIR] [--webhook-port P] [--emulator]
-    avaturn onboard --status --journal onboard.db
+    avaturn onboard --status --journal onboard.db [--json]
+
+Counts use one vocabulary (see :mod:`._summary`): ready, already done, failed,
+invalid; ``--status`` adds in progress.
 
 Exit codes (also :mod:`._summary`): 0 every row ready (or exported), 1 some
-rows failed or were rejected (or the run stopped because the API could not be
+rows failed or were invalid (or the run stopped because the API could not be
 reached), 2 bad usage (manifest or journal unreadable, missing configuration,
 API key refused, journal in use by another run), 130 interrupted. ``--status``:
 0 every row finished and none failed, 1 otherwise, 2 no journal.
@@ -16,6 +19,7 @@ API key refused, journal in use by another run), 130 interrupted. ``--status``:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -36,7 +40,13 @@ from ._progress import progress_reporter
 from ._rules import OnboardingAbortedError
 from ._summary import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OnboardingSummary
 
-__all__ = ["add_onboard_parser", "format_status", "run_onboard_command"]
+__all__ = [
+    "add_onboard_parser",
+    "emulator_state_file",
+    "format_status",
+    "run_onboard_command",
+    "status_counts",
+]
 
 _EPILOG = """\
 manifest: CSV with the header key,frontal,side_1,side_2,body_type[,telephoto]
@@ -48,7 +58,11 @@ and it resumes: no row gets a second Avaturn user or avatar.
 
 environment: AVATURN_API_KEY, AVATURN_BASE_URL, AVATURN_WEBHOOK_SECRET (--webhook-port)
 
-exit codes: 0 all rows ready, 1 some rows failed, 2 usage error (manifest or
+counts: ready (avatar ready), already done (by an earlier run: nothing sent),
+failed (reason in the journal; a rerun retries), invalid (bad input or duplicate
+key: nothing sent); --status adds in progress.
+
+exit codes: 0 all rows ready, 1 some rows failed or invalid, 2 usage error (manifest or
 journal unreadable, missing configuration, API key refused), 130 interrupted;
 with --status: 0 every row ready and none failed, 1 otherwise, 2 no journal
 """
@@ -88,6 +102,7 @@ def add_onboard_parser(commands: Any) -> None:
     add("manifest", nargs="?", help="CSV or JSONL manifest (not needed with --status)")
     add("--journal", required=True, metavar="FILE", help="SQLite journal (created if missing)")
     add("--status", action="store_true", help="report the journal and exit")
+    add("--json", action="store_true", help="with --status: one JSON document")
     add("--concurrency", type=_positive_int, default=8, metavar="N",
         help="rows creating and uploading at once (default 8)")
     add("--max-in-flight", type=_positive_int, metavar="N",
@@ -98,7 +113,8 @@ def add_onboard_parser(commands: Any) -> None:
     add("--webhook-host", default="0.0.0.0", metavar="HOST",
         help="address the webhook receiver binds (default 0.0.0.0)")
     add("--emulator", action="store_true",
-        help="run against an embedded emulator (no API key, no network)")
+        help="run against an embedded emulator (no API key, no network); its state "
+             "is kept beside the journal (FILE.emulator.db) so reruns resume")
     add("--retry-failed", action="store_true",
         help="give rows whose avatar failed processing a new avatar")
     add("--poll-interval", type=_positive_float, metavar="SECONDS",
@@ -117,28 +133,54 @@ def _error(err: TextIO, message: str) -> int:
 # ---------------------------------------------------------------- --status
 
 
-def format_status(journal: Journal, *, limit: int = 20) -> tuple[str, bool]:
-    """The report of ``--status``, and whether every row is finished without failure."""
+def status_counts(journal: Journal, *, limit: int = 20) -> dict[str, Any]:
+    """What ``--status`` reports, as JSON-ready data in the words of a run's summary:
+    rows ``ready``, ``in_progress``, ``failed`` and ``invalid`` (bad input, or a
+    keyless or duplicate line in the last run), then details."""
     status = journal.status()
-    states = ", ".join(f"{state} {count}" for state, count in sorted(status.by_state.items()))
+    ready = sum(status.by_state.get(s, 0) for s in ("ready", "exported"))
+    invalid = status.invalid + status.rejected_last_run
+    return {
+        "journal": str(journal.path),
+        "rows": status.rows,
+        "ready": ready,
+        "in_progress": status.rows - ready - status.failed,
+        "failed": status.failed - status.invalid,
+        "invalid": invalid,
+        "possible_orphans": status.possible_orphans,
+        "by_state": dict(sorted(status.by_state.items())),
+        "runs": status.runs,
+        "last_run": status.last_run_outcome,
+        "running_pid": status.running_pid,
+        "failures": [
+            {"line": f.line, "key": f.key, "kind": f.kind, "reason": f.reason}
+            for f in journal.failures(limit)
+        ],
+        "clean": status.failed == 0 and invalid == 0 and ready == status.rows,
+    }
+
+
+def format_status(journal: Journal, *, limit: int = 20) -> tuple[str, bool]:
+    """The report of ``--status``, and whether every row is ready and none failed."""
+    counts = status_counts(journal, limit=limit)
+    states = ", ".join(f"{state} {count}" for state, count in counts["by_state"].items())
     lines = [
-        f"Journal {journal.path}: {status.rows} rows, {status.runs} run(s) "
-        f"(last run: {status.last_run_outcome or 'running or killed'})",
+        f"Journal {journal.path}: {counts['rows']} rows, {counts['runs']} run(s) "
+        f"(last run: {counts['last_run'] or 'running or killed'})",
+        f"  ready {counts['ready']}, in progress {counts['in_progress']}, "
+        f"failed {counts['failed']}, invalid {counts['invalid']}; "
+        f"possible orphan users {counts['possible_orphans']}",
         f"  by state: {states or '-'}",
-        f"  failed rows: {status.failed}; rejected lines in the last run: "
-        f"{status.rejected_last_run}; possible orphan users: {status.possible_orphans}",
     ]
-    if status.running_pid is not None:
-        lines.append(f"  a run is in progress (pid {status.running_pid})")
-    failures = journal.failures(limit)
-    if failures:
+    if counts["running_pid"] is not None:
+        lines.append(f"  a run is in progress (pid {counts['running_pid']})")
+    if counts["failures"]:
         lines.append("  failures:")
         lines += [
-            f"    line {f.line} key {f.key or '-'}: [{f.kind}] {f.reason}" for f in failures
+            f"    line {f['line']} key {f['key'] or '-'}: [{f['kind']}] {f['reason']}"
+            for f in counts["failures"]
         ]
-    finished = sum(status.by_state.get(s, 0) for s in ("ready", "exported"))
-    clean = status.failed == 0 and status.rejected_last_run == 0 and finished == status.rows
-    return "\n".join(lines), clean
+    return "\n".join(lines), bool(counts["clean"])
 
 
 async def _report_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -148,6 +190,9 @@ async def _report_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         if not path.is_file():
             return None  # opening would create an empty journal
         with Journal(path) as journal:
+            if args.json:
+                counts = status_counts(journal)
+                return json.dumps(counts, indent=2), bool(counts["clean"])
             return format_status(journal)
 
     try:
@@ -164,12 +209,22 @@ async def _report_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
 # ---------------------------------------------------------------- a run
 
 
+def emulator_state_file(journal: str) -> Path:
+    """Where ``--emulator`` keeps the embedded emulator's state: beside the journal,
+    so a rerun finds the users and avatars the journal names."""
+    if "://" in journal:
+        raise ConfigurationError("--emulator keeps its state beside a journal file, not a URL")
+    return Path(f"{journal}.emulator.db")
+
+
 @asynccontextmanager
 async def _client_for(args: argparse.Namespace, out: TextIO) -> AsyncIterator[AvaturnClient]:
     limit = max(16, 2 * args.concurrency)
     if args.emulator:
         async with emulated_client(
-            webhook_port=args.webhook_port or 0, max_concurrency=limit
+            webhook_port=args.webhook_port or 0,
+            max_concurrency=limit,
+            state_file=emulator_state_file(args.journal),
         ) as env:
             print(f"embedded emulator at {env.emulator.base_url}; webhooks to "
                   f"{env.webhook_url}", file=out)
@@ -199,6 +254,7 @@ async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSum
     manifest = Manifest(args.manifest)  # raises ManifestError before anything starts
     with manifest:
         total = await anyio.to_thread.run_sync(count_rows, manifest.path)
+        summary.total = total
         async with _client_for(args, out) as client:
             with progress_reporter(out, total, args.progress) as progress:
                 await onboard(
@@ -246,6 +302,8 @@ async def run_onboard_command(
         print(summary.format(), file=out)
         print(f"avaturn onboard: {failure}", file=err)
         return EXIT_FAILED
+    if isinstance(failure, BrokenPipeError):
+        raise failure  # the reader of our output left: the CLI exits quietly
     if isinstance(failure, AuthenticationError):
         return _error(err, f"the API refused the key: {failure}")
     if isinstance(failure, (ManifestError, JournalError, ConfigurationError, OSError)):

@@ -4,6 +4,7 @@ webhook receiver) or against an embedded emulator with its webhooks looped back.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -78,9 +79,15 @@ async def emulated_client(
     webhook_port: int = 0,
     processing_delay: float = 0.05,
     max_concurrency: int = 16,
+    state_file: str | os.PathLike[str] | None = None,
 ) -> AsyncIterator[Emulated]:
     """A client of an embedded :class:`AvaturnEmulator` whose signed webhooks go to
-    an embedded receiver on 127.0.0.1 (a free port unless ``webhook_port``)."""
+    an embedded receiver on 127.0.0.1 (a free port unless ``webhook_port``).
+
+    With ``state_file``, the emulator keeps its users and avatars there (every
+    change written before it is answered), so a later run, even after the process
+    was killed, talks to the same service: the journal's ids still exist.
+    """
     from ..testing import AvaturnEmulator, make_webhook_secret
 
     secret = make_webhook_secret()
@@ -94,6 +101,7 @@ async def emulated_client(
             processing_delay=processing_delay,
             export_delay=processing_delay,
             render_delay=processing_delay,
+            state_file=state_file,
         ) as emulator,
         AvaturnClient(
             api_key=emulator.api_key,

@@ -346,9 +346,10 @@ class Journal:
             row[0]: row[1]
             for row in self._db.execute("SELECT state, COUNT(*) FROM rows GROUP BY state")
         }
-        failed, orphans = self._db.execute(
+        failed, orphans, invalid = self._db.execute(
             "SELECT COALESCE(SUM(error IS NOT NULL OR state = ?), 0),"
-            " COALESCE(SUM(possible_orphans), 0) FROM rows",
+            " COALESCE(SUM(possible_orphans), 0),"
+            " COALESCE(SUM(error_kind = 'input'), 0) FROM rows",
             (RowState.AVATAR_FAILED.value,),
         ).fetchone()
         last = self._last_run()
@@ -369,6 +370,7 @@ class Journal:
             runs=runs,
             last_run_outcome=None if last is None else last[1],
             running_pid=running,
+            invalid=invalid,
         )
 
     def failures(self, limit: int = 20) -> list[FailureRecord]:

@@ -131,13 +131,13 @@ class _Run:
         record = None if registration is None else registration.record
         if record is None or isinstance(item, RowError):
             if record is not None and record.is_done(export=self.export):
-                summary.skipped += 1  # finished earlier: its photos are not needed
+                summary.already_done += 1  # finished earlier: its photos are not needed
             else:
                 summary.invalid += 1
             return None
         assert isinstance(item, OnboardRow)
         if record.is_done(export=self.export):
-            summary.skipped += 1
+            summary.already_done += 1
             return None
         if record.state is RowState.AVATAR_FAILED and not self.retry_failed:
             summary.add_failure("avatar_failed")

@@ -3,7 +3,10 @@
 A rich progress bar when the output is a terminal and ``rich`` (the optional
 ``cli`` extra) is installed; otherwise a plain line every few seconds, which
 suits logs and CI. Both are callables taking the running summary, as
-:func:`~avaturn_async.batch.onboard`'s ``progress`` argument expects.
+:func:`~avaturn_async.batch.onboard`'s ``progress`` argument expects. Both show
+the time left (rich's own estimate; the plain line's is
+:attr:`OnboardingSummary.eta`) and the counts in the words of the final report:
+ready, already done, failed, invalid.
 """
 
 from __future__ import annotations
@@ -21,19 +24,32 @@ ProgressMode = Literal["auto", "rich", "plain", "none"]
 Reporter = Callable[[OnboardingSummary], None]
 
 
+def format_duration(seconds: float) -> str:
+    """``1:02:03``, ``2:03``: as rich shows elapsed and remaining time."""
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def _counts(summary: OnboardingSummary) -> str:
     return (
-        f"ready {summary.ready}, done before {summary.skipped}, failed {summary.failed}, "
-        f"invalid {summary.invalid}; {summary.rows_per_second:.1f} rows/s"
+        f"ready {summary.ready}, already done {summary.already_done}, "
+        f"failed {summary.failed}, invalid {summary.invalid}; "
+        f"{summary.rows_per_second:.1f} rows/s"
     )
 
 
 def _short_counts(summary: OnboardingSummary) -> str:
-    # Short enough for an 80-column terminal next to the bar.
-    return (
-        f"ok {summary.ready} skip {summary.skipped} fail {summary.failed} "
-        f"bad {summary.invalid} {summary.rows_per_second:.0f}/s"
-    )
+    # The same words, zeros left out, to fit next to the bar.
+    counts = [f"ready {summary.ready}"]
+    for word, count in (
+        ("already done", summary.already_done),
+        ("failed", summary.failed),
+        ("invalid", summary.invalid),
+    ):
+        if count:
+            counts.append(f"{word} {count}")
+    return ", ".join(counts)
 
 
 class PlainProgress:
@@ -59,7 +75,13 @@ class PlainProgress:
             return
         self._last = now
         of = f"/{self._total}" if self._total is not None else ""
-        print(f"onboard: {summary.done}{of} rows: {_counts(summary)}", file=self._out, flush=True)
+        left_s = summary.seconds_left(self._total)
+        left = "" if left_s is None else f"; {format_duration(left_s)} left"
+        print(
+            f"onboard: {summary.done}{of} rows: {_counts(summary)}{left}",
+            file=self._out,
+            flush=True,
+        )
 
 
 def _rich_progress(out: TextIO, total: int | None) -> tuple[Any, Reporter] | None:
@@ -72,14 +94,17 @@ def _rich_progress(out: TextIO, total: int | None) -> tuple[Any, Reporter] | Non
             Progress,
             TextColumn,
             TimeElapsedColumn,
+            TimeRemainingColumn,
         )
     except ImportError:
         return None
     progress = Progress(
         TextColumn("onboard"),
-        BarColumn(bar_width=20),
+        BarColumn(bar_width=10),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(compact=True),
+        TextColumn("left:"),
         TextColumn("{task.fields[counts]}"),
         console=Console(file=out),
         transient=False,

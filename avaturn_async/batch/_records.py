@@ -112,6 +112,8 @@ class JournalStatus:
     runs: int
     last_run_outcome: str | None
     running_pid: int | None
+    invalid: int = 0
+    """Rows whose last reading was bad input (counted in ``failed`` too)."""
 
 
 def record_from_row(row: tuple[Any, ...]) -> RowRecord:

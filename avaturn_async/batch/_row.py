@@ -23,7 +23,9 @@ reconciled with these rules:
 
 A request that provably did not act (connection refused, 4xx, 429 or 503
 after the client's own retries) is simply a failure of the row, retried by the
-next run from the same state.
+next run from the same state. For Create User that state is ``new``, never
+``user_requested``: a Create User that was answered that way (a refused key
+included) cannot have made a user, so it never counts as a possible orphan.
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ class RowRunner:
         self._photos = ThreadBatcher()
         self._network_streak = 0
         self._last_network_error = ""
+        self._key_refused = False
 
     async def run(self, row: OnboardRow, record: RowRecord) -> None:
         """Take ``row`` as far as it goes. Failures are journaled and counted, not
@@ -183,10 +186,19 @@ class RowRunner:
             await self._possible_orphan(work, "an earlier run sent Create User and died")
         attempts = self._settings.create_attempts
         for attempt in range(1, attempts + 1):
-            await self._advance(work, RowState.USER_REQUESTED)
             try:
+                await self._advance(work, RowState.USER_REQUESTED)
                 user = await self._client.users.create()
             except AuthenticationError:
+                # An answer: no user was made. Left in user_requested, the next
+                # run would count this row as a possible orphan.
+                self._key_refused = True
+                await self._advance(work, RowState.NEW)
+                raise
+            except anyio.get_cancelled_exc_class():
+                if self._key_refused:  # the run stops because the key was refused:
+                    with anyio.CancelScope(shield=True):  # so was this request's
+                        await self._advance(work, RowState.NEW)
                 raise
             except AvaturnError as exc:
                 if not server_may_have_acted(exc):

@@ -72,7 +72,7 @@ async def run_sample_onboarding(
                 )
             emulator = env.emulator
             print(
-                f"Rerun with the same journal: {again.skipped} already done, "
+                f"Rerun with the same journal: {again.already_done} already done, "
                 f"{again.ready} redone; the emulator holds {len(emulator.users)} users and "
                 f"{len(emulator.avatars)} avatars for {rows} rows",
                 file=out,

@@ -1,8 +1,16 @@
-"""What a run did: counters only (finished rows are not kept), and their report."""
+"""What a run did: counters only (finished rows are not kept), and their report.
+
+One vocabulary everywhere (progress, summary, ``--status``, JSON): a row is
+**ready** (its avatar is ready, and exported when asked), **already done** (an
+earlier run finished it: nothing was sent), **failed** (recorded in the journal
+with its reason; a rerun tries again) or **invalid** (bad input or a duplicate
+key: nothing was sent).
+"""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import attrs
 
@@ -32,8 +40,8 @@ class OnboardingSummary:
     """Rows expected, when known beforehand (for progress bars)."""
     read: int = 0
     """Rows read from the source this run, bad ones included."""
-    skipped: int = 0
-    """Rows already finished by an earlier run (nothing was sent for them)."""
+    already_done: int = 0
+    """Rows an earlier run finished (nothing was sent for them)."""
     ready: int = 0
     """Rows whose avatar became ready this run (and, with exports, was exported)."""
     failed: int = 0
@@ -55,9 +63,28 @@ class OnboardingSummary:
     failures_total: int = 0
 
     @property
+    def skipped(self) -> int:
+        """Deprecated name of :attr:`already_done`."""
+        return self.already_done
+
+    @property
     def done(self) -> int:
         """Rows handled this run, whatever the outcome (progress bars count these)."""
-        return self.skipped + self.ready + self.failed + self.invalid
+        return self.already_done + self.ready + self.failed + self.invalid
+
+    def seconds_left(self, total: int | None = None) -> float | None:
+        """Seconds until all ``total`` rows (default :attr:`total`) are handled at
+        this run's pace, or ``None`` when it cannot be told yet.
+
+        The pace counts only rows that needed work: already done rows cost nothing.
+        """
+        total = self.total if total is None else total
+        if total is None:
+            return None
+        worked = self.ready + self.failed + self.invalid
+        if worked == 0:
+            return None
+        return max(total - self.done, 0) * self.elapsed / worked
 
     @property
     def elapsed(self) -> float:
@@ -80,12 +107,29 @@ class OnboardingSummary:
             return EXIT_INTERRUPTED
         return EXIT_FAILED if self.failed or self.invalid else EXIT_OK
 
+    def as_dict(self) -> dict[str, Any]:
+        """The counts as JSON-ready data, keyed with the same words as the report."""
+        return {
+            "read": self.read,
+            "ready": self.ready,
+            "already_done": self.already_done,
+            "failed": self.failed,
+            "invalid": self.invalid,
+            "failed_by_kind": dict(self.failed_by_kind),
+            "possible_orphans": self.possible_orphans,
+            "avatars_adopted": self.avatars_adopted,
+            "avatars_replaced": self.avatars_replaced,
+            "interrupted": self.interrupted,
+            "seconds": round(self.elapsed, 3),
+            "rows_per_second": round(self.rows_per_second, 3),
+        }
+
     def format(self) -> str:
         """The final report: outcome counts, throughput, then failures with reasons."""
         head = "interrupted" if self.interrupted else "finished"
         lines = [
             f"Onboarding {head} in {self.elapsed:.1f} s: {self.read} rows read, "
-            f"{self.ready} ready, {self.skipped} already done, {self.failed} failed, "
+            f"{self.ready} ready, {self.already_done} already done, {self.failed} failed, "
             f"{self.invalid} invalid ({self.rows_per_second:.1f} rows/s)"
         ]
         if self.failed_by_kind:

@@ -8,6 +8,7 @@ from typing import Any
 import aiohttp
 import attrs
 
+from .._public import public
 from ..webhooks import Event, WebhookVerifier
 from ._webhooks import make_webhook_secret, sign_webhook
 
@@ -61,3 +62,6 @@ class WebhookSender:
         ) as response:
             await response.read()
             return response.status
+
+
+public("avaturn_async.testing", WebhookSender)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from .._errors import (
     WebhookError,
+    WebhookInputError,
     WebhookParseError,
     WebhookPayloadTooLargeError,
     WebhookVerificationError,
@@ -43,15 +44,18 @@ from .._events import (
     event_to_dict,
     parse_event,
 )
+from ._boundary import VerificationFailure, Verifier
 from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
 from ._inbox import Backoff, WebhookInbox, exponential_backoff
 from ._inbox_store import InboxError, InboxRecord, InboxStatus
-from ._pipeline import PipelineResponse, WebhookPipeline
+from ._pipeline import DEFAULT_READ_TIMEOUT, PipelineResponse, WebhookPipeline
 from ._router import DispatchResult, HandlerFailure, WebhookRouter
-from ._verifier import VerificationFailure, WebhookVerifier
+from ._token import SharedTokenVerifier
+from ._verifier import WebhookVerifier
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_READ_TIMEOUT",
     "AvatarReady",
     "Backoff",
     "DispatchResult",
@@ -67,9 +71,12 @@ __all__ = [
     "KnownEvent",
     "PipelineResponse",
     "RenderReady",
+    "SharedTokenVerifier",
     "UnknownEvent",
     "VerificationFailure",
+    "Verifier",
     "WebhookError",
+    "WebhookInputError",
     "WebhookInbox",
     "WebhookParseError",
     "WebhookPayloadTooLargeError",

@@ -15,7 +15,9 @@ Status codes:
 400         malformed body or ``Content-Length`` (the sender should not retry)
 401         signature, timestamp or token rejected
 405         not a POST (``Allow: POST``)
-413         body over ``max_body_size``
+408         the body did not arrive within ``read_timeout`` (connection closed)
+413         body over ``max_body_size``, answered from ``Content-Length`` when
+            declared (before any ``100 Continue``)
 500         a handler raised (``fail_on_handler_error=True``, the default): the
             dedupe key is released so the sender's redelivery is processed again
 503         the idempotency store (or the inbox) failed: nothing was dispatched
@@ -33,7 +35,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
@@ -46,17 +50,23 @@ from .._errors import (
 )
 from .._events import Event
 from .._public import public
+from ._boundary import Verifier, header_value
 from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
-from ._inbox import WebhookInbox
 from ._router import DispatchResult, WebhookRouter
-from ._verifier import WebhookVerifier, header_value
 
-__all__ = ["PipelineResponse", "WebhookPipeline"]
+if TYPE_CHECKING:  # the inbox (and sqlite3) load only when an inbox is used
+    from ._inbox import WebhookInbox
+
+__all__ = ["DEFAULT_READ_TIMEOUT", "PipelineResponse", "WebhookPipeline"]
+
+DEFAULT_READ_TIMEOUT = 10.0
+"""Seconds a sender gets to deliver a whole body; Avaturn's events arrive in milliseconds."""
 
 logger = logging.getLogger("avaturn_async.webhooks")
 
 _ID_NAMES = ("webhook-id", "svix-id")
 _JSON = (("content-type", "application/json"),)
+_CLOSE = (*_JSON, ("connection", "close"))
 
 
 @attrs.frozen(kw_only=True)
@@ -82,26 +92,37 @@ def _error(status: int, outcome: str, message: str, **extra: str) -> PipelineRes
 class WebhookPipeline:
     """Verify, parse, dedupe and dispatch one delivery; map the outcome to a status.
 
+    The one configured object every adapter takes: ``make_handler(pipeline)``,
+    ``make_app(pipeline)``, ``serve_webhooks(pipeline)``, ``WebhookApp(pipeline)``.
+
+    ``verifier`` is a :class:`WebhookVerifier` or a :class:`SharedTokenVerifier`.
     ``dedupe=True`` (the default) guards against redeliveries with ``store``,
     an :class:`InMemoryIdempotencyStore` unless given.
 
     With ``inbox``, verified deliveries are stored there and answered 202;
     ``router`` is not called (pass it to the inbox's worker), and the inbox is
     the idempotency store: ``store`` and ``dedupe=False`` are refused.
+
+    ``read_timeout`` bounds, in seconds, how long adapters wait for a whole
+    body (a sender trickling bytes gets 408 and a closed connection); ``None``
+    waits forever.
     """
 
     def __init__(
         self,
-        verifier: WebhookVerifier,
+        verifier: Verifier,
         router: WebhookRouter,
         *,
         store: IdempotencyStore | None = None,
         dedupe: bool = True,
         fail_on_handler_error: bool = True,
         inbox: WebhookInbox | None = None,
+        read_timeout: float | None = DEFAULT_READ_TIMEOUT,
     ) -> None:
         if inbox is not None and (store is not None or not dedupe):
             raise ConfigurationError("an inbox is its own idempotency store: drop store/dedupe")
+        if read_timeout is not None and not read_timeout > 0:
+            raise ConfigurationError("read_timeout must be positive (or None for no limit)")
         self.verifier = verifier
         self.router = router
         self.inbox = inbox
@@ -111,10 +132,40 @@ class WebhookPipeline:
             else None
         )
         self.fail_on_handler_error = fail_on_handler_error
+        self.read_timeout = read_timeout
+
+    @classmethod
+    def of(
+        cls,
+        pipeline_or_verifier: WebhookPipeline | Verifier,
+        router: WebhookRouter | None = None,
+        **options: Any,
+    ) -> WebhookPipeline:
+        """``pipeline_or_verifier`` if it is a pipeline, else a new one from the arguments.
+
+        How the adapters accept both call forms: ``make_handler(pipeline)`` and
+        ``make_handler(verifier, router, inbox=..., ...)``.
+        """
+        if isinstance(pipeline_or_verifier, WebhookPipeline):
+            if router is not None or options:
+                raise ConfigurationError(
+                    "pass a WebhookPipeline alone, or a verifier and a router with options"
+                )
+            return pipeline_or_verifier
+        if router is None:
+            raise ConfigurationError(
+                "a verifier needs a router: (verifier, router) or WebhookPipeline(verifier, router)"
+            )
+        return cls(pipeline_or_verifier, router, **options)
 
     def __repr__(self) -> str:
         where = f"inbox={self.inbox!r}" if self.inbox is not None else f"store={self.store!r}"
         return f"WebhookPipeline({self.verifier!r}, {self.router!r}, {where})"
+
+    @property
+    def read_deadline(self) -> float:
+        """``read_timeout`` for ``anyio.move_on_after``: ``math.inf`` when unbounded."""
+        return math.inf if self.read_timeout is None else self.read_timeout
 
     @property
     def max_body_size(self) -> int:
@@ -146,6 +197,11 @@ class WebhookPipeline:
     def too_large(self) -> PipelineResponse:
         """The 413 answer, for adapters that stopped reading past ``max_body_size``."""
         return _error(413, "too_large", f"webhook body exceeds {self.max_body_size} bytes")
+
+    def timed_out(self) -> PipelineResponse:
+        """The 408 answer, for adapters whose body read passed ``read_timeout``."""
+        message = f"webhook body not received within {self.read_timeout} s"
+        return attrs.evolve(_error(408, "timeout", message), headers=_CLOSE)
 
     # -- the pipeline ------------------------------------------------------------------
 

@@ -2,43 +2,54 @@
 
 ::
 
-    from avaturn_async.webhooks import WebhookRouter, WebhookVerifier
-    from avaturn_async.webhooks.aiohttp import make_app, make_handler
+    from avaturn_async.webhooks import WebhookPipeline, WebhookRouter, WebhookVerifier
+    from avaturn_async.webhooks.aiohttp import make_app, make_expect_handler, make_handler
 
-    app.router.add_post("/webhooks/avaturn", make_handler(verifier, router))
-    # or mount a sub-application:
-    app.add_subapp("/webhooks/avaturn", make_app(verifier, router))
+    pipeline = WebhookPipeline(verifier, router)      # every option lives here
+    app.router.add_post(
+        "/webhooks/avaturn", make_handler(pipeline), expect_handler=make_expect_handler(pipeline)
+    )
+    # or mount a sub-application (the expect handler is included):
+    app.add_subapp("/webhooks/avaturn", make_app(pipeline))
     # or run a standalone receiver (demos, tests, small services):
-    async with serve_webhooks(verifier, router, port=8080) as server:
+    async with serve_webhooks(pipeline, port=8080) as server:
         print(server.url)
     # or acknowledge at once and dispatch from a durable inbox:
     inbox = WebhookInbox("webhooks.db")
-    app.router.add_post("/webhooks/avaturn", make_handler(verifier, router, inbox=inbox))
+    pipeline = WebhookPipeline(verifier, router, inbox=inbox)
     async with inbox.worker(router): ...
 
-The body is read as a stream and reading stops past the verifier's
-``max_body_size``; status codes are described in ``_pipeline``.
+Each adapter also takes the verifier, the router and the pipeline's keyword
+options directly (``make_handler(verifier, router, inbox=inbox)``).
+
+The body is read as a stream; reading stops past the verifier's
+``max_body_size`` (413) or after the pipeline's ``read_timeout`` (408), and
+both close the connection. A declared ``Content-Length`` over the limit is
+answered 413 from the headers, before ``100 Continue`` invites the body, by the
+expect handler. Status codes are described in ``_pipeline``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
+import anyio
 import attrs
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
-from ._dedupe import IdempotencyStore
-from ._inbox import WebhookInbox
+from ._boundary import Verifier
 from ._pipeline import PipelineResponse, WebhookPipeline
 from ._router import WebhookRouter
-from ._verifier import WebhookVerifier
 
-__all__ = ["WebhookServer", "make_app", "make_handler", "serve_webhooks"]
+__all__ = ["WebhookServer", "make_app", "make_expect_handler", "make_handler", "serve_webhooks"]
 
 AiohttpHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
 _CHUNK = 64 * 1024
+_CLOSE = ("connection", "close")
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes | None:
@@ -57,77 +68,118 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
 
 def _to_response(answer: PipelineResponse) -> web.Response:
     headers = dict(answer.headers)
+    headers.pop("connection", None)
     return web.Response(status=answer.status, body=answer.body or None, headers=headers)
 
 
+async def _answer(request: web.Request, answer: PipelineResponse) -> web.Response:
+    """``answer`` as a response; sent at once and the connection closed if it asks.
+
+    Closing here, rather than with ``Response.force_close()``, stops aiohttp
+    from lingering up to 10 s to read and discard an unread body.
+    """
+    response = _to_response(answer)
+    if ("connection", "close") in answer.headers:
+        response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        if request.transport is not None:
+            request.transport.close()
+    return response
+
+
+def _early(pipeline: WebhookPipeline, request: web.Request) -> PipelineResponse | None:
+    """The answer that the method and the headers alone decide, if any."""
+    return pipeline.check_method(request.method) or pipeline.check_content_length(
+        request.headers.get("content-length")
+    )
+
+
 def make_handler(
-    verifier: WebhookVerifier,
-    router: WebhookRouter,
-    *,
-    store: IdempotencyStore | None = None,
-    dedupe: bool = True,
-    fail_on_handler_error: bool = True,
-    inbox: WebhookInbox | None = None,
+    pipeline: WebhookPipeline | Verifier,
+    router: WebhookRouter | None = None,
+    **options: Any,
 ) -> AiohttpHandler:
     """An aiohttp request handler that verifies, parses, dedupes and dispatches.
 
-    With ``inbox``, it stores each delivery there and answers 202 instead of
-    dispatching; run ``inbox.worker(router)`` to dispatch.
-    Register it for all methods (``add_route("*", ...)``) to have non-POST
-    requests answered 405 by the pipeline, or with ``add_post``.
+    Takes a :class:`WebhookPipeline`, or a verifier, a router and the
+    pipeline's keyword options (``store``, ``dedupe``, ``fail_on_handler_error``,
+    ``inbox``, ``read_timeout``). With an inbox, it stores each delivery there
+    and answers 202 instead of dispatching; run ``inbox.worker(router)`` to
+    dispatch. Register it for all methods (``add_route("*", ...)``) to have
+    non-POST requests answered 405 by the pipeline, or with ``add_post``; pass
+    ``expect_handler=make_expect_handler(pipeline)`` to refuse oversized bodies
+    before ``100 Continue``.
     """
-    pipeline = WebhookPipeline(
-        verifier,
-        router,
-        store=store,
-        dedupe=dedupe,
-        fail_on_handler_error=fail_on_handler_error,
-        inbox=inbox,
-    )
+    pipeline = WebhookPipeline.of(pipeline, router, **options)
 
     async def handle_webhook(request: web.Request) -> web.Response:
-        early = pipeline.check_method(request.method) or pipeline.check_content_length(
-            request.headers.get("content-length")
-        )
+        early = _early(pipeline, request)
         if early is not None:
-            return _to_response(early)
-        body = await _read_limited(request, pipeline.max_body_size)
+            return await _answer(request, early)
+        body: bytes | None = b""
+        with anyio.move_on_after(pipeline.read_deadline) as scope:
+            body = await _read_limited(request, pipeline.max_body_size)
+        if scope.cancelled_caught:
+            return await _answer(request, pipeline.timed_out())
         if body is None:
-            return _to_response(pipeline.too_large())
+            return await _answer(request, pipeline.too_large())
         answer = await pipeline.handle(body, request.headers, query=request.query)
         return _to_response(answer)
 
     return handle_webhook
 
 
+def make_expect_handler(
+    pipeline: WebhookPipeline | Verifier,
+    router: WebhookRouter | None = None,
+    **options: Any,
+) -> ExpectHandler:
+    """An aiohttp ``expect_handler`` that refuses before inviting the body.
+
+    For ``Expect: 100-continue``, a non-POST method or a ``Content-Length``
+    that is malformed or over the limit is answered at once (405, 400, 413)
+    and the connection closed; otherwise ``100 Continue`` is sent, as aiohttp's
+    default does.
+    """
+    pipeline = WebhookPipeline.of(pipeline, router, **options)
+
+    async def expect_webhook(request: web.Request) -> web.StreamResponse | None:
+        early = _early(pipeline, request)
+        if early is not None:
+            return await _answer(request, attrs.evolve(early, headers=(*early.headers, _CLOSE)))
+        expect = request.headers.get("expect", "")
+        if request.version == HttpVersion11:
+            if expect.lower() != "100-continue":
+                raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0
+        return None
+
+    return expect_webhook
+
+
 def make_app(
-    verifier: WebhookVerifier,
-    router: WebhookRouter,
+    pipeline: WebhookPipeline | Verifier,
+    router: WebhookRouter | None = None,
     *,
     path: str | None = None,
-    store: IdempotencyStore | None = None,
-    dedupe: bool = True,
-    fail_on_handler_error: bool = True,
-    inbox: WebhookInbox | None = None,
+    **options: Any,
 ) -> web.Application:
     """A small ``web.Application`` answering webhooks at ``path``.
 
     With the default ``path=None`` it answers at its root: at ``/`` when served
     alone, and at the prefix both with and without a trailing slash when
-    mounted with ``app.add_subapp(prefix, ...)``.
+    mounted with ``app.add_subapp(prefix, ...)``. Takes a pipeline or the same
+    arguments as :func:`make_handler`.
     """
+    pipeline = WebhookPipeline.of(pipeline, router, **options)
     app = web.Application()
-    handler = make_handler(
-        verifier,
-        router,
-        store=store,
-        dedupe=dedupe,
-        fail_on_handler_error=fail_on_handler_error,
-        inbox=inbox,
-    )
+    handler = make_handler(pipeline)
+    expect_handler = make_expect_handler(pipeline)
     # "" is the bare sub-application prefix; "/" the root or the prefix plus slash.
     for route in ("", "/") if path is None else (path,):
-        app.router.add_route("*", route, handler)
+        app.router.add_route("*", route, handler, expect_handler=expect_handler)
     return app
 
 
@@ -144,31 +196,21 @@ class WebhookServer:
 
 @asynccontextmanager
 async def serve_webhooks(
-    verifier: WebhookVerifier,
-    router: WebhookRouter,
+    pipeline: WebhookPipeline | Verifier,
+    router: WebhookRouter | None = None,
     *,
     host: str = "127.0.0.1",
     port: int = 0,
     path: str = "/webhooks/avaturn",
-    store: IdempotencyStore | None = None,
-    dedupe: bool = True,
-    fail_on_handler_error: bool = True,
-    inbox: WebhookInbox | None = None,
+    **options: Any,
 ) -> AsyncIterator[WebhookServer]:
     """Serve webhooks at ``path`` on ``host:port`` until the block exits.
 
     ``port=0`` (the default) picks a free port; read it from the yielded
-    :class:`WebhookServer`. Binds to loopback unless told otherwise.
+    :class:`WebhookServer`. Binds to loopback unless told otherwise. Takes a
+    pipeline or the same arguments as :func:`make_handler`.
     """
-    app = make_app(
-        verifier,
-        router,
-        path=path,
-        store=store,
-        dedupe=dedupe,
-        fail_on_handler_error=fail_on_handler_error,
-        inbox=inbox,
-    )
+    app = make_app(WebhookPipeline.of(pipeline, router, **options), path=path)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

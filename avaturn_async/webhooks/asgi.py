@@ -4,18 +4,25 @@
 
     from avaturn_async.webhooks.asgi import WebhookApp
 
-    webhook_app = WebhookApp(verifier, router)
-    # FastAPI / Starlette:
-    app.mount("/webhooks/avaturn", webhook_app)
+    webhook_app = WebhookApp(WebhookPipeline(verifier, router))   # or WebhookApp(verifier, router)
+    # FastAPI / Starlette, at exactly this path (no 307 redirect to a trailing slash):
+    app.add_route("/webhooks/avaturn", webhook_app, methods=["POST"])
     # or serve it alone:  uvicorn module:webhook_app
     # or acknowledge at once and dispatch from a durable inbox (start
     # ``inbox.worker(router)`` in your app's lifespan):
     webhook_app = WebhookApp(verifier, router, inbox=WebhookInbox("webhooks.db"))
 
-The app answers on every path it is mounted at. Header names arrive
-lower-cased (ASGI guarantees it); when a header is repeated, the first value
-counts. The body is read as a stream and reading stops past the verifier's
-``max_body_size``; status codes are described in ``_pipeline``.
+The app answers on every path it is routed or mounted at. Mind Starlette's
+``app.mount(prefix, ...)``: it answers ``POST prefix`` with a 307 redirect to
+``prefix/``, which webhook senders do not follow; ``add_route`` serves the exact
+path. Header names arrive lower-cased (ASGI guarantees it); when a header is
+repeated, the first value counts. The body is read as a stream; reading stops
+past the verifier's ``max_body_size`` (413) or after the pipeline's
+``read_timeout`` (408). A declared ``Content-Length`` over the limit is answered
+413 before the body is asked for, so servers do not send ``100 Continue``.
+The ASGI server must bound what happens before the app is called (slow
+headers, idle connections): see ``docs/webhooks.md``. Status codes are
+described in ``_pipeline``.
 """
 
 from __future__ import annotations
@@ -24,11 +31,11 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, TypeAlias
 from urllib.parse import parse_qsl
 
-from ._dedupe import IdempotencyStore
-from ._inbox import WebhookInbox
+import anyio
+
+from ._boundary import Verifier
 from ._pipeline import PipelineResponse, WebhookPipeline
 from ._router import WebhookRouter
-from ._verifier import WebhookVerifier
 
 __all__ = ["WebhookApp"]
 
@@ -100,28 +107,20 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 class WebhookApp:
     """An ASGI 3 application that verifies, parses, dedupes and dispatches webhooks.
 
-    With ``inbox``, it stores each delivery there and answers 202 instead of
-    dispatching; run ``inbox.worker(router)`` to dispatch.
+    Takes a :class:`WebhookPipeline`, or a verifier, a router and the
+    pipeline's keyword options (``store``, ``dedupe``, ``fail_on_handler_error``,
+    ``inbox``, ``read_timeout``). With an inbox, it stores each delivery there
+    and answers 202 instead of dispatching; run ``inbox.worker(router)`` to
+    dispatch.
     """
 
     def __init__(
         self,
-        verifier: WebhookVerifier,
-        router: WebhookRouter,
-        *,
-        store: IdempotencyStore | None = None,
-        dedupe: bool = True,
-        fail_on_handler_error: bool = True,
-        inbox: WebhookInbox | None = None,
+        pipeline: WebhookPipeline | Verifier,
+        router: WebhookRouter | None = None,
+        **options: Any,
     ) -> None:
-        self.pipeline = WebhookPipeline(
-            verifier,
-            router,
-            store=store,
-            dedupe=dedupe,
-            fail_on_handler_error=fail_on_handler_error,
-            inbox=inbox,
-        )
+        self.pipeline = WebhookPipeline.of(pipeline, router, **options)
 
     def __repr__(self) -> str:
         return f"WebhookApp({self.pipeline!r})"
@@ -146,9 +145,14 @@ class WebhookApp:
         if early is not None:
             await _send(send, early)
             return
+        body: bytes | None = b""
         try:
-            body = await _read_limited(receive, pipeline.max_body_size)
+            with anyio.move_on_after(pipeline.read_deadline) as deadline:
+                body = await _read_limited(receive, pipeline.max_body_size)
         except _Disconnected:
+            return
+        if deadline.cancelled_caught:
+            await _send(send, pipeline.timed_out())
             return
         if body is None:
             await _send(send, pipeline.too_large())

@@ -11,7 +11,7 @@ Where each part lives:
 * ``_fault_plan`` (seeded fault plans, pure decisions) and ``_fault_injection``
   (applying them, and ``fail_next``); ``_ratelimit``: the server-side rate;
 * ``_webhooks``: signed deliveries with retries; ``_tasks``: background tasks;
-* ``_stats``: counts per route.
+* ``_stats``: counts per route; ``_store``: the state on disk (``state_file``).
 """
 
 from ._app import (
@@ -31,6 +31,7 @@ from ._app import (
     WebhookDelivery,
     WebhookFaults,
 )
+from ._store import EmulatorStoreError
 
 __all__ = [
     "DEFAULT_WEBHOOK_SECRET",
@@ -38,6 +39,7 @@ __all__ = [
     "AvatarRecord",
     "AvaturnEmulator",
     "EmulatorStats",
+    "EmulatorStoreError",
     "ExportRecord",
     "FaultKind",
     "FaultPlan",

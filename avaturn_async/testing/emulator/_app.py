@@ -8,6 +8,7 @@ The pieces are listed in the package docstring (``testing/emulator/__init__.py``
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, ClassVar, Literal
@@ -41,6 +42,7 @@ from ._records import (
 )
 from ._state import SAMPLE_ASSETS, EmulatorState
 from ._stats import ROUTES, EmulatorStats
+from ._store import EmulatorStore
 from ._tasks import TaskSupervisor
 from ._webhooks import WebhookDelivery, WebhookDispatcher
 from ._work import SlowWork
@@ -99,6 +101,10 @@ class AvaturnEmulator:
       the most requests of :data:`ROUTES` (API calls and uploads) handled at once.
     - ``require_customization``: renders and exports of an avatar whose customization
       was never set answer 409 (an emulator assumption: see below).
+    - ``state_file``: an SQLite file that holds the state (users, avatars, renders,
+      exports, sessions, assets): loaded on start, every change written to it before
+      it is answered, so a restarted emulator, even after ``kill -9``, is the same
+      service (see ``_store``). ``None`` (the default): memory only.
     - ``export_size``: size in bytes of every exported ``.glb`` file (at least 12).
     - ``rate_limit``: a :class:`~avaturn_async.testing.RateLimit`: at most ``requests``
       authenticated API requests per ``per`` seconds across all routes (a fixed window);
@@ -156,6 +162,7 @@ class AvaturnEmulator:
         export_size: int = 4096,
         faults: FaultPlan | None = None,
         rate_limit: RateLimit | None = None,
+        state_file: str | os.PathLike[str] | None = None,
     ) -> None:
         _check_options(
             api_key=api_key,
@@ -199,6 +206,8 @@ class AvaturnEmulator:
         self._phase: Literal["new", "running", "closing", "closed"] = "new"
         self._base_url: str | None = None
         self._runner: web.AppRunner | None = None
+        self._state_file = state_file
+        self._store: EmulatorStore | None = None
 
     def __repr__(self) -> str:
         where = self._base_url or self._phase
@@ -361,9 +370,14 @@ class AvaturnEmulator:
             raise RuntimeError(f"the emulator cannot be started: it is {self._phase}")
         self._phase = "running"
         try:
+            if self._state_file is not None:
+                self._store = EmulatorStore(self._state_file)
+                self._state.attach(self._store)
             await self._tasks.start()
             self._webhooks.session = aiohttp.ClientSession()
             await self._start_server()
+            for job in self._work.unfinished():
+                self._spawn(job)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.aclose()
@@ -384,6 +398,8 @@ class AvaturnEmulator:
             finally:
                 if self._webhooks.session is not None:
                     await self._webhooks.session.close()
+                if self._store is not None:
+                    self._store.close()
                 self._phase = "closed"
                 self._base_url = None
 

@@ -208,7 +208,6 @@ class Handlers:
             if isinstance(exc, EmulatorHTTPError):
                 await drain(request)
             raise
-        avatar.upload_bytes = sum(photo.size for photo in photos.values())
         stats = self._host.stats
         stats.uploads += 1
         stats.upload_bytes += avatar.upload_bytes

@@ -13,7 +13,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any
 
 from ._records import (
     AvatarRecord,
@@ -23,6 +23,7 @@ from ._records import (
     SessionRecord,
     UserRecord,
 )
+from ._store import EmulatorStore
 from ._validation import (
     ASSET_SLOTS,
     SESSION_TYPES,
@@ -48,9 +49,6 @@ __all__ = [
     "EmulatorState",
     "new_user_id",
 ]
-
-_R = TypeVar("_R")
-
 
 # Stable ids (uuid5 of a name) so that demos and docs can refer to them across runs.
 _ASSET_NAMESPACE = uuid.UUID("6f1c2d8e-5a4b-4c3d-9e8f-7a6b5c4d3e2f")
@@ -98,12 +96,44 @@ class EmulatorState:
         self.sessions: dict[str, SessionRecord] = {}
         self.assets: dict[str, str] = dict(DEFAULT_ASSETS)
         self.retired_assets: set[str] = set()
+        # Avatar ids by user, in creation order: listing one user's avatars must not
+        # scan every avatar (a poll per row would make a run quadratic).
+        self._avatars_of: dict[str, dict[str, None]] = {}
+        self._store: EmulatorStore | None = None
+
+    # persistence (``_emulator_store``)
+
+    def attach(self, store: EmulatorStore) -> None:
+        """Load the records ``store`` holds (replacing these) and save every change there."""
+        tables, catalog = store.load()
+        self.users, self.avatars = tables["users"], tables["avatars"]
+        self.renders, self.exports = tables["renders"], tables["exports"]
+        self.sessions = tables["sessions"]
+        if catalog is not None:
+            self.assets = dict(catalog["assets"])
+            self.retired_assets = set(catalog["retired"])
+        self._avatars_of = {}
+        for avatar in sorted(self.avatars.values(), key=lambda a: a.created_at):
+            self._avatars_of.setdefault(avatar.user_id, {})[avatar.id] = None
+            if avatar.upload_state == "receiving":
+                avatar.upload_state = "none"  # its connection died with the old process
+        self._store = store
+
+    def _save(self, kind: str, key: str) -> None:
+        """Write one record (gone from its table: deleted) before the change is answered."""
+        if self._store is not None:
+            self._store.save(kind, key, getattr(self, kind).get(key))
+
+    def _save_catalog(self) -> None:
+        if self._store is not None:
+            self._store.save_catalog(self.assets, self.retired_assets)
 
     # users and sessions
 
     def create_user(self) -> UserRecord:
         user = UserRecord(id=new_user_id(), created_at=_now())
         self.users[user.id] = user
+        self._save("users", user.id)
         return user
 
     def user(self, user_id: str) -> UserRecord:
@@ -115,15 +145,18 @@ class EmulatorState:
     def delete_user(self, user_id: str) -> None:
         self.user(user_id)
         del self.users[user_id]
-        self._drop(self.avatars, lambda a: a.user_id == user_id)
-        self._drop(self.renders, lambda r: r.user_id == user_id)
-        self._drop(self.exports, lambda e: e.user_id == user_id)
-        self._drop(self.sessions, lambda s: s.user_id == user_id)
+        self._save("users", user_id)
+        self._drop("avatars", lambda a: a.user_id == user_id)
+        self._avatars_of.pop(user_id, None)
+        self._drop("renders", lambda r: r.user_id == user_id)
+        self._drop("exports", lambda e: e.user_id == user_id)
+        self._drop("sessions", lambda s: s.user_id == user_id)
 
-    @staticmethod
-    def _drop(records: dict[str, _R], doomed: Callable[[_R], bool]) -> None:
+    def _drop(self, kind: str, doomed: Callable[[Any], bool]) -> None:
+        records: dict[str, Any] = getattr(self, kind)
         for key in [key for key, record in records.items() if doomed(record)]:
             del records[key]
+            self._save(kind, key)
 
     def create_session(self, body: object) -> SessionRecord:
         obj = require_object(body, ("body",))
@@ -134,6 +167,7 @@ class EmulatorState:
             self.owned_avatar(user_id, config["avatar_id"])
         session = SessionRecord(id=str(uuid.uuid4()), user_id=user_id, config=config)
         self.sessions[session.id] = session
+        self._save("sessions", session.id)
         return session
 
     @staticmethod
@@ -182,6 +216,8 @@ class EmulatorState:
             upload_signature=secrets.token_urlsafe(24),
         )
         self.avatars[avatar.id] = avatar
+        self._avatars_of.setdefault(user_id, {})[avatar.id] = None
+        self._save("avatars", avatar.id)
         return avatar
 
     def avatar(self, avatar_id: str) -> AvatarRecord:
@@ -199,17 +235,20 @@ class EmulatorState:
 
     def list_avatars(self, user_id: str, *, include_not_ready: bool) -> list[dict[str, Any]]:
         self.user(user_id)
+        owned = (self.avatars[avatar_id] for avatar_id in self._avatars_of.get(user_id, ()))
         return [
             avatar.list_item()
-            for avatar in self.avatars.values()
-            if avatar.user_id == user_id and (include_not_ready or avatar.status == "ready")
+            for avatar in owned
+            if include_not_ready or avatar.status == "ready"
         ]
 
     def delete_avatar(self, user_id: str, avatar_id: str) -> None:
         self.user(user_id)
         self.owned_avatar(user_id, avatar_id)
         del self.avatars[avatar_id]
-        self._drop(self.exports, lambda e: e.avatar_id == avatar_id)
+        self._avatars_of.get(user_id, {}).pop(avatar_id, None)
+        self._save("avatars", avatar_id)
+        self._drop("exports", lambda e: e.avatar_id == avatar_id)
 
     # photo upload
 
@@ -243,8 +282,10 @@ class EmulatorState:
         avatar.telephoto = fields.get("telephoto") == "true"
         avatar.photo_sizes = {name: photo.size for name, photo in photos.items()}
         avatar.photo_sha256 = {name: photo.sha256 for name, photo in photos.items()}
+        avatar.upload_bytes = sum(photo.size for photo in photos.values())
         avatar.upload_state = "done"
         avatar.status = "processing"
+        self._save("avatars", avatar.id)
 
     def finish_processing(self, avatar_id: str, outcome: Outcome) -> dict[str, Any] | None:
         """The ``avatar.ready`` event, or None when the avatar was deleted meanwhile."""
@@ -252,6 +293,7 @@ class EmulatorState:
         if avatar is None:
             return None
         avatar.status = outcome
+        self._save("avatars", avatar.id)
         return {
             "event": "avatar.ready",
             "avatar_id": avatar.id,
@@ -273,6 +315,7 @@ class EmulatorState:
         self._check_assets(customization["assets"])
         avatar.customization = customization
         avatar.version += 1
+        self._save("avatars", avatar.id)
 
     def _check_assets(self, assets: Mapping[str, Mapping[str, Any]]) -> None:
         gone = [slot["id"] for slot in assets.values() if slot["id"] not in self.assets]
@@ -288,6 +331,7 @@ class EmulatorState:
     def retire_asset(self, asset_id: str) -> None:
         if self.assets.pop(asset_id, None) is not None:
             self.retired_assets.add(asset_id)
+            self._save_catalog()
 
     def add_asset(self, asset_id: str, slot: str) -> None:
         if slot not in ASSET_SLOTS:
@@ -295,6 +339,7 @@ class EmulatorState:
         canonical = str(uuid.UUID(asset_id))
         self.assets[canonical] = slot
         self.retired_assets.discard(canonical)
+        self._save_catalog()
 
     # renders and exports
 
@@ -320,6 +365,7 @@ class EmulatorState:
             format=fmt,
         )
         self.renders[render.id] = render
+        self._save("renders", render.id)
         return render
 
     def finish_render(self, render_id: str, outcome: Outcome) -> RenderRecord | None:
@@ -327,6 +373,7 @@ class EmulatorState:
         if render is None or render.avatar_id not in self.avatars:
             return None
         render.status = outcome
+        self._save("renders", render.id)
         return render
 
     def request_export(self, avatar_id: str) -> tuple[ExportRecord, bool]:
@@ -346,6 +393,7 @@ class EmulatorState:
             version=avatar.version,
         )
         self.exports[export.token] = export
+        self._save("exports", export.token)
         return export, True
 
     def finish_export(self, token: str, outcome: Outcome) -> ExportRecord | None:
@@ -353,4 +401,5 @@ class EmulatorState:
         if export is None:
             return None
         export.status = outcome
+        self._save("exports", token)
         return export

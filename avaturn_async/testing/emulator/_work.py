@@ -4,7 +4,8 @@ after their delays, in success or failure as the test hooks say, and each sends 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Protocol
 
 import anyio
@@ -60,6 +61,26 @@ class SlowWork:
         self.failing_users.clear()
         self.failing_renders.clear()
         self.failing_exports.clear()
+
+    def unfinished(self) -> list[Callable[[], Awaitable[None]]]:
+        """The jobs of work a loaded state left under way, to start again."""
+        state = self._state
+        jobs: list[Callable[[], Awaitable[None]]] = [
+            partial(self.process_avatar, avatar.id)
+            for avatar in state.avatars.values()
+            if avatar.status == "processing"
+        ]
+        jobs += [
+            partial(self.finish_render, render.id, render.avatar_id)
+            for render in state.renders.values()
+            if render.status == "pending"
+        ]
+        jobs += [
+            partial(self.finish_export, export.token, export.avatar_id)
+            for export in state.exports.values()
+            if export.status == "pending"
+        ]
+        return jobs
 
     def _avatar_outcome(self, avatar: AvatarRecord) -> Outcome:
         decide = self._host.avatar_outcome
