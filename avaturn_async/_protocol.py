@@ -375,9 +375,20 @@ def _decode_answer(response: Response, what: str) -> Any:
         ) from None
 
 
+_HOOKS: dict[Any, Any] = {}
+"""cattrs' structure hook by model class: looked up once rather than dispatched per answer."""
+
+
 def read_model(response: Response, cls: type[T]) -> T:
     """The model in a success answer; raises ``ResponseDecodeError`` when it does not fit."""
-    model: T = _structure(_decode_answer(response, cls.__name__), cls, response)
+    data = _decode_answer(response, cls.__name__)
+    hook = _HOOKS.get(cls)
+    if hook is None:
+        hook = _HOOKS[cls] = _converter.converter.get_structure_hook(cls)
+    try:
+        model: T = hook(data, cls)
+    except Exception:
+        model = _structure(data, cls, response)  # raises with the field path
     return model
 
 
