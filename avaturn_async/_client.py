@@ -443,11 +443,11 @@ class AvaturnClient:
             self._check_open()
         url = request.url(self.base_url)
         headers = self._auth_headers if request.authenticated else self._plain_headers
-        started = self._now()
+        started = now = self._now()
         attempt = 0
         while True:
             attempt += 1
-            outcome = await self._attempt(request, url, headers, attempt)
+            outcome = await self._attempt(request, url, headers, attempt, now)
             if type(outcome) is Response and 200 <= outcome.status < 300:
                 return attrs.evolve(outcome, attempts=attempt) if attempt > 1 else outcome
             decision = decide(
@@ -463,26 +463,31 @@ class AvaturnClient:
                 raise decision.error
             await self._before_retry(request, attempt, decision.reason, decision.delay)
             await self._sleep(decision.delay)
+            now = self._now()
 
     async def _attempt(
-        self, request: Request, url: str, headers: Mapping[str, str], attempt: int
+        self, request: Request, url: str, headers: Mapping[str, str], attempt: int, now: float
     ) -> Response | TransportError:
-        """One attempt under the request limit: the answer (any status) or the failure."""
+        """One attempt under the request limit: the answer (any status) or the failure.
+
+        ``now`` is the clock read by the caller just before: one read less per call.
+        """
         shared = self._shared
         limiter = shared.limiter
+        sent_at = now
         if not limiter.acquire_nowait():
             await limiter.acquire()
+            sent_at = self._now()
         try:
             if self._closed or shared.closed[0]:  # closed while this call waited for a slot
                 self._check_open()
-            sent_at = self._now()
             adaptive = shared.backoff
             if adaptive is not None and adaptive.resume_at > sent_at:  # the gate is shut
                 await self._sleep(adaptive.pause_remaining())
                 sent_at = self._now()
             if self.on_request is not None:
                 await call_hook(self.on_request, self._request_info(request, attempt))
-            if self._tracer.enabled:
+            if self._tracer.enabled_at(sent_at):
                 response = await self._traced_send(request, url, headers, attempt)
             else:
                 response = await shared.transport.send(

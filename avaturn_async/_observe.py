@@ -302,9 +302,12 @@ class Tracer:
 
     @property
     def enabled(self) -> bool:
+        return self.enabled_at(time.monotonic())
+
+    def enabled_at(self, now: float) -> bool:
+        """``enabled``, given the monotonic time (callers that just read it pass it)."""
         if self._auto and not self._on:
             # Looking the provider up costs more than the rest of the check: once a second.
-            now = time.monotonic()
             if now - self._checked_at < 1.0:
                 return False
             self._checked_at = now

@@ -134,7 +134,7 @@ class Response:
 
 
 def _check_user_id(user_id: str) -> str:
-    if not isinstance(user_id, str) or not user_id.strip():
+    if not isinstance(user_id, str) or not user_id or user_id.isspace():
         raise InvalidRequestError("user_id must be a non-empty string")
     return user_id
 
@@ -381,7 +381,10 @@ _HOOKS: dict[Any, Any] = {}
 
 def read_model(response: Response, cls: type[T]) -> T:
     """The model in a success answer; raises ``ResponseDecodeError`` when it does not fit."""
-    data = _decode_answer(response, cls.__name__)
+    try:
+        data = _decode_json(response)
+    except (ValueError, UnicodeDecodeError):
+        data = _decode_answer(response, cls.__name__)  # raises ResponseDecodeError
     hook = _HOOKS.get(cls)
     if hook is None:
         hook = _HOOKS[cls] = _converter.converter.get_structure_hook(cls)

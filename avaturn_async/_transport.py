@@ -140,7 +140,7 @@ class AiohttpTransport:
     async def send(
         self, request: Request, *, url: str, headers: Mapping[str, str], timeouts: Timeouts
     ) -> Response:
-        session = self._get_session()
+        session = self._session or self._get_session()
         total = timeouts.upload if request.upload is not None else timeouts.request
         timeout = _client_timeout(total, timeouts.connect)
         streams: list[object] = []
