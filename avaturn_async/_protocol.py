@@ -15,6 +15,7 @@ import re
 import time
 import uuid
 from collections.abc import Mapping
+from itertools import repeat
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote
 
@@ -410,13 +411,18 @@ def _structure(data: Any, cls: Any, response: Response) -> Any:
 
 def read_model_list(response: Response, cls: type[T], into: type[list[T]] = list) -> list[T]:
     """A JSON array of models in a success answer, as ``into`` (a list type)."""
-    data = _decode_answer(response, f"list of {cls.__name__}")
-    if isinstance(data, list):
+    try:
+        data = _decode_json(response)
+    except (ValueError, UnicodeDecodeError):
+        data = _decode_answer(response, f"list of {cls.__name__}")  # raises
+    if type(data) is list:
         # Item by item with the item hook: cattrs' list machinery costs more than the
         # items themselves. Any problem is re-read the slow way for its field path.
-        hook = _converter.converter.get_structure_hook(cls)
+        hook = _HOOKS.get(cls)
+        if hook is None:
+            hook = _HOOKS[cls] = _converter.converter.get_structure_hook(cls)
         try:
-            return into([hook(item, cls) for item in data])
+            return into(map(hook, data, repeat(cls, len(data))))
         except Exception:
             pass
     result: list[T] = _structure(data, list[cls], response)  # type: ignore[valid-type]
