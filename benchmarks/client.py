@@ -2,7 +2,9 @@
 
 Run: ``.venv/bin/python benchmarks/client.py`` (a few minutes; the last duration
 is in ``benchmarks/README.md``), ``--quick`` (fewer calls and rounds),
-``--profile`` (cProfile of the SDK's hot path, after the table).
+``--profile`` (cProfile of the SDK's hot path, after the table), ``--own`` (only
+the SDK's own CPU per call, against canned answers in memory: steady on a loaded
+machine).
 
 A tiny ``aiohttp.web`` app answering canned JSON runs in a separate process, so
 that it does not compete with the client in one event loop; with two or more
@@ -52,7 +54,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from avaturn_async import AvaturnClient
+from avaturn_async import AvaturnClient, Request, Response, Timeouts, Transport
 from avaturn_async._client import USER_AGENT
 
 API_KEY = "bench-key"
@@ -218,8 +220,10 @@ class Plain:
 
 
 class Sdk:
-    def __init__(self, base_url: str, concurrency: int) -> None:
-        self.client = AvaturnClient(API_KEY, base_url=base_url, max_concurrency=concurrency)
+    def __init__(self, base_url: str, concurrency: int, transport: Transport | None = None) -> None:
+        self.client = AvaturnClient(
+            API_KEY, base_url=base_url, max_concurrency=concurrency, transport=transport
+        )
 
     async def new_user(self) -> object:
         return await self.client.users.create()
@@ -300,6 +304,55 @@ async def profile(base_url: str, total: int) -> str:
     return out.getvalue()
 
 
+class CannedTransport:
+    """A ``Transport`` answering at once from memory: isolates the SDK's own CPU per call."""
+
+    def __init__(self) -> None:
+        headers = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
+        self.answers = {
+            "users.create": Response(status=200, headers=headers, body=NEW_USER),
+            "avatars.create": Response(status=200, headers=headers, body=CREATED),
+            "avatars.list": Response(status=200, headers=headers, body=LISTED),
+        }
+
+    async def send(
+        self, request: Request, *, url: str, headers: Mapping[str, str], timeouts: Timeouts
+    ) -> Response:
+        return self.answers[request.route]
+
+    async def download(
+        self,
+        url: str,
+        destination: Path,
+        *,
+        headers: Mapping[str, str],
+        timeouts: Timeouts,
+        max_bytes: int | None = None,
+    ) -> int:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def own_cost(calls: int, rounds: int) -> dict[str, float]:
+    """The SDK's own CPU microseconds per call (no network), median of ``rounds``."""
+    sdk = Sdk("http://127.0.0.1:9", 16, transport=CannedTransport())
+    costs: dict[str, float] = {}
+    try:
+        for operation, method in OPERATIONS.items():
+            call = getattr(sdk, method)
+            await run_calls(call, calls // 10, 1)
+            figures = []
+            for _ in range(rounds):
+                _, cpu = await run_calls(call, calls, 1)
+                figures.append(cpu / calls * 1e6)
+            costs[operation] = statistics.median(figures)
+    finally:
+        await sdk.aclose()
+    return costs
+
+
 def report(results: dict[tuple[str, int], Cell]) -> bool:
     median = statistics.median
     print(
@@ -334,6 +387,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="paired rounds per cell")
     parser.add_argument("--calls", type=int, help="calls per implementation and round")
     parser.add_argument("--profile", action="store_true", help="cProfile the SDK afterwards")
+    parser.add_argument(
+        "--own", action="store_true", help="only the SDK's own CPU per call, canned answers"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -342,6 +398,11 @@ def main() -> None:
         return
     total, rounds = (1000, 5) if args.quick else (3000, 7)
     total, rounds = args.calls or total, args.rounds or rounds
+    if args.own:
+        pin(1)
+        for operation, cost in asyncio.run(own_cost(20 * total, rounds)).items():
+            print(f"{operation:<15} {cost:6.2f} us of SDK CPU per call (canned answers)")
+        return
     began = time.perf_counter()
     process, base_url = start_server()
     pin(1)
