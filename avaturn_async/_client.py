@@ -187,7 +187,7 @@ def _or_default(value: T | None, default: T, name: str) -> T:
         warnings.warn(
             f"{name}=None is deprecated: leave it out for the default",
             DeprecationWarning,
-            stacklevel=4,
+            stacklevel=3,
         )
         return default
     return value

@@ -314,3 +314,21 @@ async def test_bad_photo_sends_nothing() -> None:
                     "U", frontal=JPEG, side_1=JPEG, side_2=b"GIF89a", body_type="male"
                 )
     assert server.seen == []
+
+
+async def test_rate_limited_create_is_retried_past_max_attempts() -> None:
+    refusals = [json_answer(429, None, {"Retry-After": "0"})] * 5
+    async with scripted_server(*refusals, json_answer(200, {"id": "U"})) as server:
+        client, _ = make_client(server, retry=RetryPolicy(max_attempts=2))
+        async with client:
+            user = await client.users.create()
+    assert (user.id, len(server.seen)) == ("U", 6)
+
+
+async def test_rate_limit_retries_stop_at_the_time_budget() -> None:
+    async with scripted_server(json_answer(429, None, {"Retry-After": "10"})) as server:
+        client, sleeps = make_client(server, retry=RetryPolicy(max_total_time=25))
+        async with client:
+            with pytest.raises(RateLimitError):
+                await client.users.create()
+    assert (sleeps, len(server.seen)) == ([10.0, 10.0], 3)
