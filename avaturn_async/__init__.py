@@ -5,7 +5,7 @@ Webhooks live in :mod:`avaturn_async.webhooks`, the emulator and test helpers in
 :mod:`avaturn_async.testing`.
 """
 
-from ._adaptive import AdaptiveConcurrency, AdaptiveLimiter
+from ._adaptive import AdaptiveConcurrency, AdaptiveLimiter, InProcessGate, RateLimitGate
 from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_DOWNLOAD_BYTES, AvaturnClient, Decision, decide
 from ._clock import Clock
 from ._errors import (
@@ -45,7 +45,7 @@ from ._errors import (
     WebhookPayloadTooLargeError,
     WebhookVerificationError,
 )
-from ._hub import EventHub, EventSource
+from ._hub import EventHub, EventSource, EventTransport, InMemoryTransport
 from ._jobs import AvatarJob, ExportJob, RenderJob
 from ._models import (
     AgeModel,
@@ -124,12 +124,15 @@ __all__ = [
     "ErrorInfo",
     "EventHub",
     "EventSource",
+    "EventTransport",
     "ExportFailedError",
     "ExportJob",
     "ExportStatus",
     "ExternalAvatarCustomization",
     "FailureKind",
     "GoneError",
+    "InMemoryTransport",
+    "InProcessGate",
     "IncompleteDownloadError",
     "InvalidRequestError",
     "JobFailedError",
@@ -144,6 +147,7 @@ __all__ = [
     "PhotoUpload",
     "PhotoUploadResult",
     "RateLimitError",
+    "RateLimitGate",
     "RateLimitInfo",
     "RenderFailedError",
     "RenderFormat",

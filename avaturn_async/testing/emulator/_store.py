@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._errors import ConfigurationError
+from ..._public import public
 from ._records import (
     AvatarRecord,
     ExportRecord,
@@ -119,3 +120,6 @@ class EmulatorStore:
         self._db.execute(
             "INSERT OR REPLACE INTO records (kind, id, body) VALUES (?, ?, ?)", (*_CATALOG, body)
         )
+
+
+public("avaturn_async.testing", EmulatorStoreError)
