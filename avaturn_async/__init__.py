@@ -6,8 +6,9 @@ Webhooks live in :mod:`avaturn_async.webhooks`, the emulator and test helpers in
 """
 
 from ._adaptive import AdaptiveConcurrency, AdaptiveLimiter, InProcessGate, RateLimitGate
-from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_DOWNLOAD_BYTES, AvaturnClient, Decision, decide
+from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_DOWNLOAD_BYTES, AvaturnClient
 from ._clock import Clock
+from ._decide import Decision, decide
 from ._errors import (
     APIError,
     AuthenticationError,

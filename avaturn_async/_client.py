@@ -9,7 +9,6 @@ import functools
 import logging
 import os
 import platform
-import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -21,13 +20,11 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._adaptive import AdaptiveConcurrency, AdaptiveLimiter
 from ._clock import Clock
+from ._decide import decide
 from ._errors import (
-    APIError,
     ClientClosedError,
     ConfigurationError,
-    ConnectError,
     InvalidRequestError,
-    RequestTimeoutError,
     TransportError,
 )
 from ._hub import EventHub
@@ -44,14 +41,15 @@ from ._observe import (
     call_hook,
     record_status,
 )
-from ._protocol import Request, Response, error_from_response, read_model, retry_after_seconds
+from ._options import adaptive_settings, or_default, tracing_mode
+from ._protocol import Request, Response, read_model, retry_after_seconds
 from ._public import public
 from ._resources import Avatars, Exports, Renders, Sessions, Users
-from ._retry import FailureKind, RetryPolicy, retry_delay
+from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, Timeouts, Transport
 from ._version import __version__
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_DOWNLOAD_BYTES", "AvaturnClient", "Decision", "decide"]
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_DOWNLOAD_BYTES", "AvaturnClient"]
 
 T = TypeVar("T")
 
@@ -88,59 +86,6 @@ def _response_info(
     )
 
 
-def _failure_kind(exc: TransportError) -> FailureKind:
-    if isinstance(exc, ConnectError):
-        return FailureKind.CONNECT
-    if isinstance(exc, RequestTimeoutError):
-        return FailureKind.TIMEOUT
-    return FailureKind.CONNECTION_LOST
-
-
-@attrs.frozen(slots=True)
-class Decision:
-    """What to do after a failed attempt: retry after ``delay`` seconds, or raise ``error``."""
-
-    error: TransportError | APIError
-    reason: str
-    delay: float | None
-    """``None``: give up."""
-
-
-def decide(
-    policy: RetryPolicy,
-    request: Request,
-    outcome: Response | TransportError,
-    *,
-    attempt: int,
-    elapsed: float,
-    random: Callable[[], float],
-) -> Decision:
-    """The next step after attempt number ``attempt`` failed. Pure: no I/O, no clock."""
-    if isinstance(outcome, TransportError):
-        kind = _failure_kind(outcome)
-        delay = retry_delay(
-            policy,
-            attempt=attempt,
-            kind=kind,
-            idempotent=request.idempotent,
-            elapsed=elapsed,
-            random=random,
-        )
-        return Decision(error=outcome, reason=kind.value, delay=delay)
-    delay = retry_delay(
-        policy,
-        attempt=attempt,
-        kind=FailureKind.STATUS,
-        status=outcome.status,
-        retry_after=retry_after_seconds(outcome),
-        idempotent=request.idempotent,
-        elapsed=elapsed,
-        random=random,
-    )
-    error = error_from_response(outcome, request)
-    return Decision(error=error, reason=f"status {outcome.status}", delay=delay)
-
-
 @attrs.frozen(slots=True)
 class _Shared:
     """What a client and the clients derived from it by ``with_options`` share."""
@@ -150,47 +95,6 @@ class _Shared:
     backoff: AdaptiveLimiter | None
     closed: list[bool]
     """One cell: the pool's owner was closed (then every derived client is too)."""
-
-
-def _adaptive_settings(adaptive: AdaptiveConcurrency | bool | None) -> AdaptiveConcurrency | None:
-    if adaptive is None:
-        warnings.warn(
-            "adaptive=None is deprecated: pass adaptive=False to turn the shared backoff off",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        return None
-    if isinstance(adaptive, bool):
-        return AdaptiveConcurrency() if adaptive else None
-    if not isinstance(adaptive, AdaptiveConcurrency):
-        raise ConfigurationError("adaptive must be True, False or an AdaptiveConcurrency")
-    return adaptive
-
-
-def _tracing_mode(tracing: bool | Literal["auto"] | None) -> bool | None:
-    if tracing is None:
-        warnings.warn(
-            'tracing=None is deprecated: "auto" (the default) means the same',
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        return None
-    if tracing == "auto":
-        return None
-    if not isinstance(tracing, bool):
-        raise ConfigurationError('tracing must be True, False or "auto"')
-    return tracing
-
-
-def _or_default(value: T | None, default: T, name: str) -> T:
-    if value is None:
-        warnings.warn(
-            f"{name}=None is deprecated: leave it out for the default",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        return default
-    return value
 
 
 class AvaturnClient:
@@ -261,7 +165,7 @@ class AvaturnClient:
         self.base_url = url.rstrip("/")
         self.max_concurrency = max_concurrency
         self._set_clock(clock)
-        self.adaptive = _adaptive_settings(adaptive)
+        self.adaptive = adaptive_settings(adaptive)
         self._shared = _Shared(
             transport=transport
             or AiohttpTransport(session=session, connection_limit=max_concurrency),
@@ -275,13 +179,13 @@ class AvaturnClient:
         self._owns_pool = True
         self._build_headers(user_agent or USER_AGENT)
         self.event_hub = event_hub
-        self.retry = _or_default(retry, DEFAULT_RETRY, "retry")
-        self.timeouts = _or_default(timeouts, DEFAULT_TIMEOUTS, "timeouts")
+        self.retry = or_default(retry, DEFAULT_RETRY, "retry")
+        self.timeouts = or_default(timeouts, DEFAULT_TIMEOUTS, "timeouts")
         self.on_request = on_request
         self.on_response = on_response
         self.on_retry = on_retry
         self.on_error = on_error
-        self._tracer = Tracer(_tracing_mode(tracing))
+        self._tracer = Tracer(tracing_mode(tracing))
 
     def _set_clock(self, clock: Clock) -> None:
         if not isinstance(clock, Clock):
@@ -373,7 +277,7 @@ class AvaturnClient:
             derived.timeouts = attrs.evolve(derived.timeouts, request=timeout)
         derived._set_hooks(on_request, on_response, on_retry, on_error)
         if tracing is not _UNSET:
-            derived._tracer = Tracer(_tracing_mode(tracing))
+            derived._tracer = Tracer(tracing_mode(tracing))
         return derived
 
     def _set_hooks(self, *hooks: Hook | None) -> None:
@@ -623,4 +527,4 @@ class AvaturnClient:
         return DownloadedFile(path=path, size=size)
 
 
-public("avaturn_async", AvaturnClient, Decision, decide)
+public("avaturn_async", AvaturnClient)
