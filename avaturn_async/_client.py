@@ -237,6 +237,11 @@ class AvaturnClient:
         """Requests this client lets in flight now: ``max_concurrency``, less while backing off."""
         return self._shared.limiter.total_tokens
 
+    @property
+    def requests_waiting(self) -> int:
+        """Calls waiting for one of the ``concurrency_limit`` slots now."""
+        return self._shared.limiter.waiting
+
     def with_options(
         self,
         *,
