@@ -48,7 +48,7 @@ from ._boundary import VerificationFailure, Verifier
 from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
 from ._inbox import Backoff, WebhookInbox, exponential_backoff
 from ._inbox_group import GroupCommit
-from ._inbox_sqlite import SQLiteInboxStore
+from ._inbox_sqlite_store import SQLiteInboxStore
 from ._inbox_store import (
     LEASE_LOST,
     Claimed,
