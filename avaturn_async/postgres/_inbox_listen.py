@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Listener"]
 
+#: At most this long per reconnect attempt, so a partition delays a worker's poll little.
+_CONNECT_BUDGET = 3.0
+
 logger = logging.getLogger("avaturn_async.postgres")
 
 
@@ -54,11 +57,14 @@ class Listener:
         self._conn = None
         if time.monotonic() < self._retry_at:
             return
+        conn: asyncpg.Connection | None = None
         try:
-            with anyio.fail_after(self._connect_timeout):
+            with anyio.fail_after(min(self._connect_timeout, _CONNECT_BUDGET)):
                 conn = await connect(self._dsn, connect_timeout=self._connect_timeout)
                 await conn.add_listener(self._channel, self._notified)
         except Exception as exc:
+            if conn is not None:
+                conn.terminate()
             self._failures += 1
             delay = min(0.5 * 2**self._failures, 30.0)
             self._retry_at = time.monotonic() + delay
@@ -69,8 +75,9 @@ class Listener:
         self._wake.set()  # catch up: anything stored before LISTEN took effect
 
     async def wait(self, max_wait: float) -> None:
+        """Return on a notification (or a reconnect), or after ``max_wait`` seconds."""
+        await self._ensure()  # outside the wait's deadline, so a short one cannot starve it
         with anyio.move_on_after(max_wait):
-            await self._ensure()
             await self._wake.wait()
         if self._wake.is_set():
             self._wake = anyio.Event()
