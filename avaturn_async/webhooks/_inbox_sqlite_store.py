@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
+from anyio.lowlevel import current_token
 
 from .._public import public
 from ._inbox_group import GroupCommit
@@ -26,8 +27,8 @@ T = TypeVar("T")
 class SQLiteInboxStore:
     """The :class:`~avaturn_async.webhooks.InboxStore` of one SQLite file (WAL).
 
-    Concurrent :meth:`insert` calls are group-committed (see the module
-    docstring for why that keeps the durability guarantee). Table calls run in
+    Concurrent :meth:`insert` calls (of one event loop) are group-committed
+    (see ``_inbox_sqlite`` for why that keeps the durability guarantee). Table calls run in
     worker threads, one at a time; a commit that has started is waited for,
     even when the caller is cancelled. A worker in the same process is woken
     by each stored delivery; one in another process polls.
@@ -45,8 +46,10 @@ class SQLiteInboxStore:
         self.table = SQLiteInboxTable(
             path, synchronous=synchronous, create=create, busy_timeout=busy_timeout
         )
-        self._group: GroupCommit[Delivery, int | None] = GroupCommit(self._insert_batch)
-        self._wake: anyio.Event | None = None
+        # One group per event loop: a store may serve, say, uvicorn's loop in a
+        # thread and the application's loop (the table itself is thread-safe).
+        self._groups: dict[object, GroupCommit[Delivery, int | None]] = {}
+        self._wake: tuple[object, anyio.Event] | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteInboxStore({os.fspath(self.path)!r})"
@@ -54,19 +57,24 @@ class SQLiteInboxStore:
     @property
     def batches(self) -> int:
         """Insert transactions committed (or failed) so far: fewer than inserts under load."""
-        return self._group.batches
+        return sum(group.batches for group in self._groups.values())
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
 
     async def _insert_batch(self, deliveries: Sequence[Delivery]) -> list[int | None]:
         ids = await self._call(self.table.insert_many, deliveries)
-        if self._wake is not None and any(i is not None for i in ids):
-            self._wake.set()
+        wake = self._wake
+        if wake is not None and wake[0] == current_token() and any(i is not None for i in ids):
+            wake[1].set()
         return ids
 
     async def insert(self, delivery: Delivery) -> int | None:
-        return await self._group.submit(delivery)
+        token = current_token()
+        group = self._groups.get(token)
+        if group is None:
+            group = self._groups[token] = GroupCommit(self._insert_batch)
+        return await group.submit(delivery)
 
     async def claim(
         self, *, now: float, lease: float, limit: int, max_attempts: int, token: str
@@ -95,12 +103,14 @@ class SQLiteInboxStore:
         return await self._call(self.table.release, claimed, now=now)
 
     async def wait_for_work(self, max_wait: float) -> None:
-        if self._wake is None:
-            self._wake = anyio.Event()
+        token = current_token()
+        if self._wake is None or self._wake[0] != token:
+            self._wake = (token, anyio.Event())
+        wake = self._wake[1]
         with anyio.move_on_after(max_wait):
-            await self._wake.wait()
-        if self._wake.is_set():  # consumed; a store since then sets the new one
-            self._wake = anyio.Event()
+            await wake.wait()
+        if wake.is_set():  # consumed; a store since then sets the new one
+            self._wake = (token, anyio.Event())
 
     async def counts(self) -> dict[str, int]:
         return await self._call(self.table.counts)
