@@ -28,6 +28,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from .. import _models as m
 from .._errors import ConfigurationError
+from .._limiter import RequestLimiter
 from .._public import public
 from ._journal import Journal, Registration, RowRecord, RowState
 from ._manifest import Manifest, OnboardRow, RowError, check_photos
@@ -339,8 +340,10 @@ async def _run(
         store,
         summary,
         settings,
-        submit=anyio.CapacityLimiter(concurrency),
-        export=anyio.CapacityLimiter(concurrency),
+        # The client's limiter: a free slot is taken without a trip through the
+        # event loop (anyio's CapacityLimiter always yields), once per row and stage.
+        submit=RequestLimiter(concurrency),
+        export=RequestLimiter(concurrency),
         changed=changed,
     )
     run = _Run(

@@ -47,6 +47,7 @@ from .._errors import (
     ConflictError,
     NotFoundError,
 )
+from .._limiter import RequestLimiter
 from ._batcher import ThreadBatcher
 from ._journal import RowRecord, RowState
 from ._manifest import OnboardRow
@@ -100,8 +101,8 @@ class RowRunner:
         summary: OnboardingSummary,
         settings: RowSettings,
         *,
-        submit: anyio.CapacityLimiter,
-        export: anyio.CapacityLimiter,
+        submit: RequestLimiter,
+        export: RequestLimiter,
         changed: Callable[[], None],
     ) -> None:
         self._client = client
