@@ -200,3 +200,12 @@ async def test_an_onboarding_survives_a_server_restart_mid_run(
         await journal.aclose()
     assert (summary.ready, summary.failed) == (12, 0), (summary.failed_by_kind, summary.failures)
     assert len(emu.avatars) == 12
+
+
+async def test_a_claim_repeated_after_a_lost_answer_returns_the_same_rows(
+    start_run: Runs,
+) -> None:
+    journal = await start_run()
+    await rows(journal, "a", "b")
+    await claim(journal, "a", "b")
+    assert await claim(journal, "a", "b") == ["a", "b"]

@@ -279,17 +279,17 @@ async def onboard(
     in_flight = _check(concurrency, max_in_flight, ready_timeout)
     folder = _export_folder(export, export_dir)
     summary = summary if summary is not None else OnboardingSummary()
+    settings = RowSettings(
+        export_dir=folder,
+        customization=customization,
+        retry_failed=retry_failed,
+        poll_interval=poll_interval,
+        ready_timeout=ready_timeout,
+        unreachable_after=max(20, 2 * concurrency),
+    )
     store, owned = await open_journal(journal)
     try:
         await store.begin_run(source)
-        settings = RowSettings(
-            export_dir=folder,
-            customization=customization,
-            retry_failed=retry_failed,
-            poll_interval=poll_interval,
-            ready_timeout=ready_timeout,
-            unreachable_after=max(20, 2 * concurrency),
-        )
         await _run(
             client,
             rows,
