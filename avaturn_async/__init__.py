@@ -5,7 +5,7 @@ Webhooks live in :mod:`avaturn_async.webhooks`, the emulator and test helpers in
 :mod:`avaturn_async.testing`.
 """
 
-from ._adaptive import AdaptiveConcurrency
+from ._adaptive import AdaptiveConcurrency, InProcessGate, RateLimitGate
 from ._client import DEFAULT_BASE_URL, AvaturnClient
 from ._errors import (
     APIError,
@@ -41,7 +41,7 @@ from ._errors import (
     WebhookPayloadTooLargeError,
     WebhookVerificationError,
 )
-from ._hub import EventHub, EventSource
+from ._hub import EventHub, EventSource, EventTransport, InMemoryTransport
 from ._jobs import AvatarJob, ExportJob, RenderJob
 from ._models import (
     AgeModel,
@@ -111,12 +111,15 @@ __all__ = [
     "ErrorInfo",
     "EventHub",
     "EventSource",
+    "EventTransport",
     "ExportFailedError",
     "ExportJob",
     "ExportStatus",
     "ExternalAvatarCustomization",
     "FailureKind",
     "GoneError",
+    "InMemoryTransport",
+    "InProcessGate",
     "InvalidRequestError",
     "JobFailedError",
     "NewAvatarResponse",
@@ -130,6 +133,7 @@ __all__ = [
     "PhotoUpload",
     "PhotoUploadResult",
     "RateLimitError",
+    "RateLimitGate",
     "RateLimitInfo",
     "RenderFailedError",
     "RenderFormat",

@@ -13,6 +13,10 @@ Two mechanisms, both shared by every task using one client:
 
 The state here is plain arithmetic on an injected clock; the client does the
 waiting and applies :attr:`AdaptiveLimiter.limit` to its capacity limiter.
+
+The gate is a seam, :class:`RateLimitGate`: by default it is one process's own
+(:class:`InProcessGate`); ``avaturn_async.postgres.PostgresGate`` shares it
+between processes. Only the gate is shared: each process keeps its own AIMD limit.
 """
 
 from __future__ import annotations
@@ -20,12 +24,57 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import attrs
 
 from ._public import public
 
-__all__ = ["AdaptiveConcurrency", "AdaptiveLimiter"]
+__all__ = ["AdaptiveConcurrency", "AdaptiveLimiter", "InProcessGate", "RateLimitGate"]
+
+
+@runtime_checkable
+class RateLimitGate(Protocol):
+    """A shared "paused until": where one sharer's 429 holds every sharer's requests.
+
+    Times are durations, never clock readings, so sharers with different clocks
+    (processes, machines) agree: each converts the remaining pause into a
+    deadline on its own clock when told.
+    """
+
+    def close_for(self, seconds: float) -> None:
+        """Hold new requests of every sharer for ``seconds`` from now.
+
+        Never shortens a pause already in force. Must not block: a shared gate
+        sends the news in the background.
+        """
+
+    def subscribe(self, paused: Callable[[float], None]) -> None:
+        """Call ``paused(remaining_seconds)`` whenever any sharer closes the gate
+        (this one included), and once at once if the gate is closed now."""
+
+
+class InProcessGate:
+    """The default gate: shared by the clients of one process that are given it."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._until = -math.inf
+        self._subscribers: list[Callable[[float], None]] = []
+
+    def __repr__(self) -> str:
+        return f"InProcessGate(remaining={max(0.0, self._until - self._clock()):.3f})"
+
+    def close_for(self, seconds: float) -> None:
+        self._until = max(self._until, self._clock() + seconds)
+        for paused in self._subscribers:
+            paused(seconds)
+
+    def subscribe(self, paused: Callable[[float], None]) -> None:
+        self._subscribers.append(paused)
+        remaining = self._until - self._clock()
+        if remaining > 0:
+            paused(remaining)
 
 
 @attrs.frozen(kw_only=True)
@@ -37,6 +86,9 @@ class AdaptiveConcurrency:
         decrease_factor: the limit is multiplied by this on rate limiting.
         default_pause: how long the gate closes on a 429 without ``Retry-After``.
         max_pause: the gate never closes for longer than this.
+        gate: where the pause is kept: ``None`` for this client's own; an
+            :class:`InProcessGate` given to several clients, or a shared gate
+            such as ``avaturn_async.postgres.PostgresGate``, pauses them all.
     """
 
     min_concurrency: int = attrs.field(default=1, validator=attrs.validators.ge(1))
@@ -45,6 +97,7 @@ class AdaptiveConcurrency:
     )
     default_pause: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
     max_pause: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+    gate: RateLimitGate | None = attrs.field(default=None, eq=False)
 
 
 class AdaptiveLimiter:
@@ -67,6 +120,10 @@ class AdaptiveLimiter:
         self.resume_at = -math.inf
         self.rate_limited = 0
         self.decreases = 0
+        self.gate: RateLimitGate = (
+            settings.gate if settings.gate is not None else InProcessGate(clock=clock)
+        )
+        self.gate.subscribe(self._paused)
 
     def __repr__(self) -> str:
         return f"AdaptiveLimiter(limit={self.limit}, rate_limited={self.rate_limited})"
@@ -86,7 +143,7 @@ class AdaptiveLimiter:
         now = self._clock()
         self.rate_limited += 1
         pause = self.settings.default_pause if retry_after is None else retry_after
-        self.resume_at = max(self.resume_at, now + min(pause, self.settings.max_pause))
+        self.gate.close_for(min(pause, self.settings.max_pause))
         # Many requests of one burst are refused together: count that as one
         # episode, so the limit halves once rather than collapsing to the floor.
         if sent_at >= self._last_decrease:
@@ -97,6 +154,10 @@ class AdaptiveLimiter:
             self.decreases += 1
             self.at_max = self._limit >= self.max_concurrency
 
+    def _paused(self, remaining: float) -> None:
+        """The gate closed (here or in another sharer) for ``remaining`` seconds."""
+        self.resume_at = max(self.resume_at, self._clock() + remaining)
+
     def on_success(self) -> bool:
         """Grow the limit after a success; ``True`` when it changed."""
         if self._limit >= self.max_concurrency:
@@ -106,4 +167,4 @@ class AdaptiveLimiter:
         return True
 
 
-public("avaturn_async", AdaptiveConcurrency)
+public("avaturn_async", AdaptiveConcurrency, InProcessGate, RateLimitGate)

@@ -11,6 +11,12 @@ recent events, bounded in count and age. Duplicates simply overwrite the
 remembered event. Each event is stamped with the hub's clock when published, so
 a waiter can ignore events older than its own request (an export of an earlier
 version of the same avatar, say).
+
+How a published event reaches the hubs of other processes is a seam,
+:class:`EventTransport`: by default (:class:`InMemoryTransport`) it reaches this
+hub only; ``avaturn_async.postgres.PostgresEventHub`` carries it to every hub
+sharing one PostgreSQL database, so a webhook received by any replica wakes the
+waiters of all replicas.
 """
 
 from __future__ import annotations
@@ -26,7 +32,14 @@ import attrs
 from ._events import AvatarReady, Event, ExportReady, RenderReady
 from ._public import public
 
-__all__ = ["EventHub", "EventKey", "EventSource", "event_key"]
+__all__ = [
+    "EventHub",
+    "EventKey",
+    "EventSource",
+    "EventTransport",
+    "InMemoryTransport",
+    "event_key",
+]
 
 EventKey = tuple[str, str]
 
@@ -55,6 +68,40 @@ def event_key(event: Event) -> EventKey | None:
     return None
 
 
+@runtime_checkable
+class EventTransport(Protocol):
+    """Carries published events to every hub that shares the transport.
+
+    ``connect`` is called once by each hub built on the transport; ``send``
+    must call every connected ``deliver`` (the sender's own included) with the
+    event, in this process or others, and return once the event is durably
+    handed over (for a shared transport: stored where the others will read it).
+    """
+
+    def connect(self, deliver: Callable[[Event], None]) -> None:
+        """Register a hub's local delivery function."""
+
+    async def send(self, event: Event) -> None:
+        """Deliver ``event`` to every connected hub."""
+
+
+class InMemoryTransport:
+    """The default transport: events reach the hubs of this process connected to it."""
+
+    def __init__(self) -> None:
+        self._hubs: list[Callable[[Event], None]] = []
+
+    def __repr__(self) -> str:
+        return f"InMemoryTransport(hubs={len(self._hubs)})"
+
+    def connect(self, deliver: Callable[[Event], None]) -> None:
+        self._hubs.append(deliver)
+
+    async def send(self, event: Event) -> None:
+        for deliver in self._hubs:
+            deliver(event)
+
+
 @attrs.define
 class _Seen:
     event: Event
@@ -74,6 +121,8 @@ class EventHub:
         remember: how many recent events are kept for waiters that come late.
         max_age: seconds a remembered event stays usable.
         clock: monotonic time source (a seam for tests).
+        transport: how published events reach the hubs of other processes
+            (default: an :class:`InMemoryTransport` of this hub's own).
 
     Use it from one event loop; publish from async code (router handlers are).
     """
@@ -84,6 +133,7 @@ class EventHub:
         remember: int = 10_000,
         max_age: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
+        transport: EventTransport | None = None,
     ) -> None:
         self._remember = remember
         self._max_age = max_age
@@ -91,6 +141,10 @@ class EventHub:
         self._recent: OrderedDict[EventKey, _Seen] = OrderedDict()
         self._waiters: dict[EventKey, _Waiters] = {}
         self.published = 0
+        self.transport: EventTransport = (
+            transport if transport is not None else InMemoryTransport()
+        )
+        self.transport.connect(self.deliver)
 
     def __repr__(self) -> str:
         return f"EventHub(remembered={len(self._recent)}, waiting={len(self._waiters)})"
@@ -105,7 +159,13 @@ class EventHub:
         router.on_any(self.publish)
 
     async def publish(self, event: Event) -> None:
-        """Record ``event`` and wake the tasks waiting for its key."""
+        """Send ``event`` to every hub on the transport; waiters for its key wake."""
+        if event_key(event) is None:
+            return
+        await self.transport.send(event)
+
+    def deliver(self, event: Event) -> None:
+        """Record ``event`` here and wake this hub's waiters (the transport calls it)."""
         key = event_key(event)
         if key is None:
             return
@@ -149,4 +209,4 @@ class EventHub:
                     del self._waiters[key]
 
 
-public("avaturn_async", EventSource, EventHub)
+public("avaturn_async", EventSource, EventHub, EventTransport, InMemoryTransport)

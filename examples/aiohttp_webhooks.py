@@ -1,10 +1,10 @@
 """An aiohttp.web service that takes Avaturn webhooks into a durable inbox and resolves jobs.
 
-Shows: ``serve_webhooks`` with a ``WebhookInbox`` (each verified delivery is committed
-to SQLite, then answered 202), ``inbox.worker(router)`` dispatching stored deliveries,
-and an ``EventHub`` fed by the router so that ``job.wait()`` returns when the webhook
-comes. In an existing aiohttp application use
-``app.router.add_post("/webhooks/avaturn", make_handler(verifier, router, inbox=inbox))``.
+Shows: ``serve_webhooks`` with a ``WebhookPipeline`` holding a ``WebhookInbox`` (each
+verified delivery is committed to SQLite, then answered 202), ``inbox.worker(router)``
+dispatching stored deliveries, and an ``EventHub`` fed by the router so that
+``job.wait()`` returns when the webhook comes. In an existing aiohttp application use
+``app.router.add_post("/webhooks/avaturn", make_handler(pipeline))``.
 
 To keep the example self-contained it serves on ``WEBHOOK_PORT`` (default 8001),
 creates one avatar, waits for its ``avatar.ready`` webhook and stops.
@@ -29,7 +29,13 @@ import anyio
 
 from avaturn_async import AvaturnClient, EventHub
 from avaturn_async.samples import sample_photo_paths
-from avaturn_async.webhooks import AvatarReady, WebhookInbox, WebhookRouter, WebhookVerifier
+from avaturn_async.webhooks import (
+    AvatarReady,
+    WebhookInbox,
+    WebhookPipeline,
+    WebhookRouter,
+    WebhookVerifier,
+)
 from avaturn_async.webhooks.aiohttp import serve_webhooks
 
 
@@ -45,9 +51,10 @@ async def main() -> None:
         print(f"webhook: avatar {event.avatar_id} {event.status}")
 
     inbox = WebhookInbox(os.environ.get("WEBHOOK_INBOX", "webhooks.db"))
+    pipeline = WebhookPipeline(verifier, router, inbox=inbox)  # every receiver option lives here
     port = int(os.environ.get("WEBHOOK_PORT", "8001"))
     async with (
-        serve_webhooks(verifier, router, inbox=inbox, port=port),
+        serve_webhooks(pipeline, port=port),
         inbox.worker(router, poll_interval=0.2),
         AvaturnClient(event_hub=hub) as client,
     ):

@@ -37,7 +37,7 @@ from avaturn_async import (
 )
 from avaturn_async.samples import sample_photo_paths
 from avaturn_async.testing import AvaturnEmulator
-from avaturn_async.webhooks import WebhookRouter, WebhookVerifier
+from avaturn_async.webhooks import WebhookPipeline, WebhookRouter, WebhookVerifier
 from avaturn_async.webhooks.aiohttp import serve_webhooks
 
 ASSET_ID = os.environ.get("AVATURN_ASSET_ID", AvaturnEmulator.SAMPLE_ASSETS["clothing"])
@@ -50,7 +50,8 @@ async def main(folder: Path, photos: list[str]) -> None:
     hub = EventHub()
     hub.attach(router)  # every verified event reaches the job waiting for it
     port = int(os.environ.get("WEBHOOK_PORT", "8001"))
-    async with serve_webhooks(verifier, router, port=port), AvaturnClient(event_hub=hub) as client:
+    pipeline = WebhookPipeline(verifier, router)
+    async with serve_webhooks(pipeline, port=port), AvaturnClient(event_hub=hub) as client:
         user = await client.users.create()
         avatar = await client.avatars.create_from_photos(
             user.id, frontal=frontal, side_1=side_1, side_2=side_2, body_type="male"

@@ -35,7 +35,13 @@ from starlette.routing import Route
 
 from avaturn_async import AvaturnClient, EventHub
 from avaturn_async.samples import sample_photo_paths
-from avaturn_async.webhooks import AvatarReady, WebhookInbox, WebhookRouter, WebhookVerifier
+from avaturn_async.webhooks import (
+    AvatarReady,
+    WebhookInbox,
+    WebhookPipeline,
+    WebhookRouter,
+    WebhookVerifier,
+)
 from avaturn_async.webhooks.asgi import WebhookApp
 
 verifier = WebhookVerifier(os.environ["AVATURN_WEBHOOK_SECRET"])
@@ -43,6 +49,7 @@ router = WebhookRouter()
 hub = EventHub()
 hub.attach(router)  # jobs waiting in this process see every dispatched event
 inbox = WebhookInbox(os.environ.get("WEBHOOK_INBOX", "webhooks.db"))
+pipeline = WebhookPipeline(verifier, router, inbox=inbox)  # every receiver option lives here
 
 
 @router.on(AvatarReady)
@@ -60,9 +67,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(lifespan=lifespan)
 # A route, not app.mount(): a mount answers POST /webhooks/avaturn with a 307 redirect
 # to /webhooks/avaturn/, which a sender that does not follow redirects never passes.
-app.router.routes.append(
-    Route("/webhooks/avaturn", WebhookApp(verifier, router, inbox=inbox), methods=["POST"])
-)
+# (Route() rather than app.add_route(), whose signature type checkers read as
+# request-handler only.)
+app.router.routes.append(Route("/webhooks/avaturn", WebhookApp(pipeline), methods=["POST"]))
 
 
 async def main() -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from avaturn_async.batch import write_sample_manifest
 from avaturn_async.samples import SAMPLES_DIR
-from tests.test_webhook_inbox_cli import make_inbox
+from tests.inbox_support import make_inbox
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,63 +1,33 @@
-"""WebhookInbox: storing, dedupe, the worker's retries, leases, dead letters, replay, purge.
+"""WebhookInbox on SQLite: what is specific to the SQLite store (the file, WAL, group commit).
 
-Time is an injected clock: backoffs and leases are crossed by advancing it,
-never by sleeping.
+The behaviours every store shares are in ``tests/contract/test_inbox_contract.py``.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from datetime import timedelta
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
 from avaturn_async._errors import ConfigurationError
-from avaturn_async.testing import (
-    event_to_bytes,
-    make_render_ready,
-    make_webhook_secret,
-    sign_webhook,
-)
+from avaturn_async.testing import make_render_ready, sign_webhook
 from avaturn_async.webhooks import (
-    Event,
+    Delivery,
     InboxError,
-    InboxRecord,
-    InboxStatus,
     InMemoryIdempotencyStore,
-    PipelineResponse,
+    SQLiteInboxStore,
     WebhookInbox,
     WebhookPipeline,
     WebhookRouter,
     WebhookVerifier,
     exponential_backoff,
 )
-
-TOKEN = "tok-shared-token-01"
-SECRET = make_webhook_secret()
-BACKOFF = 10.0
-LEASE = 30.0
-
-
-class FakeClock:
-    """Wall-clock seconds that only move when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+from avaturn_async.webhooks._inbox_group import GroupCommit
+from tests.inbox_support import SECRET, FakeClock, deliver, recording_router
 
 
 @pytest.fixture
@@ -66,45 +36,9 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def inbox(db_path: Path, clock: FakeClock) -> Iterator[WebhookInbox]:
-    with WebhookInbox(db_path, clock=clock) as opened:
+def inbox(db_path: Path) -> Iterator[WebhookInbox]:
+    with WebhookInbox(db_path, clock=FakeClock()) as opened:
         yield opened
-
-
-def recording_router(
-    failures: int = 0, error: Exception | None = None
-) -> tuple[WebhookRouter, list[Event]]:
-    """A router whose one handler records each call and raises on the first ``failures``."""
-    router, calls = WebhookRouter(), []
-
-    @router.on_any
-    async def record(event: Event) -> None:
-        calls.append(event)
-        if len(calls) <= failures:
-            raise error or RuntimeError("boom")
-
-    return router, calls
-
-
-async def deliver(
-    inbox: WebhookInbox, event: Event | None = None, *, msg_id: str | None = None
-) -> tuple[PipelineResponse, Event]:
-    """Receive one signed delivery through a pipeline that stores into ``inbox``."""
-    event = event or make_render_ready()
-    body, headers = sign_webhook(event, SECRET, msg_id=msg_id)
-    pipeline = WebhookPipeline(WebhookVerifier(SECRET), WebhookRouter(), inbox=inbox)
-    return await pipeline.handle(body, headers), event
-
-
-async def dispatch(inbox: WebhookInbox, router: WebhookRouter, **options: Any) -> int:
-    """One worker pass with the test's backoff and lease."""
-    options = {"backoff": lambda attempt: BACKOFF, "lease": LEASE, **options}
-    return await inbox.dispatch_due(router, **options)
-
-
-async def only_record(inbox: WebhookInbox) -> InboxRecord:
-    (record,) = await inbox.list()
-    return record
 
 
 async def test_pipeline_with_inbox_answers_202_and_stores_without_dispatching() -> None:
@@ -116,217 +50,6 @@ async def test_pipeline_with_inbox_answers_202_and_stores_without_dispatching() 
         )
         assert (answer.status, answer.outcome, calls) == (202, "stored", [])
         assert await inbox.counts() == {"pending": 1, "done": 0, "dead": 0}
-
-
-async def test_worker_dispatches_a_stored_event_once_and_marks_it_done(
-    inbox: WebhookInbox,
-) -> None:
-    _, event = await deliver(inbox)
-    router, calls = recording_router()
-    assert await dispatch(inbox, router) == 1
-    assert await dispatch(inbox, router) == 0
-    record = await only_record(inbox)
-    assert (calls, record.status, record.attempts) == ([event], InboxStatus.DONE, 1)
-
-
-async def test_handler_failing_twice_then_succeeding_is_retried_until_done(
-    inbox: WebhookInbox, clock: FakeClock
-) -> None:
-    await deliver(inbox)
-    router, calls = recording_router(failures=2)
-    for _ in range(3):
-        assert await dispatch(inbox, router) == 1
-        clock.advance(BACKOFF)
-    record = await only_record(inbox)
-    assert (len(calls), record.status, record.attempts) == (3, InboxStatus.DONE, 3)
-
-
-async def test_failed_event_is_not_due_again_before_its_backoff(
-    inbox: WebhookInbox, clock: FakeClock
-) -> None:
-    await deliver(inbox)
-    router, _ = recording_router(failures=1)
-    await dispatch(inbox, router)
-    clock.advance(BACKOFF - 1)
-    assert await dispatch(inbox, router) == 0
-    clock.advance(1)
-    assert await dispatch(inbox, router) == 1
-
-
-async def test_always_failing_event_is_dead_after_max_attempts(
-    inbox: WebhookInbox, clock: FakeClock
-) -> None:
-    await deliver(inbox)
-    router, calls = recording_router(failures=100)
-    for _ in range(5):
-        await dispatch(inbox, router, max_attempts=3)
-        clock.advance(BACKOFF)
-    record = await only_record(inbox)
-    assert (len(calls), record.status, record.attempts) == (3, InboxStatus.DEAD, 3)
-    assert record.last_error == "RuntimeError: boom"
-
-
-async def test_redelivery_with_the_same_webhook_id_is_stored_and_dispatched_once(
-    inbox: WebhookInbox,
-) -> None:
-    event = make_render_ready()
-    # A real redelivery is signed again, with a new timestamp, under the same id.
-    first, _ = await deliver(inbox, event, msg_id="msg_same")
-    again, _ = await deliver(inbox, event, msg_id="msg_same")
-    router, calls = recording_router()
-    await dispatch(inbox, router, limit=10)
-    assert [(a.status, a.outcome) for a in (first, again)] == [(202, "stored"), (202, "duplicate")]
-    assert calls == [event]
-
-
-async def test_same_content_without_webhook_id_is_stored_once(inbox: WebhookInbox) -> None:
-    pipeline = WebhookPipeline(WebhookVerifier.shared_token(TOKEN), WebhookRouter(), inbox=inbox)
-    headers = {"x-avaturn-token": TOKEN}
-    body, other = event_to_bytes(make_render_ready()), event_to_bytes(make_render_ready())
-    outcomes = [(await pipeline.handle(b, headers)).outcome for b in (body, body, other)]
-    router, calls = recording_router()
-    await dispatch(inbox, router, limit=10)
-    assert (outcomes, len(calls)) == (["stored", "duplicate", "stored"], 2)
-
-
-async def test_expired_lease_makes_a_claimed_unfinished_event_due_again(
-    inbox: WebhookInbox, clock: FakeClock
-) -> None:
-    await deliver(inbox)
-    second_router, second_calls = recording_router()
-    while_leased: list[int] = []
-    stalled = WebhookRouter()
-
-    @stalled.on_any
-    async def stall(event: Event) -> None:
-        # A worker that is stuck (or dead) holding the claim: another worker looks.
-        while_leased.append(await dispatch(inbox, second_router))
-        clock.advance(LEASE)
-        while_leased.append(await dispatch(inbox, second_router))
-
-    await dispatch(inbox, stalled)
-    record = await only_record(inbox)
-    assert (while_leased, len(second_calls)) == ([0, 1], 1)
-    assert (record.status, record.attempts) == (InboxStatus.DONE, 2)
-
-
-async def test_lease_expiring_on_the_last_attempt_dead_letters_the_event(
-    inbox: WebhookInbox, clock: FakeClock
-) -> None:
-    await deliver(inbox)
-    other_router, other_calls = recording_router()
-    crashing = WebhookRouter()
-
-    @crashing.on_any
-    async def crash(event: Event) -> None:
-        clock.advance(LEASE)
-        await dispatch(inbox, other_router, max_attempts=1)
-
-    await dispatch(inbox, crashing, max_attempts=1)
-    record = await only_record(inbox)
-    assert (record.status, other_calls) == (InboxStatus.DEAD, [])
-    assert (record.last_error or "").startswith("LeaseExpired:")
-
-
-async def test_cancelled_worker_gives_its_claim_back_uncounted(inbox: WebhookInbox) -> None:
-    await deliver(inbox)
-    started = anyio.Event()
-    hanging = WebhookRouter()
-
-    @hanging.on_any
-    async def hang(event: Event) -> None:
-        started.set()
-        await anyio.sleep_forever()
-
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as group:
-            group.start_soon(dispatch, inbox, hanging)
-            await started.wait()
-            group.cancel_scope.cancel()
-    pending = await only_record(inbox)
-    router, calls = recording_router()
-    assert (pending.status, pending.attempts) == (InboxStatus.PENDING, 0)
-    assert (await dispatch(inbox, router), len(calls)) == (1, 1)
-
-
-async def test_database_error_while_recording_leaves_the_event_to_its_lease(
-    inbox: WebhookInbox, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    await deliver(inbox)
-
-    def locked(*args: object, **kwargs: object) -> bool:
-        raise sqlite3.OperationalError("database is locked")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(inbox._store, "complete", locked)
-        assert await dispatch(inbox, recording_router()[0]) == 1  # logged, not raised
-    clock.advance(LEASE)
-    assert await dispatch(inbox, recording_router()[0]) == 1
-    record = await only_record(inbox)
-    assert (record.status, record.attempts) == (InboxStatus.DONE, 2)
-
-
-async def test_worker_context_dispatches_events_stored_while_it_runs(
-    inbox: WebhookInbox,
-) -> None:
-    router, calls = WebhookRouter(), []
-    dispatched = anyio.Event()
-
-    @router.on_any
-    async def record(event: Event) -> None:
-        calls.append(event)
-        dispatched.set()
-
-    async with inbox.worker(router, poll_interval=0.01):
-        _, event = await deliver(inbox)
-        with anyio.fail_after(5):
-            await dispatched.wait()
-    assert calls == [event]
-
-
-async def test_dispatch_due_claims_at_most_limit_events(inbox: WebhookInbox) -> None:
-    for _ in range(5):
-        await deliver(inbox)
-    router, calls = recording_router()
-    assert (await dispatch(inbox, router, limit=3), len(calls)) == (3, 3)
-
-
-async def test_replay_moves_dead_events_back_to_pending_with_attempts_reset(
-    inbox: WebhookInbox,
-) -> None:
-    await deliver(inbox)
-    await dispatch(inbox, recording_router(failures=1)[0], max_attempts=1)
-    dead = await only_record(inbox)
-    replayed = await inbox.replay(all_dead=True)
-    record = await only_record(inbox)
-    assert (dead.status, replayed) == (InboxStatus.DEAD, (dead.id,))
-    assert (record.status, record.attempts) == (InboxStatus.PENDING, 0)
-    assert await dispatch(inbox, recording_router()[0]) == 1
-
-
-async def test_replay_by_id_skips_events_that_are_not_dead(inbox: WebhookInbox) -> None:
-    await deliver(inbox)
-    (pending,) = await inbox.list()
-    assert await inbox.replay([pending.id, 999]) == ()
-
-
-async def test_last_error_names_the_exception_and_redacts_url_queries(
-    inbox: WebhookInbox,
-) -> None:
-    await deliver(inbox)
-    error = ValueError("cannot fetch https://cdn.example/a.glb?X-Amz-Signature=s3cr3t")
-    await dispatch(inbox, recording_router(failures=1, error=error)[0])
-    record = await only_record(inbox)
-    assert record.last_error == "ValueError: cannot fetch https://cdn.example/a.glb?<redacted>"
-
-
-async def test_unparseable_stored_body_is_dead_lettered_at_once(inbox: WebhookInbox) -> None:
-    await inbox.add(b"[]", {"webhook-id": "msg_bad"}, make_render_ready())
-    router, calls = recording_router()
-    await dispatch(inbox, router)
-    record = await only_record(inbox)
-    assert (record.status, record.attempts, calls) == (InboxStatus.DEAD, 1, [])
-    assert (record.last_error or "").startswith("WebhookParseError")
 
 
 async def test_stored_row_keeps_no_signature(inbox: WebhookInbox, db_path: Path) -> None:
@@ -341,20 +64,6 @@ async def test_stored_row_keeps_no_signature(inbox: WebhookInbox, db_path: Path)
     assert signature not in stored
     assert SECRET not in stored
     assert (row[2], row[5]) == ("msg_kept", body)  # webhook_id, body
-
-
-async def test_purge_deletes_only_done_events_older_than_the_retention(
-    inbox: WebhookInbox, clock: FakeClock
-) -> None:
-    await deliver(inbox)
-    await deliver(inbox)
-    await dispatch(inbox, recording_router(failures=1)[0], max_attempts=1)  # dead
-    await dispatch(inbox, recording_router()[0])  # done
-    clock.advance(timedelta(days=2).total_seconds())
-    await deliver(inbox)
-    await dispatch(inbox, recording_router()[0])  # done, but recent
-    assert await inbox.purge(older_than=timedelta(days=1)) == 1
-    assert await inbox.counts() == {"pending": 0, "done": 1, "dead": 1}
 
 
 async def test_inbox_failure_is_answered_503(tmp_path: Path) -> None:
@@ -385,3 +94,100 @@ def test_inbox_database_is_in_wal_mode(inbox: WebhookInbox, db_path: Path) -> No
 def test_exponential_backoff_grows_by_the_factor_up_to_the_maximum() -> None:
     backoff = exponential_backoff(5.0, factor=3.0, maximum=100.0)
     assert [backoff(n) for n in (1, 2, 3, 4, 10_000)] == [5.0, 15.0, 45.0, 100.0, 100.0]
+
+
+# -- group commit -----------------------------------------------------------------------
+
+
+async def test_deliveries_waiting_during_a_commit_share_the_next_commit() -> None:
+    release, batches = anyio.Event(), list[list[int]]()
+
+    async def commit(items: Sequence[int]) -> list[int]:
+        batches.append(list(items))
+        if len(batches) == 1:
+            await release.wait()
+        return [item * 10 for item in items]
+
+    group: GroupCommit[int, int] = GroupCommit(commit)
+    results: dict[int, int] = {}
+
+    async def submit(item: int) -> None:
+        results[item] = await group.submit(item)
+
+    async with anyio.create_task_group() as tasks:
+        for item in range(6):
+            tasks.start_soon(submit, item)
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+    assert batches == [[0], [1, 2, 3, 4, 5]]
+    assert results == {item: item * 10 for item in range(6)}
+
+
+async def test_a_failed_commit_fails_every_delivery_in_it_and_only_those() -> None:
+    release = anyio.Event()
+    calls = 0
+
+    async def commit(items: Sequence[int]) -> list[int]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await release.wait()
+            return list(items)
+        raise OSError("disk I/O error")
+
+    group: GroupCommit[int, int] = GroupCommit(commit)
+    outcomes: dict[int, str] = {}
+
+    async def submit(item: int) -> None:
+        try:
+            await group.submit(item)
+        except OSError:
+            outcomes[item] = "failed"
+        else:
+            outcomes[item] = "committed"
+
+    async with anyio.create_task_group() as tasks:
+        for item in range(4):
+            tasks.start_soon(submit, item)
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+    assert outcomes == {0: "committed", 1: "failed", 2: "failed", 3: "failed"}
+
+
+async def test_a_batch_failing_in_sqlite_stores_none_of_its_deliveries_and_answers_503(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = WebhookInbox(db_path)
+    store = inbox.store
+    assert isinstance(store, SQLiteInboxStore)
+    # The injected failure is real: SQLite aborts the transaction on the poisoned row.
+    with sqlite3.connect(db_path) as db:
+        db.execute(
+            "CREATE TRIGGER poison BEFORE INSERT ON webhook_inbox WHEN NEW.webhook_id = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+        )
+    first_commit, insert_many = threading.Event(), store.table.insert_many
+
+    def held_first(deliveries: Sequence[Delivery]) -> list[int | None]:
+        if not first_commit.is_set():
+            first_commit.wait(10)
+        return insert_many(deliveries)
+
+    monkeypatch.setattr(store.table, "insert_many", held_first)
+    statuses: dict[str, int] = {}
+
+    async def send(msg_id: str) -> None:
+        answer, _ = await deliver(inbox, msg_id=msg_id)
+        statuses[msg_id] = answer.status
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(send, "first")
+        await anyio.wait_all_tasks_blocked()
+        for msg_id in ("a", "poison", "b"):
+            tasks.start_soon(send, msg_id)
+        await anyio.wait_all_tasks_blocked()
+        first_commit.set()
+    records = await inbox.list()
+    inbox.close()
+    assert statuses == {"first": 202, "a": 503, "poison": 503, "b": 503}
+    assert [record.webhook_id for record in records] == ["first"]

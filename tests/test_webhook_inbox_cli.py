@@ -1,132 +1,18 @@
-"""``avaturn inbox``: listing, filtering, JSON, replay and exit codes."""
+"""``avaturn inbox``: what is specific to each database kind (missing or foreign databases,
+unreachable servers, usage errors). Listing, JSON, replay and purge run against every store
+in ``tests/contract/test_inbox_cli_contract.py``."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
 import anyio
+import asyncpg
 import pytest
 
 from avaturn_async._cli import main
-from avaturn_async.testing import make_render_ready, make_webhook_secret, sign_webhook
-from avaturn_async.webhooks import (
-    InboxStatus,
-    WebhookInbox,
-    WebhookPipeline,
-    WebhookRouter,
-    WebhookVerifier,
-)
-
-SECRET = make_webhook_secret()
-
-
-def make_inbox(
-    path: Path, *, done: int = 0, dead: int = 0, pending: int = 0
-) -> dict[str, list[int]]:
-    """An inbox file holding events in each status; their ids by status."""
-
-    def failing(event: object) -> None:
-        raise RuntimeError("handler down")
-
-    async def fill() -> dict[str, list[int]]:
-        ok, broken = WebhookRouter(), WebhookRouter()
-        ok.on_any(lambda event: None)
-        broken.on_any(failing)
-        with WebhookInbox(path) as inbox:
-            pipeline = WebhookPipeline(WebhookVerifier(SECRET), ok, inbox=inbox)
-            for router, count in ((ok, done), (broken, dead), (None, pending)):
-                for _ in range(count):
-                    await pipeline.handle(*sign_webhook(make_render_ready(), SECRET))
-                    if router is not None:
-                        await inbox.dispatch_due(router, max_attempts=1)
-            records = await inbox.list(limit=1000)
-        return {s.value: sorted(r.id for r in records if r.status is s) for s in InboxStatus}
-
-    return anyio.run(fill)
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    code = main(["inbox", *args])
-    return code, capsys.readouterr().out
-
-
-def test_cli_lists_counts_and_every_event(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    db = tmp_path / "inbox.db"
-    make_inbox(db, done=1, dead=1, pending=2)
-    code, out = run_cli(capsys, "--db", str(db))
-    lines = out.splitlines()
-    assert (code, lines[0]) == (0, f"{db}: 2 pending, 1 done, 1 dead")
-    assert lines[1].split()[:4] == ["ID", "STATUS", "ATTEMPTS", "EVENT"]
-    assert len(lines) == 2 + 4
-    assert "RuntimeError: handler down" in out
-
-
-def test_cli_status_filter_lists_only_that_status(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    db = tmp_path / "inbox.db"
-    ids = make_inbox(db, done=2, dead=1)
-    code, out = run_cli(capsys, "--db", str(db), "--status", "dead", "--json")
-    events = json.loads(out)["events"]
-    assert (code, [e["id"] for e in events]) == (0, ids["dead"])
-
-
-def test_cli_json_shows_records_without_bodies(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    db = tmp_path / "inbox.db"
-    make_inbox(db, dead=1)
-    code, out = run_cli(capsys, "--db", str(db), "--json")
-    document = json.loads(out)
-    (event,) = document["events"]
-    assert (code, document["counts"]) == (0, {"pending": 0, "done": 0, "dead": 1})
-    assert set(event) == {
-        "id",
-        "webhook_id",
-        "event_type",
-        "status",
-        "attempts",
-        "last_error",
-        "received_at",
-        "next_attempt_at",
-        "finished_at",
-        "webhook_timestamp",
-    }
-    assert (event["status"], event["last_error"]) == ("dead", "RuntimeError: handler down")
-
-
-def test_cli_replay_dead_moves_every_dead_event_to_pending(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    db = tmp_path / "inbox.db"
-    ids = make_inbox(db, done=1, dead=2)
-    code, out = run_cli(capsys, "--db", str(db), "--replay-dead", "--json")
-    document = json.loads(out)
-    assert (code, sorted(document["replayed"])) == (0, ids["dead"])
-    assert document["counts"] == {"pending": 2, "done": 1, "dead": 0}
-
-
-def test_cli_replay_ids_replays_only_those(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    db = tmp_path / "inbox.db"
-    ids = make_inbox(db, dead=2)
-    code, out = run_cli(capsys, "--db", str(db), "--replay", str(ids["dead"][0]), "--json")
-    assert (code, json.loads(out)["counts"]) == (0, {"pending": 1, "done": 0, "dead": 1})
-
-
-def test_cli_replay_of_an_event_that_is_not_dead_exits_1(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    db = tmp_path / "inbox.db"
-    ids = make_inbox(db, done=1)
-    code, out = run_cli(capsys, "--db", str(db), "--replay", str(ids["done"][0]))
-    assert code == 1
-    assert f"not dead, not replayed: {ids['done'][0]}" in out
+from tests.pg_server import free_port
 
 
 def test_cli_missing_database_exits_2_without_creating_it(
@@ -154,3 +40,30 @@ def test_cli_replay_dead_and_replay_ids_together_is_a_usage_error(tmp_path: Path
     with pytest.raises(SystemExit) as exit_info:
         main(["inbox", "--db", str(tmp_path / "x.db"), "--replay-dead", "--replay", "1"])
     assert exit_info.value.code == 2
+
+
+def test_cli_postgres_database_without_an_inbox_exits_2_and_installs_nothing(
+    capsys: pytest.CaptureFixture[str], postgres_dsn: str
+) -> None:
+    assert main(["inbox", "--db", postgres_dsn]) == 2
+    assert "holds no webhook inbox" in capsys.readouterr().err
+
+    async def tables() -> list[str]:
+        conn = await asyncpg.connect(postgres_dsn)
+        try:
+            rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        finally:
+            await conn.close()
+        return [row["tablename"] for row in rows]
+
+    assert anyio.run(tables) == []
+
+
+def test_cli_unreachable_postgres_exits_2_without_showing_the_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    dsn = f"postgresql://app:s3cret@127.0.0.1:{free_port()}/inbox"
+    assert main(["inbox", "--db", dsn]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be reached" in err
+    assert "s3cret" not in err

@@ -30,9 +30,10 @@ from ._journal import (
 )
 from ._manifest import Manifest, ManifestError, OnboardRow, RowError, count_rows
 from ._onboard import DEFAULT_CUSTOMIZATION, RowSource, onboard
-from ._records import Registration
+from ._records import LeaseLostError, Registration
 from ._rules import OnboardingAbortedError
 from ._sample import run_sample_onboarding, write_sample_manifest
+from ._store import Holdings, JournalStore, RowEntry, SQLiteJournalStore
 from ._summary import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -48,20 +49,25 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "FailureRecord",
+    "Holdings",
     "Journal",
     "JournalBusyError",
     "JournalError",
     "JournalStatus",
+    "JournalStore",
+    "LeaseLostError",
     "Manifest",
     "ManifestError",
     "OnboardRow",
     "OnboardingAbortedError",
     "OnboardingSummary",
     "Registration",
+    "RowEntry",
     "RowError",
     "RowRecord",
     "RowSource",
     "RowState",
+    "SQLiteJournalStore",
     "count_rows",
     "onboard",
     "run_sample_onboarding",

@@ -5,6 +5,7 @@
     avaturn onboard people.csv --journal onboard.db [--concurrency N]
         [--export-dir DIR] [--webhook-port P] [--emulator]
     avaturn onboard --status --journal onboard.db [--json]
+    avaturn onboard people.csv --journal postgresql://... [--lease SECONDS]
 
 Counts use one vocabulary (see :mod:`._summary`): ready, already done, failed,
 invalid; ``--status`` adds in progress.
@@ -30,20 +31,25 @@ from typing import Any, TextIO
 
 import anyio
 
+from .._adaptive import RateLimitGate
 from .._client import AvaturnClient
-from .._errors import AuthenticationError, ConfigurationError
+from .._errors import AuthenticationError, ConfigurationError, StorageError
+from ..postgres import DEFAULT_LEASE, is_postgres_dsn
 from ._environment import emulated_client, remote_client
-from ._journal import Journal, JournalError
+from ._journal import FailureRecord, Journal, JournalError, JournalStatus
 from ._manifest import Manifest, ManifestError, count_rows
 from ._onboard import onboard
 from ._progress import progress_reporter
 from ._rules import OnboardingAbortedError
+from ._store import JournalStore
 from ._summary import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OnboardingSummary
 
 __all__ = [
     "add_onboard_parser",
     "emulator_state_file",
+    "format_counts",
     "format_status",
+    "journal_counts",
     "run_onboard_command",
     "status_counts",
 ]
@@ -82,6 +88,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _lease(text: str) -> float:
+    value = float(text)
+    if not 1.0 <= value <= 3600.0:
+        raise argparse.ArgumentTypeError("must be between 1 and 3600 seconds")
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -100,7 +113,13 @@ def add_onboard_parser(commands: Any) -> None:
     )
     add = parser.add_argument
     add("manifest", nargs="?", help="CSV or JSONL manifest (not needed with --status)")
-    add("--journal", required=True, metavar="FILE", help="SQLite journal (created if missing)")
+    add("--journal", required=True, metavar="FILE|DSN",
+        help="SQLite journal file (created if missing), or postgresql://... to share "
+        "the batch with other workers on any machine")
+    add("--lease", type=_lease, default=DEFAULT_LEASE, metavar="SECONDS",
+        help=f"PostgreSQL journal: a worker's hold on a row lasts this long unless "
+        f"renewed (every third of it); a killed worker's rows are taken over after "
+        f"it (default {DEFAULT_LEASE:g})")
     add("--status", action="store_true", help="report the journal and exit")
     add("--json", action="store_true", help="with --status: one JSON document")
     add("--concurrency", type=_positive_int, default=8, metavar="N",
@@ -137,11 +156,17 @@ def status_counts(journal: Journal, *, limit: int = 20) -> dict[str, Any]:
     """What ``--status`` reports, as JSON-ready data in the words of a run's summary:
     rows ``ready``, ``in_progress``, ``failed`` and ``invalid`` (bad input, or a
     keyless or duplicate line in the last run), then details."""
-    status = journal.status()
+    return journal_counts(str(journal.path), journal.status(), journal.failures(limit))
+
+
+def journal_counts(
+    label: str, status: JournalStatus, failures: list[FailureRecord]
+) -> dict[str, Any]:
+    """:func:`status_counts` of any journal, from its status and first failures."""
     ready = sum(status.by_state.get(s, 0) for s in ("ready", "exported"))
     invalid = status.invalid + status.rejected_last_run
     return {
-        "journal": str(journal.path),
+        "journal": label,
         "rows": status.rows,
         "ready": ready,
         "in_progress": status.rows - ready - status.failed,
@@ -152,9 +177,10 @@ def status_counts(journal: Journal, *, limit: int = 20) -> dict[str, Any]:
         "runs": status.runs,
         "last_run": status.last_run_outcome,
         "running_pid": status.running_pid,
+        "live_runs": status.live_runs,
         "failures": [
             {"line": f.line, "key": f.key, "kind": f.kind, "reason": f.reason}
-            for f in journal.failures(limit)
+            for f in failures
         ],
         "clean": status.failed == 0 and invalid == 0 and ready == status.rows,
     }
@@ -162,10 +188,14 @@ def status_counts(journal: Journal, *, limit: int = 20) -> dict[str, Any]:
 
 def format_status(journal: Journal, *, limit: int = 20) -> tuple[str, bool]:
     """The report of ``--status``, and whether every row is ready and none failed."""
-    counts = status_counts(journal, limit=limit)
+    return format_counts(status_counts(journal, limit=limit))
+
+
+def format_counts(counts: dict[str, Any]) -> tuple[str, bool]:
+    """The ``--status`` text of :func:`journal_counts`, and whether it is clean."""
     states = ", ".join(f"{state} {count}" for state, count in counts["by_state"].items())
     lines = [
-        f"Journal {journal.path}: {counts['rows']} rows, {counts['runs']} run(s) "
+        f"Journal {counts['journal']}: {counts['rows']} rows, {counts['runs']} run(s) "
         f"(last run: {counts['last_run'] or 'running or killed'})",
         f"  ready {counts['ready']}, in progress {counts['in_progress']}, "
         f"failed {counts['failed']}, invalid {counts['invalid']}; "
@@ -174,6 +204,8 @@ def format_status(journal: Journal, *, limit: int = 20) -> tuple[str, bool]:
     ]
     if counts["running_pid"] is not None:
         lines.append(f"  a run is in progress (pid {counts['running_pid']})")
+    if counts["live_runs"]:
+        lines.append(f"  runs in progress (any machine): {counts['live_runs']}")
     if counts["failures"]:
         lines.append("  failures:")
         lines += [
@@ -183,7 +215,25 @@ def format_status(journal: Journal, *, limit: int = 20) -> tuple[str, bool]:
     return "\n".join(lines), bool(counts["clean"])
 
 
+async def _report_shared_status(args: argparse.Namespace, out: TextIO) -> int:
+    from ..postgres import PostgresJournal
+
+    store = await PostgresJournal.open(args.journal)
+    try:
+        counts = journal_counts(store.label, await store.status(), await store.failures())
+    finally:
+        await store.aclose()
+    text, clean = format_counts(counts)
+    print(json.dumps(counts, indent=2) if args.json else text, file=out)
+    return EXIT_OK if clean else EXIT_FAILED
+
+
 async def _report_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if is_postgres_dsn(args.journal):
+        try:
+            return await _report_shared_status(args, out)
+        except (ConfigurationError, StorageError) as exc:
+            return _error(err, str(exc))
     path = Path(args.journal)
 
     def report() -> tuple[str, bool] | None:
@@ -218,13 +268,16 @@ def emulator_state_file(journal: str) -> Path:
 
 
 @asynccontextmanager
-async def _client_for(args: argparse.Namespace, out: TextIO) -> AsyncIterator[AvaturnClient]:
+async def _client_for(
+    args: argparse.Namespace, out: TextIO, gate: RateLimitGate | None = None
+) -> AsyncIterator[AvaturnClient]:
     limit = max(16, 2 * args.concurrency)
     if args.emulator:
         async with emulated_client(
             webhook_port=args.webhook_port or 0,
             max_concurrency=limit,
             state_file=emulator_state_file(args.journal),
+            gate=gate,
         ) as env:
             print(f"embedded emulator at {env.emulator.base_url}; webhooks to "
                   f"{env.webhook_url}", file=out)
@@ -235,6 +288,7 @@ async def _client_for(args: argparse.Namespace, out: TextIO) -> AsyncIterator[Av
         webhook_host=args.webhook_host,
         webhook_secret=os.environ.get("AVATURN_WEBHOOK_SECRET"),
         max_concurrency=limit,
+        gate=gate,
     ) as (client, webhook_url):
         if webhook_url is not None:
             print(f"receiving webhooks on {webhook_url}", file=out)
@@ -250,17 +304,41 @@ async def _stop_on_signal(scope: anyio.CancelScope, summary: OnboardingSummary) 
             return
 
 
+@asynccontextmanager
+async def _journal_for(
+    args: argparse.Namespace,
+) -> AsyncIterator[tuple[str | JournalStore, RateLimitGate | None]]:
+    """The journal to pass to onboard(), and the rate-limit gate its workers share:
+    a PostgreSQL journal is opened here (a bad DSN fails before any request), and
+    its database also carries the gate, so every worker of the batch pauses on a 429."""
+    if not is_postgres_dsn(args.journal):
+        yield args.journal, None
+        return
+    from ..postgres import PostgresGate, PostgresJournal
+
+    store = await PostgresJournal.open(args.journal, lease=args.lease)
+    try:
+        async with PostgresGate(args.journal) as gate:
+            yield store, gate
+    finally:
+        with anyio.CancelScope(shield=True):
+            await store.aclose()
+
+
 async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSummary) -> None:
     manifest = Manifest(args.manifest)  # raises ManifestError before anything starts
     with manifest:
         total = await anyio.to_thread.run_sync(count_rows, manifest.path)
         summary.total = total
-        async with _client_for(args, out) as client:
+        async with (
+            _journal_for(args) as (journal, gate),
+            _client_for(args, out, gate) as client,
+        ):
             with progress_reporter(out, total, args.progress) as progress:
                 await onboard(
                     client,
                     manifest,
-                    journal=args.journal,
+                    journal=journal,
                     concurrency=args.concurrency,
                     max_in_flight=args.max_in_flight,
                     export=args.export_dir is not None,
@@ -306,7 +384,9 @@ async def run_onboard_command(
         raise failure  # the reader of our output left: the CLI exits quietly
     if isinstance(failure, AuthenticationError):
         return _error(err, f"the API refused the key: {failure}")
-    if isinstance(failure, (ManifestError, JournalError, ConfigurationError, OSError)):
+    if isinstance(
+        failure, (ManifestError, JournalError, ConfigurationError, StorageError, OSError)
+    ):
         return _error(err, str(failure))
     if failure is not None:
         raise failure

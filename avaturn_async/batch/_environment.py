@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from .._adaptive import AdaptiveConcurrency, RateLimitGate
 from .._client import AvaturnClient
 from .._errors import ConfigurationError
 from .._hub import EventHub
@@ -40,12 +41,15 @@ async def remote_client(
     webhook_host: str = "0.0.0.0",
     webhook_secret: str | None = None,
     max_concurrency: int = 16,
+    gate: RateLimitGate | None = None,
 ) -> AsyncIterator[tuple[AvaturnClient, str | None]]:
     """A client configured from the environment, and the receiver's URL: with
     ``webhook_port``, a receiver there feeds the client's event hub (the secret
-    verifies the deliveries); without, ``None`` and waiting polls."""
+    verifies the deliveries); without, ``None`` and waiting polls. ``gate``
+    shares the client's rate-limit pauses (with the other workers of a batch)."""
     if webhook_port is None:
-        async with AvaturnClient(max_concurrency=max_concurrency) as client:
+        backoff = _backoff(gate)
+        async with AvaturnClient(max_concurrency=max_concurrency, adaptive=backoff) as client:
             yield client, None
         return
     if not webhook_secret:
@@ -56,12 +60,19 @@ async def remote_client(
     verifier = WebhookVerifier(webhook_secret)
     store = InMemoryIdempotencyStore(max_entries=_REMEMBERED_EVENTS)
     async with (
-        AvaturnClient(max_concurrency=max_concurrency, event_hub=hub) as client,
+        AvaturnClient(
+            max_concurrency=max_concurrency, event_hub=hub, adaptive=_backoff(gate)
+        ) as client,
         serve_webhooks(
             verifier, router, host=webhook_host, port=webhook_port, store=store
         ) as server,
     ):
         yield client, server.url
+
+
+def _backoff(gate: RateLimitGate | None) -> AdaptiveConcurrency:
+    """The client's default backoff, its pauses kept in ``gate`` when given."""
+    return AdaptiveConcurrency(gate=gate)
 
 
 @attrs.frozen
@@ -80,6 +91,7 @@ async def emulated_client(
     processing_delay: float = 0.05,
     max_concurrency: int = 16,
     state_file: str | os.PathLike[str] | None = None,
+    gate: RateLimitGate | None = None,
 ) -> AsyncIterator[Emulated]:
     """A client of an embedded :class:`AvaturnEmulator` whose signed webhooks go to
     an embedded receiver on 127.0.0.1 (a free port unless ``webhook_port``).
@@ -108,6 +120,7 @@ async def emulated_client(
             base_url=emulator.base_url,
             event_hub=hub,
             max_concurrency=max_concurrency,
+            adaptive=_backoff(gate),
         ) as client,
     ):
         yield Emulated(client=client, emulator=emulator, webhook_url=server.url)

@@ -182,8 +182,8 @@ class Manifest:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.base = self.path.resolve().parent
+        self.path: Path = Path(path)
+        self.base: Path = self.path.resolve().parent
         self.format = _format_of(self.path)
         try:
             # Bytes that are not UTF-8 become lone surrogates, so that a bad line is

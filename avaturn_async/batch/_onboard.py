@@ -14,7 +14,6 @@ its own limit on requests in flight.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
 import time
@@ -30,12 +29,13 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from .. import _models as m
 from .._errors import ConfigurationError
 from .._public import public
-from ._journal import FailureRecord, Journal, Registration, RowRecord, RowState
+from ._journal import Journal, Registration, RowRecord, RowState
 from ._manifest import Manifest, OnboardRow, RowError, check_photos
+from ._records import LeaseLostError
 from ._row import RowRunner
 from ._rules import RowSettings
+from ._store import JournalStore, RowEntry, open_journal
 from ._summary import OnboardingSummary
-from ._writer import JournalWriter
 
 if TYPE_CHECKING:
     from .._client import AvaturnClient
@@ -50,7 +50,6 @@ DEFAULT_CUSTOMIZATION = m.ExternalAvatarCustomization()
 """Set before exporting: exports of photo-made avatars are undefined until one is set."""
 
 _CHUNK = 64  # rows read and registered per worker-thread hop
-_FAILURES_SHOWN = 20
 
 
 @attrs.frozen
@@ -88,19 +87,9 @@ async def _chunks(rows: RowSource) -> AsyncIterator[list[RowItem]]:
         yield chunk
 
 
-def _register(journal: Journal, run_id: int, chunk: list[RowItem]) -> list[Registration | None]:
-    """Record a chunk of rows in one transaction; ``None`` for a keyless bad row."""
-    results: list[Registration | None] = []
-    with journal.transaction():
-        for item in chunk:
-            if item.key is None:
-                assert isinstance(item, RowError)
-                journal.reject(run_id, item.line, None, item.reason)
-                results.append(None)
-                continue
-            problem = item.reason if isinstance(item, RowError) else None
-            results.append(journal.register(run_id, item.key, item.line, problem))
-    return results
+def _entry(item: RowItem) -> RowEntry:
+    problem = item.reason if isinstance(item, RowError) else None
+    return RowEntry(line=item.line, key=item.key, problem=problem)
 
 
 class _Run:
@@ -108,7 +97,7 @@ class _Run:
 
     def __init__(
         self,
-        writer: JournalWriter,
+        store: JournalStore,
         summary: OnboardingSummary,
         runner: RowRunner,
         *,
@@ -116,16 +105,19 @@ class _Run:
         retry_failed: bool,
         changed: Callable[[], None],
     ) -> None:
-        self.writer = writer
+        self.store = store
         self.summary = summary
         self.runner = runner
         self.export = export
         self.retry_failed = retry_failed
         self.changed = changed
+        self.claim_batch = 8
+        self.holdings_poll = 1.0
+        """Seconds between looks at the rows other runs hold, at the end of a run."""
         self.fatal: Exception | None = None
 
-    def _triage(self, item: RowItem, registration: Registration | None) -> _Work | None:
-        """Count a registered row, and return it if it needs work."""
+    def _triage(self, item: RowItem, registration: Registration | None) -> bool:
+        """Count a registered row; ``True`` if it needs work."""
         summary = self.summary
         summary.read += 1
         record = None if registration is None else registration.record
@@ -134,15 +126,14 @@ class _Run:
                 summary.already_done += 1  # finished earlier: its photos are not needed
             else:
                 summary.invalid += 1
-            return None
-        assert isinstance(item, OnboardRow)
+            return False
         if record.is_done(export=self.export):
             summary.already_done += 1
-            return None
+            return False
         if record.state is RowState.AVATAR_FAILED and not self.retry_failed:
             summary.add_failure("avatar_failed")
-            return None
-        return _Work(item, record)
+            return False
+        return True
 
     def _stop(self, exc: Exception, scope: anyio.CancelScope) -> None:
         """Stop the whole run on an error that dooms every row (a rejected API key,
@@ -151,30 +142,83 @@ class _Run:
             self.fatal = exc
         scope.cancel()
 
+    async def _hand_out(self, rows: list[OnboardRow], send: ObjectSendStream[_Work]) -> int:
+        """Claim ``rows`` a few at a time, just before workers are free to take them
+        (so runs sharing the journal share the rows); returns how many were claimed."""
+        claimed = 0
+        for start in range(0, len(rows), self.claim_batch):
+            group = {row.key: row for row in rows[start : start + self.claim_batch]}
+            records = await self.store.claim(
+                list(group), export=self.export, retry_failed=self.retry_failed
+            )
+            claimed += len(records)
+            for record in records:
+                await send.send(_Work(group[record.key], record))
+        return claimed
+
     async def produce(
         self, rows: RowSource, send: ObjectSendStream[_Work], scope: anyio.CancelScope
     ) -> None:
         async with send:
             try:
                 async for chunk in _chunks(rows):
-                    register = functools.partial(_register, run_id=self.writer.run_id, chunk=chunk)
-                    registrations = await self.writer.call(register)
+                    registrations = await self.store.register([_entry(item) for item in chunk])
+                    todo: list[OnboardRow] = []
                     for item, registration in zip(chunk, registrations, strict=True):
-                        work = self._triage(item, registration)
+                        if self._triage(item, registration):
+                            assert isinstance(item, OnboardRow)
+                            todo.append(item)
                         self.changed()
-                        if work is not None:
-                            await send.send(work)
+                    claimed = await self._hand_out(todo, send)
+                    self.summary.elsewhere += len(todo) - claimed
+                if isinstance(rows, Manifest):
+                    await self._take_over(rows.path, send)
             except Exception as exc:
                 self._stop(exc, scope)
+
+    async def _take_over(self, path: Path, send: ObjectSendStream[_Work]) -> None:
+        """Wait for the rows other runs hold; take over those whose lease ran out
+        (their run was killed), reading their photos from the manifest again."""
+        foreign: set[str] = set()  # expired rows this manifest does not hold
+        while True:
+            holdings = await self.store.holdings()
+            wanted = holdings.expired - foreign
+            if wanted:
+                found: set[str] = set()
+                with Manifest(path) as again:
+                    async for chunk in _chunks(again):
+                        todo = [
+                            item
+                            for item in chunk
+                            if isinstance(item, OnboardRow) and item.key in wanted
+                        ]
+                        found.update(item.key for item in todo)
+                        self.summary.elsewhere -= await self._hand_out(todo, send)
+                foreign |= wanted - found
+                continue
+            if not holdings.live:
+                return
+            await anyio.sleep(self.holdings_poll)
 
     async def consume(self, receive: ObjectReceiveStream[_Work], scope: anyio.CancelScope) -> None:
         async with receive:
             async for work in receive:
-                try:
-                    await self.runner.run(work.row, work.record)
-                except Exception as exc:
-                    self._stop(exc, scope)
-                    return
+                key = work.row.key
+                with anyio.CancelScope() as row_scope:
+                    self.store.on_lease_lost(key, row_scope.cancel)
+                    try:
+                        await self.runner.run(work.row, work.record)
+                    except LeaseLostError:
+                        row_scope.cancel()
+                    except Exception as exc:
+                        self._stop(exc, scope)
+                        return
+                    finally:
+                        with anyio.CancelScope(shield=True):
+                            await self.store.release(key)
+                if row_scope.cancel_called:
+                    self.summary.elsewhere += 1  # another run took it over
+                    self.changed()
 
 
 def _check(concurrency: int, max_in_flight: int | None, ready_timeout: float) -> int:
@@ -192,7 +236,7 @@ async def onboard(
     client: AvaturnClient,
     rows: RowSource,
     *,
-    journal: str | os.PathLike[str] | Journal,
+    journal: str | os.PathLike[str] | Journal | JournalStore,
     concurrency: int = 8,
     max_in_flight: int | None = None,
     export: bool = False,
@@ -215,7 +259,11 @@ async def onboard(
     Args:
         client: the client; give it an ``event_hub`` fed by webhooks to avoid polling.
         rows: :class:`OnboardRow` / :class:`RowError` items, e.g. a :class:`Manifest`.
-        journal: the SQLite journal file (created if missing) or an open :class:`Journal`.
+        journal: the SQLite journal file (created if missing), an open
+            :class:`Journal`, or any :class:`JournalStore` (a shared
+            ``avaturn_async.postgres.PostgresJournal``: runs on many machines
+            share the batch; with a :class:`Manifest`, a run also takes over
+            the rows of runs that were killed).
         concurrency: rows creating users/avatars and uploading at once; also exports.
         max_in_flight: rows in progress at once, waiting included (8 x concurrency).
         export: also export each model and download it to ``export_dir``.
@@ -231,14 +279,9 @@ async def onboard(
     in_flight = _check(concurrency, max_in_flight, ready_timeout)
     folder = _export_folder(export, export_dir)
     summary = summary if summary is not None else OnboardingSummary()
-    owned = not isinstance(journal, Journal)
-    if isinstance(journal, Journal):
-        opened = journal
-    else:
-        path = journal
-        opened = await anyio.to_thread.run_sync(lambda: Journal(path))
+    store, owned = await open_journal(journal)
     try:
-        run_id = await anyio.to_thread.run_sync(opened.begin_run, source)
+        await store.begin_run(source)
         settings = RowSettings(
             export_dir=folder,
             customization=customization,
@@ -250,7 +293,7 @@ async def onboard(
         await _run(
             client,
             rows,
-            JournalWriter(opened, run_id),
+            store,
             summary,
             progress,
             settings,
@@ -261,7 +304,7 @@ async def onboard(
     finally:
         if owned:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(opened.close)
+                await store.aclose()
     return summary
 
 
@@ -278,7 +321,7 @@ def _export_folder(export: bool, export_dir: str | os.PathLike[str] | None) -> P
 async def _run(
     client: AvaturnClient,
     rows: RowSource,
-    writer: JournalWriter,
+    store: JournalStore,
     summary: OnboardingSummary,
     progress: Callable[[OnboardingSummary], None] | None,
     settings: RowSettings,
@@ -293,7 +336,7 @@ async def _run(
 
     runner = RowRunner(
         client,
-        writer,
+        store,
         summary,
         settings,
         submit=anyio.CapacityLimiter(concurrency),
@@ -301,7 +344,7 @@ async def _run(
         changed=changed,
     )
     run = _Run(
-        writer,
+        store,
         summary,
         runner,
         export=export,
@@ -322,20 +365,10 @@ async def _run(
         raise
     finally:
         with anyio.CancelScope(shield=True):
-            await _finish(writer, summary, outcome)
+            summary.finished = time.monotonic()
+            summary.failures, summary.failures_total = await store.end_run(outcome)
     if run.fatal is not None:
         raise run.fatal
-
-
-async def _finish(writer: JournalWriter, summary: OnboardingSummary, outcome: str) -> None:
-    """Close the run in the journal and read back the failures to report."""
-    summary.finished = time.monotonic()
-
-    def close(journal: Journal) -> tuple[list[FailureRecord], int]:
-        journal.end_run(writer.run_id, outcome)
-        return journal.failures(_FAILURES_SHOWN), journal.count_failures()
-
-    summary.failures, summary.failures_total = await writer.call(close)
 
 
 public("avaturn_async.batch", onboard)

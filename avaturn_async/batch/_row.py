@@ -64,8 +64,8 @@ from ._rules import (
     prepare_row_upload,
     server_may_have_acted,
 )
+from ._store import JournalStore
 from ._summary import OnboardingSummary
-from ._writer import JournalWriter
 
 if TYPE_CHECKING:
     from .._client import AvaturnClient
@@ -97,7 +97,7 @@ class RowRunner:
     def __init__(
         self,
         client: AvaturnClient,
-        journal: JournalWriter,
+        journal: JournalStore,
         summary: OnboardingSummary,
         settings: RowSettings,
         *,

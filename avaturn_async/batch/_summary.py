@@ -48,6 +48,8 @@ class OnboardingSummary:
     """Rows that failed this run (each recorded in the journal with its reason)."""
     invalid: int = 0
     """Rows rejected before anything was sent: bad input or duplicate key."""
+    elsewhere: int = 0
+    """Rows another run sharing the journal worked on (a PostgreSQL journal)."""
     failed_by_kind: dict[str, int] = attrs.field(factory=dict)
     possible_orphans: int = 0
     """Create User calls that got no answer: a user may exist that no row owns."""
@@ -70,7 +72,7 @@ class OnboardingSummary:
     @property
     def done(self) -> int:
         """Rows handled this run, whatever the outcome (progress bars count these)."""
-        return self.already_done + self.ready + self.failed + self.invalid
+        return self.already_done + self.ready + self.failed + self.invalid + self.elsewhere
 
     def seconds_left(self, total: int | None = None) -> float | None:
         """Seconds until all ``total`` rows (default :attr:`total`) are handled at
@@ -135,6 +137,8 @@ class OnboardingSummary:
         if self.failed_by_kind:
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.failed_by_kind.items()))
             lines.append(f"  failures by kind: {kinds}")
+        if self.elsewhere:
+            lines.append(f"  {self.elsewhere} row(s) handled by other runs sharing the journal")
         if self.avatars_adopted or self.avatars_replaced:
             lines.append(
                 f"  reconciled: {self.avatars_adopted} avatar(s) adopted, "

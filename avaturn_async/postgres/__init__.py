@@ -8,15 +8,36 @@ code (and a second driver, one day) can use them:
 - :func:`create_pool`, :func:`connect`: asyncpg with clear errors at start;
 - :func:`is_transient`, :func:`retry_transient`: riding out a server restart;
 - :func:`migrate`, :func:`schema_version`: versioned, concurrency-safe schemas.
+
+The backends: :class:`PostgresInbox` (the durable webhook inbox, with its
+:class:`PostgresInboxStore`), :class:`PostgresIdempotencyStore` (the plain
+receivers' duplicate guard), :class:`PostgresEventHub` (``job.wait()`` resolved
+by a webhook any replica received), :class:`PostgresGate` (one rate-limit pause
+for every process), :class:`PostgresJournal` (one onboarding batch shared by
+many workers).
 """
 
 from .._errors import SchemaVersionError, StorageError, StorageUnavailableError
 from ._connect import connect, create_pool, is_transient, retry_transient
+from ._dedupe import PostgresIdempotencyStore
 from ._dsn import check_dsn, is_postgres_dsn, redact_dsn
+from ._gate import PostgresGate
+from ._hub import PostgresEventHub, PostgresTransport
+from ._inbox import INBOX_CHANNEL, PostgresInbox, PostgresInboxStore
+from ._journal import DEFAULT_LEASE, PostgresJournal
 from ._migrate import SCHEMA_TABLE, migrate, schema_version
 
 __all__ = [
+    "DEFAULT_LEASE",
+    "INBOX_CHANNEL",
+    "PostgresIdempotencyStore",
+    "PostgresInbox",
+    "PostgresInboxStore",
     "SCHEMA_TABLE",
+    "PostgresJournal",
+    "PostgresEventHub",
+    "PostgresGate",
+    "PostgresTransport",
     "SchemaVersionError",
     "StorageError",
     "StorageUnavailableError",

@@ -47,9 +47,7 @@ async def schema_version(conn: asyncpg.Connection, component: str) -> int:
     return int(found or 0)
 
 
-async def migrate(
-    conn: asyncpg.Connection, component: str, steps: Sequence[str]
-) -> int:
+async def migrate(conn: asyncpg.Connection, component: str, steps: Sequence[str]) -> int:
     """Bring ``component`` up to ``len(steps)``; return the version it is now at.
 
     Idempotent: a second call (or a concurrent one in another process) applies

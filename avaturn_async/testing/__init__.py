@@ -23,13 +23,12 @@ from ._webhooks import (
     random_user_id,
     sign_webhook,
 )
-from .emulator import (
+from .emulator._app import (
     DEFAULT_WEBHOOK_SECRET,
     ROUTES,
     AvatarRecord,
     AvaturnEmulator,
     EmulatorStats,
-    EmulatorStoreError,
     ExportRecord,
     FaultKind,
     FaultPlan,
@@ -41,6 +40,7 @@ from .emulator import (
     WebhookDelivery,
     WebhookFaults,
 )
+from .emulator._store import EmulatorStoreError
 
 __all__ = [
     "DEFAULT_WEBHOOK_SECRET",

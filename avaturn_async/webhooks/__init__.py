@@ -47,7 +47,17 @@ from .._events import (
 from ._boundary import VerificationFailure, Verifier
 from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
 from ._inbox import Backoff, WebhookInbox, exponential_backoff
-from ._inbox_store import InboxError, InboxRecord, InboxStatus
+from ._inbox_group import GroupCommit
+from ._inbox_sqlite import SQLiteInboxStore
+from ._inbox_store import (
+    LEASE_LOST,
+    Claimed,
+    Delivery,
+    InboxError,
+    InboxRecord,
+    InboxStatus,
+    InboxStore,
+)
 from ._pipeline import DEFAULT_READ_TIMEOUT, PipelineResponse, WebhookPipeline
 from ._router import DispatchResult, HandlerFailure, WebhookRouter
 from ._token import SharedTokenVerifier
@@ -56,21 +66,27 @@ from ._verifier import WebhookVerifier
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_READ_TIMEOUT",
+    "LEASE_LOST",
     "AvatarReady",
     "Backoff",
     "DispatchResult",
     "Event",
     "EventStatus",
     "ExportReady",
+    "Claimed",
+    "Delivery",
+    "GroupCommit",
     "HandlerFailure",
     "IdempotencyStore",
     "InboxError",
     "InboxRecord",
     "InboxStatus",
+    "InboxStore",
     "InMemoryIdempotencyStore",
     "KnownEvent",
     "PipelineResponse",
     "RenderReady",
+    "SQLiteInboxStore",
     "SharedTokenVerifier",
     "UnknownEvent",
     "VerificationFailure",

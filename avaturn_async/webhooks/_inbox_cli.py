@@ -1,13 +1,14 @@
-"""``avaturn inbox``: list the events of a webhook inbox and replay dead ones.
+"""``avaturn inbox``: list the events of a webhook inbox, replay dead ones, purge done ones.
 
 ::
 
-    avaturn inbox --db webhooks.db [--status pending|done|dead] [--limit N]
-        [--replay-dead | --replay ID [ID ...]] [--json]
+    avaturn inbox --db webhooks.db|postgresql://... [--status pending|done|dead]
+        [--limit N] [--replay-dead | --replay ID [ID ...]] [--purge-older-than DAYS]
+        [--json]
 
 Exit codes: 0 success, 1 some ``--replay`` ids were not dead (or the database
 failed), 2 bad usage or no inbox at ``--db``. Event bodies are never printed:
-they may hold pre-signed download URLs.
+they may hold pre-signed download URLs; a DSN's password is never printed.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import json
 import sqlite3
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, TextIO
 
+from .._errors import ConfigurationError, StorageError
 from .._exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._inbox import WebhookInbox
 from ._inbox_store import InboxError, InboxRecord, InboxStatus
@@ -27,9 +30,10 @@ __all__ = ["add_inbox_parser", "format_records", "run_inbox_command"]
 
 
 _EPILOG = """\
-Lists the newest events first (all statuses unless --status). Replays happen
-before the listing, which shows their effect. Safe to run while a receiver and
-a worker use the same file.
+Lists the newest events first (all statuses unless --status). Replays and the
+purge happen before the listing, which shows their effect. Safe to run while
+receivers and workers use the same file or database. --db takes a SQLite file
+or a postgresql:// DSN (a PostgresInbox; needs the postgres extra).
 
 exit codes: 0 ok, 1 some --replay ids were not dead, 2 usage error or no inbox at --db
 """
@@ -51,7 +55,9 @@ def add_inbox_parser(commands: Any) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--db", required=True, metavar="PATH", help="the inbox SQLite file")
+    parser.add_argument(
+        "--db", required=True, metavar="PATH|DSN", help="the inbox SQLite file or postgresql:// DSN"
+    )
     parser.add_argument("--status", choices=[status.value for status in InboxStatus])
     parser.add_argument("--limit", type=_positive_int, default=50, help="default 50")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
@@ -60,28 +66,72 @@ def add_inbox_parser(commands: Any) -> None:
     replay.add_argument(
         "--replay", type=int, nargs="+", metavar="ID", default=[], help="replay these dead events"
     )
+    parser.add_argument(
+        "--purge-older-than",
+        type=_days,
+        metavar="DAYS",
+        help="delete done events finished more than DAYS days ago (keep it above the "
+        "sender's retry window: a purged event's redelivery is new)",
+    )
+
+
+def _days(text: str) -> timedelta:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number of days") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return timedelta(days=value)
+
+
+def _is_dsn(db: str) -> bool:
+    return db.lower().startswith(("postgresql://", "postgres://"))
+
+
+def _shown(db: str) -> str:
+    """``db`` as printed: a DSN without its password."""
+    if _is_dsn(db):
+        from ..postgres import redact_dsn
+
+        return redact_dsn(db)
+    return db
+
+
+def _open(db: str) -> WebhookInbox:
+    """The inbox at ``db`` (a path or a DSN), refusing to create one."""
+    if _is_dsn(db):
+        from ..postgres import PostgresInbox
+
+        return PostgresInbox(db, create=False)
+    return WebhookInbox(db, create=False)
 
 
 async def run_inbox_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run ``avaturn inbox`` for parsed ``args``; the exit code."""
     out = out if out is not None else sys.stdout
     try:
-        inbox = WebhookInbox(args.db, create=False)
-    except InboxError as exc:
+        inbox = _open(args.db)
+        await inbox.__aenter__()
+    except (InboxError, ConfigurationError, StorageError) as exc:
         print(f"avaturn inbox: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    with inbox:
-        try:
-            replayed, refused = await _replay(inbox, args)
-            counts = await inbox.counts()
-            records = await inbox.list(status=args.status, limit=args.limit)
-        except sqlite3.Error as exc:
-            print(f"avaturn inbox: database error: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+    try:
+        replayed, refused = await _replay(inbox, args)
+        purged = None
+        if args.purge_older_than is not None:
+            purged = await inbox.purge(older_than=args.purge_older_than)
+        counts = await inbox.counts()
+        records = await inbox.list(status=args.status, limit=args.limit)
+    except (sqlite3.Error, StorageError) as exc:
+        print(f"avaturn inbox: database error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        await inbox.aclose()
     if args.json:
-        _print_json(out, counts, records, replayed, refused)
+        _print_json(out, counts, records, replayed, refused, purged)
     else:
-        _print_text(out, args.db, counts, records, replayed, refused)
+        _print_text(out, _shown(args.db), counts, records, replayed, refused, purged)
     return EXIT_FAILED if refused else EXIT_OK
 
 
@@ -104,12 +154,14 @@ def _print_json(
     records: Sequence[InboxRecord],
     replayed: Sequence[int],
     refused: Sequence[int],
+    purged: int | None,
 ) -> None:
     document = {
         "counts": counts,
         "events": [record.to_dict() for record in records],
         "replayed": list(replayed),
         "not_replayed": list(refused),
+        "purged": purged,
     }
     json.dump(document, out, indent=2)
     out.write("\n")
@@ -122,9 +174,12 @@ def _print_text(
     records: Sequence[InboxRecord],
     replayed: Sequence[int],
     refused: Sequence[int],
+    purged: int | None,
 ) -> None:
     summary = ", ".join(f"{counts[status.value]} {status.value}" for status in InboxStatus)
     print(f"{db}: {summary}", file=out)
+    if purged is not None:
+        print(f"purged {purged} done event(s)", file=out)
     if replayed:
         print(f"replayed {len(replayed)}: {' '.join(map(str, replayed))}", file=out)
     if refused:

@@ -28,7 +28,7 @@ Backoff = Callable[[int], float]
 _MAX_ERROR_CHARS = 500
 
 DEFAULT_MAX_ATTEMPTS = 8
-DEFAULT_LEASE = 300.0
+DEFAULT_LEASE = 30.0
 
 
 def exponential_backoff(

@@ -1,36 +1,23 @@
-"""The SQLite table behind :class:`~avaturn_async.webhooks.WebhookInbox` (synchronous).
+"""The storage seam of the webhook inbox: :class:`InboxStore` and the values it trades.
 
-One file, one table, one connection guarded by a lock, so every method is safe
-to call from any thread (the async layer calls them through
-``anyio.to_thread.run_sync``). Several processes may share the file: writes
-that must be atomic (claiming due events) run in ``BEGIN IMMEDIATE``
-transactions, and a busy database is waited for (``busy_timeout``).
+:class:`~avaturn_async.webhooks.WebhookInbox` (the receiver's ``add`` and the
+worker) depends only on this protocol. Two implementations ship:
+:class:`~avaturn_async.webhooks.SQLiteInboxStore` (one file, the default) and
+``avaturn_async.postgres.PostgresInboxStore`` (shared by many processes and
+machines). Both pass the same contract tests (``tests/contract/``).
 
-Durability: WAL mode with ``synchronous=FULL`` by default. In WAL mode,
-``NORMAL`` only syncs the log at checkpoints, so a commit survives the process
-being killed but an OS crash or power loss can roll back the last commits. The
-inbox commits a delivery and *then* answers 2xx, after which the sender never
-retries: a commit lost to a power cut would be a webhook lost for good. So the
-default pays one ``fsync`` of the WAL per delivery; ``synchronous="normal"``
-trades that guarantee for speed where only process crashes matter.
-
-Stored per delivery: the raw body, the ``webhook-id`` and
-``webhook-timestamp`` values, the event type and bookkeeping. Never the
-signature header, the query string (a shared token may ride there) or any
-other header.
+Times are wall-clock seconds since the epoch, chosen by the caller (``now``),
+so that a test can drive leases and backoffs with a fake clock. Every write
+that finishes or extends a claim is *fenced* by the claim's token: it changes
+nothing, and returns ``False``, once the claim was lost to another worker.
 """
 
 from __future__ import annotations
 
 import enum
-import os
-import sqlite3
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -38,45 +25,18 @@ from .._errors import WebhookError
 from .._public import public
 
 __all__ = [
-    "SCHEMA_VERSION",
+    "LEASE_LOST",
     "Claimed",
+    "Delivery",
     "InboxError",
     "InboxRecord",
     "InboxStatus",
     "InboxStore",
-    "Synchronous",
+    "utc",
 ]
 
-SCHEMA_VERSION = 1
-Synchronous = Literal["full", "normal"]
-T = TypeVar("T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS webhook_inbox (
-    id                INTEGER PRIMARY KEY AUTOINCREMENT,
-    dedupe_key        TEXT    NOT NULL UNIQUE,
-    webhook_id        TEXT,
-    webhook_timestamp INTEGER,
-    event_type        TEXT    NOT NULL,
-    body              BLOB    NOT NULL,
-    status            TEXT    NOT NULL DEFAULT 'pending'
-                      CHECK (status IN ('pending', 'done', 'dead')),
-    attempts          INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at   REAL    NOT NULL,
-    claim_token       TEXT,
-    last_error        TEXT,
-    received_at       REAL    NOT NULL,
-    finished_at       REAL
-);
-CREATE INDEX IF NOT EXISTS webhook_inbox_due ON webhook_inbox (status, next_attempt_at);
-CREATE INDEX IF NOT EXISTS webhook_inbox_finished ON webhook_inbox (status, finished_at)
-"""
-
-_RECORD_COLUMNS = (
-    "id, webhook_id, event_type, status, attempts, last_error, received_at, "
-    "next_attempt_at, finished_at, webhook_timestamp"
-)
-_LEASE_LOST = "LeaseExpired: the worker stopped or overran its lease on the last attempt"
+LEASE_LOST = "LeaseExpired: the worker stopped or overran its lease on the last attempt"
+"""``last_error`` of an event dead-lettered because its last attempt's lease ran out."""
 
 
 class InboxError(WebhookError):
@@ -91,12 +51,22 @@ class InboxStatus(str, enum.Enum):
     DEAD = "dead"
 
 
-def _utc(timestamp: float) -> datetime:
+def utc(timestamp: float) -> datetime:
+    """Seconds since the epoch as an aware UTC datetime."""
     return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
-def _utc_or_none(timestamp: float | None) -> datetime | None:
-    return None if timestamp is None else _utc(timestamp)
+@attrs.frozen(kw_only=True)
+class Delivery:
+    """A verified delivery to store: only what dispatch and inspection need."""
+
+    dedupe_key: str
+    """``id:<webhook-id>``, or ``sha256:<body hash>`` when the sender gave no id."""
+    webhook_id: str | None
+    webhook_timestamp: int | None
+    event_type: str
+    body: bytes
+    received_at: float
 
 
 @attrs.frozen(kw_only=True)
@@ -129,22 +99,6 @@ class InboxRecord:
         return data
 
 
-def _record(row: Sequence[Any]) -> InboxRecord:
-    status = InboxStatus(row[3])
-    return InboxRecord(
-        id=row[0],
-        webhook_id=row[1],
-        event_type=row[2],
-        status=status,
-        attempts=row[4],
-        last_error=row[5],
-        received_at=_utc(row[6]),
-        next_attempt_at=_utc(row[7]) if status is InboxStatus.PENDING else None,
-        finished_at=_utc_or_none(row[8]),
-        webhook_timestamp=row[9],
-    )
-
-
 @attrs.frozen(kw_only=True)
 class Claimed:
     """An event a worker has leased: it alone may finish it while the lease lasts."""
@@ -157,233 +111,85 @@ class Claimed:
     event_type: str
 
 
-def _connect(
-    path: str | os.PathLike[str], *, create: bool, busy_timeout: float
-) -> sqlite3.Connection:
-    """Open the file; with ``create=False`` a missing file is an error, not a new inbox."""
-    text = os.fspath(path)
-    if create or text == ":memory:":
-        target, uri = text, False
-    else:
-        if not Path(text).is_file():
-            raise InboxError(f"{text}: no such inbox database")
-        target, uri = Path(text).absolute().as_uri() + "?mode=rw", True
-    return sqlite3.connect(
-        target, uri=uri, isolation_level=None, check_same_thread=False, timeout=busy_timeout
-    )
+@runtime_checkable
+class InboxStore(Protocol):
+    """Where a :class:`~avaturn_async.webhooks.WebhookInbox` keeps its events.
 
-
-class InboxStore:
-    """Synchronous, thread-safe access to the ``webhook_inbox`` table.
-
-    ``create=False`` refuses to create a missing file or table (for tools that
-    inspect an existing inbox). Raises :class:`InboxError` when the file cannot
-    be used.
+    An implementation must make each method atomic, and safe to call from
+    several tasks (and, for a shared database, several processes) at once.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        synchronous: Synchronous = "full",
-        create: bool = True,
-        busy_timeout: float = 10.0,
-    ) -> None:
-        if synchronous not in ("full", "normal"):
-            raise InboxError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
-        self._lock = threading.Lock()
-        self._db = _connect(path, create=create, busy_timeout=busy_timeout)
-        try:
-            self._setup(synchronous, create)
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise InboxError(f"{os.fspath(path)} is not a usable webhook inbox: {exc}") from None
-        except BaseException:
-            self._db.close()
-            raise
+    async def insert(self, delivery: Delivery) -> int | None:
+        """Store and *durably commit* a delivery; its new id, or ``None`` if its key is known.
 
-    def _setup(self, synchronous: Synchronous, create: bool) -> None:
-        db = self._db
-        # Checked before anything is written: a wrong --db must stay untouched.
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise InboxError(f"inbox schema {version} is newer than this SDK ({SCHEMA_VERSION})")
-        if not create and not self._has_table():
-            raise InboxError("the database holds no webhook inbox")
-        db.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
-        # Per connection: every process that writes the file sets it for itself.
-        db.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        with self._transaction():
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                db.execute(statement)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        The receiver answers 2xx only after this returns, so it must not return
+        before the commit is as durable as the store promises. If it raises,
+        the delivery may or may not be stored (the sender's retry is deduped).
+        """
+        ...
 
-    def _has_table(self) -> bool:
-        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'webhook_inbox'"
-        return self._db.execute(query).fetchone() is not None
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        # IMMEDIATE takes the write lock up front, so two processes claiming at
-        # once serialize instead of both reading the same due rows.
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
-    def _locked(self, fn: Callable[[], T]) -> T:
-        with self._lock:
-            return fn()
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    # -- receiving ---------------------------------------------------------------------
-
-    def insert(
-        self,
-        *,
-        dedupe_key: str,
-        webhook_id: str | None,
-        webhook_timestamp: int | None,
-        event_type: str,
-        body: bytes,
-        now: float,
-    ) -> int | None:
-        """Store a delivery and commit; the new id, or ``None`` if ``dedupe_key`` is known."""
-
-        def insert() -> int | None:
-            cursor = self._db.execute(
-                "INSERT OR IGNORE INTO webhook_inbox (dedupe_key, webhook_id, "
-                "webhook_timestamp, event_type, body, next_attempt_at, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (dedupe_key, webhook_id, webhook_timestamp, event_type, body, now, now),
-            )
-            # Autocommit: the row is committed (and, with FULL, synced) on return.
-            return cursor.lastrowid if cursor.rowcount == 1 else None
-
-        return self._locked(insert)
-
-    # -- the worker's side -------------------------------------------------------------
-
-    def claim(
+    async def claim(
         self, *, now: float, lease: float, limit: int, max_attempts: int, token: str
     ) -> list[Claimed]:
-        """Lease up to ``limit`` due events (oldest due first), counting an attempt for each.
+        """Lease up to ``limit`` due pending events (oldest due first) under ``token``.
 
-        A due event still holding a claim is one whose worker died or overran
-        its lease: it is claimed again, unless that was its last attempt, in
-        which case it goes dead (a poison event must not crash workers forever).
+        Each claim counts an attempt, and the event is due again at
+        ``now + lease`` unless renewed or finished. A due event whose lease ran
+        out on its last attempt (``attempts >= max_attempts``) goes ``dead``
+        with :data:`LEASE_LOST` instead of being claimed.
         """
+        ...
 
-        def claim() -> list[Claimed]:
-            db = self._db
-            with self._transaction():
-                db.execute(
-                    "UPDATE webhook_inbox SET status = 'dead', claim_token = NULL, "
-                    "last_error = ?, finished_at = ? WHERE status = 'pending' AND "
-                    "claim_token IS NOT NULL AND next_attempt_at <= ? AND attempts >= ?",
-                    (_LEASE_LOST, now, now, max_attempts),
-                )
-                rows = db.execute(
-                    "SELECT id, body, attempts, event_type FROM webhook_inbox "
-                    "WHERE status = 'pending' AND next_attempt_at <= ? "
-                    "ORDER BY next_attempt_at, id LIMIT ?",
-                    (now, limit),
-                ).fetchall()
-                # The lease is the due time: an unfinished claim becomes due again.
-                db.executemany(
-                    "UPDATE webhook_inbox SET claim_token = ?, attempts = attempts + 1, "
-                    "next_attempt_at = ? WHERE id = ?",
-                    [(token, now + lease, row[0]) for row in rows],
-                )
-            return [
-                Claimed(id=r[0], body=bytes(r[1]), attempts=r[2] + 1, token=token, event_type=r[3])
-                for r in rows
-            ]
+    async def renew(self, claimed: Claimed, *, now: float, lease: float) -> bool:
+        """Extend a claim to ``now + lease``; ``False`` if it was lost."""
+        ...
 
-        return self._locked(claim)
+    async def complete(self, claimed: Claimed, *, now: float) -> bool:
+        """Mark done; ``False`` if the claim was lost."""
+        ...
 
-    def complete(self, claimed: Claimed, *, now: float) -> bool:
-        """Mark done; ``False`` if the claim was lost (the lease expired and was re-taken)."""
-        return self._finish("status = 'done', finished_at = ?", (now,), claimed)
-
-    def fail(self, claimed: Claimed, *, now: float, error: str, retry_at: float | None) -> bool:
+    async def fail(
+        self, claimed: Claimed, *, now: float, error: str, retry_at: float | None
+    ) -> bool:
         """Record a failed attempt: due again at ``retry_at``, or dead when it is ``None``."""
-        if retry_at is None:
-            return self._finish(
-                "status = 'dead', last_error = ?, finished_at = ?", (error, now), claimed
-            )
-        return self._finish("last_error = ?, next_attempt_at = ?", (error, retry_at), claimed)
+        ...
 
-    def release(self, claimed: Claimed, *, now: float) -> bool:
-        """Give a claim back unfinished (the worker is stopping): due now, attempt not counted."""
-        return self._finish("attempts = attempts - 1, next_attempt_at = ?", (now,), claimed)
+    async def release(self, claimed: Claimed, *, now: float) -> bool:
+        """Give a claim back unfinished: due at ``now``, its attempt not counted."""
+        ...
 
-    def _finish(self, assignments: str, params: tuple[Any, ...], claimed: Claimed) -> bool:
-        sql = (
-            f"UPDATE webhook_inbox SET {assignments}, claim_token = NULL "
-            "WHERE id = ? AND claim_token = ?"
-        )
-        return self._locked(
-            lambda: self._db.execute(sql, (*params, claimed.id, claimed.token)).rowcount == 1
-        )
+    async def wait_for_work(self, max_wait: float) -> None:
+        """Return when new events may be due (a hint), or after ``max_wait`` seconds."""
+        ...
 
-    # -- inspection and maintenance ----------------------------------------------------
+    async def counts(self) -> dict[str, int]:
+        """How many events are in each status (every :class:`InboxStatus` is a key)."""
+        ...
 
-    def counts(self) -> dict[str, int]:
-        """How many events are in each status (every status is present)."""
+    async def records(self, *, status: InboxStatus | None, limit: int) -> list[InboxRecord]:
+        """Stored events, newest first, optionally only one ``status``."""
+        ...
 
-        def counts() -> dict[str, int]:
-            rows = self._db.execute(
-                "SELECT status, COUNT(*) FROM webhook_inbox GROUP BY status"
-            ).fetchall()
-            found = dict(rows)
-            return {status.value: int(found.get(status.value, 0)) for status in InboxStatus}
+    async def replay(self, ids: Iterable[int] | None, *, now: float) -> list[int]:
+        """Dead events (those of ``ids``, or all when ``None``) back to pending, attempts 0.
 
-        return self._locked(counts)
+        Returns the ids replayed, in order; unknown or not-dead ids are skipped.
+        """
+        ...
 
-    def records(self, *, status: InboxStatus | None, limit: int) -> list[InboxRecord]:
-        """Newest first, optionally only one ``status``."""
-        where, params = ("WHERE status = ?", (status.value,)) if status is not None else ("", ())
-        sql = f"SELECT {_RECORD_COLUMNS} FROM webhook_inbox {where} ORDER BY id DESC LIMIT ?"
-        rows = self._locked(lambda: self._db.execute(sql, (*params, limit)).fetchall())
-        return [_record(row) for row in rows]
+    async def purge(self, *, finished_before: float) -> int:
+        """Delete done events finished before ``finished_before``; how many went."""
+        ...
 
-    def replay(self, ids: Iterable[int] | None, *, now: float) -> list[int]:
-        """Dead events (those of ``ids``, or all when ``None``) back to pending, attempts 0."""
+    def close(self) -> None:
+        """Release the store's resources now (connections, files)."""
+        ...
 
-        def replay() -> list[int]:
-            db = self._db
-            with self._transaction():
-                if ids is None:
-                    query = "SELECT id FROM webhook_inbox WHERE status = 'dead' ORDER BY id"
-                    chosen = [row[0] for row in db.execute(query)]
-                else:
-                    chosen = [i for i in dict.fromkeys(ids) if self._is_dead(i)]
-                db.executemany(
-                    "UPDATE webhook_inbox SET status = 'pending', attempts = 0, "
-                    "next_attempt_at = ?, claim_token = NULL, finished_at = NULL WHERE id = ?",
-                    [(now, event_id) for event_id in chosen],
-                )
-            return chosen
-
-        return self._locked(replay)
-
-    def _is_dead(self, event_id: int) -> bool:
-        row = self._db.execute(
-            "SELECT 1 FROM webhook_inbox WHERE id = ? AND status = 'dead'", (event_id,)
-        ).fetchone()
-        return row is not None
-
-    def purge(self, *, finished_before: float) -> int:
-        """Delete done events finished before ``finished_before``; how many were deleted."""
-        sql = "DELETE FROM webhook_inbox WHERE status = 'done' AND finished_at < ?"
-        return self._locked(lambda: int(self._db.execute(sql, (finished_before,)).rowcount))
+    async def aclose(self) -> None:
+        """Release the store's resources, waiting for clean shutdown where possible."""
+        ...
 
 
-public("avaturn_async.webhooks", InboxError, InboxStatus, InboxRecord)
+public(
+    "avaturn_async.webhooks", InboxError, InboxStatus, InboxRecord, Delivery, Claimed, InboxStore
+)

@@ -75,7 +75,7 @@ class SharedTokenVerifier:
         self._tokens = _coerce_tokens(token)
         self._token_header = header.lower() if header is not None else None
         self._query_param = query_param
-        self.max_body_size = max_body_size
+        self.max_body_size: int = max_body_size
 
     def __repr__(self) -> str:
         where = f"header={self._token_header!r}, query_param={self._query_param!r}"

@@ -124,7 +124,7 @@ class WebhookVerifier:
         self._keys = tuple(SigningKey(key) for key in _coerce_secrets(secret_or_secrets))
         self._tolerance = tolerance.total_seconds()
         self._now = now
-        self.max_body_size = max_body_size
+        self.max_body_size: int = max_body_size
 
     @staticmethod
     def shared_token(

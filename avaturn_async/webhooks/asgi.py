@@ -120,7 +120,7 @@ class WebhookApp:
         router: WebhookRouter | None = None,
         **options: Any,
     ) -> None:
-        self.pipeline = WebhookPipeline.of(pipeline, router, **options)
+        self.pipeline: WebhookPipeline = WebhookPipeline.of(pipeline, router, **options)
 
     def __repr__(self) -> str:
         return f"WebhookApp({self.pipeline!r})"

@@ -182,7 +182,7 @@ class AvaturnEmulator:
         self.response_delay = response_delay
         self.export_size = export_size
         self.avatar_outcome: Callable[[AvatarRecord], Outcome] | None = None
-        self.stats = EmulatorStats()
+        self.stats: EmulatorStats = EmulatorStats()
         self.events: list[dict[str, Any]] = []
         self._state = EmulatorState(require_customization=require_customization)
         self._work = SlowWork(self, self._state)

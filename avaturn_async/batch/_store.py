@@ -1,0 +1,289 @@
+"""The journal seam: what :func:`~avaturn_async.batch.onboard` needs from a journal.
+
+:class:`JournalStore` is the whole contract, async and bound to one run (one
+process's share of a batch). Two implementations satisfy it:
+
+* :class:`SQLiteJournalStore`, one file owned by one run at a time (the
+  :class:`~._journal.Journal`, with its writes committed in a worker thread);
+* ``avaturn_async.postgres.PostgresJournal``, one database shared by any
+  number of runs at once, each row held under a lease.
+
+The onboarder never asks which one it has: it registers the rows it reads,
+claims the ones that need work, and records each step of a claimed row.
+A claim is what keeps two runs off one row: a row is worked on only while its
+run holds it. When a store reports a lost lease (another run took the row over
+after this one stopped renewing it), the onboarder stops working on the row
+and every further write for it raises :class:`~._records.LeaseLostError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol, TypeVar, runtime_checkable
+
+import anyio
+import anyio.to_thread
+
+from .._public import public
+from ._journal import Journal
+from ._records import (
+    FailureRecord,
+    Holdings,
+    JournalStatus,
+    Registration,
+    RowEntry,
+    RowRecord,
+    RowState,
+)
+from ._writer import JournalWriter
+
+__all__ = [
+    "Holdings",
+    "JournalStore",
+    "RowEntry",
+    "SQLiteJournalStore",
+    "needs_work",
+    "open_journal",
+]
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class JournalStore(Protocol):
+    """An onboarding journal as one run uses it (see the module docstring).
+
+    Every write is committed before the call returns, and a write that was
+    called is made even if the caller is then cancelled.
+    """
+
+    @property
+    def label(self) -> str:
+        """Where the journal is, for messages (never a password)."""
+
+    @property
+    def run_id(self) -> int:
+        """This run's id (valid after :meth:`begin_run`)."""
+
+    async def begin_run(self, source: str | None = None) -> int:
+        """Start this run; raises ``JournalBusyError`` when the store allows one run
+        only and another is live."""
+
+    async def end_run(self, outcome: str) -> tuple[list[FailureRecord], int]:
+        """End the run (releasing what it still holds); returns the first failures
+        (at most 20) and the total the summary reports."""
+
+    async def register(self, entries: Sequence[RowEntry]) -> list[Registration | None]:
+        """Record the lines read, in one commit (``None`` for a keyless line).
+
+        A key already read on another line of this batch is a duplicate: its
+        line is rejected. A bad line is recorded as its row's error, unless the
+        row is finished.
+        """
+
+    async def claim(
+        self, keys: Sequence[str], *, export: bool, retry_failed: bool
+    ) -> list[RowRecord]:
+        """Hold the rows among ``keys`` that need work and no live run holds.
+
+        Returns their records as they are now, in line order. Left alone: rows
+        finished (ready; exported too when ``export``), rows with bad input,
+        ``avatar_failed`` rows unless ``retry_failed``, and rows another run of
+        this batch already tried and let go.
+        """
+
+    async def release(self, key: str) -> None:
+        """Stop holding ``key`` (its last step is recorded)."""
+
+    def on_lease_lost(self, key: str, lost: Callable[[], None]) -> None:
+        """Call ``lost()`` if the hold on ``key`` is lost while it lasts."""
+
+    async def holdings(self) -> Holdings:
+        """What other runs hold of this batch now."""
+
+    async def record(self, key: str) -> RowRecord | None:
+        """The row of ``key`` as the journal knows it now."""
+
+    async def advance(
+        self, key: str, state: RowState, *, detail: str | None = None, **columns: str | None
+    ) -> None:
+        """Move ``key`` to ``state``, clearing its error; ``columns`` sets
+        ``user_id``, ``avatar_id`` or ``export_path``."""
+
+    async def fail(
+        self, key: str, kind: str, reason: str, *, state: RowState | None = None
+    ) -> None:
+        """Record that the last attempt at ``key`` failed (``state`` moves it)."""
+
+    async def note(self, key: str, step: str, detail: str, *, orphan: bool = False) -> None:
+        """Log a step that changes no state; ``orphan`` counts a possibly orphaned user."""
+
+    async def status(self) -> JournalStatus:
+        """Counts for ``--status``."""
+
+    async def failures(self, limit: int = 20) -> list[FailureRecord]:
+        """Failed rows, then the last run's rejected lines, by line."""
+
+    async def aclose(self) -> None:
+        """Close the store (a run should have ended first)."""
+
+
+_FAILURES_SHOWN = 20
+
+
+def _register(
+    journal: Journal, run_id: int, entries: Sequence[RowEntry]
+) -> list[Registration | None]:
+    results: list[Registration | None] = []
+    for entry in entries:
+        if entry.key is None:
+            journal.reject(run_id, entry.line, None, entry.problem or "no key")
+            results.append(None)
+            continue
+        results.append(journal.register(run_id, entry.key, entry.line, entry.problem))
+    return results
+
+
+def needs_work(record: RowRecord, *, export: bool, retry_failed: bool) -> bool:
+    """Whether a run should work on ``record`` (the rule every store's claim follows)."""
+    if record.is_done(export=export) or record.error_kind == "input":
+        return False
+    return retry_failed or record.state is not RowState.AVATAR_FAILED
+
+
+def _claim(
+    journal: Journal, keys: Sequence[str], export: bool, retry_failed: bool
+) -> list[RowRecord]:
+    found = (journal.record(key) for key in keys)
+    claimed = [
+        record
+        for record in found
+        if record is not None
+        and needs_work(record, export=export, retry_failed=retry_failed)
+    ]
+    return sorted(claimed, key=lambda record: record.line)
+
+
+class SQLiteJournalStore:
+    """The SQLite journal as a :class:`JournalStore`: one run owns the file at a time,
+    so a claim always succeeds and a hold is never lost."""
+
+    def __init__(self, journal: Journal, *, owned: bool = False) -> None:
+        self.journal = journal
+        self._owned = owned
+        self._writer: JournalWriter | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteJournalStore({str(self.journal.path)!r})"
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str]) -> SQLiteJournalStore:
+        """Open (or create) the journal file at ``path``."""
+        journal = await anyio.to_thread.run_sync(Journal, Path(path))
+        return cls(journal, owned=True)
+
+    @property
+    def label(self) -> str:
+        return str(self.journal.path)
+
+    def _started(self) -> JournalWriter:
+        if self._writer is None:
+            raise RuntimeError("begin_run() first")
+        return self._writer
+
+    @property
+    def run_id(self) -> int:
+        return self._started().run_id
+
+    async def begin_run(self, source: str | None = None) -> int:
+        run_id = await anyio.to_thread.run_sync(self.journal.begin_run, source)
+        self._writer = JournalWriter(self.journal, run_id)
+        return run_id
+
+    async def end_run(self, outcome: str) -> tuple[list[FailureRecord], int]:
+        run_id = self.run_id
+
+        def close(journal: Journal) -> tuple[list[FailureRecord], int]:
+            journal.end_run(run_id, outcome)
+            return journal.failures(_FAILURES_SHOWN), journal.count_failures()
+
+        return await self._started().call(close)
+
+    async def register(self, entries: Sequence[RowEntry]) -> list[Registration | None]:
+        run_id = self.run_id
+        return await self._started().call(lambda journal: _register(journal, run_id, entries))
+
+    async def claim(
+        self, keys: Sequence[str], *, export: bool, retry_failed: bool
+    ) -> list[RowRecord]:
+        return await self._started().call(
+            lambda journal: _claim(journal, keys, export, retry_failed)
+        )
+
+    async def release(self, key: str) -> None:
+        return None
+
+    def on_lease_lost(self, key: str, lost: Callable[[], None]) -> None:
+        return None  # the file has one owner: nothing can take a row away
+
+    async def holdings(self) -> Holdings:
+        return Holdings()
+
+    async def record(self, key: str) -> RowRecord | None:
+        return await self._read(lambda journal: journal.record(key))
+
+    async def advance(
+        self, key: str, state: RowState, *, detail: str | None = None, **columns: str | None
+    ) -> None:
+        await self._started().advance(key, state, detail=detail, **columns)
+
+    async def fail(
+        self, key: str, kind: str, reason: str, *, state: RowState | None = None
+    ) -> None:
+        await self._started().fail(key, kind, reason, state=state)
+
+    async def note(self, key: str, step: str, detail: str, *, orphan: bool = False) -> None:
+        await self._started().note(key, step, detail, orphan=orphan)
+
+    async def _read(self, fn: Callable[[Journal], T]) -> T:
+        if self._writer is not None:
+            return await self._writer.call(fn)
+        journal = self.journal
+        return await anyio.to_thread.run_sync(lambda: fn(journal))
+
+    async def status(self) -> JournalStatus:
+        return await self._read(Journal.status)
+
+    async def failures(self, limit: int = 20) -> list[FailureRecord]:
+        return await self._read(lambda journal: journal.failures(limit))
+
+    async def aclose(self) -> None:
+        if self._owned:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.journal.close)
+
+
+async def open_journal(
+    location: str | os.PathLike[str] | Journal | JournalStore,
+) -> tuple[JournalStore, bool]:
+    """The store for a ``journal=`` argument, and whether the caller must close it.
+
+    A ``postgresql://`` DSN opens a shared ``PostgresJournal`` (extra ``postgres``);
+    any other string or path is a SQLite file.
+    """
+    if isinstance(location, Journal):
+        return SQLiteJournalStore(location), False
+    if not isinstance(location, (str, os.PathLike)):
+        return location, False
+    from ..postgres import is_postgres_dsn
+
+    if is_postgres_dsn(location):
+        from ..postgres import PostgresJournal
+
+        return await PostgresJournal.open(os.fspath(location)), True
+    return await SQLiteJournalStore.open(location), True
+
+
+public("avaturn_async.batch", JournalStore, SQLiteJournalStore)

@@ -1,0 +1,229 @@
+"""``PostgresGate``: one rate-limit pause shared by every process using the same database.
+
+A 429 (or a 503 with ``Retry-After``) seen by any process writes
+``paused_until = GREATEST(paused_until, now() + pause)`` into the row of its
+scope (one per API key, say) and ``NOTIFY``s the scope. Every process re-reads
+the row when told, after each reconnect, and every ``poll_interval`` seconds
+while its listener is down, and converts the *remaining* interval, computed by
+the database's clock, into a deadline on its own clock: machines need not agree
+on the time. Only the pause is shared; each process keeps its own AIMD limit.
+
+The local pause takes effect at once; the write happens in the background, so
+``close_for`` never blocks a request on the database. A process that cannot
+reach the database still pauses itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from .._public import public
+from ._connect import retry_transient
+from ._listen import Listener
+from ._setup import open_pool
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = ["PostgresGate"]
+
+CHANNEL = "avaturn_gate"
+_log = logging.getLogger("avaturn_async.postgres")
+
+MIGRATIONS = [
+    """
+    CREATE TABLE avaturn_gate (
+        scope        text PRIMARY KEY,
+        paused_until timestamptz NOT NULL
+    )
+    """,
+]
+
+_CLOSE = f"""
+WITH paused AS (
+    INSERT INTO avaturn_gate (scope, paused_until)
+    VALUES ($1, clock_timestamp() + make_interval(secs => $2))
+    ON CONFLICT (scope) DO UPDATE
+        SET paused_until = GREATEST(avaturn_gate.paused_until, excluded.paused_until)
+    RETURNING scope
+)
+SELECT pg_notify('{CHANNEL}', scope) FROM paused
+"""
+_READ = """
+SELECT extract(epoch FROM paused_until - clock_timestamp())::float8
+FROM avaturn_gate WHERE scope = $1
+"""
+
+
+class PostgresGate:
+    """A :class:`~avaturn_async.RateLimitGate` shared through PostgreSQL.
+
+    Give it to every client that shares the API key:
+    ``AdaptiveConcurrency(gate=PostgresGate(dsn))``. Use ``async with gate:``
+    (or ``await gate.start()`` / ``aclose()``); a gate used before it was
+    started starts itself in the background.
+
+    Args:
+        dsn: ``postgresql://...``.
+        scope: what is rate limited together (one API key); gates of other
+            scopes in the same database do not pause each other.
+        poll_interval: seconds between reads while the listener is down.
+    """
+
+    def __init__(self, dsn: str, *, scope: str = "default", poll_interval: float = 1.0) -> None:
+        self._dsn = dsn
+        self.scope = scope
+        self._pool: asyncpg.Pool | None = None
+        self._subscribers: list[Callable[[float], None]] = []
+        self._until = -1.0  # time.monotonic() deadline known here
+        self._to_write = 0.0  # the longest pause not yet written
+        self._written_until = -1.0
+        self._listener = Listener(
+            dsn, CHANNEL, on_notify=self._notified, catch_up=self._read,
+            poll_interval=poll_interval,
+        )
+        self._write_wake = asyncio.Event()
+        self._read_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._starting: asyncio.Lock | None = None
+        self.writes = 0
+        """Pauses written to the database by this process."""
+
+    def __repr__(self) -> str:
+        return f"PostgresGate(scope={self.scope!r}, remaining={self.remaining():.3f})"
+
+    def remaining(self) -> float:
+        """Seconds until the gate opens, as this process knows it."""
+        return max(0.0, self._until - time.monotonic())
+
+    # ------------------------------------------------------------ the protocol
+
+    def close_for(self, seconds: float) -> None:
+        self._tell(seconds)
+        deadline = time.monotonic() + seconds
+        if deadline > self._written_until + 0.05:  # not already written (by us)
+            self._to_write = max(self._to_write, seconds)
+            self._written_until = deadline
+            self._write_wake.set()
+        self._start_in_background()
+
+    def subscribe(self, paused: Callable[[float], None]) -> None:
+        self._subscribers.append(paused)
+        remaining = self.remaining()
+        if remaining > 0:
+            paused(remaining)
+        self._start_in_background()
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Connect, create the table if needed, read the pause and start listening.
+
+        Raises ``ConfigurationError`` for a bad DSN and ``StorageUnavailableError``
+        when the server cannot be reached.
+        """
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._pool is not None:
+                return
+            pool = await open_pool(self._dsn, "gate", MIGRATIONS, max_size=2)
+            self._pool = pool
+            ready = asyncio.Event()
+            self._tasks = [
+                asyncio.create_task(self._listener.run(started=ready.set)),
+                asyncio.create_task(self._write_loop()),
+                asyncio.create_task(self._read_loop()),
+            ]
+            await ready.wait()
+
+    def _start_in_background(self) -> None:
+        if self._pool is not None or self._starting is not None:
+            return
+        with contextlib.suppress(RuntimeError):  # no running loop: start() later
+            task = asyncio.get_running_loop().create_task(self._start_quietly())
+            self._tasks.append(task)
+
+    async def _start_quietly(self) -> None:
+        try:
+            await self.start()
+        except Exception as exc:
+            _log.warning("the shared rate-limit gate could not start: %s", exc)
+
+    async def aclose(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def __aenter__(self) -> PostgresGate:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------ the work
+
+    def _tell(self, remaining: float) -> None:
+        if remaining <= 0:
+            return
+        self._until = max(self._until, time.monotonic() + remaining)
+        for paused in self._subscribers:
+            paused(remaining)
+
+    def _notified(self, payload: str) -> None:
+        if payload == self.scope:
+            self._read_wake.set()
+
+    async def _read(self) -> None:
+        pool = self._pool
+        if pool is None:
+            return
+        remaining = await pool.fetchval(_READ, self.scope)
+        if remaining is not None and remaining > 0 and self.remaining() < remaining - 0.01:
+            self._tell(remaining)
+
+    async def _read_loop(self) -> None:
+        while True:
+            await self._read_wake.wait()
+            self._read_wake.clear()
+            with contextlib.suppress(Exception):
+                await self._read()
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._write_wake.wait()
+            self._write_wake.clear()
+            seconds, self._to_write = self._to_write, 0.0
+            pool = self._pool
+            if pool is None or seconds <= 0:
+                continue
+
+            async def write(pool: asyncpg.Pool = pool, seconds: float = seconds) -> None:
+                await pool.execute(_CLOSE, self.scope, seconds)
+
+            try:
+                await retry_transient(write, deadline=seconds, what="sharing a pause")
+                self.writes += 1
+            except Exception as exc:
+                _log.warning("could not share a rate-limit pause: %s", exc)
+
+
+public("avaturn_async.postgres", PostgresGate)

@@ -1,0 +1,264 @@
+"""``PostgresEventHub``: an :class:`~avaturn_async.EventHub` shared by every replica.
+
+A webhook received by any replica is stored in ``avaturn_hub_events`` and its
+id announced with ``NOTIFY avaturn_hub`` (the id only: payloads must stay under
+8,000 bytes, events need not). Each hub listens on a dedicated connection and,
+on each notification, reads the events after the last id it has seen, so a
+burst costs one read and a lost notification is caught up by the next one, by
+the read after each reconnect, or by the one-second poll that runs while the
+listener is down. Ids are handed out under a transaction lock, so they commit
+in order and "after the last id seen" misses none.
+
+Events are kept for ``retention`` seconds (an hour) and then deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import anyio
+
+from .._events import Event, UnknownEvent, event_to_dict, parse_event
+from .._hub import EventHub, EventKey
+from .._public import public
+from ._connect import retry_transient
+from ._listen import Listener
+from ._setup import open_pool
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = ["PostgresEventHub", "PostgresTransport"]
+
+CHANNEL = "avaturn_hub"
+_LOCK_KEY = 0x68756273  # "hubs": orders id assignment by commit
+
+MIGRATIONS = [
+    """
+    CREATE TABLE avaturn_hub_events (
+        id         bigserial PRIMARY KEY,
+        body       text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX avaturn_hub_events_created ON avaturn_hub_events (created_at)
+    """,
+]
+
+_SEND = f"""
+WITH locked AS (SELECT pg_advisory_xact_lock({_LOCK_KEY})),
+     stored AS (INSERT INTO avaturn_hub_events (body) SELECT $1 FROM locked RETURNING id)
+SELECT id, pg_notify('{CHANNEL}', id::text) FROM stored
+"""
+_READ = """
+SELECT id, body FROM avaturn_hub_events
+WHERE id > $1 AND created_at > now() - make_interval(secs => $2)
+ORDER BY id LIMIT 500
+"""
+_PRUNE = "DELETE FROM avaturn_hub_events WHERE created_at < now() - make_interval(secs => $1)"
+
+
+def _encode(event: Event) -> str:
+    raw = event.raw if not isinstance(event, UnknownEvent) else {}
+    return json.dumps({**raw, **event_to_dict(event)})
+
+
+class PostgresTransport:
+    """The :class:`~avaturn_async.EventTransport` of :class:`PostgresEventHub`.
+
+    Starts on first use (or ``await start()``); ``await aclose()`` stops it. At
+    start it reads the last ``remember`` events younger than ``max_age``, so a
+    replica that (re)starts still sees an event that came while it was away.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        retention: float = 3600.0,
+        poll_interval: float = 1.0,
+        remember: int = 10_000,
+        max_age: float = 3600.0,
+    ) -> None:
+        self._dsn = dsn
+        self._retention = retention
+        self._remember = remember
+        self._max_age = max_age
+        self._hubs: list[Callable[[Event], None]] = []
+        self._pool: asyncpg.Pool | None = None
+        self._listener = Listener(
+            dsn, CHANNEL, on_notify=self._notified, catch_up=self._catch_up,
+            poll_interval=poll_interval,
+        )
+        self._last_seen = 0
+        self._own: set[int] = set()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._starting: asyncio.Lock | None = None
+        self.received = 0
+        """Events read from the table that another process (or hub) sent."""
+
+    def __repr__(self) -> str:
+        return f"PostgresTransport(healthy={self.healthy}, last_seen={self._last_seen})"
+
+    @property
+    def healthy(self) -> bool:
+        """The listener is connected (else the table is polled every second)."""
+        return self._listener.healthy
+
+    @property
+    def connects(self) -> int:
+        """Times the listener connected (more than one: it reconnected)."""
+        return self._listener.connects
+
+    def connect(self, deliver: Callable[[Event], None]) -> None:
+        self._hubs.append(deliver)
+
+    async def start(self) -> None:
+        """Connect, create the table if needed, and start listening (idempotent).
+
+        Raises ``ConfigurationError`` for a bad DSN and ``StorageUnavailableError``
+        when the server cannot be reached.
+        """
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._pool is not None:
+                return
+            pool = await open_pool(self._dsn, "hub", MIGRATIONS, max_size=4)
+            found = await pool.fetchval("SELECT max(id) FROM avaturn_hub_events")
+            # Recent events are read at start too: a waiter may come after its event.
+            found = max(0, int(found or 0) - self._remember)
+            self._last_seen = int(found or 0)
+            self._pool = pool
+            ready = asyncio.Event()
+            self._tasks = [
+                asyncio.create_task(self._listener.run(started=ready.set)),
+                asyncio.create_task(self._read_loop()),
+            ]
+            await ready.wait()
+
+    async def aclose(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def send(self, event: Event) -> None:
+        await self.start()
+        pool = self._pool
+        assert pool is not None
+        body = _encode(event)
+
+        async def store() -> int:
+            row = await pool.fetchrow(_SEND, body)
+            assert row is not None
+            return int(row["id"])
+
+        self._own.add(await retry_transient(store, what="storing a hub event"))
+        for deliver in self._hubs:
+            deliver(event)
+
+    def _notified(self, payload: str) -> None:
+        self._wake.set()
+
+    async def _read_loop(self) -> None:
+        pruned = anyio.current_time()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            with contextlib.suppress(Exception):
+                await self._catch_up()
+            if anyio.current_time() - pruned > 60.0 and self._pool is not None:
+                pruned = anyio.current_time()
+                with contextlib.suppress(Exception):
+                    await self._pool.execute(_PRUNE, self._retention)
+
+    async def _catch_up(self) -> None:
+        """Deliver every event stored after the last one seen."""
+        pool = self._pool
+        if pool is None:
+            return
+        while True:
+            rows = await pool.fetch(_READ, self._last_seen, self._max_age)
+            for row in rows:
+                self._last_seen = max(self._last_seen, row["id"])
+                if row["id"] in self._own:
+                    self._own.discard(row["id"])
+                    continue
+                self._deliver(row["body"])
+            if len(rows) < 500:
+                return
+
+    def _deliver(self, body: str) -> None:
+        try:
+            event = parse_event(body.encode())
+        except ValueError:
+            return  # not ours to judge: the receiver that stored it had parsed it
+        self.received += 1
+        for deliver in self._hubs:
+            deliver(event)
+
+
+class PostgresEventHub(EventHub):
+    """An :class:`~avaturn_async.EventHub` whose events reach every replica sharing ``dsn``.
+
+    ``AvaturnClient(event_hub=PostgresEventHub(dsn))`` in every replica, and
+    ``hub.attach(router)`` in the replicas that receive webhooks: a webhook
+    received by any of them resolves ``job.wait()`` in all of them, within a
+    second even while a listener reconnects. Use ``async with hub:`` (or
+    ``await hub.aclose()``) to stop its background tasks; it starts itself
+    on first use, or ``await hub.start()`` to learn of a bad DSN at once.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        remember: int = 10_000,
+        max_age: float = 3600.0,
+        retention: float = 3600.0,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.postgres = PostgresTransport(
+            dsn, retention=retention, poll_interval=poll_interval, remember=remember,
+            max_age=max_age,
+        )
+        super().__init__(remember=remember, max_age=max_age, transport=self.postgres)
+
+    def __repr__(self) -> str:
+        return f"PostgresEventHub(healthy={self.postgres.healthy})"
+
+    async def start(self) -> None:
+        await self.postgres.start()
+
+    async def aclose(self) -> None:
+        await self.postgres.aclose()
+
+    async def __aenter__(self) -> PostgresEventHub:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def wait(self, key: EventKey, *, since: float | None = None) -> Event:
+        await self.start()
+        return await super().wait(key, since=since)
+
+
+public("avaturn_async.postgres", PostgresEventHub, PostgresTransport)

@@ -1,0 +1,374 @@
+"""``PostgresJournal``: one onboarding batch shared by any number of runs on any machines.
+
+The tables mirror the SQLite journal's (rows, steps, rejects, runs); the rules
+of a row's states and of reconciliation are the same, in the same code
+(``batch._row``). What is added is the claim:
+
+* A run **claims** rows before working on them, a few at a time, with
+  ``SELECT ... FOR UPDATE SKIP LOCKED`` in a CTE and an ``UPDATE`` that stamps
+  ``owner`` (the run), a fresh ``token`` and ``lease_until = now() + lease``,
+  committed at once: after the commit the columns are the claim, not the lock.
+* The run **renews** the lease of every row it holds every ``lease / 3``
+  seconds, fenced by owner and token. A row whose renewal updates nothing was
+  taken over: the run stops working on it.
+* **Every write** of a row is fenced the same way; one that updates nothing
+  raises :class:`~avaturn_async.batch.LeaseLostError` and is not made.
+* A row whose lease ran out (its run was killed, or lost the database for
+  longer than the lease) is claimable again; the run that takes it over
+  resumes from the state the journal holds, exactly as a rerun of the SQLite
+  journal does, so it never gets a second user or avatar the journal knows of.
+* A row a run tried and let go with an error is not retried by the other runs
+  of the same batch (runs started before it was let go); a later rerun does.
+
+All times are the database's (``now()``), so machines need not agree on the time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .._journal_records import (
+    FailureRecord,
+    Holdings,
+    JournalStatus,
+    LeaseLostError,
+    Registration,
+    RowEntry,
+    RowRecord,
+    RowState,
+    redact,
+)
+from .._public import public
+from ._connect import retry_transient
+from ._dsn import redact_dsn
+from ._journal_sql import (
+    ADVANCE,
+    CLAIM,
+    COLUMNS,
+    FAIL,
+    FAILURES,
+    HOLDINGS,
+    MIGRATIONS,
+    NOTE,
+    REJECTS,
+    RELEASE,
+    RENEW,
+    STATUS,
+)
+from ._register import register_entries
+from ._setup import open_pool
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = ["DEFAULT_LEASE", "PostgresJournal"]
+
+T = TypeVar("T")
+DEFAULT_LEASE = 30.0
+"""Seconds a claimed row stays held without renewal (renewed every third of it)."""
+_FAILURES_SHOWN = 20
+_RETRIES = 5
+_RETRY_ALSO = ("DeadlockDetectedError", "SerializationError", "InternalClientError")
+_log = logging.getLogger("avaturn_async.postgres")
+
+
+def record_of(row: Any) -> RowRecord:
+    """A :class:`RowRecord` from a row selected with ``COLUMNS``."""
+    return RowRecord(
+        key=row["key"],
+        line=row["line"],
+        run_id=row["run_id"],
+        state=RowState(row["state"]),
+        user_id=row["user_id"],
+        avatar_id=row["avatar_id"],
+        export_path=row["export_path"],
+        error_kind=row["error_kind"],
+        error=row["error"],
+        possible_orphans=row["possible_orphans"],
+    )
+
+
+class PostgresJournal:
+    """A :class:`~avaturn_async.batch.JournalStore` in PostgreSQL, shared by many runs.
+
+    Open it with ``await PostgresJournal.open(dsn)``, or pass the DSN as
+    ``onboard(..., journal="postgresql://...")`` / ``avaturn onboard --journal``.
+    One database (or schema, through ``search_path``) holds one batch.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str, *, lease: float = DEFAULT_LEASE) -> None:
+        if lease < 1.0:
+            raise ValueError("lease must be at least 1 second")
+        self._pool = pool
+        self._dsn = dsn
+        self.lease = lease
+        self._run_id: int | None = None
+        self._started_at: datetime.datetime | None = None
+        self._held: dict[str, int] = {}  # key -> token
+        self._lost: dict[str, Callable[[], None]] = {}
+        self._renewer: asyncio.Task[None] | None = None
+        self.renewals = 0
+        """Lease renewals made (each covers every row held)."""
+
+    def __repr__(self) -> str:
+        return f"PostgresJournal({self.label!r}, held={len(self._held)})"
+
+    @classmethod
+    async def open(cls, dsn: str, *, lease: float = DEFAULT_LEASE) -> PostgresJournal:
+        """Connect and create (or upgrade) the journal's tables.
+
+        Raises ``ConfigurationError`` for a bad DSN, ``StorageUnavailableError``
+        when no server answers and ``SchemaVersionError`` for a newer schema.
+        """
+        if lease < 1.0:
+            raise ValueError("lease must be at least 1 second")
+        pool = await open_pool(dsn, "journal", MIGRATIONS)
+        return cls(pool, dsn, lease=lease)
+
+    @property
+    def label(self) -> str:
+        return redact_dsn(self._dsn)
+
+    @property
+    def run_id(self) -> int:
+        if self._run_id is None:
+            raise RuntimeError("begin_run() first")
+        return self._run_id
+
+    async def _do(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run ``operation`` (safe to repeat: fenced or idempotent) until it succeeds,
+        riding out a server restart, a deadlock between concurrent registrations, and
+        a pooled connection left mid-operation by a dropped session."""
+        for attempt in range(1, _RETRIES + 1):
+            try:
+                return await retry_transient(operation, what=what)
+            except Exception as exc:
+                if attempt == _RETRIES or type(exc).__name__ not in _RETRY_ALSO:
+                    raise
+            await asyncio.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------ runs
+
+    async def begin_run(self, source: str | None = None) -> int:
+        async def insert() -> Any:
+            return await self._pool.fetchrow(
+                "INSERT INTO avaturn_journal_runs (pid, host, source, lease_until)"
+                " VALUES ($1, $2, $3, now() + make_interval(secs => $4))"
+                " RETURNING id, started_at",
+                os.getpid(), socket.gethostname(), source, self.lease,
+            )
+
+        row = await self._do("starting a run", insert)
+        self._run_id, self._started_at = int(row["id"]), row["started_at"]
+        self._renewer = asyncio.get_running_loop().create_task(self._renew_forever())
+        return self._run_id
+
+    async def end_run(self, outcome: str) -> tuple[list[FailureRecord], int]:
+        run_id = self.run_id
+        await self._stop_renewing()
+
+        async def finish() -> None:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "UPDATE avaturn_journal_runs SET finished_at = now(), outcome = $2"
+                    " WHERE id = $1", run_id, outcome,
+                )
+                await conn.execute(
+                    "UPDATE avaturn_journal_rows SET owner = NULL, token = NULL,"
+                    " lease_until = NULL WHERE owner = $1", run_id,
+                )
+
+        await self._do("ending the run", finish)
+        self._held.clear()
+        status = await self.status()
+        return await self.failures(_FAILURES_SHOWN), status.failed + status.rejected_last_run
+
+    async def _stop_renewing(self) -> None:
+        task, self._renewer = self._renewer, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self.renew()
+            except Exception as exc:  # the next renewal may reach the database
+                _log.warning("could not renew the journal's leases: %s", exc)
+
+    async def renew(self) -> None:
+        """Renew the leases of every row held; report the rows that were lost."""
+        held = dict(self._held)
+        rows = await self._pool.fetch(
+            RENEW, self.run_id, list(held), list(held.values()), self.lease
+        )
+        self.renewals += 1
+        kept = {row["key"] for row in rows}
+        for key, token in held.items():
+            if key not in kept and self._held.get(key) == token:
+                self._lose(key)
+
+    def _lose(self, key: str) -> None:
+        self._held.pop(key, None)
+        lost = self._lost.pop(key, None)
+        if lost is not None:
+            lost()
+
+    # ------------------------------------------------------------ rows
+
+    async def register(self, entries: Sequence[RowEntry]) -> list[Registration | None]:
+        run_id = self.run_id
+
+        async def attempt() -> list[Registration | None]:
+            async with self._pool.acquire() as conn, conn.transaction():
+                return await register_entries(conn, run_id, entries, record_of)
+
+        return await self._do("registering rows", attempt)
+
+    async def claim(
+        self, keys: Sequence[str], *, export: bool, retry_failed: bool
+    ) -> list[RowRecord]:
+        done = ["exported"] if export else ["ready", "exported"]
+
+        async def attempt() -> list[Any]:
+            return await self._pool.fetch(
+                CLAIM, list(keys), done, retry_failed, self.run_id, self._started_at,
+                self.lease,
+            )
+
+        rows = await self._do("claiming rows", attempt)
+        for row in rows:
+            self._held[row["key"]] = row["token"]
+        return sorted((record_of(row) for row in rows), key=lambda record: record.line)
+
+    async def release(self, key: str) -> None:
+        token = self._held.pop(key, None)
+        self._lost.pop(key, None)
+        if token is None:
+            return
+        run_id = self.run_id
+
+        async def attempt() -> None:
+            await self._pool.execute(RELEASE, key, run_id, token)
+
+        await self._do("releasing a row", attempt)
+
+    def on_lease_lost(self, key: str, lost: Callable[[], None]) -> None:
+        if key in self._held:
+            self._lost[key] = lost
+        else:
+            lost()
+
+    async def holdings(self) -> Holdings:
+        async def attempt() -> Any:
+            return await self._pool.fetchrow(HOLDINGS, self.run_id)
+
+        row = await self._do("reading what other runs hold", attempt)
+        return Holdings(live=row["live"], expired=frozenset(row["expired"]))
+
+    async def record(self, key: str) -> RowRecord | None:
+        async def attempt() -> Any:
+            return await self._pool.fetchrow(
+                f"SELECT {COLUMNS} FROM avaturn_journal_rows WHERE key = $1", key
+            )
+
+        row = await self._do("reading a row", attempt)
+        return None if row is None else record_of(row)
+
+    async def _fenced(self, what: str, key: str, sql: str, *args: Any) -> None:
+        token = self._held.get(key)
+        if token is None:
+            raise LeaseLostError(f"row {key!r} is not held by this run")
+        run_id = self.run_id
+
+        async def attempt() -> Any:
+            return await self._pool.fetchval(sql, key, run_id, token, *args)
+
+        if await self._do(what, attempt) is None:
+            self._lose(key)
+            raise LeaseLostError(f"row {key!r} was taken over by another run")
+
+    async def advance(
+        self, key: str, state: RowState, *, detail: str | None = None, **columns: str | None
+    ) -> None:
+        unknown = set(columns) - {"user_id", "avatar_id", "export_path"}
+        if unknown:
+            raise TypeError(f"unknown journal columns: {sorted(unknown)}")
+        await self._fenced(
+            "recording a step", key, ADVANCE, state.value,
+            "user_id" in columns, columns.get("user_id"),
+            "avatar_id" in columns, columns.get("avatar_id"),
+            "export_path" in columns, columns.get("export_path"),
+            None if detail is None else redact(detail),
+        )
+
+    async def fail(
+        self, key: str, kind: str, reason: str, *, state: RowState | None = None
+    ) -> None:
+        await self._fenced(
+            "recording a failure", key, FAIL, kind, redact(reason),
+            None if state is None else state.value,
+        )
+
+    async def note(self, key: str, step: str, detail: str, *, orphan: bool = False) -> None:
+        await self._fenced("recording a note", key, NOTE, step, redact(detail), int(orphan))
+
+    # ------------------------------------------------------------ reports
+
+    async def status(self) -> JournalStatus:
+        async def attempt() -> tuple[list[Any], Any]:
+            async with self._pool.acquire() as conn:
+                by_state = await conn.fetch(
+                    "SELECT state, count(*) AS n FROM avaturn_journal_rows GROUP BY state"
+                )
+                return by_state, await conn.fetchrow(STATUS)
+
+        by_state, row = await self._do("reading the status", attempt)
+        counts = {r["state"]: r["n"] for r in by_state}
+        return JournalStatus(
+            rows=sum(counts.values()),
+            by_state=counts,
+            failed=row["failed"],
+            possible_orphans=row["orphans"],
+            rejected_last_run=row["rejected"],
+            runs=row["runs"],
+            last_run_outcome=row["outcome"],
+            running_pid=None,
+            invalid=row["invalid"],
+            live_runs=row["live_runs"],
+        )
+
+    async def failures(self, limit: int = 20) -> list[FailureRecord]:
+        async def attempt() -> tuple[list[Any], list[Any]]:
+            async with self._pool.acquire() as conn:
+                failed = await conn.fetch(FAILURES, limit)
+                rejected = await conn.fetch(REJECTS, max(0, limit - len(failed)))
+                return failed, rejected
+
+        failed, rejected = await self._do("reading failures", attempt)
+        found = [
+            FailureRecord(line=r["line"], key=r["key"], kind=r["kind"], reason=r["reason"],
+                          state=r["state"])
+            for r in failed
+        ]
+        return found + [
+            FailureRecord(line=r["line"], key=r["key"], kind="rejected", reason=r["reason"])
+            for r in rejected
+        ]
+
+    async def aclose(self) -> None:
+        await self._stop_renewing()
+        await self._pool.close()
+
+
+public("avaturn_async.postgres", PostgresJournal)

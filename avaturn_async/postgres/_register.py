@@ -1,0 +1,132 @@
+"""Registering manifest lines in the PostgreSQL journal: the SQLite journal's rules,
+for a chunk at a time and for runs that read the same manifest at once.
+
+A key read again on the line that holds it is the same row (another run of the
+batch read it too). A key on another line is a duplicate, and that line is
+rejected, while the run that read the first line is live (or is this one); a
+key whose run is over moves to its new line, as in a rerun of an edited manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .._journal_records import Registration, RowEntry, RowRecord, redact
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = ["register_entries"]
+
+_INSERT = """
+INSERT INTO avaturn_journal_rows (key, line, run_id, state, error_kind, error)
+SELECT k, l, $3, 'new', CASE WHEN p IS NULL THEN NULL ELSE 'input' END, p
+FROM unnest($1::text[], $2::int[], $4::text[]) AS e(k, l, p)
+ORDER BY k
+ON CONFLICT (key) DO NOTHING
+RETURNING key
+"""
+_LOCK = """
+SELECT r.key, r.line, r.run_id, r.state, r.error_kind,
+       (r.run_id = $2 OR (x.finished_at IS NULL AND x.lease_until > now())) AS live,
+       (r.owner IS NOT NULL AND r.owner <> $2 AND r.lease_until > now()) AS held
+FROM avaturn_journal_rows r LEFT JOIN avaturn_journal_runs x ON x.id = r.run_id
+WHERE r.key = ANY($1::text[]) ORDER BY r.key FOR UPDATE OF r
+"""
+# $4: 'set' records the input problem $5, 'clear' clears a stale one, 'keep' leaves it.
+_UPDATE = """
+UPDATE avaturn_journal_rows SET line = $2, run_id = $3, updated_at = now(),
+    error_kind = CASE $4 WHEN 'set' THEN 'input' WHEN 'clear' THEN NULL ELSE error_kind END,
+    error = CASE $4 WHEN 'set' THEN $5 WHEN 'clear' THEN NULL ELSE error END
+WHERE key = $1
+"""
+_REJECT = "INSERT INTO avaturn_journal_rejects (run_id, line, key, reason) VALUES ($1, $2, $3, $4)"
+_STEP = "INSERT INTO avaturn_journal_steps (run_id, key, step, detail) VALUES ($1, $2, $3, $4)"
+_DONE = ("ready", "exported")
+
+
+@attrs.define
+class _Known:
+    line: int
+    run_id: int
+    live: bool
+    held: bool
+    done: bool
+    error_kind: str | None
+
+
+async def register_entries(
+    conn: asyncpg.Connection | Any,
+    run_id: int,
+    entries: Sequence[RowEntry],
+    record_of: Callable[[Any], RowRecord],
+) -> list[Registration | None]:
+    """Register ``entries`` inside the caller's transaction (see the module docstring)."""
+    first: dict[str, RowEntry] = {}
+    for entry in entries:
+        if entry.key is not None:
+            first.setdefault(entry.key, entry)
+    new = list(first.values())
+    inserted = {
+        row["key"]
+        for row in await conn.fetch(
+            _INSERT, [e.key for e in new], [e.line for e in new], run_id,
+            [None if e.problem is None else redact(e.problem) for e in new],
+        )
+    }
+    known = {
+        row["key"]: _Known(
+            line=row["line"], run_id=row["run_id"], live=row["live"], held=row["held"],
+            done=row["state"] in _DONE, error_kind=row["error_kind"],
+        )
+        for row in await conn.fetch(_LOCK, list(first), run_id)
+    }
+    rejects: list[tuple[int, int, str | None, str]] = []
+    steps: list[tuple[int, str, str, str]] = []
+    updates: list[tuple[str, int, int, str, str | None]] = []
+    results: list[Registration | str | None] = []
+    for entry in entries:
+        key = entry.key
+        if key is None:
+            rejects.append((run_id, entry.line, None, redact(entry.problem or "no key")))
+            results.append(None)
+            continue
+        if entry.problem is not None:
+            steps.append((run_id, key, "invalid", redact(entry.problem)))
+        if key in inserted and first[key] is entry:
+            results.append(key)
+            continue
+        found = known[key]
+        if found.line != entry.line and (found.run_id == run_id or found.live):
+            if entry.problem is not None:
+                steps.pop()
+            reason = f"duplicate key {key!r} (first seen on line {found.line})"
+            rejects.append((run_id, entry.line, key, redact(reason)))
+            results.append(Registration(record=None, duplicate_of=found.line))
+            continue
+        if entry.problem is not None and not found.done and not found.held:
+            mode = "set"
+        else:
+            mode = "clear" if found.error_kind == "input" else "keep"
+        updates.append((key, entry.line, run_id, mode, entry.problem))
+        found.line, found.run_id, found.live = entry.line, run_id, True
+        results.append(key)
+    if updates:
+        await conn.executemany(_UPDATE, sorted(updates))
+    if rejects:
+        await conn.executemany(_REJECT, rejects)
+    if steps:
+        await conn.executemany(_STEP, steps)
+    rows = await conn.fetch(
+        "SELECT key, line, run_id, state, user_id, avatar_id, export_path, error_kind, error,"
+        " possible_orphans FROM avaturn_journal_rows WHERE key = ANY($1::text[])",
+        list(first),
+    )
+    records = {row["key"]: record_of(row) for row in rows}
+    return [
+        Registration(record=records[item]) if isinstance(item, str) else item
+        for item in results
+    ]

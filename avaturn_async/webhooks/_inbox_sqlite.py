@@ -1,0 +1,456 @@
+"""The SQLite implementation of :class:`~avaturn_async.webhooks.InboxStore`.
+
+One file, one table. :class:`SQLiteInboxTable` is the synchronous core: one
+connection guarded by a lock, so every method is safe to call from any thread.
+:class:`SQLiteInboxStore` is the async store the inbox uses: it runs the table's
+methods in worker threads and *group-commits* concurrent deliveries. Several
+processes may share the file: writes that must be atomic (claiming due events,
+a batch of deliveries) run in ``BEGIN IMMEDIATE`` transactions, and a busy
+database is waited for (``busy_timeout``).
+
+Durability: WAL mode with ``synchronous=FULL`` by default. In WAL mode,
+``NORMAL`` only syncs the log at checkpoints, so a commit survives the process
+being killed but an OS crash or power loss can roll back the last commits. The
+inbox commits a delivery and *then* answers 2xx, after which the sender never
+retries: a commit lost to a power cut would be a webhook lost for good. So with
+``FULL`` every commit syncs the WAL before it returns; ``synchronous="normal"``
+trades that guarantee for speed where only process crashes matter.
+
+Group commit keeps that reasoning and pays one ``fsync`` per *batch*: the
+deliveries waiting while the previous commit ran are inserted in one
+``BEGIN IMMEDIATE ... COMMIT`` transaction, and each receiver answers 2xx only
+after that ``COMMIT`` (and its fsync) has returned. So, for every acknowledged
+delivery, its row was committed and synced before the 2xx:
+
+* SIGKILL of the receiver: a committed transaction is in the WAL, which SQLite
+  replays on the next open; a transaction not yet committed is rolled back as a
+  whole, and none of its deliveries was acknowledged (the senders retry).
+* Power loss or OS crash: with ``FULL`` the WAL was fsynced by ``COMMIT``, so
+  the same holds; an unsynced tail holds only unacknowledged deliveries.
+* A failed commit (disk full, I/O error, a constraint) rolls back the whole
+  batch, and every delivery in it is answered 503, not 2xx.
+
+Stored per delivery: the raw body, the ``webhook-id`` and
+``webhook-timestamp`` values, the event type and bookkeeping. Never the
+signature header, the query string (a shared token may ride there) or any
+other header.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from .._public import public
+from ._inbox_group import GroupCommit
+from ._inbox_store import (
+    LEASE_LOST,
+    Claimed,
+    Delivery,
+    InboxError,
+    InboxRecord,
+    InboxStatus,
+    utc,
+)
+
+__all__ = ["SCHEMA_VERSION", "SQLiteInboxStore", "SQLiteInboxTable", "Synchronous"]
+
+SCHEMA_VERSION = 1
+Synchronous = Literal["full", "normal"]
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS webhook_inbox (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    dedupe_key        TEXT    NOT NULL UNIQUE,
+    webhook_id        TEXT,
+    webhook_timestamp INTEGER,
+    event_type        TEXT    NOT NULL,
+    body              BLOB    NOT NULL,
+    status            TEXT    NOT NULL DEFAULT 'pending'
+                      CHECK (status IN ('pending', 'done', 'dead')),
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at   REAL    NOT NULL,
+    claim_token       TEXT,
+    last_error        TEXT,
+    received_at       REAL    NOT NULL,
+    finished_at       REAL
+);
+CREATE INDEX IF NOT EXISTS webhook_inbox_due ON webhook_inbox (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS webhook_inbox_finished ON webhook_inbox (status, finished_at)
+"""
+
+_RECORD_COLUMNS = (
+    "id, webhook_id, event_type, status, attempts, last_error, received_at, "
+    "next_attempt_at, finished_at, webhook_timestamp"
+)
+
+
+def _utc_or_none(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else utc(timestamp)
+
+
+def _record(row: Sequence[Any]) -> InboxRecord:
+    status = InboxStatus(row[3])
+    return InboxRecord(
+        id=row[0],
+        webhook_id=row[1],
+        event_type=row[2],
+        status=status,
+        attempts=row[4],
+        last_error=row[5],
+        received_at=utc(row[6]),
+        next_attempt_at=utc(row[7]) if status is InboxStatus.PENDING else None,
+        finished_at=_utc_or_none(row[8]),
+        webhook_timestamp=row[9],
+    )
+
+
+def _connect(
+    path: str | os.PathLike[str], *, create: bool, busy_timeout: float
+) -> sqlite3.Connection:
+    """Open the file; with ``create=False`` a missing file is an error, not a new inbox."""
+    text = os.fspath(path)
+    if create or text == ":memory:":
+        target, uri = text, False
+    else:
+        if not Path(text).is_file():
+            raise InboxError(f"{text}: no such inbox database")
+        target, uri = Path(text).absolute().as_uri() + "?mode=rw", True
+    return sqlite3.connect(
+        target, uri=uri, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+    )
+
+
+class SQLiteInboxTable:
+    """Synchronous, thread-safe access to the ``webhook_inbox`` table.
+
+    ``create=False`` refuses to create a missing file or table (for tools that
+    inspect an existing inbox). Raises :class:`InboxError` when the file cannot
+    be used.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Synchronous = "full",
+        create: bool = True,
+        busy_timeout: float = 10.0,
+    ) -> None:
+        if synchronous not in ("full", "normal"):
+            raise InboxError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
+        self._lock = threading.Lock()
+        self._db = _connect(path, create=create, busy_timeout=busy_timeout)
+        try:
+            self._setup(synchronous, create)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise InboxError(f"{os.fspath(path)} is not a usable webhook inbox: {exc}") from None
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _setup(self, synchronous: Synchronous, create: bool) -> None:
+        db = self._db
+        # Checked before anything is written: a wrong --db must stay untouched.
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise InboxError(f"inbox schema {version} is newer than this SDK ({SCHEMA_VERSION})")
+        if not create and not self._has_table():
+            raise InboxError("the database holds no webhook inbox")
+        db.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
+        # Per connection: every process that writes the file sets it for itself.
+        db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        with self._transaction():
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _has_table(self) -> bool:
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'webhook_inbox'"
+        return self._db.execute(query).fetchone() is not None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # IMMEDIATE takes the write lock up front, so two processes claiming at
+        # once serialize instead of both reading the same due rows.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _locked(self, fn: Callable[[], T]) -> T:
+        with self._lock:
+            return fn()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- receiving ---------------------------------------------------------------------
+
+    def insert_many(self, deliveries: Sequence[Delivery]) -> list[int | None]:
+        """Store deliveries in one transaction (one commit, one fsync); new ids, ``None``
+        for each known ``dedupe_key``. If anything fails, none is stored."""
+
+        def insert() -> list[int | None]:
+            ids: list[int | None] = []
+            with self._transaction():
+                for d in deliveries:
+                    cursor = self._db.execute(
+                        "INSERT OR IGNORE INTO webhook_inbox (dedupe_key, webhook_id, "
+                        "webhook_timestamp, event_type, body, next_attempt_at, received_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            d.dedupe_key,
+                            d.webhook_id,
+                            d.webhook_timestamp,
+                            d.event_type,
+                            d.body,
+                            d.received_at,
+                            d.received_at,
+                        ),
+                    )
+                    ids.append(cursor.lastrowid if cursor.rowcount == 1 else None)
+            return ids
+
+        return self._locked(insert)
+
+    # -- the worker's side -------------------------------------------------------------
+
+    def claim(
+        self, *, now: float, lease: float, limit: int, max_attempts: int, token: str
+    ) -> list[Claimed]:
+        """Lease up to ``limit`` due events (oldest due first), counting an attempt for each.
+
+        A due event still holding a claim is one whose worker died or overran
+        its lease: it is claimed again, unless that was its last attempt, in
+        which case it goes dead (a poison event must not crash workers forever).
+        """
+
+        def claim() -> list[Claimed]:
+            db = self._db
+            with self._transaction():
+                db.execute(
+                    "UPDATE webhook_inbox SET status = 'dead', claim_token = NULL, "
+                    "last_error = ?, finished_at = ? WHERE status = 'pending' AND "
+                    "claim_token IS NOT NULL AND next_attempt_at <= ? AND attempts >= ?",
+                    (LEASE_LOST, now, now, max_attempts),
+                )
+                rows = db.execute(
+                    "SELECT id, body, attempts, event_type FROM webhook_inbox "
+                    "WHERE status = 'pending' AND next_attempt_at <= ? "
+                    "ORDER BY next_attempt_at, id LIMIT ?",
+                    (now, limit),
+                ).fetchall()
+                # The lease is the due time: an unfinished claim becomes due again.
+                db.executemany(
+                    "UPDATE webhook_inbox SET claim_token = ?, attempts = attempts + 1, "
+                    "next_attempt_at = ? WHERE id = ?",
+                    [(token, now + lease, row[0]) for row in rows],
+                )
+            return [
+                Claimed(id=r[0], body=bytes(r[1]), attempts=r[2] + 1, token=token, event_type=r[3])
+                for r in rows
+            ]
+
+        return self._locked(claim)
+
+    def complete(self, claimed: Claimed, *, now: float) -> bool:
+        """Mark done; ``False`` if the claim was lost (the lease expired and was re-taken)."""
+        return self._finish("status = 'done', finished_at = ?", (now,), claimed)
+
+    def fail(self, claimed: Claimed, *, now: float, error: str, retry_at: float | None) -> bool:
+        """Record a failed attempt: due again at ``retry_at``, or dead when it is ``None``."""
+        if retry_at is None:
+            return self._finish(
+                "status = 'dead', last_error = ?, finished_at = ?", (error, now), claimed
+            )
+        return self._finish("last_error = ?, next_attempt_at = ?", (error, retry_at), claimed)
+
+    def renew(self, claimed: Claimed, *, now: float, lease: float) -> bool:
+        """Extend a claim to ``now + lease``; ``False`` if it was lost."""
+        return self._finish("next_attempt_at = ?", (now + lease,), claimed, keep=True)
+
+    def release(self, claimed: Claimed, *, now: float) -> bool:
+        """Give a claim back unfinished (the worker is stopping): due now, attempt not counted."""
+        return self._finish("attempts = attempts - 1, next_attempt_at = ?", (now,), claimed)
+
+    def _finish(
+        self, assignments: str, params: tuple[Any, ...], claimed: Claimed, *, keep: bool = False
+    ) -> bool:
+        token = "" if keep else ", claim_token = NULL"
+        sql = (
+            f"UPDATE webhook_inbox SET {assignments}{token} "
+            "WHERE id = ? AND claim_token = ? AND status = 'pending'"
+        )
+        return self._locked(
+            lambda: self._db.execute(sql, (*params, claimed.id, claimed.token)).rowcount == 1
+        )
+
+    # -- inspection and maintenance ----------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """How many events are in each status (every status is present)."""
+
+        def counts() -> dict[str, int]:
+            rows = self._db.execute(
+                "SELECT status, COUNT(*) FROM webhook_inbox GROUP BY status"
+            ).fetchall()
+            found = dict(rows)
+            return {status.value: int(found.get(status.value, 0)) for status in InboxStatus}
+
+        return self._locked(counts)
+
+    def records(self, *, status: InboxStatus | None, limit: int) -> list[InboxRecord]:
+        """Newest first, optionally only one ``status``."""
+        where, params = ("WHERE status = ?", (status.value,)) if status is not None else ("", ())
+        sql = f"SELECT {_RECORD_COLUMNS} FROM webhook_inbox {where} ORDER BY id DESC LIMIT ?"
+        rows = self._locked(lambda: self._db.execute(sql, (*params, limit)).fetchall())
+        return [_record(row) for row in rows]
+
+    def replay(self, ids: Iterable[int] | None, *, now: float) -> list[int]:
+        """Dead events (those of ``ids``, or all when ``None``) back to pending, attempts 0."""
+
+        def replay() -> list[int]:
+            db = self._db
+            with self._transaction():
+                if ids is None:
+                    query = "SELECT id FROM webhook_inbox WHERE status = 'dead' ORDER BY id"
+                    chosen = [row[0] for row in db.execute(query)]
+                else:
+                    chosen = [i for i in dict.fromkeys(ids) if self._is_dead(i)]
+                db.executemany(
+                    "UPDATE webhook_inbox SET status = 'pending', attempts = 0, "
+                    "next_attempt_at = ?, claim_token = NULL, finished_at = NULL WHERE id = ?",
+                    [(now, event_id) for event_id in chosen],
+                )
+            return chosen
+
+        return self._locked(replay)
+
+    def _is_dead(self, event_id: int) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM webhook_inbox WHERE id = ? AND status = 'dead'", (event_id,)
+        ).fetchone()
+        return row is not None
+
+    def purge(self, *, finished_before: float) -> int:
+        """Delete done events finished before ``finished_before``; how many were deleted."""
+        sql = "DELETE FROM webhook_inbox WHERE status = 'done' AND finished_at < ?"
+        return self._locked(lambda: int(self._db.execute(sql, (finished_before,)).rowcount))
+
+
+class SQLiteInboxStore:
+    """The :class:`~avaturn_async.webhooks.InboxStore` of one SQLite file (WAL).
+
+    Concurrent :meth:`insert` calls are group-committed (see the module
+    docstring for why that keeps the durability guarantee). Table calls run in
+    worker threads, one at a time; a commit that has started is waited for,
+    even when the caller is cancelled. A worker in the same process is woken
+    by each stored delivery; one in another process polls.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Synchronous = "full",
+        create: bool = True,
+        busy_timeout: float = 10.0,
+    ) -> None:
+        self.path = path
+        self.table = SQLiteInboxTable(
+            path, synchronous=synchronous, create=create, busy_timeout=busy_timeout
+        )
+        self._group: GroupCommit[Delivery, int | None] = GroupCommit(self._insert_batch)
+        self._wake: anyio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteInboxStore({os.fspath(self.path)!r})"
+
+    @property
+    def batches(self) -> int:
+        """Insert transactions committed (or failed) so far: fewer than inserts under load."""
+        return self._group.batches
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+
+    async def _insert_batch(self, deliveries: Sequence[Delivery]) -> list[int | None]:
+        ids = await self._call(self.table.insert_many, deliveries)
+        if self._wake is not None and any(i is not None for i in ids):
+            self._wake.set()
+        return ids
+
+    async def insert(self, delivery: Delivery) -> int | None:
+        return await self._group.submit(delivery)
+
+    async def claim(
+        self, *, now: float, lease: float, limit: int, max_attempts: int, token: str
+    ) -> list[Claimed]:
+        return await self._call(
+            self.table.claim,
+            now=now,
+            lease=lease,
+            limit=limit,
+            max_attempts=max_attempts,
+            token=token,
+        )
+
+    async def renew(self, claimed: Claimed, *, now: float, lease: float) -> bool:
+        return await self._call(self.table.renew, claimed, now=now, lease=lease)
+
+    async def complete(self, claimed: Claimed, *, now: float) -> bool:
+        return await self._call(self.table.complete, claimed, now=now)
+
+    async def fail(
+        self, claimed: Claimed, *, now: float, error: str, retry_at: float | None
+    ) -> bool:
+        return await self._call(self.table.fail, claimed, now=now, error=error, retry_at=retry_at)
+
+    async def release(self, claimed: Claimed, *, now: float) -> bool:
+        return await self._call(self.table.release, claimed, now=now)
+
+    async def wait_for_work(self, max_wait: float) -> None:
+        if self._wake is None:
+            self._wake = anyio.Event()
+        with anyio.move_on_after(max_wait):
+            await self._wake.wait()
+        if self._wake.is_set():  # consumed; a store since then sets the new one
+            self._wake = anyio.Event()
+
+    async def counts(self) -> dict[str, int]:
+        return await self._call(self.table.counts)
+
+    async def records(self, *, status: InboxStatus | None, limit: int) -> list[InboxRecord]:
+        return await self._call(self.table.records, status=status, limit=limit)
+
+    async def replay(self, ids: Iterable[int] | None, *, now: float) -> list[int]:
+        return await self._call(self.table.replay, ids, now=now)
+
+    async def purge(self, *, finished_before: float) -> int:
+        return await self._call(self.table.purge, finished_before=finished_before)
+
+    def close(self) -> None:
+        self.table.close()
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+public("avaturn_async.webhooks", SQLiteInboxStore)
