@@ -3,84 +3,172 @@
 The public names are re-exported here; modules starting with ``_`` are private.
 Webhooks live in :mod:`avaturn_async.webhooks`, the emulator and test helpers in
 :mod:`avaturn_async.testing`.
+
+Re-exports are lazy (PEP 562): ``import avaturn_async`` loads almost nothing, and
+each name loads its module on first use, so ``import avaturn_async.webhooks``
+does not load aiohttp or the client. Type checkers see the imports below.
 """
 
-from ._adaptive import AdaptiveConcurrency, InProcessGate, RateLimitGate
-from ._client import DEFAULT_BASE_URL, AvaturnClient
-from ._errors import (
-    APIError,
-    AuthenticationError,
-    AvatarFailedError,
-    AvaturnError,
-    BadRequestError,
-    ClientClosedError,
-    ConfigurationError,
-    ConflictError,
-    ConnectError,
-    ConnectionLostError,
-    ExportFailedError,
-    GoneError,
-    InvalidRequestError,
-    JobFailedError,
-    NotFoundError,
-    PhotoError,
-    RateLimitError,
-    RenderFailedError,
-    RequestTimeoutError,
-    ResponseDecodeError,
-    SchemaVersionError,
-    ServerError,
-    StorageError,
-    StorageUnavailableError,
-    TransportError,
-    UnprocessableEntityError,
-    ValidationErrorItem,
-    WebhookError,
-    WebhookInputError,
-    WebhookParseError,
-    WebhookPayloadTooLargeError,
-    WebhookVerificationError,
-)
-from ._hub import EventHub, EventSource, EventTransport, InMemoryTransport
-from ._jobs import AvatarJob, ExportJob, RenderJob
-from ._models import (
-    AgeModel,
-    AssetSlot,
-    AssetSlots,
-    AssetSlotWithColor,
-    AvatarListItem,
-    BodyType,
-    BoneScale,
-    CreateOrEditExistingSessionConfig,
-    CreateSessionConfig,
-    EditExistingSessionConfig,
-    ExportStatus,
-    ExternalAvatarCustomization,
-    NewAvatarResponse,
-    NewExportResponse,
-    NewSessionResponse,
-    NewUserResponse,
-    PhotoUploadResult,
-    RenderFormat,
-    RenderResult,
-    RenderStatus,
-    ScanStatus,
-    SessionConfig,
-)
-from ._observe import (
-    ErrorInfo,
-    RateLimitInfo,
-    RequestInfo,
-    ResponseInfo,
-    ResponseMetadata,
-    RetryInfo,
-    response_of,
-)
-from ._photos import PhotoInput, PhotoSource, PhotoUpload
-from ._protocol import Request, Response
-from ._retry import FailureKind, RetryPolicy
-from ._transport import AiohttpTransport, Timeouts, Transport
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports as _lazy_exports
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._adaptive import AdaptiveConcurrency, InProcessGate, RateLimitGate
+    from ._client import DEFAULT_BASE_URL, AvaturnClient
+    from ._errors import (
+        APIError,
+        AuthenticationError,
+        AvatarFailedError,
+        AvaturnError,
+        BadRequestError,
+        ClientClosedError,
+        ConfigurationError,
+        ConflictError,
+        ConnectError,
+        ConnectionLostError,
+        ExportFailedError,
+        GoneError,
+        InvalidRequestError,
+        JobFailedError,
+        NotFoundError,
+        PhotoError,
+        RateLimitError,
+        RenderFailedError,
+        RequestTimeoutError,
+        ResponseDecodeError,
+        SchemaVersionError,
+        ServerError,
+        StorageError,
+        StorageUnavailableError,
+        TransportError,
+        UnprocessableEntityError,
+        ValidationErrorItem,
+        WebhookError,
+        WebhookInputError,
+        WebhookParseError,
+        WebhookPayloadTooLargeError,
+        WebhookVerificationError,
+    )
+    from ._hub import EventHub, EventSource, EventTransport, InMemoryTransport
+    from ._jobs import AvatarJob, ExportJob, RenderJob
+    from ._models import (
+        AgeModel,
+        AssetSlot,
+        AssetSlots,
+        AssetSlotWithColor,
+        AvatarListItem,
+        BodyType,
+        BoneScale,
+        CreateOrEditExistingSessionConfig,
+        CreateSessionConfig,
+        EditExistingSessionConfig,
+        ExportStatus,
+        ExternalAvatarCustomization,
+        NewAvatarResponse,
+        NewExportResponse,
+        NewSessionResponse,
+        NewUserResponse,
+        PhotoUploadResult,
+        RenderFormat,
+        RenderResult,
+        RenderStatus,
+        ScanStatus,
+        SessionConfig,
+    )
+    from ._observe import (
+        ErrorInfo,
+        RateLimitInfo,
+        RequestInfo,
+        ResponseInfo,
+        ResponseMetadata,
+        RetryInfo,
+        response_of,
+    )
+    from ._photos import PhotoInput, PhotoSource, PhotoUpload
+    from ._protocol import Request, Response
+    from ._retry import FailureKind, RetryPolicy
+    from ._transport import AiohttpTransport, Timeouts, Transport
+
+_EXPORTS = {
+    "._adaptive": ("AdaptiveConcurrency", "InProcessGate", "RateLimitGate"),
+    "._client": ("DEFAULT_BASE_URL", "AvaturnClient"),
+    "._errors": (
+        "APIError",
+        "AuthenticationError",
+        "AvatarFailedError",
+        "AvaturnError",
+        "BadRequestError",
+        "ClientClosedError",
+        "ConfigurationError",
+        "ConflictError",
+        "ConnectError",
+        "ConnectionLostError",
+        "ExportFailedError",
+        "GoneError",
+        "InvalidRequestError",
+        "JobFailedError",
+        "NotFoundError",
+        "PhotoError",
+        "RateLimitError",
+        "RenderFailedError",
+        "RequestTimeoutError",
+        "ResponseDecodeError",
+        "SchemaVersionError",
+        "ServerError",
+        "StorageError",
+        "StorageUnavailableError",
+        "TransportError",
+        "UnprocessableEntityError",
+        "ValidationErrorItem",
+        "WebhookError",
+        "WebhookInputError",
+        "WebhookParseError",
+        "WebhookPayloadTooLargeError",
+        "WebhookVerificationError",
+    ),
+    "._hub": ("EventHub", "EventSource", "EventTransport", "InMemoryTransport"),
+    "._jobs": ("AvatarJob", "ExportJob", "RenderJob"),
+    "._models": (
+        "AgeModel",
+        "AssetSlot",
+        "AssetSlots",
+        "AssetSlotWithColor",
+        "AvatarListItem",
+        "BodyType",
+        "BoneScale",
+        "CreateOrEditExistingSessionConfig",
+        "CreateSessionConfig",
+        "EditExistingSessionConfig",
+        "ExportStatus",
+        "ExternalAvatarCustomization",
+        "NewAvatarResponse",
+        "NewExportResponse",
+        "NewSessionResponse",
+        "NewUserResponse",
+        "PhotoUploadResult",
+        "RenderFormat",
+        "RenderResult",
+        "RenderStatus",
+        "ScanStatus",
+        "SessionConfig",
+    ),
+    "._observe": (
+        "ErrorInfo",
+        "RateLimitInfo",
+        "RequestInfo",
+        "ResponseInfo",
+        "ResponseMetadata",
+        "RetryInfo",
+        "response_of",
+    ),
+    "._photos": ("PhotoInput", "PhotoSource", "PhotoUpload"),
+    "._protocol": ("Request", "Response"),
+    "._retry": ("FailureKind", "RetryPolicy"),
+    "._transport": ("AiohttpTransport", "Timeouts", "Transport"),
+}
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "DEFAULT_BASE_URL",

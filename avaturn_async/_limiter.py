@@ -49,6 +49,11 @@ class RequestLimiter:
     def borrowed_tokens(self) -> int:
         return self._borrowed
 
+    @property
+    def waiting(self) -> int:
+        """Tasks waiting for a slot that has not been handed to them yet."""
+        return len(self._waiters)
+
     def acquire_nowait(self) -> bool:
         """Take a free slot without waiting; ``False`` when none is free (or others wait)."""
         if self._borrowed < self._total and not self._waiters:

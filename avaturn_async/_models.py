@@ -9,7 +9,6 @@ checks made before a request leaves the process.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
@@ -17,6 +16,7 @@ import attrs
 
 from ._public import public
 from ._redact import redact_url
+from ._wire import WireEnum
 
 __all__ = [
     "AgeModel",
@@ -43,17 +43,6 @@ __all__ = [
     "SessionConfig",
     "redact_url",
 ]
-
-
-class WireEnum(str, enum.Enum):
-    """A string enum whose ``str()`` is the wire value.
-
-    So ``f"{item.status}"`` reads the same for a known member and for an unknown
-    value kept as a plain ``str``.
-    """
-
-    def __str__(self) -> str:
-        return str(self.value)
 
 
 class ScanStatus(WireEnum):

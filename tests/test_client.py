@@ -219,8 +219,15 @@ async def test_caller_deadline_cancels_without_retrying() -> None:
 
 
 async def test_concurrency_limit_caps_requests_in_flight_at_the_server() -> None:
+    # Requests are held until three are in flight together (an event, not a delay):
+    # a lower cap fails at the deadline, a higher one shows in max_in_flight.
+    three_in_flight = anyio.Event()
+
     async def held(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(0.05)
+        if server.in_flight >= 3:
+            three_in_flight.set()
+        with anyio.fail_after(10):
+            await three_in_flight.wait()
         return web.json_response([])
 
     async with scripted_server(held) as server:

@@ -123,6 +123,7 @@ def test_lost_connection_errors_are_transient() -> None:
     wrapped = asyncpg.InterfaceError("the underlying connection is closed")
     assert is_transient(wrapped)
     assert is_transient(ConnectionRefusedError())
+    assert is_transient(asyncpg.InternalClientError("cannot switch to state 15"))
     assert not is_transient(asyncpg.UniqueViolationError("dup"))
 
 

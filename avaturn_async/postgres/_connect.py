@@ -38,6 +38,9 @@ _TRANSIENT_ERRORS = (
     "OperatorInterventionError",  # class 57: admin/crash shutdown, cannot connect now
     "TooManyConnectionsError",
     "InterfaceError",  # e.g. "the underlying connection is closed"
+    # A connection the server ended between two operations (a fast shutdown) can fail
+    # its next step with "cannot switch to state ...; another operation is in progress".
+    "InternalClientError",
 )
 
 

@@ -173,7 +173,7 @@ class PostgresInboxStore:
         max_connections: int = 10,
         connect_timeout: float = 10.0,
     ) -> None:
-        self.dsn = check_dsn(dsn)
+        self.dsn: str = check_dsn(dsn)
         self._create = create
         self._max_connections = max_connections
         self._connect_timeout = connect_timeout

@@ -114,7 +114,7 @@ class PostgresJournal:
         self._held: dict[str, int] = {}  # key -> token
         self._lost: dict[str, list[Callable[[], None]]] = {}
         self._renewer: asyncio.Task[None] | None = None
-        self.renewals = 0
+        self.renewals: int = 0
         """Lease renewals made (each covers every row held)."""
 
     def __repr__(self) -> str:

@@ -374,7 +374,7 @@ class SQLiteInboxStore:
         busy_timeout: float = 10.0,
     ) -> None:
         self.path = path
-        self.table = SQLiteInboxTable(
+        self.table: SQLiteInboxTable = SQLiteInboxTable(
             path, synchronous=synchronous, create=create, busy_timeout=busy_timeout
         )
         self._group: GroupCommit[Delivery, int | None] = GroupCommit(self._insert_batch)
