@@ -15,8 +15,10 @@ from ._lazy import lazy_exports as _lazy_exports
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._adaptive import AdaptiveConcurrency, InProcessGate, RateLimitGate
-    from ._client import DEFAULT_BASE_URL, AvaturnClient
+    from ._adaptive import AdaptiveConcurrency, AdaptiveLimiter, InProcessGate, RateLimitGate
+    from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_DOWNLOAD_BYTES, AvaturnClient
+    from ._clock import Clock
+    from ._decide import Decision, decide
     from ._errors import (
         APIError,
         AuthenticationError,
@@ -28,8 +30,11 @@ if TYPE_CHECKING:
         ConflictError,
         ConnectError,
         ConnectionLostError,
+        DownloadError,
+        DownloadTooLargeError,
         ExportFailedError,
         GoneError,
+        IncompleteDownloadError,
         InvalidRequestError,
         JobFailedError,
         NotFoundError,
@@ -63,6 +68,7 @@ if TYPE_CHECKING:
         BoneScale,
         CreateOrEditExistingSessionConfig,
         CreateSessionConfig,
+        DownloadedFile,
         EditExistingSessionConfig,
         ExportStatus,
         ExternalAvatarCustomization,
@@ -82,18 +88,21 @@ if TYPE_CHECKING:
         RateLimitInfo,
         RequestInfo,
         ResponseInfo,
+        ResponseList,
         ResponseMetadata,
         RetryInfo,
         response_of,
     )
-    from ._photos import PhotoInput, PhotoSource, PhotoUpload
+    from ._photos import PhotoInput, PhotoSource, PhotoUpload, prepare_upload
     from ._protocol import Request, Response
     from ._retry import FailureKind, RetryPolicy
     from ._transport import AiohttpTransport, Timeouts, Transport
 
 _EXPORTS = {
-    "._adaptive": ("AdaptiveConcurrency", "InProcessGate", "RateLimitGate"),
-    "._client": ("DEFAULT_BASE_URL", "AvaturnClient"),
+    "._adaptive": ("AdaptiveConcurrency", "AdaptiveLimiter", "InProcessGate", "RateLimitGate"),
+    "._client": ("DEFAULT_BASE_URL", "DEFAULT_MAX_DOWNLOAD_BYTES", "AvaturnClient"),
+    "._clock": ("Clock",),
+    "._decide": ("Decision", "decide"),
     "._errors": (
         "APIError",
         "AuthenticationError",
@@ -105,8 +114,11 @@ _EXPORTS = {
         "ConflictError",
         "ConnectError",
         "ConnectionLostError",
+        "DownloadError",
+        "DownloadTooLargeError",
         "ExportFailedError",
         "GoneError",
+        "IncompleteDownloadError",
         "InvalidRequestError",
         "JobFailedError",
         "NotFoundError",
@@ -140,6 +152,7 @@ _EXPORTS = {
         "BoneScale",
         "CreateOrEditExistingSessionConfig",
         "CreateSessionConfig",
+        "DownloadedFile",
         "EditExistingSessionConfig",
         "ExportStatus",
         "ExternalAvatarCustomization",
@@ -159,11 +172,12 @@ _EXPORTS = {
         "RateLimitInfo",
         "RequestInfo",
         "ResponseInfo",
+        "ResponseList",
         "ResponseMetadata",
         "RetryInfo",
         "response_of",
     ),
-    "._photos": ("PhotoInput", "PhotoSource", "PhotoUpload"),
+    "._photos": ("PhotoInput", "PhotoSource", "PhotoUpload", "prepare_upload"),
     "._protocol": ("Request", "Response"),
     "._retry": ("FailureKind", "RetryPolicy"),
     "._transport": ("AiohttpTransport", "Timeouts", "Transport"),
@@ -172,8 +186,10 @@ __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_DOWNLOAD_BYTES",
     "APIError",
     "AdaptiveConcurrency",
+    "AdaptiveLimiter",
     "AgeModel",
     "AiohttpTransport",
     "AssetSlot",
@@ -189,12 +205,17 @@ __all__ = [
     "BodyType",
     "BoneScale",
     "ClientClosedError",
+    "Clock",
     "ConfigurationError",
     "ConflictError",
     "ConnectError",
     "ConnectionLostError",
     "CreateOrEditExistingSessionConfig",
     "CreateSessionConfig",
+    "Decision",
+    "DownloadError",
+    "DownloadTooLargeError",
+    "DownloadedFile",
     "EditExistingSessionConfig",
     "ErrorInfo",
     "EventHub",
@@ -208,6 +229,7 @@ __all__ = [
     "GoneError",
     "InMemoryTransport",
     "InProcessGate",
+    "IncompleteDownloadError",
     "InvalidRequestError",
     "JobFailedError",
     "NewAvatarResponse",
@@ -234,6 +256,7 @@ __all__ = [
     "Response",
     "ResponseDecodeError",
     "ResponseInfo",
+    "ResponseList",
     "ResponseMetadata",
     "RetryInfo",
     "RetryPolicy",
@@ -253,6 +276,8 @@ __all__ = [
     "WebhookParseError",
     "WebhookPayloadTooLargeError",
     "WebhookVerificationError",
-    "response_of",
     "__version__",
+    "decide",
+    "prepare_upload",
+    "response_of",
 ]

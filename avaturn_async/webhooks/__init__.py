@@ -60,7 +60,7 @@ from ._verifier import WebhookVerifier
 if TYPE_CHECKING:
     from ._inbox import Backoff, WebhookInbox, exponential_backoff
     from ._inbox_group import GroupCommit
-    from ._inbox_sqlite import SQLiteInboxStore
+    from ._inbox_sqlite_store import SQLiteInboxStore
     from ._inbox_store import (
         LEASE_LOST,
         Claimed,
@@ -76,7 +76,7 @@ __getattr__, __dir__ = _lazy_exports(
     {
         "._inbox": ("Backoff", "WebhookInbox", "exponential_backoff"),
         "._inbox_group": ("GroupCommit",),
-        "._inbox_sqlite": ("SQLiteInboxStore",),
+        "._inbox_sqlite_store": ("SQLiteInboxStore",),
         "._inbox_store": (
             "LEASE_LOST",
             "Claimed",

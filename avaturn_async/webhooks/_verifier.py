@@ -77,7 +77,7 @@ MAX_SIGNATURE_ENTRIES = 16
 """Entries of ``webhook-signature`` considered; later ones are ignored."""
 
 _GENERATE_SECRET = (
-    "generate one with: python -c \"import base64, secrets; "
+    'generate one with: python -c "import base64, secrets; '
     "print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\""
 )
 
