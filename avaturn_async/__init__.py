@@ -16,8 +16,10 @@ from ._lazy import lazy_exports as _lazy_exports
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._adaptive import AdaptiveConcurrency, InProcessGate, RateLimitGate
-    from ._client import DEFAULT_BASE_URL, AvaturnClient
+    from ._adaptive import AdaptiveConcurrency, AdaptiveLimiter, InProcessGate, RateLimitGate
+    from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_DOWNLOAD_BYTES, AvaturnClient
+    from ._clock import Clock
+    from ._decide import Decision, decide
     from ._errors import (
         APIError,
         AuthenticationError,
@@ -29,8 +31,11 @@ if TYPE_CHECKING:
         ConflictError,
         ConnectError,
         ConnectionLostError,
+        DownloadError,
+        DownloadTooLargeError,
         ExportFailedError,
         GoneError,
+        IncompleteDownloadError,
         InvalidRequestError,
         JobFailedError,
         NotFoundError,
@@ -64,6 +69,7 @@ if TYPE_CHECKING:
         BoneScale,
         CreateOrEditExistingSessionConfig,
         CreateSessionConfig,
+        DownloadedFile,
         EditExistingSessionConfig,
         ExportStatus,
         ExternalAvatarCustomization,
@@ -83,18 +89,21 @@ if TYPE_CHECKING:
         RateLimitInfo,
         RequestInfo,
         ResponseInfo,
+        ResponseList,
         ResponseMetadata,
         RetryInfo,
         response_of,
     )
-    from ._photos import PhotoInput, PhotoSource, PhotoUpload
+    from ._photos import PhotoInput, PhotoSource, PhotoUpload, prepare_upload
     from ._protocol import Request, Response
     from ._retry import FailureKind, RetryPolicy
     from ._transport import AiohttpTransport, Timeouts, Transport
 
 _EXPORTS = {
-    "._adaptive": ("AdaptiveConcurrency", "InProcessGate", "RateLimitGate"),
-    "._client": ("DEFAULT_BASE_URL", "AvaturnClient"),
+    "._adaptive": ("AdaptiveConcurrency", "AdaptiveLimiter", "InProcessGate", "RateLimitGate"),
+    "._client": ("DEFAULT_BASE_URL", "DEFAULT_MAX_DOWNLOAD_BYTES", "AvaturnClient"),
+    "._clock": ("Clock",),
+    "._decide": ("Decision", "decide"),
     "._errors": (
         "APIError",
         "AuthenticationError",
@@ -106,8 +115,11 @@ _EXPORTS = {
         "ConflictError",
         "ConnectError",
         "ConnectionLostError",
+        "DownloadError",
+        "DownloadTooLargeError",
         "ExportFailedError",
         "GoneError",
+        "IncompleteDownloadError",
         "InvalidRequestError",
         "JobFailedError",
         "NotFoundError",
@@ -141,6 +153,7 @@ _EXPORTS = {
         "BoneScale",
         "CreateOrEditExistingSessionConfig",
         "CreateSessionConfig",
+        "DownloadedFile",
         "EditExistingSessionConfig",
         "ExportStatus",
         "ExternalAvatarCustomization",
@@ -160,11 +173,12 @@ _EXPORTS = {
         "RateLimitInfo",
         "RequestInfo",
         "ResponseInfo",
+        "ResponseList",
         "ResponseMetadata",
         "RetryInfo",
         "response_of",
     ),
-    "._photos": ("PhotoInput", "PhotoSource", "PhotoUpload"),
+    "._photos": ("PhotoInput", "PhotoSource", "PhotoUpload", "prepare_upload"),
     "._protocol": ("Request", "Response"),
     "._retry": ("FailureKind", "RetryPolicy"),
     "._transport": ("AiohttpTransport", "Timeouts", "Transport"),
@@ -176,8 +190,10 @@ __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_DOWNLOAD_BYTES",
     "APIError",
     "AdaptiveConcurrency",
+    "AdaptiveLimiter",
     "AgeModel",
     "AiohttpTransport",
     "AssetSlot",
@@ -193,12 +209,17 @@ __all__ = [
     "BodyType",
     "BoneScale",
     "ClientClosedError",
+    "Clock",
     "ConfigurationError",
     "ConflictError",
     "ConnectError",
     "ConnectionLostError",
     "CreateOrEditExistingSessionConfig",
     "CreateSessionConfig",
+    "Decision",
+    "DownloadError",
+    "DownloadTooLargeError",
+    "DownloadedFile",
     "EditExistingSessionConfig",
     "ErrorInfo",
     "EventHub",
@@ -212,6 +233,7 @@ __all__ = [
     "GoneError",
     "InMemoryTransport",
     "InProcessGate",
+    "IncompleteDownloadError",
     "InvalidRequestError",
     "JobFailedError",
     "NewAvatarResponse",
@@ -238,6 +260,7 @@ __all__ = [
     "Response",
     "ResponseDecodeError",
     "ResponseInfo",
+    "ResponseList",
     "ResponseMetadata",
     "RetryInfo",
     "RetryPolicy",
@@ -257,6 +280,8 @@ __all__ = [
     "WebhookParseError",
     "WebhookPayloadTooLargeError",
     "WebhookVerificationError",
-    "response_of",
     "__version__",
+    "decide",
+    "prepare_upload",
+    "response_of",
 ]

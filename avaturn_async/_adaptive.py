@@ -167,4 +167,4 @@ class AdaptiveLimiter:
         return True
 
 
-public("avaturn_async", AdaptiveConcurrency, InProcessGate, RateLimitGate)
+public("avaturn_async", AdaptiveConcurrency, AdaptiveLimiter, InProcessGate, RateLimitGate)

@@ -15,7 +15,7 @@ from avaturn_async.postgres import PostgresGate
 from avaturn_async.testing import AvaturnEmulator, RateLimit
 
 ROOT = Path(__file__).resolve().parents[1]
-WINDOW = 6.0
+WINDOW = 8.0
 """The emulator's rate-limit window: long enough for late workers to start inside it."""
 
 WORKER = """

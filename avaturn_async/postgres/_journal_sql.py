@@ -167,10 +167,16 @@ WHERE key = $1 AND owner = $2 AND token = $3
 """
 
 HOLDINGS = """
-SELECT count(*) FILTER (WHERE lease_until >= now() AND owner <> $1) AS live,
-       coalesce(array_agg(key) FILTER (WHERE lease_until < now() AND owner <> $1),
-                '{}'::text[]) AS expired
-FROM avaturn_journal_rows WHERE owner IS NOT NULL
+SELECT count(*) FILTER (WHERE owner <> $1 AND lease_until >= now()) AS live,
+       count(*) FILTER (WHERE owner = $1) AS own,
+       coalesce(array_agg(key) FILTER (
+           WHERE (owner <> $1 AND lease_until < now())
+              OR (owner IS NULL AND error IS NULL
+                  AND state NOT IN ('ready', 'exported', 'avatar_failed'))
+       ), '{}'::text[]) AS expired
+FROM avaturn_journal_rows
+WHERE owner IS NOT NULL
+   OR (error IS NULL AND state NOT IN ('ready', 'exported', 'avatar_failed'))
 """
 
 STATUS = """

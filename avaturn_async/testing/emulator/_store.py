@@ -60,9 +60,6 @@ class EmulatorStoreError(ConfigurationError):
     """The emulator's ``state_file`` cannot be used (not SQLite, or not an emulator's)."""
 
 
-public("avaturn_async.testing", EmulatorStoreError)
-
-
 def _encode(record: Any) -> str:
     fields = dataclasses.asdict(record)
     for name, value in fields.items():
