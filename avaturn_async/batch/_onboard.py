@@ -14,6 +14,7 @@ its own limit on requests in flight.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import time
@@ -287,35 +288,33 @@ async def onboard(
         source: a label for the journal's ``runs`` table (the manifest path).
     """
     in_flight = _check(concurrency, max_in_flight, ready_timeout)
-    folder = _export_folder(export, export_dir)
-    summary = summary if summary is not None else OnboardingSummary()
     settings = RowSettings(
-        export_dir=folder,
+        export_dir=_export_folder(export, export_dir),
         customization=customization,
         retry_failed=retry_failed,
         poll_interval=poll_interval,
         ready_timeout=ready_timeout,
         unreachable_after=max(20, 2 * concurrency),
     )
+    summary = summary if summary is not None else OnboardingSummary()
+    async with _opened(journal) as store:
+        await store.begin_run(source)
+        await _run(client, rows, store, summary, progress, settings, concurrency, in_flight)
+    return summary
+
+
+@contextlib.asynccontextmanager
+async def _opened(
+    journal: str | os.PathLike[str] | Journal | JournalStore,
+) -> AsyncIterator[JournalStore]:
+    """The store for ``journal``, closed on the way out if this call opened it."""
     store, owned = await open_journal(journal)
     try:
-        await store.begin_run(source)
-        await _run(
-            client,
-            rows,
-            store,
-            summary,
-            progress,
-            settings,
-            concurrency=concurrency,
-            in_flight=in_flight,
-            export=export,
-        )
+        yield store
     finally:
         if owned:
             with anyio.CancelScope(shield=True):
                 await store.aclose()
-    return summary
 
 
 def _export_folder(export: bool, export_dir: str | os.PathLike[str] | None) -> Path | None:
@@ -335,10 +334,8 @@ async def _run(
     summary: OnboardingSummary,
     progress: Callable[[OnboardingSummary], None] | None,
     settings: RowSettings,
-    *,
     concurrency: int,
     in_flight: int,
-    export: bool,
 ) -> None:
     def changed() -> None:
         if progress is not None:
@@ -359,7 +356,7 @@ async def _run(
         store,
         summary,
         runner,
-        export=export,
+        export=settings.export_dir is not None,  # as RowRunner decides it
         retry_failed=settings.retry_failed,
         changed=changed,
     )

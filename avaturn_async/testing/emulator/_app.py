@@ -164,13 +164,8 @@ class AvaturnEmulator:
         rate_limit: RateLimit | None = None,
         state_file: str | os.PathLike[str] | None = None,
     ) -> None:
-        _check_options(
-            api_key=api_key,
-            delays=(processing_delay, render_delay, export_delay, webhook_retry_delay),
-            response_delay=response_delay,
-            webhook_max_attempts=webhook_max_attempts,
-            export_size=export_size,
-        )
+        delays = (processing_delay, render_delay, export_delay, webhook_retry_delay, response_delay)
+        _check_options(api_key, delays, webhook_max_attempts, export_size)
         self._api_key = api_key
         self._host = host
         self._port = port
@@ -188,17 +183,13 @@ class AvaturnEmulator:
         self._work = SlowWork(self, self._state)
         self._handlers = Handlers(self, self._state, self._work)
         self._tasks = TaskSupervisor()
-        self._reorder_webhooks = reorder_webhooks
+        self._reorder_webhooks = reorder_webhooks  # what a fault plan's reordering falls back to
         self._faults = FaultInjector(None, ROUTES)
-        self._webhooks = WebhookDispatcher(
-            key=decode_secret(self._webhook_secret),
-            spawn=self._spawn,
+        self._webhooks = self._webhook_dispatcher(
             max_attempts=webhook_max_attempts,
             retry_delay=webhook_retry_delay,
             duplicate=duplicate_webhooks,
             reorder=reorder_webhooks,
-            reorder_batch_size=self.REORDER_BATCH_SIZE,
-            reorder_window=self.REORDER_WINDOW,
         )
         self.faults = faults
         self.rate_limit = rate_limit
@@ -208,6 +199,21 @@ class AvaturnEmulator:
         self._runner: web.AppRunner | None = None
         self._state_file = state_file
         self._store: EmulatorStore | None = None
+
+    def _webhook_dispatcher(
+        self, *, max_attempts: int, retry_delay: float, duplicate: bool, reorder: bool
+    ) -> WebhookDispatcher:
+        """Deliveries signed with ``webhook_secret``, spawned on the emulator's tasks."""
+        return WebhookDispatcher(
+            key=decode_secret(self._webhook_secret),
+            spawn=self._spawn,
+            max_attempts=max_attempts,
+            retry_delay=retry_delay,
+            duplicate=duplicate,
+            reorder=reorder,
+            reorder_batch_size=self.REORDER_BATCH_SIZE,
+            reorder_window=self.REORDER_WINDOW,
+        )
 
     def __repr__(self) -> str:
         where = self._base_url or self._phase
@@ -486,7 +492,6 @@ class AvaturnEmulator:
 
         return wrapped
 
-
     def _rate_limited(self) -> web.Response | None:
         window = self._rate_window
         wait = window.admit() if window is not None else None
@@ -499,16 +504,11 @@ class AvaturnEmulator:
 
 
 def _check_options(
-    *,
-    api_key: str,
-    delays: tuple[float, ...],
-    response_delay: float,
-    webhook_max_attempts: int,
-    export_size: int,
+    api_key: str, delays: tuple[float, ...], webhook_max_attempts: int, export_size: int
 ) -> None:
     if not api_key:
         raise ValueError("api_key must not be empty")
-    if any(delay < 0 for delay in (*delays, response_delay)):
+    if any(delay < 0 for delay in delays):
         raise ValueError("delays must not be negative")
     if webhook_max_attempts < 1:
         raise ValueError("webhook_max_attempts must be at least 1")
