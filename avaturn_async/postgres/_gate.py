@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from .._public import public
 from ._connect import retry_transient
 from ._listen import Listener
-from ._setup import open_pool
+from ._service import ListeningService
 
 if TYPE_CHECKING:
     import asyncpg
@@ -77,21 +77,21 @@ class PostgresGate:
     """
 
     def __init__(self, dsn: str, *, scope: str = "default", poll_interval: float = 1.0) -> None:
-        self._dsn = dsn
         self.scope = scope
-        self._pool: asyncpg.Pool | None = None
         self._subscribers: list[Callable[[float], None]] = []
         self._until = -1.0  # time.monotonic() deadline known here
         self._to_write = 0.0  # the longest pause not yet written
         self._written_until = -1.0
-        self._listener = Listener(
+        self._write_wake = asyncio.Event()
+        self._read_wake = asyncio.Event()
+        listener = Listener(
             dsn, CHANNEL, on_notify=self._notified, catch_up=self._read,
             poll_interval=poll_interval,
         )
-        self._write_wake = asyncio.Event()
-        self._read_wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._starting: asyncio.Lock | None = None
+        self._service = ListeningService(
+            dsn, "gate", MIGRATIONS, max_size=2, listener=listener,
+            loops=[self._write_loop, self._read_loop],
+        )
         self.writes: int = 0
         """Pauses written to the database by this process."""
 
@@ -128,27 +128,13 @@ class PostgresGate:
         Raises ``ConfigurationError`` for a bad DSN and ``StorageUnavailableError``
         when the server cannot be reached.
         """
-        if self._starting is None:
-            self._starting = asyncio.Lock()
-        async with self._starting:
-            if self._pool is not None:
-                return
-            pool = await open_pool(self._dsn, "gate", MIGRATIONS, max_size=2)
-            self._pool = pool
-            ready = asyncio.Event()
-            self._tasks = [
-                asyncio.create_task(self._listener.run(started=ready.set)),
-                asyncio.create_task(self._write_loop()),
-                asyncio.create_task(self._read_loop()),
-            ]
-            await ready.wait()
+        await self._service.start()
 
     def _start_in_background(self) -> None:
-        if self._pool is not None or self._starting is not None:
+        if self._service.begun:
             return
         with contextlib.suppress(RuntimeError):  # no running loop: start() later
-            task = asyncio.get_running_loop().create_task(self._start_quietly())
-            self._tasks.append(task)
+            self._service.spawn(self._start_quietly)
 
     async def _start_quietly(self) -> None:
         try:
@@ -157,15 +143,7 @@ class PostgresGate:
             _log.warning("the shared rate-limit gate could not start: %s", exc)
 
     async def aclose(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        await self._service.aclose()
 
     async def __aenter__(self) -> PostgresGate:
         await self.start()
@@ -193,7 +171,7 @@ class PostgresGate:
             self._read_wake.set()
 
     async def _read(self) -> None:
-        pool = self._pool
+        pool = self._service.pool
         if pool is None:
             return
         remaining = await pool.fetchval(_READ, self.scope)
@@ -212,7 +190,7 @@ class PostgresGate:
             await self._write_wake.wait()
             self._write_wake.clear()
             seconds, self._to_write = self._to_write, 0.0
-            pool = self._pool
+            pool = self._service.pool
             if pool is None or seconds <= 0:
                 continue
 

@@ -28,7 +28,7 @@ from .._hub import EventHub, EventKey
 from .._public import public
 from ._connect import retry_transient
 from ._listen import Listener
-from ._setup import open_pool
+from ._service import ListeningService
 
 if TYPE_CHECKING:
     import asyncpg
@@ -84,21 +84,21 @@ class PostgresTransport:
         remember: int = 10_000,
         max_age: float = 3600.0,
     ) -> None:
-        self._dsn = dsn
         self._retention = retention
         self._remember = remember
         self._max_age = max_age
         self._hubs: list[Callable[[Event], None]] = []
-        self._pool: asyncpg.Pool | None = None
         self._listener = Listener(
             dsn, CHANNEL, on_notify=self._notified, catch_up=self._catch_up,
             poll_interval=poll_interval,
         )
+        self._service = ListeningService(
+            dsn, "hub", MIGRATIONS, max_size=4, listener=self._listener,
+            loops=[self._read_loop], prepare=self._start_after_recent,
+        )
         self._last_seen = 0
         self._own: set[int] = set()
         self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._starting: asyncio.Lock | None = None
         self.received: int = 0
         """Events read from the table that another process (or hub) sent."""
 
@@ -124,38 +124,19 @@ class PostgresTransport:
         Raises ``ConfigurationError`` for a bad DSN and ``StorageUnavailableError``
         when the server cannot be reached.
         """
-        if self._starting is None:
-            self._starting = asyncio.Lock()
-        async with self._starting:
-            if self._pool is not None:
-                return
-            pool = await open_pool(self._dsn, "hub", MIGRATIONS, max_size=4)
-            found = await pool.fetchval("SELECT max(id) FROM avaturn_hub_events")
-            # Recent events are read at start too: a waiter may come after its event.
-            found = max(0, int(found or 0) - self._remember)
-            self._last_seen = int(found or 0)
-            self._pool = pool
-            ready = asyncio.Event()
-            self._tasks = [
-                asyncio.create_task(self._listener.run(started=ready.set)),
-                asyncio.create_task(self._read_loop()),
-            ]
-            await ready.wait()
+        await self._service.start()
+
+    async def _start_after_recent(self, pool: asyncpg.Pool) -> None:
+        # Recent events are read at start too: a waiter may come after its event.
+        found = await pool.fetchval("SELECT max(id) FROM avaturn_hub_events")
+        self._last_seen = max(0, int(found or 0) - self._remember)
 
     async def aclose(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        await self._service.aclose()
 
     async def send(self, event: Event) -> None:
         await self.start()
-        pool = self._pool
+        pool = self._service.pool
         assert pool is not None
         body = _encode(event)
 
@@ -178,14 +159,14 @@ class PostgresTransport:
             self._wake.clear()
             with contextlib.suppress(Exception):
                 await self._catch_up()
-            if anyio.current_time() - pruned > 60.0 and self._pool is not None:
+            if anyio.current_time() - pruned > 60.0 and self._service.pool is not None:
                 pruned = anyio.current_time()
                 with contextlib.suppress(Exception):
-                    await self._pool.execute(_PRUNE, self._retention)
+                    await self._service.pool.execute(_PRUNE, self._retention)
 
     async def _catch_up(self) -> None:
         """Deliver every event stored after the last one seen."""
-        pool = self._pool
+        pool = self._service.pool
         if pool is None:
             return
         while True:
