@@ -26,9 +26,9 @@ import anyio
 
 from .._errors import ConfigurationError
 from .._public import public
-from ._connect import connect, create_pool, retry_transient
+from ._connect import retry_transient
 from ._dsn import check_dsn, redact_dsn
-from ._migrate import migrate
+from ._setup import open_pool
 
 if TYPE_CHECKING:
     import asyncpg
@@ -101,14 +101,10 @@ class PostgresIdempotencyStore:
             return self._pool
         async with self._opening:
             if self._pool is None:
-                conn = await connect(self.dsn, connect_timeout=self._connect_timeout)
-                try:
-                    await migrate(conn, "dedupe", _STEPS)
-                finally:
-                    await conn.close()
-                self._pool = await create_pool(
+                self._pool = await open_pool(
                     self.dsn,
-                    min_size=1,
+                    "dedupe",
+                    _STEPS,
                     max_size=self._max_connections,
                     connect_timeout=self._connect_timeout,
                 )
