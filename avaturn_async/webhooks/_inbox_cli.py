@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, TextIO
 
+import attrs
+
 from .._errors import ConfigurationError, StorageError
 from .._exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._inbox import WebhookInbox
@@ -117,22 +119,43 @@ async def run_inbox_command(args: argparse.Namespace, out: TextIO | None = None)
         print(f"avaturn inbox: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        replayed, refused = await _replay(inbox, args)
-        purged = None
-        if args.purge_older_than is not None:
-            purged = await inbox.purge(older_than=args.purge_older_than)
-        counts = await inbox.counts()
-        records = await inbox.list(status=args.status, limit=args.limit)
+        report = await _act(inbox, args)
     except (sqlite3.Error, StorageError) as exc:
         print(f"avaturn inbox: database error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         await inbox.aclose()
     if args.json:
-        _print_json(out, counts, records, replayed, refused, purged)
+        _print_json(out, report)
     else:
-        _print_text(out, _shown(args.db), counts, records, replayed, refused, purged)
-    return EXIT_FAILED if refused else EXIT_OK
+        _print_text(out, _shown(args.db), report)
+    return EXIT_FAILED if report.refused else EXIT_OK
+
+
+@attrs.frozen(kw_only=True)
+class _Report:
+    """What one ``avaturn inbox`` run did and found."""
+
+    counts: dict[str, int]
+    records: Sequence[InboxRecord]
+    replayed: Sequence[int]
+    refused: Sequence[int]
+    """``--replay`` ids that were not dead."""
+    purged: int | None
+    """Done events purged, or ``None`` without ``--purge-older-than``."""
+
+
+async def _act(inbox: WebhookInbox, args: argparse.Namespace) -> _Report:
+    """Replay and purge as ``args`` ask, then list (so the listing shows their effect)."""
+    replayed, refused = await _replay(inbox, args)
+    purged = None
+    if args.purge_older_than is not None:
+        purged = await inbox.purge(older_than=args.purge_older_than)
+    counts = await inbox.counts()
+    records = await inbox.list(status=args.status, limit=args.limit)
+    return _Report(
+        counts=counts, records=records, replayed=replayed, refused=refused, purged=purged
+    )
 
 
 async def _replay(
@@ -148,43 +171,30 @@ async def _replay(
     return replayed, refused
 
 
-def _print_json(
-    out: TextIO,
-    counts: dict[str, int],
-    records: Sequence[InboxRecord],
-    replayed: Sequence[int],
-    refused: Sequence[int],
-    purged: int | None,
-) -> None:
+def _print_json(out: TextIO, report: _Report) -> None:
     document = {
-        "counts": counts,
-        "events": [record.to_dict() for record in records],
-        "replayed": list(replayed),
-        "not_replayed": list(refused),
-        "purged": purged,
+        "counts": report.counts,
+        "events": [record.to_dict() for record in report.records],
+        "replayed": list(report.replayed),
+        "not_replayed": list(report.refused),
+        "purged": report.purged,
     }
     json.dump(document, out, indent=2)
     out.write("\n")
 
 
-def _print_text(
-    out: TextIO,
-    db: str,
-    counts: dict[str, int],
-    records: Sequence[InboxRecord],
-    replayed: Sequence[int],
-    refused: Sequence[int],
-    purged: int | None,
-) -> None:
+def _print_text(out: TextIO, db: str, report: _Report) -> None:
+    counts = report.counts
     summary = ", ".join(f"{counts[status.value]} {status.value}" for status in InboxStatus)
     print(f"{db}: {summary}", file=out)
-    if purged is not None:
-        print(f"purged {purged} done event(s)", file=out)
-    if replayed:
+    if report.purged is not None:
+        print(f"purged {report.purged} done event(s)", file=out)
+    if report.replayed:
+        replayed = report.replayed
         print(f"replayed {len(replayed)}: {' '.join(map(str, replayed))}", file=out)
-    if refused:
-        print(f"not dead, not replayed: {' '.join(map(str, refused))}", file=out)
-    out.write(format_records(records))
+    if report.refused:
+        print(f"not dead, not replayed: {' '.join(map(str, report.refused))}", file=out)
+    out.write(format_records(report.records))
 
 
 def format_records(records: Sequence[InboxRecord]) -> str:
