@@ -53,7 +53,7 @@ from ..webhooks import (
 )
 from ._connect import connect, create_pool, retry_transient
 from ._dsn import check_dsn, redact_dsn
-from ._inbox_listen import Listener
+from ._inbox_listen import WakeListener
 from ._migrate import migrate, schema_version
 
 if TYPE_CHECKING:
@@ -179,7 +179,7 @@ class PostgresInboxStore:
         self._pool: asyncpg.Pool | None = None
         self._opening = anyio.Lock()
         self._group: GroupCommit[Delivery, int | None] = GroupCommit(self._insert_batch)
-        self._listener = Listener(dsn, INBOX_CHANNEL, connect_timeout=connect_timeout)
+        self._listener = WakeListener(dsn, INBOX_CHANNEL, connect_timeout=connect_timeout)
 
     def __repr__(self) -> str:
         return f"PostgresInboxStore({redact_dsn(self.dsn)!r})"

@@ -20,7 +20,7 @@ from ._connect import connect
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["Listener"]
+__all__ = ["WakeListener"]
 
 #: At most this long per reconnect attempt, so a partition delays a worker's poll little.
 _CONNECT_BUDGET = 3.0
@@ -28,11 +28,15 @@ _CONNECT_BUDGET = 3.0
 logger = logging.getLogger("avaturn_async.postgres")
 
 
-class Listener:
+class WakeListener:
     """A dedicated ``LISTEN`` connection on ``channel`` that wakes waiters; reconnects on demand.
 
     Catch-up rule (PostgreSQL's ``LISTEN`` docs): after every (re)connect the
     next wait returns at once, so the worker reads the table *after* listening.
+
+    Not ``_listen.Listener`` (a background task that calls back, for the hub and
+    the gate): this one is pulled by the inbox worker between its polls, and
+    connects only when a worker waits.
     """
 
     def __init__(self, dsn: str, channel: str, *, connect_timeout: float) -> None:
