@@ -180,8 +180,8 @@ class AvaturnEmulator:
         self.stats: EmulatorStats = EmulatorStats()
         self.events: list[dict[str, Any]] = []
         self._state = EmulatorState(require_customization=require_customization)
-        self._work = SlowWork(self, self._state)
-        self._handlers = Handlers(self, self._state, self._work)
+        self._work = SlowWork(self, self._state, self._emit)
+        self._handlers = Handlers(self, self._state, self._work, self._spawn)
         self._tasks = TaskSupervisor()
         self._reorder_webhooks = reorder_webhooks  # what a fault plan's reordering falls back to
         self._faults = FaultInjector(None, ROUTES)

@@ -64,8 +64,6 @@ class Host(Protocol):
     @property
     def export_size(self) -> int: ...
 
-    def _spawn(self, job: Callable[[], Awaitable[None]]) -> None: ...
-
 
 class ApiRoute(NamedTuple):
     method: str
@@ -79,10 +77,17 @@ class Handlers:
     """Request handlers over one state, reporting to one host emulator; the slow
     part of uploads, renders and exports is spawned as ``work``'s jobs."""
 
-    def __init__(self, host: Host, state: EmulatorState, work: SlowWork) -> None:
+    def __init__(
+        self,
+        host: Host,
+        state: EmulatorState,
+        work: SlowWork,
+        spawn: Callable[[Callable[[], Awaitable[None]]], None],
+    ) -> None:
         self._host = host
         self._state = state
         self._work = work
+        self._spawn = spawn  # the emulator's: runs a job while it is running, else drops it
 
     def api_routes(self) -> list[ApiRoute]:
         """Every route of :data:`ROUTES`, for the emulator to wrap and register."""
@@ -172,7 +177,7 @@ class Handlers:
         render = self._state.create_render(avatar_id, scene, fmt)
         self._host.stats.renders_created += 1
         request[CREATED] = render.id
-        self._host._spawn(partial(self._work.finish_render, render.id, avatar_id))
+        self._spawn(partial(self._work.finish_render, render.id, avatar_id))
         return web.json_response({"id": render.id, "status": "pending", "render_url": None})
 
     async def exports_create(self, request: web.Request) -> web.StreamResponse:
@@ -180,7 +185,7 @@ class Handlers:
         export, started = self._state.request_export(avatar_id)
         if started:
             self._host.stats.exports_started += 1
-            self._host._spawn(partial(self._work.finish_export, export.token, avatar_id))
+            self._spawn(partial(self._work.finish_export, export.token, avatar_id))
         if export.status == "ready":
             return web.json_response(
                 {"status": "ready", "url": export_url(self._host.base_url, export)}
@@ -212,7 +217,7 @@ class Handlers:
         stats.uploads += 1
         stats.upload_bytes += avatar.upload_bytes
         request[CREATED] = avatar.id
-        self._host._spawn(partial(self._work.process_avatar, avatar.id))
+        self._spawn(partial(self._work.process_avatar, avatar.id))
         return web.json_response({"status": "ok"})
 
     # ------------------------------------------------------------ files

@@ -44,15 +44,16 @@ class WorkHost(Protocol):
     @property
     def base_url(self) -> str: ...
 
-    def _emit(self, event: dict[str, Any]) -> None: ...
-
 
 class SlowWork:
     """The jobs spawned by uploads, renders and exports, and the sets that make them fail."""
 
-    def __init__(self, host: WorkHost, state: EmulatorState) -> None:
+    def __init__(
+        self, host: WorkHost, state: EmulatorState, emit: Callable[[dict[str, Any]], None]
+    ) -> None:
         self._host = host
         self._state = state
+        self._emit = emit  # the emulator's: records the event, then delivers its webhook
         self.failing_users: set[str] = set()
         self.failing_renders: set[str] = set()
         self.failing_exports: set[str] = set()
@@ -95,7 +96,7 @@ class SlowWork:
             return
         event = self._state.finish_processing(avatar_id, self._avatar_outcome(avatar))
         if event is not None:
-            self._host._emit(event)
+            self._emit(event)
 
     async def finish_render(self, render_id: str, avatar_id: str) -> None:
         await anyio.sleep(self._host.render_delay)
@@ -104,7 +105,7 @@ class SlowWork:
         if render is None:
             return
         url = render_url(self._host.base_url, render) if outcome == "ready" else None
-        self._host._emit(
+        self._emit(
             {
                 "event": "render.ready",
                 "avatar_id": render.avatar_id,
@@ -122,7 +123,7 @@ class SlowWork:
         if export is None:
             return
         url = export_url(self._host.base_url, export) if outcome == "ready" else None
-        self._host._emit(
+        self._emit(
             {
                 "event": "export.ready",
                 "avatar_id": export.avatar_id,
