@@ -9,7 +9,8 @@ each name loads its module on first use, so ``import avaturn_async.webhooks``
 does not load aiohttp or the client. Type checkers see the imports below.
 """
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ._lazy import lazy_exports as _lazy_exports
 from ._version import __version__
@@ -182,6 +183,9 @@ _EXPORTS = {
     "._retry": ("FailureKind", "RetryPolicy"),
     "._transport": ("AiohttpTransport", "Timeouts", "Transport"),
 }
+# Declared, so type checkers read one type for the module's __getattr__ and __dir__.
+__getattr__: Callable[[str], Any]
+__dir__: Callable[[], list[str]]
 __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 
 __all__ = [

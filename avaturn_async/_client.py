@@ -162,10 +162,10 @@ class AvaturnClient:
         if max_concurrency < 1:
             raise ConfigurationError("max_concurrency must be at least 1")
         self._api_key = key.strip()
-        self.base_url = url.rstrip("/")
+        self.base_url: str = url.rstrip("/")
         self.max_concurrency = max_concurrency
         self._set_clock(clock)
-        self.adaptive = adaptive_settings(adaptive)
+        self.adaptive: AdaptiveConcurrency | None = adaptive_settings(adaptive)
         self._shared = _Shared(
             transport=transport
             or AiohttpTransport(session=session, connection_limit=max_concurrency),
@@ -179,8 +179,8 @@ class AvaturnClient:
         self._owns_pool = True
         self._build_headers(user_agent or USER_AGENT)
         self.event_hub = event_hub
-        self.retry = or_default(retry, DEFAULT_RETRY, "retry")
-        self.timeouts = or_default(timeouts, DEFAULT_TIMEOUTS, "timeouts")
+        self.retry: RetryPolicy = or_default(retry, DEFAULT_RETRY, "retry")
+        self.timeouts: Timeouts = or_default(timeouts, DEFAULT_TIMEOUTS, "timeouts")
         self.on_request = on_request
         self.on_response = on_response
         self.on_retry = on_retry

@@ -27,7 +27,8 @@ serverless receiver starts fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .._errors import (
     WebhookError,
@@ -71,6 +72,9 @@ if TYPE_CHECKING:
         InboxStore,
     )
 
+# Declared, so type checkers read one type for the module's __getattr__ and __dir__.
+__getattr__: Callable[[str], Any]
+__dir__: Callable[[], list[str]]
 __getattr__, __dir__ = _lazy_exports(
     __name__,
     {

@@ -43,7 +43,7 @@ class SQLiteInboxStore:
         busy_timeout: float = 10.0,
     ) -> None:
         self.path = path
-        self.table = SQLiteInboxTable(
+        self.table: SQLiteInboxTable = SQLiteInboxTable(
             path, synchronous=synchronous, create=create, busy_timeout=busy_timeout
         )
         # One group per event loop: a store may serve, say, uvicorn's loop in a
