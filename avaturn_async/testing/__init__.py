@@ -23,24 +23,13 @@ from ._webhooks import (
     random_user_id,
     sign_webhook,
 )
-from .emulator._app import (
-    DEFAULT_WEBHOOK_SECRET,
-    ROUTES,
-    AvatarRecord,
-    AvaturnEmulator,
-    EmulatorStats,
-    ExportRecord,
-    FaultKind,
-    FaultPlan,
-    RateLimit,
-    RenderRecord,
-    RouteFaults,
-    SessionRecord,
-    UserRecord,
-    WebhookDelivery,
-    WebhookFaults,
-)
+from .emulator._app import DEFAULT_WEBHOOK_SECRET, AvaturnEmulator
+from .emulator._fault_plan import FaultKind, FaultPlan, RouteFaults, WebhookFaults
+from .emulator._ratelimit import RateLimit
+from .emulator._records import AvatarRecord, ExportRecord, RenderRecord, SessionRecord, UserRecord
+from .emulator._stats import ROUTES, EmulatorStats
 from .emulator._store import EmulatorStoreError
+from .emulator._webhooks import WebhookDelivery
 
 __all__ = [
     "DEFAULT_WEBHOOK_SECRET",

@@ -20,7 +20,7 @@ from aiohttp import web
 from ..._public import public
 from ...webhooks._signing import decode_secret
 from ._fault_injection import FaultInjector, Injections, answer_with_fault
-from ._fault_plan import FaultKind, FaultPlan, RouteFaults, WebhookFaults
+from ._fault_plan import FaultPlan
 from ._handlers import Handlers
 from ._http import (
     UPLOAD_PACE,
@@ -47,23 +47,7 @@ from ._tasks import TaskSupervisor
 from ._webhooks import WebhookDelivery, WebhookDispatcher
 from ._work import SlowWork
 
-__all__ = [
-    "DEFAULT_WEBHOOK_SECRET",
-    "ROUTES",
-    "AvatarRecord",
-    "AvaturnEmulator",
-    "EmulatorStats",
-    "ExportRecord",
-    "FaultKind",
-    "FaultPlan",
-    "RateLimit",
-    "RenderRecord",
-    "RouteFaults",
-    "SessionRecord",
-    "UserRecord",
-    "WebhookDelivery",
-    "WebhookFaults",
-]
+__all__ = ["DEFAULT_WEBHOOK_SECRET", "AvaturnEmulator"]
 
 DEFAULT_WEBHOOK_SECRET = "whsec_YXZhdHVybi1lbXVsYXRvci13ZWJob29rLXNlY3JldCE="
 """The webhook signing secret used when none is given. Not a secret: tests only."""
