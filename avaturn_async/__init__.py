@@ -3,89 +3,197 @@
 The public names are re-exported here; modules starting with ``_`` are private.
 Webhooks live in :mod:`avaturn_async.webhooks`, the emulator and test helpers in
 :mod:`avaturn_async.testing`.
+
+Re-exports are lazy (PEP 562): ``import avaturn_async`` loads almost nothing, and
+each name loads its module on first use, so ``import avaturn_async.webhooks``
+does not load aiohttp or the client. Type checkers see the imports below.
 """
 
-from ._adaptive import AdaptiveConcurrency, InProcessGate, RateLimitGate
-from ._client import DEFAULT_BASE_URL, AvaturnClient
-from ._errors import (
-    APIError,
-    AuthenticationError,
-    AvatarFailedError,
-    AvaturnError,
-    BadRequestError,
-    ClientClosedError,
-    ConfigurationError,
-    ConflictError,
-    ConnectError,
-    ConnectionLostError,
-    ExportFailedError,
-    GoneError,
-    InvalidRequestError,
-    JobFailedError,
-    NotFoundError,
-    PhotoError,
-    RateLimitError,
-    RenderFailedError,
-    RequestTimeoutError,
-    ResponseDecodeError,
-    SchemaVersionError,
-    ServerError,
-    StorageError,
-    StorageUnavailableError,
-    TransportError,
-    UnprocessableEntityError,
-    ValidationErrorItem,
-    WebhookError,
-    WebhookInputError,
-    WebhookParseError,
-    WebhookPayloadTooLargeError,
-    WebhookVerificationError,
-)
-from ._hub import EventHub, EventSource, EventTransport, InMemoryTransport
-from ._jobs import AvatarJob, ExportJob, RenderJob
-from ._models import (
-    AgeModel,
-    AssetSlot,
-    AssetSlots,
-    AssetSlotWithColor,
-    AvatarListItem,
-    BodyType,
-    BoneScale,
-    CreateOrEditExistingSessionConfig,
-    CreateSessionConfig,
-    EditExistingSessionConfig,
-    ExportStatus,
-    ExternalAvatarCustomization,
-    NewAvatarResponse,
-    NewExportResponse,
-    NewSessionResponse,
-    NewUserResponse,
-    PhotoUploadResult,
-    RenderFormat,
-    RenderResult,
-    RenderStatus,
-    ScanStatus,
-    SessionConfig,
-)
-from ._observe import (
-    ErrorInfo,
-    RateLimitInfo,
-    RequestInfo,
-    ResponseInfo,
-    ResponseMetadata,
-    RetryInfo,
-    response_of,
-)
-from ._photos import PhotoInput, PhotoSource, PhotoUpload
-from ._protocol import Request, Response
-from ._retry import FailureKind, RetryPolicy
-from ._transport import AiohttpTransport, Timeouts, Transport
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._lazy import lazy_exports as _lazy_exports
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._adaptive import AdaptiveConcurrency, AdaptiveLimiter, InProcessGate, RateLimitGate
+    from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_DOWNLOAD_BYTES, AvaturnClient
+    from ._clock import Clock
+    from ._decide import Decision, decide
+    from ._errors import (
+        APIError,
+        AuthenticationError,
+        AvatarFailedError,
+        AvaturnError,
+        BadRequestError,
+        ClientClosedError,
+        ConfigurationError,
+        ConflictError,
+        ConnectError,
+        ConnectionLostError,
+        DownloadError,
+        DownloadTooLargeError,
+        ExportFailedError,
+        GoneError,
+        IncompleteDownloadError,
+        InvalidRequestError,
+        JobFailedError,
+        NotFoundError,
+        PhotoError,
+        RateLimitError,
+        RenderFailedError,
+        RequestTimeoutError,
+        ResponseDecodeError,
+        SchemaVersionError,
+        ServerError,
+        StorageError,
+        StorageUnavailableError,
+        TransportError,
+        UnprocessableEntityError,
+        ValidationErrorItem,
+        WebhookError,
+        WebhookInputError,
+        WebhookParseError,
+        WebhookPayloadTooLargeError,
+        WebhookVerificationError,
+    )
+    from ._hub import EventHub, EventSource, EventTransport, InMemoryTransport
+    from ._jobs import AvatarJob, ExportJob, RenderJob
+    from ._models import (
+        AgeModel,
+        AssetSlot,
+        AssetSlots,
+        AssetSlotWithColor,
+        AvatarListItem,
+        BodyType,
+        BoneScale,
+        CreateOrEditExistingSessionConfig,
+        CreateSessionConfig,
+        DownloadedFile,
+        EditExistingSessionConfig,
+        ExportStatus,
+        ExternalAvatarCustomization,
+        NewAvatarResponse,
+        NewExportResponse,
+        NewSessionResponse,
+        NewUserResponse,
+        PhotoUploadResult,
+        RenderFormat,
+        RenderResult,
+        RenderStatus,
+        ScanStatus,
+        SessionConfig,
+    )
+    from ._observe import (
+        ErrorInfo,
+        RateLimitInfo,
+        RequestInfo,
+        ResponseInfo,
+        ResponseList,
+        ResponseMetadata,
+        RetryInfo,
+        response_of,
+    )
+    from ._photos import PhotoInput, PhotoSource, PhotoUpload, prepare_upload
+    from ._protocol import Request, Response
+    from ._retry import FailureKind, RetryPolicy
+    from ._transport import AiohttpTransport, Timeouts, Transport
+
+_EXPORTS = {
+    "._adaptive": ("AdaptiveConcurrency", "AdaptiveLimiter", "InProcessGate", "RateLimitGate"),
+    "._client": ("DEFAULT_BASE_URL", "DEFAULT_MAX_DOWNLOAD_BYTES", "AvaturnClient"),
+    "._clock": ("Clock",),
+    "._decide": ("Decision", "decide"),
+    "._errors": (
+        "APIError",
+        "AuthenticationError",
+        "AvatarFailedError",
+        "AvaturnError",
+        "BadRequestError",
+        "ClientClosedError",
+        "ConfigurationError",
+        "ConflictError",
+        "ConnectError",
+        "ConnectionLostError",
+        "DownloadError",
+        "DownloadTooLargeError",
+        "ExportFailedError",
+        "GoneError",
+        "IncompleteDownloadError",
+        "InvalidRequestError",
+        "JobFailedError",
+        "NotFoundError",
+        "PhotoError",
+        "RateLimitError",
+        "RenderFailedError",
+        "RequestTimeoutError",
+        "ResponseDecodeError",
+        "SchemaVersionError",
+        "ServerError",
+        "StorageError",
+        "StorageUnavailableError",
+        "TransportError",
+        "UnprocessableEntityError",
+        "ValidationErrorItem",
+        "WebhookError",
+        "WebhookInputError",
+        "WebhookParseError",
+        "WebhookPayloadTooLargeError",
+        "WebhookVerificationError",
+    ),
+    "._hub": ("EventHub", "EventSource", "EventTransport", "InMemoryTransport"),
+    "._jobs": ("AvatarJob", "ExportJob", "RenderJob"),
+    "._models": (
+        "AgeModel",
+        "AssetSlot",
+        "AssetSlots",
+        "AssetSlotWithColor",
+        "AvatarListItem",
+        "BodyType",
+        "BoneScale",
+        "CreateOrEditExistingSessionConfig",
+        "CreateSessionConfig",
+        "DownloadedFile",
+        "EditExistingSessionConfig",
+        "ExportStatus",
+        "ExternalAvatarCustomization",
+        "NewAvatarResponse",
+        "NewExportResponse",
+        "NewSessionResponse",
+        "NewUserResponse",
+        "PhotoUploadResult",
+        "RenderFormat",
+        "RenderResult",
+        "RenderStatus",
+        "ScanStatus",
+        "SessionConfig",
+    ),
+    "._observe": (
+        "ErrorInfo",
+        "RateLimitInfo",
+        "RequestInfo",
+        "ResponseInfo",
+        "ResponseList",
+        "ResponseMetadata",
+        "RetryInfo",
+        "response_of",
+    ),
+    "._photos": ("PhotoInput", "PhotoSource", "PhotoUpload", "prepare_upload"),
+    "._protocol": ("Request", "Response"),
+    "._retry": ("FailureKind", "RetryPolicy"),
+    "._transport": ("AiohttpTransport", "Timeouts", "Transport"),
+}
+# Declared, so type checkers read one type for the module's __getattr__ and __dir__.
+__getattr__: Callable[[str], Any]
+__dir__: Callable[[], list[str]]
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_DOWNLOAD_BYTES",
     "APIError",
     "AdaptiveConcurrency",
+    "AdaptiveLimiter",
     "AgeModel",
     "AiohttpTransport",
     "AssetSlot",
@@ -101,12 +209,17 @@ __all__ = [
     "BodyType",
     "BoneScale",
     "ClientClosedError",
+    "Clock",
     "ConfigurationError",
     "ConflictError",
     "ConnectError",
     "ConnectionLostError",
     "CreateOrEditExistingSessionConfig",
     "CreateSessionConfig",
+    "Decision",
+    "DownloadError",
+    "DownloadTooLargeError",
+    "DownloadedFile",
     "EditExistingSessionConfig",
     "ErrorInfo",
     "EventHub",
@@ -120,6 +233,7 @@ __all__ = [
     "GoneError",
     "InMemoryTransport",
     "InProcessGate",
+    "IncompleteDownloadError",
     "InvalidRequestError",
     "JobFailedError",
     "NewAvatarResponse",
@@ -146,6 +260,7 @@ __all__ = [
     "Response",
     "ResponseDecodeError",
     "ResponseInfo",
+    "ResponseList",
     "ResponseMetadata",
     "RetryInfo",
     "RetryPolicy",
@@ -165,6 +280,8 @@ __all__ = [
     "WebhookParseError",
     "WebhookPayloadTooLargeError",
     "WebhookVerificationError",
-    "response_of",
     "__version__",
+    "decide",
+    "prepare_upload",
+    "response_of",
 ]

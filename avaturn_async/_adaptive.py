@@ -114,12 +114,12 @@ class AdaptiveLimiter:
         self.max_concurrency = max_concurrency
         self._clock = clock
         self._limit = float(max_concurrency)
-        self.at_max = True
+        self.at_max: bool = True
         """The limit is at ``max_concurrency``: successes have nothing to grow."""
         self._last_decrease = -math.inf
-        self.resume_at = -math.inf
-        self.rate_limited = 0
-        self.decreases = 0
+        self.resume_at: float = -math.inf
+        self.rate_limited: int = 0
+        self.decreases: int = 0
         self.gate: RateLimitGate = (
             settings.gate if settings.gate is not None else InProcessGate(clock=clock)
         )
@@ -167,4 +167,4 @@ class AdaptiveLimiter:
         return True
 
 
-public("avaturn_async", AdaptiveConcurrency, InProcessGate, RateLimitGate)
+public("avaturn_async", AdaptiveConcurrency, AdaptiveLimiter, InProcessGate, RateLimitGate)

@@ -85,7 +85,7 @@ async def _walk_through(client: AvaturnClient, say: _Printer, workdir: Path) -> 
     export = await client.exports.create(job.avatar_id)
     exported = await export.wait()
     assert exported.export_url is not None
-    size = await client._download(exported.export_url, workdir / "avatar.glb")
+    size = (await client.download(exported.export_url, workdir / "avatar.glb")).size
     say.step(f"exports.create -> {export.status}; export.ready, downloaded {size} bytes")
     again = await client.exports.create(job.avatar_id)
     say.step(f"exports.create again -> {again.status} at once (already exported)")

@@ -12,7 +12,10 @@ know this library::
     ├── TransportError (OSError)               the request may not have had an answer
     │   ├── ConnectError                       never reached the server: safe to retry
     │   ├── ConnectionLostError                dropped mid-request: the server may have acted
-    │   └── RequestTimeoutError (TimeoutError) no answer in time: the server may have acted
+    │   ├── RequestTimeoutError (TimeoutError) no answer in time: the server may have acted
+    │   └── DownloadError                      a file download failed; nothing was left behind
+    │       ├── IncompleteDownloadError        the body ended early or the connection dropped
+    │       └── DownloadTooLargeError          the file is larger than ``max_bytes``
     ├── APIError                               the server answered with an error status
     │   ├── BadRequestError                    400 and other 4xx without a class of their own
     │   ├── AuthenticationError                401 / 403: the API key is wrong or lacks rights
@@ -59,8 +62,11 @@ __all__ = [
     "ConflictError",
     "ConnectError",
     "ConnectionLostError",
+    "DownloadError",
+    "DownloadTooLargeError",
     "ExportFailedError",
     "GoneError",
+    "IncompleteDownloadError",
     "InvalidRequestError",
     "JobFailedError",
     "NotFoundError",
@@ -132,6 +138,57 @@ class ConnectionLostError(TransportError):
 
 class RequestTimeoutError(TransportError, TimeoutError):
     """No complete answer in time. The server may have acted on the request."""
+
+
+class DownloadError(TransportError):
+    """A file download (a render or an export) failed; nothing was written at the destination.
+
+    ``status`` is the HTTP status when the file server refused the download (a
+    pre-signed URL that expired answers 403), else ``None``. ``received`` is how
+    many bytes arrived before it failed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "GET",
+        path: str = "",
+        status: int | None = None,
+        received: int = 0,
+    ) -> None:
+        super().__init__(message, method=method, path=path)
+        self.status = status
+        self.received = received
+
+
+class IncompleteDownloadError(DownloadError):
+    """The body ended before the declared ``Content-Length``, or the connection dropped.
+
+    ``expected`` is the declared length when there was one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "GET",
+        path: str = "",
+        received: int = 0,
+        expected: int | None = None,
+    ) -> None:
+        super().__init__(message, method=method, path=path, received=received)
+        self.expected = expected
+
+
+class DownloadTooLargeError(DownloadError):
+    """The file is larger than the download's ``max_bytes``; reading stopped there."""
+
+    def __init__(
+        self, message: str, *, method: str = "GET", path: str = "", max_bytes: int, received: int
+    ) -> None:
+        super().__init__(message, method=method, path=path, received=received)
+        self.max_bytes = max_bytes
 
 
 @attrs.frozen(kw_only=True)
@@ -331,6 +388,9 @@ public(
     ConnectError,
     ConnectionLostError,
     RequestTimeoutError,
+    DownloadError,
+    IncompleteDownloadError,
+    DownloadTooLargeError,
     ValidationErrorItem,
     APIError,
     BadRequestError,

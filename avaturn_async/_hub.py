@@ -140,7 +140,7 @@ class EventHub:
         self._clock = clock
         self._recent: OrderedDict[EventKey, _Seen] = OrderedDict()
         self._waiters: dict[EventKey, _Waiters] = {}
-        self.published = 0
+        self.published: int = 0
         self.transport: EventTransport = (
             transport if transport is not None else InMemoryTransport()
         )

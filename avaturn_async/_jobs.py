@@ -154,7 +154,7 @@ class _Job(abc.ABC, Generic[E]):
 
     async def _poll(self, first: float, maximum: float) -> E:
         for delay in poll_delays(first, maximum=maximum):
-            await self._client._sleep(delay)
+            await self._client.clock.sleep(delay)
             try:
                 found = await self._poll_once()
             except _TRANSIENT as exc:
@@ -295,7 +295,7 @@ class ExportJob(_Job[ExportReady]):
         return self._ready_event(self.result)
 
     async def _poll_once(self) -> ExportReady | None:
-        return self._ready_event(await self._client.exports._request(self.avatar_id))
+        return self._ready_event(await self._client.exports.request(self.avatar_id))
 
 
 public("avaturn_async", AvatarJob, RenderJob, ExportJob)

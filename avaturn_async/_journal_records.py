@@ -165,9 +165,12 @@ class Holdings:
     """Unfinished rows that other runs hold, for the end of a run."""
 
     live: int = 0
-    """Rows held under a lease that is still being renewed."""
+    """Rows other runs hold under a lease that is still being renewed."""
     expired: frozenset[str] = frozenset()
-    """Keys of rows whose lease ran out: their run stopped; take them over."""
+    """Keys of unfinished rows no live run holds: their lease ran out (their run was
+    killed) or their run let go of them unfinished (it was interrupted); take them over."""
+    own: int = 0
+    """Rows this run holds: while it works on them, other runs may still die."""
 
 
 public(

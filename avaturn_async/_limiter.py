@@ -79,7 +79,8 @@ class RequestLimiter:
 
     def release(self) -> None:
         self._borrowed -= 1
-        self._hand_over()
+        if self._waiters:
+            self._hand_over()
 
     async def __aenter__(self) -> None:
         await self.acquire()

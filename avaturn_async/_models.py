@@ -9,25 +9,29 @@ checks made before a request leaves the process.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import attrs
 
 from ._public import public
 from ._redact import redact_url
+from ._wire import WireEnum
 
 __all__ = [
     "AgeModel",
+    "Answered",
     "AssetSlot",
     "AssetSlotWithColor",
     "AssetSlots",
     "AvatarListItem",
     "BodyType",
+    "BodyTypeName",
     "BoneScale",
     "CreateOrEditExistingSessionConfig",
     "CreateSessionConfig",
+    "DownloadedFile",
     "EditExistingSessionConfig",
     "ExportStatus",
     "ExternalAvatarCustomization",
@@ -37,23 +41,13 @@ __all__ = [
     "NewUserResponse",
     "PhotoUploadResult",
     "RenderFormat",
+    "RenderFormatName",
     "RenderResult",
     "RenderStatus",
     "ScanStatus",
     "SessionConfig",
     "redact_url",
 ]
-
-
-class WireEnum(str, enum.Enum):
-    """A string enum whose ``str()`` is the wire value.
-
-    So ``f"{item.status}"`` reads the same for a known member and for an unknown
-    value kept as a plain ``str``.
-    """
-
-    def __str__(self) -> str:
-        return str(self.value)
 
 
 class ScanStatus(WireEnum):
@@ -88,6 +82,13 @@ class BodyType(WireEnum):
     FEMALE = "female"
 
 
+RenderFormatName = Literal["jpg", "png", "webp"]
+"""The render formats as strings: a type checker refuses ``format="gif"``."""
+
+BodyTypeName = Literal["male", "female"]
+"""The body types as strings: a type checker refuses ``body_type="other"``."""
+
+
 class AgeModel(WireEnum):
     """Age model of a customization; the API document names ``adult`` only."""
 
@@ -98,8 +99,17 @@ def _redacted_repr(url: str | None) -> str:
     return repr(redact_url(url))
 
 
+class Answered:
+    """Base of the models an endpoint returns: a slot for the answer they were read from.
+
+    ``response_of()`` reads it; it is not a field (not compared, shown or sent).
+    """
+
+    __slots__ = ("_avaturn_answer",)
+
+
 @attrs.frozen(kw_only=True)
-class NewUserResponse:
+class NewUserResponse(Answered):
     """Answer of Create User."""
 
     id: str
@@ -131,7 +141,7 @@ SessionConfig = CreateOrEditExistingSessionConfig | CreateSessionConfig | EditEx
 
 
 @attrs.frozen(kw_only=True)
-class NewSessionResponse:
+class NewSessionResponse(Answered):
     """Answer of New Session. ``url`` is opaque and short-lived: open it once."""
 
     url: str = attrs.field(repr=_redacted_repr)
@@ -153,7 +163,7 @@ class AvatarListItem:
 
 
 @attrs.frozen(kw_only=True)
-class NewAvatarResponse:
+class NewAvatarResponse(Answered):
     """Answer of New Avatar: the avatar id and the pre-signed photo upload URL."""
 
     avatar_id: str
@@ -192,7 +202,7 @@ class BoneScale:
 
 
 @attrs.frozen(kw_only=True)
-class ExternalAvatarCustomization:
+class ExternalAvatarCustomization(Answered):
     """An avatar's customization. Fields left ``None`` are not sent."""
 
     assets: AssetSlots | None = None
@@ -205,7 +215,7 @@ class ExternalAvatarCustomization:
 
 
 @attrs.frozen(kw_only=True)
-class RenderResult:
+class RenderResult(Answered):
     """A render task. ``render_url`` is temporary: download it within 15 minutes."""
 
     id: str
@@ -214,7 +224,7 @@ class RenderResult:
 
 
 @attrs.frozen(kw_only=True)
-class NewExportResponse:
+class NewExportResponse(Answered):
     """``ready`` with a temporary ``url``, or ``pending`` until ``export.ready`` arrives."""
 
     status: ExportStatus | str
@@ -226,11 +236,19 @@ class NewExportResponse:
 
 
 @attrs.frozen(kw_only=True)
-class PhotoUploadResult:
+class PhotoUploadResult(Answered):
     """The upload URL's answer (``{"status": "ok"}``-like); the whole body is in ``raw``."""
 
     status: str | None
     raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class DownloadedFile:
+    """A file :meth:`AvaturnClient.download` wrote, whole: ``size`` bytes at ``path``."""
+
+    path: Path
+    size: int
 
 
 public(
@@ -256,4 +274,5 @@ public(
     RenderResult,
     NewExportResponse,
     PhotoUploadResult,
+    DownloadedFile,
 )

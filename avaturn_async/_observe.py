@@ -20,11 +20,12 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, overload
 
 import anyio
 import attrs
 
+from . import _models
 from ._public import public
 
 __all__ = [
@@ -33,7 +34,9 @@ __all__ = [
     "RateLimitInfo",
     "RequestInfo",
     "ResponseInfo",
+    "ResponseList",
     "ResponseMetadata",
+    "SdkResult",
     "RetryInfo",
     "response_of",
 ]
@@ -168,11 +171,12 @@ class _Answered(Protocol):
     def request_id(self) -> str | None: ...
 
 
-# Keyed by identity, not equality: two equal models from two calls keep their own
-# metadata. Entries vanish with their object. The metadata record is built only
-# when someone asks, so calls that never look pay for one dict entry. Lists are
-# ours (``ResponseList``) and carry their entry in a slot instead.
+# Models an endpoint returns, and lists, carry their answer in a slot; anything
+# else (jobs have a __dict__ and take the same attribute) falls back to a table
+# keyed by identity, not equality, whose entries vanish with their object. The
+# metadata record is built only when someone asks.
 _METADATA: dict[int, tuple[weakref.ref[Any], str, _Answered]] = {}
+_SLOT = "_avaturn_answer"
 
 
 class ResponseList(list[T]):
@@ -184,21 +188,22 @@ class ResponseList(list[T]):
 
 
 def attach_metadata(obj: T, route: str, response: _Answered) -> T:
-    if isinstance(obj, ResponseList):
-        obj._avaturn_answer = (route, response)
-        return obj
-    key = id(obj)
+    try:
+        object.__setattr__(obj, _SLOT, (route, response))
+    except AttributeError:
+        key = id(obj)
 
-    def forget(_: weakref.ref[Any], key: int = key) -> None:
-        _METADATA.pop(key, None)
+        def forget(_: weakref.ref[Any], key: int = key) -> None:
+            _METADATA.pop(key, None)
 
-    _METADATA[key] = (weakref.ref(obj, forget), route, response)
+        _METADATA[key] = (weakref.ref(obj, forget), route, response)
     return obj
 
 
 def _answer_of(obj: object) -> tuple[str, _Answered] | None:
-    if isinstance(obj, ResponseList):
-        return getattr(obj, "_avaturn_answer", None)
+    answer: tuple[str, _Answered] | None = getattr(obj, _SLOT, None)
+    if answer is not None:
+        return answer
     entry = _METADATA.get(id(obj))
     if entry is None or entry[0]() is not obj:
         return None
@@ -211,10 +216,53 @@ def copy_metadata(target: T, source: object) -> T:
     return target if answer is None else attach_metadata(target, *answer)
 
 
+SdkResult = (
+    _models.NewUserResponse
+    | _models.NewSessionResponse
+    | _models.NewAvatarResponse
+    | _models.ExternalAvatarCustomization
+    | _models.PhotoUploadResult
+    | _models.RenderResult
+    | _models.NewExportResponse
+    | ResponseList[Any]
+)
+"""What an endpoint returns (jobs aside: ``avatars.track()`` makes one without an answer)."""
+
+_SDK_RESULTS = (
+    _models.NewUserResponse,
+    _models.NewSessionResponse,
+    _models.NewAvatarResponse,
+    _models.ExternalAvatarCustomization,
+    _models.PhotoUploadResult,
+    _models.RenderResult,
+    _models.NewExportResponse,
+    ResponseList,
+)
+
+
+@overload
+def response_of(obj: SdkResult) -> ResponseMetadata: ...
+
+
+@overload
+def response_of(obj: object) -> ResponseMetadata | None: ...
+
+
 def response_of(obj: object) -> ResponseMetadata | None:
-    """The HTTP metadata of a model, list or job the client returned, if it has any."""
+    """The HTTP metadata of a model, list or job the client returned.
+
+    Never ``None`` for what an endpoint returns (models and lists), so type
+    checkers need no ``assert``: one of those types made some other way (built by
+    hand, copied with ``attrs.evolve``) raises ``LookupError`` instead. Jobs and
+    anything else without metadata give ``None``.
+    """
     answer = _answer_of(obj)
     if answer is None:
+        if isinstance(obj, _SDK_RESULTS):
+            raise LookupError(
+                f"this {type(obj).__name__} was not returned by an AvaturnClient call, "
+                "so it has no response metadata"
+            )
         return None
     route, response = answer
     return ResponseMetadata(
@@ -254,9 +302,12 @@ class Tracer:
 
     @property
     def enabled(self) -> bool:
+        return self.enabled_at(time.monotonic())
+
+    def enabled_at(self, now: float) -> bool:
+        """``enabled``, given the monotonic time (callers that just read it pass it)."""
         if self._auto and not self._on:
             # Looking the provider up costs more than the rest of the check: once a second.
-            now = time.monotonic()
             if now - self._checked_at < 1.0:
                 return False
             self._checked_at = now
@@ -300,5 +351,6 @@ public(
     ResponseInfo,
     RetryInfo,
     ErrorInfo,
+    ResponseList,
     response_of,
 )

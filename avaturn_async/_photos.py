@@ -16,8 +16,8 @@ from typing import BinaryIO, Union
 
 import attrs
 
-from ._errors import PhotoError
-from ._models import BodyType
+from ._errors import InvalidRequestError, PhotoError
+from ._models import BodyType, BodyTypeName
 from ._public import public
 
 __all__ = ["JPEG_MAGIC", "PhotoInput", "PhotoSource", "PhotoUpload", "prepare_upload"]
@@ -149,11 +149,13 @@ def _check_file_object(name: str, photo: BinaryIO) -> PhotoSource:
     return PhotoSource(name=name, file=photo, start=start, size=size)
 
 
-def check_body_type(body_type: BodyType | str) -> BodyType:
+def check_body_type(body_type: BodyType | BodyTypeName) -> BodyType:
     try:
         return BodyType(body_type)
     except ValueError:
-        raise PhotoError(f"body_type must be 'male' or 'female', not {body_type!r}") from None
+        raise InvalidRequestError(
+            f"body_type must be 'male' or 'female', not {body_type!r}"
+        ) from None
 
 
 def prepare_upload(
@@ -161,13 +163,16 @@ def prepare_upload(
     frontal: PhotoInput,
     side_1: PhotoInput,
     side_2: PhotoInput,
-    body_type: BodyType | str,
+    body_type: BodyType | BodyTypeName,
     telephoto: bool = False,
 ) -> PhotoUpload:
-    """Check the three photos and the body type; raises :class:`PhotoError`, sends nothing."""
+    """Check the three photos and the body type; sends nothing.
+
+    Raises :class:`PhotoError` for a photo, :class:`InvalidRequestError` for the body type.
+    """
     checked_body = check_body_type(body_type)
     if not isinstance(telephoto, bool):
-        raise PhotoError(f"telephoto must be a bool, not {type(telephoto).__name__}")
+        raise InvalidRequestError(f"telephoto must be a bool, not {type(telephoto).__name__}")
     return PhotoUpload(
         frontal=check_photo("frontal", frontal),
         side_1=check_photo("side_1", side_1),
@@ -177,4 +182,4 @@ def prepare_upload(
     )
 
 
-public("avaturn_async", PhotoSource, PhotoUpload)
+public("avaturn_async", PhotoSource, PhotoUpload, prepare_upload)

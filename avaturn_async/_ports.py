@@ -11,10 +11,10 @@ hands itself over).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from . import _models as m
+from ._clock import Clock
 from ._hub import EventHub
 from ._protocol import Request, Response
 
@@ -30,16 +30,16 @@ class _AvatarLister(Protocol):
 
 
 class _ExportRequester(Protocol):
-    async def _request(self, avatar_id: str) -> m.NewExportResponse: ...
+    async def request(self, avatar_id: str) -> m.NewExportResponse: ...
 
 
 class JobClient(Protocol):
-    """The client as a job sees it: the hub, a sleep, and the polling calls."""
+    """The client as a job sees it: the hub, the clock it sleeps on, and the polling calls."""
 
     @property
     def event_hub(self) -> EventHub | None: ...
     @property
-    def _sleep(self) -> Callable[[float], Awaitable[None]]: ...
+    def clock(self) -> Clock: ...
     @property
     def avatars(self) -> _AvatarLister: ...
     @property
@@ -51,3 +51,4 @@ class ResourceClient(JobClient, Protocol):
 
     async def _send(self, request: Request) -> Response: ...
     async def _call(self, request: Request, model: type[T]) -> T: ...
+    def _read(self, request: Request, response: Response, model: type[T]) -> T: ...

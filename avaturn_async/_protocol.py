@@ -9,12 +9,14 @@ model or raises the matching :mod:`~avaturn_async._errors` class. The transport
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import math
 import re
 import time
 import uuid
 from collections.abc import Mapping
+from itertools import repeat
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote
 
@@ -134,7 +136,7 @@ class Response:
 
 
 def _check_user_id(user_id: str) -> str:
-    if not isinstance(user_id, str) or not user_id.strip():
+    if not isinstance(user_id, str) or not user_id or user_id.isspace():
         raise InvalidRequestError("user_id must be a non-empty string")
     return user_id
 
@@ -206,10 +208,13 @@ def _check_customization(c: m.ExternalAvatarCustomization) -> None:
 # ---------------------------------------------------------------- request builders
 
 
+_CREATE_USER = Request(
+    route="users.create", method="POST", path=f"{API_PREFIX}/users/new", idempotent=False
+)
+
+
 def build_create_user() -> Request:
-    return Request(
-        route="users.create", method="POST", path=f"{API_PREFIX}/users/new", idempotent=False
-    )
+    return _CREATE_USER  # immutable and argument-free: built once
 
 
 def build_delete_user(user_id: str) -> Request:
@@ -243,8 +248,17 @@ _INCLUDE_NOT_READY = {
 
 
 def build_list_avatars(user_id: str, include_not_ready: bool) -> Request:
+    if type(user_id) is str and type(include_not_ready) is bool:
+        # Jobs and onboarding poll the same users' listings over and over: the
+        # immutable request is kept for the most recent users.
+        return _list_request(user_id, include_not_ready)
     if not isinstance(include_not_ready, bool):
         raise InvalidRequestError("include_not_ready must be a bool")
+    return _list_request.__wrapped__(user_id, include_not_ready)
+
+
+@functools.lru_cache(maxsize=4096)
+def _list_request(user_id: str, include_not_ready: bool) -> Request:
     return Request(
         route="avatars.list",
         method="GET",
@@ -302,7 +316,7 @@ def build_delete_avatar(user_id: str, avatar_id: str | uuid.UUID) -> Request:
 
 
 def build_create_render(
-    avatar_id: str | uuid.UUID, scene: str, format: m.RenderFormat | str
+    avatar_id: str | uuid.UUID, scene: str, format: m.RenderFormat | m.RenderFormatName
 ) -> Request:
     avatar = _check_uuid("avatar_id", avatar_id)
     if not isinstance(scene, str) or not SCENE_PATTERN.match(scene):
@@ -372,9 +386,23 @@ def _decode_answer(response: Response, what: str) -> Any:
         ) from None
 
 
+_HOOKS: dict[Any, Any] = {}
+"""cattrs' structure hook by model class: looked up once rather than dispatched per answer."""
+
+
 def read_model(response: Response, cls: type[T]) -> T:
     """The model in a success answer; raises ``ResponseDecodeError`` when it does not fit."""
-    model: T = _structure(_decode_answer(response, cls.__name__), cls, response)
+    try:
+        data = _decode_json(response)
+    except (ValueError, UnicodeDecodeError):
+        data = _decode_answer(response, cls.__name__)  # raises ResponseDecodeError
+    hook = _HOOKS.get(cls)
+    if hook is None:
+        hook = _HOOKS[cls] = _converter.converter.get_structure_hook(cls)
+    try:
+        model: T = hook(data, cls)
+    except Exception:
+        model = _structure(data, cls, response)  # raises with the field path
     return model
 
 
@@ -393,13 +421,18 @@ def _structure(data: Any, cls: Any, response: Response) -> Any:
 
 def read_model_list(response: Response, cls: type[T], into: type[list[T]] = list) -> list[T]:
     """A JSON array of models in a success answer, as ``into`` (a list type)."""
-    data = _decode_answer(response, f"list of {cls.__name__}")
-    if isinstance(data, list):
+    try:
+        data = _decode_json(response)
+    except (ValueError, UnicodeDecodeError):
+        data = _decode_answer(response, f"list of {cls.__name__}")  # raises
+    if type(data) is list:
         # Item by item with the item hook: cattrs' list machinery costs more than the
         # items themselves. Any problem is re-read the slow way for its field path.
-        hook = _converter.converter.get_structure_hook(cls)
+        hook = _HOOKS.get(cls)
+        if hook is None:
+            hook = _HOOKS[cls] = _converter.converter.get_structure_hook(cls)
         try:
-            return into([hook(item, cls) for item in data])
+            return into(map(hook, data, repeat(cls, len(data))))
         except Exception:
             pass
     result: list[T] = _structure(data, list[cls], response)  # type: ignore[valid-type]

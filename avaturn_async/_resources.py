@@ -11,6 +11,7 @@ import anyio
 
 from . import _models as m
 from . import _protocol as p
+from ._errors import InvalidRequestError
 from ._jobs import AvatarJob, ExportJob, RenderJob
 from ._observe import ResponseList, attach_metadata, copy_metadata
 from ._photos import PhotoInput, PhotoUpload, prepare_upload
@@ -25,7 +26,7 @@ async def _check_photos(
     frontal: PhotoInput,
     side_1: PhotoInput,
     side_2: PhotoInput,
-    body_type: m.BodyType | str,
+    body_type: m.BodyType | m.BodyTypeName,
     telephoto: bool,
 ) -> PhotoUpload:
     # Reads a few bytes of each file: off the event loop.
@@ -48,7 +49,9 @@ class Users(_Resource):
 
     async def create(self) -> m.NewUserResponse:
         """Create a user. Not retried after an ambiguous failure (see ``RetryPolicy``)."""
-        return await self._client._call(p.build_create_user(), m.NewUserResponse)
+        request = p.build_create_user()
+        client = self._client
+        return client._read(request, await client._send(request), m.NewUserResponse)
 
     async def delete(self, user_id: str) -> None:
         """Delete a user and all its data: photos, avatars, cached exports."""
@@ -71,7 +74,9 @@ class Sessions(_Resource):
 class Avatars(_Resource):
     async def create(self, user_id: str) -> m.NewAvatarResponse:
         """Create an avatar for ``user_id``; upload its photos to the returned ``upload_url``."""
-        return await self._client._call(p.build_create_avatar(user_id), m.NewAvatarResponse)
+        request = p.build_create_avatar(user_id)
+        client = self._client
+        return client._read(request, await client._send(request), m.NewAvatarResponse)
 
     async def upload_photos(
         self,
@@ -80,7 +85,7 @@ class Avatars(_Resource):
         frontal: PhotoInput,
         side_1: PhotoInput,
         side_2: PhotoInput,
-        body_type: m.BodyType | str,
+        body_type: m.BodyType | m.BodyTypeName,
         telephoto: bool = False,
     ) -> m.PhotoUploadResult:
         """Upload the three face photos (JPEG, frontal then the two sides) to ``upload_url``.
@@ -89,8 +94,18 @@ class Avatars(_Resource):
         file objects are streamed from disk, never read whole into memory.
         """
         upload = await _check_photos(frontal, side_1, side_2, body_type, telephoto)
-        request = p.build_upload(upload_url, upload)
-        return await self._client._call(request, m.PhotoUploadResult)
+        return await self.upload_prepared(upload_url, upload)
+
+    async def upload_prepared(self, upload_url: str, upload: PhotoUpload) -> m.PhotoUploadResult:
+        """Upload photos checked beforehand with :func:`prepare_upload`.
+
+        For callers that check (and read) the photos in their own worker thread:
+        ``upload_photos`` does both steps. Not retried after an ambiguous failure:
+        the upload URL is a creating POST (see ``RetryPolicy``).
+        """
+        if not isinstance(upload, PhotoUpload):
+            raise InvalidRequestError("upload must be a PhotoUpload from prepare_upload()")
+        return await self._client._call(p.build_upload(upload_url, upload), m.PhotoUploadResult)
 
     async def create_from_photos(
         self,
@@ -99,7 +114,7 @@ class Avatars(_Resource):
         frontal: PhotoInput,
         side_1: PhotoInput,
         side_2: PhotoInput,
-        body_type: m.BodyType | str,
+        body_type: m.BodyType | m.BodyTypeName,
         telephoto: bool = False,
     ) -> AvatarJob:
         """Create an avatar and upload its photos; photos are checked before either step.
@@ -110,9 +125,7 @@ class Avatars(_Resource):
         """
         upload = await _check_photos(frontal, side_1, side_2, body_type, telephoto)
         created = await self.create(user_id)
-        result = await self._client._call(
-            p.build_upload(created.upload_url, upload), m.PhotoUploadResult
-        )
+        result = await self.upload_prepared(created.upload_url, upload)
         job = AvatarJob(
             self._client,
             user_id=user_id,
@@ -127,11 +140,15 @@ class Avatars(_Resource):
 
     async def list(
         self, user_id: str, *, include_not_ready: bool = False
-    ) -> list[m.AvatarListItem]:
-        """The user's avatars; only fully processed ones unless ``include_not_ready``."""
+    ) -> ResponseList[m.AvatarListItem]:
+        """The user's avatars; only fully processed ones unless ``include_not_ready``.
+
+        A ``list`` that also carries the answer's metadata (``response_of``).
+        """
         request = p.build_list_avatars(user_id, include_not_ready)
         answer = await self._client._send(request)
-        items = p.read_model_list(answer, m.AvatarListItem, ResponseList)
+        items: ResponseList[m.AvatarListItem]
+        items = p.read_model_list(answer, m.AvatarListItem, ResponseList)  # type: ignore[assignment]
         return attach_metadata(items, request.route, answer)
 
     async def get_customization(self, avatar_id: AvatarId) -> m.ExternalAvatarCustomization:
@@ -160,7 +177,7 @@ class Renders(_Resource):
         avatar_id: AvatarId,
         *,
         scene: str = "common/preview",
-        format: m.RenderFormat | str = m.RenderFormat.JPG,
+        format: m.RenderFormat | m.RenderFormatName = m.RenderFormat.JPG,
     ) -> RenderJob:
         """Start a render; ``render.ready`` carries the same ``id`` and the image URL.
 
@@ -188,5 +205,9 @@ class Exports(_Resource):
         )
         return copy_metadata(job, result)
 
-    async def _request(self, avatar_id: AvatarId) -> m.NewExportResponse:
+    async def request(self, avatar_id: AvatarId) -> m.NewExportResponse:
+        """Ask for the avatar's export once and return the answer as it is, without a job.
+
+        What :meth:`create` sends; an ``ExportJob`` polls with it. Asking again is harmless.
+        """
         return await self._client._call(p.build_create_export(avatar_id), m.NewExportResponse)

@@ -21,6 +21,11 @@ initial_delay * 2 ** (retry - 1))``), except where the server sent
 which case retrying stops at once (waiting less than asked would only earn
 another 429). Retrying also stops after ``max_attempts`` attempts or when the
 next wait would end past ``max_total_time`` seconds since the first attempt.
+
+A 429 proves the server did not act, so retrying it is always safe: 429s are
+bounded by ``max_total_time`` alone (and ``max_rate_limit_attempts`` when set),
+not by ``max_attempts``, so that a burst against a steady rate limit loses no
+call with the default policy.
 """
 
 from __future__ import annotations
@@ -56,10 +61,12 @@ NON_IDEMPOTENT_SAFE_STATUSES = frozenset({429, 503})
 
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
-    """How the client retries. ``RetryPolicy.disabled()`` turns retrying off.
+    """How the client retries. ``RetryPolicy.off()`` turns retrying off.
 
     Attributes:
-        max_attempts: attempts in all, the first included.
+        max_attempts: attempts in all, the first included (429 answers aside).
+        max_rate_limit_attempts: attempts in all when the answers are 429; ``None``
+            (the default) bounds them by ``max_total_time`` only.
         initial_delay: upper bound of the first jittered wait, in seconds.
         max_delay: upper bound of any jittered wait.
         max_total_time: no retry starts later than this many seconds after the first attempt.
@@ -73,10 +80,19 @@ class RetryPolicy:
     max_total_time: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
     max_retry_after: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
     retry_statuses: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
+    max_rate_limit_attempts: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.ge(1))
+    )
+
+    @classmethod
+    def off(cls) -> RetryPolicy:
+        """No retrying at all, 429s included: every failure is raised at once."""
+        return cls(max_attempts=1, max_rate_limit_attempts=1)
 
     @classmethod
     def disabled(cls) -> RetryPolicy:
-        return cls(max_attempts=1)
+        """The same as :meth:`off`."""
+        return cls.off()
 
     def is_retryable(self, kind: FailureKind, status: int | None, *, idempotent: bool) -> bool:
         """Whether this failure may be retried at all, attempts and time aside."""
@@ -111,7 +127,11 @@ def retry_delay(
 
     ``attempt`` is the number of the attempt that just failed (1 for the first).
     """
-    if attempt >= policy.max_attempts:
+    if kind is FailureKind.STATUS and status == 429:
+        limit = policy.max_rate_limit_attempts
+        if limit is not None and attempt >= limit:
+            return None
+    elif attempt >= policy.max_attempts:
         return None
     if not policy.is_retryable(kind, status, idempotent=idempotent):
         return None

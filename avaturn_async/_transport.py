@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import re
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -20,8 +22,18 @@ from typing import Protocol, runtime_checkable
 import aiohttp
 import anyio
 import attrs
+import yarl
 
-from ._errors import ConnectError, ConnectionLostError, RequestTimeoutError, TransportError
+from ._errors import (
+    ConnectError,
+    ConnectionLostError,
+    DownloadError,
+    DownloadTooLargeError,
+    IncompleteDownloadError,
+    RequestTimeoutError,
+    TransportError,
+)
+from ._models import redact_url
 from ._photos import PhotoUpload
 from ._protocol import Request, Response
 from ._public import public
@@ -57,10 +69,39 @@ class Transport(Protocol):
     ) -> Response: ...
 
     async def download(
-        self, url: str, destination: Path, *, headers: Mapping[str, str], timeouts: Timeouts
-    ) -> int: ...
+        self,
+        url: str,
+        destination: Path,
+        *,
+        headers: Mapping[str, str],
+        timeouts: Timeouts,
+        max_bytes: int | None = None,
+    ) -> int:
+        """Stream ``url`` to ``destination``; returns the bytes written.
+
+        Must leave nothing at ``destination`` unless the whole body arrived, and
+        raise :class:`DownloadError` subclasses for a refused, partial or too large file.
+        """
+        ...
 
     async def aclose(self) -> None: ...
+
+
+# Every character RFC 3986 allows in a URL, percent signs included: a URL made only
+# of these is already encoded, and is sent as it is.
+_ENCODED_URL = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
+
+
+def exact_url(url: str) -> yarl.URL | str:
+    """``url`` as aiohttp should send it: byte for byte when it is already encoded.
+
+    aiohttp re-quotes a string URL (``?sig=s3cr%2Ft`` goes out as ``?sig=s3cr/t``),
+    which breaks a pre-signed URL whose signature covers the raw query. A URL with
+    characters that need encoding (a space, say) is left to aiohttp to encode.
+    """
+    if _ENCODED_URL.fullmatch(url):
+        return yarl.URL(url, encoded=True)
+    return url
 
 
 def _form(upload: PhotoUpload) -> tuple[aiohttp.FormData, list[object]]:
@@ -99,17 +140,18 @@ class AiohttpTransport:
     async def send(
         self, request: Request, *, url: str, headers: Mapping[str, str], timeouts: Timeouts
     ) -> Response:
-        session = self._get_session()
+        session = self._session or self._get_session()
         total = timeouts.upload if request.upload is not None else timeouts.request
         timeout = _client_timeout(total, timeouts.connect)
         streams: list[object] = []
         data: aiohttp.FormData | None = None
         if request.upload is not None:
             data, streams = _form(request.upload)
+        target: yarl.URL | str = url if request.absolute_url is None else exact_url(url)
         try:
             async with session.request(
                 request.method,
-                url,
+                target,
                 json=request.json if request.has_json else None,
                 data=data,
                 headers=headers,
@@ -131,29 +173,48 @@ class AiohttpTransport:
                     stream.close()  # type: ignore[attr-defined]
 
     async def download(
-        self, url: str, destination: Path, *, headers: Mapping[str, str], timeouts: Timeouts
+        self,
+        url: str,
+        destination: Path,
+        *,
+        headers: Mapping[str, str],
+        timeouts: Timeouts,
+        max_bytes: int | None = None,
     ) -> int:
-        """Stream ``url`` into ``destination`` (written to a temporary name, then renamed)."""
+        """Stream ``url`` into ``destination``: written to a temporary name, renamed when whole.
+
+        A download that fails for any reason (cancellation included) leaves nothing
+        at ``destination`` and removes its temporary file.
+        """
         session = self._get_session()
         timeout = _client_timeout(timeouts.upload, timeouts.connect)
-        partial = destination.with_name(destination.name + ".part")
-        written = 0
+        shown = redact_url(url) or ""
+        partial = destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.part")
         try:
-            async with session.get(url, headers=dict(headers), timeout=timeout) as answer:
-                if answer.status != 200:
-                    raise TransportError(
-                        f"download answered {answer.status}", method="GET", path="<file>"
-                    )
-                async with await anyio.open_file(partial, "wb") as out:
-                    async for chunk in answer.content.iter_chunked(1 << 16):
-                        await out.write(chunk)
-                        written += len(chunk)
+            async with session.get(
+                exact_url(url), headers=headers, timeout=timeout, allow_redirects=True
+            ) as answer:
+                expected = _declared_length(answer, shown, max_bytes)
+                written = await _stream_to(answer, partial, shown, max_bytes)
+            if expected is not None and written != expected:
+                raise IncompleteDownloadError(
+                    f"download ended after {written} of {expected} bytes",
+                    path=shown,
+                    received=written,
+                    expected=expected,
+                )
             await anyio.Path(partial).rename(destination)
             return written
+        except aiohttp.ClientPayloadError:
+            raise IncompleteDownloadError(
+                "connection lost before the whole file arrived", path=shown
+            ) from None
         except aiohttp.ClientError as exc:
-            raise _transport_error(exc, "GET", "<file>") from None
+            raise _transport_error(exc, "GET", shown) from None
         except asyncio.TimeoutError:
-            raise RequestTimeoutError("download timed out", method="GET", path="<file>") from None
+            raise RequestTimeoutError(
+                f"download not finished within {timeouts.upload:g} s", method="GET", path=shown
+            ) from None
         finally:
             with contextlib.suppress(OSError):
                 await anyio.Path(partial).unlink(missing_ok=True)
@@ -162,6 +223,43 @@ class AiohttpTransport:
         if self._session is not None and self._owns_session:
             await self._session.close()
         self._session = None
+
+
+def _declared_length(
+    answer: aiohttp.ClientResponse, shown: str, max_bytes: int | None
+) -> int | None:
+    """Check the status and the declared size; the ``Content-Length`` to expect, if any."""
+    if answer.status != 200:
+        raise DownloadError(f"download answered {answer.status}", path=shown, status=answer.status)
+    length = answer.content_length
+    if answer.headers.get("Content-Encoding", "identity").lower() != "identity":
+        return None  # aiohttp decompresses: the length counts the compressed bytes
+    if length is not None and max_bytes is not None and length > max_bytes:
+        raise DownloadTooLargeError(
+            f"file is {length} bytes, over max_bytes={max_bytes}",
+            path=shown,
+            max_bytes=max_bytes,
+            received=0,
+        )
+    return length
+
+
+async def _stream_to(
+    answer: aiohttp.ClientResponse, partial: Path, shown: str, max_bytes: int | None
+) -> int:
+    written = 0
+    async with await anyio.open_file(partial, "wb") as out:
+        async for chunk in answer.content.iter_chunked(1 << 16):
+            written += len(chunk)
+            if max_bytes is not None and written > max_bytes:
+                raise DownloadTooLargeError(
+                    f"file is over max_bytes={max_bytes}",
+                    path=shown,
+                    max_bytes=max_bytes,
+                    received=written,
+                )
+            await out.write(chunk)
+    return written
 
 
 @functools.lru_cache(maxsize=16)

@@ -212,8 +212,11 @@ async def run_sdk(base_url: str, rows: int, folder: Path) -> None:
 def contender(kind: str, base_url: str, rows: int, folder: Path) -> Any:
     """The coroutine of one run of ``kind``; everything it needs is imported first."""
     import aiohttp  # noqa: F401  (imports are start-up, not the run)
+    import anyio.lowlevel
 
     import avaturn_async.batch  # noqa: F401
+
+    asyncio.run(anyio.lowlevel.checkpoint())  # anyio imports its backend on first use
 
     if kind == "sdk":
         from avaturn_async.batch import write_sample_manifest

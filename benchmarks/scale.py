@@ -23,8 +23,10 @@ ready step, so interpreter start-up is not counted for either. A round runs
 both once, in an order that alternates between rounds; the ratio is the median
 over rounds of each round's three/one ratio. Target: at least 2x.
 
-The inbox sections (webhook deliveries and dispatch, SQLite vs PostgreSQL) live
-in ``benchmarks/scale_inbox.py``; they run here too when that file is present.
+The inbox sections (deliveries acknowledged per second, SQLite inbox vs
+``PostgresInbox``; dispatch with one worker vs three) live in
+``benchmarks/scale_inbox.py`` and run here after the onboarding section, on the
+same server (``--no-inbox`` skips them).
 """
 
 from __future__ import annotations

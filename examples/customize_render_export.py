@@ -1,9 +1,10 @@
 """Customize an avatar, render a picture of it and export the 3D model, downloading both.
 
 Shows: ``set_customization`` with an asset id, ``renders.create`` and
-``exports.create`` jobs resolved by webhooks through an ``EventHub``, and downloading
-the temporary file URLs at once. A render can only be awaited through webhooks (no
-endpoint reports it), so this script runs a small aiohttp receiver on
+``exports.create`` jobs resolved by webhooks through an ``EventHub``, and
+``client.download`` fetching the temporary file URLs at once (written under a
+temporary name and renamed only when whole). A render can only be awaited through
+webhooks (no endpoint reports it), so this script runs a small aiohttp receiver on
 ``WEBHOOK_PORT`` (default 8001).
 
 Run it against the local emulator, which signs webhooks with its default secret::
@@ -25,7 +26,6 @@ import os
 import sys
 from pathlib import Path
 
-import aiohttp
 import anyio
 
 from avaturn_async import (
@@ -72,19 +72,8 @@ async def main(folder: Path, photos: list[str]) -> None:
         files = ((rendered.render_url, "preview.png"), (exported.export_url, "avatar.glb"))
         for url, name in files:
             assert url is not None  # set on success; a failure raised in wait()
-            size = await download(url, folder / name)
-            print(f"{name}: {size} bytes in {folder / name}")
-
-
-async def download(url: str, path: Path) -> int:
-    """Stream ``url`` to ``path``; the URL is pre-signed, so no API key goes with it."""
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
-        response.raise_for_status()
-        size = 0
-        with path.open("wb") as file:
-            async for chunk in response.content.iter_chunked(64 * 1024):
-                size += file.write(chunk)
-    return size
+            written = await client.download(url, folder / name)  # whole, or an error
+            print(f"{name}: {written.size} bytes in {written.path}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typing import NoReturn
 import anyio
 import pytest
 
-from avaturn_async import AvaturnClient
+from avaturn_async import AvaturnClient, Clock
 from avaturn_async.testing import AvaturnEmulator
 from tests.pg_server import DSN_ENV, PostgresServer, PostgresUnavailable
 
@@ -33,12 +33,13 @@ async def emulator() -> AsyncIterator[AvaturnEmulator]:
 @pytest.fixture
 async def client(emulator: AvaturnEmulator) -> AsyncIterator[AvaturnClient]:
     """An SDK client pointed at the ``emulator`` fixture; retry and poll waits are cut short."""
-    async with AvaturnClient(emulator.api_key, base_url=emulator.base_url) as sdk:
 
-        async def short_wait(delay: float) -> None:
-            await anyio.sleep(min(delay, 0.01))
+    async def short_wait(delay: float) -> None:
+        await anyio.sleep(min(delay, 0.01))
 
-        sdk._sleep = short_wait
+    async with AvaturnClient(
+        emulator.api_key, base_url=emulator.base_url, clock=Clock(sleep=short_wait)
+    ) as sdk:
         yield sdk
 
 

@@ -7,6 +7,7 @@ import pytest
 from aiohttp import web
 
 from avaturn_async import AdaptiveConcurrency, AvaturnClient, RetryPolicy
+from avaturn_async import Clock as ClientClock
 from avaturn_async._adaptive import AdaptiveLimiter
 from avaturn_async._protocol import Response
 from avaturn_async.testing import AvaturnEmulator, RateLimit
@@ -75,13 +76,13 @@ def test_at_max_clears_on_a_decrease_and_returns_once_grown_back() -> None:
 
 async def test_client_limiter_grows_back_to_max_after_rate_limiting() -> None:
     client = AvaturnClient("k", base_url="http://127.0.0.1:9", max_concurrency=4)
-    assert client.adaptive is not None
-    client.adaptive.on_rate_limited(retry_after=0.0, sent_at=client._clock())
+    assert client.backoff is not None
+    client.backoff.on_rate_limited(retry_after=0.0, sent_at=client.clock.now())
     client._adapt(Response(status=200), None, 0.0)  # the limiter follows the shrunk limit
-    shrunk = client._limiter.total_tokens
-    while not client.adaptive.at_max:
+    shrunk = client.concurrency_limit
+    while not client.backoff.at_max:
         client._adapt(Response(status=200), None, 0.0)
-    assert (shrunk, client._limiter.total_tokens) == (2, 4)
+    assert (shrunk, client.concurrency_limit) == (2, 4)
     await client.aclose()
 
 
@@ -107,7 +108,7 @@ CALLS = 1000
 MAX_CONCURRENCY = 64
 
 
-async def refusals_in_a_burst(adaptive: AdaptiveConcurrency | None) -> tuple[int, int]:
+async def refusals_in_a_burst(adaptive: AdaptiveConcurrency | bool) -> tuple[int, int]:
     """``CALLS`` concurrent list calls while the server is rate limiting: (429s, calls done).
 
     No clock decides anything. The server refuses every request (429, Retry-After: 1)
@@ -137,10 +138,12 @@ async def refusals_in_a_burst(adaptive: AdaptiveConcurrency | None) -> tuple[int
     results: list[object] = []
     async with scripted_server(answer) as server:
         client = AvaturnClient(
-            "k", base_url=server.base_url, max_concurrency=MAX_CONCURRENCY, adaptive=adaptive
+            "k",
+            base_url=server.base_url,
+            max_concurrency=MAX_CONCURRENCY,
+            adaptive=adaptive,
+            clock=ClientClock(now=clock, sleep=sleep),
         )
-        client._clock, client._sleep = clock, sleep
-        limiter = client._limiter
 
         async def call() -> None:
             results.append(await client.avatars.list("U"))
@@ -150,7 +153,7 @@ async def refusals_in_a_burst(adaptive: AdaptiveConcurrency | None) -> tuple[int
                 tg.start_soon(call)
             # The state is spread over the limiter's queue and the sleeping tasks: poll it.
             with anyio.fail_after(60):
-                while sleeping + limiter.waiting < CALLS:  # noqa: ASYNC110
+                while sleeping + client.requests_waiting < CALLS:  # noqa: ASYNC110
                     await anyio.sleep(0.001)
             clock.now += 2.0
             opened.set()
@@ -158,7 +161,7 @@ async def refusals_in_a_burst(adaptive: AdaptiveConcurrency | None) -> tuple[int
 
 
 async def test_without_shared_backoff_every_call_of_a_burst_is_refused() -> None:
-    assert await refusals_in_a_burst(None) == (CALLS, CALLS)
+    assert await refusals_in_a_burst(False) == (CALLS, CALLS)
 
 
 async def test_shared_backoff_refuses_only_the_calls_already_in_flight() -> None:

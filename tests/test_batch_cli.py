@@ -366,3 +366,7 @@ def test_status_json_is_keyed_with_the_same_words(
     counts = {k: data[k] for k in ("rows", "ready", "in_progress", "failed", "invalid")}
     assert counts == {"rows": 4, "ready": 3, "in_progress": 0, "failed": 0, "invalid": 1}
     assert [f["kind"] for f in data["failures"]] == ["input"]
+
+
+def test_the_deprecated_skipped_count_reads_already_done() -> None:
+    assert OnboardingSummary(already_done=2).skipped == 2

@@ -16,6 +16,7 @@ from avaturn_async import (
     AuthenticationError,
     AvaturnClient,
     ClientClosedError,
+    Clock,
     ConfigurationError,
     ConnectError,
     NewUserResponse,
@@ -34,7 +35,6 @@ JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 32
 
 def make_client(server: ScriptedServer, **kwargs: object) -> tuple[AvaturnClient, list[float]]:
     """A client whose retry sleeps are recorded instead of waited."""
-    client = AvaturnClient(KEY, base_url=server.base_url, **kwargs)  # type: ignore[arg-type]
     sleeps: list[float] = []
     now = [0.0]
 
@@ -42,9 +42,8 @@ def make_client(server: ScriptedServer, **kwargs: object) -> tuple[AvaturnClient
         sleeps.append(delay)
         now[0] += delay
 
-    client._sleep = fake_sleep
-    client._clock = lambda: now[0]
-    client._random = lambda: 1.0
+    clock = Clock(now=lambda: now[0], sleep=fake_sleep, random=lambda: 1.0)
+    client = AvaturnClient(KEY, base_url=server.base_url, clock=clock, **kwargs)  # type: ignore[arg-type]
     return client, sleeps
 
 
@@ -168,15 +167,17 @@ async def test_rate_limit_error_exposes_retry_after_when_retries_run_out() -> No
 
 
 async def test_connect_error_is_retried_even_for_create() -> None:
-    client = AvaturnClient(
-        KEY, base_url=f"http://127.0.0.1:{free_port()}", retry=RetryPolicy(max_attempts=3)
-    )
     sleeps: list[float] = []
 
     async def fake_sleep(delay: float) -> None:
         sleeps.append(delay)
 
-    client._sleep = fake_sleep
+    client = AvaturnClient(
+        KEY,
+        base_url=f"http://127.0.0.1:{free_port()}",
+        retry=RetryPolicy(max_attempts=3),
+        clock=Clock(sleep=fake_sleep),
+    )
     async with client:
         with pytest.raises(ConnectError):
             await client.users.create()
@@ -320,3 +321,21 @@ async def test_bad_photo_sends_nothing() -> None:
                     "U", frontal=JPEG, side_1=JPEG, side_2=b"GIF89a", body_type="male"
                 )
     assert server.seen == []
+
+
+async def test_rate_limited_create_is_retried_past_max_attempts() -> None:
+    refusals = [json_answer(429, None, {"Retry-After": "0"})] * 5
+    async with scripted_server(*refusals, json_answer(200, {"id": "U"})) as server:
+        client, _ = make_client(server, retry=RetryPolicy(max_attempts=2))
+        async with client:
+            user = await client.users.create()
+    assert (user.id, len(server.seen)) == ("U", 6)
+
+
+async def test_rate_limit_retries_stop_at_the_time_budget() -> None:
+    async with scripted_server(json_answer(429, None, {"Retry-After": "10"})) as server:
+        client, sleeps = make_client(server, retry=RetryPolicy(max_total_time=25))
+        async with client:
+            with pytest.raises(RateLimitError):
+                await client.users.create()
+    assert (sleeps, len(server.seen)) == ([10.0, 10.0], 3)

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from avaturn_async import (
     AvaturnClient,
+    Clock,
     ErrorInfo,
     RequestInfo,
     ResponseInfo,
@@ -46,12 +47,12 @@ def spans(installed_exporter: InMemorySpanExporter) -> InMemorySpanExporter:
     return installed_exporter
 
 
-def quick(client: AvaturnClient) -> AvaturnClient:
-    async def no_sleep(delay: float) -> None:
-        return None
+async def no_sleep(delay: float) -> None:
+    return None
 
-    client._sleep = no_sleep
-    return client
+
+NO_WAIT = Clock(sleep=no_sleep)
+"""Retry waits skipped, through the client's public clock seam."""
 
 
 async def test_hooks_see_each_attempt_retry_and_answer() -> None:
@@ -63,12 +64,13 @@ async def test_hooks_see_each_attempt_retry_and_answer() -> None:
     async with scripted_server(json_answer(503), json_answer(200, {"id": "U"})) as server:
         client = AvaturnClient(
             KEY,
+            clock=NO_WAIT,
             base_url=server.base_url,
             on_request=seen.append,
             on_response=async_hook,
             on_retry=seen.append,
         )
-        async with quick(client):
+        async with client:
             await client.users.create()
     kinds = [type(info).__name__ for info in seen]
     assert kinds == ["RequestInfo", "ResponseInfo", "RetryInfo", "RequestInfo", "ResponseInfo"]
@@ -81,9 +83,13 @@ async def test_on_error_is_called_once_when_giving_up() -> None:
     errors: list[ErrorInfo] = []
     async with scripted_server(json_answer(500)) as server:
         client = AvaturnClient(
-            KEY, base_url=server.base_url, retry=RetryPolicy(max_attempts=2), on_error=errors.append
+            KEY,
+            clock=NO_WAIT,
+            base_url=server.base_url,
+            retry=RetryPolicy(max_attempts=2),
+            on_error=errors.append,
         )
-        async with quick(client):
+        async with client:
             with pytest.raises(ServerError):
                 await client.avatars.list("U")
     assert [(e.attempts, type(e.error)) for e in errors] == [(2, ServerError)]
@@ -102,7 +108,9 @@ async def test_failing_hook_does_not_break_the_call(caplog: pytest.LogCaptureFix
 async def test_response_info_carries_status_and_request_id() -> None:
     seen: list[ResponseInfo] = []
     async with scripted_server(json_answer(200, {"id": "U"}, {"x-request-id": "r-1"})) as server:
-        async with AvaturnClient(KEY, base_url=server.base_url, on_response=seen.append) as client:
+        async with AvaturnClient(
+            KEY, base_url=server.base_url, clock=NO_WAIT, on_response=seen.append
+        ) as client:
             await client.users.create()
     assert (seen[0].status, seen[0].request_id) == (200, "r-1")
 
@@ -113,7 +121,7 @@ async def test_retries_are_logged_at_info_and_giving_up_at_warning(
     caplog.set_level(logging.DEBUG, logger="avaturn_async")
     async with scripted_server(json_answer(502)) as server:
         client = AvaturnClient(KEY, base_url=server.base_url, retry=RetryPolicy(max_attempts=2))
-        async with quick(client):
+        async with client:
             with pytest.raises(ServerError):
                 await client.avatars.list("U")
     levels = [r.levelname for r in caplog.records if r.name == "avaturn_async"]
@@ -155,7 +163,7 @@ async def test_lists_and_jobs_expose_response_metadata() -> None:
             json_answer(200, [], {"x-request-id": "list"}),
             json_answer(200, {"status": "pending", "url": None}, {"x-request-id": "export"}),
         ) as server,
-        AvaturnClient(KEY, base_url=server.base_url) as client,
+        AvaturnClient(KEY, base_url=server.base_url, clock=NO_WAIT) as client,
     ):
         avatars = await client.avatars.list("U")
         export = await client.exports.create(AVATAR)
@@ -168,8 +176,8 @@ async def test_lists_and_jobs_expose_response_metadata() -> None:
 
 async def test_metadata_counts_attempts() -> None:
     async with scripted_server(json_answer(503), json_answer(200, [])) as server:
-        client = AvaturnClient(KEY, base_url=server.base_url)
-        async with quick(client):
+        client = AvaturnClient(KEY, base_url=server.base_url, clock=NO_WAIT)
+        async with client:
             avatars = await client.avatars.list("U")
     assert response_of(avatars).attempts == 2  # type: ignore[union-attr]
 
@@ -181,7 +189,7 @@ def test_objects_not_from_the_client_have_no_metadata() -> None:
 async def test_each_attempt_is_a_client_span(spans: InMemorySpanExporter) -> None:
     async with scripted_server(json_answer(503), json_answer(200, {"id": "U"})) as server:
         client = AvaturnClient(KEY, base_url=server.base_url)
-        async with quick(client):
+        async with client:
             await client.users.create()
     finished = spans.get_finished_spans()
     assert [s.name for s in finished] == ["avaturn users.create", "avaturn users.create"]

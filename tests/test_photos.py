@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from avaturn_async import BodyType, PhotoError
+from avaturn_async import BodyType, InvalidRequestError, PhotoError
 from avaturn_async._photos import check_photo, prepare_upload
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
@@ -67,8 +67,14 @@ def test_unsupported_type_is_rejected() -> None:
 
 
 def test_body_type_must_be_male_or_female() -> None:
-    with pytest.raises(PhotoError, match="body_type"):
-        prepare_upload(frontal=JPEG, side_1=JPEG, side_2=JPEG, body_type="other")
+    with pytest.raises(InvalidRequestError, match="body_type"):
+        prepare_upload(frontal=JPEG, side_1=JPEG, side_2=JPEG, body_type="other")  # type: ignore[arg-type]
+
+
+def test_bad_body_type_is_not_a_photo_error() -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        prepare_upload(frontal=JPEG, side_1=JPEG, side_2=JPEG, body_type="other")  # type: ignore[arg-type]
+    assert not isinstance(caught.value, PhotoError)
 
 
 def test_prepare_upload_normalises_body_type() -> None:

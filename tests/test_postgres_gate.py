@@ -8,11 +8,14 @@ from pathlib import Path
 
 import anyio
 import asyncpg
+import pytest
 
+from avaturn_async import ConfigurationError
+from avaturn_async.postgres import PostgresGate
 from avaturn_async.testing import AvaturnEmulator, RateLimit
 
 ROOT = Path(__file__).resolve().parents[1]
-WINDOW = 6.0
+WINDOW = 8.0
 """The emulator's rate-limit window: long enough for late workers to start inside it."""
 
 WORKER = """
@@ -77,3 +80,8 @@ async def test_a_shared_gate_draws_three_times_fewer_429s(postgres_dsn: str) -> 
     alone = await rate_limited_burst(None)
     shared = await rate_limited_burst(postgres_dsn)
     assert alone >= 3 * shared, (alone, shared)
+
+
+async def test_a_gate_with_a_malformed_dsn_fails_at_start() -> None:
+    with pytest.raises(ConfigurationError):
+        await PostgresGate("postgresql://u@localhost:port/db").start()

@@ -8,18 +8,20 @@ from pathlib import Path
 
 import anyio
 import asyncpg
+import pytest
 
-from avaturn_async.postgres import PostgresEventHub
+from avaturn_async.postgres import PostgresEventHub, StorageUnavailableError
 from avaturn_async.testing import WebhookSender, make_avatar_ready
 from avaturn_async.webhooks import AvatarReady, WebhookRouter
 from avaturn_async.webhooks.aiohttp import serve_webhooks
+from tests.pg_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
 WAITER = """
 import sys, anyio
 from avaturn_async import AvaturnClient
-from avaturn_async.postgres import PostgresEventHub
+from avaturn_async.postgres import PostgresEventHub, StorageUnavailableError
 
 async def main(dsn):
     async with PostgresEventHub(dsn) as hub, AvaturnClient(
@@ -92,3 +94,10 @@ async def test_a_hub_that_starts_later_sees_recent_events(postgres_dsn: str) -> 
             with anyio.fail_after(10):
                 got = await late.wait(("avatar", "A5"))
     assert got.avatar_id == "A5"
+
+
+async def test_a_hub_on_an_unreachable_server_fails_at_start_without_the_password() -> None:
+    hub = PostgresEventHub(f"postgresql://app:s3cret@127.0.0.1:{free_port()}/db")
+    with pytest.raises(StorageUnavailableError) as caught:
+        await hub.start()
+    assert "s3cret" not in str(caught.value)

@@ -1,18 +1,26 @@
-"""PostgresInbox behind each receiver: aiohttp's make_handler and the ASGI app under uvicorn."""
+"""PostgresInbox behind aiohttp and ASGI receivers, its start-up errors; the PG duplicate guard."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp import web
 
-from avaturn_async.postgres import PostgresInbox
+from avaturn_async import ConfigurationError
+from avaturn_async.postgres import (
+    PostgresIdempotencyStore,
+    PostgresInbox,
+    SchemaVersionError,
+    StorageUnavailableError,
+)
 from avaturn_async.testing import make_render_ready, make_webhook_secret, sign_webhook
-from avaturn_async.webhooks import Event, WebhookRouter, WebhookVerifier
+from avaturn_async.webhooks import Event, WebhookPipeline, WebhookRouter, WebhookVerifier
 from avaturn_async.webhooks.aiohttp import make_handler
 from avaturn_async.webhooks.asgi import WebhookApp
+from tests.pg_server import free_port
 from tests.support import uvicorn_server
 
 SECRET = make_webhook_secret()
@@ -56,3 +64,45 @@ async def test_receiver_stores_a_delivery_once_and_a_worker_elsewhere_dispatches
         counts = await worker_side.counts()
     assert (statuses, seen) == ([202, 202], [event])
     assert counts == {"pending": 0, "done": 1, "dead": 0}
+
+
+def test_a_path_given_as_a_dsn_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="not a PostgreSQL DSN"):
+        PostgresInbox("/var/lib/webhooks.db")
+
+
+async def test_an_unreachable_server_fails_at_start_without_the_password() -> None:
+    inbox = PostgresInbox(f"postgresql://app:s3cret@127.0.0.1:{free_port()}/inbox")
+    with pytest.raises(StorageUnavailableError) as caught:
+        async with inbox:
+            pass
+    assert "s3cret" not in str(caught.value)
+    assert "s3cret" not in repr(inbox)
+
+
+async def test_a_schema_newer_than_the_code_is_refused(postgres_dsn: str) -> None:
+    async with PostgresInbox(postgres_dsn):
+        pass
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        await conn.execute("UPDATE avaturn_schema SET version = 99 WHERE component = 'inbox'")
+    finally:
+        await conn.close()
+    with pytest.raises(SchemaVersionError):
+        async with PostgresInbox(postgres_dsn):
+            pass
+
+
+async def test_duplicate_guard_behind_a_receiver_drops_a_redelivery(postgres_dsn: str) -> None:
+    router, seen = WebhookRouter(), list[Event]()
+    router.on_any(seen.append)
+    event = make_render_ready()
+    guards = [PostgresIdempotencyStore(postgres_dsn) for _ in range(2)]  # two replicas
+    outcomes = []
+    for guard in guards:
+        pipeline = WebhookPipeline(WebhookVerifier(SECRET), router, store=guard)
+        answer = await pipeline.handle(*sign_webhook(event, SECRET, msg_id="msg_same"))
+        outcomes.append((answer.status, answer.outcome))
+    for guard in guards:
+        await guard.aclose()
+    assert (outcomes, seen) == ([(204, "processed"), (204, "duplicate")], [event])

@@ -200,3 +200,49 @@ async def test_an_onboarding_survives_a_server_restart_mid_run(
         await journal.aclose()
     assert (summary.ready, summary.failed) == (12, 0), (summary.failed_by_kind, summary.failures)
     assert len(emu.avatars) == 12
+
+
+async def test_a_claim_repeated_after_a_lost_answer_returns_the_same_rows(
+    start_run: Runs,
+) -> None:
+    journal = await start_run()
+    await rows(journal, "a", "b")
+    await claim(journal, "a", "b")
+    assert await claim(journal, "a", "b") == ["a", "b"]
+
+
+async def test_a_row_taken_over_and_let_go_again_is_finished_by_its_first_run(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    manifest = write_sample_manifest(tmp_path, 4)
+    thief = await PostgresJournal.open(postgres_dsn)
+    async with AvaturnEmulator(processing_delay=1.0) as emu, AvaturnClient(
+        emu.api_key, base_url=emu.base_url
+    ) as client:
+        journal = await PostgresJournal.open(postgres_dsn, lease=3.0)
+        summary = OnboardingSummary()
+        lost = anyio.Event()
+        async with anyio.create_task_group() as group:
+
+            async def steal_a_waiting_row_then_let_go() -> None:
+                with anyio.fail_after(20):
+                    while not emu.avatars:  # noqa: ASYNC110 - counted in the emulator
+                        await anyio.sleep(0.01)
+                await expire_leases(postgres_dsn, "sample-00001")
+                await thief.begin_run("elsewhere")
+                assert await claim(thief, "sample-00001") == ["sample-00001"]
+                journal.on_lease_lost("sample-00001", lost.set)
+                await journal.renew()  # the victim learns at its next renewal
+                await thief.end_run("interrupted")  # unfinished: free for the others
+
+            group.start_soon(steal_a_waiting_row_then_let_go)
+            with Manifest(manifest) as rows:
+                await onboard(client, rows, journal=journal, poll_interval=0.05, summary=summary)
+        await journal.aclose()
+    record = await thief.record("sample-00001")
+    await thief.aclose()
+    assert lost.is_set()
+    assert (summary.ready, summary.elsewhere) == (4, 0)
+    assert record is not None
+    assert record.state is RowState.READY
+    assert len(emu.avatars) == 4

@@ -111,3 +111,25 @@ def test_retry_after_date_in_the_past_is_zero() -> None:
 @pytest.mark.parametrize("header", [None, "", "soon", "-4", "nan", "inf"])
 def test_retry_after_garbage_is_ignored(header: str | None) -> None:
     assert parse_retry_after(header, now=NOW) is None
+
+
+def test_rate_limited_retries_outlast_max_attempts() -> None:
+    assert decide(RetryPolicy(max_attempts=4), attempt=30, status=429, idempotent=False) == 0.5 * 16
+
+
+def test_rate_limited_retries_stop_at_the_total_time_budget() -> None:
+    policy = RetryPolicy(max_total_time=10.0)
+    assert decide(policy, attempt=30, status=429, retry_after=1.0, elapsed=9.5) is None
+
+
+def test_rate_limited_retries_can_be_bounded_by_count() -> None:
+    policy = RetryPolicy(max_rate_limit_attempts=5)
+    assert decide(policy, attempt=5, status=429) is None
+
+
+def test_off_policy_does_not_retry_rate_limiting() -> None:
+    assert decide(RetryPolicy.off(), status=429, retry_after=0.0) is None
+
+
+def test_other_statuses_still_stop_at_max_attempts() -> None:
+    assert decide(RetryPolicy(max_attempts=4), attempt=4, status=503) is None

@@ -26,7 +26,13 @@ class RecordingTransport:
         return Response(status=200, headers={"X-Request-Id": "req-1"}, body=self.body)
 
     async def download(
-        self, url: str, destination: Path, *, headers: Mapping[str, str], timeouts: Timeouts
+        self,
+        url: str,
+        destination: Path,
+        *,
+        headers: Mapping[str, str],
+        timeouts: Timeouts,
+        max_bytes: int | None = None,
     ) -> int:
         raise NotImplementedError
 

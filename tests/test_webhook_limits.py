@@ -6,6 +6,7 @@ first, with no client library answering ``100 Continue`` on its behalf.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from urllib.parse import urlsplit
@@ -108,7 +109,7 @@ async def test_expect_continue_with_an_acceptable_body_is_invited_and_processed(
 
 
 async def test_a_sender_trickling_its_body_gets_408_and_a_closed_connection(
-    served: Served,
+    served: Served, caplog: pytest.LogCaptureFixture
 ) -> None:
     body, headers = sign_webhook(make_render_ready(), SECRET)
     head = request_head({**headers, "Content-Length": str(len(body))})
@@ -130,6 +131,7 @@ async def test_a_sender_trickling_its_body_gets_408_and_a_closed_connection(
                     answer = await read_until_closed(stream)
                 group.cancel_scope.cancel()
     assert answer.startswith(b"HTTP/1.1 408"), answer[:40]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_read_timeout_must_be_positive() -> None:

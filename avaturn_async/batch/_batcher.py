@@ -7,15 +7,20 @@ batch waits for its turn join it; when the previous batch is done, the leader
 runs the whole batch in one hop and every caller gets its own result. Batches
 run one after the other, so the calls of one batcher never overlap (a single
 SQLite connection relies on that).
+
+It runs once or more per onboarded row, so it uses asyncio directly (aiohttp
+ties the SDK to asyncio already): the loop's default executor instead of
+``anyio.to_thread`` (30 µs of CPU per hop instead of 46, measured alone on one
+core) and ``asyncio.Event`` instead of anyio's wrapper of it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast
 
 import anyio
-import anyio.to_thread
 import attrs
 
 __all__ = ["Call", "ThreadBatcher", "run_each"]
@@ -49,8 +54,8 @@ def run_each(calls: list[Call[Any]]) -> None:
 @attrs.define(eq=False)
 class _Batch:
     calls: list[Call[Any]] = attrs.field(factory=list)
-    turn: anyio.Event = attrs.field(factory=anyio.Event)
-    done: anyio.Event = attrs.field(factory=anyio.Event)
+    turn: asyncio.Event = attrs.field(factory=asyncio.Event)
+    done: asyncio.Event = attrs.field(factory=asyncio.Event)
 
 
 class ThreadBatcher:
@@ -99,13 +104,16 @@ class ThreadBatcher:
         return batch, leader
 
     async def _lead(self, batch: _Batch) -> None:
-        if self._gather and batch.turn.is_set():
-            await anyio.sleep(self._gather)  # nothing to wait for: let others join first
-        await batch.turn.wait()  # a checkpoint even when set: others may join meanwhile
+        if batch.turn.is_set():
+            # Nothing to wait for: let others join first (``gather`` 0 is one checkpoint).
+            await asyncio.sleep(self._gather)
+        else:
+            await batch.turn.wait()
         self._open = None  # later calls open the next batch
         self._busy = True
         try:
-            await anyio.to_thread.run_sync(self._execute, batch.calls)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self._execute, batch.calls)
             self.batches += 1
         except Exception as exc:  # the executor itself broke: fail what it did not run
             for call in batch.calls:

@@ -113,7 +113,7 @@ class Journal:
     """The SQLite journal of one onboarding (one file, reused by every rerun)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+        self.path: Path = Path(path)
         self._depth = 0
         try:
             self._db = sqlite3.connect(

@@ -28,6 +28,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from .. import _models as m
 from .._errors import ConfigurationError
+from .._limiter import RequestLimiter
 from .._public import public
 from ._journal import Journal, Registration, RowRecord, RowState
 from ._manifest import Manifest, OnboardRow, RowError, check_photos
@@ -177,28 +178,37 @@ class _Run:
                 self._stop(exc, scope)
 
     async def _take_over(self, path: Path, send: ObjectSendStream[_Work]) -> None:
-        """Wait for the rows other runs hold; take over those whose lease ran out
-        (their run was killed), reading their photos from the manifest again."""
-        foreign: set[str] = set()  # expired rows this manifest does not hold
+        """While this run or others still hold rows, take over those no live run
+        holds (their run was killed or interrupted), reading their photos from the
+        manifest again. Rows left then are a rerun's."""
+        foreign: set[str] = set()  # unfinished rows this manifest does not hold
         while True:
             holdings = await self.store.holdings()
             wanted = holdings.expired - foreign
             if wanted:
-                found: set[str] = set()
-                with Manifest(path) as again:
-                    async for chunk in _chunks(again):
-                        todo = [
-                            item
-                            for item in chunk
-                            if isinstance(item, OnboardRow) and item.key in wanted
-                        ]
-                        found.update(item.key for item in todo)
-                        self.summary.elsewhere -= await self._hand_out(todo, send)
+                found, claimed = await self._rescan(path, wanted, send)
                 foreign |= wanted - found
-                continue
-            if not holdings.live:
+                if claimed:
+                    continue
+            if not holdings.live and not holdings.own:
                 return
             await anyio.sleep(self.holdings_poll)
+
+    async def _rescan(
+        self, path: Path, wanted: frozenset[str] | set[str], send: ObjectSendStream[_Work]
+    ) -> tuple[set[str], int]:
+        """Claim the ``wanted`` rows of the manifest; the keys found, and how many claimed."""
+        found: set[str] = set()
+        claimed = 0
+        with Manifest(path) as again:
+            async for chunk in _chunks(again):
+                todo = [
+                    item for item in chunk if isinstance(item, OnboardRow) and item.key in wanted
+                ]
+                found.update(item.key for item in todo)
+                claimed += await self._hand_out(todo, send)
+        self.summary.elsewhere -= claimed
+        return found, claimed
 
     async def consume(self, receive: ObjectReceiveStream[_Work], scope: anyio.CancelScope) -> None:
         async with receive:
@@ -279,17 +289,17 @@ async def onboard(
     in_flight = _check(concurrency, max_in_flight, ready_timeout)
     folder = _export_folder(export, export_dir)
     summary = summary if summary is not None else OnboardingSummary()
+    settings = RowSettings(
+        export_dir=folder,
+        customization=customization,
+        retry_failed=retry_failed,
+        poll_interval=poll_interval,
+        ready_timeout=ready_timeout,
+        unreachable_after=max(20, 2 * concurrency),
+    )
     store, owned = await open_journal(journal)
     try:
         await store.begin_run(source)
-        settings = RowSettings(
-            export_dir=folder,
-            customization=customization,
-            retry_failed=retry_failed,
-            poll_interval=poll_interval,
-            ready_timeout=ready_timeout,
-            unreachable_after=max(20, 2 * concurrency),
-        )
         await _run(
             client,
             rows,
@@ -339,8 +349,10 @@ async def _run(
         store,
         summary,
         settings,
-        submit=anyio.CapacityLimiter(concurrency),
-        export=anyio.CapacityLimiter(concurrency),
+        # The client's limiter: a free slot is taken without a trip through the
+        # event loop (anyio's CapacityLimiter always yields), once per row and stage.
+        submit=RequestLimiter(concurrency),
+        export=RequestLimiter(concurrency),
         changed=changed,
     )
     run = _Run(

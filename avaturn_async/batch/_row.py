@@ -39,7 +39,6 @@ import anyio
 import attrs
 
 from .. import _models as m
-from .. import _protocol as p
 from .._errors import (
     AuthenticationError,
     AvatarFailedError,
@@ -48,6 +47,7 @@ from .._errors import (
     ConflictError,
     NotFoundError,
 )
+from .._limiter import RequestLimiter
 from ._batcher import ThreadBatcher
 from ._journal import RowRecord, RowState
 from ._manifest import OnboardRow
@@ -101,8 +101,8 @@ class RowRunner:
         summary: OnboardingSummary,
         settings: RowSettings,
         *,
-        submit: anyio.CapacityLimiter,
-        export: anyio.CapacityLimiter,
+        submit: RequestLimiter,
+        export: RequestLimiter,
         changed: Callable[[], None],
     ) -> None:
         self._client = client
@@ -257,12 +257,11 @@ class RowRunner:
         assert work.upload_url is not None
         row = work.row
         upload = await self._photos.run(lambda: prepare_row_upload(row))
-        request = p.build_upload(work.upload_url, upload)
         for attempt in range(1, self._settings.create_attempts + 1):
             try:
                 # What avatars.upload_photos() does, minus its own thread hop to check
                 # the photos: prepare_row_upload checked them in the hop that read them.
-                await self._client._call(request, m.PhotoUploadResult)
+                await self._client.avatars.upload_prepared(work.upload_url, upload)
                 return
             except ConflictError:
                 return  # 409: the photos of an earlier attempt are already there
@@ -388,5 +387,5 @@ class RowRunner:
         if not event.export_url:
             raise RowFailed("export_failed", "export.ready carried no URL")
         path = folder / export_filename(work.key)
-        await self._client._download(event.export_url, path)
+        await self._client.download(event.export_url, path)
         await self._advance(work, RowState.EXPORTED, export_path=str(path))

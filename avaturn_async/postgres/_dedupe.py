@@ -81,7 +81,7 @@ class PostgresIdempotencyStore:
     ) -> None:
         if ttl <= timedelta(0):
             raise ConfigurationError("ttl must be positive")
-        self.dsn = check_dsn(dsn)
+        self.dsn: str = check_dsn(dsn)
         self.ttl = ttl
         self._max_connections = max_connections
         self._connect_timeout = connect_timeout

@@ -92,7 +92,7 @@ class PostgresGate:
         self._read_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._starting: asyncio.Lock | None = None
-        self.writes = 0
+        self.writes: int = 0
         """Pauses written to the database by this process."""
 
     def __repr__(self) -> str:

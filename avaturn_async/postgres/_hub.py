@@ -99,7 +99,7 @@ class PostgresTransport:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._starting: asyncio.Lock | None = None
-        self.received = 0
+        self.received: int = 0
         """Events read from the table that another process (or hub) sent."""
 
     def __repr__(self) -> str:
@@ -229,7 +229,7 @@ class PostgresEventHub(EventHub):
         retention: float = 3600.0,
         poll_interval: float = 1.0,
     ) -> None:
-        self.postgres = PostgresTransport(
+        self.postgres: PostgresTransport = PostgresTransport(
             dsn, retention=retention, poll_interval=poll_interval, remember=remember,
             max_age=max_age,
         )

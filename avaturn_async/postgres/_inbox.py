@@ -32,7 +32,6 @@ the usual skew.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timezone
@@ -54,6 +53,7 @@ from ..webhooks import (
 )
 from ._connect import connect, create_pool, retry_transient
 from ._dsn import check_dsn, redact_dsn
+from ._inbox_listen import Listener
 from ._migrate import migrate, schema_version
 
 if TYPE_CHECKING:
@@ -61,7 +61,6 @@ if TYPE_CHECKING:
 
 __all__ = ["INBOX_CHANNEL", "PostgresInbox", "PostgresInboxStore"]
 
-logger = logging.getLogger("avaturn_async.webhooks")
 
 T = TypeVar("T")
 INBOX_CHANNEL = "avaturn_webhook_inbox"
@@ -173,14 +172,14 @@ class PostgresInboxStore:
         max_connections: int = 10,
         connect_timeout: float = 10.0,
     ) -> None:
-        self.dsn = check_dsn(dsn)
+        self.dsn: str = check_dsn(dsn)
         self._create = create
         self._max_connections = max_connections
         self._connect_timeout = connect_timeout
         self._pool: asyncpg.Pool | None = None
         self._opening = anyio.Lock()
         self._group: GroupCommit[Delivery, int | None] = GroupCommit(self._insert_batch)
-        self._listener = _Listener(dsn, connect_timeout=connect_timeout)
+        self._listener = Listener(dsn, INBOX_CHANNEL, connect_timeout=connect_timeout)
 
     def __repr__(self) -> str:
         return f"PostgresInboxStore({redact_dsn(self.dsn)!r})"
@@ -357,69 +356,6 @@ class PostgresInboxStore:
                 await self._pool.close()
             if scope.cancelled_caught:
                 self._pool.terminate()
-
-
-class _Listener:
-    """A dedicated ``LISTEN`` connection that wakes waiting workers; reconnects on demand.
-
-    Catch-up rule (PostgreSQL's ``LISTEN`` docs): after every (re)connect the
-    next wait returns at once, so the worker reads the table *after* listening.
-    """
-
-    def __init__(self, dsn: str, *, connect_timeout: float) -> None:
-        self._dsn = dsn
-        self._connect_timeout = connect_timeout
-        self._conn: asyncpg.Connection | None = None
-        self._wake = anyio.Event()
-        self._retry_at = 0.0
-        self._failures = 0
-
-    def _notified(self, *args: object) -> None:
-        self._wake.set()
-
-    def _lost(self, *args: object) -> None:
-        self._conn = None
-        self._wake.set()  # look at the table now; the next wait reconnects
-
-    async def _ensure(self) -> None:
-        if self._conn is not None and not self._conn.is_closed():
-            return
-        self._conn = None
-        if time.monotonic() < self._retry_at:
-            return
-        try:
-            with anyio.fail_after(self._connect_timeout):
-                conn = await connect(self._dsn, connect_timeout=self._connect_timeout)
-                await conn.add_listener(INBOX_CHANNEL, self._notified)
-        except Exception as exc:
-            self._failures += 1
-            delay = min(0.5 * 2**self._failures, 30.0)
-            self._retry_at = time.monotonic() + delay
-            logger.warning("webhook inbox: LISTEN unavailable (%s); polling meanwhile", exc)
-            return
-        conn.add_termination_listener(self._lost)
-        self._conn, self._failures = conn, 0
-        self._wake.set()  # catch up: anything stored before LISTEN took effect
-
-    async def wait(self, max_wait: float) -> None:
-        with anyio.move_on_after(max_wait):
-            await self._ensure()
-            await self._wake.wait()
-        if self._wake.is_set():
-            self._wake = anyio.Event()
-
-    def terminate(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.terminate()
-
-    async def aclose(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with anyio.move_on_after(5) as scope:
-                await conn.close()
-            if scope.cancelled_caught:
-                conn.terminate()
 
 
 class PostgresInbox(WebhookInbox):

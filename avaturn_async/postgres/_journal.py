@@ -112,9 +112,9 @@ class PostgresJournal:
         self._run_id: int | None = None
         self._started_at: datetime.datetime | None = None
         self._held: dict[str, int] = {}  # key -> token
-        self._lost: dict[str, Callable[[], None]] = {}
+        self._lost: dict[str, list[Callable[[], None]]] = {}
         self._renewer: asyncio.Task[None] | None = None
-        self.renewals = 0
+        self.renewals: int = 0
         """Lease renewals made (each covers every row held)."""
 
     def __repr__(self) -> str:
@@ -220,8 +220,7 @@ class PostgresJournal:
 
     def _lose(self, key: str) -> None:
         self._held.pop(key, None)
-        lost = self._lost.pop(key, None)
-        if lost is not None:
+        for lost in self._lost.pop(key, []):
             lost()
 
     # ------------------------------------------------------------ rows
@@ -265,7 +264,7 @@ class PostgresJournal:
 
     def on_lease_lost(self, key: str, lost: Callable[[], None]) -> None:
         if key in self._held:
-            self._lost[key] = lost
+            self._lost.setdefault(key, []).append(lost)
         else:
             lost()
 
@@ -274,7 +273,9 @@ class PostgresJournal:
             return await self._pool.fetchrow(HOLDINGS, self.run_id)
 
         row = await self._do("reading what other runs hold", attempt)
-        return Holdings(live=row["live"], expired=frozenset(row["expired"]))
+        return Holdings(
+            live=row["live"], expired=frozenset(row["expired"]), own=row["own"]
+        )
 
     async def record(self, key: str) -> RowRecord | None:
         async def attempt() -> Any:

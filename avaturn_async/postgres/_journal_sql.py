@@ -85,6 +85,8 @@ _ROW_COLUMNS = ", ".join(f"r.{name.strip()}" for name in COLUMNS.split(","))
 
 # $1 keys, $2 finished states, $3 retry_failed, $4 run, $5 run's start, $6 lease seconds.
 # Every filter sits inside the locked CTE, so rows the claim skips use up no LIMIT slot.
+# Rows this run holds already are claimed again (with new tokens): a claim whose commit
+# was lost with the connection is repeated, and must return the rows it took.
 CLAIM = f"""
 WITH wanted AS (
     SELECT key FROM avaturn_journal_rows
@@ -92,7 +94,7 @@ WITH wanted AS (
       AND NOT (state = ANY($2::text[]))
       AND error_kind IS DISTINCT FROM 'input'
       AND ($3::bool OR state <> 'avatar_failed')
-      AND (owner IS NULL OR lease_until < now())
+      AND (owner IS NULL OR lease_until < now() OR owner = $4)
       AND (let_go_at IS NULL OR let_go_at < $5 OR let_go_by = $4)
     ORDER BY line
     FOR UPDATE SKIP LOCKED
@@ -165,10 +167,16 @@ WHERE key = $1 AND owner = $2 AND token = $3
 """
 
 HOLDINGS = """
-SELECT count(*) FILTER (WHERE lease_until >= now() AND owner <> $1) AS live,
-       coalesce(array_agg(key) FILTER (WHERE lease_until < now() AND owner <> $1),
-                '{}'::text[]) AS expired
-FROM avaturn_journal_rows WHERE owner IS NOT NULL
+SELECT count(*) FILTER (WHERE owner <> $1 AND lease_until >= now()) AS live,
+       count(*) FILTER (WHERE owner = $1) AS own,
+       coalesce(array_agg(key) FILTER (
+           WHERE (owner <> $1 AND lease_until < now())
+              OR (owner IS NULL AND error IS NULL
+                  AND state NOT IN ('ready', 'exported', 'avatar_failed'))
+       ), '{}'::text[]) AS expired
+FROM avaturn_journal_rows
+WHERE owner IS NOT NULL
+   OR (error IS NULL AND state NOT IN ('ready', 'exported', 'avatar_failed'))
 """
 
 STATUS = """

@@ -58,17 +58,20 @@ class _Known:
     error_kind: str | None
 
 
-async def register_entries(
-    conn: asyncpg.Connection | Any,
-    run_id: int,
-    entries: Sequence[RowEntry],
-    record_of: Callable[[Any], RowRecord],
-) -> list[Registration | None]:
-    """Register ``entries`` inside the caller's transaction (see the module docstring)."""
-    first: dict[str, RowEntry] = {}
-    for entry in entries:
-        if entry.key is not None:
-            first.setdefault(entry.key, entry)
+@attrs.define
+class _Plan:
+    """What registering a chunk writes, and what each entry becomes."""
+
+    rejects: list[tuple[int, int, str | None, str]] = attrs.field(factory=list)
+    steps: list[tuple[int, str, str, str]] = attrs.field(factory=list)
+    updates: list[tuple[str, int, int, str, str | None]] = attrs.field(factory=list)
+    results: list[Registration | str | None] = attrs.field(factory=list)
+
+
+async def _known_rows(
+    conn: Any, run_id: int, first: dict[str, RowEntry]
+) -> tuple[set[str], dict[str, _Known]]:
+    """Insert the keys not seen before; lock and read every key of the chunk."""
     new = list(first.values())
     inserted = {
         row["key"]
@@ -84,42 +87,66 @@ async def register_entries(
         )
         for row in await conn.fetch(_LOCK, list(first), run_id)
     }
-    rejects: list[tuple[int, int, str | None, str]] = []
-    steps: list[tuple[int, str, str, str]] = []
-    updates: list[tuple[str, int, int, str, str | None]] = []
-    results: list[Registration | str | None] = []
+    return inserted, known
+
+
+def _plan(
+    run_id: int,
+    entries: Sequence[RowEntry],
+    first: dict[str, RowEntry],
+    inserted: set[str],
+    known: dict[str, _Known],
+) -> _Plan:
+    """The SQLite journal's registration rules, entry by entry, in manifest order."""
+    plan = _Plan()
     for entry in entries:
         key = entry.key
         if key is None:
-            rejects.append((run_id, entry.line, None, redact(entry.problem or "no key")))
-            results.append(None)
+            plan.rejects.append((run_id, entry.line, None, redact(entry.problem or "no key")))
+            plan.results.append(None)
             continue
-        if entry.problem is not None:
-            steps.append((run_id, key, "invalid", redact(entry.problem)))
         if key in inserted and first[key] is entry:
-            results.append(key)
+            if entry.problem is not None:
+                plan.steps.append((run_id, key, "invalid", redact(entry.problem)))
+            plan.results.append(key)
             continue
         found = known[key]
         if found.line != entry.line and (found.run_id == run_id or found.live):
-            if entry.problem is not None:
-                steps.pop()
             reason = f"duplicate key {key!r} (first seen on line {found.line})"
-            rejects.append((run_id, entry.line, key, redact(reason)))
-            results.append(Registration(record=None, duplicate_of=found.line))
+            plan.rejects.append((run_id, entry.line, key, redact(reason)))
+            plan.results.append(Registration(record=None, duplicate_of=found.line))
             continue
-        if entry.problem is not None and not found.done and not found.held:
-            mode = "set"
+        if entry.problem is not None:
+            plan.steps.append((run_id, key, "invalid", redact(entry.problem)))
+            mode = "keep" if found.done or found.held else "set"
         else:
             mode = "clear" if found.error_kind == "input" else "keep"
-        updates.append((key, entry.line, run_id, mode, entry.problem))
+        problem = None if entry.problem is None else redact(entry.problem)
+        plan.updates.append((key, entry.line, run_id, mode, problem))
         found.line, found.run_id, found.live = entry.line, run_id, True
-        results.append(key)
-    if updates:
-        await conn.executemany(_UPDATE, sorted(updates))
-    if rejects:
-        await conn.executemany(_REJECT, rejects)
-    if steps:
-        await conn.executemany(_STEP, steps)
+        plan.results.append(key)
+    return plan
+
+
+async def register_entries(
+    conn: asyncpg.Connection | Any,
+    run_id: int,
+    entries: Sequence[RowEntry],
+    record_of: Callable[[Any], RowRecord],
+) -> list[Registration | None]:
+    """Register ``entries`` inside the caller's transaction (see the module docstring)."""
+    first: dict[str, RowEntry] = {}
+    for entry in entries:
+        if entry.key is not None:
+            first.setdefault(entry.key, entry)
+    inserted, known = await _known_rows(conn, run_id, first)
+    plan = _plan(run_id, entries, first, inserted, known)
+    if plan.updates:
+        await conn.executemany(_UPDATE, sorted(plan.updates))
+    if plan.rejects:
+        await conn.executemany(_REJECT, plan.rejects)
+    if plan.steps:
+        await conn.executemany(_STEP, plan.steps)
     rows = await conn.fetch(
         "SELECT key, line, run_id, state, user_id, avatar_id, export_path, error_kind, error,"
         " possible_orphans FROM avaturn_journal_rows WHERE key = ANY($1::text[])",
@@ -128,5 +155,5 @@ async def register_entries(
     records = {row["key"]: record_of(row) for row in rows}
     return [
         Registration(record=records[item]) if isinstance(item, str) else item
-        for item in results
+        for item in plan.results
     ]

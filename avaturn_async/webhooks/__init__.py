@@ -20,10 +20,15 @@
     inbox = WebhookInbox("webhooks.db")   # make_handler(..., inbox=inbox)
     async with inbox.worker(router): ...
 
-Server adapters live in the submodules ``aiohttp`` and ``asgi``.
+Server adapters live in the submodules ``aiohttp`` and ``asgi``. Importing this
+package loads neither aiohttp nor sqlite3 (the inbox loads on first use), so a
+serverless receiver starts fast.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .._errors import (
     WebhookError,
@@ -44,24 +49,49 @@ from .._events import (
     event_to_dict,
     parse_event,
 )
+from .._lazy import lazy_exports as _lazy_exports
 from ._boundary import VerificationFailure, Verifier
 from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
-from ._inbox import Backoff, WebhookInbox, exponential_backoff
-from ._inbox_group import GroupCommit
-from ._inbox_sqlite import SQLiteInboxStore
-from ._inbox_store import (
-    LEASE_LOST,
-    Claimed,
-    Delivery,
-    InboxError,
-    InboxRecord,
-    InboxStatus,
-    InboxStore,
-)
 from ._pipeline import DEFAULT_READ_TIMEOUT, PipelineResponse, WebhookPipeline
 from ._router import DispatchResult, HandlerFailure, WebhookRouter
 from ._token import SharedTokenVerifier
 from ._verifier import WebhookVerifier
+
+# The durable inbox loads sqlite3: only when one of its names is first used.
+if TYPE_CHECKING:
+    from ._inbox import Backoff, WebhookInbox, exponential_backoff
+    from ._inbox_group import GroupCommit
+    from ._inbox_sqlite_store import SQLiteInboxStore
+    from ._inbox_store import (
+        LEASE_LOST,
+        Claimed,
+        Delivery,
+        InboxError,
+        InboxRecord,
+        InboxStatus,
+        InboxStore,
+    )
+
+# Declared, so type checkers read one type for the module's __getattr__ and __dir__.
+__getattr__: Callable[[str], Any]
+__dir__: Callable[[], list[str]]
+__getattr__, __dir__ = _lazy_exports(
+    __name__,
+    {
+        "._inbox": ("Backoff", "WebhookInbox", "exponential_backoff"),
+        "._inbox_group": ("GroupCommit",),
+        "._inbox_sqlite_store": ("SQLiteInboxStore",),
+        "._inbox_store": (
+            "LEASE_LOST",
+            "Claimed",
+            "Delivery",
+            "InboxError",
+            "InboxRecord",
+            "InboxStatus",
+            "InboxStore",
+        ),
+    },
+)
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",

@@ -93,14 +93,18 @@ def _header_text(name: str, value: object) -> str:
 
 def header_getter(headers: object) -> Callable[[str], object]:
     """``headers.get``, or a :class:`WebhookInputError` if ``headers`` is not a mapping."""
-    get = getattr(headers, "get", None)
-    if get is None or not hasattr(headers, "items"):
-        raise WebhookInputError(
-            f"webhook headers must be a mapping, got {type(headers).__name__}: "
-            "pass e.g. request.headers, or dict(scope['headers']) for raw ASGI"
-        )
-    getter: Callable[[str], object] = get
+    try:
+        getter: Callable[[str], object] = headers.get  # type: ignore[attr-defined]
+    except AttributeError:
+        _not_a_mapping(headers)
     return getter
+
+
+def _not_a_mapping(headers: object) -> NoReturn:
+    raise WebhookInputError(
+        f"webhook headers must be a mapping, got {type(headers).__name__}: "
+        "pass e.g. request.headers, or dict(scope['headers']) for raw ASGI"
+    )
 
 
 def header_value(headers: Headers, names: Sequence[str]) -> str | None:
@@ -118,7 +122,10 @@ def header_value(headers: Headers, names: Sequence[str]) -> str | None:
         if value:
             return value if type(value) is str else _header_text(name, value)
     found: dict[object, object] = {}
-    for key, value in headers.items():
+    items = getattr(headers, "items", None)
+    if items is None:
+        _not_a_mapping(headers)
+    for key, value in items():
         text = key.decode("latin-1") if isinstance(key, (bytes, bytearray)) else key
         lowered = text.lower() if isinstance(text, str) else text
         if lowered in names:

@@ -58,7 +58,8 @@ from ._inbox_policy import (
     exponential_backoff,
     make_policy,
 )
-from ._inbox_sqlite import SQLiteInboxStore, Synchronous
+from ._inbox_sqlite import Synchronous
+from ._inbox_sqlite_store import SQLiteInboxStore
 from ._inbox_store import Delivery, InboxRecord, InboxStatus, InboxStore
 from ._inbox_worker import InboxWorker
 from ._router import WebhookRouter

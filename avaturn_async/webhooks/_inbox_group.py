@@ -52,7 +52,7 @@ class GroupCommit(Generic[I, R]):
         self._commit_batch = commit_batch
         self._queue: list[_Waiter[I, R]] = []
         self._leading = False
-        self.batches = 0
+        self.batches: int = 0
         """Batches committed (or failed) so far; for tests and benchmarks."""
 
     async def submit(self, item: I) -> R:

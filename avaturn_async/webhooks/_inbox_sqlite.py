@@ -2,8 +2,9 @@
 
 One file, one table. :class:`SQLiteInboxTable` is the synchronous core: one
 connection guarded by a lock, so every method is safe to call from any thread.
-:class:`SQLiteInboxStore` is the async store the inbox uses: it runs the table's
-methods in worker threads and *group-commits* concurrent deliveries. Several
+:class:`~avaturn_async.webhooks.SQLiteInboxStore` (``_inbox_sqlite_store``) is
+the async store the inbox uses: it runs the table's methods in worker threads
+and *group-commits* concurrent deliveries. Several
 processes may share the file: writes that must be atomic (claiming due events,
 a batch of deliveries) run in ``BEGIN IMMEDIATE`` transactions, and a busy
 database is waited for (``busy_timeout``).
@@ -44,15 +45,9 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import anyio
-import anyio.to_thread
-
-from .._public import public
-from ._inbox_group import GroupCommit
 from ._inbox_store import (
     LEASE_LOST,
     Claimed,
@@ -63,7 +58,7 @@ from ._inbox_store import (
     utc,
 )
 
-__all__ = ["SCHEMA_VERSION", "SQLiteInboxStore", "SQLiteInboxTable", "Synchronous"]
+__all__ = ["SCHEMA_VERSION", "SQLiteInboxTable", "Synchronous"]
 
 SCHEMA_VERSION = 1
 Synchronous = Literal["full", "normal"]
@@ -353,104 +348,3 @@ class SQLiteInboxTable:
         """Delete done events finished before ``finished_before``; how many were deleted."""
         sql = "DELETE FROM webhook_inbox WHERE status = 'done' AND finished_at < ?"
         return self._locked(lambda: int(self._db.execute(sql, (finished_before,)).rowcount))
-
-
-class SQLiteInboxStore:
-    """The :class:`~avaturn_async.webhooks.InboxStore` of one SQLite file (WAL).
-
-    Concurrent :meth:`insert` calls are group-committed (see the module
-    docstring for why that keeps the durability guarantee). Table calls run in
-    worker threads, one at a time; a commit that has started is waited for,
-    even when the caller is cancelled. A worker in the same process is woken
-    by each stored delivery; one in another process polls.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        synchronous: Synchronous = "full",
-        create: bool = True,
-        busy_timeout: float = 10.0,
-    ) -> None:
-        self.path = path
-        self.table = SQLiteInboxTable(
-            path, synchronous=synchronous, create=create, busy_timeout=busy_timeout
-        )
-        self._group: GroupCommit[Delivery, int | None] = GroupCommit(self._insert_batch)
-        self._wake: anyio.Event | None = None
-
-    def __repr__(self) -> str:
-        return f"SQLiteInboxStore({os.fspath(self.path)!r})"
-
-    @property
-    def batches(self) -> int:
-        """Insert transactions committed (or failed) so far: fewer than inserts under load."""
-        return self._group.batches
-
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
-
-    async def _insert_batch(self, deliveries: Sequence[Delivery]) -> list[int | None]:
-        ids = await self._call(self.table.insert_many, deliveries)
-        if self._wake is not None and any(i is not None for i in ids):
-            self._wake.set()
-        return ids
-
-    async def insert(self, delivery: Delivery) -> int | None:
-        return await self._group.submit(delivery)
-
-    async def claim(
-        self, *, now: float, lease: float, limit: int, max_attempts: int, token: str
-    ) -> list[Claimed]:
-        return await self._call(
-            self.table.claim,
-            now=now,
-            lease=lease,
-            limit=limit,
-            max_attempts=max_attempts,
-            token=token,
-        )
-
-    async def renew(self, claimed: Claimed, *, now: float, lease: float) -> bool:
-        return await self._call(self.table.renew, claimed, now=now, lease=lease)
-
-    async def complete(self, claimed: Claimed, *, now: float) -> bool:
-        return await self._call(self.table.complete, claimed, now=now)
-
-    async def fail(
-        self, claimed: Claimed, *, now: float, error: str, retry_at: float | None
-    ) -> bool:
-        return await self._call(self.table.fail, claimed, now=now, error=error, retry_at=retry_at)
-
-    async def release(self, claimed: Claimed, *, now: float) -> bool:
-        return await self._call(self.table.release, claimed, now=now)
-
-    async def wait_for_work(self, max_wait: float) -> None:
-        if self._wake is None:
-            self._wake = anyio.Event()
-        with anyio.move_on_after(max_wait):
-            await self._wake.wait()
-        if self._wake.is_set():  # consumed; a store since then sets the new one
-            self._wake = anyio.Event()
-
-    async def counts(self) -> dict[str, int]:
-        return await self._call(self.table.counts)
-
-    async def records(self, *, status: InboxStatus | None, limit: int) -> list[InboxRecord]:
-        return await self._call(self.table.records, status=status, limit=limit)
-
-    async def replay(self, ids: Iterable[int] | None, *, now: float) -> list[int]:
-        return await self._call(self.table.replay, ids, now=now)
-
-    async def purge(self, *, finished_before: float) -> int:
-        return await self._call(self.table.purge, finished_before=finished_before)
-
-    def close(self) -> None:
-        self.table.close()
-
-    async def aclose(self) -> None:
-        self.close()
-
-
-public("avaturn_async.webhooks", SQLiteInboxStore)

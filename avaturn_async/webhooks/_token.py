@@ -28,9 +28,7 @@ __all__ = ["MIN_TOKEN_LENGTH", "SharedTokenVerifier"]
 MIN_TOKEN_LENGTH = 16
 """Shorter shared tokens are refused."""
 
-_GENERATE_TOKEN = (
-    'generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
-)
+_GENERATE_TOKEN = 'generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 def _coerce_tokens(tokens: object) -> tuple[bytes, ...]:

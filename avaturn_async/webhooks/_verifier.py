@@ -46,7 +46,7 @@ from ._boundary import (
     header_value,
     reject,
 )
-from ._signing import SigningKey, decode_secret, signed_content
+from ._signing import SigningKey, decode_secret
 from ._token import SharedTokenVerifier
 
 __all__ = [
@@ -77,7 +77,7 @@ MAX_SIGNATURE_ENTRIES = 16
 """Entries of ``webhook-signature`` considered; later ones are ignored."""
 
 _GENERATE_SECRET = (
-    "generate one with: python -c \"import base64, secrets; "
+    'generate one with: python -c "import base64, secrets; '
     "print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\""
 )
 
@@ -179,7 +179,11 @@ class WebhookVerifier:
         # here): exact lower-case str lookups first, aliases, other casings and
         # bytes only when those miss; one HMAC per key; a constant-time string
         # comparison per ``v1`` entry. Failures are explained by the slow path.
-        get = header_getter(headers)
+        get: Callable[[str], object]
+        try:
+            get = headers.get  # type: ignore[assignment]
+        except AttributeError:
+            get = header_getter(headers)  # raises WebhookInputError: not a mapping
         msg_id = get("webhook-id")
         timestamp = get("webhook-timestamp")
         signatures = get("webhook-signature")
@@ -198,17 +202,24 @@ class WebhookVerifier:
         skew = int(timestamp) - self._now()
         if skew < -self._tolerance or skew > self._tolerance:
             _reject_skew(skew)
-        signed = signed_content(msg_id, timestamp, body)
-        entries = signatures.split(" ", MAX_SIGNATURE_ENTRIES)[:MAX_SIGNATURE_ENTRIES]
-        if not signatures.isascii():
-            entries = []
+        # signed_content(msg_id, timestamp, body), inlined: a call is 2% here.
+        signed = f"{msg_id}.{timestamp}.".encode("utf-8", "surrogatepass") + body
+        # Most deliveries carry one signature: compared whole before any split.
+        # compare_digest takes ASCII text only; other text is never a match here.
+        ascii_only = signatures.isascii()
+        entries: list[str] | None = None
         digests: list[bytes] = []
         for key in self._keys:
             digest = key.digest(signed)
             expected = "v1," + b2a_base64(digest, newline=False).decode()
-            for entry in entries:
-                if hmac.compare_digest(entry, expected):
+            if ascii_only:
+                if hmac.compare_digest(signatures, expected):
                     return
+                if entries is None:
+                    entries = signatures.split(" ", MAX_SIGNATURE_ENTRIES)[:MAX_SIGNATURE_ENTRIES]
+                for entry in entries:
+                    if hmac.compare_digest(entry, expected):
+                        return
             digests.append(digest)
         failure = _slow_match(signatures, digests)
         if failure is not None:

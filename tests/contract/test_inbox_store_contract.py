@@ -248,3 +248,20 @@ async def test_a_hanging_handler_holds_up_only_its_own_slot(inbox_store: InboxSt
             await hung.wait()
             await eventually(three_others_done)
     assert sorted(map(repr, others)) == sorted(repr(event) for _, event in rest)
+
+
+async def test_a_new_delivery_wakes_an_idle_worker_before_its_poll(inbox_store: InboxStore) -> None:
+    inbox = WebhookInbox(store=inbox_store)
+    router, dispatched = WebhookRouter(), anyio.Event()
+
+    @router.on_any
+    async def handle(event: Event) -> None:
+        dispatched.set()
+
+    async with inbox.worker(router, poll_interval=3600):
+        await anyio.sleep(0.2)  # let the worker find the inbox empty and go idle
+        await deliver(inbox)
+        with anyio.fail_after(10):
+            await dispatched.wait()
+        await eventually(lambda: done(inbox))
+    assert await inbox.counts() == {"pending": 0, "done": 1, "dead": 0}

@@ -1,0 +1,100 @@
+"""The webhook path imports fast: lazy re-exports (PEP 562) keep aiohttp and sqlite3 out."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import avaturn_async
+import avaturn_async.webhooks
+
+ROOT = Path(avaturn_async.__file__).parent
+HEAVY = ("aiohttp", "sqlite3", "opentelemetry", "anyio._backends", "avaturn_async._client")
+
+
+def modules_loaded_by(statement: str) -> set[str]:
+    """``sys.modules`` of a fresh interpreter after running ``statement``."""
+    code = f"{statement}\nimport sys\nprint('\\n'.join(sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return set(result.stdout.split())
+
+
+@pytest.mark.parametrize(
+    "module", ["avaturn_async.webhooks", "avaturn_async.webhooks.asgi", "avaturn_async"]
+)
+def test_importing_the_webhook_path_loads_nothing_heavy(module: str) -> None:
+    loaded = modules_loaded_by(f"import {module}")
+    assert module in loaded
+    assert sorted(name for name in HEAVY if name in loaded) == []
+
+
+def test_verifying_and_parsing_a_delivery_loads_nothing_heavy() -> None:
+    loaded = modules_loaded_by(
+        "import time\n"
+        "from avaturn_async.webhooks import RenderReady, WebhookVerifier\n"
+        "from avaturn_async.webhooks._signing import sign\n"
+        "body = (b'{\"event\":\"render.ready\",\"avatar_id\":\"a\",'\n"
+        "        b'\"id\":\"r\",\"status\":\"ready\"}')\n"
+        "stamp = str(int(time.time()))\n"
+        "headers = {'webhook-id': 'm', 'webhook-timestamp': stamp,\n"
+        "           'webhook-signature': sign(b'k' * 32, 'm', stamp, body)}\n"
+        "event = WebhookVerifier(b'k' * 32).verify_and_parse(body, headers)\n"
+        "assert isinstance(event, RenderReady)"
+    )
+    assert sorted(name for name in HEAVY if name in loaded) == []
+
+
+def test_using_the_inbox_loads_it_on_first_use() -> None:
+    loaded = modules_loaded_by("from avaturn_async.webhooks import WebhookInbox")
+    assert "sqlite3" in loaded
+
+
+@pytest.mark.parametrize("package", [avaturn_async, avaturn_async.webhooks])
+def test_every_exported_name_resolves_and_is_listed_by_dir(package: object) -> None:
+    names = package.__all__  # type: ignore[attr-defined]
+    assert [name for name in names if getattr(package, name, None) is None] == []
+    assert set(names) <= set(dir(package))
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
+        avaturn_async.NoSuchThing  # noqa: B018
+
+
+def _type_checking_imports(path: Path) -> dict[str, set[str]]:
+    """module -> names imported under ``if TYPE_CHECKING:`` in ``path``."""
+    tree = ast.parse(path.read_text())
+    found: dict[str, set[str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for statement in node.body:
+                assert isinstance(statement, ast.ImportFrom)
+                module = "." * statement.level + (statement.module or "")
+                found.setdefault(module, set()).update(a.name for a in statement.names)
+    return found
+
+
+def _lazy_table(path: Path) -> dict[str, set[str]]:
+    """module -> names in the table handed to ``lazy_exports`` in ``path``."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict) and all(
+            isinstance(key, ast.Constant) and str(key.value).startswith(".")
+            for key in node.keys
+        ):
+            return {
+                str(key.value): set(ast.literal_eval(value))  # type: ignore[union-attr]
+                for key, value in zip(node.keys, node.values, strict=True)
+            }
+    raise AssertionError(f"no lazy export table in {path}")
+
+
+@pytest.mark.parametrize("path", [ROOT / "__init__.py", ROOT / "webhooks" / "__init__.py"])
+def test_type_checkers_see_exactly_the_lazy_names(path: Path) -> None:
+    assert _type_checking_imports(path) == _lazy_table(path)
