@@ -19,6 +19,7 @@ answer was lost are reconciled.
 
 from __future__ import annotations
 
+from .._journal_records import LeaseLostError, Registration
 from ._journal import (
     FailureRecord,
     Journal,
@@ -30,7 +31,6 @@ from ._journal import (
 )
 from ._manifest import Manifest, ManifestError, OnboardRow, RowError, count_rows
 from ._onboard import DEFAULT_CUSTOMIZATION, RowSource, onboard
-from ._records import LeaseLostError, Registration
 from ._rules import OnboardingAbortedError
 from ._sample import run_sample_onboarding, write_sample_manifest
 from ._store import Holdings, JournalStore, RowEntry, SQLiteJournalStore

@@ -45,8 +45,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .._public import public
-from ._records import (
+from .._journal_records import (
     FailureRecord,
     JournalBusyError,
     JournalError,
@@ -57,6 +56,7 @@ from ._records import (
     record_from_row,
     redact,
 )
+from .._public import public
 
 __all__ = [
     "FailureRecord",

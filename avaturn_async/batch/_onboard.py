@@ -29,11 +29,11 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from .. import _models as m
 from .._errors import ConfigurationError
+from .._journal_records import LeaseLostError
 from .._limiter import RequestLimiter
 from .._public import public
 from ._journal import Journal, Registration, RowRecord, RowState
 from ._manifest import Manifest, OnboardRow, RowError, check_photos
-from ._records import LeaseLostError
 from ._row import RowRunner
 from ._rules import RowSettings
 from ._store import JournalStore, RowEntry, open_journal

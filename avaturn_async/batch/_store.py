@@ -26,9 +26,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 import anyio
 import anyio.to_thread
 
-from .._public import public
-from ._journal import Journal
-from ._records import (
+from .._journal_records import (
     FailureRecord,
     Holdings,
     JournalStatus,
@@ -37,6 +35,8 @@ from ._records import (
     RowRecord,
     RowState,
 )
+from .._public import public
+from ._journal import Journal
 from ._writer import JournalWriter
 
 __all__ = [
