@@ -9,7 +9,6 @@ model or raises the matching :mod:`~avaturn_async._errors` class. The transport
 from __future__ import annotations
 
 import codecs
-import functools
 import json
 import math
 import re
@@ -248,17 +247,8 @@ _INCLUDE_NOT_READY = {
 
 
 def build_list_avatars(user_id: str, include_not_ready: bool) -> Request:
-    if type(user_id) is str and type(include_not_ready) is bool:
-        # Jobs and onboarding poll the same users' listings over and over: the
-        # immutable request is kept for the most recent users.
-        return _list_request(user_id, include_not_ready)
     if not isinstance(include_not_ready, bool):
         raise InvalidRequestError("include_not_ready must be a bool")
-    return _list_request.__wrapped__(user_id, include_not_ready)
-
-
-@functools.lru_cache(maxsize=4096)
-def _list_request(user_id: str, include_not_ready: bool) -> Request:
     return Request(
         route="avatars.list",
         method="GET",
