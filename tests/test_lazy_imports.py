@@ -34,6 +34,17 @@ def test_importing_the_webhook_path_loads_nothing_heavy(module: str) -> None:
     assert sorted(name for name in HEAVY if name in loaded) == []
 
 
+# Each costs a cold start a millisecond or more, and no delivery needs it before
+# it is verified and parsed: logged, dispatched, or read with a query string.
+DEFERRED = ("anyio", "logging", "urllib.parse")
+
+
+@pytest.mark.parametrize("module", ["avaturn_async.webhooks", "avaturn_async.webhooks.asgi"])
+def test_importing_the_webhook_path_defers_what_only_a_delivery_needs(module: str) -> None:
+    loaded = modules_loaded_by(f"import {module}")
+    assert sorted(name for name in DEFERRED if name in loaded) == []
+
+
 def test_verifying_and_parsing_a_delivery_loads_nothing_heavy() -> None:
     loaded = modules_loaded_by(
         "import time\n"

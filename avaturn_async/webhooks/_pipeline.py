@@ -34,12 +34,10 @@ to acknowledge such deliveries with 204 and rely on ``on_handler_error`` instead
 from __future__ import annotations
 
 import json
-import logging
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import attrs
 
 from .._errors import (
@@ -52,6 +50,7 @@ from .._events import Event
 from .._public import public
 from ._boundary import Verifier, header_value
 from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
+from ._log import webhook_logger
 from ._router import DispatchResult, WebhookRouter
 
 if TYPE_CHECKING:  # the inbox (and sqlite3) load only when an inbox is used
@@ -62,7 +61,6 @@ __all__ = ["DEFAULT_READ_TIMEOUT", "PipelineResponse", "WebhookPipeline"]
 DEFAULT_READ_TIMEOUT = 10.0
 """Seconds a sender gets to deliver a whole body; Avaturn's events arrive in milliseconds."""
 
-logger = logging.getLogger("avaturn_async.webhooks")
 
 _ID_NAMES = ("webhook-id", "svix-id")
 _JSON = (("content-type", "application/json"),)
@@ -222,10 +220,10 @@ class WebhookPipeline:
         except WebhookPayloadTooLargeError:
             return self.too_large()
         except WebhookVerificationError as exc:
-            logger.info("rejected webhook: %s", exc.reason)
+            webhook_logger().info("rejected webhook: %s", exc.reason)
             return _error(401, exc.reason, str(exc))
         except WebhookParseError as exc:
-            logger.info("malformed webhook at %s", exc.path)
+            webhook_logger().info("malformed webhook at %s", exc.path)
             return _error(400, "malformed_payload", str(exc), path=exc.path)
         if self.inbox is not None:
             return await self._store_in(self.inbox, body, headers, event)
@@ -241,15 +239,17 @@ class WebhookPipeline:
         self, inbox: WebhookInbox, body: bytes, headers: Mapping[str, str], event: Event
     ) -> PipelineResponse:
         """Commit the delivery to the inbox; only then is it acknowledged."""
+        import anyio  # here, not at the top: importing the webhook path stays light
+
         try:
             new_id = await inbox.add(body, headers, event)
         except anyio.get_cancelled_exc_class():
             raise
         except Exception:
-            logger.exception("webhook inbox failed to store a delivery")
+            webhook_logger().exception("webhook inbox failed to store a delivery")
             return _error(503, "store_failed", "webhook inbox unavailable, retry later")
         if new_id is None:
-            logger.debug("duplicate webhook delivery already in the inbox")
+            webhook_logger().debug("duplicate webhook delivery already in the inbox")
             return PipelineResponse(status=202, outcome="duplicate", event=event)
         return PipelineResponse(status=202, outcome="stored", event=event)
 
@@ -257,28 +257,32 @@ class WebhookPipeline:
         self, store: IdempotencyStore, key: str, event: Event
     ) -> PipelineResponse | None:
         """``None`` if this delivery should be dispatched, else the answer to give."""
+        import anyio
+
         try:
             seen = await store.seen_or_mark(key)
         except anyio.get_cancelled_exc_class():
             raise
         except Exception:
-            logger.exception("webhook idempotency store failed")
+            webhook_logger().exception("webhook idempotency store failed")
             return _error(503, "store_failed", "idempotency store unavailable, retry later")
         if seen:
-            logger.debug("duplicate webhook delivery acknowledged")
+            webhook_logger().debug("duplicate webhook delivery acknowledged")
             return PipelineResponse(status=204, outcome="duplicate", event=event)
         return None
 
     async def _dispatch(
         self, event: Event, store: IdempotencyStore | None, key: str | None
     ) -> PipelineResponse:
+        import anyio
+
         try:
             result = await self.router.dispatch(event)
         except BaseException as exc:
             await _release(store, key)
             if not isinstance(exc, Exception) or isinstance(exc, anyio.get_cancelled_exc_class()):
                 raise
-            logger.exception("webhook dispatch failed for %s event", event.event)
+            webhook_logger().exception("webhook dispatch failed for %s event", event.event)
             return _error(500, "handler_failed", "webhook dispatch failed")
         if result.ok or not self.fail_on_handler_error:
             return PipelineResponse(status=204, outcome="processed", event=event, dispatch=result)
@@ -291,13 +295,15 @@ async def _release(store: IdempotencyStore | None, key: str | None) -> None:
     """Un-mark ``key`` so that the sender's redelivery is processed, not dropped."""
     if store is None or key is None:
         return
+    import anyio
+
     # Shielded: this runs while a cancellation may be propagating, and the key
     # must still be released.
     with anyio.CancelScope(shield=True):
         try:
             await store.unmark(key)
         except Exception:
-            logger.exception("webhook idempotency store failed to release a key")
+            webhook_logger().exception("webhook idempotency store failed to release a key")
 
 
 public("avaturn_async.webhooks", PipelineResponse, WebhookPipeline)

@@ -20,22 +20,19 @@ never swallowed.
 from __future__ import annotations
 
 import inspect
-import logging
 import types
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeAlias, TypeVar, cast, overload
 
-import anyio
-import anyio.to_thread
 import attrs
 
 from .._errors import ConfigurationError
 from .._events import Event
 from .._public import public
+from ._log import webhook_logger
 
 __all__ = ["DispatchResult", "HandlerFailure", "WebhookRouter"]
 
-logger = logging.getLogger("avaturn_async.webhooks")
 
 E = TypeVar("E")
 R = TypeVar("R")
@@ -185,10 +182,12 @@ class WebhookRouter:
         """Run every matching handler; collect, log and report their exceptions."""
         routes = self._matching(event)
         if not routes:
-            logger.debug("no webhook handler for %s event", event.event)
+            webhook_logger().debug("no webhook handler for %s event", event.event)
             return DispatchResult(event=event, handled=0)
         failures: list[HandlerFailure] = []
         if self.concurrent and len(routes) > 1:
+            import anyio  # here, not at the top: a cold-starting receiver skips it
+
             async with anyio.create_task_group() as group:
                 for route in routes:
                     group.start_soon(self._run, route, event, failures)
@@ -198,6 +197,8 @@ class WebhookRouter:
         return DispatchResult(event=event, handled=len(routes), failures=tuple(failures))
 
     async def _run(self, route: _Route, event: Event, failures: list[HandlerFailure]) -> None:
+        import anyio
+
         try:
             await self._call(route, event)
         except anyio.get_cancelled_exc_class():
@@ -205,7 +206,7 @@ class WebhookRouter:
         except Exception as exc:
             failure = HandlerFailure(event=event, handler=route.handler, exception=exc)
             failures.append(failure)
-            logger.error(
+            webhook_logger().error(
                 "webhook handler %s failed on %s event",
                 failure.handler_name,
                 event.event,
@@ -218,6 +219,8 @@ class WebhookRouter:
             await cast(Awaitable[object], route.handler(event))
             return
         if self.sync_in_thread:
+            import anyio.to_thread
+
             result = await anyio.to_thread.run_sync(route.handler, event)
         else:
             result = route.handler(event)
@@ -228,6 +231,8 @@ class WebhookRouter:
     async def _report(self, failure: HandlerFailure) -> None:
         if self.on_handler_error is None:
             return
+        import anyio
+
         try:
             outcome = self.on_handler_error(failure)
             if inspect.isawaitable(outcome):
@@ -235,7 +240,7 @@ class WebhookRouter:
         except anyio.get_cancelled_exc_class():
             raise
         except Exception:
-            logger.exception("on_handler_error callback failed")
+            webhook_logger().exception("on_handler_error callback failed")
 
 
 def _check_matchable(event_type: object) -> None:

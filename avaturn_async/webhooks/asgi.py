@@ -29,9 +29,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, TypeAlias
-from urllib.parse import parse_qsl
-
-import anyio
 
 from ._boundary import Verifier
 from ._pipeline import PipelineResponse, WebhookPipeline
@@ -60,6 +57,10 @@ def _query(scope: Scope) -> dict[str, str]:
     raw: bytes = scope.get("query_string", b"")
     if not raw:
         return {}
+    # Imported here, as anyio below: a cold-starting receiver imports neither
+    # before its first delivery (and most never see a query string).
+    from urllib.parse import parse_qsl
+
     pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
     query: dict[str, str] = {}
     for name, value in pairs:
@@ -146,6 +147,8 @@ class WebhookApp:
             await _send(send, early)
             return
         body: bytes | None = b""
+        import anyio
+
         try:
             with anyio.move_on_after(pipeline.read_deadline) as deadline:
                 body = await _read_limited(receive, pipeline.max_body_size)
