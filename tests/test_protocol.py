@@ -159,6 +159,16 @@ def test_read_model_rejects_a_body_that_is_not_utf8_with_decode_error() -> None:
         p.read_model(answer(200, '{"id": "\u00e9"}'.encode("latin-1")), NewUserResponse)
 
 
+def test_read_model_reads_a_body_with_surrounding_whitespace() -> None:
+    body = b' \r\n{"id": "ABC"}\n'
+    assert p.read_model(answer(200, body), NewUserResponse) == NewUserResponse(id="ABC")
+
+
+def test_read_model_rejects_data_after_the_json_value() -> None:
+    with pytest.raises(ResponseDecodeError, match="not JSON"):
+        p.read_model(answer(200, b'{"id": "ABC"} {"id": "DEF"}'), NewUserResponse)
+
+
 def test_read_model_tolerates_a_utf8_byte_order_mark() -> None:
     body = b"\xef\xbb\xbf" + '{"id": "\u00e9"}'.encode()
     assert p.read_model(answer(200, body), NewUserResponse) == NewUserResponse(id="\u00e9")
