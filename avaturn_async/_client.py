@@ -19,6 +19,7 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._adaptive import AdaptiveConcurrency, AdaptiveLimiter
+from ._answers import read_model, retry_after_seconds
 from ._clock import Clock
 from ._decide import decide
 from ._errors import (
@@ -42,7 +43,7 @@ from ._observe import (
     record_status,
 )
 from ._options import adaptive_settings, or_default, tracing_mode
-from ._protocol import Request, Response, read_model, retry_after_seconds
+from ._protocol import Request, Response
 from ._public import public
 from ._resources import Avatars, Exports, Renders, Sessions, Users
 from ._retry import RetryPolicy

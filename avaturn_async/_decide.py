@@ -11,8 +11,9 @@ from collections.abc import Callable
 
 import attrs
 
+from ._answers import error_from_response, retry_after_seconds
 from ._errors import APIError, ConnectError, RequestTimeoutError, TransportError
-from ._protocol import Request, Response, error_from_response, retry_after_seconds
+from ._protocol import Request, Response
 from ._public import public
 from ._retry import FailureKind, RetryPolicy, retry_delay
 

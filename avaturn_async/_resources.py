@@ -11,6 +11,7 @@ import anyio
 
 from . import _models as m
 from . import _protocol as p
+from ._answers import read_model_list
 from ._errors import InvalidRequestError
 from ._jobs import AvatarJob, ExportJob, RenderJob
 from ._observe import ResponseList, attach_metadata, copy_metadata
@@ -148,7 +149,7 @@ class Avatars(_Resource):
         request = p.build_list_avatars(user_id, include_not_ready)
         answer = await self._client._send(request)
         items: ResponseList[m.AvatarListItem]
-        items = p.read_model_list(answer, m.AvatarListItem, ResponseList)  # type: ignore[assignment]
+        items = read_model_list(answer, m.AvatarListItem, ResponseList)  # type: ignore[assignment]
         return attach_metadata(items, request.route, answer)
 
     async def get_customization(self, avatar_id: AvatarId) -> m.ExternalAvatarCustomization:

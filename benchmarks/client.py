@@ -55,9 +55,10 @@ from multidict import CIMultiDict, CIMultiDictProxy
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avaturn_async import AvaturnClient, Request, Response, Timeouts, Transport
-from avaturn_async._client import USER_AGENT
 
 API_KEY = "bench-key"
+USER_AGENT = f"avaturn-benchmark python/{platform.python_version()} aiohttp/{aiohttp.__version__}"
+"""Sent by every implementation (the SDK through ``user_agent=``): the same bytes on the wire."""
 USER_ID = "TGTLFCCRG67V6ERUMDTK3JNI5AYGF6XF"
 AVATAR_ID = "7c5f3f5e-2b8a-4d0e-9a51-3f1e2d4c5b6a"
 NEW_USER = json.dumps({"id": USER_ID}).encode()
@@ -222,7 +223,11 @@ class Plain:
 class Sdk:
     def __init__(self, base_url: str, concurrency: int, transport: Transport | None = None) -> None:
         self.client = AvaturnClient(
-            API_KEY, base_url=base_url, max_concurrency=concurrency, transport=transport
+            API_KEY,
+            base_url=base_url,
+            max_concurrency=concurrency,
+            transport=transport,
+            user_agent=USER_AGENT,
         )
 
     async def new_user(self) -> object:

@@ -28,6 +28,7 @@ from avaturn_async import (
     UnprocessableEntityError,
     ValidationErrorItem,
 )
+from avaturn_async import _answers as a
 from avaturn_async import _protocol as p
 
 AVATAR = "0b1f6f36-8c1a-4c43-9a4e-2c7b1c4f9b10"
@@ -146,37 +147,37 @@ def test_upload_request_is_unauthenticated_and_redacts_its_signature() -> None:
 
 
 def test_read_model_parses_success_body() -> None:
-    assert p.read_model(answer(200, {"id": "ABC"}), NewUserResponse) == NewUserResponse(id="ABC")
+    assert a.read_model(answer(200, {"id": "ABC"}), NewUserResponse) == NewUserResponse(id="ABC")
 
 
 def test_read_model_rejects_non_json_with_decode_error() -> None:
     with pytest.raises(ResponseDecodeError, match="not JSON"):
-        p.read_model(answer(200, b"<html>"), NewUserResponse)
+        a.read_model(answer(200, b"<html>"), NewUserResponse)
 
 
 def test_read_model_rejects_a_body_that_is_not_utf8_with_decode_error() -> None:
     with pytest.raises(ResponseDecodeError, match="not JSON"):
-        p.read_model(answer(200, '{"id": "\u00e9"}'.encode("latin-1")), NewUserResponse)
+        a.read_model(answer(200, '{"id": "\u00e9"}'.encode("latin-1")), NewUserResponse)
 
 
 def test_read_model_reads_a_body_with_surrounding_whitespace() -> None:
     body = b' \r\n{"id": "ABC"}\n'
-    assert p.read_model(answer(200, body), NewUserResponse) == NewUserResponse(id="ABC")
+    assert a.read_model(answer(200, body), NewUserResponse) == NewUserResponse(id="ABC")
 
 
 def test_read_model_rejects_data_after_the_json_value() -> None:
     with pytest.raises(ResponseDecodeError, match="not JSON"):
-        p.read_model(answer(200, b'{"id": "ABC"} {"id": "DEF"}'), NewUserResponse)
+        a.read_model(answer(200, b'{"id": "ABC"} {"id": "DEF"}'), NewUserResponse)
 
 
 def test_read_model_tolerates_a_utf8_byte_order_mark() -> None:
     body = b"\xef\xbb\xbf" + '{"id": "\u00e9"}'.encode()
-    assert p.read_model(answer(200, body), NewUserResponse) == NewUserResponse(id="\u00e9")
+    assert a.read_model(answer(200, body), NewUserResponse) == NewUserResponse(id="\u00e9")
 
 
 def test_read_model_names_missing_field() -> None:
     with pytest.raises(ResponseDecodeError, match=r"\$\.id"):
-        p.read_model(answer(200, {}), NewUserResponse)
+        a.read_model(answer(200, {}), NewUserResponse)
 
 
 @pytest.mark.parametrize(
@@ -195,13 +196,13 @@ def test_read_model_names_missing_field() -> None:
     ],
 )
 def test_status_maps_to_error_class(status: int, cls: type[APIError]) -> None:
-    error = p.error_from_response(answer(status, {"detail": "nope"}), p.build_create_user())
+    error = a.error_from_response(answer(status, {"detail": "nope"}), p.build_create_user())
     assert type(error) is cls
     assert error.status == status
 
 
 def test_error_carries_detail_message_body_and_request_id() -> None:
-    error = p.error_from_response(
+    error = a.error_from_response(
         answer(404, {"detail": "user not found"}, {"X-Request-Id": "req-1"}),
         p.build_delete_user("U"),
     )
@@ -215,7 +216,7 @@ def test_error_carries_detail_message_body_and_request_id() -> None:
 
 def test_validation_error_parses_detail_items() -> None:
     body = {"detail": [{"loc": ["body", "user_id"], "msg": "field required", "type": "missing"}]}
-    error = p.error_from_response(answer(422, body), p.build_create_avatar("U"))
+    error = a.error_from_response(answer(422, body), p.build_create_avatar("U"))
     assert isinstance(error, UnprocessableEntityError)
     assert error.detail == (
         ValidationErrorItem(loc=("body", "user_id"), msg="field required", type="missing"),
@@ -224,17 +225,17 @@ def test_validation_error_parses_detail_items() -> None:
 
 
 def test_non_json_error_body_is_kept_as_text() -> None:
-    error = p.error_from_response(answer(502, b"Bad Gateway\n<html>"), p.build_create_user())
+    error = a.error_from_response(answer(502, b"Bad Gateway\n<html>"), p.build_create_user())
     assert error.body == "Bad Gateway\n<html>"
     assert error.message == "Bad Gateway"
 
 
 def test_rate_limit_error_reads_retry_after() -> None:
-    error = p.error_from_response(answer(429, None, {"Retry-After": "4"}), p.build_create_user())
+    error = a.error_from_response(answer(429, None, {"Retry-After": "4"}), p.build_create_user())
     assert isinstance(error, RateLimitError)
     assert error.retry_after == 4.0
 
 
 def test_validation_errors_are_value_errors() -> None:
-    error = p.error_from_response(answer(422, {"detail": []}), p.build_create_user())
+    error = a.error_from_response(answer(422, {"detail": []}), p.build_create_user())
     assert isinstance(error, ValueError)
