@@ -266,7 +266,7 @@ async def measure(base_url: str, total: int, rounds: int) -> dict[tuple[str, int
     """Figures by (operation, concurrency): ``rounds`` paired, interleaved rounds each."""
     results: dict[tuple[str, int], Cell] = {}
     for concurrency in CONCURRENCIES:
-        clients = {
+        clients: dict[str, Sdk | Plain] = {
             "sdk": Sdk(base_url, concurrency),
             "plain": Plain(base_url, concurrency),
             "tuned": Plain(base_url, concurrency, tuned=True),

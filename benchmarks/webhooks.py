@@ -57,6 +57,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,11 +76,13 @@ from avaturn_async.webhooks import (  # noqa: E402
     WebhookVerifier,
 )
 
+orjson: ModuleType | None
 try:
     import orjson
 except ImportError:
     orjson = None
 
+ReferenceWebhook: Any
 try:
     from standardwebhooks import Webhook as ReferenceWebhook
 except ImportError:
