@@ -601,6 +601,59 @@ async def test_upload_records_photo_bytes(
     assert (record.body_type, record.telephoto) == ("female", True)
 
 
+def raw_form(disposition: str, boundary: str = "b0undary") -> bytes:
+    """A multipart body by hand: ``disposition`` (with ``{name}``) spells every part's header."""
+    parts = [(name, photo, "image/jpeg") for name, photo in zip(PHOTO_FIELDS, PHOTOS, strict=True)]
+    parts.append(("body-type", b"female", "text/plain"))
+    chunks = [
+        f"--{boundary}\r\nContent-Disposition: {disposition.format(name=name)}\r\n"
+        f"Content-Type: {kind}\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+        for name, data, kind in parts
+    ]
+    return b"".join(chunks) + f"--{boundary}--\r\n".encode()
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        pytest.param('form-data; name="{name}"; filename="{name}.jpg"', id="quoted"),
+        pytest.param("form-data; name={name}; filename={name}.jpg", id="tokens"),
+        pytest.param('Form-Data;name="{name}"', id="casing-and-spacing"),
+        pytest.param('form-data; name="{name}"; filename="a \\"b\\".jpg"', id="escaped-filename"),
+    ],
+)
+async def test_upload_reads_field_names_however_the_disposition_is_spelled(
+    emulator: AvaturnEmulator, http: aiohttp.ClientSession, disposition: str
+) -> None:
+    avatar = await new_avatar(http, emulator, await new_user(http, emulator))
+    headers = {"Content-Type": "multipart/form-data; boundary=b0undary"}
+    async with http.post(avatar["upload_url"], data=raw_form(disposition), headers=headers) as r:
+        assert r.status == 200, await r.text()
+    assert emulator.avatars[avatar["avatar_id"]].upload_bytes == sum(map(len, PHOTOS))
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [
+        pytest.param("Multipart/Form-Data; boundary=b0undary", 200, id="any-case"),
+        pytest.param('multipart/form-data; boundary="b0undary"', 200, id="quoted-boundary"),
+        pytest.param("multipart/mixed; boundary=b0undary", 422, id="not-form-data"),
+        pytest.param("application/octet-stream", 422, id="not-multipart"),
+    ],
+)
+async def test_upload_reads_the_content_type_as_aiohttp_does(
+    emulator: AvaturnEmulator, http: aiohttp.ClientSession, content_type: str, expected: int
+) -> None:
+    avatar = await new_avatar(http, emulator, await new_user(http, emulator))
+    body = raw_form('form-data; name="{name}"')
+    async with http.post(
+        avatar["upload_url"], data=body, headers={"Content-Type": content_type}
+    ) as response:
+        assert response.status == expected
+
+
 @pytest.mark.parametrize(
     ("photos", "fields", "loc"),
     [
