@@ -41,10 +41,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-
-# ---------------------------------------------------------------- answers
-
-
 _JSON = json.JSONDecoder()
 _SCAN_JSON: Callable[[str, int], tuple[Any, int]] = _JSON.scan_once  # type: ignore[attr-defined]
 

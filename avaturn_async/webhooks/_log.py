@@ -6,6 +6,7 @@ that logs nothing on its way to the first answer should not pay it at import.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ __all__ = ["LOGGER_NAME", "webhook_logger"]
 LOGGER_NAME = "avaturn_async.webhooks"
 
 
+@functools.cache  # the same Logger every time: logging keeps one per name
 def webhook_logger() -> logging.Logger:
     """The ``avaturn_async.webhooks`` logger (``logging`` is imported on first call)."""
     import logging
