@@ -21,7 +21,7 @@ import abc
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import anyio
 
@@ -37,8 +37,10 @@ from ._errors import (
     TransportError,
 )
 from ._events import AvatarReady, EventStatus, ExportReady, RenderReady
-from ._ports import JobClient
 from ._public import public
+
+if TYPE_CHECKING:
+    from ._client import AvaturnClient
 
 __all__ = ["AvatarJob", "ExportJob", "RenderJob", "poll_delays"]
 
@@ -101,7 +103,7 @@ async def _race(*sources: Callable[[], Awaitable[T | None]]) -> T:
 class _Job(abc.ABC, Generic[E]):
     _failure: type[JobFailedError] = JobFailedError
 
-    def __init__(self, client: JobClient, since: float | None) -> None:
+    def __init__(self, client: AvaturnClient, since: float | None) -> None:
         self._client = client
         self._since = since
 
@@ -172,7 +174,7 @@ class AvatarJob(_Job[AvatarReady]):
 
     def __init__(
         self,
-        client: JobClient,
+        client: AvaturnClient,
         *,
         user_id: str,
         avatar_id: str,
@@ -210,7 +212,7 @@ class RenderJob(_Job[RenderReady]):
 
     _failure = RenderFailedError
 
-    def __init__(self, client: JobClient, *, avatar_id: str, result: m.RenderResult) -> None:
+    def __init__(self, client: AvaturnClient, *, avatar_id: str, result: m.RenderResult) -> None:
         super().__init__(client, since=None)
         self.avatar_id = avatar_id
         self.result = result
@@ -256,7 +258,7 @@ class ExportJob(_Job[ExportReady]):
 
     def __init__(
         self,
-        client: JobClient,
+        client: AvaturnClient,
         *,
         avatar_id: str,
         result: m.NewExportResponse,

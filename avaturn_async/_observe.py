@@ -20,13 +20,16 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
 import attrs
 
 from . import _models
 from ._public import public
+
+if TYPE_CHECKING:
+    from ._protocol import Response
 
 __all__ = [
     "ErrorInfo",
@@ -160,22 +163,11 @@ async def call_hook(hook: Hook | None, info: object) -> None:
 
 # --------------------------------------------------------------- response metadata
 
-class _Answered(Protocol):
-    @property
-    def status(self) -> int: ...
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-    @property
-    def attempts(self) -> int: ...
-    @property
-    def request_id(self) -> str | None: ...
-
-
 # Models an endpoint returns, and lists, carry their answer in a slot; anything
 # else (jobs have a __dict__ and take the same attribute) falls back to a table
 # keyed by identity, not equality, whose entries vanish with their object. The
 # metadata record is built only when someone asks.
-_METADATA: dict[int, tuple[weakref.ref[Any], str, _Answered]] = {}
+_METADATA: dict[int, tuple[weakref.ref[Any], str, Response]] = {}
 _SLOT = "_avaturn_answer"
 
 
@@ -184,10 +176,10 @@ class ResponseList(list[T]):
 
     __slots__ = ("__weakref__", "_avaturn_answer")
 
-    _avaturn_answer: tuple[str, _Answered]
+    _avaturn_answer: tuple[str, Response]
 
 
-def attach_metadata(obj: T, route: str, response: _Answered) -> T:
+def attach_metadata(obj: T, route: str, response: Response) -> T:
     try:
         object.__setattr__(obj, _SLOT, (route, response))
     except AttributeError:
@@ -200,8 +192,8 @@ def attach_metadata(obj: T, route: str, response: _Answered) -> T:
     return obj
 
 
-def _answer_of(obj: object) -> tuple[str, _Answered] | None:
-    answer: tuple[str, _Answered] | None = getattr(obj, _SLOT, None)
+def _answer_of(obj: object) -> tuple[str, Response] | None:
+    answer: tuple[str, Response] | None = getattr(obj, _SLOT, None)
     if answer is not None:
         return answer
     entry = _METADATA.get(id(obj))

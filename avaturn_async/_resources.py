@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -16,7 +17,9 @@ from ._errors import InvalidRequestError
 from ._jobs import AvatarJob, ExportJob, RenderJob
 from ._observe import ResponseList, attach_metadata, copy_metadata
 from ._photos import PhotoInput, PhotoUpload, prepare_upload
-from ._ports import ResourceClient
+
+if TYPE_CHECKING:
+    from ._client import AvaturnClient
 
 __all__ = ["Avatars", "Exports", "Renders", "Sessions", "Users"]
 
@@ -41,7 +44,7 @@ async def _check_photos(
 class _Resource:
     __slots__ = ("_client",)
 
-    def __init__(self, client: ResourceClient) -> None:
+    def __init__(self, client: AvaturnClient) -> None:
         self._client = client
 
 

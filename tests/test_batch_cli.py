@@ -22,9 +22,10 @@ import anyio.to_thread
 import pytest
 
 from avaturn_async._cli import main
-from avaturn_async.batch import Journal, OnboardingSummary, RowState, run_sample_onboarding
+from avaturn_async._cli._progress import PlainProgress, progress_reporter
+from avaturn_async._cli._sample import run_sample_onboarding
+from avaturn_async.batch import Journal, OnboardingSummary, RowState
 from avaturn_async.batch import write_sample_manifest as write_manifest
-from avaturn_async.batch._progress import PlainProgress, progress_reporter
 from avaturn_async.samples import SAMPLES_DIR
 from avaturn_async.testing import AvaturnEmulator
 

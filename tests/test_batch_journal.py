@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from avaturn_async._cli._onboard import format_status
 from avaturn_async.batch import Journal, JournalBusyError, JournalError, RowState
-from avaturn_async.batch._command import format_status
 
 
 @pytest.fixture

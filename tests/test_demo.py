@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from avaturn_async._cli import main
-from avaturn_async._demo import run_demo
+from avaturn_async._cli._demo import run_demo
 
 
 async def test_demo_calls_every_endpoint_and_onboards_the_sample_batch() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import functools
+import re
 from collections.abc import Container, Iterator
 from pathlib import Path
 
@@ -40,29 +41,55 @@ def _packages_of(module: str) -> set[str]:
     return {".".join(parts[:i]) for i in range(1, len(parts))}
 
 
-def _imported_names(tree: ast.AST, package: str, modules: Container[str]) -> Iterator[str]:
-    """Every dotted name an import statement anywhere in ``tree`` loads or reads from."""
-    for node in ast.walk(tree):
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _import_nodes(tree: ast.AST) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
+    """Every import statement in ``tree``, with whether only type checkers run it."""
+    stack: list[tuple[ast.AST, bool]] = [(tree, False)]
+    while stack:
+        node, typing_only = stack.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node, typing_only
+        for child in ast.iter_child_nodes(node):
+            inside = isinstance(node, ast.If) and _is_type_checking(node.test)
+            stack.append((child, typing_only or (inside and child in node.body)))
+
+
+def _imported_names(
+    tree: ast.AST, package: str, modules: Container[str]
+) -> Iterator[tuple[str, bool]]:
+    """Every dotted name an import statement anywhere in ``tree`` loads or reads from,
+    with whether the import is for type checkers only."""
+    for node, typing_only in _import_nodes(tree):
         if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1])
-                base = f"{base}.{node.module}" if node.module else base
-            else:
-                base = node.module or ""
-            for alias in node.names:
-                # ``from pkg import name`` loads the submodule pkg.name if there is
-                # one, else reads a name that pkg itself binds.
-                full = f"{base}.{alias.name}"
-                yield full if full in modules else base
+            yield from ((alias.name, typing_only) for alias in node.names)
+            continue
+        if node.level:
+            parts = package.split(".")
+            base = ".".join(parts[: len(parts) - node.level + 1])
+            base = f"{base}.{node.module}" if node.module else base
+        else:
+            base = node.module or ""
+        for alias in node.names:
+            # ``from pkg import name`` loads the submodule pkg.name if there is
+            # one, else reads a name that pkg itself binds.
+            full = f"{base}.{alias.name}"
+            yield (full if full in modules else base), typing_only
 
 
 @functools.cache
 def _scan() -> tuple[Graph, Graph, dict[str, frozenset[str]]]:
-    """The import graph; the same plus names read from enclosing packages; and the
-    top-level outside packages each module imports."""
+    """The import graph (less type-only imports inside one layer); the same plus names
+    read from enclosing packages; and the top-level outside packages each module imports.
+
+    A type-only import between two modules of one layer is no edge: it lets a part
+    name the whole it belongs to (a job its ``AvaturnClient``, a handler its emulator)
+    without a protocol restating it, and it never runs. Across layers it counts.
+    """
     modules = _module_names()
     graph: Graph = {name: set() for name in modules}
     uses: Graph = {name: set() for name in modules}
@@ -71,14 +98,21 @@ def _scan() -> tuple[Graph, Graph, dict[str, frozenset[str]]]:
         package = name if is_package else name.rpartition(".")[0]
         already_running = _packages_of(name) | {name}
         tree = ast.parse(path.read_text(), str(path))
-        found = set(_imported_names(tree, package, modules))
+        imported = list(_imported_names(tree, package, modules))
+        found = {
+            target
+            for target, typing_only in imported
+            if not (typing_only and target in modules and layer_of(target) == layer_of(name))
+        }
         for target in found & modules.keys():
             graph[name] |= ({target} | _packages_of(target)) - already_running
         # ``from avaturn_async import AvaturnClient`` inside the package makes no
         # cycle (the package is already running) but does use the client.
         uses[name] = graph[name] | ((found & already_running) - {name})
         outside[name] = frozenset(
-            target.partition(".")[0] for target in found if not target.startswith(PACKAGE)
+            target.partition(".")[0]
+            for target, _ in imported
+            if not target.startswith(PACKAGE)
         )
     return graph, uses, outside
 
@@ -111,13 +145,18 @@ def find_cycle(graph: Graph) -> list[str] | None:
 
 def test_the_graph_sees_the_modules_and_their_imports() -> None:
     graph = build_graph()
-    assert f"{PACKAGE}._client" in graph[PACKAGE]
+    assert f"{PACKAGE}._resources" in graph[f"{PACKAGE}._client"]
     assert f"{PACKAGE}._events" in graph[f"{PACKAGE}.webhooks"]
 
 
 def test_find_cycle_reports_a_cycle_as_a_path() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert find_cycle(graph) == ["a", "b", "c", "a"]
+
+
+def test_a_type_only_import_inside_one_layer_is_no_edge() -> None:
+    # _jobs names AvaturnClient for type checkers only; _client imports _jobs for real.
+    assert f"{PACKAGE}._client" not in build_graph()[f"{PACKAGE}._jobs"]
 
 
 def test_find_cycle_accepts_a_diamond() -> None:
@@ -132,65 +171,55 @@ def test_package_modules_import_each_other_without_cycles() -> None:
 
 # ---------------------------------------------------------------- layers (ARCHITECTURE.md)
 
-# Each module belongs to the first layer with a matching pattern.
+# Each module belongs to the first layer with a matching pattern: by folder, except
+# the top-level private modules, which the last four rows share out.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    (
-        "tools",
-        (
-            "avaturn_async.__main__",
-            "avaturn_async._cli",
-            "avaturn_async._demo",
-            "avaturn_async.batch._command",
-            "avaturn_async.batch._environment",
-            "avaturn_async.batch._progress",
-            "avaturn_async.batch._sample",
-            "avaturn_async.testing.pytest_plugin",
-            "avaturn_async.webhooks._inbox_cli",
-        ),
-    ),
+    ("cli", ("avaturn_async.__main__", "avaturn_async._cli", "avaturn_async._cli.*")),
     ("samples", ("avaturn_async.samples",)),
     ("testing", ("avaturn_async.testing", "avaturn_async.testing.*")),
-    ("postgres", ("avaturn_async.postgres", "avaturn_async.postgres.*")),
     ("batch", ("avaturn_async.batch", "avaturn_async.batch.*")),
-    ("inbox", ("avaturn_async.webhooks._inbox*",)),
+    ("postgres", ("avaturn_async.postgres", "avaturn_async.postgres.*")),
     ("webhooks", ("avaturn_async.webhooks", "avaturn_async.webhooks.*")),
-    ("client", ("avaturn_async", "avaturn_async._client", "avaturn_async._resources")),
-    ("jobs", ("avaturn_async._jobs", "avaturn_async._hub", "avaturn_async._ports")),
+    (
+        "client",
+        ("avaturn_async", "avaturn_async._client", "avaturn_async._resources", "avaturn_async._jobs"),
+    ),
+    ("hub", ("avaturn_async._hub",)),
     ("transport", ("avaturn_async._transport",)),
     ("core", ("avaturn_async._*",)),
 ]
 
-# Which layers a layer may import (besides itself). Keep in step with ARCHITECTURE.md.
+# The layers each layer imports (besides itself): exactly the edges the code has, so
+# that ARCHITECTURE.md, which draws this table, draws what is there. The cli layer
+# may import anything.
 MAY_IMPORT: dict[str, set[str]] = {
     "core": set(),
     "transport": {"core"},
-    "jobs": {"core"},
-    "client": {"core", "transport", "jobs"},
-    "webhooks": {"core", "inbox"},
-    "inbox": {"core", "webhooks", "postgres"},
-    "batch": {"core", "jobs", "client", "postgres", "samples"},
-    "postgres": {"core", "jobs", "webhooks", "inbox", "batch"},
-    "testing": {"core", "webhooks", "samples"},
+    "hub": {"core"},
+    "client": {"core", "transport", "hub"},
+    "webhooks": {"core"},
+    "postgres": {"core", "hub", "webhooks"},
+    "batch": {"core", "client", "postgres", "samples"},
+    "testing": {"core", "webhooks"},
     "samples": set(),
-    "tools": {layer for layer, _ in LAYERS},
-}
-
-# Known exceptions, each a debt to pay rather than a pattern to copy.
-ALLOWED_EDGES = {
-    # `avaturn_async.batch` exports run_sample_onboarding, which runs the embedded emulator.
-    ("avaturn_async.batch", "avaturn_async.batch._sample"),
+    "cli": {layer for layer, _ in LAYERS} - {"cli"},
 }
 
 # Outside packages and the only layers that may import them.
 OUTSIDE_ONLY_IN: dict[str, set[str]] = {
-    "aiohttp": {"transport", "client", "testing", "tools"},
+    "aiohttp": {"transport", "client", "testing", "cli"},
     "asyncpg": {"postgres"},
-    "sqlite3": {"inbox", "batch", "testing", "tools"},
-    "rich": {"tools"},
+    "sqlite3": {"batch", "testing", "cli"},
+    "rich": {"cli"},
     "uvicorn": set(),
 }
-# A module of a layer that may not import aiohttp, which is the aiohttp adapter itself.
-OUTSIDE_MODULE_EXCEPTIONS = {("avaturn_async.webhooks.aiohttp", "aiohttp")}
+# Modules of a layer that may not import the package, which they alone may.
+OUTSIDE_MODULE_EXCEPTIONS: dict[str, tuple[str, ...]] = {
+    # The aiohttp receiver is the webhooks layer's one aiohttp adapter.
+    "aiohttp": ("avaturn_async.webhooks.aiohttp",),
+    # The durable inbox's SQLite store; `import avaturn_async.webhooks` loads it lazily.
+    "sqlite3": ("avaturn_async.webhooks.inbox.*",),
+}
 
 
 def layer_of(module: str) -> str:
@@ -200,26 +229,93 @@ def layer_of(module: str) -> str:
     raise LookupError(f"{module} is in no layer: add it to LAYERS and ARCHITECTURE.md")
 
 
+def _layer_edges() -> dict[tuple[str, str], list[str]]:
+    """(layer, imported layer) -> the module imports that make that edge."""
+    edges: dict[tuple[str, str], list[str]] = {}
+    for module, targets in sorted(_scan()[1].items()):
+        for target in sorted(targets):
+            if layer_of(target) != layer_of(module):
+                edge = (layer_of(module), layer_of(target))
+                edges.setdefault(edge, []).append(f"{module} -> {target}")
+    return edges
+
+
 def test_every_module_has_a_layer() -> None:
     assert {layer_of(name) for name in build_graph()} == set(MAY_IMPORT)
 
 
 def test_layer_of_reads_the_first_matching_pattern() -> None:
-    assert layer_of("avaturn_async.webhooks._inbox_store") == "inbox"
-    assert layer_of("avaturn_async.webhooks._inbox_cli") == "tools"
+    assert layer_of("avaturn_async.webhooks.inbox._store") == "webhooks"
+    assert layer_of("avaturn_async._cli._inbox") == "cli"
+    assert layer_of("avaturn_async._jobs") == "client"
     assert layer_of("avaturn_async._events") == "core"
+
+
+def test_layers_form_a_strict_hierarchy() -> None:
+    """No two layers import each other, directly or through others."""
+    order = {layer: set(allowed) for layer, allowed in MAY_IMPORT.items()}
+    for _ in order:  # transitive closure
+        for allowed in order.values():
+            allowed |= set().union(*(order[other] for other in allowed))
+    assert not [layer for layer, below in order.items() if layer in below]
 
 
 def test_layers_import_only_the_layers_they_may() -> None:
     wrong = [
-        f"{module} ({layer_of(module)}) imports {target} ({layer_of(target)})"
-        for module, targets in sorted(_scan()[1].items())
-        for target in sorted(targets)
-        if layer_of(target) != layer_of(module)
-        and layer_of(target) not in MAY_IMPORT[layer_of(module)]
-        and (module, target) not in ALLOWED_EDGES
+        f"{layer} -> {target}: " + ", ".join(made_by)
+        for (layer, target), made_by in _layer_edges().items()
+        if target not in MAY_IMPORT[layer]
     ]
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_allowed_layer_edge_is_used() -> None:
+    """The table (and ARCHITECTURE.md's drawing) names no edge the code lacks."""
+    used = _layer_edges().keys()
+    unused = [
+        f"{layer} -> {target}"
+        for layer, allowed in MAY_IMPORT.items()
+        if layer != "cli"
+        for target in sorted(allowed)
+        if (layer, target) not in used
+    ]
+    assert not unused
+
+
+def test_architecture_md_lists_the_same_layers_and_edges() -> None:
+    """Each row of ARCHITECTURE.md's layer table: | **layer** | ... | imports |."""
+    text = (ROOT.parent / "ARCHITECTURE.md").read_text()
+    documented: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].startswith("**") and cells[0].endswith("**"):
+            imports = cells[-1].replace("nothing", "").replace("anything", "")
+            documented[cells[0].strip("*")] = {
+                name.strip() for name in imports.split(",") if name.strip()
+            }
+    expected = {layer: set(allowed) for layer, allowed in MAY_IMPORT.items()}
+    expected["cli"] = set()
+    assert documented == expected
+
+
+def _architecture_rows() -> dict[str, str]:
+    rows = {}
+    for line in (ROOT.parent / "ARCHITECTURE.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].startswith("**") and cells[0].endswith("**"):
+            rows[cells[0].strip("*")] = cells[1]
+    return rows
+
+
+def test_architecture_md_names_every_module_in_its_layer() -> None:
+    rows = _architecture_rows()
+    missing = []
+    for module, (_, is_package) in _module_names().items():
+        name = "__init__" if module == PACKAGE else module.rpartition(".")[2]
+        name = f"{name}/" if is_package and module != PACKAGE else name
+        if not re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", rows[layer_of(module)]):
+            missing.append(f"{module} ({layer_of(module)})")
+    assert not missing
 
 
 def test_outside_packages_are_imported_only_where_they_belong() -> None:
@@ -228,6 +324,9 @@ def test_outside_packages_are_imported_only_where_they_belong() -> None:
         for module, names in sorted(_scan()[2].items())
         for name in sorted(names & OUTSIDE_ONLY_IN.keys())
         if layer_of(module) not in OUTSIDE_ONLY_IN[name]
-        and (module, name) not in OUTSIDE_MODULE_EXCEPTIONS
+        and not any(
+            fnmatch.fnmatchcase(module, pattern)
+            for pattern in OUTSIDE_MODULE_EXCEPTIONS.get(name, ())
+        )
     ]
     assert not wrong, "\n".join(wrong)

@@ -17,6 +17,7 @@ from avaturn_async._errors import ConfigurationError
 from avaturn_async.testing import make_render_ready, sign_webhook
 from avaturn_async.webhooks import (
     Delivery,
+    GroupCommit,
     InboxError,
     InMemoryIdempotencyStore,
     SQLiteInboxStore,
@@ -26,7 +27,6 @@ from avaturn_async.webhooks import (
     WebhookVerifier,
     exponential_backoff,
 )
-from avaturn_async.webhooks._inbox_group import GroupCommit
 from tests.inbox_support import SECRET, FakeClock, deliver, recording_router
 
 

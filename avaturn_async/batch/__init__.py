@@ -32,7 +32,7 @@ from ._journal import (
 from ._manifest import Manifest, ManifestError, OnboardRow, RowError, count_rows
 from ._onboard import DEFAULT_CUSTOMIZATION, RowSource, onboard
 from ._rules import OnboardingAbortedError
-from ._sample import run_sample_onboarding, write_sample_manifest
+from ._sample import write_sample_manifest
 from ._store import Holdings, JournalStore, RowEntry, SQLiteJournalStore
 from ._summary import (
     EXIT_FAILED,
@@ -70,6 +70,5 @@ __all__ = [
     "SQLiteJournalStore",
     "count_rows",
     "onboard",
-    "run_sample_onboarding",
     "write_sample_manifest",
 ]

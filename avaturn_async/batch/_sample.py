@@ -1,24 +1,14 @@
-"""The bundled sample onboarding: generated rows, the embedded emulator, webhooks.
-
-``avaturn demo`` calls :func:`run_sample_onboarding`; nothing leaves the machine.
-"""
+"""A sample manifest: generated rows, each with the three bundled sample photos."""
 
 from __future__ import annotations
 
 import csv
-import sys
-import tempfile
 from pathlib import Path
-from typing import TextIO
 
 from .._public import public
 from ..samples import sample_photo_paths
-from ._environment import emulated_client
-from ._manifest import Manifest
-from ._onboard import onboard
-from ._summary import EXIT_FAILED
 
-__all__ = ["run_sample_onboarding", "write_sample_manifest"]
+__all__ = ["write_sample_manifest"]
 
 
 def write_sample_manifest(folder: str | Path, rows: int) -> Path:
@@ -34,53 +24,4 @@ def write_sample_manifest(folder: str | Path, rows: int) -> Path:
     return path
 
 
-async def run_sample_onboarding(
-    *, rows: int = 24, out: TextIO | None = None, concurrency: int = 8, export: bool = True
-) -> int:
-    """Onboard ``rows`` sample people against the embedded emulator, then run again.
-
-    The second run must find every row done and send nothing: that is the
-    journal's resume guarantee, shown. Prints both summaries and the emulator's
-    own counts (to ``out``, by default ``sys.stdout``); returns the exit code (0
-    when every row is ready and exported).
-    """
-    out = out if out is not None else sys.stdout
-    with tempfile.TemporaryDirectory(prefix="avaturn-onboard-") as tmp:
-        folder = Path(tmp)
-        manifest = write_sample_manifest(folder, rows)
-        journal = folder / "onboard.db"
-        models = folder / "models"
-        async with emulated_client() as env:
-            print(
-                f"Sample onboarding of {rows} people against the embedded emulator; "
-                f"webhooks to {env.webhook_url}",
-                file=out,
-            )
-            with Manifest(manifest) as source:
-                first = await onboard(
-                    env.client,
-                    source,
-                    journal=journal,
-                    concurrency=concurrency,
-                    export=export,
-                    export_dir=models,
-                )
-            print(first.format(), file=out)
-            with Manifest(manifest) as source:
-                again = await onboard(
-                    env.client, source, journal=journal, export=export, export_dir=models
-                )
-            emulator = env.emulator
-            print(
-                f"Rerun with the same journal: {again.already_done} already done, "
-                f"{again.ready} redone; the emulator holds {len(emulator.users)} users and "
-                f"{len(emulator.avatars)} avatars for {rows} rows",
-                file=out,
-            )
-        consistent = len(emulator.users) == rows and len(emulator.avatars) == rows
-        if not consistent or again.ready:
-            return EXIT_FAILED
-        return first.exit_code
-
-
-public("avaturn_async.batch", write_sample_manifest, run_sample_onboarding)
+public("avaturn_async.batch", write_sample_manifest)

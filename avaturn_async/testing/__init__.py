@@ -8,7 +8,7 @@
 * :func:`sign_webhook` and the ``make_*`` event factories: build signed webhook
   deliveries for your receiver's tests, with the same signing code the emulator uses;
   :class:`WebhookSender` signs and POSTs them.
-* :mod:`avaturn_async.testing.pytest_plugin`: the ``avaturn`` pytest plugin (fixtures
+* the ``avaturn`` pytest plugin (fixtures
   ``avaturn_emulator``, ``avaturn_client``, ``avaturn_webhooks``), loaded automatically.
 """
 

@@ -59,17 +59,19 @@ from ._verifier import WebhookVerifier
 
 # The durable inbox loads sqlite3: only when one of its names is first used.
 if TYPE_CHECKING:
-    from ._inbox import Backoff, WebhookInbox, exponential_backoff
-    from ._inbox_group import GroupCommit
-    from ._inbox_sqlite_store import SQLiteInboxStore
-    from ._inbox_store import (
+    from .inbox import (
         LEASE_LOST,
+        Backoff,
         Claimed,
         Delivery,
+        GroupCommit,
         InboxError,
         InboxRecord,
         InboxStatus,
         InboxStore,
+        SQLiteInboxStore,
+        WebhookInbox,
+        exponential_backoff,
     )
 
 # Declared, so type checkers read one type for the module's __getattr__ and __dir__.
@@ -78,17 +80,19 @@ __dir__: Callable[[], list[str]]
 __getattr__, __dir__ = _lazy_exports(
     __name__,
     {
-        "._inbox": ("Backoff", "WebhookInbox", "exponential_backoff"),
-        "._inbox_group": ("GroupCommit",),
-        "._inbox_sqlite_store": ("SQLiteInboxStore",),
-        "._inbox_store": (
+        ".inbox": (
             "LEASE_LOST",
+            "Backoff",
             "Claimed",
             "Delivery",
+            "GroupCommit",
             "InboxError",
             "InboxRecord",
             "InboxStatus",
             "InboxStore",
+            "SQLiteInboxStore",
+            "WebhookInbox",
+            "exponential_backoff",
         ),
     },
 )

@@ -54,7 +54,7 @@ from ._log import webhook_logger
 from ._router import DispatchResult, WebhookRouter
 
 if TYPE_CHECKING:  # the inbox (and sqlite3) load only when an inbox is used
-    from ._inbox import WebhookInbox
+    from .inbox import WebhookInbox
 
 __all__ = ["DEFAULT_READ_TIMEOUT", "PipelineResponse", "WebhookPipeline"]
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import struct
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from functools import partial
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple
 
 from aiohttp import web
 
 from ._http import CREATED, UPLOAD_PACE, Handler, drain, json_body, read_upload_form
 from ._state import EmulatorState
-from ._stats import EmulatorStats
 from ._validation import (
     EmulatorHTTPError,
     parse_bool,
@@ -27,7 +26,10 @@ from ._validation import (
 )
 from ._work import SlowWork, export_url
 
-__all__ = ["RENDER_FILES", "ApiRoute", "Handlers", "Host", "glb_chunks"]
+if TYPE_CHECKING:
+    from ._app import AvaturnEmulator
+
+__all__ = ["RENDER_FILES", "ApiRoute", "Handlers", "glb_chunks"]
 
 RENDER_FILES: Mapping[str, tuple[str, bytes]] = {
     "jpg": ("image/jpeg", b"\xff\xd8\xff\xe0" + bytes(64) + b"\xff\xd9"),
@@ -52,19 +54,6 @@ def glb_chunks(size: int) -> Iterator[bytes]:
         yield chunk
 
 
-class Host(Protocol):
-    """What the handlers need of the emulator (attributes may change while it runs)."""
-
-    @property
-    def stats(self) -> EmulatorStats: ...
-
-    @property
-    def base_url(self) -> str: ...
-
-    @property
-    def export_size(self) -> int: ...
-
-
 class ApiRoute(NamedTuple):
     method: str
     path: str
@@ -79,7 +68,7 @@ class Handlers:
 
     def __init__(
         self,
-        host: Host,
+        host: AvaturnEmulator,
         state: EmulatorState,
         work: SlowWork,
         spawn: Callable[[Callable[[], Awaitable[None]]], None],

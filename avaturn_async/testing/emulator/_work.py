@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ._records import AvatarRecord, ExportRecord, Outcome, RenderRecord
 from ._state import EmulatorState
 
-__all__ = ["SlowWork", "WorkHost", "export_url", "render_url"]
+if TYPE_CHECKING:
+    from ._app import AvaturnEmulator
+
+__all__ = ["SlowWork", "export_url", "render_url"]
 
 
 def render_url(base_url: str, render: RenderRecord) -> str:
@@ -26,30 +29,11 @@ def export_url(base_url: str, export: ExportRecord) -> str:
     return f"{base_url}/files/exports/{export.token}.glb"
 
 
-class WorkHost(Protocol):
-    """What the slow work needs of the emulator (attributes may change while it runs)."""
-
-    @property
-    def processing_delay(self) -> float: ...
-
-    @property
-    def render_delay(self) -> float: ...
-
-    @property
-    def export_delay(self) -> float: ...
-
-    @property
-    def avatar_outcome(self) -> Callable[[AvatarRecord], Outcome] | None: ...
-
-    @property
-    def base_url(self) -> str: ...
-
-
 class SlowWork:
     """The jobs spawned by uploads, renders and exports, and the sets that make them fail."""
 
     def __init__(
-        self, host: WorkHost, state: EmulatorState, emit: Callable[[dict[str, Any]], None]
+        self, host: AvaturnEmulator, state: EmulatorState, emit: Callable[[dict[str, Any]], None]
     ) -> None:
         self._host = host
         self._state = state

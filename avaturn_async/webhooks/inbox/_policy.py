@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import attrs
 
-from .._errors import ConfigurationError
-from .._public import public
-from .._redact import redact_urls
-from ._router import DispatchResult
+from ..._errors import ConfigurationError
+from ..._public import public
+from ..._redact import redact_urls
+from .._router import DispatchResult
 
 __all__ = [
     "DEFAULT_LEASE",

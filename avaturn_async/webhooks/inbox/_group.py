@@ -23,7 +23,7 @@ from typing import Generic, TypeVar
 
 import anyio
 
-from .._public import public
+from ..._public import public
 
 __all__ = ["GroupCommit"]
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal, TextIO
 
-from ._summary import OnboardingSummary
+from ..batch import OnboardingSummary
 
 __all__ = ["PlainProgress", "ProgressMode", "progress_reporter"]
 

@@ -21,8 +21,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from .._errors import WebhookError
-from .._public import public
+from ..._errors import WebhookError
+from ..._public import public
 
 __all__ = [
     "LEASE_LOST",

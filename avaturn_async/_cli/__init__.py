@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import anyio
 
-from ._exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from ._version import __version__
+from .._exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from .._version import __version__
 
 __all__ = ["main"]
 
@@ -41,18 +41,18 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument("--webhook-url", default=None, help="POST signed webhooks here")
     emulator.add_argument("--processing-delay", type=float, default=1.0, metavar="SECONDS")
 
-    from .batch._command import add_onboard_parser
+    from ._onboard import add_onboard_parser
 
     add_onboard_parser(commands)
 
-    from .webhooks._inbox_cli import add_inbox_parser
+    from ._inbox import add_inbox_parser
 
     add_inbox_parser(commands)
     return parser
 
 
 async def _serve_emulator(args: argparse.Namespace) -> int:
-    from .testing import AvaturnEmulator
+    from ..testing import AvaturnEmulator
 
     emulator = AvaturnEmulator(
         api_key=args.api_key,
@@ -81,11 +81,11 @@ async def _run(args: argparse.Namespace) -> int:
     if args.command == "emulator":
         return await _serve_emulator(args)
     if args.command == "onboard":
-        from .batch._command import run_onboard_command
+        from ._onboard import run_onboard_command
 
         return await run_onboard_command(args)
     if args.command == "inbox":
-        from .webhooks._inbox_cli import run_inbox_command
+        from ._inbox import run_inbox_command
 
         return await run_inbox_command(args)
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover

@@ -16,13 +16,13 @@ from typing import TextIO
 import anyio
 import attrs
 
-from . import _models as m
-from ._client import AvaturnClient
-from ._hub import EventHub
-from .samples import sample_photo_paths
-from .testing import DEFAULT_WEBHOOK_SECRET, AvaturnEmulator
-from .webhooks import Event, WebhookRouter, WebhookVerifier
-from .webhooks.aiohttp import serve_webhooks
+from .. import _models as m
+from .._client import AvaturnClient
+from .._hub import EventHub
+from ..samples import sample_photo_paths
+from ..testing import DEFAULT_WEBHOOK_SECRET, AvaturnEmulator
+from ..webhooks import Event, WebhookRouter, WebhookVerifier
+from ..webhooks.aiohttp import serve_webhooks
 
 __all__ = ["run_demo"]
 
@@ -102,7 +102,7 @@ async def run_demo(*, quiet: bool = False, rows: int = 24, out: TextIO | None = 
     walk = await _run_walk_through(quiet=quiet, out=out)
     if walk != 0 or rows == 0:
         return walk
-    from .batch import run_sample_onboarding
+    from ._sample import run_sample_onboarding
 
     return await run_sample_onboarding(rows=rows, out=out or sys.stdout)
 

@@ -25,8 +25,7 @@ import attrs
 
 from .._errors import ConfigurationError, StorageError
 from .._exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from ._inbox import WebhookInbox
-from ._inbox_store import InboxError, InboxRecord, InboxStatus
+from ..webhooks import InboxError, InboxRecord, InboxStatus, WebhookInbox
 
 __all__ = ["add_inbox_parser", "format_records", "run_inbox_command"]
 

@@ -13,11 +13,11 @@ from collections.abc import Callable
 
 import anyio
 
-from .._errors import WebhookParseError
-from .._events import Event, parse_event
-from ._inbox_policy import WorkerPolicy, describe_error, dispatch_error
-from ._inbox_store import Claimed, InboxStore
-from ._router import WebhookRouter
+from ..._errors import WebhookParseError
+from ..._events import Event, parse_event
+from .._router import WebhookRouter
+from ._policy import WorkerPolicy, describe_error, dispatch_error
+from ._store import Claimed, InboxStore
 
 __all__ = ["InboxWorker"]
 

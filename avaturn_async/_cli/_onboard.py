@@ -34,15 +34,25 @@ import anyio
 from .._adaptive import RateLimitGate
 from .._client import AvaturnClient
 from .._errors import AuthenticationError, ConfigurationError, StorageError
+from ..batch import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    FailureRecord,
+    Journal,
+    JournalError,
+    JournalStatus,
+    JournalStore,
+    Manifest,
+    ManifestError,
+    OnboardingAbortedError,
+    OnboardingSummary,
+    count_rows,
+    onboard,
+)
 from ..postgres import DEFAULT_LEASE, is_postgres_dsn
 from ._environment import emulated_client, remote_client
-from ._journal import FailureRecord, Journal, JournalError, JournalStatus
-from ._manifest import Manifest, ManifestError, count_rows
-from ._onboard import onboard
 from ._progress import progress_reporter
-from ._rules import OnboardingAbortedError
-from ._store import JournalStore
-from ._summary import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OnboardingSummary
 
 __all__ = [
     "add_onboard_parser",

@@ -48,7 +48,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ._inbox_store import (
+from ._store import (
     LEASE_LOST,
     Claimed,
     Delivery,

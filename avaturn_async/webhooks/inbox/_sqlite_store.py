@@ -14,10 +14,10 @@ import anyio
 import anyio.to_thread
 from anyio.lowlevel import current_token
 
-from .._public import public
-from ._inbox_group import GroupCommit
-from ._inbox_sqlite import SQLiteInboxTable, Synchronous
-from ._inbox_store import Claimed, Delivery, InboxRecord, InboxStatus
+from ..._public import public
+from ._group import GroupCommit
+from ._sqlite import SQLiteInboxTable, Synchronous
+from ._store import Claimed, Delivery, InboxRecord, InboxStatus
 
 __all__ = ["SQLiteInboxStore"]
 

@@ -47,23 +47,23 @@ from types import TracebackType
 
 import anyio
 
-from .._errors import ConfigurationError
-from .._events import Event
-from .._public import public
-from ._dedupe import idempotency_key
-from ._inbox_policy import (
+from ..._errors import ConfigurationError
+from ..._events import Event
+from ..._public import public
+from .._dedupe import idempotency_key
+from .._router import WebhookRouter
+from .._verifier import header_value
+from ._policy import (
     DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS,
     Backoff,
     exponential_backoff,
     make_policy,
 )
-from ._inbox_sqlite import Synchronous
-from ._inbox_sqlite_store import SQLiteInboxStore
-from ._inbox_store import Delivery, InboxRecord, InboxStatus, InboxStore
-from ._inbox_worker import InboxWorker
-from ._router import WebhookRouter
-from ._verifier import header_value
+from ._sqlite import Synchronous
+from ._sqlite_store import SQLiteInboxStore
+from ._store import Delivery, InboxRecord, InboxStatus, InboxStore
+from ._worker import InboxWorker
 
 __all__ = ["Backoff", "WebhookInbox", "exponential_backoff"]
 
