@@ -9,279 +9,112 @@ each name loads its module on first use, so ``import avaturn_async.webhooks``
 does not load aiohttp or the client. Type checkers see the imports below.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._lazy import lazy_exports as _lazy_exports
-from ._version import __version__
+from ._version import __version__ as __version__
 
 if TYPE_CHECKING:
-    from ._adaptive import AdaptiveConcurrency, AdaptiveLimiter, InProcessGate, RateLimitGate
-    from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_DOWNLOAD_BYTES, AvaturnClient
-    from ._clock import Clock
-    from ._decide import Decision, decide
-    from ._errors import (
-        APIError,
-        AuthenticationError,
-        AvatarFailedError,
-        AvaturnError,
-        BadRequestError,
-        ClientClosedError,
-        ConfigurationError,
-        ConflictError,
-        ConnectError,
-        ConnectionLostError,
-        DownloadError,
-        DownloadTooLargeError,
-        ExportFailedError,
-        GoneError,
-        IncompleteDownloadError,
-        InvalidRequestError,
-        JobFailedError,
-        NotFoundError,
-        PhotoError,
-        RateLimitError,
-        RenderFailedError,
-        RequestTimeoutError,
-        ResponseDecodeError,
-        SchemaVersionError,
-        ServerError,
-        StorageError,
-        StorageUnavailableError,
-        TransportError,
-        UnprocessableEntityError,
-        ValidationErrorItem,
-        WebhookError,
-        WebhookInputError,
-        WebhookParseError,
-        WebhookPayloadTooLargeError,
-        WebhookVerificationError,
-    )
-    from ._hub import EventHub, EventSource, EventTransport, InMemoryTransport
-    from ._jobs import AvatarJob, ExportJob, RenderJob
-    from ._models import (
-        AgeModel,
-        AssetSlot,
-        AssetSlots,
-        AssetSlotWithColor,
-        AvatarListItem,
-        BodyType,
-        BoneScale,
-        CreateOrEditExistingSessionConfig,
-        CreateSessionConfig,
-        DownloadedFile,
-        EditExistingSessionConfig,
-        ExportStatus,
-        ExternalAvatarCustomization,
-        NewAvatarResponse,
-        NewExportResponse,
-        NewSessionResponse,
-        NewUserResponse,
-        PhotoUploadResult,
-        RenderFormat,
-        RenderResult,
-        RenderStatus,
-        ScanStatus,
-        SessionConfig,
-    )
-    from ._observe import (
-        ErrorInfo,
-        RateLimitInfo,
-        RequestInfo,
-        ResponseInfo,
-        ResponseList,
-        ResponseMetadata,
-        RetryInfo,
-        response_of,
-    )
-    from ._photos import PhotoInput, PhotoSource, PhotoUpload, prepare_upload
-    from ._protocol import Request, Response
-    from ._retry import FailureKind, RetryPolicy
-    from ._transport import AiohttpTransport, Timeouts, Transport
+    from ._adaptive import AdaptiveConcurrency as AdaptiveConcurrency
+    from ._adaptive import AdaptiveLimiter as AdaptiveLimiter
+    from ._adaptive import InProcessGate as InProcessGate
+    from ._adaptive import RateLimitGate as RateLimitGate
+    from ._client import DEFAULT_BASE_URL as DEFAULT_BASE_URL
+    from ._client import DEFAULT_MAX_DOWNLOAD_BYTES as DEFAULT_MAX_DOWNLOAD_BYTES
+    from ._client import AvaturnClient as AvaturnClient
+    from ._clock import Clock as Clock
+    from ._decide import Decision as Decision
+    from ._decide import decide as decide
+    from ._errors import APIError as APIError
+    from ._errors import AuthenticationError as AuthenticationError
+    from ._errors import AvatarFailedError as AvatarFailedError
+    from ._errors import AvaturnError as AvaturnError
+    from ._errors import BadRequestError as BadRequestError
+    from ._errors import ClientClosedError as ClientClosedError
+    from ._errors import ConfigurationError as ConfigurationError
+    from ._errors import ConflictError as ConflictError
+    from ._errors import ConnectError as ConnectError
+    from ._errors import ConnectionLostError as ConnectionLostError
+    from ._errors import DownloadError as DownloadError
+    from ._errors import DownloadTooLargeError as DownloadTooLargeError
+    from ._errors import ExportFailedError as ExportFailedError
+    from ._errors import GoneError as GoneError
+    from ._errors import IncompleteDownloadError as IncompleteDownloadError
+    from ._errors import InvalidRequestError as InvalidRequestError
+    from ._errors import JobFailedError as JobFailedError
+    from ._errors import NotFoundError as NotFoundError
+    from ._errors import PhotoError as PhotoError
+    from ._errors import RateLimitError as RateLimitError
+    from ._errors import RenderFailedError as RenderFailedError
+    from ._errors import RequestTimeoutError as RequestTimeoutError
+    from ._errors import ResponseDecodeError as ResponseDecodeError
+    from ._errors import SchemaVersionError as SchemaVersionError
+    from ._errors import ServerError as ServerError
+    from ._errors import StorageError as StorageError
+    from ._errors import StorageUnavailableError as StorageUnavailableError
+    from ._errors import TransportError as TransportError
+    from ._errors import UnprocessableEntityError as UnprocessableEntityError
+    from ._errors import ValidationErrorItem as ValidationErrorItem
+    from ._errors import WebhookError as WebhookError
+    from ._errors import WebhookInputError as WebhookInputError
+    from ._errors import WebhookParseError as WebhookParseError
+    from ._errors import WebhookPayloadTooLargeError as WebhookPayloadTooLargeError
+    from ._errors import WebhookVerificationError as WebhookVerificationError
+    from ._hub import EventHub as EventHub
+    from ._hub import EventSource as EventSource
+    from ._hub import EventTransport as EventTransport
+    from ._hub import InMemoryTransport as InMemoryTransport
+    from ._jobs import AvatarJob as AvatarJob
+    from ._jobs import ExportJob as ExportJob
+    from ._jobs import RenderJob as RenderJob
+    from ._models import AgeModel as AgeModel
+    from ._models import AssetSlot as AssetSlot
+    from ._models import AssetSlots as AssetSlots
+    from ._models import AssetSlotWithColor as AssetSlotWithColor
+    from ._models import AvatarListItem as AvatarListItem
+    from ._models import BodyType as BodyType
+    from ._models import BoneScale as BoneScale
+    from ._models import CreateOrEditExistingSessionConfig as CreateOrEditExistingSessionConfig
+    from ._models import CreateSessionConfig as CreateSessionConfig
+    from ._models import DownloadedFile as DownloadedFile
+    from ._models import EditExistingSessionConfig as EditExistingSessionConfig
+    from ._models import ExportStatus as ExportStatus
+    from ._models import ExternalAvatarCustomization as ExternalAvatarCustomization
+    from ._models import NewAvatarResponse as NewAvatarResponse
+    from ._models import NewExportResponse as NewExportResponse
+    from ._models import NewSessionResponse as NewSessionResponse
+    from ._models import NewUserResponse as NewUserResponse
+    from ._models import PhotoUploadResult as PhotoUploadResult
+    from ._models import RenderFormat as RenderFormat
+    from ._models import RenderResult as RenderResult
+    from ._models import RenderStatus as RenderStatus
+    from ._models import ScanStatus as ScanStatus
+    from ._models import SessionConfig as SessionConfig
+    from ._observe import ErrorInfo as ErrorInfo
+    from ._observe import RateLimitInfo as RateLimitInfo
+    from ._observe import RequestInfo as RequestInfo
+    from ._observe import ResponseInfo as ResponseInfo
+    from ._observe import ResponseList as ResponseList
+    from ._observe import ResponseMetadata as ResponseMetadata
+    from ._observe import RetryInfo as RetryInfo
+    from ._observe import response_of as response_of
+    from ._photos import PhotoInput as PhotoInput
+    from ._photos import PhotoSource as PhotoSource
+    from ._photos import PhotoUpload as PhotoUpload
+    from ._photos import prepare_upload as prepare_upload
+    from ._protocol import Request as Request
+    from ._protocol import Response as Response
+    from ._retry import FailureKind as FailureKind
+    from ._retry import RetryPolicy as RetryPolicy
+    from ._transport import AiohttpTransport as AiohttpTransport
+    from ._transport import Timeouts as Timeouts
+    from ._transport import Transport as Transport
 
-_EXPORTS = {
-    "._adaptive": ("AdaptiveConcurrency", "AdaptiveLimiter", "InProcessGate", "RateLimitGate"),
-    "._client": ("DEFAULT_BASE_URL", "DEFAULT_MAX_DOWNLOAD_BYTES", "AvaturnClient"),
-    "._clock": ("Clock",),
-    "._decide": ("Decision", "decide"),
-    "._errors": (
-        "APIError",
-        "AuthenticationError",
-        "AvatarFailedError",
-        "AvaturnError",
-        "BadRequestError",
-        "ClientClosedError",
-        "ConfigurationError",
-        "ConflictError",
-        "ConnectError",
-        "ConnectionLostError",
-        "DownloadError",
-        "DownloadTooLargeError",
-        "ExportFailedError",
-        "GoneError",
-        "IncompleteDownloadError",
-        "InvalidRequestError",
-        "JobFailedError",
-        "NotFoundError",
-        "PhotoError",
-        "RateLimitError",
-        "RenderFailedError",
-        "RequestTimeoutError",
-        "ResponseDecodeError",
-        "SchemaVersionError",
-        "ServerError",
-        "StorageError",
-        "StorageUnavailableError",
-        "TransportError",
-        "UnprocessableEntityError",
-        "ValidationErrorItem",
-        "WebhookError",
-        "WebhookInputError",
-        "WebhookParseError",
-        "WebhookPayloadTooLargeError",
-        "WebhookVerificationError",
-    ),
-    "._hub": ("EventHub", "EventSource", "EventTransport", "InMemoryTransport"),
-    "._jobs": ("AvatarJob", "ExportJob", "RenderJob"),
-    "._models": (
-        "AgeModel",
-        "AssetSlot",
-        "AssetSlots",
-        "AssetSlotWithColor",
-        "AvatarListItem",
-        "BodyType",
-        "BoneScale",
-        "CreateOrEditExistingSessionConfig",
-        "CreateSessionConfig",
-        "DownloadedFile",
-        "EditExistingSessionConfig",
-        "ExportStatus",
-        "ExternalAvatarCustomization",
-        "NewAvatarResponse",
-        "NewExportResponse",
-        "NewSessionResponse",
-        "NewUserResponse",
-        "PhotoUploadResult",
-        "RenderFormat",
-        "RenderResult",
-        "RenderStatus",
-        "ScanStatus",
-        "SessionConfig",
-    ),
-    "._observe": (
-        "ErrorInfo",
-        "RateLimitInfo",
-        "RequestInfo",
-        "ResponseInfo",
-        "ResponseList",
-        "ResponseMetadata",
-        "RetryInfo",
-        "response_of",
-    ),
-    "._photos": ("PhotoInput", "PhotoSource", "PhotoUpload", "prepare_upload"),
-    "._protocol": ("Request", "Response"),
-    "._retry": ("FailureKind", "RetryPolicy"),
-    "._transport": ("AiohttpTransport", "Timeouts", "Transport"),
-}
-# Declared, so type checkers read one type for the module's __getattr__ and __dir__.
+# One line above per public name: __all__ and the lazy table are read from them.
 __getattr__: Callable[[str], Any]
 __dir__: Callable[[], list[str]]
-__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
-
-__all__ = [
-    "DEFAULT_BASE_URL",
-    "DEFAULT_MAX_DOWNLOAD_BYTES",
-    "APIError",
-    "AdaptiveConcurrency",
-    "AdaptiveLimiter",
-    "AgeModel",
-    "AiohttpTransport",
-    "AssetSlot",
-    "AssetSlotWithColor",
-    "AssetSlots",
-    "AuthenticationError",
-    "AvatarFailedError",
-    "AvatarJob",
-    "AvatarListItem",
-    "AvaturnClient",
-    "AvaturnError",
-    "BadRequestError",
-    "BodyType",
-    "BoneScale",
-    "ClientClosedError",
-    "Clock",
-    "ConfigurationError",
-    "ConflictError",
-    "ConnectError",
-    "ConnectionLostError",
-    "CreateOrEditExistingSessionConfig",
-    "CreateSessionConfig",
-    "Decision",
-    "DownloadError",
-    "DownloadTooLargeError",
-    "DownloadedFile",
-    "EditExistingSessionConfig",
-    "ErrorInfo",
-    "EventHub",
-    "EventSource",
-    "EventTransport",
-    "ExportFailedError",
-    "ExportJob",
-    "ExportStatus",
-    "ExternalAvatarCustomization",
-    "FailureKind",
-    "GoneError",
-    "InMemoryTransport",
-    "InProcessGate",
-    "IncompleteDownloadError",
-    "InvalidRequestError",
-    "JobFailedError",
-    "NewAvatarResponse",
-    "NewExportResponse",
-    "NewSessionResponse",
-    "NewUserResponse",
-    "NotFoundError",
-    "PhotoError",
-    "PhotoInput",
-    "PhotoSource",
-    "PhotoUpload",
-    "PhotoUploadResult",
-    "RateLimitError",
-    "RateLimitGate",
-    "RateLimitInfo",
-    "RenderFailedError",
-    "RenderFormat",
-    "RenderJob",
-    "RenderResult",
-    "RenderStatus",
-    "Request",
-    "RequestInfo",
-    "RequestTimeoutError",
-    "Response",
-    "ResponseDecodeError",
-    "ResponseInfo",
-    "ResponseList",
-    "ResponseMetadata",
-    "RetryInfo",
-    "RetryPolicy",
-    "ScanStatus",
-    "SchemaVersionError",
-    "ServerError",
-    "SessionConfig",
-    "StorageError",
-    "StorageUnavailableError",
-    "Timeouts",
-    "Transport",
-    "TransportError",
-    "UnprocessableEntityError",
-    "ValidationErrorItem",
-    "WebhookError",
-    "WebhookInputError",
-    "WebhookParseError",
-    "WebhookPayloadTooLargeError",
-    "WebhookVerificationError",
-    "__version__",
-    "decide",
-    "prepare_upload",
-    "response_of",
-]
+__all__: list[str]
+__getattr__, __dir__, __all__ = _lazy_exports(__name__, __file__)

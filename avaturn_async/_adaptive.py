@@ -28,8 +28,6 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from ._public import public
-
 __all__ = ["AdaptiveConcurrency", "AdaptiveLimiter", "InProcessGate", "RateLimitGate"]
 
 
@@ -165,6 +163,3 @@ class AdaptiveLimiter:
         self._limit = min(float(self.max_concurrency), self._limit + 1.0 / self._limit)
         self.at_max = self._limit >= self.max_concurrency
         return True
-
-
-public("avaturn_async", AdaptiveConcurrency, AdaptiveLimiter, InProcessGate, RateLimitGate)

@@ -44,7 +44,6 @@ from ._observe import (
 )
 from ._options import adaptive_settings, or_default, tracing_mode
 from ._protocol import Request, Response
-from ._public import public
 from ._resources import Avatars, Exports, Renders, Sessions, Users
 from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, Timeouts, Transport
@@ -531,6 +530,3 @@ class AvaturnClient:
                 max_bytes=max_bytes,
             )
         return DownloadedFile(path=path, size=size)
-
-
-public("avaturn_async", AvaturnClient)

@@ -13,8 +13,6 @@ from collections.abc import Awaitable, Callable
 import anyio
 import attrs
 
-from ._public import public
-
 __all__ = ["Clock"]
 
 
@@ -31,6 +29,3 @@ class Clock:
     now: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep
     random: Callable[[], float] = _random.random
-
-
-public("avaturn_async", Clock)

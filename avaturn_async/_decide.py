@@ -14,7 +14,6 @@ import attrs
 from ._answers import error_from_response, retry_after_seconds
 from ._errors import APIError, ConnectError, RequestTimeoutError, TransportError
 from ._protocol import Request, Response
-from ._public import public
 from ._retry import FailureKind, RetryPolicy, retry_delay
 
 __all__ = ["Decision", "decide"]
@@ -75,6 +74,3 @@ def decide(
     )
     error = error_from_response(outcome, request)
     return Decision(error=error, reason=f"status {outcome.status}", delay=delay)
-
-
-public("avaturn_async", Decision, decide)

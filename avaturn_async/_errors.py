@@ -49,8 +49,6 @@ from typing import Any
 
 import attrs
 
-from ._public import public
-
 __all__ = [
     "APIError",
     "AuthenticationError",
@@ -75,8 +73,8 @@ __all__ = [
     "RenderFailedError",
     "RequestTimeoutError",
     "ResponseDecodeError",
-    "ServerError",
     "SchemaVersionError",
+    "ServerError",
     "StorageError",
     "StorageUnavailableError",
     "TransportError",
@@ -375,43 +373,3 @@ class SchemaVersionError(StorageError):
 
     Raised at start, before anything is read or written: upgrade avaturn_async.
     """
-
-
-public(
-    "avaturn_async",
-    AvaturnError,
-    ConfigurationError,
-    ClientClosedError,
-    InvalidRequestError,
-    PhotoError,
-    TransportError,
-    ConnectError,
-    ConnectionLostError,
-    RequestTimeoutError,
-    DownloadError,
-    IncompleteDownloadError,
-    DownloadTooLargeError,
-    ValidationErrorItem,
-    APIError,
-    BadRequestError,
-    AuthenticationError,
-    NotFoundError,
-    ConflictError,
-    GoneError,
-    UnprocessableEntityError,
-    RateLimitError,
-    ServerError,
-    ResponseDecodeError,
-    JobFailedError,
-    AvatarFailedError,
-    RenderFailedError,
-    ExportFailedError,
-    WebhookError,
-    WebhookVerificationError,
-    WebhookParseError,
-    WebhookPayloadTooLargeError,
-    WebhookInputError,
-    StorageError,
-    StorageUnavailableError,
-    SchemaVersionError,
-)

@@ -19,7 +19,6 @@ from typing import Any, ClassVar, NoReturn, TypeAlias, TypeVar
 import attrs
 
 from ._errors import WebhookParseError, WebhookPayloadTooLargeError
-from ._public import public
 from ._redact import redact_url
 from ._wire import WireEnum
 
@@ -359,16 +358,3 @@ def event_to_dict(event: Event) -> dict[str, Any]:
             continue  # an avatar.ready that said nothing of its status
         data[field.name] = value.value if isinstance(value, EventStatus) else value
     return data
-
-
-public(
-    "avaturn_async.webhooks",
-    EventStatus,
-    KnownEvent,
-    AvatarReady,
-    ExportReady,
-    RenderReady,
-    UnknownEvent,
-    parse_event,
-    event_to_dict,
-)

@@ -30,7 +30,6 @@ import anyio
 import attrs
 
 from ._events import AvatarReady, Event, ExportReady, RenderReady
-from ._public import public
 
 __all__ = [
     "EventHub",
@@ -207,6 +206,3 @@ class EventHub:
                 waiters.count -= 1
                 if waiters.count == 0 and self._waiters.get(key) is waiters:
                     del self._waiters[key]
-
-
-public("avaturn_async", EventSource, EventHub, EventTransport, InMemoryTransport)

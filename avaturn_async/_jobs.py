@@ -37,7 +37,6 @@ from ._errors import (
     TransportError,
 )
 from ._events import AvatarReady, EventStatus, ExportReady, RenderReady
-from ._public import public
 
 if TYPE_CHECKING:
     from ._client import AvaturnClient
@@ -298,6 +297,3 @@ class ExportJob(_Job[ExportReady]):
 
     async def _poll_once(self) -> ExportReady | None:
         return self._ready_event(await self._client.exports.request(self.avatar_id))
-
-
-public("avaturn_async", AvatarJob, RenderJob, ExportJob)

@@ -13,7 +13,6 @@ from typing import Any
 import attrs
 
 from ._errors import AvaturnError
-from ._public import public
 from ._redact import redact_urls
 
 __all__ = [
@@ -171,18 +170,3 @@ class Holdings:
     killed) or their run let go of them unfinished (it was interrupted); take them over."""
     own: int = 0
     """Rows this run holds: while it works on them, other runs may still die."""
-
-
-public(
-    "avaturn_async.batch",
-    RowState,
-    JournalError,
-    JournalBusyError,
-    LeaseLostError,
-    RowRecord,
-    FailureRecord,
-    JournalStatus,
-    Registration,
-    RowEntry,
-    Holdings,
-)

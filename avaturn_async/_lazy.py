@@ -1,43 +1,74 @@
-"""Lazy re-exports for packages (PEP 562), so importing one corner loads only that corner.
+"""Package faces whose public names are written once (PEP 562 lazy re-exports).
 
-A serverless webhook receiver imports ``avaturn_async.webhooks`` on every cold
-start; it must not pay for aiohttp, the client or sqlite3. Packages list their
-re-exports in a table and hand it to :func:`lazy_exports`, which returns the
-module-level ``__getattr__`` and ``__dir__``. The same names are imported under
-``if TYPE_CHECKING:`` so that type checkers and IDEs see them; a test checks
-that the table and those imports agree and that every name resolves.
+A package lists each public name on one line, for type checkers and "go to
+definition", in the form they read as an explicit re-export::
+
+    if TYPE_CHECKING:
+        from ._client import AvaturnClient as AvaturnClient
+
+and ends with ``__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)``.
+That reads the same lines back (a regular expression over the file: the ``ast``
+module would cost a cold start more than the rest of the face), so ``__all__``
+and the table of where each name lives come from that one source. The first
+access to a name imports its module and binds the name in the package: importing
+one corner loads only that corner, and a serverless webhook receiver does not pay
+for aiohttp, the client or sqlite3 on every cold start.
+
+An exported exception reports the package as its ``__module__`` once it has been
+handed out, so a traceback names ``avaturn_async.NotFoundError``, the name to catch.
+Everything else keeps its defining module, where ``typing.get_type_hints`` and
+cattrs evaluate its string annotations, and where documentation tools (which read
+the source) find it anyway.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["lazy_exports"]
 
+_REEXPORT = re.compile(r"^\s*from (\.[\w.]*) import (\w+) as (\w+)\s*$", re.MULTILINE)
+
+
+def reexports(source: str) -> dict[str, str]:
+    """Public name -> the module (relative, e.g. ``"._client"``) that defines it."""
+    return {name: module for module, name, alias in _REEXPORT.findall(source) if name == alias}
+
 
 def lazy_exports(
-    package: str, table: Mapping[str, Iterable[str]]
-) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for ``package``, exporting ``table``'s names lazily.
-
-    ``table`` maps a module (relative to ``package``, e.g. ``"._client"``) to the
-    names it provides. The first access to a name imports its module and binds
-    the name in the package, so later accesses cost nothing.
-    """
-    homes = {name: module for module, names in table.items() for name in names}
+    package: str, file: str
+) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
+    """``(__getattr__, __dir__, __all__)`` for the package whose ``__init__`` is ``file``."""
+    with open(file, encoding="utf-8") as handle:
+        homes = reexports(handle.read())
 
     def __getattr__(name: str) -> Any:
         module = homes.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(module, package), name)
+        _name_the_package(value, package)
         setattr(sys.modules[package], name, value)
         return value
 
     def __dir__() -> list[str]:
         return sorted(set(vars(sys.modules[package])) | homes.keys())
 
-    return __getattr__, __dir__
+    return __getattr__, __dir__, sorted(homes)
+
+
+def _name_the_package(value: Any, package: str) -> None:
+    # Exceptions only: a traceback should name the class users catch. Other classes
+    # keep their module, where typing.get_type_hints and cattrs evaluate their
+    # string annotations; functions need nothing (their globals travel with them).
+    if not (isinstance(value, type) and issubclass(value, BaseException)):
+        return
+    module = value.__module__
+    # Only what a private module of ours defines; an error two packages export
+    # keeps the first package it was handed out by.
+    if module.startswith("avaturn_async.") and module.rpartition(".")[2].startswith("_"):
+        value.__module__ = package

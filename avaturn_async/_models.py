@@ -15,7 +15,6 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
-from ._public import public
 from ._redact import redact_url
 from ._wire import WireEnum
 
@@ -249,30 +248,3 @@ class DownloadedFile:
 
     path: Path
     size: int
-
-
-public(
-    "avaturn_async",
-    ScanStatus,
-    RenderStatus,
-    ExportStatus,
-    RenderFormat,
-    BodyType,
-    AgeModel,
-    NewUserResponse,
-    CreateOrEditExistingSessionConfig,
-    CreateSessionConfig,
-    EditExistingSessionConfig,
-    NewSessionResponse,
-    AvatarListItem,
-    NewAvatarResponse,
-    AssetSlot,
-    AssetSlotWithColor,
-    AssetSlots,
-    BoneScale,
-    ExternalAvatarCustomization,
-    RenderResult,
-    NewExportResponse,
-    PhotoUploadResult,
-    DownloadedFile,
-)

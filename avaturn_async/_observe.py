@@ -20,16 +20,13 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import anyio
 import attrs
 
 from . import _models
-from ._public import public
-
-if TYPE_CHECKING:
-    from ._protocol import Response
+from ._protocol import Response
 
 __all__ = [
     "ErrorInfo",
@@ -39,8 +36,8 @@ __all__ = [
     "ResponseInfo",
     "ResponseList",
     "ResponseMetadata",
-    "SdkResult",
     "RetryInfo",
+    "SdkResult",
     "response_of",
 ]
 
@@ -333,16 +330,3 @@ def record_status(span: Any, status: int) -> None:
         span.set_attribute("http.response.status_code", status)
         if status >= 400:
             span.set_status(_otel_trace.Status(_otel_trace.StatusCode.ERROR))
-
-
-public(
-    "avaturn_async",
-    RateLimitInfo,
-    ResponseMetadata,
-    RequestInfo,
-    ResponseInfo,
-    RetryInfo,
-    ErrorInfo,
-    ResponseList,
-    response_of,
-)

@@ -18,7 +18,6 @@ import attrs
 
 from ._errors import InvalidRequestError, PhotoError
 from ._models import BodyType, BodyTypeName
-from ._public import public
 
 __all__ = ["JPEG_MAGIC", "PhotoInput", "PhotoSource", "PhotoUpload", "prepare_upload"]
 
@@ -180,6 +179,3 @@ def prepare_upload(
         body_type=checked_body,
         telephoto=telephoto,
     )
-
-
-public("avaturn_async", PhotoSource, PhotoUpload, prepare_upload)

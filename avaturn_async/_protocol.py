@@ -23,7 +23,6 @@ from ._errors import (
     InvalidRequestError,
 )
 from ._photos import PhotoUpload
-from ._public import public
 
 __all__ = ["API_PREFIX", "Request", "Response", "encode_query"]
 
@@ -329,6 +328,3 @@ def build_upload(upload_url: str, upload: PhotoUpload) -> Request:
         authenticated=False,
         idempotent=False,
     )
-
-
-public("avaturn_async", Request, Response)

@@ -37,8 +37,6 @@ from collections.abc import Callable
 
 import attrs
 
-from ._public import public
-
 __all__ = [
     "FailureKind",
     "RetryPolicy",
@@ -172,6 +170,3 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     if when.tzinfo is None:
         return None
     return max(0.0, when.timestamp() - now)
-
-
-public("avaturn_async", FailureKind, RetryPolicy)

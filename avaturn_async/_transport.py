@@ -36,7 +36,6 @@ from ._errors import (
 from ._models import redact_url
 from ._photos import PhotoUpload
 from ._protocol import Request, Response
-from ._public import public
 
 __all__ = ["AiohttpTransport", "Timeouts", "Transport"]
 
@@ -286,6 +285,3 @@ def _transport_error(exc: aiohttp.ClientError, method: str, path: str) -> Transp
             f"connection lost ({type(exc).__name__})", method=method, path=path
         )
     return TransportError(f"HTTP client error ({type(exc).__name__})", method=method, path=path)
-
-
-public("avaturn_async", Timeouts, Transport, AiohttpTransport)

@@ -180,10 +180,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("batch", ("avaturn_async.batch", "avaturn_async.batch.*")),
     ("postgres", ("avaturn_async.postgres", "avaturn_async.postgres.*")),
     ("webhooks", ("avaturn_async.webhooks", "avaturn_async.webhooks.*")),
-    (
-        "client",
-        ("avaturn_async", "avaturn_async._client", "avaturn_async._resources", "avaturn_async._jobs"),
-    ),
+    ("client", ("avaturn_async", "avaturn_async._client", "avaturn_async._resources")),
+    ("client", ("avaturn_async._jobs",)),
     ("hub", ("avaturn_async._hub",)),
     ("transport", ("avaturn_async._transport",)),
     ("core", ("avaturn_async._*",)),

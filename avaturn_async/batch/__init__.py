@@ -19,56 +19,43 @@ answer was lost are reconciled.
 
 from __future__ import annotations
 
-from .._journal_records import LeaseLostError, Registration
-from ._journal import (
-    FailureRecord,
-    Journal,
-    JournalBusyError,
-    JournalError,
-    JournalStatus,
-    RowRecord,
-    RowState,
-)
-from ._manifest import Manifest, ManifestError, OnboardRow, RowError, count_rows
-from ._onboard import DEFAULT_CUSTOMIZATION, RowSource, onboard
-from ._rules import OnboardingAbortedError
-from ._sample import write_sample_manifest
-from ._store import Holdings, JournalStore, RowEntry, SQLiteJournalStore
-from ._summary import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    OnboardingSummary,
-)
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "DEFAULT_CUSTOMIZATION",
-    "EXIT_FAILED",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_USAGE",
-    "FailureRecord",
-    "Holdings",
-    "Journal",
-    "JournalBusyError",
-    "JournalError",
-    "JournalStatus",
-    "JournalStore",
-    "LeaseLostError",
-    "Manifest",
-    "ManifestError",
-    "OnboardRow",
-    "OnboardingAbortedError",
-    "OnboardingSummary",
-    "Registration",
-    "RowEntry",
-    "RowError",
-    "RowRecord",
-    "RowSource",
-    "RowState",
-    "SQLiteJournalStore",
-    "count_rows",
-    "onboard",
-    "write_sample_manifest",
-]
+from .._lazy import lazy_exports as _lazy_exports
+
+if TYPE_CHECKING:
+    from .._journal_records import LeaseLostError as LeaseLostError
+    from .._journal_records import Registration as Registration
+    from ._journal import FailureRecord as FailureRecord
+    from ._journal import Journal as Journal
+    from ._journal import JournalBusyError as JournalBusyError
+    from ._journal import JournalError as JournalError
+    from ._journal import JournalStatus as JournalStatus
+    from ._journal import RowRecord as RowRecord
+    from ._journal import RowState as RowState
+    from ._manifest import Manifest as Manifest
+    from ._manifest import ManifestError as ManifestError
+    from ._manifest import OnboardRow as OnboardRow
+    from ._manifest import RowError as RowError
+    from ._manifest import count_rows as count_rows
+    from ._onboard import DEFAULT_CUSTOMIZATION as DEFAULT_CUSTOMIZATION
+    from ._onboard import RowSource as RowSource
+    from ._onboard import onboard as onboard
+    from ._rules import OnboardingAbortedError as OnboardingAbortedError
+    from ._sample import write_sample_manifest as write_sample_manifest
+    from ._store import Holdings as Holdings
+    from ._store import JournalStore as JournalStore
+    from ._store import RowEntry as RowEntry
+    from ._store import SQLiteJournalStore as SQLiteJournalStore
+    from ._summary import EXIT_FAILED as EXIT_FAILED
+    from ._summary import EXIT_INTERRUPTED as EXIT_INTERRUPTED
+    from ._summary import EXIT_OK as EXIT_OK
+    from ._summary import EXIT_USAGE as EXIT_USAGE
+    from ._summary import OnboardingSummary as OnboardingSummary
+
+# One line above per public name: __all__ and the lazy table are read from them.
+__getattr__: Callable[[str], Any]
+__dir__: Callable[[], list[str]]
+__all__: list[str]
+__getattr__, __dir__, __all__ = _lazy_exports(__name__, __file__)

@@ -56,7 +56,6 @@ from .._journal_records import (
     record_from_row,
     redact,
 )
-from .._public import public
 
 __all__ = [
     "FailureRecord",
@@ -404,6 +403,3 @@ class Journal:
         """Failed rows plus the last run's rejected lines."""
         status = self.status()
         return status.failed + status.rejected_last_run
-
-
-public("avaturn_async.batch", Journal)

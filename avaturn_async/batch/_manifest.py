@@ -35,7 +35,6 @@ import attrs
 from .._errors import AvaturnError
 from .._models import BodyType
 from .._photos import JPEG_MAGIC
-from .._public import public
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -290,6 +289,3 @@ def count_rows(path: str | os.PathLike[str]) -> int | None:
             return max(0, rows - 1)
     except (OSError, csv.Error, UnicodeDecodeError):
         return None
-
-
-public("avaturn_async.batch", ManifestError, OnboardRow, RowError, Manifest, count_rows)

@@ -31,7 +31,6 @@ from .. import _models as m
 from .._errors import ConfigurationError
 from .._journal_records import LeaseLostError
 from .._limiter import RequestLimiter
-from .._public import public
 from ._journal import Journal, Registration, RowRecord, RowState
 from ._manifest import Manifest, OnboardRow, RowError, check_photos
 from ._row import RowRunner
@@ -378,6 +377,3 @@ async def _run(
             summary.failures, summary.failures_total = await store.end_run(outcome)
     if run.fatal is not None:
         raise run.fatal
-
-
-public("avaturn_async.batch", onboard)

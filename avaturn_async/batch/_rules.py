@@ -23,7 +23,6 @@ from .._errors import (
     TransportError,
 )
 from .._photos import PhotoInput, PhotoUpload, prepare_upload
-from .._public import public
 from ._journal import RowState
 from ._manifest import OnboardRow
 
@@ -147,6 +146,3 @@ def best_avatar(items: list[m.AvatarListItem], known: str | None) -> m.AvatarLis
         if item.id == known:
             return item
     return next((item for item in items if item.is_ready), items[0])
-
-
-public("avaturn_async.batch", OnboardingAbortedError)

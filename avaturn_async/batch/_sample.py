@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .._public import public
 from ..samples import sample_photo_paths
 
 __all__ = ["write_sample_manifest"]
@@ -22,6 +21,3 @@ def write_sample_manifest(folder: str | Path, rows: int) -> Path:
             body = "female" if number % 2 else "male"
             writer.writerow([f"sample-{number:05d}", frontal, side_1, side_2, body, "false"])
     return path
-
-
-public("avaturn_async.batch", write_sample_manifest)

@@ -35,7 +35,6 @@ from .._journal_records import (
     RowRecord,
     RowState,
 )
-from .._public import public
 from ._journal import Journal
 from ._writer import JournalWriter
 
@@ -286,6 +285,3 @@ async def open_journal(
 
         return await PostgresJournal.open(os.fspath(location)), True
     return await SQLiteJournalStore.open(location), True
-
-
-public("avaturn_async.batch", JournalStore, SQLiteJournalStore)

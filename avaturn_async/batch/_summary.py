@@ -15,7 +15,6 @@ from typing import Any
 import attrs
 
 from .._exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from .._public import public
 from ._journal import FailureRecord
 
 __all__ = [
@@ -162,6 +161,3 @@ class OnboardingSummary:
 def _describe(failure: FailureRecord) -> str:
     key = "-" if failure.key is None else failure.key
     return f"line {failure.line} key {key}: [{failure.kind}] {failure.reason}"
-
-
-public("avaturn_async.batch", OnboardingSummary)

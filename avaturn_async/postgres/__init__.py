@@ -17,37 +17,39 @@ for every process), :class:`PostgresJournal` (one onboarding batch shared by
 many workers).
 """
 
-from .._errors import SchemaVersionError, StorageError, StorageUnavailableError
-from ._connect import connect, create_pool, is_transient, retry_transient
-from ._dedupe import PostgresIdempotencyStore
-from ._dsn import check_dsn, is_postgres_dsn, redact_dsn
-from ._gate import PostgresGate
-from ._hub import PostgresEventHub, PostgresTransport
-from ._inbox import INBOX_CHANNEL, PostgresInbox, PostgresInboxStore
-from ._journal import DEFAULT_LEASE, PostgresJournal
-from ._migrate import SCHEMA_TABLE, migrate, schema_version
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_LEASE",
-    "INBOX_CHANNEL",
-    "PostgresIdempotencyStore",
-    "PostgresInbox",
-    "PostgresInboxStore",
-    "SCHEMA_TABLE",
-    "PostgresJournal",
-    "PostgresEventHub",
-    "PostgresGate",
-    "PostgresTransport",
-    "SchemaVersionError",
-    "StorageError",
-    "StorageUnavailableError",
-    "check_dsn",
-    "connect",
-    "create_pool",
-    "is_postgres_dsn",
-    "is_transient",
-    "migrate",
-    "redact_dsn",
-    "retry_transient",
-    "schema_version",
-]
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._lazy import lazy_exports as _lazy_exports
+
+if TYPE_CHECKING:
+    from .._errors import SchemaVersionError as SchemaVersionError
+    from .._errors import StorageError as StorageError
+    from .._errors import StorageUnavailableError as StorageUnavailableError
+    from ._connect import connect as connect
+    from ._connect import create_pool as create_pool
+    from ._connect import is_transient as is_transient
+    from ._connect import retry_transient as retry_transient
+    from ._dedupe import PostgresIdempotencyStore as PostgresIdempotencyStore
+    from ._dsn import check_dsn as check_dsn
+    from ._dsn import is_postgres_dsn as is_postgres_dsn
+    from ._dsn import redact_dsn as redact_dsn
+    from ._gate import PostgresGate as PostgresGate
+    from ._hub import PostgresEventHub as PostgresEventHub
+    from ._hub import PostgresTransport as PostgresTransport
+    from ._inbox import INBOX_CHANNEL as INBOX_CHANNEL
+    from ._inbox import PostgresInbox as PostgresInbox
+    from ._inbox import PostgresInboxStore as PostgresInboxStore
+    from ._journal import DEFAULT_LEASE as DEFAULT_LEASE
+    from ._journal import PostgresJournal as PostgresJournal
+    from ._migrate import SCHEMA_TABLE as SCHEMA_TABLE
+    from ._migrate import migrate as migrate
+    from ._migrate import schema_version as schema_version
+
+# One line above per public name: __all__ and the lazy table are read from them.
+__getattr__: Callable[[str], Any]
+__dir__: Callable[[], list[str]]
+__all__: list[str]
+__getattr__, __dir__, __all__ = _lazy_exports(__name__, __file__)

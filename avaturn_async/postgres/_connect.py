@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from .._errors import ConfigurationError, StorageUnavailableError
-from .._public import public
 from ._dsn import check_dsn, redact_dsn
 
 if TYPE_CHECKING:
@@ -153,6 +152,3 @@ async def retry_transient(
                 ) from exc
         await anyio.sleep(delay * (0.5 + random.random()))
         delay = min(delay * 2, 2.0)
-
-
-public("avaturn_async.postgres", is_transient, create_pool, connect, retry_transient)

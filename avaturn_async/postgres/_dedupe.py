@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .._errors import ConfigurationError
-from .._public import public
 from ._connect import retry_transient
 from ._dsn import check_dsn, redact_dsn
 from ._setup import open_pool
@@ -145,6 +144,3 @@ class PostgresIdempotencyStore:
         """Close the connections."""
         if self._pool is not None:
             await self._pool.close()
-
-
-public("avaturn_async.postgres", PostgresIdempotencyStore)

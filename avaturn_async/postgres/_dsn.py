@@ -11,7 +11,6 @@ import re
 from urllib.parse import urlsplit
 
 from .._errors import ConfigurationError
-from .._public import public
 
 __all__ = ["check_dsn", "is_postgres_dsn", "redact_dsn"]
 
@@ -48,6 +47,3 @@ def check_dsn(dsn: str) -> str:
     if port == 0:
         raise ConfigurationError(f"bad port in PostgreSQL DSN {redact_dsn(dsn)!r}")
     return dsn
-
-
-public("avaturn_async.postgres", is_postgres_dsn, redact_dsn, check_dsn)

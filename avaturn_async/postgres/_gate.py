@@ -23,7 +23,6 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from .._public import public
 from ._connect import retry_transient
 from ._listen import Listener
 from ._service import ListeningService
@@ -202,6 +201,3 @@ class PostgresGate:
                 self.writes += 1
             except Exception as exc:
                 _log.warning("could not share a rate-limit pause: %s", exc)
-
-
-public("avaturn_async.postgres", PostgresGate)

@@ -25,7 +25,6 @@ import anyio
 
 from .._events import Event, UnknownEvent, event_to_dict, parse_event
 from .._hub import EventHub, EventKey
-from .._public import public
 from ._connect import retry_transient
 from ._listen import Listener
 from ._service import ListeningService
@@ -240,6 +239,3 @@ class PostgresEventHub(EventHub):
     async def wait(self, key: EventKey, *, since: float | None = None) -> Event:
         await self.start()
         return await super().wait(key, since=since)
-
-
-public("avaturn_async.postgres", PostgresEventHub, PostgresTransport)

@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from .._errors import ConfigurationError
-from .._public import public
 from ..webhooks import (
     LEASE_LOST,
     Claimed,
@@ -396,6 +395,3 @@ class PostgresInbox(WebhookInbox):
     async def __aenter__(self) -> PostgresInbox:
         await self.postgres_store.open()
         return self
-
-
-public("avaturn_async.postgres", PostgresInboxStore, PostgresInbox)

@@ -45,7 +45,6 @@ from .._journal_records import (
     RowState,
     redact,
 )
-from .._public import public
 from ._connect import retry_transient
 from ._dsn import redact_dsn
 from ._journal_sql import (
@@ -370,6 +369,3 @@ class PostgresJournal:
     async def aclose(self) -> None:
         await self._stop_renewing()
         await self._pool.close()
-
-
-public("avaturn_async.postgres", PostgresJournal)

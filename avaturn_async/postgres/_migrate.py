@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .._errors import SchemaVersionError
-from .._public import public
 
 if TYPE_CHECKING:
     import asyncpg
@@ -73,6 +72,3 @@ async def migrate(conn: asyncpg.Connection, component: str, steps: Sequence[str]
                 len(steps),
             )
     return len(steps)
-
-
-public("avaturn_async.postgres", schema_version, migrate)

@@ -8,7 +8,6 @@ from typing import Any
 import aiohttp
 import attrs
 
-from .._public import public
 from ..webhooks import Event, WebhookVerifier
 from ._webhooks import make_webhook_secret, sign_webhook
 
@@ -62,6 +61,3 @@ class WebhookSender:
         ) as response:
             await response.read()
             return response.status
-
-
-public("avaturn_async.testing", WebhookSender)

@@ -29,7 +29,6 @@ from .._events import (
     UnknownEvent,
     event_to_dict,
 )
-from .._public import public
 from ..webhooks._signing import decode_secret, sign
 
 __all__ = [
@@ -170,15 +169,3 @@ def sign_webhook(
         "webhook-signature": sign(decode_secret(secret), msg_id, timestamp, body),
     }
     return body, headers
-
-
-public(
-    "avaturn_async.testing",
-    random_user_id,
-    make_webhook_secret,
-    make_avatar_ready,
-    make_export_ready,
-    make_render_ready,
-    event_to_bytes,
-    sign_webhook,
-)

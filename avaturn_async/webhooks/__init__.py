@@ -30,112 +30,52 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._errors import (
-    WebhookError,
-    WebhookInputError,
-    WebhookParseError,
-    WebhookPayloadTooLargeError,
-    WebhookVerificationError,
-)
-from .._events import (
-    DEFAULT_MAX_BODY_SIZE,
-    AvatarReady,
-    Event,
-    EventStatus,
-    ExportReady,
-    KnownEvent,
-    RenderReady,
-    UnknownEvent,
-    event_to_dict,
-    parse_event,
-)
 from .._lazy import lazy_exports as _lazy_exports
-from ._boundary import VerificationFailure, Verifier
-from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
-from ._pipeline import DEFAULT_READ_TIMEOUT, PipelineResponse, WebhookPipeline
-from ._router import DispatchResult, HandlerFailure, WebhookRouter
-from ._token import SharedTokenVerifier
-from ._verifier import WebhookVerifier
 
-# The durable inbox loads sqlite3: only when one of its names is first used.
 if TYPE_CHECKING:
-    from .inbox import (
-        LEASE_LOST,
-        Backoff,
-        Claimed,
-        Delivery,
-        GroupCommit,
-        InboxError,
-        InboxRecord,
-        InboxStatus,
-        InboxStore,
-        SQLiteInboxStore,
-        WebhookInbox,
-        exponential_backoff,
-    )
+    from .._errors import WebhookError as WebhookError
+    from .._errors import WebhookInputError as WebhookInputError
+    from .._errors import WebhookParseError as WebhookParseError
+    from .._errors import WebhookPayloadTooLargeError as WebhookPayloadTooLargeError
+    from .._errors import WebhookVerificationError as WebhookVerificationError
+    from .._events import DEFAULT_MAX_BODY_SIZE as DEFAULT_MAX_BODY_SIZE
+    from .._events import AvatarReady as AvatarReady
+    from .._events import Event as Event
+    from .._events import EventStatus as EventStatus
+    from .._events import ExportReady as ExportReady
+    from .._events import KnownEvent as KnownEvent
+    from .._events import RenderReady as RenderReady
+    from .._events import UnknownEvent as UnknownEvent
+    from .._events import event_to_dict as event_to_dict
+    from .._events import parse_event as parse_event
+    from ._boundary import VerificationFailure as VerificationFailure
+    from ._boundary import Verifier as Verifier
+    from ._dedupe import IdempotencyStore as IdempotencyStore
+    from ._dedupe import InMemoryIdempotencyStore as InMemoryIdempotencyStore
+    from ._dedupe import idempotency_key as idempotency_key
+    from ._pipeline import DEFAULT_READ_TIMEOUT as DEFAULT_READ_TIMEOUT
+    from ._pipeline import PipelineResponse as PipelineResponse
+    from ._pipeline import WebhookPipeline as WebhookPipeline
+    from ._router import DispatchResult as DispatchResult
+    from ._router import HandlerFailure as HandlerFailure
+    from ._router import WebhookRouter as WebhookRouter
+    from ._token import SharedTokenVerifier as SharedTokenVerifier
+    from ._verifier import WebhookVerifier as WebhookVerifier
+    from .inbox import LEASE_LOST as LEASE_LOST
+    from .inbox import Backoff as Backoff
+    from .inbox import Claimed as Claimed
+    from .inbox import Delivery as Delivery
+    from .inbox import GroupCommit as GroupCommit
+    from .inbox import InboxError as InboxError
+    from .inbox import InboxRecord as InboxRecord
+    from .inbox import InboxStatus as InboxStatus
+    from .inbox import InboxStore as InboxStore
+    from .inbox import SQLiteInboxStore as SQLiteInboxStore
+    from .inbox import WebhookInbox as WebhookInbox
+    from .inbox import exponential_backoff as exponential_backoff
 
-# Declared, so type checkers read one type for the module's __getattr__ and __dir__.
+# One line above per public name: __all__ and the lazy table are read from them.
 __getattr__: Callable[[str], Any]
 __dir__: Callable[[], list[str]]
-__getattr__, __dir__ = _lazy_exports(
-    __name__,
-    {
-        ".inbox": (
-            "LEASE_LOST",
-            "Backoff",
-            "Claimed",
-            "Delivery",
-            "GroupCommit",
-            "InboxError",
-            "InboxRecord",
-            "InboxStatus",
-            "InboxStore",
-            "SQLiteInboxStore",
-            "WebhookInbox",
-            "exponential_backoff",
-        ),
-    },
-)
-
-__all__ = [
-    "DEFAULT_MAX_BODY_SIZE",
-    "DEFAULT_READ_TIMEOUT",
-    "LEASE_LOST",
-    "AvatarReady",
-    "Backoff",
-    "DispatchResult",
-    "Event",
-    "EventStatus",
-    "ExportReady",
-    "Claimed",
-    "Delivery",
-    "GroupCommit",
-    "HandlerFailure",
-    "IdempotencyStore",
-    "InboxError",
-    "InboxRecord",
-    "InboxStatus",
-    "InboxStore",
-    "InMemoryIdempotencyStore",
-    "KnownEvent",
-    "PipelineResponse",
-    "RenderReady",
-    "SQLiteInboxStore",
-    "SharedTokenVerifier",
-    "UnknownEvent",
-    "VerificationFailure",
-    "Verifier",
-    "WebhookError",
-    "WebhookInputError",
-    "WebhookInbox",
-    "WebhookParseError",
-    "WebhookPayloadTooLargeError",
-    "WebhookPipeline",
-    "WebhookRouter",
-    "WebhookVerificationError",
-    "WebhookVerifier",
-    "event_to_dict",
-    "exponential_backoff",
-    "idempotency_key",
-    "parse_event",
-]
+__all__: list[str]
+__getattr__, __dir__, __all__ = _lazy_exports(__name__, __file__)

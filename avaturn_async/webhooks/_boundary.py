@@ -14,7 +14,6 @@ from typing import NoReturn, Protocol, TypeAlias
 
 from .._errors import ConfigurationError, WebhookInputError, WebhookVerificationError
 from .._events import Event
-from .._public import public
 
 __all__ = [
     "Headers",
@@ -179,6 +178,3 @@ def configured_values(value: object, what: str) -> tuple[str | bytes, ...]:
     if not items:
         raise ConfigurationError(f"at least one webhook {what} is required")
     return tuple(items)
-
-
-public("avaturn_async.webhooks", VerificationFailure, Verifier)

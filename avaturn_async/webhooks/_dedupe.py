@@ -30,7 +30,6 @@ from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
 from .._errors import ConfigurationError
-from .._public import public
 
 __all__ = ["IdempotencyStore", "InMemoryIdempotencyStore", "idempotency_key"]
 
@@ -123,6 +122,3 @@ class InMemoryIdempotencyStore:
             if expiry > now:
                 break
             del entries[oldest_key]
-
-
-public("avaturn_async.webhooks", IdempotencyStore, idempotency_key, InMemoryIdempotencyStore)

@@ -47,7 +47,6 @@ from .._errors import (
     WebhookVerificationError,
 )
 from .._events import Event
-from .._public import public
 from ._boundary import Verifier, header_value
 from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
 from ._log import webhook_logger
@@ -304,6 +303,3 @@ async def _release(store: IdempotencyStore | None, key: str | None) -> None:
             await store.unmark(key)
         except Exception:
             webhook_logger().exception("webhook idempotency store failed to release a key")
-
-
-public("avaturn_async.webhooks", PipelineResponse, WebhookPipeline)

@@ -28,7 +28,6 @@ import attrs
 
 from .._errors import ConfigurationError
 from .._events import Event
-from .._public import public
 from ._log import webhook_logger
 
 __all__ = ["DispatchResult", "HandlerFailure", "WebhookRouter"]
@@ -249,6 +248,3 @@ def _check_matchable(event_type: object) -> None:
     raise ConfigurationError(
         f"cannot route on {event_type!r}: expected an event class or a union of them"
     )
-
-
-public("avaturn_async.webhooks", HandlerFailure, DispatchResult, WebhookRouter)

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping
 
 from .._errors import ConfigurationError
 from .._events import DEFAULT_MAX_BODY_SIZE, Event, check_body_size, parse_unchecked_size
-from .._public import public
 from ._boundary import (
     Headers,
     VerificationFailure,
@@ -118,6 +117,3 @@ class SharedTokenVerifier:
             matched |= hmac.compare_digest(candidate, token)
         if not matched:
             reject(VerificationFailure.INVALID_TOKEN, "webhook token does not match")
-
-
-public("avaturn_async.webhooks", SharedTokenVerifier)

@@ -35,7 +35,6 @@ from typing import NoReturn
 
 from .._errors import ConfigurationError
 from .._events import DEFAULT_MAX_BODY_SIZE, Event, check_body_size, parse_unchecked_size
-from .._public import public
 from ._boundary import (
     Headers,
     VerificationFailure,
@@ -276,6 +275,3 @@ def _slow_match(signatures: str, expected: list[bytes]) -> VerificationFailure |
     if malformed:
         return VerificationFailure.INVALID_SIGNATURE
     return VerificationFailure.UNSUPPORTED_SIGNATURE_VERSION
-
-
-public("avaturn_async.webhooks", WebhookVerifier)

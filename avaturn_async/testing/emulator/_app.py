@@ -17,7 +17,6 @@ import aiohttp
 import anyio
 from aiohttp import web
 
-from ..._public import public
 from ...webhooks._signing import decode_secret
 from ._fault_injection import FaultInjector, Injections, answer_with_fault
 from ._fault_plan import FaultPlan
@@ -498,6 +497,3 @@ def _check_options(
         raise ValueError("webhook_max_attempts must be at least 1")
     if export_size < 12:
         raise ValueError("export_size must be at least 12 bytes (the GLB header)")
-
-
-public("avaturn_async.testing", AvaturnEmulator)

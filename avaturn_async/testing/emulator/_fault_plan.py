@@ -42,8 +42,6 @@ from typing import Any
 
 import attrs
 
-from ..._public import public
-
 __all__ = [
     "FaultDecision",
     "FaultKind",
@@ -280,6 +278,3 @@ def decide_webhook(plan: FaultPlan, index: int) -> WebhookDecision:
         copies=2 if duplicate_roll < faults.duplicate else 1,
         delay=low + (high - low) * delay_roll,
     )
-
-
-public("avaturn_async.testing", FaultKind, RouteFaults, WebhookFaults, FaultPlan)

@@ -12,8 +12,6 @@ from collections.abc import Callable
 
 import attrs
 
-from ..._public import public
-
 __all__ = ["FixedWindowLimit", "RateLimit"]
 
 
@@ -43,6 +41,3 @@ class FixedWindowLimit:
             self._used += 1
             return None
         return self.limit.per - (now - self._window_start)
-
-
-public("avaturn_async.testing", RateLimit)

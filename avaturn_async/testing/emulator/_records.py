@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from ..._public import public
-
 __all__ = [
     "AvatarRecord",
     "ExportRecord",
@@ -83,6 +81,3 @@ class SessionRecord:
     id: str
     user_id: str
     config: dict[str, Any]
-
-
-public("avaturn_async.testing", UserRecord, AvatarRecord, RenderRecord, ExportRecord, SessionRecord)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..._public import public
-
 __all__ = ["ROUTES", "EmulatorStats"]
 
 ROUTES: tuple[str, ...] = (
@@ -73,6 +71,3 @@ class EmulatorStats:
             ):
                 total += count
         return total
-
-
-public("avaturn_async.testing", EmulatorStats)

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from ..._errors import ConfigurationError
-from ..._public import public
 from ._records import (
     AvatarRecord,
     ExportRecord,
@@ -120,6 +119,3 @@ class EmulatorStore:
         self._db.execute(
             "INSERT OR REPLACE INTO records (kind, id, body) VALUES (?, ?, ?)", (*_CATALOG, body)
         )
-
-
-public("avaturn_async.testing", EmulatorStoreError)

@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 import anyio
 
-from ..._public import public
 from ...webhooks._signing import sign
 from ._fault_plan import WebhookDecision
 
@@ -193,6 +192,3 @@ class WebhookDispatcher:
             status=status,
             error=error,
         )
-
-
-public("avaturn_async.testing", WebhookDelivery)

@@ -10,30 +10,27 @@ package (and sqlite3) only when one of them is first used.
 
 from __future__ import annotations
 
-from ._group import GroupCommit
-from ._inbox import Backoff, WebhookInbox, exponential_backoff
-from ._sqlite_store import SQLiteInboxStore
-from ._store import (
-    LEASE_LOST,
-    Claimed,
-    Delivery,
-    InboxError,
-    InboxRecord,
-    InboxStatus,
-    InboxStore,
-)
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "LEASE_LOST",
-    "Backoff",
-    "Claimed",
-    "Delivery",
-    "GroupCommit",
-    "InboxError",
-    "InboxRecord",
-    "InboxStatus",
-    "InboxStore",
-    "SQLiteInboxStore",
-    "WebhookInbox",
-    "exponential_backoff",
-]
+from ..._lazy import lazy_exports as _lazy_exports
+
+if TYPE_CHECKING:
+    from ._group import GroupCommit as GroupCommit
+    from ._inbox import Backoff as Backoff
+    from ._inbox import WebhookInbox as WebhookInbox
+    from ._inbox import exponential_backoff as exponential_backoff
+    from ._sqlite_store import SQLiteInboxStore as SQLiteInboxStore
+    from ._store import LEASE_LOST as LEASE_LOST
+    from ._store import Claimed as Claimed
+    from ._store import Delivery as Delivery
+    from ._store import InboxError as InboxError
+    from ._store import InboxRecord as InboxRecord
+    from ._store import InboxStatus as InboxStatus
+    from ._store import InboxStore as InboxStore
+
+# One line above per public name: __all__ and the lazy table are read from them.
+__getattr__: Callable[[str], Any]
+__dir__: Callable[[], list[str]]
+__all__: list[str]
+__getattr__, __dir__, __all__ = _lazy_exports(__name__, __file__)

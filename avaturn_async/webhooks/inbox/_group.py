@@ -23,8 +23,6 @@ from typing import Generic, TypeVar
 
 import anyio
 
-from ..._public import public
-
 __all__ = ["GroupCommit"]
 
 I = TypeVar("I")  # noqa: E741
@@ -92,6 +90,3 @@ class GroupCommit(Generic[I, R]):
                 self._queue[0].wake.set()  # hand the lead to the next batch's first item
             else:
                 self._leading = False
-
-
-public("avaturn_async.webhooks", GroupCommit)

@@ -49,7 +49,6 @@ import anyio
 
 from ..._errors import ConfigurationError
 from ..._events import Event
-from ..._public import public
 from .._dedupe import idempotency_key
 from .._router import WebhookRouter
 from .._verifier import header_value
@@ -279,6 +278,3 @@ class WebhookInbox:
         if limit < 1:
             raise ConfigurationError("limit must be at least 1")
         return tuple(await self.store.records(status=wanted, limit=limit))
-
-
-public("avaturn_async.webhooks", WebhookInbox)

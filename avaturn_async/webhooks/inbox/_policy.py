@@ -7,7 +7,6 @@ from collections.abc import Callable
 import attrs
 
 from ..._errors import ConfigurationError
-from ..._public import public
 from ..._redact import redact_urls
 from .._router import DispatchResult
 
@@ -92,6 +91,3 @@ def dispatch_error(result: DispatchResult) -> str | None:
     first = describe_error(result.failures[0].exception)
     more = len(result.failures) - 1
     return first if not more else f"{first} (and {more} more handler failure(s))"
-
-
-public("avaturn_async.webhooks", exponential_backoff)

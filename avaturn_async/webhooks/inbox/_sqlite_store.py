@@ -14,7 +14,6 @@ import anyio
 import anyio.to_thread
 from anyio.lowlevel import current_token
 
-from ..._public import public
 from ._group import GroupCommit
 from ._sqlite import SQLiteInboxTable, Synchronous
 from ._store import Claimed, Delivery, InboxRecord, InboxStatus
@@ -129,6 +128,3 @@ class SQLiteInboxStore:
 
     async def aclose(self) -> None:
         self.close()
-
-
-public("avaturn_async.webhooks", SQLiteInboxStore)

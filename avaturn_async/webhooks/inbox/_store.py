@@ -22,7 +22,6 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from ..._errors import WebhookError
-from ..._public import public
 
 __all__ = [
     "LEASE_LOST",
@@ -188,8 +187,3 @@ class InboxStore(Protocol):
     async def aclose(self) -> None:
         """Release the store's resources, waiting for clean shutdown where possible."""
         ...
-
-
-public(
-    "avaturn_async.webhooks", InboxError, InboxStatus, InboxRecord, Delivery, Claimed, InboxStore
-)
