@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
+from avaturn_async import AvaturnClient, Clock, RetryPolicy
 from avaturn_async._backoff import ExponentialBackoff
+from avaturn_async._jobs import poll_delays
+from avaturn_async.samples import sample_photo_paths
+from avaturn_async.testing import AvaturnEmulator
+
+FRONTAL, SIDE_1, SIDE_2 = sample_photo_paths()
 
 # -- the helper --------------------------------------------------------------------------
 
@@ -51,3 +58,37 @@ def test_nominal_is_the_wait_before_jitter() -> None:
 
 def test_calling_the_helper_gives_a_webhooks_backoff() -> None:
     assert ExponentialBackoff(initial=5.0, factor=3.0)(2) == 15.0
+
+
+# -- its users keep their numbers --------------------------------------------------------
+
+
+def test_retry_policy_backoff_is_full_jitter_doubling_to_max_delay() -> None:
+    policy = RetryPolicy(initial_delay=0.5, max_delay=8.0)
+    assert [policy.backoff(n, lambda: 0.5) for n in (1, 2, 6)] == [0.25, 0.5, 4.0]
+
+
+def test_poll_delays_draw_their_jitter_from_the_given_source() -> None:
+    delays = poll_delays(10.0, random=lambda: 0.0)
+    assert next(delays) == pytest.approx(9.0)
+
+
+async def test_job_polling_draws_its_jitter_from_the_client_clock(
+    emulator: AvaturnEmulator,
+) -> None:
+    emulator.processing_delay = 0.2  # not ready at the first poll
+    waits: list[float] = []
+
+    async def record(delay: float) -> None:
+        waits.append(delay)
+        await anyio.sleep(0.01)
+
+    clock = Clock(sleep=record, random=lambda: 1.0)
+    async with AvaturnClient(emulator.api_key, base_url=emulator.base_url, clock=clock) as sdk:
+        user = await sdk.users.create()
+        job = await sdk.avatars.create_from_photos(
+            user.id, frontal=FRONTAL, side_1=SIDE_1, side_2=SIDE_2, body_type="male"
+        )
+        with anyio.fail_after(10):
+            await job.wait(poll_interval=2.0)
+    assert waits[:2] == [pytest.approx(2.2), pytest.approx(3.3)]
