@@ -10,6 +10,7 @@ from avaturn_async._backoff import ExponentialBackoff
 from avaturn_async._jobs import poll_delays
 from avaturn_async.samples import sample_photo_paths
 from avaturn_async.testing import AvaturnEmulator
+from avaturn_async.webhooks import exponential_backoff
 
 FRONTAL, SIDE_1, SIDE_2 = sample_photo_paths()
 
@@ -71,6 +72,10 @@ def test_retry_policy_backoff_is_full_jitter_doubling_to_max_delay() -> None:
 def test_poll_delays_draw_their_jitter_from_the_given_source() -> None:
     delays = poll_delays(10.0, random=lambda: 0.0)
     assert next(delays) == pytest.approx(9.0)
+
+
+def test_exponential_backoff_is_the_helper_without_jitter() -> None:
+    assert exponential_backoff() == ExponentialBackoff(initial=5.0, factor=3.0, maximum=3600.0)
 
 
 async def test_job_polling_draws_its_jitter_from_the_client_clock(
