@@ -8,6 +8,7 @@ import pytest
 from avaturn_async import AvaturnClient, Clock, RetryPolicy
 from avaturn_async._backoff import ExponentialBackoff
 from avaturn_async._jobs import poll_delays
+from avaturn_async.postgres import retry_transient
 from avaturn_async.samples import sample_photo_paths
 from avaturn_async.testing import AvaturnEmulator
 from avaturn_async.webhooks import exponential_backoff
@@ -97,3 +98,34 @@ async def test_job_polling_draws_its_jitter_from_the_client_clock(
         with anyio.fail_after(10):
             await job.wait(poll_interval=2.0)
     assert waits[:2] == [pytest.approx(2.2), pytest.approx(3.3)]
+
+
+class _Conflict(Exception):
+    pass
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, _Conflict)
+
+
+async def test_retry_transient_retries_what_retry_if_accepts() -> None:
+    failures = [_Conflict(), _Conflict()]
+
+    async def operation() -> str:
+        if failures:
+            raise failures.pop()
+        return "done"
+
+    assert await retry_transient(operation, deadline=5, retry_if=_is_conflict) == "done"
+
+
+async def test_retry_transient_raises_what_retry_if_refuses_at_once() -> None:
+    calls: list[int] = []
+
+    async def operation() -> None:
+        calls.append(1)
+        raise _Conflict
+
+    with pytest.raises(_Conflict):
+        await retry_transient(operation, deadline=5)
+    assert calls == [1]
