@@ -22,7 +22,8 @@ share one table (``avaturn_webhook_inbox``):
 * **faults**: transient errors (a restarting server, a dropped connection) are
   retried with backoff for a few seconds; beyond that a delivery is answered
   503 (the sender retries it; a retried insert that had committed is then a
-  duplicate) and a worker logs and polls again. Every step is idempotent, so an
+  duplicate). A claim or a lease renewal is not retried here: the worker logs
+  and tries again at its next poll or renewal. Every step is idempotent, so an
   outcome lost with a dropped ``COMMIT`` is harmless.
 
 Timestamps come from the caller's clock (as with SQLite): keep the clocks of
@@ -221,8 +222,12 @@ class PostgresInboxStore:
             raise InboxError(f"{redact_dsn(self.dsn)} holds no webhook inbox")
         await migrate(conn, _COMPONENT, _STEPS)
 
-    async def _run(self, what: str, operation: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    async def _run(
+        self, what: str, operation: Callable[[asyncpg.Pool], Awaitable[T]], *, retry: bool = True
+    ) -> T:
         pool = await self._pool_ready()
+        if not retry:  # the worker's own loop tries again: one retry layer, not two
+            return await operation(pool)
         return await retry_transient(
             lambda: operation(pool), deadline=_RETRY_DEADLINE, what=f"webhook inbox {what}"
         )
@@ -260,7 +265,7 @@ class PostgresInboxStore:
                 await pool.execute(_EXPIRE, LEASE_LOST, utc(now), max_attempts)
             return rows
 
-        rows = await self._run("claim", claim)
+        rows = await self._run("claim", claim, retry=False)
         rows.sort(key=lambda row: (row["next_attempt_at"], row["id"]))
         return [
             Claimed(
@@ -273,19 +278,22 @@ class PostgresInboxStore:
             for row in rows
         ]
 
-    async def _fenced(self, what: str, assignments: str, claimed: Claimed, *args: Any) -> bool:
+    async def _fenced(
+        self, what: str, assignments: str, claimed: Claimed, *args: Any, retry: bool = True
+    ) -> bool:
         sql = (
             f"UPDATE {_TABLE} SET {assignments} "
             f"WHERE id = ${len(args) + 1} AND claim_token = ${len(args) + 2} "
             "AND status = 'pending'"
         )
         status = await self._run(
-            what, lambda pool: pool.execute(sql, *args, claimed.id, claimed.token)
+            what, lambda pool: pool.execute(sql, *args, claimed.id, claimed.token), retry=retry
         )
         return bool(status == "UPDATE 1")
 
     async def renew(self, claimed: Claimed, *, now: float, lease: float) -> bool:
-        return await self._fenced("renew", "next_attempt_at = $1", claimed, utc(now + lease))
+        assignments = "next_attempt_at = $1"
+        return await self._fenced("renew", assignments, claimed, utc(now + lease), retry=False)
 
     async def complete(self, claimed: Claimed, *, now: float) -> bool:
         return await self._fenced(
