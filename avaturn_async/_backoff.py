@@ -56,7 +56,3 @@ class ExponentialBackoff:
         if self.jitter:
             return nominal * (1.0 - self.jitter + 2.0 * self.jitter * random())
         return nominal
-
-    def __call__(self, attempt: int) -> float:
-        """:meth:`delay` with :func:`random.random`: a ``webhooks.Backoff`` callable."""
-        return self.delay(attempt)

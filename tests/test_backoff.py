@@ -58,10 +58,6 @@ def test_nominal_is_the_wait_before_jitter() -> None:
     assert [backoff.nominal(n) for n in (1, 2, 3)] == [1.0, 2.0, 3.0]
 
 
-def test_calling_the_helper_gives_a_webhooks_backoff() -> None:
-    assert ExponentialBackoff(initial=5.0, factor=3.0)(2) == 15.0
-
-
 # -- its users keep their numbers --------------------------------------------------------
 
 
@@ -75,8 +71,9 @@ def test_poll_delays_draw_their_jitter_from_the_given_source() -> None:
     assert next(delays) == pytest.approx(9.0)
 
 
-def test_exponential_backoff_is_the_helper_without_jitter() -> None:
-    assert exponential_backoff() == ExponentialBackoff(initial=5.0, factor=3.0, maximum=3600.0)
+def test_exponential_backoff_defaults_to_5_s_tripling_to_an_hour() -> None:
+    backoff = exponential_backoff()
+    assert [backoff(n) for n in (1, 2, 8, 9)] == [5.0, 15.0, 3600.0, 3600.0]
 
 
 async def test_job_polling_draws_its_jitter_from_the_client_clock(

@@ -69,6 +69,9 @@ INBOX_CHANNEL = "avaturn_webhook_inbox"
 _TABLE = "avaturn_webhook_inbox"
 _COMPONENT = "inbox"
 _RETRY_DEADLINE = 5.0
+#: Not retried here: the worker's own loop claims again at its next poll and renews
+#: again at its next renewal, so a retry here would be a second retry layer.
+_RETRIED_BY_THE_WORKER = frozenset({"claim", "renew"})
 
 _STEPS = [
     f"""
@@ -222,11 +225,9 @@ class PostgresInboxStore:
             raise InboxError(f"{redact_dsn(self.dsn)} holds no webhook inbox")
         await migrate(conn, _COMPONENT, _STEPS)
 
-    async def _run(
-        self, what: str, operation: Callable[[asyncpg.Pool], Awaitable[T]], *, retry: bool = True
-    ) -> T:
+    async def _run(self, what: str, operation: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
         pool = await self._pool_ready()
-        if not retry:  # the worker's own loop tries again: one retry layer, not two
+        if what in _RETRIED_BY_THE_WORKER:
             return await operation(pool)
         return await retry_transient(
             lambda: operation(pool), deadline=_RETRY_DEADLINE, what=f"webhook inbox {what}"
@@ -265,7 +266,7 @@ class PostgresInboxStore:
                 await pool.execute(_EXPIRE, LEASE_LOST, utc(now), max_attempts)
             return rows
 
-        rows = await self._run("claim", claim, retry=False)
+        rows = await self._run("claim", claim)
         rows.sort(key=lambda row: (row["next_attempt_at"], row["id"]))
         return [
             Claimed(
@@ -278,22 +279,19 @@ class PostgresInboxStore:
             for row in rows
         ]
 
-    async def _fenced(
-        self, what: str, assignments: str, claimed: Claimed, *args: Any, retry: bool = True
-    ) -> bool:
+    async def _fenced(self, what: str, assignments: str, claimed: Claimed, *args: Any) -> bool:
         sql = (
             f"UPDATE {_TABLE} SET {assignments} "
             f"WHERE id = ${len(args) + 1} AND claim_token = ${len(args) + 2} "
             "AND status = 'pending'"
         )
         status = await self._run(
-            what, lambda pool: pool.execute(sql, *args, claimed.id, claimed.token), retry=retry
+            what, lambda pool: pool.execute(sql, *args, claimed.id, claimed.token)
         )
         return bool(status == "UPDATE 1")
 
     async def renew(self, claimed: Claimed, *, now: float, lease: float) -> bool:
-        assignments = "next_attempt_at = $1"
-        return await self._fenced("renew", assignments, claimed, utc(now + lease), retry=False)
+        return await self._fenced("renew", "next_attempt_at = $1", claimed, utc(now + lease))
 
     async def complete(self, claimed: Claimed, *, now: float) -> bool:
         return await self._fenced(

@@ -42,7 +42,7 @@ def exponential_backoff(
     """
     if initial < 0 or factor < 1 or maximum < initial:
         raise ConfigurationError("backoff needs initial >= 0, factor >= 1, maximum >= initial")
-    return ExponentialBackoff(initial=initial, factor=factor, maximum=maximum)
+    return ExponentialBackoff(initial=initial, factor=factor, maximum=maximum).delay
 
 
 @attrs.frozen(kw_only=True)
