@@ -23,7 +23,7 @@ class Clock:
     Attributes:
         now: monotonic seconds; retry budgets and the adaptive gate are measured on it.
         sleep: waits between retries and between job polls (``anyio.sleep``).
-        random: a float in ``[0, 1)`` for full-jitter backoff.
+        random: a float in ``[0, 1)``: the jitter of retry waits and of job polls.
     """
 
     now: Callable[[], float] = time.monotonic

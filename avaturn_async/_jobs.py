@@ -18,14 +18,16 @@ without one it is the only source. A ``failed`` outcome raises the job's
 from __future__ import annotations
 
 import abc
+import itertools
 import logging
-import random
+import random as _random
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import anyio
 
 from . import _models as m
+from ._backoff import ExponentialBackoff
 from ._errors import (
     AvatarFailedError,
     ConfigurationError,
@@ -56,13 +58,16 @@ _TRANSIENT = (TransportError, ServerError, RateLimitError)
 
 
 def poll_delays(
-    first: float, *, maximum: float = 30.0, factor: float = 1.5, jitter: float = 0.1
+    first: float,
+    *,
+    maximum: float = 30.0,
+    factor: float = 1.5,
+    jitter: float = 0.1,
+    random: Callable[[], float] = _random.random,
 ) -> Iterator[float]:
     """Waits between polls: ``first``, then growing by ``factor`` up to ``maximum``, ±jitter."""
-    delay = first
-    while True:
-        yield delay * (1.0 + random.uniform(-jitter, jitter))
-        delay = min(maximum, delay * factor)
+    backoff = ExponentialBackoff(initial=first, factor=factor, maximum=maximum, jitter=jitter)
+    return (backoff.delay(poll, random) for poll in itertools.count(1))
 
 
 async def _race(*sources: Callable[[], Awaitable[T | None]]) -> T:
@@ -154,7 +159,7 @@ class _Job(abc.ABC, Generic[E]):
         return await _race(*sources)
 
     async def _poll(self, first: float, maximum: float) -> E:
-        for delay in poll_delays(first, maximum=maximum):
+        for delay in poll_delays(first, maximum=maximum, random=self._client.clock.random):
             await self._client.clock.sleep(delay)
             try:
                 found = await self._poll_once()

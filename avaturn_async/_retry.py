@@ -37,6 +37,8 @@ from collections.abc import Callable
 
 import attrs
 
+from ._backoff import ExponentialBackoff
+
 __all__ = [
     "FailureKind",
     "RetryPolicy",
@@ -105,9 +107,10 @@ class RetryPolicy:
 
     def backoff(self, retry_number: int, random: Callable[[], float]) -> float:
         """The jittered wait before retry number ``retry_number`` (1 for the first retry)."""
-        exponent = min(retry_number - 1, 62)
-        ceiling = min(self.max_delay, self.initial_delay * (2.0**exponent))
-        return random() * ceiling
+        backoff = ExponentialBackoff(
+            initial=self.initial_delay, maximum=self.max_delay, jitter="full"
+        )
+        return backoff.delay(retry_number, random)
 
 
 def retry_delay(

@@ -8,13 +8,14 @@ throws (see ``shared/postgres-notes.md`` §7) are recognised in one place.
 
 from __future__ import annotations
 
-import random
+import itertools
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
+from .._backoff import ExponentialBackoff
 from .._errors import ConfigurationError, StorageUnavailableError
 from ._dsn import check_dsn, redact_dsn
 
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 __all__ = ["connect", "create_pool", "is_transient", "retry_transient"]
 
 T = TypeVar("T")
+
+#: Waits of :func:`retry_transient`: 50 ms doubling to 2 s, each within ±50 %.
+_TRANSIENT_BACKOFF = ExponentialBackoff(initial=0.05, maximum=2.0, jitter=0.5)
 
 #: asyncpg errors that mean "the DSN is wrong", not "try again later".
 _CONFIG_ERRORS = (
@@ -130,8 +134,10 @@ async def retry_transient(
     *,
     deadline: float = 30.0,
     what: str = "PostgreSQL operation",
+    retry_if: Callable[[BaseException], bool] = is_transient,
 ) -> T:
-    """Run ``operation`` again while it fails with :func:`is_transient` errors.
+    """Run ``operation`` again while it fails with errors ``retry_if`` accepts
+    (:func:`is_transient` ones by default).
 
     Backs off from 50 ms to 2 s with jitter; after ``deadline`` seconds raises
     :class:`StorageUnavailableError`. ``operation`` must be safe to repeat (an
@@ -139,16 +145,15 @@ async def retry_transient(
     ``ON CONFLICT``.
     """
     give_up_at = time.monotonic() + deadline
-    delay = 0.05
-    while True:
+    for retry in itertools.count(1):
         try:
             return await operation()
         except Exception as exc:
-            if not is_transient(exc):
+            if not retry_if(exc):
                 raise
-            if time.monotonic() + delay > give_up_at:
+            if time.monotonic() + _TRANSIENT_BACKOFF.nominal(retry) > give_up_at:
                 raise StorageUnavailableError(
                     f"{what} failed for {deadline:g}s: PostgreSQL unavailable ({exc})"
                 ) from exc
-        await anyio.sleep(delay * (0.5 + random.random()))
-        delay = min(delay * 2, 2.0)
+        await anyio.sleep(_TRANSIENT_BACKOFF.delay(retry))
+    raise AssertionError("unreachable: itertools.count is endless")  # pragma: no cover

@@ -22,7 +22,8 @@ share one table (``avaturn_webhook_inbox``):
 * **faults**: transient errors (a restarting server, a dropped connection) are
   retried with backoff for a few seconds; beyond that a delivery is answered
   503 (the sender retries it; a retried insert that had committed is then a
-  duplicate) and a worker logs and polls again. Every step is idempotent, so an
+  duplicate). A claim or a lease renewal is not retried here: the worker logs
+  and tries again at its next poll or renewal. Every step is idempotent, so an
   outcome lost with a dropped ``COMMIT`` is harmless.
 
 Timestamps come from the caller's clock (as with SQLite): keep the clocks of
@@ -67,6 +68,9 @@ INBOX_CHANNEL = "avaturn_webhook_inbox"
 _TABLE = "avaturn_webhook_inbox"
 _COMPONENT = "inbox"
 _RETRY_DEADLINE = 5.0
+#: Not retried here: the worker's own loop claims again at its next poll and renews
+#: again at its next renewal, so a retry here would be a second retry layer.
+_RETRIED_BY_THE_WORKER = frozenset({"claim", "renew"})
 
 _STEPS = [
     f"""
@@ -222,6 +226,8 @@ class PostgresInboxStore:
 
     async def _run(self, what: str, operation: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
         pool = await self._pool_ready()
+        if what in _RETRIED_BY_THE_WORKER:
+            return await operation(pool)
         return await retry_transient(
             lambda: operation(pool), deadline=_RETRY_DEADLINE, what=f"webhook inbox {what}"
         )

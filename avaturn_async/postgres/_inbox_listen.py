@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from .._backoff import ExponentialBackoff
 from ._connect import connect
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ __all__ = ["WakeListener"]
 
 #: At most this long per reconnect attempt, so a partition delays a worker's poll little.
 _CONNECT_BUDGET = 3.0
+#: Between failed reconnects: 1 s doubling to 30 s (the waiters poll meanwhile).
+_RECONNECT_BACKOFF = ExponentialBackoff(initial=1.0, maximum=30.0)
 
 logger = logging.getLogger("avaturn_async.postgres")
 
@@ -70,8 +73,7 @@ class WakeListener:
             if conn is not None:
                 conn.terminate()
             self._failures += 1
-            delay = min(0.5 * 2**self._failures, 30.0)
-            self._retry_at = time.monotonic() + delay
+            self._retry_at = time.monotonic() + _RECONNECT_BACKOFF.delay(self._failures)
             logger.warning("LISTEN %s unavailable (%s); polling meanwhile", self._channel, exc)
             return
         conn.add_termination_listener(self._lost)

@@ -45,7 +45,7 @@ from .._journal_records import (
     RowState,
     redact,
 )
-from ._connect import retry_transient
+from ._connect import is_transient, retry_transient
 from ._dsn import redact_dsn
 from ._journal_sql import (
     ADVANCE,
@@ -73,9 +73,13 @@ T = TypeVar("T")
 DEFAULT_LEASE = 30.0
 """Seconds a claimed row stays held without renewal (renewed every third of it)."""
 _FAILURES_SHOWN = 20
-_RETRIES = 5
-_RETRY_ALSO = ("DeadlockDetectedError", "SerializationError", "InternalClientError")
+_RETRY_ALSO = ("DeadlockDetectedError", "SerializationError")
 _log = logging.getLogger("avaturn_async.postgres")
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """Transient, or a conflict between concurrent runs that a second try resolves."""
+    return is_transient(exc) or type(exc).__name__ in _RETRY_ALSO
 
 
 def record_of(row: Any) -> RowRecord:
@@ -144,15 +148,8 @@ class PostgresJournal:
     async def _do(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
         """Run ``operation`` (safe to repeat: fenced or idempotent) until it succeeds,
         riding out a server restart, a deadlock between concurrent registrations, and
-        a pooled connection left mid-operation by a dropped session."""
-        for attempt in range(1, _RETRIES + 1):
-            try:
-                return await retry_transient(operation, what=what)
-            except Exception as exc:
-                if attempt == _RETRIES or type(exc).__name__ not in _RETRY_ALSO:
-                    raise
-            await asyncio.sleep(0.05 * attempt)
-        raise AssertionError("unreachable")
+        a pooled connection left mid-operation by a dropped session (a transient error)."""
+        return await retry_transient(operation, what=what, retry_if=_worth_retrying)
 
     # ------------------------------------------------------------ runs
 

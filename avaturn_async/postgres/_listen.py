@@ -15,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._backoff import ExponentialBackoff
 from ._connect import connect, is_transient
 
 if TYPE_CHECKING:
@@ -66,11 +66,11 @@ class Listener:
         """Listen until cancelled; ``started`` is called once the first catch-up ran
         (connected, or polling when the server cannot be reached)."""
         self._started = started
-        delay = 0.05
+        failures = 0
         while True:
             try:
                 await self._session()
-                delay = 0.05
+                failures = 0
             except Exception as exc:
                 if not is_transient(exc):
                     _log.warning("PostgreSQL listener on %s failed: %r", self._channel, exc)
@@ -79,8 +79,12 @@ class Listener:
             # Poll while the listener is down, then try to reconnect.
             with contextlib.suppress(Exception):
                 await self._catch_up()
-            await anyio.sleep(min(delay, self.poll_interval) * (0.5 + random.random()))
-            delay = min(delay * 2, 16.0)
+            failures += 1
+            # 50 ms doubling to 16 s, but never longer than a poll: it is the poll's wait too.
+            backoff = ExponentialBackoff(
+                initial=0.05, maximum=min(16.0, self.poll_interval), jitter=0.5
+            )
+            await anyio.sleep(backoff.delay(failures))
 
     def _mark_started(self) -> None:
         started, self._started = self._started, None

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import anyio
 
+from ..._backoff import ExponentialBackoff
 from ...webhooks._signing import sign
 from ._fault_plan import WebhookDecision
 
@@ -158,7 +159,7 @@ class WebhookDispatcher:
             if delivery.ok:
                 return
             if attempt < self.max_attempts:
-                await anyio.sleep(self.retry_delay * 2 ** (attempt - 1))
+                await anyio.sleep(ExponentialBackoff(initial=self.retry_delay).delay(attempt))
 
     async def _attempt(self, message: _Message, copy: int, attempt: int) -> WebhookDelivery:
         # Each attempt is signed afresh: receivers reject stale timestamps.

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import attrs
 
+from ..._backoff import ExponentialBackoff
 from ..._errors import ConfigurationError
 from ..._redact import redact_urls
 from .._router import DispatchResult
@@ -40,12 +41,7 @@ def exponential_backoff(
     """
     if initial < 0 or factor < 1 or maximum < initial:
         raise ConfigurationError("backoff needs initial >= 0, factor >= 1, maximum >= initial")
-
-    def backoff(attempt: int) -> float:
-        # The exponent is capped so that huge attempt counts cannot overflow a float.
-        return float(min(maximum, initial * factor ** min(max(attempt - 1, 0), 64)))
-
-    return backoff
+    return ExponentialBackoff(initial=initial, factor=factor, maximum=maximum).delay
 
 
 @attrs.frozen(kw_only=True)
