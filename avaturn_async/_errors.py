@@ -2,10 +2,13 @@
 
 One root, :class:`AvaturnError`; each leaf also subclasses the builtin it
 behaves like, so ``except ValueError`` keeps working for callers that do not
-know this library::
+know this library. A mark such as ``[batch]`` says that the class (and its
+subclasses) is imported from that subpackage, ``avaturn_async.batch``; the rest
+from ``avaturn_async``. ``tests/test_error_tree.py`` keeps this tree complete::
 
     AvaturnError
     ├── ConfigurationError (ValueError)        missing API key, bad base URL, bad option
+    │   └── EmulatorStoreError [testing]       the emulator's state file is not an emulator's
     ├── ClientClosedError (RuntimeError)       the client was used after ``aclose()``
     ├── InvalidRequestError (ValueError)       rejected before sending: nothing left the process
     │   └── PhotoError                         a photo is missing, empty or not a JPEG
@@ -33,11 +36,17 @@ know this library::
     │   ├── AvatarFailedError                  ``avatar.ready`` with status failed
     │   ├── RenderFailedError                  ``render.ready`` with status failed
     │   └── ExportFailedError                  ``export.ready`` with status failed
+    ├── JournalError (ValueError) [batch]      the onboarding journal cannot be used
+    │   ├── JournalBusyError                   another live process runs on this journal
+    │   └── LeaseLostError                     another run took over this run's row
+    ├── ManifestError (ValueError) [batch]     the onboarding manifest cannot be read at all
+    ├── OnboardingAbortedError [batch]         so many rows in a row could not reach the API
     └── WebhookError (ValueError)              raised by ``avaturn_async.webhooks``
         ├── WebhookVerificationError           signature, timestamp or token rejected
         ├── WebhookParseError                  not a valid event; ``path`` names the field
         ├── WebhookPayloadTooLargeError        body over the configured limit
-        └── WebhookInputError (TypeError)      not raw body bytes, or not a header value
+        ├── WebhookInputError (TypeError)      not raw body bytes, or not a header value
+        └── InboxError [webhooks]              the inbox database is missing or not an inbox
 
 Messages never contain the API key, webhook secrets or expected signatures.
 """
