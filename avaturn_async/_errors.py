@@ -53,7 +53,7 @@ Messages never contain the API key, webhook secrets or expected signatures.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -105,6 +105,21 @@ class AvaturnError(Exception):
 
 class ConfigurationError(AvaturnError, ValueError):
     """The client or a helper was configured with missing or invalid settings."""
+
+
+def option_validator(validator: Callable[[Any, Any, Any], Any]) -> Callable[[Any, Any, Any], None]:
+    """An attrs field validator whose refusal is a :class:`ConfigurationError`.
+
+    Wraps attrs' own (``attrs.validators.ge(1)``), which raise plain ``ValueError``.
+    """
+
+    def check(instance: Any, attribute: Any, value: Any) -> None:
+        try:
+            validator(instance, attribute, value)
+        except ValueError as refused:
+            raise ConfigurationError(str(refused)) from None
+
+    return check
 
 
 class ClientClosedError(AvaturnError, RuntimeError):

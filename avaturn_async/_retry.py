@@ -37,6 +37,7 @@ from collections.abc import Callable
 
 import attrs
 
+from ._errors import option_validator
 from ._public import public
 
 __all__ = [
@@ -59,6 +60,11 @@ class FailureKind(str, enum.Enum):
 NON_IDEMPOTENT_SAFE_STATUSES = frozenset({429, 503})
 
 
+# A bad value is a ConfigurationError (attrs' own validators raise plain ValueError).
+_NOT_NEGATIVE = option_validator(attrs.validators.ge(0))
+_AT_LEAST_ONE = option_validator(attrs.validators.ge(1))
+
+
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """How the client retries. ``RetryPolicy.off()`` turns retrying off.
@@ -74,14 +80,14 @@ class RetryPolicy:
         retry_statuses: statuses retried for idempotent requests.
     """
 
-    max_attempts: int = attrs.field(default=4, validator=attrs.validators.ge(1))
-    initial_delay: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
-    max_delay: float = attrs.field(default=8.0, validator=attrs.validators.ge(0))
-    max_total_time: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
-    max_retry_after: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+    max_attempts: int = attrs.field(default=4, validator=_AT_LEAST_ONE)
+    initial_delay: float = attrs.field(default=0.5, validator=_NOT_NEGATIVE)
+    max_delay: float = attrs.field(default=8.0, validator=_NOT_NEGATIVE)
+    max_total_time: float = attrs.field(default=60.0, validator=_NOT_NEGATIVE)
+    max_retry_after: float = attrs.field(default=60.0, validator=_NOT_NEGATIVE)
     retry_statuses: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
     max_rate_limit_attempts: int | None = attrs.field(
-        default=None, validator=attrs.validators.optional(attrs.validators.ge(1))
+        default=None, validator=attrs.validators.optional(_AT_LEAST_ONE)
     )
 
     @classmethod

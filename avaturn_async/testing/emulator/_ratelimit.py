@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import attrs
 
+from ..._errors import option_validator
 from ..._public import public
 
 __all__ = ["FixedWindowLimit", "RateLimit"]
@@ -21,8 +22,8 @@ __all__ = ["FixedWindowLimit", "RateLimit"]
 class RateLimit:
     """At most ``requests`` API requests per ``per`` seconds, across all routes."""
 
-    requests: int = attrs.field(validator=attrs.validators.ge(1))
-    per: float = attrs.field(validator=attrs.validators.gt(0))
+    requests: int = attrs.field(validator=option_validator(attrs.validators.ge(1)))
+    per: float = attrs.field(validator=option_validator(attrs.validators.gt(0)))
 
 
 class FixedWindowLimit:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from ..._errors import ConfigurationError
 from ._records import (
     AvatarRecord,
     ExportRecord,
@@ -335,7 +336,7 @@ class EmulatorState:
 
     def add_asset(self, asset_id: str, slot: str) -> None:
         if slot not in ASSET_SLOTS:
-            raise ValueError(f"unknown slot {slot!r}; expected one of {ASSET_SLOTS}")
+            raise ConfigurationError(f"unknown slot {slot!r}; expected one of {ASSET_SLOTS}")
         canonical = str(uuid.UUID(asset_id))
         self.assets[canonical] = slot
         self.retired_assets.discard(canonical)
