@@ -122,6 +122,11 @@ def option_validator(validator: Callable[[Any, Any, Any], Any]) -> Callable[[Any
     return check
 
 
+#: Validators of the usual option bounds, for attrs fields.
+AT_LEAST_ONE = option_validator(attrs.validators.ge(1))
+NOT_NEGATIVE = option_validator(attrs.validators.ge(0))
+
+
 class ClientClosedError(AvaturnError, RuntimeError):
     """The client was used after it was closed."""
 

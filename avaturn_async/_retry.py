@@ -37,7 +37,7 @@ from collections.abc import Callable
 
 import attrs
 
-from ._errors import option_validator
+from ._errors import AT_LEAST_ONE, NOT_NEGATIVE
 from ._public import public
 
 __all__ = [
@@ -60,11 +60,6 @@ class FailureKind(str, enum.Enum):
 NON_IDEMPOTENT_SAFE_STATUSES = frozenset({429, 503})
 
 
-# A bad value is a ConfigurationError (attrs' own validators raise plain ValueError).
-_NOT_NEGATIVE = option_validator(attrs.validators.ge(0))
-_AT_LEAST_ONE = option_validator(attrs.validators.ge(1))
-
-
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """How the client retries. ``RetryPolicy.off()`` turns retrying off.
@@ -80,14 +75,14 @@ class RetryPolicy:
         retry_statuses: statuses retried for idempotent requests.
     """
 
-    max_attempts: int = attrs.field(default=4, validator=_AT_LEAST_ONE)
-    initial_delay: float = attrs.field(default=0.5, validator=_NOT_NEGATIVE)
-    max_delay: float = attrs.field(default=8.0, validator=_NOT_NEGATIVE)
-    max_total_time: float = attrs.field(default=60.0, validator=_NOT_NEGATIVE)
-    max_retry_after: float = attrs.field(default=60.0, validator=_NOT_NEGATIVE)
+    max_attempts: int = attrs.field(default=4, validator=AT_LEAST_ONE)
+    initial_delay: float = attrs.field(default=0.5, validator=NOT_NEGATIVE)
+    max_delay: float = attrs.field(default=8.0, validator=NOT_NEGATIVE)
+    max_total_time: float = attrs.field(default=60.0, validator=NOT_NEGATIVE)
+    max_retry_after: float = attrs.field(default=60.0, validator=NOT_NEGATIVE)
     retry_statuses: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
     max_rate_limit_attempts: int | None = attrs.field(
-        default=None, validator=attrs.validators.optional(_AT_LEAST_ONE)
+        default=None, validator=attrs.validators.optional(AT_LEAST_ONE)
     )
 
     @classmethod

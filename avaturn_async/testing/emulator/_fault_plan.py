@@ -42,7 +42,7 @@ from typing import Any
 
 import attrs
 
-from ..._errors import ConfigurationError, option_validator
+from ..._errors import NOT_NEGATIVE, ConfigurationError, option_validator
 from ..._public import public
 
 __all__ = [
@@ -143,9 +143,7 @@ class RouteFaults:
     rate_reset: float = attrs.field(default=0.0, validator=_probability)
     rate_cutoff: float = attrs.field(default=0.0, validator=_probability)
     acted: float = attrs.field(default=0.5, validator=_probability)
-    retry_after: float = attrs.field(
-        default=0.0, validator=option_validator(attrs.validators.ge(0.0))
-    )
+    retry_after: float = attrs.field(default=0.0, validator=NOT_NEGATIVE)
     latency: tuple[float, float] = attrs.field(
         default=(0.0, 0.0), converter=_to_range, validator=_seconds_range
     )

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import attrs
 
-from ..._errors import option_validator
+from ..._errors import AT_LEAST_ONE, option_validator
 from ..._public import public
 
 __all__ = ["FixedWindowLimit", "RateLimit"]
@@ -22,7 +22,7 @@ __all__ = ["FixedWindowLimit", "RateLimit"]
 class RateLimit:
     """At most ``requests`` API requests per ``per`` seconds, across all routes."""
 
-    requests: int = attrs.field(validator=option_validator(attrs.validators.ge(1)))
+    requests: int = attrs.field(validator=AT_LEAST_ONE)
     per: float = attrs.field(validator=option_validator(attrs.validators.gt(0)))
 
 
