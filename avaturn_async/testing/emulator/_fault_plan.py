@@ -103,9 +103,7 @@ def _seconds_range(
 ) -> None:
     low, high = value
     if not (math.isfinite(low) and math.isfinite(high) and 0.0 <= low <= high):
-        raise ConfigurationError(
-            f"{attribute.name} must be (low, high) seconds with 0 <= low <= high"
-        )
+        raise ConfigurationError(f"{attribute.name} must be (low, high) with 0 <= low <= high")
 
 
 def _to_range(value: float | tuple[float, float]) -> tuple[float, float]:
@@ -155,9 +153,7 @@ class RouteFaults:
     def __attrs_post_init__(self) -> None:
         total = sum(rate for _, rate in self.error_rates())
         if total > 1.0 + 1e-9:
-            raise ConfigurationError(
-                f"the failure rates of a route add up to {total:g}, more than 1"
-            )
+            raise ConfigurationError(f"a route's failure rates add up to {total:g}, over 1")
 
     def error_rates(self) -> tuple[tuple[FaultKind, float], ...]:
         """Each failure with its rate, in the fixed order decisions use."""
