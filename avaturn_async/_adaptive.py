@@ -28,6 +28,8 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
+from ._errors import AT_LEAST_ONE, NOT_NEGATIVE, option_validator
+
 __all__ = ["AdaptiveConcurrency", "AdaptiveLimiter", "InProcessGate", "RateLimitGate"]
 
 
@@ -75,9 +77,13 @@ class InProcessGate:
             paused(remaining)
 
 
+# A bad value is a ConfigurationError (attrs' own validators raise plain ValueError).
+_FRACTION = option_validator(attrs.validators.and_(attrs.validators.gt(0), attrs.validators.lt(1)))
+
+
 @attrs.frozen(kw_only=True)
 class AdaptiveConcurrency:
-    """Settings of the shared backoff. Pass ``adaptive=None`` to the client to turn it off.
+    """Settings of the shared backoff. Pass ``adaptive=False`` to the client to turn it off.
 
     Attributes:
         min_concurrency: the limit never shrinks below this.
@@ -89,12 +95,10 @@ class AdaptiveConcurrency:
             such as ``avaturn_async.postgres.PostgresGate``, pauses them all.
     """
 
-    min_concurrency: int = attrs.field(default=1, validator=attrs.validators.ge(1))
-    decrease_factor: float = attrs.field(
-        default=0.5, validator=[attrs.validators.gt(0), attrs.validators.lt(1)]
-    )
-    default_pause: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
-    max_pause: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+    min_concurrency: int = attrs.field(default=1, validator=AT_LEAST_ONE)
+    decrease_factor: float = attrs.field(default=0.5, validator=_FRACTION)
+    default_pause: float = attrs.field(default=1.0, validator=NOT_NEGATIVE)
+    max_pause: float = attrs.field(default=60.0, validator=NOT_NEGATIVE)
     gate: RateLimitGate | None = attrs.field(default=None, eq=False)
 
 

@@ -2,10 +2,13 @@
 
 One root, :class:`AvaturnError`; each leaf also subclasses the builtin it
 behaves like, so ``except ValueError`` keeps working for callers that do not
-know this library::
+know this library. A mark such as ``[batch]`` says that the class (and its
+subclasses) is imported from that subpackage, ``avaturn_async.batch``; the rest
+from ``avaturn_async``. ``tests/test_error_tree.py`` keeps this tree complete::
 
     AvaturnError
     ├── ConfigurationError (ValueError)        missing API key, bad base URL, bad option
+    │   └── EmulatorStoreError [testing]       the emulator's state file is not an emulator's
     ├── ClientClosedError (RuntimeError)       the client was used after ``aclose()``
     ├── InvalidRequestError (ValueError)       rejected before sending: nothing left the process
     │   └── PhotoError                         a photo is missing, empty or not a JPEG
@@ -33,18 +36,24 @@ know this library::
     │   ├── AvatarFailedError                  ``avatar.ready`` with status failed
     │   ├── RenderFailedError                  ``render.ready`` with status failed
     │   └── ExportFailedError                  ``export.ready`` with status failed
+    ├── JournalError (ValueError) [batch]      the onboarding journal cannot be used
+    │   ├── JournalBusyError                   another live process runs on this journal
+    │   └── LeaseLostError                     another run took over this run's row
+    ├── ManifestError (ValueError) [batch]     the onboarding manifest cannot be read at all
+    ├── OnboardingAbortedError [batch]         so many rows in a row could not reach the API
     └── WebhookError (ValueError)              raised by ``avaturn_async.webhooks``
         ├── WebhookVerificationError           signature, timestamp or token rejected
         ├── WebhookParseError                  not a valid event; ``path`` names the field
         ├── WebhookPayloadTooLargeError        body over the configured limit
-        └── WebhookInputError (TypeError)      not raw body bytes, or not a header value
+        ├── WebhookInputError (TypeError)      not raw body bytes, or not a header value
+        └── InboxError [webhooks]              the inbox database is missing or not an inbox
 
 Messages never contain the API key, webhook secrets or expected signatures.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -94,6 +103,26 @@ class AvaturnError(Exception):
 
 class ConfigurationError(AvaturnError, ValueError):
     """The client or a helper was configured with missing or invalid settings."""
+
+
+def option_validator(validator: Callable[[Any, Any, Any], Any]) -> Callable[[Any, Any, Any], None]:
+    """An attrs field validator whose refusal is a :class:`ConfigurationError`.
+
+    Wraps attrs' own (``attrs.validators.ge(1)``), which raise plain ``ValueError``.
+    """
+
+    def check(instance: Any, attribute: Any, value: Any) -> None:
+        try:
+            validator(instance, attribute, value)
+        except ValueError as refused:
+            raise ConfigurationError(str(refused)) from None
+
+    return check
+
+
+#: Validators of the usual option bounds, for attrs fields.
+AT_LEAST_ONE = option_validator(attrs.validators.ge(1))
+NOT_NEGATIVE = option_validator(attrs.validators.ge(0))
 
 
 class ClientClosedError(AvaturnError, RuntimeError):

@@ -15,6 +15,8 @@ import asyncio
 from collections import deque
 from types import TracebackType
 
+from ._errors import ConfigurationError
+
 __all__ = ["RequestLimiter"]
 
 
@@ -23,7 +25,7 @@ class RequestLimiter:
 
     def __init__(self, total_tokens: int) -> None:
         if total_tokens < 1:
-            raise ValueError("total_tokens must be at least 1")
+            raise ConfigurationError("total_tokens must be at least 1")
         self._total = total_tokens
         self._borrowed = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -41,7 +43,7 @@ class RequestLimiter:
     @total_tokens.setter
     def total_tokens(self, value: int) -> None:
         if value < 1:
-            raise ValueError("total_tokens must be at least 1")
+            raise ConfigurationError("total_tokens must be at least 1")
         self._total = value
         self._hand_over()
 

@@ -38,6 +38,7 @@ from collections.abc import Callable
 import attrs
 
 from ._backoff import ExponentialBackoff
+from ._errors import AT_LEAST_ONE, NOT_NEGATIVE
 
 __all__ = [
     "FailureKind",
@@ -74,14 +75,14 @@ class RetryPolicy:
         retry_statuses: statuses retried for idempotent requests.
     """
 
-    max_attempts: int = attrs.field(default=4, validator=attrs.validators.ge(1))
-    initial_delay: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
-    max_delay: float = attrs.field(default=8.0, validator=attrs.validators.ge(0))
-    max_total_time: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
-    max_retry_after: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+    max_attempts: int = attrs.field(default=4, validator=AT_LEAST_ONE)
+    initial_delay: float = attrs.field(default=0.5, validator=NOT_NEGATIVE)
+    max_delay: float = attrs.field(default=8.0, validator=NOT_NEGATIVE)
+    max_total_time: float = attrs.field(default=60.0, validator=NOT_NEGATIVE)
+    max_retry_after: float = attrs.field(default=60.0, validator=NOT_NEGATIVE)
     retry_statuses: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
     max_rate_limit_attempts: int | None = attrs.field(
-        default=None, validator=attrs.validators.optional(attrs.validators.ge(1))
+        default=None, validator=attrs.validators.optional(AT_LEAST_ONE)
     )
 
     @classmethod

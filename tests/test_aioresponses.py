@@ -31,6 +31,7 @@ async def test_aioresponses_sees_the_bearer_key_the_sdk_sends() -> None:
         mocked.post(f"{API}/users/new", payload={"id": USER_ID})
         async with AvaturnClient("test-key") as client:
             await client.users.create()
+        assert mocked.requests is not None  # typed Optional, though set from the start
         [call] = next(iter(mocked.requests.values()))
     assert call.kwargs["headers"]["Authorization"] == "Bearer test-key"
 

@@ -292,9 +292,17 @@ class OneRefusalThenSilence:
         return await self.inner.send(request, url=url, headers=headers, timeouts=timeouts)
 
     async def download(
-        self, url: str, destination: Path, *, headers: Mapping[str, str], timeouts: Timeouts
+        self,
+        url: str,
+        destination: Path,
+        *,
+        headers: Mapping[str, str],
+        timeouts: Timeouts,
+        max_bytes: int | None = None,
     ) -> int:
-        return await self.inner.download(url, destination, headers=headers, timeouts=timeouts)
+        return await self.inner.download(
+            url, destination, headers=headers, timeouts=timeouts, max_bytes=max_bytes
+        )
 
     async def aclose(self) -> None:
         await self.inner.aclose()

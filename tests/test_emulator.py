@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
+from avaturn_async import ConfigurationError
 from avaturn_async.samples import SAMPLES_DIR, sample_photo_paths
 from avaturn_async.testing import AvaturnEmulator
 
@@ -1120,8 +1121,13 @@ async def test_fail_next_on_upload_keeps_the_upload_available(
 
 
 async def test_fail_next_rejects_unknown_route(emulator: AvaturnEmulator) -> None:
-    with pytest.raises(ValueError, match="unknown route"):
+    with pytest.raises(ConfigurationError, match="unknown route"):
         emulator.fail_next("users.explode", 500)
+
+
+def test_an_empty_api_key_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="api_key"):
+        AvaturnEmulator(api_key="")
 
 
 async def test_max_in_flight_counts_concurrent_requests(http: aiohttp.ClientSession) -> None:

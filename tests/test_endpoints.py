@@ -117,10 +117,15 @@ async def test_upload_streams_three_photos(
 async def test_second_upload_is_a_conflict(client: AvaturnClient) -> None:
     user = await client.users.create()
     created = await client.avatars.create(user.id)
-    photos = {"frontal": FRONTAL, "side_1": SIDE_1, "side_2": SIDE_2}
-    await client.avatars.upload_photos(created.upload_url, **photos, body_type="male")
+
+    async def upload() -> None:
+        await client.avatars.upload_photos(
+            created.upload_url, frontal=FRONTAL, side_1=SIDE_1, side_2=SIDE_2, body_type="male"
+        )
+
+    await upload()
     with pytest.raises(ConflictError):
-        await client.avatars.upload_photos(created.upload_url, **photos, body_type="male")
+        await upload()
 
 
 async def test_list_hides_avatars_that_are_not_ready(client: AvaturnClient) -> None:

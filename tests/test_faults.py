@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from avaturn_async import ConfigurationError
 from avaturn_async.testing.emulator._fault_plan import (
     FaultKind,
     FaultPlan,
@@ -138,7 +139,7 @@ def test_changing_one_rate_keeps_latency_and_acting_draws() -> None:
     ],
 )
 def test_invalid_route_faults_are_refused(options: dict[str, object]) -> None:
-    with pytest.raises(ValueError):  # noqa: PT011 - attrs validators raise plain ValueError
+    with pytest.raises(ConfigurationError):
         RouteFaults(**options)  # type: ignore[arg-type]
 
 

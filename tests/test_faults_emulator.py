@@ -13,6 +13,7 @@ import pytest
 
 from avaturn_async import (
     AvaturnClient,
+    ConfigurationError,
     ConnectionLostError,
     ExternalAvatarCustomization,
     NotFoundError,
@@ -237,7 +238,7 @@ async def test_none_turns_faults_off(emu: AvaturnEmulator, sdk: AvaturnClient) -
 
 
 async def test_unknown_route_in_a_plan_is_refused(emu: AvaturnEmulator) -> None:
-    with pytest.raises(ValueError, match="unknown route"):
+    with pytest.raises(ConfigurationError, match="unknown route"):
         emu.faults = only("users.frobnicate", rate_500=1.0)
 
 

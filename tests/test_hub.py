@@ -96,4 +96,4 @@ async def test_attach_feeds_the_hub_from_a_router() -> None:
 
 def test_attach_rejects_other_objects() -> None:
     with pytest.raises(TypeError):
-        EventHub().attach(object())
+        EventHub().attach(object())  # type: ignore[arg-type]

@@ -54,9 +54,9 @@ def _import_nodes(tree: ast.AST) -> Iterator[tuple[ast.Import | ast.ImportFrom, 
         node, typing_only = stack.pop()
         if isinstance(node, ast.Import | ast.ImportFrom):
             yield node, typing_only
+        guarded = node.body if isinstance(node, ast.If) and _is_type_checking(node.test) else []
         for child in ast.iter_child_nodes(node):
-            inside = isinstance(node, ast.If) and _is_type_checking(node.test)
-            stack.append((child, typing_only or (inside and child in node.body)))
+            stack.append((child, typing_only or child in guarded))
 
 
 def _imported_names(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from avaturn_async import ConfigurationError
 from avaturn_async._limiter import RequestLimiter
 
 
@@ -56,5 +57,5 @@ async def test_cancelled_waiter_leaks_no_slot() -> None:
 
 
 def test_total_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="total_tokens"):
+    with pytest.raises(ConfigurationError, match="total_tokens"):
         RequestLimiter(0)

@@ -161,7 +161,7 @@ def test_models_are_frozen() -> None:
 
 def test_models_are_keyword_only() -> None:
     with pytest.raises(TypeError):
-        AssetSlot(AVATAR)  # type: ignore[misc]
+        AssetSlot(AVATAR)  # type: ignore[call-arg]
 
 
 def test_list_item_built_on_the_fast_path_equals_one_built_by_init() -> None:

@@ -179,7 +179,7 @@ async def test_metadata_counts_attempts() -> None:
         client = AvaturnClient(KEY, base_url=server.base_url, clock=NO_WAIT)
         async with client:
             avatars = await client.avatars.list("U")
-    assert response_of(avatars).attempts == 2  # type: ignore[union-attr]
+    assert response_of(avatars).attempts == 2
 
 
 def test_objects_not_from_the_client_have_no_metadata() -> None:

@@ -84,7 +84,7 @@ async def test_events_sent_while_a_listener_was_cut_off_are_caught_up(postgres_d
             got = await other.wait(("avatar", "A7"))
             while other.postgres.connects == before:  # noqa: ASYNC110 - no event to wait on
                 await anyio.sleep(0.01)
-    assert got.avatar_id == "A7"
+    assert got == AvatarReady(avatar_id="A7", status="ready")
 
 
 async def test_a_hub_that_starts_later_sees_recent_events(postgres_dsn: str) -> None:
@@ -93,7 +93,7 @@ async def test_a_hub_that_starts_later_sees_recent_events(postgres_dsn: str) -> 
         async with PostgresEventHub(postgres_dsn) as late:
             with anyio.fail_after(10):
                 got = await late.wait(("avatar", "A5"))
-    assert got.avatar_id == "A5"
+    assert got == AvatarReady(avatar_id="A5", status="ready")
 
 
 async def test_a_hub_on_an_unreachable_server_fails_at_start_without_the_password() -> None:

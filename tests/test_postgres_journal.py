@@ -164,6 +164,11 @@ async def test_status_counts_the_live_runs(start_run: Runs) -> None:
     assert (await first.status()).live_runs == 2
 
 
+async def test_a_lease_under_a_second_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="lease"):
+        await PostgresJournal.open("postgresql://u@localhost/db", lease=0.5)
+
+
 async def test_a_malformed_dsn_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError):
         await PostgresJournal.open("postgresql://u@localhost:notaport/db")

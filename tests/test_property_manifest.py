@@ -27,7 +27,7 @@ COLUMNS = ("key", "frontal", "side_1", "side_2", "body_type", "telephoto")
 HEADER = ",".join(COLUMNS) + "\n"
 
 # Any text a UTF-8 file can hold (NUL included); raw bytes are tested separately.
-texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=24)
+texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=24)
 field_values = (
     texts
     | st.sampled_from(["f.jpg", "s1.jpg", "s2.jpg", "missing.jpg", "not.jpg", ".", "/"])

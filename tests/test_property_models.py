@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from avaturn_async import _converter
 from avaturn_async import _models as m
+from avaturn_async._wire import WireEnum
 
 SETTINGS = settings(max_examples=100, deadline=None)
 
@@ -27,7 +28,7 @@ json_values = st.recursive(
 )
 
 
-def open_enum(enum: type[m.WireEnum]) -> st.SearchStrategy[Any]:
+def open_enum(enum: type[WireEnum]) -> st.SearchStrategy[Any]:
     """A member, or a value this version does not know (kept as a plain ``str``)."""
     known = {member.value for member in enum}
     return st.sampled_from(list(enum)) | texts.filter(lambda value: value not in known)

@@ -66,7 +66,7 @@ def test_render_scene_outside_pattern_is_rejected(scene: str) -> None:
 
 def test_render_format_outside_enum_is_rejected() -> None:
     with pytest.raises(InvalidRequestError, match="format"):
-        p.build_create_render(AVATAR, "common/preview", "gif")
+        p.build_create_render(AVATAR, "common/preview", "gif")  # type: ignore[arg-type]
 
 
 def test_list_avatars_sends_include_not_ready_as_lowercase_bool() -> None:

@@ -161,7 +161,7 @@ def test_classes_met_in_public_signatures_are_exported() -> None:
     assert not unexported, sorted(unexported)
 
 
-def _subclasses(cls: type) -> Iterator[type]:
+def _subclasses(cls: type[object]) -> Iterator[type[object]]:
     for sub in cls.__subclasses__():
         yield sub
         yield from _subclasses(sub)

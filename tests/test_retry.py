@@ -6,6 +6,7 @@ import email.utils
 
 import pytest
 
+from avaturn_async import ConfigurationError
 from avaturn_async._retry import FailureKind, RetryPolicy, parse_retry_after, retry_delay
 
 NOW = 1_800_000_000.0
@@ -89,7 +90,7 @@ def test_disabled_policy_never_retries() -> None:
 
 
 def test_policy_rejects_zero_attempts() -> None:
-    with pytest.raises(ValueError, match="max_attempts"):
+    with pytest.raises(ConfigurationError, match="max_attempts"):
         RetryPolicy(max_attempts=0)
 
 

@@ -57,7 +57,11 @@ OPTIONAL = {
     "export.ready": "export_url",
     "render.ready": "render_url",
 }
-PAYLOADS = {"avatar.ready": AVATAR, "export.ready": EXPORT, "render.ready": RENDER}
+PAYLOADS: dict[str, dict[str, Any]] = {
+    "avatar.ready": AVATAR,
+    "export.ready": EXPORT,
+    "render.ready": RENDER,
+}
 
 
 def body(data: Any) -> bytes:
@@ -143,7 +147,7 @@ MINIMAL_AVATAR = {"event": "avatar.ready", "avatar_id": AVATAR["avatar_id"]}
 def test_avatar_ready_with_only_event_and_avatar_id_parses() -> None:
     event = parse_event(body(MINIMAL_AVATAR))
     assert event == AvatarReady(avatar_id=AVATAR["avatar_id"])
-    assert (event.status, event.user_id, event.session_id) == (None, None, None)  # type: ignore[union-attr]
+    assert (event.status, event.user_id, event.session_id) == (None, None, None)
 
 
 def test_avatar_ready_without_status_reads_as_succeeded() -> None:
@@ -206,6 +210,7 @@ def test_raw_does_not_take_part_in_equality() -> None:
 
 def test_events_are_frozen() -> None:
     event = parse_event(body(AVATAR))
+    assert isinstance(event, AvatarReady)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         event.avatar_id = "other"  # type: ignore[misc]
 

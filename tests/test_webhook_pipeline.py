@@ -123,7 +123,8 @@ async def test_redelivery_with_a_new_timestamp_but_the_same_id_is_a_duplicate() 
 
 
 async def test_without_webhook_id_duplicates_are_found_by_content_hash() -> None:
-    router, seen = WebhookRouter(), []
+    router = WebhookRouter()
+    seen: list[Event] = []
     router.on_any(seen.append)
     pipeline = WebhookPipeline(WebhookVerifier.shared_token(TOKEN), router)
     body = json.dumps({"event": "x.y"}).encode()

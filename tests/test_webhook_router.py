@@ -24,7 +24,8 @@ UNKNOWN = UnknownEvent(event="x.y", raw={"event": "x.y"})
 
 
 async def test_handler_receives_events_of_its_type() -> None:
-    router, seen = WebhookRouter(), []
+    router = WebhookRouter()
+    seen: list[Event] = []
 
     @router.on(AvatarReady)
     async def handle(event: AvatarReady) -> None:
@@ -36,23 +37,26 @@ async def test_handler_receives_events_of_its_type() -> None:
 
 
 async def test_handler_ignores_events_of_other_types() -> None:
-    router, seen = WebhookRouter(), []
+    router = WebhookRouter()
+    seen: list[Event] = []
     router.on(AvatarReady)(seen.append)
     result = await router.dispatch(make_export_ready())
     assert (seen, result.handled) == ([], 0)
 
 
 async def test_on_any_receives_every_event_including_unknown_ones() -> None:
-    router, seen = WebhookRouter(), []
+    router = WebhookRouter()
+    seen: list[Event] = []
     router.on_any(seen.append)
-    events = [make_avatar_ready(), make_render_ready(), UNKNOWN]
+    events: list[Event] = [make_avatar_ready(), make_render_ready(), UNKNOWN]
     for event in events:
         await router.dispatch(event)
     assert seen == events
 
 
 async def test_on_event_union_matches_every_event() -> None:
-    router, seen = WebhookRouter(), []
+    router = WebhookRouter()
+    seen: list[Event] = []
     router.on(Event)(seen.append)
     await router.dispatch(UNKNOWN)
     await router.dispatch(make_export_ready())
@@ -60,7 +64,8 @@ async def test_on_event_union_matches_every_event() -> None:
 
 
 async def test_on_a_partial_union_matches_its_members_only() -> None:
-    router, seen = WebhookRouter(), []
+    router = WebhookRouter()
+    seen: list[Event] = []
     router.on(AvatarReady | ExportReady)(seen.append)
     await router.dispatch(make_render_ready())
     await router.dispatch(make_export_ready())
@@ -68,7 +73,8 @@ async def test_on_a_partial_union_matches_its_members_only() -> None:
 
 
 async def test_on_several_types_matches_each_of_them() -> None:
-    router, seen = WebhookRouter(), []
+    router = WebhookRouter()
+    seen: list[Event] = []
     router.on(AvatarReady, RenderReady)(seen.append)
     for event in (make_avatar_ready(), make_export_ready(), make_render_ready()):
         await router.dispatch(event)
@@ -81,7 +87,8 @@ def test_on_without_types_is_a_configuration_error() -> None:
 
 
 async def test_several_handlers_of_one_type_all_run() -> None:
-    router, seen = WebhookRouter(), []
+    router = WebhookRouter()
+    seen: list[str] = []
     router.on(RenderReady)(lambda e: seen.append("sync"))
 
     @router.on(RenderReady)
@@ -107,7 +114,8 @@ async def test_sync_handlers_run_inline_when_asked() -> None:
 
 
 async def test_sync_callable_returning_an_awaitable_is_awaited() -> None:
-    router, seen = WebhookRouter(), []
+    router = WebhookRouter()
+    seen: list[Event] = []
 
     async def record(event: Event) -> None:
         seen.append(event)
@@ -162,7 +170,8 @@ async def test_sequential_handlers_run_in_registration_order() -> None:
 
 @pytest.mark.parametrize("concurrent", [True, False])
 async def test_a_failing_handler_does_not_stop_the_others(concurrent: bool) -> None:
-    router, seen = WebhookRouter(concurrent=concurrent), []
+    router = WebhookRouter(concurrent=concurrent)
+    seen: list[Event] = []
 
     @router.on_any
     async def broken(event: Event) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 import aiohttp
@@ -56,7 +56,9 @@ async def serve(
     """Start the adapter under test; returns (url, events seen by its handlers)."""
     runners: list[web.AppRunner] = []
 
-    async def start(verifier: WebhookVerifier | None = None, **options: Any) -> tuple[str, list]:
+    async def start(
+        verifier: WebhookVerifier | None = None, **options: Any
+    ) -> tuple[str, list[Event]]:
         verifier = verifier or WebhookVerifier(SECRET, max_body_size=LIMIT)
         router, seen = recording_router(options.pop("fail_first", False))
         if request.param == "asgi":
@@ -230,12 +232,12 @@ async def test_serve_webhooks_stops_listening_on_exit(session: aiohttp.ClientSes
 async def test_asgi_app_answers_the_lifespan_protocol() -> None:
     app = WebhookApp(WebhookVerifier(SECRET), WebhookRouter())
     incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         return incoming.pop(0)
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     await app({"type": "lifespan"}, receive, send)

@@ -55,7 +55,7 @@ def test_orjson_and_the_standard_library_parse_events_alike(data: dict[str, Any]
         fast, plain = both_ways(body, monkeypatch)
     assert fast == plain
     if not isinstance(fast, tuple):
-        assert fast.raw == plain.raw  # type: ignore[attr-defined]
+        assert fast.raw == plain.raw
 
 
 def test_a_body_orjson_refuses_is_read_by_the_standard_library(

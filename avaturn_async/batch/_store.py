@@ -13,7 +13,7 @@ claims the ones that need work, and records each step of a claimed row.
 A claim is what keeps two runs off one row: a row is worked on only while its
 run holds it. When a store reports a lost lease (another run took the row over
 after this one stopped renewing it), the onboarder stops working on the row
-and every further write for it raises :class:`~._records.LeaseLostError`.
+and every further write for it raises :class:`~avaturn_async.batch.LeaseLostError`.
 """
 
 from __future__ import annotations

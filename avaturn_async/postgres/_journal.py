@@ -34,6 +34,7 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._errors import ConfigurationError
 from .._journal_records import (
     FailureRecord,
     Holdings,
@@ -108,7 +109,7 @@ class PostgresJournal:
 
     def __init__(self, pool: asyncpg.Pool, dsn: str, *, lease: float = DEFAULT_LEASE) -> None:
         if lease < 1.0:
-            raise ValueError("lease must be at least 1 second")
+            raise ConfigurationError("lease must be at least 1 second")
         self._pool = pool
         self._dsn = dsn
         self.lease = lease
@@ -131,7 +132,7 @@ class PostgresJournal:
         when no server answers and ``SchemaVersionError`` for a newer schema.
         """
         if lease < 1.0:
-            raise ValueError("lease must be at least 1 second")
+            raise ConfigurationError("lease must be at least 1 second")
         pool = await open_pool(dsn, "journal", MIGRATIONS)
         return cls(pool, dsn, lease=lease)
 

@@ -19,6 +19,7 @@ from .._errors import SchemaVersionError
 
 if TYPE_CHECKING:
     import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
 
 __all__ = ["SCHEMA_TABLE", "migrate", "schema_version"]
 
@@ -35,7 +36,7 @@ CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (
 """
 
 
-async def schema_version(conn: asyncpg.Connection, component: str) -> int:
+async def schema_version(conn: asyncpg.Connection | PoolConnectionProxy, component: str) -> int:
     """The applied version of ``component`` (0 when it was never installed)."""
     exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", SCHEMA_TABLE)
     if not exists:
@@ -46,8 +47,12 @@ async def schema_version(conn: asyncpg.Connection, component: str) -> int:
     return int(found or 0)
 
 
-async def migrate(conn: asyncpg.Connection, component: str, steps: Sequence[str]) -> int:
+async def migrate(
+    conn: asyncpg.Connection | PoolConnectionProxy, component: str, steps: Sequence[str]
+) -> int:
     """Bring ``component`` up to ``len(steps)``; return the version it is now at.
+
+    ``conn`` is a connection of its own or one acquired from a pool.
 
     Idempotent: a second call (or a concurrent one in another process) applies
     nothing. Raises :class:`SchemaVersionError` if the database is ahead of ``steps``.

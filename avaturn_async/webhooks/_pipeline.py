@@ -1,4 +1,4 @@
-"""The I/O-free receive pipeline shared by every server adapter.
+"""The receive pipeline shared by every server adapter.
 
 verify → parse → dedupe → dispatch, and the mapping of each outcome to an HTTP
 answer. With an ``inbox`` (:class:`WebhookInbox`), the last two steps become

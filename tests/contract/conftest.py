@@ -2,8 +2,9 @@
 
 ``inbox_store_factory`` and ``idempotency_store_factory`` make fresh, empty
 stores of the parametrized kind; calling a factory again opens another store
-on the same database (another process's worth). PostgreSQL runs need a server:
-the ``postgres_dsn`` fixture gives each test a new database.
+on the same database (another process's worth). Every store a factory opened is
+closed after the test. PostgreSQL runs need a server: the ``postgres_dsn``
+fixture gives each test a new database.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from avaturn_async.postgres import PostgresInboxStore, is_postgres_dsn
+from avaturn_async.postgres import PostgresIdempotencyStore, PostgresInboxStore, is_postgres_dsn
 from avaturn_async.webhooks import (
     IdempotencyStore,
     InboxStore,
@@ -46,7 +47,7 @@ async def inbox_store_factory(inbox_database: str) -> AsyncIterator[InboxStoreFa
         opened.append(store)
         return store
 
-    return open_store
+    yield open_store
     for store in opened:
         await store.aclose()
 
@@ -59,16 +60,31 @@ def inbox_store(inbox_store_factory: InboxStoreFactory) -> InboxStore:
 IdempotencyStoreFactory = Callable[[timedelta], IdempotencyStore]
 
 
-@pytest.fixture(params=["memory"])
-async def idempotency_store_factory(
-    request: pytest.FixtureRequest,
-) -> IdempotencyStoreFactory:
-    """Opens duplicate guards with a given time to live, all sharing one state."""
+@pytest.fixture(params=["memory", "postgres"])
+def idempotency_database(request: pytest.FixtureRequest) -> str | None:
+    """Where the parametrized duplicate guards keep keys: ``None`` in memory, else a DSN."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_dsn"))
+    return None
 
-    shared: dict[timedelta, IdempotencyStore] = {}
+
+@pytest.fixture
+async def idempotency_store_factory(
+    idempotency_database: str | None,
+) -> AsyncIterator[IdempotencyStoreFactory]:
+    """Opens duplicate guards with a given time to live, all sharing one state."""
+    in_memory: dict[timedelta, IdempotencyStore] = {}
+    in_postgres: list[PostgresIdempotencyStore] = []
 
     def open_store(ttl: timedelta) -> IdempotencyStore:
-        # In memory, "sharing one state" means one object.
-        return shared.setdefault(ttl, InMemoryIdempotencyStore(ttl=ttl))
+        if idempotency_database is None:
+            # In memory, "sharing one state" means one object.
+            return in_memory.setdefault(ttl, InMemoryIdempotencyStore(ttl=ttl))
+        # In PostgreSQL it means one database.
+        store = PostgresIdempotencyStore(idempotency_database, ttl=ttl)
+        in_postgres.append(store)
+        return store
 
-    return open_store
+    yield open_store
+    for store in in_postgres:
+        await store.aclose()

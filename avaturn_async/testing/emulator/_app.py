@@ -17,6 +17,7 @@ import aiohttp
 import anyio
 from aiohttp import web
 
+from ..._errors import ConfigurationError
 from ...webhooks._signing import decode_secret
 from ._fault_injection import FaultInjector, Injections, answer_with_fault
 from ._fault_plan import FaultPlan
@@ -302,9 +303,9 @@ class AvaturnEmulator:
         before the fault plan's decisions.
         """
         if route not in ROUTES:
-            raise ValueError(f"unknown route {route!r}; expected one of {ROUTES}")
+            raise ConfigurationError(f"unknown route {route!r}; expected one of {ROUTES}")
         if times < 1 or not 100 <= status <= 599:
-            raise ValueError("times must be >= 1 and status a valid HTTP status")
+            raise ConfigurationError("times must be >= 1 and status a valid HTTP status")
         self._injections.add(route, status, times=times, headers=dict(headers or {}), body=body)
 
     def clear_failures(self) -> None:
@@ -490,10 +491,10 @@ def _check_options(
     api_key: str, delays: tuple[float, ...], webhook_max_attempts: int, export_size: int
 ) -> None:
     if not api_key:
-        raise ValueError("api_key must not be empty")
+        raise ConfigurationError("api_key must not be empty")
     if any(delay < 0 for delay in delays):
-        raise ValueError("delays must not be negative")
+        raise ConfigurationError("delays must not be negative")
     if webhook_max_attempts < 1:
-        raise ValueError("webhook_max_attempts must be at least 1")
+        raise ConfigurationError("webhook_max_attempts must be at least 1")
     if export_size < 12:
-        raise ValueError("export_size must be at least 12 bytes (the GLB header)")
+        raise ConfigurationError("export_size must be at least 12 bytes (the GLB header)")

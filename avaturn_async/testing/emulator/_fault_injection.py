@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..._errors import ConfigurationError
 from ._fault_plan import (
     FaultDecision,
     FaultKind,
@@ -55,7 +56,7 @@ class FaultInjector:
                 raise TypeError(f"faults must be a FaultPlan or None, got {type(plan).__name__}")
             unknown = sorted(set(plan.routes) - self._routes)
             if unknown:
-                raise ValueError(
+                raise ConfigurationError(
                     f"unknown route(s) {unknown} in the fault plan; expected {sorted(self._routes)}"
                 )
         self._plan = plan

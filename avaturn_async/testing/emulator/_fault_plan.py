@@ -42,6 +42,8 @@ from typing import Any
 
 import attrs
 
+from ..._errors import NOT_NEGATIVE, ConfigurationError, option_validator
+
 __all__ = [
     "FaultDecision",
     "FaultKind",
@@ -92,7 +94,7 @@ _STATUSES = {
 
 def _probability(instance: Any, attribute: attrs.Attribute[float], value: float) -> None:
     if not (isinstance(value, int | float) and 0.0 <= value <= 1.0):
-        raise ValueError(f"{attribute.name} must be a probability in [0, 1], got {value!r}")
+        raise ConfigurationError(f"{attribute.name} must be a probability in [0, 1], got {value!r}")
 
 
 def _seconds_range(
@@ -100,7 +102,7 @@ def _seconds_range(
 ) -> None:
     low, high = value
     if not (math.isfinite(low) and math.isfinite(high) and 0.0 <= low <= high):
-        raise ValueError(f"{attribute.name} must be (low, high) seconds with 0 <= low <= high")
+        raise ConfigurationError(f"{attribute.name} must be (low, high) with 0 <= low <= high")
 
 
 def _to_range(value: float | tuple[float, float]) -> tuple[float, float]:
@@ -138,19 +140,19 @@ class RouteFaults:
     rate_reset: float = attrs.field(default=0.0, validator=_probability)
     rate_cutoff: float = attrs.field(default=0.0, validator=_probability)
     acted: float = attrs.field(default=0.5, validator=_probability)
-    retry_after: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    retry_after: float = attrs.field(default=0.0, validator=NOT_NEGATIVE)
     latency: tuple[float, float] = attrs.field(
         default=(0.0, 0.0), converter=_to_range, validator=_seconds_range
     )
     slow_upload: float = attrs.field(default=0.0, validator=_probability)
     upload_bytes_per_second: float = attrs.field(
-        default=256 * 1024.0, validator=attrs.validators.gt(0.0)
+        default=256 * 1024.0, validator=option_validator(attrs.validators.gt(0.0))
     )
 
     def __attrs_post_init__(self) -> None:
         total = sum(rate for _, rate in self.error_rates())
         if total > 1.0 + 1e-9:
-            raise ValueError(f"the failure rates of a route add up to {total:g}, more than 1")
+            raise ConfigurationError(f"a route's failure rates add up to {total:g}, over 1")
 
     def error_rates(self) -> tuple[tuple[FaultKind, float], ...]:
         """Each failure with its rate, in the fixed order decisions use."""

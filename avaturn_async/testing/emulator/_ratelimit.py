@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import attrs
 
+from ..._errors import AT_LEAST_ONE, option_validator
+
 __all__ = ["FixedWindowLimit", "RateLimit"]
 
 
@@ -19,8 +21,8 @@ __all__ = ["FixedWindowLimit", "RateLimit"]
 class RateLimit:
     """At most ``requests`` API requests per ``per`` seconds, across all routes."""
 
-    requests: int = attrs.field(validator=attrs.validators.ge(1))
-    per: float = attrs.field(validator=attrs.validators.gt(0))
+    requests: int = attrs.field(validator=AT_LEAST_ONE)
+    per: float = attrs.field(validator=option_validator(attrs.validators.gt(0)))
 
 
 class FixedWindowLimit:

@@ -1,9 +1,9 @@
-"""The emulator's state and rules, free of I/O so every decision can be tested on its own.
+"""The emulator's state and rules, free of network I/O so every decision can be tested alone.
 
 :class:`EmulatorState` holds the records (``_records``) and applies the API's
 rules to plain JSON-like request bodies, validated by ``_validation``.
 Failures are raised as :class:`EmulatorHTTPError`, which the server turns into a
-response.
+response. With a ``state_file``, each change is also saved through ``_store``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from ..._errors import ConfigurationError
 from ._records import (
     AvatarRecord,
     ExportRecord,
@@ -101,7 +102,7 @@ class EmulatorState:
         self._avatars_of: dict[str, dict[str, None]] = {}
         self._store: EmulatorStore | None = None
 
-    # persistence (``_emulator_store``)
+    # persistence (``_store``)
 
     def attach(self, store: EmulatorStore) -> None:
         """Load the records ``store`` holds (replacing these) and save every change there."""
@@ -335,7 +336,7 @@ class EmulatorState:
 
     def add_asset(self, asset_id: str, slot: str) -> None:
         if slot not in ASSET_SLOTS:
-            raise ValueError(f"unknown slot {slot!r}; expected one of {ASSET_SLOTS}")
+            raise ConfigurationError(f"unknown slot {slot!r}; expected one of {ASSET_SLOTS}")
         canonical = str(uuid.UUID(asset_id))
         self.assets[canonical] = slot
         self.retired_assets.discard(canonical)
