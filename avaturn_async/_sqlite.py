@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import queue
 import sqlite3
 import threading
@@ -110,38 +111,34 @@ class _Server(Generic[H]):
         self.opened.set_result(None)
         running = True
         while running:
-            calls = [self.queue.get()]
-            if self._gather and calls[0] is not None:
-                time.sleep(self._gather)  # a little latency for fewer commits
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    calls.append(self.queue.get_nowait())
+            calls = self._take()
             running = None not in calls  # close() queues its stop last
             done = [call for call in calls if call is not None]
-            self._run(handle, done)
+            writes: list[_Call] = []  # in queue order: reads alone, consecutive writes grouped
+            for call in done:
+                if call.write:
+                    writes.append(call)
+                    continue
+                self._commit(handle, writes)
+                writes = []
+                try:
+                    call.result = call.fn(handle, *call.args, **call.kwargs)
+                except Exception as exc:
+                    call.error = exc
+            self._commit(handle, writes)
             if not running and self._close_handle:
                 handle.close()
-            by_loop: dict[asyncio.AbstractEventLoop, list[_Call]] = {}
-            for call in done:
-                by_loop.setdefault(call.future.get_loop(), []).append(call)
-            for loop, answered in by_loop.items():  # one wake-up per loop, not per call
-                with contextlib.suppress(RuntimeError):  # that loop is closed: no one waits
-                    loop.call_soon_threadsafe(_settle, answered)
+            _answer(done)
 
-    def _run(self, handle: H, calls: list[_Call]) -> None:
-        """In queue order: each read alone, each run of consecutive writes as a group."""
-        writes: list[_Call] = []
-        for call in calls:
-            if call.write:
-                writes.append(call)
-                continue
-            self._commit(handle, writes)
-            writes = []
-            try:
-                call.result = call.fn(handle, *call.args, **call.kwargs)
-            except Exception as exc:
-                call.error = exc
-        self._commit(handle, writes)
+    def _take(self) -> list[_Call | None]:
+        """Wait for a call, then take every other one waiting."""
+        calls = [self.queue.get()]
+        if self._gather and calls[0] is not None:
+            time.sleep(self._gather)  # a little latency for fewer commits
+        with contextlib.suppress(queue.Empty):
+            while True:
+                calls.append(self.queue.get_nowait())
+        return calls
 
     def _commit(self, handle: H, writes: list[_Call]) -> None:
         """One transaction; if it fails, each write again on its own, so a bad one fails alone."""
@@ -158,6 +155,15 @@ class _Server(Generic[H]):
                 return
             for call in writes:
                 self._commit(handle, [call])
+
+
+def _answer(calls: list[_Call]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Call]] = {}
+    for call in calls:
+        by_loop.setdefault(call.future.get_loop(), []).append(call)
+    for loop, answered in by_loop.items():  # one wake-up per loop, not per call
+        with contextlib.suppress(RuntimeError):  # that loop is closed: no one waits
+            loop.call_soon_threadsafe(_settle, answered)
 
 
 def _settle(calls: list[_Call]) -> None:
@@ -192,6 +198,7 @@ class SQLiteThread(Generic[H]):
         self._server = _Server(open_handle, gather, close_handle)
         self._lock = threading.Lock()
         self._closed = False
+        self._pid = os.getpid()
         self._thread = threading.Thread(target=self._server.serve, name=name, daemon=True)
         self._thread.start()
         self._server.opened.result()
@@ -228,6 +235,8 @@ class SQLiteThread(Generic[H]):
         with self._lock:
             if self._closed:
                 raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            if self._pid != os.getpid():  # the thread did not survive a fork: it would hang
+                raise RuntimeError("a SQLite store cannot cross a fork: open it in this process")
             self._server.queue.put(call)
         return call.future
 

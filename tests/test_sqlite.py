@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import gc
+import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -50,9 +51,11 @@ def hold(table: Table, release: threading.Event) -> None:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> SQLiteThread[Table]:
+def db(tmp_path: Path) -> Iterator[SQLiteThread[Table]]:
     path = tmp_path / "items.db"
-    return SQLiteThread(lambda: Table(path))
+    opened = SQLiteThread(lambda: Table(path))
+    yield opened
+    opened.close()
 
 
 Write = Callable[[Table, int], int]
@@ -84,7 +87,6 @@ async def test_writes_queued_together_share_one_commit_and_each_gets_its_result(
     outcomes = await _while_held(db, *[(add, value) for value in range(5)])
     assert outcomes == {value: value * 10 for value in range(5)}
     assert db.commits == 1
-    db.close()
 
 
 async def test_a_failing_write_fails_alone_and_its_group_is_retried_without_it(
@@ -94,7 +96,6 @@ async def test_a_failing_write_fails_alone_and_its_group_is_retried_without_it(
     assert (outcomes[1], outcomes[3]) == (10, 30)
     assert str(outcomes[2]) == "poison 2"
     assert await db.read(values) == [1, 3]  # the failed write's row was rolled back
-    db.close()
 
 
 async def test_the_handle_is_opened_and_used_in_one_thread_only(db: SQLiteThread[Table]) -> None:
@@ -103,7 +104,6 @@ async def test_the_handle_is_opened_and_used_in_one_thread_only(db: SQLiteThread
     table = await db.read(lambda table: table)
     assert table.used_in == {table.opened_in}
     assert table.opened_in != threading.get_ident()
-    db.close()
 
 
 async def test_close_finishes_queued_writes_then_closes_the_handle(
@@ -141,7 +141,6 @@ async def test_a_write_is_made_and_awaited_even_if_its_caller_is_cancelled(
             release.set()
             assert await db.write(add, 7) == 70  # shielded: the outcome comes back
     assert await db.read(values) == [7]
-    db.close()
 
 
 def test_an_error_opening_the_handle_is_raised_by_the_constructor() -> None:
@@ -164,3 +163,11 @@ def test_the_handle_can_stay_open_for_its_owner(tmp_path: Path) -> None:
     table = Table(tmp_path / "items.db")
     SQLiteThread(lambda: table, close_handle=False).close()
     assert not table.closed.is_set()
+
+
+async def test_a_call_after_a_fork_raises_instead_of_waiting_for_a_thread_that_is_gone(
+    db: SQLiteThread[Table], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "getpid", lambda: -1)  # as in a forked child
+    with pytest.raises(RuntimeError, match="fork"):
+        await db.read(values)

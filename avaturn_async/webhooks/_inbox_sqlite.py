@@ -8,17 +8,13 @@ by one thread only: :class:`~avaturn_async.webhooks.SQLiteInboxStore`
 Several processes may share the file: a busy database is waited for
 (``busy_timeout``).
 
-Durability: WAL mode with ``synchronous=FULL`` by default. In WAL mode,
-``NORMAL`` only syncs the log at checkpoints, so a commit survives the process
-being killed but an OS crash or power loss can roll back the last commits. The
-inbox commits a delivery and *then* answers 2xx, after which the sender never
-retries: a commit lost to a power cut would be a webhook lost for good. So with
-``FULL`` every commit syncs the WAL before it returns; ``synchronous="normal"``
-trades that guarantee for speed where only process crashes matter.
-
-Group commit keeps that reasoning and pays one ``fsync`` per *batch*: the
-deliveries waiting while the previous commit ran are inserted in one
-``BEGIN IMMEDIATE ... COMMIT`` transaction, and each receiver answers 2xx only
+Durability: WAL mode with ``synchronous=FULL`` by default (``avaturn_async._sqlite``
+explains both levels and group commit). The inbox commits a delivery and *then*
+answers 2xx, after which the sender never retries: a commit lost to a power cut
+would be a webhook lost for good. So with ``FULL`` every commit syncs the WAL
+before it returns; ``synchronous="normal"`` trades that guarantee for speed
+where only process crashes matter. Group commit pays one ``fsync`` per *batch*
+of the deliveries that waited together, and each receiver answers 2xx only
 after that ``COMMIT`` (and its fsync) has returned. So, for every acknowledged
 delivery, its row was committed and synced before the 2xx:
 
