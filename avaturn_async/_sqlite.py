@@ -126,9 +126,9 @@ class _Server(Generic[H]):
                 except Exception as exc:
                     call.error = exc
             self._commit(handle, writes)
-            if not running and self._close_handle:
-                handle.close()
             _answer(done)
+        if self._close_handle:
+            handle.close()
 
     def _take(self) -> list[_Call | None]:
         """Wait for a call, then take every other one waiting."""
