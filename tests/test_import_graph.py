@@ -184,6 +184,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("client", ("avaturn_async._jobs",)),
     ("hub", ("avaturn_async._hub",)),
     ("transport", ("avaturn_async._transport",)),
+    ("sqlite", ("avaturn_async._sqlite",)),
     ("core", ("avaturn_async._*",)),
 ]
 
@@ -195,9 +196,10 @@ MAY_IMPORT: dict[str, set[str]] = {
     "transport": {"core"},
     "hub": {"core"},
     "client": {"core", "transport", "hub"},
-    "webhooks": {"core"},
+    "sqlite": set(),
+    "webhooks": {"core", "sqlite"},
     "postgres": {"core", "hub", "webhooks"},
-    "batch": {"core", "client", "postgres", "samples"},
+    "batch": {"core", "sqlite", "client", "postgres", "samples"},
     "testing": {"core", "webhooks"},
     "samples": set(),
     "cli": {layer for layer, _ in LAYERS} - {"cli"},
@@ -207,7 +209,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 OUTSIDE_ONLY_IN: dict[str, set[str]] = {
     "aiohttp": {"transport", "client", "testing", "cli"},
     "asyncpg": {"postgres"},
-    "sqlite3": {"batch", "testing", "cli"},
+    "sqlite3": {"sqlite", "batch", "testing", "cli"},
     "rich": {"cli"},
     "uvicorn": set(),
 }

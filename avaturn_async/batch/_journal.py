@@ -28,7 +28,8 @@ killed run's pid is gone, so the rerun takes over): two live runs on one
 journal would make duplicates.
 
 This class is synchronous and not thread-safe: use it from one thread at a
-time (``_writer.JournalWriter`` does, for async code).
+time (``SQLiteJournalStore`` confines it to one worker thread, for async code;
+see ``avaturn_async._sqlite`` for how its writes are group-committed).
 SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed step survives
 the process being killed at any point (``kill -9``); an OS crash or power loss
 may lose the last few commits.
@@ -56,6 +57,7 @@ from .._journal_records import (
     record_from_row,
     redact,
 )
+from .._sqlite import transaction
 
 __all__ = [
     "FailureRecord",
@@ -113,7 +115,6 @@ class Journal:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path: Path = Path(path)
-        self._depth = 0
         try:
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=10.0
@@ -144,27 +145,14 @@ class Journal:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The file's connection (for :class:`~avaturn_async._sqlite.SQLiteThread`)."""
+        return self._db
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
         """One atomic commit; nested uses join the outer transaction."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self._db.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        else:
-            self._db.execute("COMMIT")
-        finally:
-            self._depth = 0
+        return transaction(self._db)
 
     def _meta(self, name: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()

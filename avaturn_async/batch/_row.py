@@ -30,6 +30,7 @@ included) cannot have made a user, so it never counts as a possible orphan.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
@@ -48,7 +49,6 @@ from .._errors import (
     NotFoundError,
 )
 from .._limiter import RequestLimiter
-from ._batcher import ThreadBatcher
 from ._journal import RowRecord, RowState
 from ._manifest import OnboardRow
 from ._rules import (
@@ -112,9 +112,6 @@ class RowRunner:
         self._submit = submit
         self._export = export
         self._changed = changed
-        # Reading photos in a thread costs a hop each: rows uploading at about
-        # the same time share one.
-        self._photos = ThreadBatcher()
         self._network_streak = 0
         self._last_network_error = ""
         self._key_refused = False
@@ -256,7 +253,9 @@ class RowRunner:
         """Send the photos until they landed (the avatar left ``pending``)."""
         assert work.upload_url is not None
         row = work.row
-        upload = await self._photos.run(lambda: prepare_row_upload(row))
+        # The loop's executor, not anyio.to_thread: 30 µs of CPU per hop instead of 46.
+        loop = asyncio.get_running_loop()
+        upload = await loop.run_in_executor(None, prepare_row_upload, row)
         for attempt in range(1, self._settings.create_attempts + 1):
             try:
                 # What avatars.upload_photos() does, minus its own thread hop to check

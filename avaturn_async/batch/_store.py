@@ -4,7 +4,7 @@
 process's share of a batch). Two implementations satisfy it:
 
 * :class:`SQLiteJournalStore`, one file owned by one run at a time (the
-  :class:`~._journal.Journal`, with its writes committed in a worker thread);
+  :class:`~._journal.Journal`, with its writes group-committed in a worker thread);
 * ``avaturn_async.postgres.PostgresJournal``, one database shared by any
   number of runs at once, each row held under a lease.
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import anyio
 import anyio.to_thread
@@ -35,8 +35,8 @@ from .._journal_records import (
     RowRecord,
     RowState,
 )
+from .._sqlite import SQLiteThread
 from ._journal import Journal
-from ._writer import JournalWriter
 
 __all__ = [
     "Holdings",
@@ -46,8 +46,6 @@ __all__ = [
     "needs_work",
     "open_journal",
 ]
-
-T = TypeVar("T")
 
 
 @runtime_checkable
@@ -165,14 +163,32 @@ def _claim(
     return sorted(claimed, key=lambda record: record.line)
 
 
+def _end_run(journal: Journal, run_id: int, outcome: str) -> tuple[list[FailureRecord], int]:
+    journal.end_run(run_id, outcome)
+    return journal.failures(_FAILURES_SHOWN), journal.count_failures()
+
+
+GATHER = 0.001
+"""Seconds a journal commit that could start at once waits for more writes: it turns
+several commits into one when rows are busy; against API calls of tens of ms it is noise."""
+
+
 class SQLiteJournalStore:
     """The SQLite journal as a :class:`JournalStore`: one run owns the file at a time,
-    so a claim always succeeds and a hold is never lost."""
+    so a claim always succeeds and a hold is never lost.
+
+    The journal is confined to one worker thread; concurrent rows' writes share
+    one commit (``avaturn_async._sqlite``), each committed before the task that
+    made it goes on to the remote call it records. ``owned`` closes the journal
+    with the store.
+    """
 
     def __init__(self, journal: Journal, *, owned: bool = False) -> None:
         self.journal = journal
-        self._owned = owned
-        self._writer: JournalWriter | None = None
+        self._thread = SQLiteThread(
+            lambda: journal, name="avaturn-journal", gather=GATHER, close_handle=owned
+        )
+        self._run_id: int | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteJournalStore({str(self.journal.path)!r})"
@@ -180,46 +196,37 @@ class SQLiteJournalStore:
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> SQLiteJournalStore:
         """Open (or create) the journal file at ``path``."""
-        journal = await anyio.to_thread.run_sync(Journal, Path(path))
-        return cls(journal, owned=True)
+        # Off the event loop: opening checks (or creates) the file and starts a thread.
+        return await anyio.to_thread.run_sync(lambda: cls(Journal(Path(path)), owned=True))
 
     @property
     def label(self) -> str:
         return str(self.journal.path)
 
-    def _started(self) -> JournalWriter:
-        if self._writer is None:
+    def _started(self) -> int:
+        if self._run_id is None:
             raise RuntimeError("begin_run() first")
-        return self._writer
+        return self._run_id
 
     @property
     def run_id(self) -> int:
-        return self._started().run_id
+        return self._started()
 
     async def begin_run(self, source: str | None = None) -> int:
-        run_id = await anyio.to_thread.run_sync(self.journal.begin_run, source)
-        self._writer = JournalWriter(self.journal, run_id)
-        return run_id
+        self._run_id = await self._thread.write(Journal.begin_run, source)
+        return self._run_id
 
     async def end_run(self, outcome: str) -> tuple[list[FailureRecord], int]:
-        run_id = self.run_id
-
-        def close(journal: Journal) -> tuple[list[FailureRecord], int]:
-            journal.end_run(run_id, outcome)
-            return journal.failures(_FAILURES_SHOWN), journal.count_failures()
-
-        return await self._started().call(close)
+        return await self._thread.write(_end_run, self.run_id, outcome)
 
     async def register(self, entries: Sequence[RowEntry]) -> list[Registration | None]:
-        run_id = self.run_id
-        return await self._started().call(lambda journal: _register(journal, run_id, entries))
+        return await self._thread.write(_register, self.run_id, entries)
 
     async def claim(
         self, keys: Sequence[str], *, export: bool, retry_failed: bool
     ) -> list[RowRecord]:
-        return await self._started().call(
-            lambda journal: _claim(journal, keys, export, retry_failed)
-        )
+        self._started()
+        return await self._thread.read(_claim, keys, export, retry_failed)
 
     async def release(self, key: str) -> None:
         return None
@@ -231,37 +238,30 @@ class SQLiteJournalStore:
         return Holdings()
 
     async def record(self, key: str) -> RowRecord | None:
-        return await self._read(lambda journal: journal.record(key))
+        return await self._thread.read(Journal.record, key)
 
     async def advance(
         self, key: str, state: RowState, *, detail: str | None = None, **columns: str | None
     ) -> None:
-        await self._started().advance(key, state, detail=detail, **columns)
+        await self._thread.write(Journal.advance, self.run_id, key, state, detail=detail, **columns)
 
     async def fail(
         self, key: str, kind: str, reason: str, *, state: RowState | None = None
     ) -> None:
-        await self._started().fail(key, kind, reason, state=state)
+        await self._thread.write(Journal.fail, self.run_id, key, kind, reason, state=state)
 
     async def note(self, key: str, step: str, detail: str, *, orphan: bool = False) -> None:
-        await self._started().note(key, step, detail, orphan=orphan)
-
-    async def _read(self, fn: Callable[[Journal], T]) -> T:
-        if self._writer is not None:
-            return await self._writer.call(fn)
-        journal = self.journal
-        return await anyio.to_thread.run_sync(lambda: fn(journal))
+        await self._thread.write(Journal.note, self.run_id, key, step, detail, orphan=orphan)
 
     async def status(self) -> JournalStatus:
-        return await self._read(Journal.status)
+        return await self._thread.read(Journal.status)
 
     async def failures(self, limit: int = 20) -> list[FailureRecord]:
-        return await self._read(lambda journal: journal.failures(limit))
+        return await self._thread.read(Journal.failures, limit)
 
     async def aclose(self) -> None:
-        if self._owned:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self.journal.close)
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self._thread.close)
 
 
 async def open_journal(

@@ -85,7 +85,7 @@ class WebhookInbox:
     ``synchronous="full"`` (the default) syncs every stored delivery to disk
     before the receiver answers 2xx, so not even a power cut loses an
     acknowledged webhook; ``"normal"`` survives process crashes only (see
-    ``_inbox_sqlite`` for the reasoning). ``create=False`` opens an existing
+    ``inbox._sqlite`` for the reasoning). ``create=False`` opens an existing
     inbox only (raising :class:`InboxError` otherwise).
     ``WebhookInbox(store=...)`` uses another store (e.g. PostgreSQL).
     ``clock`` (wall-clock seconds since the epoch, persisted) is injectable

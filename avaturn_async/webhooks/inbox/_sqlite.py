@@ -1,25 +1,20 @@
 """The SQLite implementation of :class:`~avaturn_async.webhooks.InboxStore`.
 
-One file, one table. :class:`SQLiteInboxTable` is the synchronous core: one
-connection guarded by a lock, so every method is safe to call from any thread.
-:class:`~avaturn_async.webhooks.SQLiteInboxStore` (``_inbox_sqlite_store``) is
-the async store the inbox uses: it runs the table's methods in worker threads
-and *group-commits* concurrent deliveries. Several
-processes may share the file: writes that must be atomic (claiming due events,
-a batch of deliveries) run in ``BEGIN IMMEDIATE`` transactions, and a busy
-database is waited for (``busy_timeout``).
+One file, one table. :class:`SQLiteInboxTable` is the synchronous core, used
+by one thread only: :class:`~avaturn_async.webhooks.SQLiteInboxStore`
+(``inbox._sqlite_store``) confines it to the worker thread of an
+``avaturn_async._sqlite.SQLiteThread``, which runs each of its writes in a
+``BEGIN IMMEDIATE`` transaction and *group-commits* concurrent deliveries.
+Several processes may share the file: a busy database is waited for
+(``busy_timeout``).
 
-Durability: WAL mode with ``synchronous=FULL`` by default. In WAL mode,
-``NORMAL`` only syncs the log at checkpoints, so a commit survives the process
-being killed but an OS crash or power loss can roll back the last commits. The
-inbox commits a delivery and *then* answers 2xx, after which the sender never
-retries: a commit lost to a power cut would be a webhook lost for good. So with
-``FULL`` every commit syncs the WAL before it returns; ``synchronous="normal"``
-trades that guarantee for speed where only process crashes matter.
-
-Group commit keeps that reasoning and pays one ``fsync`` per *batch*: the
-deliveries waiting while the previous commit ran are inserted in one
-``BEGIN IMMEDIATE ... COMMIT`` transaction, and each receiver answers 2xx only
+Durability: WAL mode with ``synchronous=FULL`` by default (``avaturn_async._sqlite``
+explains both levels and group commit). The inbox commits a delivery and *then*
+answers 2xx, after which the sender never retries: a commit lost to a power cut
+would be a webhook lost for good. So with ``FULL`` every commit syncs the WAL
+before it returns; ``synchronous="normal"`` trades that guarantee for speed
+where only process crashes matter. Group commit pays one ``fsync`` per *batch*
+of the deliveries that waited together, and each receiver answers 2xx only
 after that ``COMMIT`` (and its fsync) has returned. So, for every acknowledged
 delivery, its row was committed and synced before the 2xx:
 
@@ -29,7 +24,8 @@ delivery, its row was committed and synced before the 2xx:
 * Power loss or OS crash: with ``FULL`` the WAL was fsynced by ``COMMIT``, so
   the same holds; an unsynced tail holds only unacknowledged deliveries.
 * A failed commit (disk full, I/O error, a constraint) rolls back the whole
-  batch, and every delivery in it is answered 503, not 2xx.
+  batch; each delivery in it is then inserted in a transaction of its own, so
+  a bad one is answered 503 alone, and a delivery answered 503 was not stored.
 
 Stored per delivery: the raw body, the ``webhook-id`` and
 ``webhook-timestamp`` values, the event type and bookkeeping. Never the
@@ -41,13 +37,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
+from ..._sqlite import transaction
 from ._store import (
     LEASE_LOST,
     Claimed,
@@ -62,7 +57,6 @@ __all__ = ["SCHEMA_VERSION", "SQLiteInboxTable", "Synchronous"]
 
 SCHEMA_VERSION = 1
 Synchronous = Literal["full", "normal"]
-T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS webhook_inbox (
@@ -122,14 +116,13 @@ def _connect(
         if not Path(text).is_file():
             raise InboxError(f"{text}: no such inbox database")
         target, uri = Path(text).absolute().as_uri() + "?mode=rw", True
-    return sqlite3.connect(
-        target, uri=uri, isolation_level=None, check_same_thread=False, timeout=busy_timeout
-    )
+    return sqlite3.connect(target, uri=uri, isolation_level=None, timeout=busy_timeout)
 
 
 class SQLiteInboxTable:
-    """Synchronous, thread-safe access to the ``webhook_inbox`` table.
+    """Synchronous access to the ``webhook_inbox`` table, from the thread that made it.
 
+    The writes are meant to run in a transaction each (``SQLiteThread.write``).
     ``create=False`` refuses to create a missing file or table (for tools that
     inspect an existing inbox). Raises :class:`InboxError` when the file cannot
     be used.
@@ -145,7 +138,6 @@ class SQLiteInboxTable:
     ) -> None:
         if synchronous not in ("full", "normal"):
             raise InboxError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
-        self._lock = threading.Lock()
         self._db = _connect(path, create=create, busy_timeout=busy_timeout)
         try:
             self._setup(synchronous, create)
@@ -167,7 +159,7 @@ class SQLiteInboxTable:
         db.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
         # Per connection: every process that writes the file sets it for itself.
         db.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        with self._transaction():
+        with transaction(db):
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 db.execute(statement)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -176,54 +168,32 @@ class SQLiteInboxTable:
         query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'webhook_inbox'"
         return self._db.execute(query).fetchone() is not None
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        # IMMEDIATE takes the write lock up front, so two processes claiming at
-        # once serialize instead of both reading the same due rows.
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
-    def _locked(self, fn: Callable[[], T]) -> T:
-        with self._lock:
-            return fn()
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._db
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     # -- receiving ---------------------------------------------------------------------
 
-    def insert_many(self, deliveries: Sequence[Delivery]) -> list[int | None]:
-        """Store deliveries in one transaction (one commit, one fsync); new ids, ``None``
-        for each known ``dedupe_key``. If anything fails, none is stored."""
-
-        def insert() -> list[int | None]:
-            ids: list[int | None] = []
-            with self._transaction():
-                for d in deliveries:
-                    cursor = self._db.execute(
-                        "INSERT OR IGNORE INTO webhook_inbox (dedupe_key, webhook_id, "
-                        "webhook_timestamp, event_type, body, next_attempt_at, received_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            d.dedupe_key,
-                            d.webhook_id,
-                            d.webhook_timestamp,
-                            d.event_type,
-                            d.body,
-                            d.received_at,
-                            d.received_at,
-                        ),
-                    )
-                    ids.append(cursor.lastrowid if cursor.rowcount == 1 else None)
-            return ids
-
-        return self._locked(insert)
+    def insert(self, d: Delivery) -> int | None:
+        """Store a delivery; its new id, or ``None`` when its ``dedupe_key`` is known."""
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO webhook_inbox (dedupe_key, webhook_id, "
+            "webhook_timestamp, event_type, body, next_attempt_at, received_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                d.dedupe_key,
+                d.webhook_id,
+                d.webhook_timestamp,
+                d.event_type,
+                d.body,
+                d.received_at,
+                d.received_at,
+            ),
+        )
+        return cursor.lastrowid if cursor.rowcount == 1 else None
 
     # -- the worker's side -------------------------------------------------------------
 
@@ -237,33 +207,29 @@ class SQLiteInboxTable:
         which case it goes dead (a poison event must not crash workers forever).
         """
 
-        def claim() -> list[Claimed]:
-            db = self._db
-            with self._transaction():
-                db.execute(
-                    "UPDATE webhook_inbox SET status = 'dead', claim_token = NULL, "
-                    "last_error = ?, finished_at = ? WHERE status = 'pending' AND "
-                    "claim_token IS NOT NULL AND next_attempt_at <= ? AND attempts >= ?",
-                    (LEASE_LOST, now, now, max_attempts),
-                )
-                rows = db.execute(
-                    "SELECT id, body, attempts, event_type FROM webhook_inbox "
-                    "WHERE status = 'pending' AND next_attempt_at <= ? "
-                    "ORDER BY next_attempt_at, id LIMIT ?",
-                    (now, limit),
-                ).fetchall()
-                # The lease is the due time: an unfinished claim becomes due again.
-                db.executemany(
-                    "UPDATE webhook_inbox SET claim_token = ?, attempts = attempts + 1, "
-                    "next_attempt_at = ? WHERE id = ?",
-                    [(token, now + lease, row[0]) for row in rows],
-                )
-            return [
-                Claimed(id=r[0], body=bytes(r[1]), attempts=r[2] + 1, token=token, event_type=r[3])
-                for r in rows
-            ]
-
-        return self._locked(claim)
+        db = self._db
+        db.execute(
+            "UPDATE webhook_inbox SET status = 'dead', claim_token = NULL, "
+            "last_error = ?, finished_at = ? WHERE status = 'pending' AND "
+            "claim_token IS NOT NULL AND next_attempt_at <= ? AND attempts >= ?",
+            (LEASE_LOST, now, now, max_attempts),
+        )
+        rows = db.execute(
+            "SELECT id, body, attempts, event_type FROM webhook_inbox "
+            "WHERE status = 'pending' AND next_attempt_at <= ? "
+            "ORDER BY next_attempt_at, id LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        # The lease is the due time: an unfinished claim becomes due again.
+        db.executemany(
+            "UPDATE webhook_inbox SET claim_token = ?, attempts = attempts + 1, "
+            "next_attempt_at = ? WHERE id = ?",
+            [(token, now + lease, row[0]) for row in rows],
+        )
+        return [
+            Claimed(id=r[0], body=bytes(r[1]), attempts=r[2] + 1, token=token, event_type=r[3])
+            for r in rows
+        ]
 
     def complete(self, claimed: Claimed, *, now: float) -> bool:
         """Mark done; ``False`` if the claim was lost (the lease expired and was re-taken)."""
@@ -293,50 +259,40 @@ class SQLiteInboxTable:
             f"UPDATE webhook_inbox SET {assignments}{token} "
             "WHERE id = ? AND claim_token = ? AND status = 'pending'"
         )
-        return self._locked(
-            lambda: self._db.execute(sql, (*params, claimed.id, claimed.token)).rowcount == 1
-        )
+        return self._db.execute(sql, (*params, claimed.id, claimed.token)).rowcount == 1
 
     # -- inspection and maintenance ----------------------------------------------------
 
     def counts(self) -> dict[str, int]:
         """How many events are in each status (every status is present)."""
 
-        def counts() -> dict[str, int]:
-            rows = self._db.execute(
-                "SELECT status, COUNT(*) FROM webhook_inbox GROUP BY status"
-            ).fetchall()
-            found = dict(rows)
-            return {status.value: int(found.get(status.value, 0)) for status in InboxStatus}
-
-        return self._locked(counts)
+        rows = self._db.execute(
+            "SELECT status, COUNT(*) FROM webhook_inbox GROUP BY status"
+        ).fetchall()
+        found = dict(rows)
+        return {status.value: int(found.get(status.value, 0)) for status in InboxStatus}
 
     def records(self, *, status: InboxStatus | None, limit: int) -> list[InboxRecord]:
         """Newest first, optionally only one ``status``."""
         where, params = ("WHERE status = ?", (status.value,)) if status is not None else ("", ())
         sql = f"SELECT {_RECORD_COLUMNS} FROM webhook_inbox {where} ORDER BY id DESC LIMIT ?"
-        rows = self._locked(lambda: self._db.execute(sql, (*params, limit)).fetchall())
-        return [_record(row) for row in rows]
+        return [_record(row) for row in self._db.execute(sql, (*params, limit))]
 
     def replay(self, ids: Iterable[int] | None, *, now: float) -> list[int]:
         """Dead events (those of ``ids``, or all when ``None``) back to pending, attempts 0."""
 
-        def replay() -> list[int]:
-            db = self._db
-            with self._transaction():
-                if ids is None:
-                    query = "SELECT id FROM webhook_inbox WHERE status = 'dead' ORDER BY id"
-                    chosen = [row[0] for row in db.execute(query)]
-                else:
-                    chosen = [i for i in dict.fromkeys(ids) if self._is_dead(i)]
-                db.executemany(
-                    "UPDATE webhook_inbox SET status = 'pending', attempts = 0, "
-                    "next_attempt_at = ?, claim_token = NULL, finished_at = NULL WHERE id = ?",
-                    [(now, event_id) for event_id in chosen],
-                )
-            return chosen
-
-        return self._locked(replay)
+        db = self._db
+        if ids is None:
+            query = "SELECT id FROM webhook_inbox WHERE status = 'dead' ORDER BY id"
+            chosen = [row[0] for row in db.execute(query)]
+        else:
+            chosen = [i for i in dict.fromkeys(ids) if self._is_dead(i)]
+        db.executemany(
+            "UPDATE webhook_inbox SET status = 'pending', attempts = 0, "
+            "next_attempt_at = ?, claim_token = NULL, finished_at = NULL WHERE id = ?",
+            [(now, event_id) for event_id in chosen],
+        )
+        return chosen
 
     def _is_dead(self, event_id: int) -> bool:
         row = self._db.execute(
@@ -347,4 +303,4 @@ class SQLiteInboxTable:
     def purge(self, *, finished_before: float) -> int:
         """Delete done events finished before ``finished_before``; how many were deleted."""
         sql = "DELETE FROM webhook_inbox WHERE status = 'done' AND finished_at < ?"
-        return self._locked(lambda: int(self._db.execute(sql, (finished_before,)).rowcount))
+        return int(self._db.execute(sql, (finished_before,)).rowcount)

@@ -1,36 +1,33 @@
-"""The async SQLite store of the inbox: the table's calls in threads, inserts group-committed.
+"""The async SQLite store of the inbox: the table confined to one worker thread, its
+writes group-committed (``avaturn_async._sqlite``).
 
-Durability reasoning (SIGKILL, power loss, failed commits): ``_inbox_sqlite``.
+Durability reasoning (SIGKILL, power loss, failed commits): ``inbox._sqlite``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from functools import partial
-from typing import Any, TypeVar
 
 import anyio
-import anyio.to_thread
 from anyio.lowlevel import current_token
 
-from ._group import GroupCommit
+from ..._sqlite import SQLiteThread
 from ._sqlite import SQLiteInboxTable, Synchronous
 from ._store import Claimed, Delivery, InboxRecord, InboxStatus
 
 __all__ = ["SQLiteInboxStore"]
 
-T = TypeVar("T")
-
 
 class SQLiteInboxStore:
     """The :class:`~avaturn_async.webhooks.InboxStore` of one SQLite file (WAL).
 
-    Concurrent :meth:`insert` calls (of one event loop) are group-committed
-    (see ``_inbox_sqlite`` for why that keeps the durability guarantee). Table calls run in
-    worker threads, one at a time; a commit that has started is waited for,
-    even when the caller is cancelled. A worker in the same process is woken
-    by each stored delivery; one in another process polls.
+    Concurrent :meth:`insert` calls, of any event loop, are group-committed
+    (see ``inbox._sqlite`` for why that keeps the durability guarantee). Table
+    calls run in one worker thread, in order; a write that has started is
+    waited for, even when the caller is cancelled. A worker in the same process
+    and event loop is woken by each stored delivery; one elsewhere polls.
     """
 
     def __init__(
@@ -42,12 +39,14 @@ class SQLiteInboxStore:
         busy_timeout: float = 10.0,
     ) -> None:
         self.path = path
-        self.table: SQLiteInboxTable = SQLiteInboxTable(
-            path, synchronous=synchronous, create=create, busy_timeout=busy_timeout
+        opener = partial(
+            SQLiteInboxTable,
+            path,
+            synchronous=synchronous,
+            create=create,
+            busy_timeout=busy_timeout,
         )
-        # One group per event loop: a store may serve, say, uvicorn's loop in a
-        # thread and the application's loop (the table itself is thread-safe).
-        self._groups: dict[object, GroupCommit[Delivery, int | None]] = {}
+        self._db = SQLiteThread(opener, name="avaturn-inbox")
         self._wake: tuple[object, anyio.Event] | None = None
 
     def __repr__(self) -> str:
@@ -55,31 +54,21 @@ class SQLiteInboxStore:
 
     @property
     def batches(self) -> int:
-        """Insert transactions committed (or failed) so far: fewer than inserts under load."""
-        return sum(group.batches for group in self._groups.values())
-
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
-
-    async def _insert_batch(self, deliveries: Sequence[Delivery]) -> list[int | None]:
-        ids = await self._call(self.table.insert_many, deliveries)
-        wake = self._wake
-        if wake is not None and wake[0] == current_token() and any(i is not None for i in ids):
-            wake[1].set()
-        return ids
+        """Write transactions committed so far: fewer than inserts under load."""
+        return self._db.commits
 
     async def insert(self, delivery: Delivery) -> int | None:
-        token = current_token()
-        group = self._groups.get(token)
-        if group is None:
-            group = self._groups[token] = GroupCommit(self._insert_batch)
-        return await group.submit(delivery)
+        new_id = await self._db.write(SQLiteInboxTable.insert, delivery)
+        wake = self._wake
+        if new_id is not None and wake is not None and wake[0] == current_token():
+            wake[1].set()
+        return new_id
 
     async def claim(
         self, *, now: float, lease: float, limit: int, max_attempts: int, token: str
     ) -> list[Claimed]:
-        return await self._call(
-            self.table.claim,
+        return await self._db.write(
+            SQLiteInboxTable.claim,
             now=now,
             lease=lease,
             limit=limit,
@@ -88,18 +77,20 @@ class SQLiteInboxStore:
         )
 
     async def renew(self, claimed: Claimed, *, now: float, lease: float) -> bool:
-        return await self._call(self.table.renew, claimed, now=now, lease=lease)
+        return await self._db.write(SQLiteInboxTable.renew, claimed, now=now, lease=lease)
 
     async def complete(self, claimed: Claimed, *, now: float) -> bool:
-        return await self._call(self.table.complete, claimed, now=now)
+        return await self._db.write(SQLiteInboxTable.complete, claimed, now=now)
 
     async def fail(
         self, claimed: Claimed, *, now: float, error: str, retry_at: float | None
     ) -> bool:
-        return await self._call(self.table.fail, claimed, now=now, error=error, retry_at=retry_at)
+        return await self._db.write(
+            SQLiteInboxTable.fail, claimed, now=now, error=error, retry_at=retry_at
+        )
 
     async def release(self, claimed: Claimed, *, now: float) -> bool:
-        return await self._call(self.table.release, claimed, now=now)
+        return await self._db.write(SQLiteInboxTable.release, claimed, now=now)
 
     async def wait_for_work(self, max_wait: float) -> None:
         token = current_token()
@@ -112,19 +103,19 @@ class SQLiteInboxStore:
             self._wake = (token, anyio.Event())
 
     async def counts(self) -> dict[str, int]:
-        return await self._call(self.table.counts)
+        return await self._db.read(SQLiteInboxTable.counts)
 
     async def records(self, *, status: InboxStatus | None, limit: int) -> list[InboxRecord]:
-        return await self._call(self.table.records, status=status, limit=limit)
+        return await self._db.read(SQLiteInboxTable.records, status=status, limit=limit)
 
     async def replay(self, ids: Iterable[int] | None, *, now: float) -> list[int]:
-        return await self._call(self.table.replay, ids, now=now)
+        return await self._db.write(SQLiteInboxTable.replay, ids, now=now)
 
     async def purge(self, *, finished_before: float) -> int:
-        return await self._call(self.table.purge, finished_before=finished_before)
+        return await self._db.write(SQLiteInboxTable.purge, finished_before=finished_before)
 
     def close(self) -> None:
-        self.table.close()
+        self._db.close()
 
     async def aclose(self) -> None:
         self.close()
