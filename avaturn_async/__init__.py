@@ -17,7 +17,12 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from ._adaptive import AdaptiveConcurrency, AdaptiveLimiter, InProcessGate, RateLimitGate
-    from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_DOWNLOAD_BYTES, AvaturnClient
+    from ._client import (
+        DEFAULT_BASE_URL,
+        DEFAULT_MAX_DOWNLOAD_BYTES,
+        AvaturnClient,
+        ClientOptions,
+    )
     from ._clock import Clock
     from ._decide import Decision, decide
     from ._errors import (
@@ -101,7 +106,12 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "._adaptive": ("AdaptiveConcurrency", "AdaptiveLimiter", "InProcessGate", "RateLimitGate"),
-    "._client": ("DEFAULT_BASE_URL", "DEFAULT_MAX_DOWNLOAD_BYTES", "AvaturnClient"),
+    "._client": (
+        "DEFAULT_BASE_URL",
+        "DEFAULT_MAX_DOWNLOAD_BYTES",
+        "AvaturnClient",
+        "ClientOptions",
+    ),
     "._clock": ("Clock",),
     "._decide": ("Decision", "decide"),
     "._errors": (
@@ -209,6 +219,7 @@ __all__ = [
     "BodyType",
     "BoneScale",
     "ClientClosedError",
+    "ClientOptions",
     "Clock",
     "ConfigurationError",
     "ConflictError",

@@ -79,7 +79,7 @@ class InProcessGate:
 
 @attrs.frozen(kw_only=True)
 class AdaptiveConcurrency:
-    """Settings of the shared backoff. Pass ``adaptive=None`` to the client to turn it off.
+    """Settings of the shared backoff. Pass ``adaptive=False`` to the client to turn it off.
 
     Attributes:
         min_concurrency: the limit never shrinks below this.
