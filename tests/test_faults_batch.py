@@ -25,6 +25,7 @@ from avaturn_async.batch import (
     JournalStatus,
     Manifest,
     OnboardingSummary,
+    OnboardSettings,
     RowRecord,
     RowState,
     onboard,
@@ -117,9 +118,7 @@ async def onboard_under_faults(folder: Path) -> Run:
                 client,
                 rows,
                 journal=folder / "journal.db",
-                concurrency=16,
-                poll_interval=0.2,
-                ready_timeout=60,
+                settings=OnboardSettings(concurrency=16, poll_interval=0.2, ready_timeout=60),
             )
     with Journal(folder / "journal.db") as journal:
         return Run(emu, summary, list(journal.records()), journal.status())

@@ -4,11 +4,13 @@ resumable after any crash from a durable SQLite journal.
 ::
 
     from avaturn_async import AvaturnClient
-    from avaturn_async.batch import Manifest, onboard
+    from avaturn_async.batch import Manifest, OnboardSettings, onboard
 
     async with AvaturnClient() as client:
         with Manifest("people.csv") as rows:
-            summary = await onboard(client, rows, journal="onboard.db", concurrency=8)
+            summary = await onboard(
+                client, rows, journal="onboard.db", settings=OnboardSettings(concurrency=8)
+            )
     print(summary.format())
 
 The same from the command line: ``avaturn onboard people.csv --journal onboard.db``.
@@ -30,8 +32,8 @@ from ._journal import (
     RowState,
 )
 from ._manifest import Manifest, ManifestError, OnboardRow, RowError, count_rows
-from ._onboard import DEFAULT_CUSTOMIZATION, RowSource, onboard
-from ._rules import OnboardingAbortedError
+from ._onboard import RowSource, onboard
+from ._rules import DEFAULT_CUSTOMIZATION, OnboardingAbortedError, OnboardSettings
 from ._sample import run_sample_onboarding, write_sample_manifest
 from ._store import Holdings, JournalStore, RowEntry, SQLiteJournalStore
 from ._summary import (
@@ -59,6 +61,7 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "OnboardRow",
+    "OnboardSettings",
     "OnboardingAbortedError",
     "OnboardingSummary",
     "Registration",

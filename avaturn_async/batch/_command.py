@@ -40,7 +40,7 @@ from ._journal import FailureRecord, Journal, JournalError, JournalStatus
 from ._manifest import Manifest, ManifestError, count_rows
 from ._onboard import onboard
 from ._progress import progress_reporter
-from ._rules import OnboardingAbortedError
+from ._rules import OnboardingAbortedError, OnboardSettings
 from ._store import JournalStore
 from ._summary import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OnboardingSummary
 
@@ -335,10 +335,7 @@ async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSum
             _client_for(args, out, gate) as client,
         ):
             with progress_reporter(out, total, args.progress) as progress:
-                await onboard(
-                    client,
-                    manifest,
-                    journal=journal,
+                settings = OnboardSettings(
                     concurrency=args.concurrency,
                     max_in_flight=args.max_in_flight,
                     export=args.export_dir is not None,
@@ -346,9 +343,15 @@ async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSum
                     retry_failed=args.retry_failed,
                     poll_interval=args.poll_interval,
                     ready_timeout=args.ready_timeout,
+                    source=str(manifest.path),
+                )
+                await onboard(
+                    client,
+                    manifest,
+                    journal=journal,
+                    settings=settings,
                     progress=progress,
                     summary=summary,
-                    source=str(manifest.path),
                 )
 
 

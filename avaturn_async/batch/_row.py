@@ -52,12 +52,13 @@ from ._batcher import ThreadBatcher
 from ._journal import RowRecord, RowState
 from ._manifest import OnboardRow
 from ._rules import (
+    CREATE_ATTEMPTS,
     LANDED,
     LANDED_STATUSES,
     PROCESSING_FAILED,
     OnboardingAbortedError,
+    OnboardSettings,
     RowFailed,
-    RowSettings,
     best_avatar,
     export_filename,
     failure_kind,
@@ -99,7 +100,7 @@ class RowRunner:
         client: AvaturnClient,
         journal: JournalStore,
         summary: OnboardingSummary,
-        settings: RowSettings,
+        settings: OnboardSettings,
         *,
         submit: RequestLimiter,
         export: RequestLimiter,
@@ -166,9 +167,10 @@ class RowRunner:
             await self._ensure_user(work)
             await self._ensure_avatar(work)
         await self._ensure_ready(work)
-        if self._settings.export_dir is not None:
+        folder = self._settings.export_folder
+        if folder is not None:
             async with self._export:
-                await self._ensure_export(work, self._settings.export_dir)
+                await self._ensure_export(work, folder)
 
     async def _advance(self, work: _Row, state: RowState, **columns: str | None) -> None:
         await self._journal.advance(work.key, state, **columns)
@@ -185,7 +187,7 @@ class RowRunner:
             return
         if work.state is RowState.USER_REQUESTED:
             await self._possible_orphan(work, "an earlier run sent Create User and died")
-        attempts = self._settings.create_attempts
+        attempts = CREATE_ATTEMPTS
         for attempt in range(1, attempts + 1):
             try:
                 await self._advance(work, RowState.USER_REQUESTED)
@@ -225,7 +227,7 @@ class RowRunner:
         unsure = (RowState.AVATAR_REQUESTED, RowState.UPLOADING, RowState.AVATAR_FAILED)
         if work.state in unsure and await self._reconcile(work):
             return
-        attempts = self._settings.create_attempts
+        attempts = CREATE_ATTEMPTS
         for attempt in range(1, attempts + 1):
             await self._advance(work, RowState.AVATAR_REQUESTED, user_id=work.user_id)
             try:
@@ -257,7 +259,7 @@ class RowRunner:
         assert work.upload_url is not None
         row = work.row
         upload = await self._photos.run(lambda: prepare_row_upload(row))
-        for attempt in range(1, self._settings.create_attempts + 1):
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
                 # What avatars.upload_photos() does, minus its own thread hop to check
                 # the photos: prepare_row_upload checked them in the hop that read them.
@@ -266,7 +268,7 @@ class RowRunner:
             except ConflictError:
                 return  # 409: the photos of an earlier attempt are already there
             except AvaturnError as exc:
-                if not server_may_have_acted(exc) or attempt == self._settings.create_attempts:
+                if not server_may_have_acted(exc) or attempt == CREATE_ATTEMPTS:
                     raise
                 status = await self._status(work)
                 if status is None:

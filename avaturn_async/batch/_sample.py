@@ -16,6 +16,7 @@ from ..samples import sample_photo_paths
 from ._environment import emulated_client
 from ._manifest import Manifest
 from ._onboard import onboard
+from ._rules import OnboardSettings
 from ._summary import EXIT_FAILED
 
 __all__ = ["run_sample_onboarding", "write_sample_manifest"]
@@ -50,6 +51,7 @@ async def run_sample_onboarding(
         manifest = write_sample_manifest(folder, rows)
         journal = folder / "onboard.db"
         models = folder / "models"
+        settings = OnboardSettings(concurrency=concurrency, export=export, export_dir=models)
         async with emulated_client() as env:
             print(
                 f"Sample onboarding of {rows} people against the embedded emulator; "
@@ -57,19 +59,10 @@ async def run_sample_onboarding(
                 file=out,
             )
             with Manifest(manifest) as source:
-                first = await onboard(
-                    env.client,
-                    source,
-                    journal=journal,
-                    concurrency=concurrency,
-                    export=export,
-                    export_dir=models,
-                )
+                first = await onboard(env.client, source, journal=journal, settings=settings)
             print(first.format(), file=out)
             with Manifest(manifest) as source:
-                again = await onboard(
-                    env.client, source, journal=journal, export=export, export_dir=models
-                )
+                again = await onboard(env.client, source, journal=journal, settings=settings)
             emulator = env.emulator
             print(
                 f"Rerun with the same journal: {again.already_done} already done, "
