@@ -30,7 +30,12 @@ from avaturn_async.batch import (
 )
 from avaturn_async.batch import write_sample_manifest as write_manifest
 from avaturn_async.samples import sample_photo_paths
-from avaturn_async.testing import AvaturnEmulator, make_webhook_secret
+from avaturn_async.testing import (
+    AvaturnEmulator,
+    FaultPlan,
+    WebhookFaults,
+    make_webhook_secret,
+)
 from avaturn_async.webhooks import WebhookRouter, WebhookVerifier
 from avaturn_async.webhooks.aiohttp import serve_webhooks
 
@@ -169,7 +174,8 @@ async def test_duplicate_and_reordered_webhooks_do_not_confuse_correlation(
     tmp_path: Path,
 ) -> None:
     manifest = write_manifest(tmp_path, 40)
-    async with with_webhooks(duplicate_webhooks=True, reorder_webhooks=True) as (emu, client):
+    chaos = FaultPlan(webhooks=WebhookFaults(duplicate=1.0, reorder=True))
+    async with with_webhooks(faults=chaos) as (emu, client):
         with Manifest(manifest) as rows, anyio.fail_after(20):
             # Polling would start after a minute: only the webhooks can finish the rows.
             settings = OnboardSettings(poll_interval=60)
