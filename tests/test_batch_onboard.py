@@ -36,7 +36,7 @@ from avaturn_async.testing import (
     WebhookFaults,
     make_webhook_secret,
 )
-from avaturn_async.webhooks import WebhookRouter, WebhookVerifier
+from avaturn_async.webhooks import WebhookPipeline, WebhookRouter, WebhookVerifier
 from avaturn_async.webhooks.aiohttp import serve_webhooks
 
 FAST = {"processing_delay": 0.01, "export_delay": 0.01, "webhook_retry_delay": 0.01}
@@ -50,7 +50,7 @@ async def with_webhooks(**options: Any) -> AsyncIterator[tuple[AvaturnEmulator, 
     hub.attach(router)
     secret = make_webhook_secret()
     async with (
-        serve_webhooks(WebhookVerifier(secret), router) as server,
+        serve_webhooks(WebhookPipeline(WebhookVerifier(secret), router)) as server,
         AvaturnEmulator(webhook_url=server.url, webhook_secret=secret, **{**FAST, **options})
         as emu,
         AvaturnClient(api_key=emu.api_key, base_url=emu.base_url, event_hub=hub) as client,
