@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -244,7 +243,6 @@ async def report_failure(hook: Hook | None, call: _Call, attempts: int, error: E
 
 # --------------------------------------------------------------- response metadata
 
-
 class _Answered(Protocol):
     @property
     def status(self) -> int: ...
@@ -385,12 +383,8 @@ class Tracer:
         self._checked_at = -1.0
         self._tracer = _otel_trace.get_tracer("avaturn_async") if self._on or self._auto else None
 
-    @property
-    def enabled(self) -> bool:
-        return self.enabled_at(time.monotonic())
-
     def enabled_at(self, now: float) -> bool:
-        """``enabled``, given the monotonic time (callers that just read it pass it)."""
+        """Whether to make spans, given the monotonic time (the caller just read it)."""
         if self._auto and not self._on:
             # Looking the provider up costs more than the rest of the check: once a second.
             if now - self._checked_at < 1.0:
