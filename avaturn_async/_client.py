@@ -194,11 +194,11 @@ class AvaturnClient:
         self._now = options.clock.now  # bound once: the retry loop reads it on every attempt
 
     # The endpoint groups, made on first use: ``with_options`` stays cheap.
-    users = functools.cached_property(Users)
-    sessions = functools.cached_property(Sessions)
-    avatars = functools.cached_property(Avatars)
-    renders = functools.cached_property(Renders)
-    exports = functools.cached_property(Exports)
+    users: functools.cached_property[Users] = functools.cached_property(Users)
+    sessions: functools.cached_property[Sessions] = functools.cached_property(Sessions)
+    avatars: functools.cached_property[Avatars] = functools.cached_property(Avatars)
+    renders: functools.cached_property[Renders] = functools.cached_property(Renders)
+    exports: functools.cached_property[Exports] = functools.cached_property(Exports)
 
     @property
     def options(self) -> ClientOptions:
