@@ -1,9 +1,8 @@
 """``AvaturnClient``: its options, the retry loop and the concurrency limit.
 
-A client is its :class:`ClientOptions` (one frozen value) beside a ``_Shared``
-holder of what the clients derived from it share: the connection pool, request
-limit and backoff, and whether they are closed. The endpoints are in ``_resources``;
-what a call reports (hooks, logs, spans) in ``_observe``.
+A client is its :class:`ClientOptions` (one frozen value) beside a ``_Shared`` holder
+of what derived clients share (pool, request limit, backoff, open or closed state).
+Endpoints are in ``_resources``; what a call reports (hooks, logs, spans) in ``_observe``.
 """
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ import aiohttp
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from . import _observe, _options
+from . import _observe
+from . import _options as arguments  # the readers of the constructor's arguments
 from ._adaptive import AdaptiveConcurrency, AdaptiveLimiter
 from ._answers import read_model, retry_after_seconds
 from ._clock import Clock
@@ -161,21 +161,21 @@ class AvaturnClient:
         if not isinstance(clock, Clock):
             raise ConfigurationError("clock must be an avaturn_async.Clock")
         options = ClientOptions(
-            base_url=_options.read_base_url(base_url),
-            retry=_options.or_default(retry, DEFAULT_RETRY, "retry"),
-            timeouts=_options.or_default(timeouts, DEFAULT_TIMEOUTS, "timeouts"),
+            base_url=arguments.read_base_url(base_url),
+            retry=arguments.or_default(retry, DEFAULT_RETRY, "retry"),
+            timeouts=arguments.or_default(timeouts, DEFAULT_TIMEOUTS, "timeouts"),
             max_concurrency=max_concurrency,
-            adaptive=_options.adaptive_settings(adaptive),
+            adaptive=arguments.adaptive_settings(adaptive),
             on_request=on_request,
             on_response=on_response,
             on_retry=on_retry,
             on_error=on_error,
-            tracing=_options.tracing_mode(tracing),
+            tracing=arguments.tracing_mode(tracing),
             clock=clock,
         )
         agent, backoff = user_agent or USER_AGENT, options.adaptive
         plain = {"User-Agent": agent, "Accept": "application/json"}
-        auth = {**plain, "Authorization": f"Bearer {_options.read_api_key(api_key)}"}
+        auth = {**plain, "Authorization": f"Bearer {arguments.read_api_key(api_key)}"}
         shared = _Shared(
             transport or AiohttpTransport(session=session, connection_limit=max_concurrency),
             RequestLimiter(max_concurrency),
@@ -270,7 +270,7 @@ class AvaturnClient:
             changes["timeouts"] = attrs.evolve(given, request=changes.pop("timeout"))
         tracer = self._tracer
         if "tracing" in changes:
-            changes["tracing"] = _options.tracing_mode(tracing)
+            changes["tracing"] = arguments.tracing_mode(tracing)
             tracer = Tracer(changes["tracing"])
         derived = object.__new__(AvaturnClient)
         derived._bind(self._shared, attrs.evolve(self._options, **changes), tracer, False)
