@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ._client import DEFAULT_BASE_URL as DEFAULT_BASE_URL
     from ._client import DEFAULT_MAX_DOWNLOAD_BYTES as DEFAULT_MAX_DOWNLOAD_BYTES
     from ._client import AvaturnClient as AvaturnClient
+    from ._client import ClientOptions as ClientOptions
     from ._clock import Clock as Clock
     from ._decide import Decision as Decision
     from ._decide import decide as decide

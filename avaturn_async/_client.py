@@ -1,59 +1,47 @@
-"""``AvaturnClient``: configuration, the retry loop and the concurrency limit.
+"""``AvaturnClient``: its options, the retry loop and the concurrency limit.
 
-The endpoints themselves live in ``_resources`` as ``client.<area>.<verb>()``.
+A client is its :class:`ClientOptions` (one frozen value) beside a ``_Shared`` holder
+of what derived clients share (pool, request limit, backoff, open or closed state).
+Endpoints are in ``_resources``; what a call reports (hooks, logs, spans) in ``_observe``.
 """
 
 from __future__ import annotations
 
+import enum
 import functools
 import logging
 import os
 import platform
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 import aiohttp
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from . import _observe
+from . import _options as arguments  # the readers of the constructor's arguments
 from ._adaptive import AdaptiveConcurrency, AdaptiveLimiter
 from ._answers import read_model, retry_after_seconds
 from ._clock import Clock
 from ._decide import decide
-from ._errors import (
-    ClientClosedError,
-    ConfigurationError,
-    InvalidRequestError,
-    TransportError,
-)
+from ._errors import ClientClosedError, ConfigurationError, InvalidRequestError, TransportError
 from ._hub import EventHub
 from ._limiter import RequestLimiter
 from ._models import DownloadedFile
-from ._observe import (
-    ErrorInfo,
-    Hook,
-    RequestInfo,
-    ResponseInfo,
-    RetryInfo,
-    Tracer,
-    attach_metadata,
-    call_hook,
-    record_status,
-)
-from ._options import adaptive_settings, or_default, tracing_mode
+from ._observe import Hook, Tracer, attach_metadata
+from ._options import DEFAULT_BASE_URL
 from ._protocol import Request, Response
 from ._resources import Avatars, Exports, Renders, Sessions, Users
 from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, Timeouts, Transport
 from ._version import __version__
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_DOWNLOAD_BYTES", "AvaturnClient"]
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_DOWNLOAD_BYTES", "AvaturnClient", "ClientOptions"]
 
 T = TypeVar("T")
 
-DEFAULT_BASE_URL = "https://api.avaturn.me"
 DEFAULT_MAX_DOWNLOAD_BYTES = 1 << 30
 """The default cap of :meth:`AvaturnClient.download`: 1 GiB (exported models are MBs)."""
 logger = logging.getLogger("avaturn_async")
@@ -61,40 +49,57 @@ logger = logging.getLogger("avaturn_async")
 USER_AGENT = (
     f"avaturn-async/{__version__} python/{platform.python_version()} aiohttp/{aiohttp.__version__}"
 )
-
-
 DEFAULT_RETRY = RetryPolicy()
 DEFAULT_TIMEOUTS = Timeouts()
+DEFAULT_ADAPTIVE = AdaptiveConcurrency()
 DEFAULT_CLOCK = Clock()
 _UNSET: Any = object()
-_HOOKS = ("on_request", "on_response", "on_retry", "on_error")
-_RESOURCES = ("users", "sessions", "avatars", "renders", "exports")
 
 
-def _response_info(
-    request: Request, response: Response, attempt: int, elapsed: float
-) -> ResponseInfo:
-    return ResponseInfo(
-        route=request.route,
-        method=request.method,
-        path=request.display_path,
-        attempt=attempt,
-        status=response.status,
-        headers=response.headers,
-        request_id=response.request_id,
-        elapsed=elapsed,
-    )
+@attrs.frozen(kw_only=True)
+class ClientOptions:
+    """A client's options as one value: ``client.options``.
+
+    Each field means what the :class:`AvaturnClient` argument of the same name does
+    (``adaptive`` is ``None`` when off). :meth:`AvaturnClient.with_options` changes
+    ``retry``, ``timeouts``, the hooks and ``tracing``; the rest go with the pool.
+    """
+
+    base_url: str = DEFAULT_BASE_URL
+    retry: RetryPolicy = DEFAULT_RETRY
+    timeouts: Timeouts = DEFAULT_TIMEOUTS
+    max_concurrency: int = 16
+    adaptive: AdaptiveConcurrency | None = DEFAULT_ADAPTIVE
+    on_request: Hook | None = None
+    on_response: Hook | None = None
+    on_retry: Hook | None = None
+    on_error: Hook | None = None
+    tracing: bool | Literal["auto"] = "auto"
+    clock: Clock = DEFAULT_CLOCK
 
 
-@attrs.frozen(slots=True)
+class _State(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+# Read as module names on the hot path: an enum's attribute lookup costs ~80 ns.
+_OPEN, _CLOSED = _State.OPEN, _State.CLOSED
+
+
+@attrs.define
 class _Shared:
     """What a client and the clients derived from it by ``with_options`` share."""
 
     transport: Transport
     limiter: RequestLimiter
     backoff: AdaptiveLimiter | None
-    closed: list[bool]
-    """One cell: the pool's owner was closed (then every derived client is too)."""
+    # Built once, as the immutable mappings aiohttp would make of a dict per request.
+    plain_headers: CIMultiDictProxy[str]
+    auth_headers: CIMultiDictProxy[str]
+    download_headers: CIMultiDictProxy[str]
+    state: _State = attrs.field(default=_State.OPEN, kw_only=True)
+    """``CLOSED`` once the pool's owner was closed: then every derived client is too."""
 
 
 class AvaturnClient:
@@ -109,8 +114,8 @@ class AvaturnClient:
     explicit off value (the table is in ``docs/client.md``).
 
     Args:
-        api_key: the secret API key; defaults to ``$AVATURN_API_KEY``. It is sent as a
-            bearer token and never shown in reprs, logs or errors.
+        api_key: the secret key (default ``$AVATURN_API_KEY``), sent as a bearer token
+            and never shown in reprs, logs or errors.
         base_url: defaults to ``$AVATURN_BASE_URL``, then ``https://api.avaturn.me``.
         retry: the :class:`RetryPolicy`; ``RetryPolicy.off()`` turns retrying off.
         timeouts: per-attempt :class:`Timeouts`.
@@ -118,17 +123,16 @@ class AvaturnClient:
         session: an ``aiohttp.ClientSession`` to borrow; the client then does not close it.
         transport: a custom :class:`Transport` (overrides ``session``).
         user_agent: replaces the default ``User-Agent``.
-        event_hub: the :class:`EventHub` your webhook receiver publishes into; jobs'
-            ``wait()`` listen to it (and fall back to polling without it).
-        adaptive: shared backoff on rate limiting: ``True`` (default settings),
-            an :class:`AdaptiveConcurrency`, or ``False`` (each task retries for itself).
-        on_request, on_response, on_retry, on_error: lifecycle hooks, sync or async,
-            called with :class:`RequestInfo`, :class:`ResponseInfo`, :class:`RetryInfo`
-            and :class:`ErrorInfo`. A hook that raises is logged and ignored.
-        tracing: OpenTelemetry client spans: ``"auto"`` (on once a tracer provider is
+        event_hub: the :class:`EventHub` your webhook receiver feeds; jobs' ``wait()``
+            listen to it (and poll without it).
+        adaptive: shared backoff on rate limiting: ``True``, an :class:`AdaptiveConcurrency`,
+            or ``False`` (each task retries for itself).
+        on_request, on_response, on_retry, on_error: hooks, sync or async, called with a
+            :class:`RequestInfo`, :class:`ResponseInfo`, :class:`RetryInfo` or
+            :class:`ErrorInfo`. A hook that raises is logged and ignored.
+        tracing: OpenTelemetry client spans: ``"auto"`` (once a tracer provider is
             installed), ``True`` or ``False``.
-        clock: where the retry loop and jobs read the time, sleep and draw jitter
-            (a seam for tests).
+        clock: where the client reads the time, sleeps and draws jitter (a test seam).
     """
 
     def __init__(
@@ -151,81 +155,73 @@ class AvaturnClient:
         tracing: bool | Literal["auto"] = "auto",
         clock: Clock = DEFAULT_CLOCK,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("AVATURN_API_KEY")
-        if not key or not key.strip():
-            raise ConfigurationError(
-                "no API key: pass api_key=... or set the AVATURN_API_KEY environment variable"
-            )
-        url = base_url or os.environ.get("AVATURN_BASE_URL") or DEFAULT_BASE_URL
-        if not url.startswith(("http://", "https://")):
-            raise ConfigurationError(f"base_url must start with http:// or https://, got {url!r}")
         if max_concurrency < 1:
             raise ConfigurationError("max_concurrency must be at least 1")
-        self._api_key = key.strip()
-        self.base_url: str = url.rstrip("/")
-        self.max_concurrency = max_concurrency
-        self._set_clock(clock)
-        self.adaptive: AdaptiveConcurrency | None = adaptive_settings(adaptive)
-        self._shared = _Shared(
-            transport=transport
-            or AiohttpTransport(session=session, connection_limit=max_concurrency),
-            limiter=RequestLimiter(max_concurrency),
-            backoff=None
-            if self.adaptive is None
-            else AdaptiveLimiter(self.adaptive, max_concurrency, clock=self._now),
-            closed=[False],
-        )
-        self._closed = False
-        self._owns_pool = True
-        self._build_headers(user_agent or USER_AGENT)
-        self.event_hub = event_hub
-        self.retry: RetryPolicy = or_default(retry, DEFAULT_RETRY, "retry")
-        self.timeouts: Timeouts = or_default(timeouts, DEFAULT_TIMEOUTS, "timeouts")
-        self.on_request = on_request
-        self.on_response = on_response
-        self.on_retry = on_retry
-        self.on_error = on_error
-        self._tracer = Tracer(tracing_mode(tracing))
-
-    def _set_clock(self, clock: Clock) -> None:
         if not isinstance(clock, Clock):
             raise ConfigurationError("clock must be an avaturn_async.Clock")
-        self.clock = clock
-        # Bound once: the retry loop reads them on every attempt.
-        self._now: Callable[[], float] = clock.now
-        self._sleep: Callable[[float], Awaitable[None]] = clock.sleep
-
-    def _build_headers(self, user_agent: str) -> None:
-        self._user_agent = user_agent
-        # Built once, as the immutable case-insensitive mapping aiohttp would convert
-        # a dict into on every request: it copies them as they are.
-        plain = {"User-Agent": user_agent, "Accept": "application/json"}
-        self._plain_headers = CIMultiDictProxy(CIMultiDict(plain))
-        self._download_headers = CIMultiDictProxy(CIMultiDict({"User-Agent": user_agent}))
-        self._auth_headers = CIMultiDictProxy(
-            CIMultiDict({**plain, "Authorization": f"Bearer {self._api_key}"})
+        options = ClientOptions(
+            base_url=arguments.read_base_url(base_url),
+            retry=arguments.or_default(retry, DEFAULT_RETRY, "retry"),
+            timeouts=arguments.or_default(timeouts, DEFAULT_TIMEOUTS, "timeouts"),
+            max_concurrency=max_concurrency,
+            adaptive=arguments.adaptive_settings(adaptive),
+            on_request=on_request,
+            on_response=on_response,
+            on_retry=on_retry,
+            on_error=on_error,
+            tracing=arguments.tracing_mode(tracing),
+            clock=clock,
         )
+        agent, backoff = user_agent or USER_AGENT, options.adaptive
+        plain = {"User-Agent": agent, "Accept": "application/json"}
+        auth = {**plain, "Authorization": f"Bearer {arguments.read_api_key(api_key)}"}
+        shared = _Shared(
+            transport or AiohttpTransport(session=session, connection_limit=max_concurrency),
+            RequestLimiter(max_concurrency),
+            None if backoff is None else AdaptiveLimiter(backoff, max_concurrency, clock=clock.now),
+            *(CIMultiDictProxy(CIMultiDict(h)) for h in (plain, auth, {"User-Agent": agent})),
+        )
+        self._bind(shared, options, Tracer(options.tracing), owner=True)
+        self.event_hub = event_hub
+
+    def _bind(self, shared: _Shared, options: ClientOptions, tracer: Tracer, owner: bool) -> None:
+        self._shared = shared
+        self._options = options
+        self._tracer = tracer
+        self._owns_pool = owner
+        self._state = _OPEN
+        self._now = options.clock.now  # bound once: the retry loop reads it on every attempt
 
     # The endpoint groups, made on first use: ``with_options`` stays cheap.
-    @functools.cached_property
-    def users(self) -> Users:
-        return Users(self)
+    users: functools.cached_property[Users] = functools.cached_property(Users)
+    sessions: functools.cached_property[Sessions] = functools.cached_property(Sessions)
+    avatars: functools.cached_property[Avatars] = functools.cached_property(Avatars)
+    renders: functools.cached_property[Renders] = functools.cached_property(Renders)
+    exports: functools.cached_property[Exports] = functools.cached_property(Exports)
 
-    @functools.cached_property
-    def sessions(self) -> Sessions:
-        return Sessions(self)
+    @property
+    def options(self) -> ClientOptions:
+        return self._options
 
-    @functools.cached_property
-    def avatars(self) -> Avatars:
-        return Avatars(self)
+    @property
+    def retry(self) -> RetryPolicy:
+        return self._options.retry
 
-    @functools.cached_property
-    def renders(self) -> Renders:
-        return Renders(self)
+    @property
+    def timeouts(self) -> Timeouts:
+        return self._options.timeouts
 
-    @functools.cached_property
-    def exports(self) -> Exports:
-        return Exports(self)
+    @property
+    def adaptive(self) -> AdaptiveConcurrency | None:
+        return self._options.adaptive
+
+    @property
+    def clock(self) -> Clock:
+        return self._options.clock
+
+    @property
+    def base_url(self) -> str:
+        return self._options.base_url
 
     @property
     def backoff(self) -> AdaptiveLimiter | None:
@@ -255,40 +251,30 @@ class AvaturnClient:
         on_error: Hook | None = _UNSET,
         tracing: bool | Literal["auto"] = _UNSET,
     ) -> AvaturnClient:
-        """A client with some options changed, sharing this one's connections.
-
-        The derived client uses the same connection pool, request limit, shared
-        backoff and event hub, so it is cheap enough to make per call::
+        """A client with some options changed, sharing this one's connection pool,
+        request limit, shared backoff and event hub: cheap enough to make per call::
 
             await client.with_options(timeout=5, max_attempts=2).users.create()
 
-        ``timeout`` sets ``timeouts.request``; ``max_attempts`` sets the retry policy's.
+        ``timeout`` sets ``timeouts.request``, ``max_attempts`` the retry policy's.
         Closing the derived client closes nothing shared; closing this one closes both.
         """
+        # The arguments given are those not left _UNSET.
+        changes = {k: v for k, v in locals().items() if v is not _UNSET and k != "self"}
+        if "max_attempts" in changes:
+            given = changes.get("retry", self._options.retry)
+            changes["retry"] = attrs.evolve(given, max_attempts=changes.pop("max_attempts"))
+        if "timeout" in changes:
+            given = changes.get("timeouts", self._options.timeouts)
+            changes["timeouts"] = attrs.evolve(given, request=changes.pop("timeout"))
+        tracer = self._tracer
+        if "tracing" in changes:
+            changes["tracing"] = arguments.tracing_mode(tracing)
+            tracer = Tracer(changes["tracing"])
         derived = object.__new__(AvaturnClient)
-        state = dict(self.__dict__)
-        for name in _RESOURCES:
-            state.pop(name, None)
-        derived.__dict__.update(state)
-        derived._closed = False
-        derived._owns_pool = False
-        if retry is not _UNSET:
-            derived.retry = retry
-        if max_attempts is not _UNSET:
-            derived.retry = attrs.evolve(derived.retry, max_attempts=max_attempts)
-        if timeouts is not _UNSET:
-            derived.timeouts = timeouts
-        if timeout is not _UNSET:
-            derived.timeouts = attrs.evolve(derived.timeouts, request=timeout)
-        derived._set_hooks(on_request, on_response, on_retry, on_error)
-        if tracing is not _UNSET:
-            derived._tracer = Tracer(tracing_mode(tracing))
+        derived._bind(self._shared, attrs.evolve(self._options, **changes), tracer, False)
+        derived.event_hub = self.event_hub
         return derived
-
-    def _set_hooks(self, *hooks: Hook | None) -> None:
-        for name, hook in zip(_HOOKS, hooks, strict=True):
-            if hook is not _UNSET:
-                setattr(self, name, hook)
 
     def __repr__(self) -> str:
         return f"AvaturnClient(base_url={self.base_url!r}, api_key='***')"
@@ -297,12 +283,7 @@ class AvaturnClient:
         self._check_open()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -311,26 +292,25 @@ class AvaturnClient:
         A client made by :meth:`with_options` closes only itself: the connections
         belong to the client it was derived from.
         """
-        if self._closed:
+        if self._state is _CLOSED:
             return
-        self._closed = True
+        self._state = _CLOSED
         if self._owns_pool:
-            self._shared.closed[0] = True
+            self._shared.state = _CLOSED
             await self._shared.transport.aclose()
 
     @property
     def closed(self) -> bool:
-        return self._closed or self._shared.closed[0]
+        return self._state is _CLOSED or self._shared.state is _CLOSED
 
     def _check_open(self) -> None:
-        if self._closed or self._shared.closed[0]:
+        if self.closed:
             raise ClientClosedError("this AvaturnClient is closed; create a new one")
 
     def _adapt(self, response: Response, retry_after: float | None, sent_at: float) -> None:
         """Feed the shared backoff, and resize the limiter when its limit moved."""
         adaptive = self._shared.backoff
-        if adaptive is None:
-            return
+        assert adaptive is not None  # callers check
         status = response.status
         if status == 429 or (status == 503 and retry_after is not None):
             adaptive.on_rate_limited(retry_after=retry_after, sent_at=sent_at)
@@ -345,13 +325,14 @@ class AvaturnClient:
         """Send with retries; returns a 2xx answer or raises a typed error.
 
         Three steps, as httpx splits ``send``: :meth:`_attempt` sends once,
-        :func:`decide` says what to do about a failure (pure), and
-        :meth:`_give_up` reports the error that is then raised.
+        :func:`decide` says what to do about a failure (pure), and the error
+        it names is reported and raised.
         """
-        if self._closed or self._shared.closed[0]:
+        shared, options = self._shared, self._options
+        if self._state is _CLOSED or shared.state is _CLOSED:
             self._check_open()
-        url = request.url(self.base_url)
-        headers = self._auth_headers if request.authenticated else self._plain_headers
+        url = request.url(options.base_url)
+        headers = shared.auth_headers if request.authenticated else shared.plain_headers
         started = now = self._now()
         attempt = 0
         while True:
@@ -359,19 +340,17 @@ class AvaturnClient:
             outcome = await self._attempt(request, url, headers, attempt, now)
             if type(outcome) is Response and 200 <= outcome.status < 300:
                 return attrs.evolve(outcome, attempts=attempt) if attempt > 1 else outcome
+            elapsed, random = self._now() - started, options.clock.random
             decision = decide(
-                self.retry,
-                request,
-                outcome,
-                attempt=attempt,
-                elapsed=self._now() - started,
-                random=self.clock.random,
+                options.retry, request, outcome, attempt=attempt, elapsed=elapsed, random=random
             )
             if decision.delay is None:
-                await self._give_up(request, attempt, decision.error)
+                await _observe.report_failure(options.on_error, request, attempt, decision.error)
                 raise decision.error
-            await self._before_retry(request, attempt, decision.reason, decision.delay)
-            await self._sleep(decision.delay)
+            await _observe.report_retry(
+                options.on_retry, request, attempt, decision.reason, decision.delay
+            )
+            await options.clock.sleep(decision.delay)
             now = self._now()
 
     async def _attempt(
@@ -381,27 +360,27 @@ class AvaturnClient:
 
         ``now`` is the clock read by the caller just before: one read less per call.
         """
-        shared = self._shared
+        shared, options = self._shared, self._options
         limiter = shared.limiter
         sent_at = now
         if not limiter.acquire_nowait():
             await limiter.acquire()
             sent_at = self._now()
         try:
-            if self._closed or shared.closed[0]:  # closed while this call waited for a slot
-                self._check_open()
+            if self._state is _CLOSED or shared.state is _CLOSED:
+                self._check_open()  # closed while this call waited for a slot
             adaptive = shared.backoff
             if adaptive is not None and adaptive.resume_at > sent_at:  # the gate is shut
-                await self._sleep(adaptive.pause_remaining())
+                await options.clock.sleep(adaptive.pause_remaining())
                 sent_at = self._now()
-            if self.on_request is not None:
-                await call_hook(self.on_request, self._request_info(request, attempt))
+            if options.on_request is not None:
+                await _observe.report_request(options.on_request, request, attempt)
+            sending = shared.transport.send(
+                request, url=url, headers=headers, timeouts=options.timeouts
+            )
             if self._tracer.enabled_at(sent_at):
-                response = await self._traced_send(request, url, headers, attempt)
-            else:
-                response = await shared.transport.send(
-                    request, url=url, headers=headers, timeouts=self.timeouts
-                )
+                sending = _observe.traced(self._tracer, request, attempt, sending)
+            response = await sending
         except TransportError as exc:
             return exc
         finally:
@@ -411,76 +390,10 @@ class AvaturnClient:
                 self._adapt(response, None, sent_at)
         elif adaptive is not None:
             self._adapt(response, retry_after_seconds(response), sent_at)
-        if self.on_response is not None or logger.isEnabledFor(logging.DEBUG):
-            await self._answered(request, response, attempt, self._now() - sent_at)
+        if options.on_response is not None or logger.isEnabledFor(logging.DEBUG):
+            elapsed = self._now() - sent_at
+            await _observe.report_answer(options.on_response, request, response, attempt, elapsed)
         return response
-
-    async def _answered(
-        self, request: Request, response: Response, attempt: int, elapsed: float
-    ) -> None:
-        logger.debug(
-            "%s %s -> %d in %.3f s", request.method, request.display_path, response.status, elapsed
-        )
-        if self.on_response is not None:
-            await call_hook(self.on_response, _response_info(request, response, attempt, elapsed))
-
-    async def _before_retry(
-        self, request: Request, attempt: int, reason: str, delay: float
-    ) -> None:
-        path = request.display_path
-        logger.info(
-            "retrying %s %s in %.2f s (attempt %d: %s)",
-            request.method,
-            path,
-            delay,
-            attempt,
-            reason,
-        )
-        if self.on_retry is not None:
-            info = RetryInfo(
-                route=request.route,
-                method=request.method,
-                path=path,
-                attempt=attempt,
-                delay=delay,
-                reason=reason,
-            )
-            await call_hook(self.on_retry, info)
-
-    def _request_info(self, request: Request, attempt: int) -> RequestInfo:
-        return RequestInfo(
-            route=request.route, method=request.method, path=request.display_path, attempt=attempt
-        )
-
-    async def _traced_send(
-        self, request: Request, url: str, headers: Mapping[str, str], attempt: int
-    ) -> Response:
-        with self._tracer.span(
-            request.route, request.method, request.display_path, attempt
-        ) as span:
-            response = await self._shared.transport.send(
-                request, url=url, headers=headers, timeouts=self.timeouts
-            )
-            record_status(span, response.status)
-        return response
-
-    async def _give_up(self, request: Request, attempts: int, error: Exception) -> None:
-        path = request.display_path
-        if attempts > 1:
-            logger.warning(
-                "giving up on %s %s after %d attempts: %s", request.method, path, attempts, error
-            )
-        if self.on_error is not None:
-            await call_hook(
-                self.on_error,
-                ErrorInfo(
-                    route=request.route,
-                    method=request.method,
-                    path=path,
-                    attempts=attempts,
-                    error=error,
-                ),
-            )
 
     async def _call(self, request: Request, model: type[T]) -> T:
         response = await self._send(request)
@@ -520,13 +433,13 @@ class AvaturnClient:
         if max_bytes is not None and (isinstance(max_bytes, bool) or max_bytes < 0):
             raise InvalidRequestError("max_bytes must be a non-negative int or None")
         self._check_open()
-        path = Path(destination)
-        async with self._shared.limiter:
-            size = await self._shared.transport.download(
+        path, shared = Path(destination), self._shared
+        async with shared.limiter:
+            size = await shared.transport.download(
                 url,
                 path,
-                headers=self._download_headers,
-                timeouts=self.timeouts,
+                headers=shared.download_headers,
+                timeouts=self._options.timeouts,
                 max_bytes=max_bytes,
             )
         return DownloadedFile(path=path, size=size)

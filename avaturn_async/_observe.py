@@ -8,6 +8,8 @@
   a mirror class per resource; API errors carry the same fields themselves.
 * OpenTelemetry: when ``opentelemetry-api`` is importable, each attempt is a client
   span; when it is not, nothing is imported or allocated per request.
+* Reporting a call: the ``report_*`` functions log each step of the client's retry
+  loop and call its hook; the loop itself stays in ``_client``.
 
 Records never hold the API key; paths are shown without query strings.
 """
@@ -16,17 +18,16 @@ from __future__ import annotations
 
 import inspect
 import logging
-import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 import anyio
 import attrs
 
 from . import _models
-from ._protocol import Response
+from ._protocol import Request, Response
 
 __all__ = [
     "ErrorInfo",
@@ -38,7 +39,13 @@ __all__ = [
     "ResponseMetadata",
     "RetryInfo",
     "SdkResult",
+    "Tracer",
+    "report_answer",
+    "report_failure",
+    "report_request",
+    "report_retry",
     "response_of",
+    "traced",
 ]
 
 logger = logging.getLogger("avaturn_async")
@@ -158,6 +165,71 @@ async def call_hook(hook: Hook | None, info: object) -> None:
         logger.exception("avaturn_async hook %r failed; the request goes on", hook)
 
 
+# --------------------------------------------------------------- reporting a call
+
+
+async def report_request(hook: Hook, call: Request, attempt: int) -> None:
+    """``on_request`` before an attempt (callers skip this when it is unset)."""
+    info = RequestInfo(
+        route=call.route, method=call.method, path=call.display_path, attempt=attempt
+    )
+    await call_hook(hook, info)
+
+
+async def report_answer(
+    hook: Hook | None, call: Request, answer: Response, attempt: int, elapsed: float
+) -> None:
+    """A debug log line and ``on_response`` after any answer."""
+    path = call.display_path
+    logger.debug("%s %s -> %d in %.3f s", call.method, path, answer.status, elapsed)
+    if hook is not None:
+        info = ResponseInfo(
+            route=call.route,
+            method=call.method,
+            path=path,
+            attempt=attempt,
+            status=answer.status,
+            headers=answer.headers,
+            request_id=answer.request_id,
+            elapsed=elapsed,
+        )
+        await call_hook(hook, info)
+
+
+async def report_retry(
+    hook: Hook | None, call: Request, attempt: int, reason: str, delay: float
+) -> None:
+    """An info log line and ``on_retry`` before waiting for the next attempt."""
+    path = call.display_path
+    logger.info(
+        "retrying %s %s in %.2f s (attempt %d: %s)", call.method, path, delay, attempt, reason
+    )
+    if hook is not None:
+        info = RetryInfo(
+            route=call.route,
+            method=call.method,
+            path=path,
+            attempt=attempt,
+            delay=delay,
+            reason=reason,
+        )
+        await call_hook(hook, info)
+
+
+async def report_failure(hook: Hook | None, call: Request, attempts: int, error: Exception) -> None:
+    """A warning (when the call was retried) and ``on_error`` when it fails for good."""
+    path = call.display_path
+    if attempts > 1:
+        logger.warning(
+            "giving up on %s %s after %d attempts: %s", call.method, path, attempts, error
+        )
+    if hook is not None:
+        info = ErrorInfo(
+            route=call.route, method=call.method, path=path, attempts=attempts, error=error
+        )
+        await call_hook(hook, info)
+
+
 # --------------------------------------------------------------- response metadata
 
 # Models an endpoint returns, and lists, carry their answer in a slot; anything
@@ -274,27 +346,23 @@ except ImportError:  # pragma: no cover
 class Tracer:
     """Client spans when OpenTelemetry is set up; nothing at all otherwise.
 
-    With ``enabled=None`` (the default) spans start once the application installs a
+    With ``enabled="auto"`` (the default) spans start once the application installs a
     real tracer provider: until then OpenTelemetry would only make no-op spans, at
     about a quarter of the SDK's per-request cost.
     """
 
-    def __init__(self, enabled: bool | None = None) -> None:
-        if enabled and _otel_trace is None:
+    def __init__(self, enabled: bool | Literal["auto"] = "auto") -> None:
+        if enabled is True and _otel_trace is None:
             from ._errors import ConfigurationError
 
             raise ConfigurationError("tracing=True needs the opentelemetry-api package")
-        self._auto = enabled is None and _otel_trace is not None
-        self._on = bool(enabled) and _otel_trace is not None
+        self._auto = enabled == "auto" and _otel_trace is not None
+        self._on = enabled is True and _otel_trace is not None
         self._checked_at = -1.0
         self._tracer = _otel_trace.get_tracer("avaturn_async") if self._on or self._auto else None
 
-    @property
-    def enabled(self) -> bool:
-        return self.enabled_at(time.monotonic())
-
     def enabled_at(self, now: float) -> bool:
-        """``enabled``, given the monotonic time (callers that just read it pass it)."""
+        """Whether to make spans, given the monotonic time (the caller just read it)."""
         if self._auto and not self._on:
             # Looking the provider up costs more than the rest of the check: once a second.
             if now - self._checked_at < 1.0:
@@ -325,8 +393,15 @@ class Tracer:
             yield span
 
 
-def record_status(span: Any, status: int) -> None:
-    if span is not None:
-        span.set_attribute("http.response.status_code", status)
-        if status >= 400:
-            span.set_status(_otel_trace.Status(_otel_trace.StatusCode.ERROR))
+A = TypeVar("A", bound=Response)
+
+
+async def traced(tracer: Tracer, call: Request, attempt: int, sending: Awaitable[A]) -> A:
+    """Await ``sending`` (one attempt, not started yet) inside a client span."""
+    with tracer.span(call.route, call.method, call.display_path, attempt) as span:
+        answer = await sending
+        if span is not None:
+            span.set_attribute("http.response.status_code", answer.status)
+            if answer.status >= 400:
+                span.set_status(_otel_trace.Status(_otel_trace.StatusCode.ERROR))
+    return answer

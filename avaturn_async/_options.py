@@ -7,15 +7,43 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Literal, TypeVar
 
 from ._adaptive import AdaptiveConcurrency
 from ._errors import ConfigurationError
 
-__all__ = ["adaptive_settings", "or_default", "tracing_mode"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "adaptive_settings",
+    "or_default",
+    "read_api_key",
+    "read_base_url",
+    "tracing_mode",
+]
 
 T = TypeVar("T")
+
+DEFAULT_BASE_URL = "https://api.avaturn.me"
+
+
+def read_api_key(api_key: str | None) -> str:
+    """``api_key``, else ``$AVATURN_API_KEY``: a missing key fails here, not at the first call."""
+    key = api_key if api_key is not None else os.environ.get("AVATURN_API_KEY")
+    if not key or not key.strip():
+        raise ConfigurationError(
+            "no API key: pass api_key=... or set the AVATURN_API_KEY environment variable"
+        )
+    return key.strip()
+
+
+def read_base_url(base_url: str | None) -> str:
+    """``base_url``, else ``$AVATURN_BASE_URL``, else :data:`DEFAULT_BASE_URL`."""
+    url = base_url or os.environ.get("AVATURN_BASE_URL") or DEFAULT_BASE_URL
+    if not url.startswith(("http://", "https://")):
+        raise ConfigurationError(f"base_url must start with http:// or https://, got {url!r}")
+    return url.rstrip("/")
 
 
 def adaptive_settings(adaptive: AdaptiveConcurrency | bool | None) -> AdaptiveConcurrency | None:
@@ -33,17 +61,15 @@ def adaptive_settings(adaptive: AdaptiveConcurrency | bool | None) -> AdaptiveCo
     return adaptive
 
 
-def tracing_mode(tracing: bool | Literal["auto"] | None) -> bool | None:
+def tracing_mode(tracing: bool | Literal["auto"] | None) -> bool | Literal["auto"]:
     if tracing is None:
         warnings.warn(
             'tracing=None is deprecated: "auto" (the default) means the same',
             DeprecationWarning,
             stacklevel=3,
         )
-        return None
-    if tracing == "auto":
-        return None
-    if not isinstance(tracing, bool):
+        return "auto"
+    if tracing != "auto" and not isinstance(tracing, bool):
         raise ConfigurationError('tracing must be True, False or "auto"')
     return tracing
 

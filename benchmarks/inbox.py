@@ -45,7 +45,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RECEIVER = """\
 import os, sys
 import anyio
-from avaturn_async.webhooks import WebhookInbox, WebhookRouter, WebhookVerifier
+from avaturn_async.webhooks import WebhookInbox, WebhookPipeline, WebhookRouter, WebhookVerifier
 from avaturn_async.webhooks.aiohttp import serve_webhooks
 
 async def main() -> None:
@@ -58,7 +58,7 @@ async def main() -> None:
     router = WebhookRouter()
     router.on_any(lambda event: None)
     verifier = WebhookVerifier(os.environ["AVATURN_WEBHOOK_SECRET"])
-    async with serve_webhooks(verifier, router, inbox=inbox) as server:
+    async with serve_webhooks(WebhookPipeline(verifier, router, inbox=inbox)) as server:
         print(server.url, flush=True)
         await anyio.to_thread.run_sync(sys.stdin.read)   # until the parent closes stdin
     print(getattr(inbox.store, "batches", 0) if inbox is not None else 0, flush=True)

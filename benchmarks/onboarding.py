@@ -188,7 +188,7 @@ async def run_baseline(base_url: str, rows: int, log: StepLog | None) -> None:
 async def run_sdk(base_url: str, rows: int, folder: Path) -> None:
     """``onboard()`` on a generated CSV manifest."""
     from avaturn_async import AvaturnClient
-    from avaturn_async.batch import Manifest, onboard
+    from avaturn_async.batch import Manifest, OnboardSettings, onboard
 
     async with AvaturnClient(
         api_key=API_KEY, base_url=base_url, max_concurrency=IN_FLIGHT
@@ -198,9 +198,11 @@ async def run_sdk(base_url: str, rows: int, folder: Path) -> None:
                 client,
                 source,
                 journal=folder / "onboard.db",
-                concurrency=SDK_CONCURRENCY,
-                max_in_flight=ROWS_IN_PROGRESS,
-                poll_interval=FIRST_POLL,
+                settings=OnboardSettings(
+                    concurrency=SDK_CONCURRENCY,
+                    max_in_flight=ROWS_IN_PROGRESS,
+                    poll_interval=FIRST_POLL,
+                ),
             )
     if summary.ready != rows:
         raise SystemExit(f"SDK run incomplete: {summary.format()}")

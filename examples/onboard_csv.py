@@ -32,6 +32,7 @@ from avaturn_async import AvaturnClient
 from avaturn_async.batch import (
     Manifest,
     OnboardingSummary,
+    OnboardSettings,
     count_rows,
     onboard,
     write_sample_manifest,
@@ -57,7 +58,7 @@ async def main(csv_path: Path) -> int:
                 client,
                 rows,
                 journal=csv_path.with_suffix(".journal.db"),
-                concurrency=4,
+                settings=OnboardSettings(concurrency=4),
                 progress=Progress(),
                 summary=OnboardingSummary(total=count_rows(csv_path)),  # known total for progress
             )

@@ -18,7 +18,7 @@ import pytest
 from avaturn_async import AvaturnClient
 from avaturn_async.samples import sample_photo_paths
 from avaturn_async.testing import AvaturnEmulator, WebhookSender, make_avatar_ready
-from avaturn_async.webhooks import AvatarReady, WebhookRouter
+from avaturn_async.webhooks import AvatarReady, WebhookPipeline, WebhookRouter
 from avaturn_async.webhooks.aiohttp import serve_webhooks
 
 # ---- your application code (normally imported from your package) -------------------
@@ -71,7 +71,8 @@ async def test_sign_up_survives_a_503_without_a_duplicate_user(
 async def test_webhook_handler_marks_the_avatar_ready(avaturn_webhooks: WebhookSender) -> None:
     ready: set[str] = set()
     event = make_avatar_ready()
-    async with serve_webhooks(avaturn_webhooks.verifier(), make_router(ready)) as server:
+    pipeline = WebhookPipeline(avaturn_webhooks.verifier(), make_router(ready))
+    async with serve_webhooks(pipeline) as server:
         status = await avaturn_webhooks.deliver(server.url, event)
     assert status == 204
     assert ready == {event.avatar_id}
@@ -80,7 +81,8 @@ async def test_webhook_handler_marks_the_avatar_ready(avaturn_webhooks: WebhookS
 @pytest.mark.avaturn
 async def test_webhook_with_a_bad_signature_is_refused(avaturn_webhooks: WebhookSender) -> None:
     ready: set[str] = set()
-    async with serve_webhooks(avaturn_webhooks.verifier(), make_router(ready)) as server:
+    pipeline = WebhookPipeline(avaturn_webhooks.verifier(), make_router(ready))
+    async with serve_webhooks(pipeline) as server:
         status = await avaturn_webhooks.deliver(
             server.url, make_avatar_ready(), headers={"webhook-signature": "v1,AAAA"}
         )

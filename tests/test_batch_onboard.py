@@ -11,20 +11,32 @@ from typing import Any
 import anyio
 import pytest
 
-from avaturn_async import AuthenticationError, AvaturnClient, EventHub, RetryPolicy
+from avaturn_async import (
+    AuthenticationError,
+    AvaturnClient,
+    ConfigurationError,
+    EventHub,
+    RetryPolicy,
+)
 from avaturn_async.batch import (
     Journal,
     Manifest,
     OnboardingAbortedError,
     OnboardingSummary,
     OnboardRow,
+    OnboardSettings,
     RowState,
     onboard,
 )
 from avaturn_async.batch import write_sample_manifest as write_manifest
 from avaturn_async.samples import sample_photo_paths
-from avaturn_async.testing import AvaturnEmulator, make_webhook_secret
-from avaturn_async.webhooks import WebhookRouter, WebhookVerifier
+from avaturn_async.testing import (
+    AvaturnEmulator,
+    FaultPlan,
+    WebhookFaults,
+    make_webhook_secret,
+)
+from avaturn_async.webhooks import WebhookPipeline, WebhookRouter, WebhookVerifier
 from avaturn_async.webhooks.aiohttp import serve_webhooks
 
 FAST = {"processing_delay": 0.01, "export_delay": 0.01, "webhook_retry_delay": 0.01}
@@ -38,7 +50,7 @@ async def with_webhooks(**options: Any) -> AsyncIterator[tuple[AvaturnEmulator, 
     hub.attach(router)
     secret = make_webhook_secret()
     async with (
-        serve_webhooks(WebhookVerifier(secret), router) as server,
+        serve_webhooks(WebhookPipeline(WebhookVerifier(secret), router)) as server,
         AvaturnEmulator(webhook_url=server.url, webhook_secret=secret, **{**FAST, **options})
         as emu,
         AvaturnClient(api_key=emu.api_key, base_url=emu.base_url, event_hub=hub) as client,
@@ -89,7 +101,8 @@ async def test_a_few_hundred_rows_get_exactly_one_user_and_one_avatar_each(
     manifest = write_manifest(tmp_path, 300)
     async with with_webhooks() as (emu, client):
         with Manifest(manifest) as rows:
-            summary = await onboard(client, rows, journal=tmp_path / "j.db", concurrency=16)
+            settings = OnboardSettings(concurrency=16)
+            summary = await onboard(client, rows, journal=tmp_path / "j.db", settings=settings)
     assert (summary.ready, summary.failed, summary.exit_code) == (300, 0, 0)
     assert (emu.stats.users_created, emu.stats.avatars_created, emu.stats.uploads) == (300,) * 3
     assert_one_user_and_one_ready_avatar_per_row(emu, tmp_path / "j.db", 300)
@@ -150,7 +163,8 @@ async def test_polling_mode_without_webhooks_completes(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, 20)
     async with polling_only() as (emu, client):
         with Manifest(manifest) as rows:
-            summary = await onboard(client, rows, journal=tmp_path / "j.db", poll_interval=0.02)
+            settings = OnboardSettings(poll_interval=0.02)
+            summary = await onboard(client, rows, journal=tmp_path / "j.db", settings=settings)
     assert summary.ready == 20
     assert emu.stats.requests["avatars.list"] >= 20
     assert_one_user_and_one_ready_avatar_per_row(emu, tmp_path / "j.db", 20)
@@ -160,10 +174,12 @@ async def test_duplicate_and_reordered_webhooks_do_not_confuse_correlation(
     tmp_path: Path,
 ) -> None:
     manifest = write_manifest(tmp_path, 40)
-    async with with_webhooks(duplicate_webhooks=True, reorder_webhooks=True) as (emu, client):
+    chaos = FaultPlan(webhooks=WebhookFaults(duplicate=1.0, reorder=True))
+    async with with_webhooks(faults=chaos) as (emu, client):
         with Manifest(manifest) as rows, anyio.fail_after(20):
             # Polling would start after a minute: only the webhooks can finish the rows.
-            summary = await onboard(client, rows, journal=tmp_path / "j.db", poll_interval=60)
+            settings = OnboardSettings(poll_interval=60)
+            summary = await onboard(client, rows, journal=tmp_path / "j.db", settings=settings)
         copies = {d.copy for d in emu.webhook_deliveries}
     assert summary.ready == 40
     assert copies == {1, 2}
@@ -175,7 +191,8 @@ async def test_stages_are_bounded_by_concurrency(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, 24)
     async with with_webhooks(response_delay=0.02) as (emu, client):
         with Manifest(manifest) as rows:
-            await onboard(client, rows, journal=tmp_path / "j.db", concurrency=3)
+            settings = OnboardSettings(concurrency=3)
+            await onboard(client, rows, journal=tmp_path / "j.db", settings=settings)
     assert 2 <= emu.stats.max_in_flight <= 3
 
 
@@ -184,9 +201,8 @@ async def test_export_downloads_one_model_file_per_row(tmp_path: Path) -> None:
     models = tmp_path / "models"
     async with with_webhooks() as (_, client):
         with Manifest(manifest) as rows:
-            summary = await onboard(
-                client, rows, journal=tmp_path / "j.db", export=True, export_dir=models
-            )
+            settings = OnboardSettings(export=True, export_dir=models)
+            summary = await onboard(client, rows, journal=tmp_path / "j.db", settings=settings)
     assert summary.ready == 5
     paths = sorted(Path(r.export_path) for r in journal_rows(tmp_path / "j.db"))
     assert paths == sorted(models.glob("*.glb"))
@@ -215,7 +231,8 @@ async def test_retry_failed_gives_a_failed_row_a_new_avatar_and_drops_the_old(
             await onboard(client, rows, journal=tmp_path / "j.db")
         emu.avatar_outcome = None
         with Manifest(manifest) as rows:
-            again = await onboard(client, rows, journal=tmp_path / "j.db", retry_failed=True)
+            settings = OnboardSettings(retry_failed=True)
+            again = await onboard(client, rows, journal=tmp_path / "j.db", settings=settings)
     assert (again.ready, again.avatars_replaced, emu.stats.avatars_created) == (2, 2, 4)
     assert_one_user_and_one_ready_avatar_per_row(emu, tmp_path / "j.db", 2)
 
@@ -226,9 +243,11 @@ async def test_a_row_not_ready_in_time_fails_and_a_rerun_waits_for_the_same_avat
     manifest = write_manifest(tmp_path, 1)
     async with with_webhooks(processing_delay=0.5) as (emu, client):
         with Manifest(manifest) as rows:
-            late = await onboard(client, rows, journal=tmp_path / "j.db", ready_timeout=0.05)
+            settings = OnboardSettings(ready_timeout=0.05)
+            late = await onboard(client, rows, journal=tmp_path / "j.db", settings=settings)
         with Manifest(manifest) as rows:
-            again = await onboard(client, rows, journal=tmp_path / "j.db", poll_interval=0.05)
+            settings = OnboardSettings(poll_interval=0.05)
+            again = await onboard(client, rows, journal=tmp_path / "j.db", settings=settings)
     assert late.failed_by_kind == {"timeout": 1}
     assert (again.ready, emu.stats.avatars_created) == (1, 1)
 
@@ -245,10 +264,15 @@ async def test_cancelling_a_run_propagates_and_the_rerun_finishes_every_row(
                     scope.cancel()
 
             await onboard(
-                client, rows, journal=tmp_path / "j.db", concurrency=4, progress=cancel_after_ten
+                client,
+                rows,
+                journal=tmp_path / "j.db",
+                settings=OnboardSettings(concurrency=4),
+                progress=cancel_after_ten,
             )
         with Manifest(manifest) as rows:
-            again = await onboard(client, rows, journal=tmp_path / "j.db", poll_interval=0.05)
+            settings = OnboardSettings(poll_interval=0.05)
+            again = await onboard(client, rows, journal=tmp_path / "j.db", settings=settings)
         await emu.wait_idle()
     assert scope.cancelled_caught
     assert 10 <= again.already_done < 60
@@ -276,8 +300,9 @@ async def test_a_rejected_api_key_stops_the_run_instead_of_failing_every_row(
     manifest = write_manifest(tmp_path, 50)
     async with polling_only() as (emu, _):
         async with AvaturnClient(api_key="wrong", base_url=emu.base_url) as client:
+            settings = OnboardSettings(concurrency=2)
             with Manifest(manifest) as rows, pytest.raises(AuthenticationError):
-                await onboard(client, rows, journal=tmp_path / "j.db", concurrency=2)
+                await onboard(client, rows, journal=tmp_path / "j.db", settings=settings)
     assert emu.stats.requests["users.create"] < 10
 
 
@@ -288,8 +313,9 @@ async def test_a_run_that_cannot_reach_the_api_stops_early(tmp_path: Path) -> No
     async with AvaturnClient(
         api_key="k", base_url=base_url, retry=RetryPolicy.disabled()
     ) as client:
+        settings = OnboardSettings(concurrency=2)
         with Manifest(manifest) as rows, pytest.raises(OnboardingAbortedError):
-            await onboard(client, rows, journal=tmp_path / "j.db", concurrency=2)
+            await onboard(client, rows, journal=tmp_path / "j.db", settings=settings)
     failed = [r for r in journal_rows(tmp_path / "j.db") if r.error_kind == "network"]
     assert 20 <= len(failed) < 200
 
@@ -306,3 +332,33 @@ async def test_a_source_that_breaks_mid_way_raises_its_own_error(tmp_path: Path)
     async with with_webhooks() as (_, client):
         with pytest.raises(OSError, match="disk went away"):
             await onboard(client, people(), journal=tmp_path / "j.db")
+
+
+async def test_the_old_keywords_still_work_with_a_deprecation_warning(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, 2)
+    models = tmp_path / "models"
+    async with with_webhooks() as (_, client):
+        with Manifest(manifest) as rows, pytest.deprecated_call(match="OnboardSettings"):
+            summary = await onboard(
+                client, rows, journal=tmp_path / "j.db", export=True, export_dir=models
+            )
+    assert (summary.ready, len(list(models.glob("*.glb")))) == (2, 2)
+
+
+async def test_an_unknown_keyword_is_still_a_type_error(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="concurrenci"), pytest.deprecated_call():
+        await onboard(None, [], journal=tmp_path / "j.db", concurrenci=2)  # type: ignore[arg-type]
+
+
+def test_settings_refuse_export_without_a_folder() -> None:
+    with pytest.raises(ConfigurationError, match="export_dir"):
+        OnboardSettings(export=True)
+
+
+def test_settings_refuse_fewer_rows_in_flight_than_concurrency() -> None:
+    with pytest.raises(ConfigurationError, match="max_in_flight"):
+        OnboardSettings(concurrency=4, max_in_flight=2)
+
+
+def test_rows_in_flight_default_to_eight_times_concurrency() -> None:
+    assert OnboardSettings(concurrency=3).in_flight == 24

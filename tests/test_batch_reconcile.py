@@ -23,7 +23,14 @@ from avaturn_async import (
     Response,
     Timeouts,
 )
-from avaturn_async.batch import Journal, Manifest, OnboardingSummary, RowState, onboard
+from avaturn_async.batch import (
+    Journal,
+    Manifest,
+    OnboardingSummary,
+    OnboardSettings,
+    RowState,
+    onboard,
+)
 from avaturn_async.batch import write_sample_manifest as write_manifest
 from avaturn_async.samples import sample_photo_paths
 from avaturn_async.testing import AvaturnEmulator
@@ -89,7 +96,8 @@ async def run_rows(client: AvaturnClient, folder: Path, rows: int = 1) -> Onboar
     if not manifest.exists():
         write_manifest(folder, rows)
     with Manifest(manifest) as source:
-        return await onboard(client, source, journal=folder / "j.db", poll_interval=0.02)
+        settings = OnboardSettings(poll_interval=0.02)
+        return await onboard(client, source, journal=folder / "j.db", settings=settings)
 
 
 def avatars_of(emu: AvaturnEmulator, user_id: str | None) -> list[str]:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import attrs
 import pytest
 
 from avaturn_async import (
+    DEFAULT_BASE_URL,
     AdaptiveConcurrency,
     AdaptiveLimiter,
     AiohttpTransport,
     AvaturnClient,
     ClientClosedError,
+    ClientOptions,
     Clock,
     ConfigurationError,
     Request,
@@ -190,3 +193,38 @@ async def test_closing_the_parent_closes_its_derived_clients() -> None:
     await client.aclose()
     with pytest.raises(ClientClosedError):
         await derived.users.create()
+
+
+# ------------------------------------------------------------------ options as a value
+
+
+def test_options_is_one_frozen_value_of_what_was_passed() -> None:
+    retry = RetryPolicy(max_attempts=3)
+    options = AvaturnClient(KEY, retry=retry, max_concurrency=4, adaptive=False).options
+    assert options == ClientOptions(
+        base_url=DEFAULT_BASE_URL, retry=retry, max_concurrency=4, adaptive=None
+    )
+
+
+def test_with_options_derives_a_new_value_and_leaves_the_parents() -> None:
+    client = AvaturnClient(KEY)
+    derived = client.with_options(timeout=5.0, tracing=False)
+    expected = attrs.evolve(client.options, timeouts=Timeouts(request=5.0), tracing=False)
+    assert (derived.options, client.options) == (expected, ClientOptions())
+
+
+def test_with_options_tracing_none_still_means_auto_with_a_deprecation_warning() -> None:
+    client = AvaturnClient(KEY, tracing=False)
+    with pytest.deprecated_call():
+        derived = client.with_options(tracing=None)  # type: ignore[arg-type]
+    assert derived.options.tracing == "auto"
+
+
+def test_a_derived_client_shares_the_parents_backoff() -> None:
+    client = AvaturnClient(KEY)
+    assert client.with_options(max_attempts=1).backoff is client.backoff
+
+
+def test_options_cannot_be_changed_in_place() -> None:
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        AvaturnClient(KEY).options.retry = RetryPolicy.off()  # type: ignore[misc]

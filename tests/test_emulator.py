@@ -17,7 +17,7 @@ from standardwebhooks.webhooks import Webhook
 
 from avaturn_async import ConfigurationError
 from avaturn_async.samples import SAMPLES_DIR, sample_photo_paths
-from avaturn_async.testing import AvaturnEmulator
+from avaturn_async.testing import AvaturnEmulator, FaultPlan, WebhookFaults
 
 API = "/api/v1"
 PHOTO_FIELDS = ("image-frontal", "image-side-1", "image-side-2")
@@ -1046,12 +1046,14 @@ async def test_connection_error_is_recorded_as_an_error(http: aiohttp.ClientSess
     assert all(d.error for d in emu.webhook_deliveries)
 
 
-async def test_duplicate_webhooks_sends_each_event_twice_with_one_id(
+async def test_deprecated_duplicate_webhooks_still_sends_each_event_twice_with_one_id(
     http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
-    async with AvaturnEmulator(
-        processing_delay=0, duplicate_webhooks=True, webhook_url=receiver.url
-    ) as emu:
+    with pytest.deprecated_call(match="duplicate_webhooks"):
+        emulator = AvaturnEmulator(
+            processing_delay=0, duplicate_webhooks=True, webhook_url=receiver.url
+        )
+    async with emulator as emu:
         await ready_avatar(http, emu, customize=False)
         await receiver.wait_for(2)
     first, second = (headers["webhook-id"] for headers, _ in receiver.received)
@@ -1059,10 +1061,12 @@ async def test_duplicate_webhooks_sends_each_event_twice_with_one_id(
     assert [d.copy for d in emu.webhook_deliveries] == [1, 2]
 
 
-async def test_reorder_webhooks_delivers_a_batch_newest_first(
+async def test_deprecated_reorder_webhooks_still_delivers_a_batch_newest_first(
     http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
-    async with AvaturnEmulator(processing_delay=0, render_delay=0.02, reorder_webhooks=True) as emu:
+    with pytest.deprecated_call(match="reorder_webhooks"):
+        emulator = AvaturnEmulator(processing_delay=0, render_delay=0.02, reorder_webhooks=True)
+    async with emulator as emu:
         _, avatar_id = await ready_avatar(http, emu)
         await settle(emu)
         emu.webhook_url = receiver.url
@@ -1076,6 +1080,14 @@ async def test_reorder_webhooks_delivers_a_batch_newest_first(
         for headers, body in receiver.received
     ]
     assert received == render_ids[::-1]
+
+
+def test_deprecated_webhook_knobs_join_the_given_fault_plan() -> None:
+    plan = FaultPlan(seed=3, webhooks=WebhookFaults(drop=0.5))
+    with pytest.deprecated_call():
+        emu = AvaturnEmulator(faults=plan, duplicate_webhooks=True, reorder_webhooks=True)
+    expected = FaultPlan(seed=3, webhooks=WebhookFaults(drop=0.5, duplicate=1.0, reorder=True))
+    assert emu.faults == expected
 
 
 async def test_webhook_secret_is_a_whsec_value_by_default(emulator: AvaturnEmulator) -> None:

@@ -25,6 +25,7 @@ from avaturn_async.batch import (
     JournalStatus,
     Manifest,
     OnboardingSummary,
+    OnboardSettings,
     RowRecord,
     RowState,
     onboard,
@@ -38,7 +39,7 @@ from avaturn_async.testing import (
     WebhookFaults,
     make_webhook_secret,
 )
-from avaturn_async.webhooks import WebhookRouter, WebhookVerifier
+from avaturn_async.webhooks import WebhookPipeline, WebhookRouter, WebhookVerifier
 from avaturn_async.webhooks.aiohttp import serve_webhooks
 
 ROWS = 300
@@ -94,7 +95,7 @@ async def onboard_under_faults(folder: Path) -> Run:
     hub.attach(router)
     processed = itertools.count(1)
     async with (
-        serve_webhooks(WebhookVerifier(secret), router) as receiver,
+        serve_webhooks(WebhookPipeline(WebhookVerifier(secret), router)) as receiver,
         AvaturnEmulator(
             webhook_url=receiver.url,
             webhook_secret=secret,
@@ -117,9 +118,7 @@ async def onboard_under_faults(folder: Path) -> Run:
                 client,
                 rows,
                 journal=folder / "journal.db",
-                concurrency=16,
-                poll_interval=0.2,
-                ready_timeout=60,
+                settings=OnboardSettings(concurrency=16, poll_interval=0.2, ready_timeout=60),
             )
     with Journal(folder / "journal.db") as journal:
         return Run(emu, summary, list(journal.records()), journal.status())

@@ -29,7 +29,7 @@ from avaturn_async.testing import (
     RouteFaults,
     WebhookFaults,
 )
-from avaturn_async.webhooks import WebhookRouter, WebhookVerifier
+from avaturn_async.webhooks import WebhookPipeline, WebhookRouter, WebhookVerifier
 from avaturn_async.webhooks.aiohttp import serve_webhooks
 
 FAST: dict[str, Any] = {"processing_delay": 0.01, "render_delay": 0.01, "export_delay": 0.01}
@@ -286,7 +286,9 @@ async def test_dropped_webhooks_are_recorded_but_never_delivered() -> None:
 async def test_duplicated_and_delayed_webhooks_keep_one_id() -> None:
     plan = FaultPlan(webhooks=WebhookFaults(duplicate=1.0, delay=0.3))
     async with (
-        serve_webhooks(WebhookVerifier(DEFAULT_WEBHOOK_SECRET), WebhookRouter()) as hook,
+        serve_webhooks(
+            WebhookPipeline(WebhookVerifier(DEFAULT_WEBHOOK_SECRET), WebhookRouter())
+        ) as hook,
         emulator_and_client(webhook_url=hook.url, faults=plan) as (emu, sdk),
     ):
         await ready_avatar(emu, sdk)

@@ -12,7 +12,7 @@ import pytest
 
 from avaturn_async.postgres import PostgresEventHub, StorageUnavailableError
 from avaturn_async.testing import WebhookSender, make_avatar_ready
-from avaturn_async.webhooks import AvatarReady, WebhookRouter
+from avaturn_async.webhooks import AvatarReady, WebhookPipeline, WebhookRouter
 from avaturn_async.webhooks.aiohttp import serve_webhooks
 from tests.pg_server import free_port
 
@@ -45,7 +45,7 @@ async def test_a_webhook_received_by_one_process_resolves_a_job_waiting_in_anoth
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     async with (
         PostgresEventHub(postgres_dsn) as receiving_hub,
-        serve_webhooks(sender.verifier(), router) as server,
+        serve_webhooks(WebhookPipeline(sender.verifier(), router)) as server,
         await anyio.open_process([sys.executable, "-c", WAITER, postgres_dsn], env=env) as waiter,
     ):
         receiving_hub.attach(router)

@@ -22,7 +22,13 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 import avaturn_async
 from avaturn_async.postgres import PostgresInbox
 from avaturn_async.testing import make_render_ready, make_webhook_secret, sign_webhook
-from avaturn_async.webhooks import Event, RenderReady, WebhookRouter, WebhookVerifier
+from avaturn_async.webhooks import (
+    Event,
+    RenderReady,
+    WebhookPipeline,
+    WebhookRouter,
+    WebhookVerifier,
+)
 from avaturn_async.webhooks.aiohttp import serve_webhooks
 from tests.inbox_support import eventually
 from tests.pg_server import PostgresServer
@@ -35,7 +41,7 @@ REPLICA = """\
 import os, sys
 import anyio
 from avaturn_async.postgres import PostgresInbox
-from avaturn_async.webhooks import WebhookRouter, WebhookVerifier
+from avaturn_async.webhooks import WebhookPipeline, WebhookRouter, WebhookVerifier
 from avaturn_async.webhooks.aiohttp import serve_webhooks
 
 async def main() -> None:
@@ -51,7 +57,8 @@ async def main() -> None:
     verifier = WebhookVerifier(os.environ["AVATURN_WEBHOOK_SECRET"])
     async with PostgresInbox(dsn) as inbox:
         async with inbox.worker(router, lease=lease, poll_interval=0.2):
-            async with serve_webhooks(verifier, WebhookRouter(), inbox=inbox) as server:
+            pipeline = WebhookPipeline(verifier, WebhookRouter(), inbox=inbox)
+            async with serve_webhooks(pipeline) as server:
                 print(server.url, flush=True)
                 await anyio.sleep_forever()
 
@@ -168,7 +175,9 @@ async def test_worker_rides_out_a_server_restart_mid_burst_and_loses_nothing(
     async with PostgresInbox(dsn) as inbox:
         async with (
             inbox.worker(router, lease=5, poll_interval=0.2, concurrency=4),
-            serve_webhooks(WebhookVerifier(SECRET), WebhookRouter(), inbox=inbox) as server,
+            serve_webhooks(
+                WebhookPipeline(WebhookVerifier(SECRET), WebhookRouter(), inbox=inbox)
+            ) as server,
             aiohttp.ClientSession() as session,
         ):
             sender = Sender(session, [server.url])

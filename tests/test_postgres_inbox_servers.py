@@ -33,12 +33,14 @@ async def receiver_url(request: pytest.FixtureRequest, postgres_dsn: str) -> Asy
     if request.param == "asgi":
         # uvicorn runs its own event loop: the app's inbox is opened (and used) there.
         with uvicorn_server("/hooks") as (url, holder):
-            holder.target = WebhookApp(verifier, WebhookRouter(), inbox=PostgresInbox(postgres_dsn))
+            inbox = PostgresInbox(postgres_dsn)
+            holder.target = WebhookApp(WebhookPipeline(verifier, WebhookRouter(), inbox=inbox))
             yield url
         return
     async with PostgresInbox(postgres_dsn) as inbox:
         app = web.Application()
-        app.router.add_post("/hooks", make_handler(verifier, WebhookRouter(), inbox=inbox))
+        pipeline = WebhookPipeline(verifier, WebhookRouter(), inbox=inbox)
+        app.router.add_post("/hooks", make_handler(pipeline))
         runner = web.AppRunner(app)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()

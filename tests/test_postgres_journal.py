@@ -15,6 +15,7 @@ from avaturn_async.batch import (
     LeaseLostError,
     Manifest,
     OnboardingSummary,
+    OnboardSettings,
     RowEntry,
     RowState,
     onboard,
@@ -201,7 +202,8 @@ async def test_an_onboarding_survives_a_server_restart_mid_run(
 
             group.start_soon(restart_once_rows_are_waiting)
             with Manifest(manifest) as rows:
-                await onboard(client, rows, journal=journal, poll_interval=0.05, summary=summary)
+                settings = OnboardSettings(poll_interval=0.05)
+                await onboard(client, rows, journal=journal, summary=summary, settings=settings)
         await journal.aclose()
     assert (summary.ready, summary.failed) == (12, 0), (summary.failed_by_kind, summary.failures)
     assert len(emu.avatars) == 12
@@ -242,7 +244,8 @@ async def test_a_row_taken_over_and_let_go_again_is_finished_by_its_first_run(
 
             group.start_soon(steal_a_waiting_row_then_let_go)
             with Manifest(manifest) as rows:
-                await onboard(client, rows, journal=journal, poll_interval=0.05, summary=summary)
+                settings = OnboardSettings(poll_interval=0.05)
+                await onboard(client, rows, journal=journal, summary=summary, settings=settings)
         await journal.aclose()
     record = await thief.record("sample-00001")
     await thief.aclose()

@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 from avaturn_async.testing import make_avatar_ready
-from avaturn_async.webhooks import AvatarReady, WebhookRouter
+from avaturn_async.webhooks import AvatarReady, WebhookPipeline, WebhookRouter
 from avaturn_async.webhooks.aiohttp import serve_webhooks
 
 
@@ -41,7 +41,7 @@ async def test_signed_delivery_reaches_a_receiver(avaturn_webhooks):
     router = WebhookRouter()
     seen = []
     router.on(AvatarReady)(seen.append)
-    async with serve_webhooks(avaturn_webhooks.verifier(), router) as server:
+    async with serve_webhooks(WebhookPipeline(avaturn_webhooks.verifier(), router)) as server:
         status = await avaturn_webhooks.deliver(server.url, make_avatar_ready())
     assert (status, len(seen)) == (204, 1)
 '''

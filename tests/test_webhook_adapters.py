@@ -1,4 +1,5 @@
-"""Adapters take one configured WebhookPipeline; the keyword call forms keep working."""
+"""Adapters take one configured WebhookPipeline; the keyword call forms keep working,
+deprecated, for one release."""
 
 from __future__ import annotations
 
@@ -20,7 +21,12 @@ from avaturn_async.webhooks import (
     WebhookVerificationError,
     WebhookVerifier,
 )
-from avaturn_async.webhooks.aiohttp import make_app, make_handler, serve_webhooks
+from avaturn_async.webhooks.aiohttp import (
+    make_app,
+    make_expect_handler,
+    make_handler,
+    serve_webhooks,
+)
 from avaturn_async.webhooks.asgi import WebhookApp
 
 SECRET = make_webhook_secret()
@@ -70,17 +76,40 @@ def test_webhook_app_keeps_the_pipeline_it_is_given() -> None:
     assert WebhookApp(pipeline).pipeline is pipeline
 
 
-def test_keyword_form_builds_a_pipeline_with_those_options() -> None:
-    app = WebhookApp(WebhookVerifier(SECRET), WebhookRouter(), fail_on_handler_error=False)
+ADAPTERS = [WebhookApp, make_handler, make_expect_handler, make_app, serve_webhooks]
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=lambda adapter: adapter.__name__)
+def test_the_deprecated_verifier_and_router_form_warns_at_the_callers_line(
+    adapter: object,
+) -> None:
+    with pytest.warns(DeprecationWarning, match="WebhookPipeline") as warned:
+        adapter(WebhookVerifier(SECRET), WebhookRouter())  # type: ignore[operator]
+    assert [warning.filename for warning in warned] == [__file__]
+
+
+def test_the_deprecated_keyword_form_still_builds_a_pipeline_with_those_options() -> None:
+    with pytest.deprecated_call():
+        app = WebhookApp(WebhookVerifier(SECRET), WebhookRouter(), fail_on_handler_error=False)
     assert app.pipeline.fail_on_handler_error is False
 
 
-def test_inbox_keyword_still_reaches_the_pipeline_on_every_adapter(tmp_path: Path) -> None:
+def test_the_deprecated_inbox_keyword_still_reaches_the_pipeline(tmp_path: Path) -> None:
     inbox = WebhookInbox(tmp_path / "inbox.db")
-    verifier, router = WebhookVerifier(SECRET), WebhookRouter()
-    assert WebhookApp(verifier, router, inbox=inbox).pipeline.inbox is inbox
-    assert WebhookPipeline.of(verifier, router, inbox=inbox).inbox is inbox
-    assert isinstance(make_app(verifier, router, inbox=inbox), web.Application)
+    with pytest.deprecated_call():
+        app = WebhookApp(WebhookVerifier(SECRET), WebhookRouter(), inbox=inbox)
+    assert app.pipeline.inbox is inbox
+
+
+async def test_the_deprecated_serve_webhooks_form_still_serves() -> None:
+    router, seen = recording()
+    body, headers = sign_webhook(make_render_ready(), SECRET)
+    with pytest.deprecated_call():
+        serving = serve_webhooks(WebhookVerifier(SECRET), router)
+    async with serving as server, aiohttp.ClientSession() as session:
+        async with session.post(server.url, data=body, headers=headers) as response:
+            assert response.status == 204
+    assert len(seen) == 1
 
 
 @pytest.mark.parametrize(
@@ -93,7 +122,7 @@ def test_a_pipeline_with_more_arguments_is_refused(adapter: object) -> None:
 
 
 def test_a_verifier_without_a_router_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match="needs a router"):
+    with pytest.raises(ConfigurationError, match="needs a router"), pytest.deprecated_call():
         WebhookApp(WebhookVerifier(SECRET))
 
 

@@ -27,7 +27,13 @@ import pytest
 from aiohttp import web
 
 from avaturn_async.testing import make_render_ready, make_webhook_secret, sign_webhook
-from avaturn_async.webhooks import Event, RenderReady, WebhookRouter, WebhookVerifier
+from avaturn_async.webhooks import (
+    Event,
+    RenderReady,
+    WebhookPipeline,
+    WebhookRouter,
+    WebhookVerifier,
+)
 from avaturn_async.webhooks.aiohttp import make_app
 from avaturn_async.webhooks.asgi import WebhookApp
 from tests.support import SwappableASGI
@@ -224,9 +230,10 @@ async def run_burst(adapter: str, uvicorn_url: tuple[str, SwappableASGI]) -> Mea
     verifier = WebhookVerifier(SECRET, max_body_size=LIMIT)
     if adapter == "asgi":
         url, holder = uvicorn_url
-        holder.target = WebhookApp(verifier, router)
+        holder.target = WebhookApp(WebhookPipeline(verifier, router))
         return await measured_burst(url, dispatched)
-    runner = web.AppRunner(make_app(verifier, router, path="/hooks"), access_log=None)
+    app = make_app(WebhookPipeline(verifier, router), path="/hooks")
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", 0).start()

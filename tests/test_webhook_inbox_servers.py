@@ -17,7 +17,13 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 import avaturn_async
 from avaturn_async.testing import make_render_ready, make_webhook_secret, sign_webhook
-from avaturn_async.webhooks import Event, WebhookInbox, WebhookRouter, WebhookVerifier
+from avaturn_async.webhooks import (
+    Event,
+    WebhookInbox,
+    WebhookPipeline,
+    WebhookRouter,
+    WebhookVerifier,
+)
 from avaturn_async.webhooks.aiohttp import make_app
 from avaturn_async.webhooks.asgi import WebhookApp
 from tests.support import SwappableASGI
@@ -29,13 +35,13 @@ REPO_ROOT = Path(avaturn_async.__file__).resolve().parents[1]
 RECEIVER = """\
 import os, sys
 import anyio
-from avaturn_async.webhooks import WebhookInbox, WebhookRouter, WebhookVerifier
+from avaturn_async.webhooks import WebhookInbox, WebhookPipeline, WebhookRouter, WebhookVerifier
 from avaturn_async.webhooks.aiohttp import serve_webhooks
 
 async def main() -> None:
     inbox = WebhookInbox(sys.argv[1])   # no worker: events are only stored
     verifier = WebhookVerifier(os.environ["AVATURN_WEBHOOK_SECRET"])
-    async with serve_webhooks(verifier, WebhookRouter(), inbox=inbox) as server:
+    async with serve_webhooks(WebhookPipeline(verifier, WebhookRouter(), inbox=inbox)) as server:
         print(server.url, flush=True)
         await anyio.sleep_forever()
 
@@ -69,9 +75,10 @@ async def serve(
         verifier = WebhookVerifier(SECRET)
         if request.param == "asgi":
             url, holder = uvicorn_server
-            holder.target = WebhookApp(verifier, router, inbox=inbox)
+            holder.target = WebhookApp(WebhookPipeline(verifier, router, inbox=inbox))
             return url
-        runner = web.AppRunner(make_app(verifier, router, path="/hooks/avaturn", inbox=inbox))
+        pipeline = WebhookPipeline(verifier, router, inbox=inbox)
+        runner = web.AppRunner(make_app(pipeline, path="/hooks/avaturn"))
         await runner.setup()
         runners.append(runner)
         await web.TCPSite(runner, "127.0.0.1", 0).start()

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from avaturn_async.testing import make_render_ready, make_webhook_secret, sign_webhook
-from avaturn_async.webhooks import Event, WebhookRouter, WebhookVerifier
+from avaturn_async.webhooks import Event, WebhookPipeline, WebhookRouter, WebhookVerifier
 from avaturn_async.webhooks.aiohttp import make_app, make_handler, serve_webhooks
 from avaturn_async.webhooks.asgi import WebhookApp
 from tests.support import SwappableASGI
@@ -63,9 +63,10 @@ async def serve(
         router, seen = recording_router(options.pop("fail_first", False))
         if request.param == "asgi":
             url, holder = uvicorn_server
-            holder.target = WebhookApp(verifier, router, **options)
+            holder.target = WebhookApp(WebhookPipeline(verifier, router, **options))
             return url, seen
-        runner = web.AppRunner(make_app(verifier, router, path="/hooks/avaturn", **options))
+        pipeline = WebhookPipeline(verifier, router, **options)
+        runner = web.AppRunner(make_app(pipeline, path="/hooks/avaturn"))
         await runner.setup()
         runners.append(runner)
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -176,7 +177,7 @@ async def test_aiohttp_handler_can_be_added_to_an_existing_app(
 ) -> None:
     router, seen = recording_router()
     app = web.Application()
-    app.router.add_post("/hook", make_handler(WebhookVerifier(SECRET), router))
+    app.router.add_post("/hook", make_handler(WebhookPipeline(WebhookVerifier(SECRET), router)))
     runner = web.AppRunner(app)
     await runner.setup()
     try:
@@ -196,7 +197,7 @@ async def test_make_app_mounted_as_a_sub_application_answers_at_its_prefix(
 ) -> None:
     router, seen = recording_router()
     app = web.Application()
-    app.add_subapp("/webhooks/avaturn", make_app(WebhookVerifier(SECRET), router))
+    app.add_subapp("/webhooks/avaturn", make_app(WebhookPipeline(WebhookVerifier(SECRET), router)))
     runner = web.AppRunner(app)
     await runner.setup()
     try:
@@ -214,7 +215,7 @@ async def test_serve_webhooks_receives_on_a_free_loopback_port(
     session: aiohttp.ClientSession,
 ) -> None:
     router, seen = recording_router()
-    async with serve_webhooks(WebhookVerifier(SECRET), router) as server:
+    async with serve_webhooks(WebhookPipeline(WebhookVerifier(SECRET), router)) as server:
         assert server.url == f"http://127.0.0.1:{server.port}/webhooks/avaturn"
         body, headers = sign_webhook(make_render_ready(), SECRET)
         async with session.post(server.url, data=body, headers=headers) as response:
@@ -223,14 +224,15 @@ async def test_serve_webhooks_receives_on_a_free_loopback_port(
 
 
 async def test_serve_webhooks_stops_listening_on_exit(session: aiohttp.ClientSession) -> None:
-    async with serve_webhooks(WebhookVerifier(SECRET), WebhookRouter()) as server:
+    pipeline = WebhookPipeline(WebhookVerifier(SECRET), WebhookRouter())
+    async with serve_webhooks(pipeline) as server:
         pass
     with pytest.raises(aiohttp.ClientConnectionError):
         await session.post(server.url, data=b"{}")
 
 
 async def test_asgi_app_answers_the_lifespan_protocol() -> None:
-    app = WebhookApp(WebhookVerifier(SECRET), WebhookRouter())
+    app = WebhookApp(WebhookPipeline(WebhookVerifier(SECRET), WebhookRouter()))
     incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
     sent: list[MutableMapping[str, Any]] = []
 
@@ -246,7 +248,7 @@ async def test_asgi_app_answers_the_lifespan_protocol() -> None:
 
 async def test_asgi_app_stops_quietly_when_the_client_disconnects() -> None:
     router, seen = recording_router()
-    app = WebhookApp(WebhookVerifier(SECRET), router)
+    app = WebhookApp(WebhookPipeline(WebhookVerifier(SECRET), router))
     sent: list[Any] = []
 
     async def receive() -> dict[str, Any]:

@@ -21,7 +21,7 @@ from .._client import AvaturnClient
 from .._hub import EventHub
 from ..samples import sample_photo_paths
 from ..testing import DEFAULT_WEBHOOK_SECRET, AvaturnEmulator
-from ..webhooks import Event, WebhookRouter, WebhookVerifier
+from ..webhooks import Event, WebhookPipeline, WebhookRouter, WebhookVerifier
 from ..webhooks.aiohttp import serve_webhooks
 
 __all__ = ["run_demo"]
@@ -122,7 +122,7 @@ async def _run_walk_through(*, quiet: bool, out: TextIO | None) -> int:
     verifier = WebhookVerifier(DEFAULT_WEBHOOK_SECRET)
     with tempfile.TemporaryDirectory() as tmp:
         async with (
-            serve_webhooks(verifier, router) as receiver,
+            serve_webhooks(WebhookPipeline(verifier, router)) as receiver,
             AvaturnEmulator(
                 webhook_url=receiver.url, processing_delay=0.2, render_delay=0.1, export_delay=0.1
             ) as emulator,

@@ -15,7 +15,12 @@ from .._adaptive import AdaptiveConcurrency, RateLimitGate
 from .._client import AvaturnClient
 from .._errors import ConfigurationError
 from .._hub import EventHub
-from ..webhooks import InMemoryIdempotencyStore, WebhookRouter, WebhookVerifier
+from ..webhooks import (
+    InMemoryIdempotencyStore,
+    WebhookPipeline,
+    WebhookRouter,
+    WebhookVerifier,
+)
 from ..webhooks.aiohttp import serve_webhooks
 
 if TYPE_CHECKING:
@@ -64,7 +69,7 @@ async def remote_client(
             max_concurrency=max_concurrency, event_hub=hub, adaptive=_backoff(gate)
         ) as client,
         serve_webhooks(
-            verifier, router, host=webhook_host, port=webhook_port, store=store
+            WebhookPipeline(verifier, router, store=store), host=webhook_host, port=webhook_port
         ) as server,
     ):
         yield client, server.url
@@ -106,7 +111,9 @@ async def emulated_client(
     hub, router = _hub_and_router()
     store = InMemoryIdempotencyStore(max_entries=_REMEMBERED_EVENTS)
     async with (
-        serve_webhooks(WebhookVerifier(secret), router, port=webhook_port, store=store) as server,
+        serve_webhooks(
+            WebhookPipeline(WebhookVerifier(secret), router, store=store), port=webhook_port
+        ) as server,
         AvaturnEmulator(
             webhook_url=server.url,
             webhook_secret=secret,

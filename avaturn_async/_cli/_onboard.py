@@ -47,6 +47,7 @@ from ..batch import (
     ManifestError,
     OnboardingAbortedError,
     OnboardingSummary,
+    OnboardSettings,
     count_rows,
     onboard,
 )
@@ -345,10 +346,7 @@ async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSum
             _client_for(args, out, gate) as client,
         ):
             with progress_reporter(out, total, args.progress) as progress:
-                await onboard(
-                    client,
-                    manifest,
-                    journal=journal,
+                settings = OnboardSettings(
                     concurrency=args.concurrency,
                     max_in_flight=args.max_in_flight,
                     export=args.export_dir is not None,
@@ -356,9 +354,15 @@ async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSum
                     retry_failed=args.retry_failed,
                     poll_interval=args.poll_interval,
                     ready_timeout=args.ready_timeout,
+                    source=str(manifest.path),
+                )
+                await onboard(
+                    client,
+                    manifest,
+                    journal=journal,
+                    settings=settings,
                     progress=progress,
                     summary=summary,
-                    source=str(manifest.path),
                 )
 
 

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from ..batch import EXIT_FAILED, Manifest, onboard, write_sample_manifest
+from ..batch import EXIT_FAILED, Manifest, OnboardSettings, onboard, write_sample_manifest
 from ._environment import emulated_client
 
 __all__ = ["run_sample_onboarding"]
@@ -32,6 +32,7 @@ async def run_sample_onboarding(
         manifest = write_sample_manifest(folder, rows)
         journal = folder / "onboard.db"
         models = folder / "models"
+        settings = OnboardSettings(concurrency=concurrency, export=export, export_dir=models)
         async with emulated_client() as env:
             print(
                 f"Sample onboarding of {rows} people against the embedded emulator; "
@@ -39,19 +40,10 @@ async def run_sample_onboarding(
                 file=out,
             )
             with Manifest(manifest) as source:
-                first = await onboard(
-                    env.client,
-                    source,
-                    journal=journal,
-                    concurrency=concurrency,
-                    export=export,
-                    export_dir=models,
-                )
+                first = await onboard(env.client, source, journal=journal, settings=settings)
             print(first.format(), file=out)
             with Manifest(manifest) as source:
-                again = await onboard(
-                    env.client, source, journal=journal, export=export, export_dir=models
-                )
+                again = await onboard(env.client, source, journal=journal, settings=settings)
             emulator = env.emulator
             print(
                 f"Rerun with the same journal: {again.already_done} already done, "
@@ -63,4 +55,3 @@ async def run_sample_onboarding(
         if not consistent or again.ready:
             return EXIT_FAILED
         return first.exit_code
-

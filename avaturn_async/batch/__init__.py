@@ -4,11 +4,13 @@ resumable after any crash from a durable SQLite journal.
 ::
 
     from avaturn_async import AvaturnClient
-    from avaturn_async.batch import Manifest, onboard
+    from avaturn_async.batch import Manifest, OnboardSettings, onboard
 
     async with AvaturnClient() as client:
         with Manifest("people.csv") as rows:
-            summary = await onboard(client, rows, journal="onboard.db", concurrency=8)
+            summary = await onboard(
+                client, rows, journal="onboard.db", settings=OnboardSettings(concurrency=8)
+            )
     print(summary.format())
 
 The same from the command line: ``avaturn onboard people.csv --journal onboard.db``.
@@ -39,10 +41,11 @@ if TYPE_CHECKING:
     from ._manifest import OnboardRow as OnboardRow
     from ._manifest import RowError as RowError
     from ._manifest import count_rows as count_rows
-    from ._onboard import DEFAULT_CUSTOMIZATION as DEFAULT_CUSTOMIZATION
     from ._onboard import RowSource as RowSource
     from ._onboard import onboard as onboard
+    from ._rules import DEFAULT_CUSTOMIZATION as DEFAULT_CUSTOMIZATION
     from ._rules import OnboardingAbortedError as OnboardingAbortedError
+    from ._rules import OnboardSettings as OnboardSettings
     from ._sample import write_sample_manifest as write_sample_manifest
     from ._store import Holdings as Holdings
     from ._store import JournalStore as JournalStore

@@ -18,39 +18,38 @@ import contextlib
 import itertools
 import os
 import time
+import warnings
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import anyio
 import anyio.to_thread
 import attrs
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from .. import _models as m
-from .._errors import ConfigurationError
 from .._journal_records import LeaseLostError
 from .._limiter import RequestLimiter
 from ._journal import Journal, Registration, RowRecord, RowState
 from ._manifest import Manifest, OnboardRow, RowError, check_photos
 from ._row import RowRunner
-from ._rules import RowSettings
+from ._rules import OnboardSettings
 from ._store import JournalStore, RowEntry, open_journal
 from ._summary import OnboardingSummary
 
 if TYPE_CHECKING:
     from .._client import AvaturnClient
 
-__all__ = ["DEFAULT_CUSTOMIZATION", "RowSource", "onboard"]
+__all__ = ["RowSource", "onboard"]
 
 RowItem: TypeAlias = OnboardRow | RowError
 RowSource: TypeAlias = Iterable[RowItem] | AsyncIterable[RowItem]
 """Rows to onboard: a :class:`~avaturn_async.batch.Manifest`, or any (async) iterable."""
 
-DEFAULT_CUSTOMIZATION = m.ExternalAvatarCustomization()
-"""Set before exporting: exports of photo-made avatars are undefined until one is set."""
-
+DEFAULT_SETTINGS = OnboardSettings()
 _CHUNK = 64  # rows read and registered per worker-thread hop
+_CLAIM_BATCH = 8  # rows claimed at once, just before workers are free to take them
+_HOLDINGS_POLL = 1.0  # seconds between looks at the rows other runs hold, at the end
 
 
 @attrs.frozen
@@ -98,24 +97,55 @@ class _Run:
 
     def __init__(
         self,
+        client: AvaturnClient,
         store: JournalStore,
         summary: OnboardingSummary,
-        runner: RowRunner,
-        *,
-        export: bool,
-        retry_failed: bool,
-        changed: Callable[[], None],
+        settings: OnboardSettings,
+        progress: Callable[[OnboardingSummary], None] | None,
     ) -> None:
         self.store = store
         self.summary = summary
-        self.runner = runner
-        self.export = export
-        self.retry_failed = retry_failed
-        self.changed = changed
-        self.claim_batch = 8
-        self.holdings_poll = 1.0
-        """Seconds between looks at the rows other runs hold, at the end of a run."""
+        self.settings = settings
+        self.export = settings.export_folder is not None
+        self.progress = progress
         self.fatal: Exception | None = None
+        self.runner = RowRunner(
+            client,
+            store,
+            summary,
+            settings,
+            # The client's limiter: a free slot is taken without a trip through the
+            # event loop (anyio's CapacityLimiter always yields), once per row and stage.
+            submit=RequestLimiter(settings.concurrency),
+            export=RequestLimiter(settings.concurrency),
+            changed=self.changed,
+        )
+
+    def changed(self) -> None:
+        if self.progress is not None:
+            self.progress(self.summary)
+
+    async def run(self, rows: RowSource) -> None:
+        """Read, claim and run the rows; the journal's ``runs`` table gets the outcome."""
+        outcome = "interrupted"
+        try:
+            async with anyio.create_task_group() as group:
+                send, receive = anyio.create_memory_object_stream[_Work](0)
+                group.start_soon(self.produce, rows, send, group.cancel_scope)
+                with receive:
+                    for _ in range(self.settings.in_flight):
+                        group.start_soon(self.consume, receive.clone(), group.cancel_scope)
+            outcome = "fatal" if self.fatal is not None else "finished"
+        except anyio.get_cancelled_exc_class():
+            self.summary.interrupted = True
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                summary = self.summary
+                summary.finished = time.monotonic()
+                summary.failures, summary.failures_total = await self.store.end_run(outcome)
+        if self.fatal is not None:
+            raise self.fatal
 
     def _triage(self, item: RowItem, registration: Registration | None) -> bool:
         """Count a registered row; ``True`` if it needs work."""
@@ -131,7 +161,7 @@ class _Run:
         if record.is_done(export=self.export):
             summary.already_done += 1
             return False
-        if record.state is RowState.AVATAR_FAILED and not self.retry_failed:
+        if record.state is RowState.AVATAR_FAILED and not self.settings.retry_failed:
             summary.add_failure("avatar_failed")
             return False
         return True
@@ -147,10 +177,10 @@ class _Run:
         """Claim ``rows`` a few at a time, just before workers are free to take them
         (so runs sharing the journal share the rows); returns how many were claimed."""
         claimed = 0
-        for start in range(0, len(rows), self.claim_batch):
-            group = {row.key: row for row in rows[start : start + self.claim_batch]}
+        for start in range(0, len(rows), _CLAIM_BATCH):
+            group = {row.key: row for row in rows[start : start + _CLAIM_BATCH]}
             records = await self.store.claim(
-                list(group), export=self.export, retry_failed=self.retry_failed
+                list(group), export=self.export, retry_failed=self.settings.retry_failed
             )
             claimed += len(records)
             for record in records:
@@ -192,7 +222,7 @@ class _Run:
                     continue
             if not holdings.live and not holdings.own:
                 return
-            await anyio.sleep(self.holdings_poll)
+            await anyio.sleep(_HOLDINGS_POLL)
 
     async def _rescan(
         self, path: Path, wanted: frozenset[str] | set[str], send: ObjectSendStream[_Work]
@@ -231,33 +261,15 @@ class _Run:
                     self.changed()
 
 
-def _check(concurrency: int, max_in_flight: int | None, ready_timeout: float) -> int:
-    if concurrency < 1:
-        raise ConfigurationError("concurrency must be at least 1")
-    in_flight = max_in_flight if max_in_flight is not None else 8 * concurrency
-    if in_flight < concurrency:
-        raise ConfigurationError("max_in_flight must be at least concurrency")
-    if ready_timeout <= 0:
-        raise ConfigurationError("ready_timeout must be positive")
-    return in_flight
-
-
 async def onboard(
     client: AvaturnClient,
     rows: RowSource,
     *,
     journal: str | os.PathLike[str] | Journal | JournalStore,
-    concurrency: int = 8,
-    max_in_flight: int | None = None,
-    export: bool = False,
-    export_dir: str | os.PathLike[str] | None = None,
-    customization: m.ExternalAvatarCustomization | None = DEFAULT_CUSTOMIZATION,
-    retry_failed: bool = False,
-    poll_interval: float | None = None,
-    ready_timeout: float = 1800.0,
+    settings: OnboardSettings = DEFAULT_SETTINGS,
     progress: Callable[[OnboardingSummary], None] | None = None,
     summary: OnboardingSummary | None = None,
-    source: str | None = None,
+    **deprecated_settings: Any,
 ) -> OnboardingSummary:
     """Onboard ``rows``: for each, one Avaturn user, one avatar from its photos, ready.
 
@@ -274,31 +286,26 @@ async def onboard(
             ``avaturn_async.postgres.PostgresJournal``: runs on many machines
             share the batch; with a :class:`Manifest`, a run also takes over
             the rows of runs that were killed).
-        concurrency: rows creating users/avatars and uploading at once; also exports.
-        max_in_flight: rows in progress at once, waiting included (8 x concurrency).
-        export: also export each model and download it to ``export_dir``.
-        customization: set before exporting (``None``: leave the avatar's own).
-        retry_failed: give rows whose avatar failed processing a new avatar.
-        poll_interval: first wait between status polls (the job's default if None).
-        ready_timeout: seconds to wait for an avatar (and export); the row then
-            fails with kind ``timeout`` and a rerun waits again.
+        settings: how the run goes (:class:`OnboardSettings`: concurrency, export, ...).
         progress: called with the summary whenever a row changes (keep it cheap).
         summary: an :class:`OnboardingSummary` to fill in (readable after a cancel).
-        source: a label for the journal's ``runs`` table (the manifest path).
+        deprecated_settings: the fields of :class:`OnboardSettings` as keywords
+            (``concurrency=4``): deprecated, they still work for one release.
     """
-    in_flight = _check(concurrency, max_in_flight, ready_timeout)
-    settings = RowSettings(
-        export_dir=_export_folder(export, export_dir),
-        customization=customization,
-        retry_failed=retry_failed,
-        poll_interval=poll_interval,
-        ready_timeout=ready_timeout,
-        unreachable_after=max(20, 2 * concurrency),
-    )
+    if deprecated_settings:
+        warnings.warn(
+            "onboard(..., concurrency=..., export=..., ...) is deprecated: pass "
+            "settings=OnboardSettings(...) instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        settings = attrs.evolve(settings, **deprecated_settings)
+    if settings.export_folder is not None:
+        settings.export_folder.mkdir(parents=True, exist_ok=True)
     summary = summary if summary is not None else OnboardingSummary()
     async with _opened(journal) as store:
-        await store.begin_run(source)
-        await _run(client, rows, store, summary, progress, settings, concurrency, in_flight)
+        await store.begin_run(settings.source)
+        await _Run(client, store, summary, settings, progress).run(rows)
     return summary
 
 
@@ -314,66 +321,3 @@ async def _opened(
         if owned:
             with anyio.CancelScope(shield=True):
                 await store.aclose()
-
-
-def _export_folder(export: bool, export_dir: str | os.PathLike[str] | None) -> Path | None:
-    if not export:
-        return None
-    if export_dir is None:
-        raise ConfigurationError("export=True needs export_dir")
-    folder = Path(export_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-async def _run(
-    client: AvaturnClient,
-    rows: RowSource,
-    store: JournalStore,
-    summary: OnboardingSummary,
-    progress: Callable[[OnboardingSummary], None] | None,
-    settings: RowSettings,
-    concurrency: int,
-    in_flight: int,
-) -> None:
-    def changed() -> None:
-        if progress is not None:
-            progress(summary)
-
-    runner = RowRunner(
-        client,
-        store,
-        summary,
-        settings,
-        # The client's limiter: a free slot is taken without a trip through the
-        # event loop (anyio's CapacityLimiter always yields), once per row and stage.
-        submit=RequestLimiter(concurrency),
-        export=RequestLimiter(concurrency),
-        changed=changed,
-    )
-    run = _Run(
-        store,
-        summary,
-        runner,
-        export=settings.export_dir is not None,  # as RowRunner decides it
-        retry_failed=settings.retry_failed,
-        changed=changed,
-    )
-    outcome = "interrupted"
-    try:
-        async with anyio.create_task_group() as group:
-            send, receive = anyio.create_memory_object_stream[_Work](0)
-            group.start_soon(run.produce, rows, send, group.cancel_scope)
-            with receive:
-                for _ in range(in_flight):
-                    group.start_soon(run.consume, receive.clone(), group.cancel_scope)
-        outcome = "fatal" if run.fatal is not None else "finished"
-    except anyio.get_cancelled_exc_class():
-        summary.interrupted = True
-        raise
-    finally:
-        with anyio.CancelScope(shield=True):
-            summary.finished = time.monotonic()
-            summary.failures, summary.failures_total = await store.end_run(outcome)
-    if run.fatal is not None:
-        raise run.fatal

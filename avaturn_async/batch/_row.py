@@ -52,12 +52,13 @@ from .._limiter import RequestLimiter
 from ._journal import RowRecord, RowState
 from ._manifest import OnboardRow
 from ._rules import (
+    CREATE_ATTEMPTS,
     LANDED,
     LANDED_STATUSES,
     PROCESSING_FAILED,
     OnboardingAbortedError,
+    OnboardSettings,
     RowFailed,
-    RowSettings,
     best_avatar,
     export_filename,
     failure_kind,
@@ -99,7 +100,7 @@ class RowRunner:
         client: AvaturnClient,
         journal: JournalStore,
         summary: OnboardingSummary,
-        settings: RowSettings,
+        settings: OnboardSettings,
         *,
         submit: RequestLimiter,
         export: RequestLimiter,
@@ -163,9 +164,10 @@ class RowRunner:
             await self._ensure_user(work)
             await self._ensure_avatar(work)
         await self._ensure_ready(work)
-        if self._settings.export_dir is not None:
+        folder = self._settings.export_folder
+        if folder is not None:
             async with self._export:
-                await self._ensure_export(work, self._settings.export_dir)
+                await self._ensure_export(work, folder)
 
     async def _advance(self, work: _Row, state: RowState, **columns: str | None) -> None:
         await self._journal.advance(work.key, state, **columns)
@@ -182,7 +184,7 @@ class RowRunner:
             return
         if work.state is RowState.USER_REQUESTED:
             await self._possible_orphan(work, "an earlier run sent Create User and died")
-        attempts = self._settings.create_attempts
+        attempts = CREATE_ATTEMPTS
         for attempt in range(1, attempts + 1):
             try:
                 await self._advance(work, RowState.USER_REQUESTED)
@@ -222,7 +224,7 @@ class RowRunner:
         unsure = (RowState.AVATAR_REQUESTED, RowState.UPLOADING, RowState.AVATAR_FAILED)
         if work.state in unsure and await self._reconcile(work):
             return
-        attempts = self._settings.create_attempts
+        attempts = CREATE_ATTEMPTS
         for attempt in range(1, attempts + 1):
             await self._advance(work, RowState.AVATAR_REQUESTED, user_id=work.user_id)
             try:
@@ -256,7 +258,7 @@ class RowRunner:
         # The loop's executor, not anyio.to_thread: 30 µs of CPU per hop instead of 46.
         loop = asyncio.get_running_loop()
         upload = await loop.run_in_executor(None, prepare_row_upload, row)
-        for attempt in range(1, self._settings.create_attempts + 1):
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
                 # What avatars.upload_photos() does, minus its own thread hop to check
                 # the photos: prepare_row_upload checked them in the hop that read them.
@@ -265,7 +267,7 @@ class RowRunner:
             except ConflictError:
                 return  # 409: the photos of an earlier attempt are already there
             except AvaturnError as exc:
-                if not server_may_have_acted(exc) or attempt == self._settings.create_attempts:
+                if not server_may_have_acted(exc) or attempt == CREATE_ATTEMPTS:
                     raise
                 status = await self._status(work)
                 if status is None:

@@ -15,6 +15,7 @@ from .._errors import (
     APIError,
     AvatarFailedError,
     AvaturnError,
+    ConfigurationError,
     ConnectError,
     ExportFailedError,
     InvalidRequestError,
@@ -27,13 +28,15 @@ from ._journal import RowState
 from ._manifest import OnboardRow
 
 __all__ = [
+    "CREATE_ATTEMPTS",
+    "DEFAULT_CUSTOMIZATION",
     "LANDED",
     "LANDED_STATUSES",
     "PROCESSING_FAILED",
     "SMALL_PHOTO",
+    "OnboardSettings",
     "OnboardingAbortedError",
     "RowFailed",
-    "RowSettings",
     "best_avatar",
     "export_filename",
     "failure_kind",
@@ -47,6 +50,10 @@ LANDED_STATUSES = (m.ScanStatus.PROCESSING, m.ScanStatus.READY)
 PROCESSING_FAILED = "Avaturn reported that processing the photos failed"
 SMALL_PHOTO = 256 * 1024
 """Photos of at most this many bytes are uploaded from memory, larger ones streamed."""
+CREATE_ATTEMPTS = 3
+"""Creates (user, avatar) and uploads sent per row, ambiguous failures included."""
+DEFAULT_CUSTOMIZATION = m.ExternalAvatarCustomization()
+"""Set before exporting: exports of photo-made avatars are undefined until one is set."""
 
 
 def server_may_have_acted(exc: AvaturnError) -> bool:
@@ -66,18 +73,65 @@ def export_filename(key: str) -> str:
     return safe + ".glb"
 
 
-@attrs.frozen(kw_only=True)
-class RowSettings:
-    """How rows are run; see :func:`~avaturn_async.batch.onboard` for the meaning."""
+def _folder(path: str | os.PathLike[str] | None) -> Path | None:
+    return None if path is None else Path(path)
 
-    export_dir: Path | None = None
-    customization: m.ExternalAvatarCustomization | None = None
+
+@attrs.frozen(kw_only=True)
+class OnboardSettings:
+    """How :func:`~avaturn_async.batch.onboard` runs, as one value.
+
+    Attributes:
+        concurrency: rows creating users/avatars and uploading at once; also exports.
+        max_in_flight: rows in progress at once, waiting included (``None``: 8 x
+            ``concurrency``).
+        export: also export each model and download it to ``export_dir``.
+        export_dir: the folder for exported models (made if missing); needed by ``export``.
+        customization: set before exporting (``None``: leave the avatar's own).
+        retry_failed: give rows whose avatar failed processing a new avatar.
+        poll_interval: first wait between status polls (``None``: the job's default).
+        ready_timeout: seconds to wait for an avatar (and export); the row then
+            fails with kind ``timeout`` and a rerun waits again.
+        source: a label for the journal's ``runs`` table (the manifest path).
+
+    Raises:
+        ConfigurationError: a value is out of range, or ``export`` lacks ``export_dir``.
+    """
+
+    concurrency: int = 8
+    max_in_flight: int | None = None
+    export: bool = False
+    export_dir: Path | None = attrs.field(default=None, converter=_folder)
+    customization: m.ExternalAvatarCustomization | None = DEFAULT_CUSTOMIZATION
     retry_failed: bool = False
     poll_interval: float | None = None
     ready_timeout: float = 1800.0
-    create_attempts: int = 3
-    unreachable_after: int = 20
-    """Consecutive rows failing on the network that stop the run."""
+    source: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigurationError("concurrency must be at least 1")
+        if self.in_flight < self.concurrency:
+            raise ConfigurationError("max_in_flight must be at least concurrency")
+        if self.ready_timeout <= 0:
+            raise ConfigurationError("ready_timeout must be positive")
+        if self.export and self.export_dir is None:
+            raise ConfigurationError("export=True needs export_dir")
+
+    @property
+    def in_flight(self) -> int:
+        """Rows in progress at once: ``max_in_flight``, or 8 x ``concurrency``."""
+        return self.max_in_flight if self.max_in_flight is not None else 8 * self.concurrency
+
+    @property
+    def export_folder(self) -> Path | None:
+        """Where models go, ``None`` when not exporting."""
+        return self.export_dir if self.export else None
+
+    @property
+    def unreachable_after(self) -> int:
+        """Consecutive rows failing on the network that stop the run."""
+        return max(20, 2 * self.concurrency)
 
 
 class OnboardingAbortedError(AvaturnError):

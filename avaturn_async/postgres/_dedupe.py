@@ -64,8 +64,8 @@ _RETRY_DEADLINE = 5.0
 class PostgresIdempotencyStore:
     """Delivery keys remembered in PostgreSQL for ``ttl`` (default 24 hours).
 
-    Pass it to a plain receiver (``make_handler(..., store=...)``,
-    ``serve_webhooks``, the ASGI app) so that a redelivery reaching any replica
+    Pass it to a plain receiver's pipeline (``WebhookPipeline(verifier, router,
+    store=...)``) so that a redelivery reaching any replica
     is recognised. Connects on first use (or :meth:`open`); a malformed DSN is
     a :class:`~avaturn_async.ConfigurationError` at once.
     """

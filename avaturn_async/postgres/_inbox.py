@@ -366,12 +366,12 @@ class PostgresInboxStore:
 class PostgresInbox(WebhookInbox):
     """A :class:`~avaturn_async.webhooks.WebhookInbox` whose events live in PostgreSQL.
 
-    Use it wherever a ``WebhookInbox`` goes (``serve_webhooks(..., inbox=)``,
-    ``make_handler``, the ASGI app, ``inbox.worker(router, ...)``), from as
-    many receivers and workers as you like::
+    Use it wherever a ``WebhookInbox`` goes (``WebhookPipeline(..., inbox=)``,
+    ``inbox.worker(router, ...)``), from as many receivers and workers as you like::
 
         async with PostgresInbox("postgresql://app@db/app") as inbox:
-            async with inbox.worker(router), serve_webhooks(verifier, router, inbox=inbox):
+            pipeline = WebhookPipeline(verifier, router, inbox=inbox)
+            async with inbox.worker(router), serve_webhooks(pipeline):
                 ...
 
     ``async with`` connects and installs the schema at once, so a wrong DSN or

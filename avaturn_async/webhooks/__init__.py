@@ -12,12 +12,13 @@
         if event.succeeded:
             ...  # download event.render_url now: it expires
 
-    # then serve with avaturn_async.webhooks.aiohttp.make_handler(verifier, router)
-    # or avaturn_async.webhooks.asgi.WebhookApp(verifier, router),
+    pipeline = WebhookPipeline(verifier, router)
+    # then serve with avaturn_async.webhooks.aiohttp.make_handler(pipeline)
+    # or avaturn_async.webhooks.asgi.WebhookApp(pipeline),
     # or by hand: event = verifier.verify_and_parse(raw_body, headers)
 
     # To answer at once and dispatch later, with retries and a dead letter:
-    inbox = WebhookInbox("webhooks.db")   # make_handler(..., inbox=inbox)
+    inbox = WebhookInbox("webhooks.db")   # WebhookPipeline(verifier, router, inbox=inbox)
     async with inbox.worker(router): ...
 
 Server adapters live in the submodules ``aiohttp`` and ``asgi``. Importing this

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -140,8 +141,9 @@ class WebhookPipeline:
     ) -> WebhookPipeline:
         """``pipeline_or_verifier`` if it is a pipeline, else a new one from the arguments.
 
-        How the adapters accept both call forms: ``make_handler(pipeline)`` and
-        ``make_handler(verifier, router, inbox=..., ...)``.
+        How the adapters take a pipeline (``make_handler(pipeline)``) and, for one more
+        release, the deprecated ``make_handler(verifier, router, inbox=..., ...)``,
+        which warns (``DeprecationWarning``, pointing at the adapter's caller).
         """
         if isinstance(pipeline_or_verifier, WebhookPipeline):
             if router is not None or options:
@@ -149,6 +151,12 @@ class WebhookPipeline:
                     "pass a WebhookPipeline alone, or a verifier and a router with options"
                 )
             return pipeline_or_verifier
+        warnings.warn(
+            "passing a verifier and a router to a webhook adapter is deprecated: pass "
+            "WebhookPipeline(verifier, router, ...) instead",
+            DeprecationWarning,
+            stacklevel=3,
+        )
         if router is None:
             raise ConfigurationError(
                 "a verifier needs a router: (verifier, router) or WebhookPipeline(verifier, router)"

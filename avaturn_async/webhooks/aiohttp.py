@@ -19,8 +19,9 @@
     pipeline = WebhookPipeline(verifier, router, inbox=inbox)
     async with inbox.worker(router): ...
 
-Each adapter also takes the verifier, the router and the pipeline's keyword
-options directly (``make_handler(verifier, router, inbox=inbox)``).
+Each adapter takes a :class:`WebhookPipeline`. Passing the verifier, the router
+and the pipeline's keyword options instead (``make_handler(verifier, router,
+inbox=inbox)``) is deprecated: it still works for one release and warns.
 
 The body is read as a stream; reading stops past the verifier's
 ``max_body_size`` (413) or after the pipeline's ``read_timeout`` (408), and
@@ -32,7 +33,7 @@ expect handler. Status codes are described in ``_pipeline``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -102,9 +103,8 @@ def make_handler(
 ) -> AiohttpHandler:
     """An aiohttp request handler that verifies, parses, dedupes and dispatches.
 
-    Takes a :class:`WebhookPipeline`, or a verifier, a router and the
-    pipeline's keyword options (``store``, ``dedupe``, ``fail_on_handler_error``,
-    ``inbox``, ``read_timeout``). With an inbox, it stores each delivery there
+    Takes a :class:`WebhookPipeline` (a verifier, a router and the pipeline's
+    keyword options are deprecated). With an inbox, it stores each delivery there
     and answers 202 instead of dispatching; run ``inbox.worker(router)`` to
     dispatch. Register it for all methods (``add_route("*", ...)``) to have
     non-POST requests answered 405 by the pipeline, or with ``add_post``; pass
@@ -170,8 +170,7 @@ def make_app(
 
     With the default ``path=None`` it answers at its root: at ``/`` when served
     alone, and at the prefix both with and without a trailing slash when
-    mounted with ``app.add_subapp(prefix, ...)``. Takes a pipeline or the same
-    arguments as :func:`make_handler`.
+    mounted with ``app.add_subapp(prefix, ...)``. Takes a :class:`WebhookPipeline`.
     """
     pipeline = WebhookPipeline.of(pipeline, router, **options)
     app = web.Application()
@@ -194,8 +193,7 @@ class WebhookServer:
     """Where to send webhooks, e.g. ``http://127.0.0.1:41234/webhooks/avaturn``."""
 
 
-@asynccontextmanager
-async def serve_webhooks(
+def serve_webhooks(
     pipeline: WebhookPipeline | Verifier,
     router: WebhookRouter | None = None,
     *,
@@ -203,14 +201,21 @@ async def serve_webhooks(
     port: int = 0,
     path: str = "/webhooks/avaturn",
     **options: Any,
-) -> AsyncIterator[WebhookServer]:
-    """Serve webhooks at ``path`` on ``host:port`` until the block exits.
+) -> AbstractAsyncContextManager[WebhookServer]:
+    """Serve webhooks at ``path`` on ``host:port`` until the ``async with`` block exits.
 
-    ``port=0`` (the default) picks a free port; read it from the yielded
-    :class:`WebhookServer`. Binds to loopback unless told otherwise. Takes a
-    pipeline or the same arguments as :func:`make_handler`.
+    ``port=0`` (the default) picks a free port; read it from the
+    :class:`WebhookServer` entered. Binds to loopback unless told otherwise. Takes a
+    :class:`WebhookPipeline`.
     """
     app = make_app(WebhookPipeline.of(pipeline, router, **options), path=path)
+    return _serve(app, host, port, path)
+
+
+@asynccontextmanager
+async def _serve(
+    app: web.Application, host: str, port: int, path: str
+) -> AsyncIterator[WebhookServer]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

@@ -4,13 +4,13 @@
 
     from avaturn_async.webhooks.asgi import WebhookApp
 
-    webhook_app = WebhookApp(WebhookPipeline(verifier, router))   # or WebhookApp(verifier, router)
+    webhook_app = WebhookApp(WebhookPipeline(verifier, router))
     # FastAPI / Starlette, at exactly this path (no 307 redirect to a trailing slash):
     app.add_route("/webhooks/avaturn", webhook_app, methods=["POST"])
     # or serve it alone:  uvicorn module:webhook_app
     # or acknowledge at once and dispatch from a durable inbox (start
     # ``inbox.worker(router)`` in your app's lifespan):
-    webhook_app = WebhookApp(verifier, router, inbox=WebhookInbox("webhooks.db"))
+    webhook_app = WebhookApp(WebhookPipeline(verifier, router, inbox=WebhookInbox("webhooks.db")))
 
 The app answers on every path it is routed or mounted at. Mind Starlette's
 ``app.mount(prefix, ...)``: it answers ``POST prefix`` with a 307 redirect to
@@ -108,11 +108,10 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 class WebhookApp:
     """An ASGI 3 application that verifies, parses, dedupes and dispatches webhooks.
 
-    Takes a :class:`WebhookPipeline`, or a verifier, a router and the
-    pipeline's keyword options (``store``, ``dedupe``, ``fail_on_handler_error``,
-    ``inbox``, ``read_timeout``). With an inbox, it stores each delivery there
-    and answers 202 instead of dispatching; run ``inbox.worker(router)`` to
-    dispatch.
+    Takes a :class:`WebhookPipeline`; a verifier, a router and the pipeline's
+    keyword options still work for one release, deprecated (they warn). With an
+    inbox, it stores each delivery there and answers 202 instead of dispatching;
+    run ``inbox.worker(router)`` to dispatch.
     """
 
     def __init__(

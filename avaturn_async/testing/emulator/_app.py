@@ -8,38 +8,26 @@ The pieces are listed in the package docstring (``testing/emulator/__init__.py``
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from collections.abc import Awaitable, Callable, Mapping
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
 import aiohttp
 import anyio
+import attrs
 from aiohttp import web
 
 from ..._errors import ConfigurationError
 from ...webhooks._signing import decode_secret
-from ._fault_injection import FaultInjector, Injections, answer_with_fault
+from ._fault_injection import FaultInjector
 from ._fault_plan import FaultPlan
 from ._handlers import Handlers
-from ._http import (
-    UPLOAD_PACE,
-    Handler,
-    check_auth,
-    drain,
-    error_middleware,
-    stamp_request_id,
-    url_host,
-)
+from ._http import Handler, check_auth, drain, error_middleware, stamp_request_id, url_host
 from ._ratelimit import FixedWindowLimit, RateLimit
-from ._records import (
-    AvatarRecord,
-    ExportRecord,
-    Outcome,
-    RenderRecord,
-    SessionRecord,
-    UserRecord,
-)
+from ._records import AvatarRecord, ExportRecord, Outcome, RenderRecord, SessionRecord, UserRecord
 from ._state import SAMPLE_ASSETS, EmulatorState
 from ._stats import ROUTES, EmulatorStats
 from ._store import EmulatorStore
@@ -59,65 +47,55 @@ class AvaturnEmulator:
     Use ``async with AvaturnEmulator() as emu:`` (or :meth:`start` / :meth:`aclose`,
     which may be called from different tasks, e.g. pytest fixtures) and point a client
     at ``emu.base_url`` with ``emu.api_key``. :meth:`serve_forever` runs it until
-    cancelled (for a CLI).
+    cancelled (for a CLI). ``processing_delay``, ``render_delay``, ``export_delay``,
+    ``webhook_url``, ``response_delay``, ``export_size``, ``rate_limit`` and ``faults``
+    are also attributes that may be changed while running.
 
-    Keyword arguments (``processing_delay``, ``render_delay``, ``export_delay``,
-    ``webhook_url``, ``response_delay``, ``export_size`` and ``faults`` are also
-    attributes that may be changed while running; the others are fixed at construction):
+    Args:
+        api_key: the only accepted bearer token.
+        host, port: where to listen; port 0 picks a free port (read ``emu.port``).
+        processing_delay, render_delay, export_delay: seconds before an uploaded
+            avatar, a render or an export is done and its webhook is sent.
+        webhook_url: where events are POSTed, read when an event happens (``None``:
+            events are only recorded in ``emu.events``).
+        webhook_secret: the Standard Webhooks secret (``whsec_<base64>`` or raw bytes)
+            deliveries are signed with; default :data:`DEFAULT_WEBHOOK_SECRET`.
+        webhook_max_attempts, webhook_retry_delay: attempts per event (the first one
+            included) and the first backoff, doubled after each failed attempt (a
+            non-2xx answer or a connection error). Retries keep ``webhook-id``.
+        response_delay: seconds every API and upload request is held before it is
+            handled, so that concurrent requests pile up (``stats.max_in_flight``).
+        require_customization: renders and exports of an avatar whose customization
+            was never set answer 409 (an emulator assumption: see below).
+        export_size: size in bytes of every exported ``.glb`` file (at least 12).
+        faults: a :class:`~avaturn_async.testing.FaultPlan`: seeded, per-route error
+            rates, reset connections, cut-off answers, latency, slow uploads, and
+            dropped, delayed, duplicated or reordered webhooks (counted in
+            ``stats.faults`` and ``stats.ambiguous_creates``; dropped events are in
+            ``dropped_webhooks``). A plan set later counts requests from 0 again.
+        rate_limit: a :class:`~avaturn_async.testing.RateLimit` on authenticated API
+            requests across all routes (a fixed window); the rest are answered 429
+            with a fractional ``Retry-After`` and counted in ``stats.rate_limited``.
+        state_file: an SQLite file holding the state, loaded on start and written
+            before each answer, so a restarted emulator (even after ``kill -9``) is
+            the same service (see ``_store``). ``None``: memory only.
+        duplicate_webhooks, reorder_webhooks: deprecated (they warn): the fault plan's
+            ``WebhookFaults(duplicate=1.0)`` and ``WebhookFaults(reorder=True)``.
 
-    - ``api_key``: the only accepted bearer token (default ``"emulator-key"``).
-    - ``host``, ``port``: where to listen; port 0 picks a free port (read ``emu.port``).
-    - ``processing_delay``, ``render_delay``, ``export_delay``: seconds before an
-      uploaded avatar, a render or an export is done and its webhook is sent.
-    - ``webhook_url``: where events are POSTed (None: events are only recorded in
-      ``emu.events``); it is read when an event happens.
-    - ``webhook_secret``: Standard Webhooks secret (``whsec_<base64>`` or raw bytes)
-      used to sign deliveries; default :data:`DEFAULT_WEBHOOK_SECRET`.
-    - ``webhook_max_attempts``, ``webhook_retry_delay``: attempts per event (first
-      one included) and the first backoff, doubled after each failed attempt. A
-      non-2xx answer or a connection error is a failure. Retries keep ``webhook-id``.
-    - ``duplicate_webhooks``: deliver every event twice, with the same ``webhook-id``.
-    - ``reorder_webhooks``: hold events in batches, flushed when a batch holds
-      ``REORDER_BATCH_SIZE`` (2) events or ``REORDER_WINDOW`` (0.1 s) after its first
-      event, whichever is first; each batch is delivered newest first, sequentially.
-    - ``response_delay``: seconds every API and upload request is held before it is
-      handled, so that concurrent requests pile up. ``stats.max_in_flight`` counts
-      the most requests of :data:`ROUTES` (API calls and uploads) handled at once.
-    - ``require_customization``: renders and exports of an avatar whose customization
-      was never set answer 409 (an emulator assumption: see below).
-    - ``state_file``: an SQLite file that holds the state (users, avatars, renders,
-      exports, sessions, assets): loaded on start, every change written to it before
-      it is answered, so a restarted emulator, even after ``kill -9``, is the same
-      service (see ``_store``). ``None`` (the default): memory only.
-    - ``export_size``: size in bytes of every exported ``.glb`` file (at least 12).
-    - ``rate_limit``: a :class:`~avaturn_async.testing.RateLimit`: at most ``requests``
-      authenticated API requests per ``per`` seconds across all routes (a fixed window);
-      the rest are answered 429 with a fractional ``Retry-After`` and counted in
-      ``stats.rate_limited``. Settable later; ``None`` lifts it.
-    - ``faults``: a :class:`~avaturn_async.testing.FaultPlan`: seeded, per-route error
-      rates (429, 500, 502, 503), reset connections, cut-off answers, latency, slow
-      uploads, and dropped, delayed, duplicated or reordered webhooks. Setting
-      ``emu.faults`` later installs a new plan (counting requests from 0 again);
-      ``None`` turns faults off. Applied faults are counted in ``stats.faults`` and
-      ``stats.ambiguous_creates``; dropped events are listed in ``dropped_webhooks``.
+    Emulator assumptions, where the API document is silent (it lists 409 only for Set
+    Customization, so a client must not rely on these): renders and exports of an
+    avatar that is not ready answer 409, and so do those of an avatar made from photos
+    whose customization was never set (the document calls the result "undefined";
+    ``require_customization=False`` lifts this one). Request bodies follow one rule at
+    every level: an absent optional field takes its default, an explicit ``null`` is a
+    422 (no request field is nullable), and unknown keys are ignored.
 
-    Emulator assumptions, where the API document is silent: renders and exports of
-    an avatar that is not ready (pending, processing or failed) answer 409, and so do
-    those of an avatar made from uploaded photos whose customization was never set
-    (the document calls the result "undefined"; ``require_customization=False``
-    lifts this one). The document lists 409 only for Set Customization, so a client
-    must not rely on these. Request bodies follow one rule at every level: an absent
-    optional field takes its default, an explicit ``null`` is a 422 (no request field
-    is nullable), and unknown keys are ignored.
-
-    Test hooks: :meth:`fail_next` (answer a route with an injected status before any
-    state change), :meth:`fail_avatars_for`, :meth:`fail_renders_for`,
-    :meth:`fail_exports_for`, the ``avatar_outcome`` attribute (a callable taking the
-    :class:`AvatarRecord` and returning ``"ready"`` or ``"failed"``; it overrides
-    ``fail_avatars_for``), :meth:`retire_asset`, :meth:`add_asset` and
-    :meth:`wait_idle`. Read-only views: ``users``, ``avatars``, ``renders``,
-    ``exports``, ``sessions``, ``assets``; records: ``events`` (every event emitted),
-    ``webhook_deliveries`` (every delivery attempt) and ``stats``.
+    Test hooks: :meth:`fail_next`, the ``fail_*_for`` methods, the ``avatar_outcome``
+    attribute (a callable taking the :class:`AvatarRecord` and returning ``"ready"`` or
+    ``"failed"``; it overrides ``fail_avatars_for``), :meth:`retire_asset`,
+    :meth:`add_asset` and :meth:`wait_idle`. Read-only views: ``users``, ``avatars``,
+    ``renders``, ``exports``, ``sessions``, ``assets``; records: ``events`` (every event
+    emitted), ``webhook_deliveries`` (every delivery attempt) and ``stats``.
     """
 
     SAMPLE_ASSETS: ClassVar[Mapping[str, str]] = SAMPLE_ASSETS
@@ -125,6 +103,10 @@ class AvaturnEmulator:
     REORDER_BATCH_SIZE: ClassVar[int] = 2
     REORDER_WINDOW: ClassVar[float] = 0.1
     SHUTDOWN_TIMEOUT: ClassVar[float] = 1.0
+
+    avatar_outcome: Callable[[AvatarRecord], Outcome] | None = None
+    _phase: Literal["new", "running", "closing", "closed"] = "new"
+    _base_url: str | None = None
 
     def __init__(
         self,
@@ -139,8 +121,8 @@ class AvaturnEmulator:
         webhook_secret: str | bytes | None = None,
         webhook_max_attempts: int = 4,
         webhook_retry_delay: float = 0.05,
-        duplicate_webhooks: bool = False,
-        reorder_webhooks: bool = False,
+        duplicate_webhooks: bool | None = None,
+        reorder_webhooks: bool | None = None,
         response_delay: float = 0.0,
         require_customization: bool = True,
         export_size: int = 4096,
@@ -160,51 +142,33 @@ class AvaturnEmulator:
         self._webhook_secret = DEFAULT_WEBHOOK_SECRET if webhook_secret is None else webhook_secret
         self.response_delay = response_delay
         self.export_size = export_size
-        self.avatar_outcome: Callable[[AvatarRecord], Outcome] | None = None
         self.stats: EmulatorStats = EmulatorStats()
         self.events: list[dict[str, Any]] = []
         self._state = EmulatorState(require_customization=require_customization)
         self._work = SlowWork(self, self._state, self._emit)
         self._handlers = Handlers(self, self._state, self._work, self._spawn)
         self._tasks = TaskSupervisor()
-        self._reorder_webhooks = reorder_webhooks  # what a fault plan's reordering falls back to
-        self._faults = FaultInjector(None, ROUTES)
-        self._webhooks = self._webhook_dispatcher(
-            max_attempts=webhook_max_attempts,
-            retry_delay=webhook_retry_delay,
-            duplicate=duplicate_webhooks,
-            reorder=reorder_webhooks,
-        )
-        self.faults = faults
+        self._webhooks = self._webhook_dispatcher(webhook_max_attempts, webhook_retry_delay)
+        plan = _deprecated_webhook_faults(faults, duplicate_webhooks, reorder_webhooks)
+        self._faults = FaultInjector(plan, ROUTES)
         self.rate_limit = rate_limit
-        self._injections = Injections()
-        self._phase: Literal["new", "running", "closing", "closed"] = "new"
-        self._base_url: str | None = None
-        self._runner: web.AppRunner | None = None
         self._state_file = state_file
-        self._store: EmulatorStore | None = None
+        self._opened = contextlib.AsyncExitStack()  # what start() opened, for aclose()
 
-    def _webhook_dispatcher(
-        self, *, max_attempts: int, retry_delay: float, duplicate: bool, reorder: bool
-    ) -> WebhookDispatcher:
+    def _webhook_dispatcher(self, max_attempts: int, retry_delay: float) -> WebhookDispatcher:
         """Deliveries signed with ``webhook_secret``, spawned on the emulator's tasks."""
         return WebhookDispatcher(
             key=decode_secret(self._webhook_secret),
             spawn=self._spawn,
             max_attempts=max_attempts,
             retry_delay=retry_delay,
-            duplicate=duplicate,
-            reorder=reorder,
             reorder_batch_size=self.REORDER_BATCH_SIZE,
             reorder_window=self.REORDER_WINDOW,
         )
 
     def __repr__(self) -> str:
-        where = self._base_url or self._phase
-        return (
-            f"<AvaturnEmulator {where} users={len(self._state.users)} "
-            f"avatars={len(self._state.avatars)}>"
-        )
+        users, avatars = len(self._state.users), len(self._state.avatars)
+        return f"<AvaturnEmulator {self._base_url or self._phase} users={users} avatars={avatars}>"
 
     # ------------------------------------------------------------ public attributes
 
@@ -246,7 +210,6 @@ class AvaturnEmulator:
     @faults.setter
     def faults(self, plan: FaultPlan | None) -> None:
         self._faults.plan = plan
-        self._webhooks.reorder = self._reorder_webhooks or self._faults.reorder_webhooks
 
     @property
     def users(self) -> Mapping[str, UserRecord]:
@@ -302,15 +265,11 @@ class AvaturnEmulator:
         routes check the API key first; injections are consumed in order, and come
         before the fault plan's decisions.
         """
-        if route not in ROUTES:
-            raise ConfigurationError(f"unknown route {route!r}; expected one of {ROUTES}")
-        if times < 1 or not 100 <= status <= 599:
-            raise ConfigurationError("times must be >= 1 and status a valid HTTP status")
-        self._injections.add(route, status, times=times, headers=dict(headers or {}), body=body)
+        self._faults.inject(route, status, times=times, headers=dict(headers or {}), body=body)
 
     def clear_failures(self) -> None:
         """Forget pending :meth:`fail_next` injections and the fail_*_for sets."""
-        self._injections.clear()
+        self._faults.injections.clear()
         self._work.clear()
 
     def fail_avatars_for(self, *user_ids: str) -> None:
@@ -346,12 +305,7 @@ class AvaturnEmulator:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def start(self) -> None:
@@ -359,12 +313,16 @@ class AvaturnEmulator:
         if self._phase != "new":
             raise RuntimeError(f"the emulator cannot be started: it is {self._phase}")
         self._phase = "running"
+        # aclose() closes these in reverse: the server first, so that no handler can
+        # schedule work after the task group is gone, and the tasks before the session.
+        opened = self._opened
         try:
             if self._state_file is not None:
-                self._store = EmulatorStore(self._state_file)
-                self._state.attach(self._store)
+                store = opened.enter_context(contextlib.closing(EmulatorStore(self._state_file)))
+                self._state.attach(store)
+            self._webhooks.session = await opened.enter_async_context(aiohttp.ClientSession())
             await self._tasks.start()
-            self._webhooks.session = aiohttp.ClientSession()
+            opened.push_async_callback(self._tasks.stop)
             await self._start_server()
             for job in self._work.unfinished():
                 self._spawn(job)
@@ -378,20 +336,11 @@ class AvaturnEmulator:
         if self._phase in ("closing", "closed"):
             return
         self._phase = "closing"
-        # Server first, so no handler can schedule work after the task group is gone.
         try:
-            if self._runner is not None:
-                await self._runner.cleanup()
+            await self._opened.aclose()
         finally:
-            try:
-                await self._tasks.stop()
-            finally:
-                if self._webhooks.session is not None:
-                    await self._webhooks.session.close()
-                if self._store is not None:
-                    self._store.close()
-                self._phase = "closed"
-                self._base_url = None
+            self._phase = "closed"
+            self._base_url = None
 
     async def serve_forever(self) -> None:
         """Start (unless started) and serve until cancelled, then close."""
@@ -410,11 +359,11 @@ class AvaturnEmulator:
             wrapped = self._api(route.route, route.handler, authenticated=route.authenticated)
             app.router.add_route(route.method, route.path, wrapped)
         self._handlers.add_file_routes(app)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.SHUTDOWN_TIMEOUT)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        self._opened.push_async_callback(runner.cleanup)
+        await web.TCPSite(runner, self._host, self._port).start()
+        self._port = int(runner.addresses[0][1])
         self._base_url = f"http://{url_host(self._host)}:{self._port}"
 
     # ------------------------------------------------------------ background work
@@ -425,17 +374,8 @@ class AvaturnEmulator:
 
     def _emit(self, event: dict[str, Any]) -> None:
         self.events.append(event)
-        if self.webhook_url is None:
-            return
-        fault = self._faults.next_event()
-        if fault is not None:
-            if fault.drop:
-                self.stats.count_fault("webhook:drop")
-            elif fault.copies > 1:
-                self.stats.count_fault("webhook:duplicate")
-            if not fault.drop and fault.delay > 0:
-                self.stats.count_fault("webhook:delay")
-        self._webhooks.emit(event, self.webhook_url, fault)
+        if self.webhook_url is not None:
+            self._webhooks.emit(event, self.webhook_url, self._faults.next_event(self.stats))
 
     # ------------------------------------------------------------ the API wrapper
 
@@ -454,23 +394,10 @@ class AvaturnEmulator:
                     await anyio.sleep(delay)
                 if authenticated:
                     check_auth(request, self._api_key)
-                    refused = self._rate_limited()
-                    if refused is not None:
+                    if (refused := self._rate_limited()) is not None:
                         await drain(request)
                         return refused
-                injected = self._injections.take(route)
-                if injected is not None:
-                    await drain(request)
-                    return injected
-                if fault is None:
-                    return await handler(request)
-                reads_body = fault.kind is None or fault.acted
-                if fault.upload_bytes_per_second is not None and route == "upload" and reads_body:
-                    stats.count_fault("upload:slow_upload")
-                    request[UPLOAD_PACE] = fault.upload_bytes_per_second
-                if fault.kind is None:
-                    return await handler(request)
-                return await answer_with_fault(request, route, fault, handler, stats)
+                return await self._faults.answer(request, route, fault, handler, stats)
             finally:
                 stats.in_flight -= 1
 
@@ -498,3 +425,21 @@ def _check_options(
         raise ConfigurationError("webhook_max_attempts must be at least 1")
     if export_size < 12:
         raise ConfigurationError("export_size must be at least 12 bytes (the GLB header)")
+
+
+def _deprecated_webhook_faults(
+    plan: FaultPlan | None, duplicate: bool | None, reorder: bool | None
+) -> FaultPlan | None:
+    """``plan`` with the deprecated ``duplicate_webhooks`` / ``reorder_webhooks`` in it."""
+    if duplicate is None and reorder is None:
+        return plan
+    instead = "faults=FaultPlan(webhooks=WebhookFaults(duplicate=1.0, reorder=True))"
+    message = f"duplicate_webhooks and reorder_webhooks are deprecated: pass {instead}"
+    warnings.warn(message, DeprecationWarning, stacklevel=3)
+    plan = plan or FaultPlan()
+    webhooks = attrs.evolve(
+        plan.webhooks,
+        duplicate=1.0 if duplicate else plan.webhooks.duplicate,
+        reorder=bool(reorder) or plan.webhooks.reorder,
+    )
+    return attrs.evolve(plan, webhooks=webhooks)

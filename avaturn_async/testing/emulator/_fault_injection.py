@@ -2,10 +2,10 @@
 emulator's aiohttp server.
 
 :class:`FaultInjector` numbers the requests of each route and the webhook events,
-and asks the pure ``_fault_plan.decide*`` functions what happens to each;
-:func:`answer_with_fault` turns a decided failure into what the client sees: an
-error status, a connection closed without an answer, or an answer cut off mid-body,
-with the request handled first (the server acted) or not.
+asks the pure ``_fault_plan.decide*`` functions what happens to each, and counts the
+faults it applies; :func:`answer_with_fault` turns a decided failure into what the
+client sees: an error status, a connection closed without an answer, or an answer
+cut off mid-body, with the request handled first (the server acted) or not.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ._fault_plan import (
     decide,
     decide_webhook,
 )
-from ._http import CREATED, Handler, drain
+from ._http import CREATED, UPLOAD_PACE, Handler, drain
 from ._stats import EmulatorStats
 from ._validation import EmulatorHTTPError
 
@@ -35,10 +35,12 @@ _CUT_OFF_BODY = b'{"detail": "this answer was cut off by an injected fault"}'
 
 
 class FaultInjector:
-    """The installed plan and how many requests of each route (and events) it has seen."""
+    """The installed plan, how many requests of each route (and events) it has seen,
+    and the answers ``fail_next`` queued (``injections``)."""
 
     def __init__(self, plan: FaultPlan | None, routes: Iterable[str]) -> None:
         self._routes = frozenset(routes)
+        self.injections = Injections()
         self._plan: FaultPlan | None = None
         self._requests: dict[str, int] = {}
         self._events = 0
@@ -63,9 +65,40 @@ class FaultInjector:
         self._requests = {}
         self._events = 0
 
-    @property
-    def reorder_webhooks(self) -> bool:
-        return self._plan is not None and self._plan.webhooks.reorder
+    def inject(
+        self, route: str, status: int, *, times: int, headers: Mapping[str, str], body: Any
+    ) -> None:
+        """Queue ``fail_next``'s answer for the next ``times`` requests of ``route``."""
+        if route not in self._routes:
+            expected = sorted(self._routes)
+            raise ConfigurationError(f"unknown route {route!r}; expected one of {expected}")
+        if times < 1 or not 100 <= status <= 599:
+            raise ConfigurationError("times must be >= 1 and status a valid HTTP status")
+        self.injections.add(route, status, times=times, headers=headers, body=body)
+
+    async def answer(
+        self,
+        request: web.Request,
+        route: str,
+        decision: FaultDecision | None,
+        handler: Handler,
+        stats: EmulatorStats,
+    ) -> web.StreamResponse:
+        """An injected answer, ``handler``'s answer or the decided failure; a slow
+        upload is read at its pace."""
+        injected = self.injections.take(route)
+        if injected is not None:
+            await drain(request)
+            return injected
+        if decision is None:
+            return await handler(request)
+        pace = decision.upload_bytes_per_second
+        if pace is not None and route == "upload" and (decision.kind is None or decision.acted):
+            stats.count_fault("upload:slow_upload")
+            request[UPLOAD_PACE] = pace
+        if decision.kind is None:
+            return await handler(request)
+        return await answer_with_fault(request, route, decision, handler, stats)
 
     def next_request(self, route: str) -> FaultDecision | None:
         """The decision for the next request of ``route``; ``None`` without a plan."""
@@ -75,13 +108,21 @@ class FaultInjector:
         self._requests[route] = index + 1
         return decide(self._plan, route, index)
 
-    def next_event(self) -> WebhookDecision | None:
-        """The decision for the next webhook event; ``None`` without a plan."""
+    def next_event(self, stats: EmulatorStats) -> WebhookDecision | None:
+        """The decision for the next webhook event, counted in ``stats``; ``None``
+        without a plan."""
         if self._plan is None:
             return None
         index = self._events
         self._events += 1
-        return decide_webhook(self._plan, index)
+        decision = decide_webhook(self._plan, index)
+        if decision.drop:
+            stats.count_fault("webhook:drop")
+        elif decision.copies > 1:
+            stats.count_fault("webhook:duplicate")
+        if not decision.drop and decision.delay > 0:
+            stats.count_fault("webhook:delay")
+        return decision
 
 
 async def answer_with_fault(

@@ -175,8 +175,9 @@ class WebhookFaults:
         drop: the probability that an event is never delivered.
         duplicate: the probability that an event is delivered twice (same ``webhook-id``).
         delay: ``(low, high)`` seconds (or one number) waited before delivering.
-        reorder: hold events in small batches delivered newest first (the
-            emulator's ``reorder_webhooks``).
+        reorder: hold events in batches, flushed when a batch holds the emulator's
+            ``REORDER_BATCH_SIZE`` (2) events or ``REORDER_WINDOW`` (0.1 s) after its
+            first event, whichever is first; each batch is delivered newest first.
     """
 
     drop: float = attrs.field(default=0.0, validator=_probability)
@@ -230,11 +231,13 @@ class FaultDecision:
 
 @attrs.frozen(kw_only=True)
 class WebhookDecision:
-    """What happens to one event: dropped, or sent ``copies`` times after ``delay`` seconds."""
+    """What happens to one event: dropped, or sent ``copies`` times after ``delay``
+    seconds (``reorder``: held with the next events, the batch sent newest first)."""
 
     drop: bool = False
     copies: int = 1
     delay: float = 0.0
+    reorder: bool = False
 
 
 def _rng(seed: int, stream: str, index: int) -> random.Random:
@@ -279,4 +282,5 @@ def decide_webhook(plan: FaultPlan, index: int) -> WebhookDecision:
         drop=drop_roll < faults.drop,
         copies=2 if duplicate_roll < faults.duplicate else 1,
         delay=low + (high - low) * delay_roll,
+        reorder=faults.reorder,
     )

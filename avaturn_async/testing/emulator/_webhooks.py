@@ -34,8 +34,8 @@ class WebhookDelivery:
 
     ``status`` is the receiver's HTTP status, or None when the attempt failed below
     HTTP; ``error`` then says why. Retries and duplicates keep ``msg_id``; ``attempt``
-    counts from 1 within each copy, and ``copy`` is 2 for the duplicate sent when
-    ``duplicate_webhooks`` is on or a fault plan duplicates the event.
+    counts from 1 within each copy, and ``copy`` is 2 for the duplicate sent when a
+    fault plan duplicates the event.
     """
 
     event: Mapping[str, Any]
@@ -74,8 +74,6 @@ class WebhookDispatcher:
         spawn: Spawn,
         max_attempts: int,
         retry_delay: float,
-        duplicate: bool,
-        reorder: bool,
         reorder_batch_size: int,
         reorder_window: float,
     ) -> None:
@@ -83,8 +81,6 @@ class WebhookDispatcher:
         self._spawn = spawn
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
-        self.duplicate = duplicate
-        self.reorder = reorder
         self.reorder_batch_size = reorder_batch_size
         self.reorder_window = reorder_window
         self.session: aiohttp.ClientSession | None = None
@@ -111,10 +107,10 @@ class WebhookDispatcher:
             msg_id="msg_" + secrets.token_hex(12),
             body=body,
             url=url,
-            copies=2 if self.duplicate else fault.copies,
+            copies=fault.copies,
             delay=fault.delay,
         )
-        if self.reorder:
+        if fault.reorder:
             self._hold(message)
         else:
             self._spawn(partial(self._deliver_all, [message]))

@@ -3,7 +3,8 @@
 ::
 
     inbox = WebhookInbox("webhooks.db")
-    app.router.add_post("/webhooks/avaturn", make_handler(verifier, router, inbox=inbox))
+    pipeline = WebhookPipeline(verifier, router, inbox=inbox)
+    app.router.add_post("/webhooks/avaturn", make_handler(pipeline))
 
     async with inbox.worker(router):   # in the same process, or another one
         ...                            # serve until shutdown
