@@ -9,7 +9,7 @@ import functools
 import logging
 import os
 import platform
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -46,6 +46,7 @@ from ._options import adaptive_settings, or_default, tracing_mode
 from ._protocol import Request, Response
 from ._resources import Avatars, Exports, Renders, Sessions, Users
 from ._retry import RetryPolicy
+from ._ssrf import DownloadGuard, guarding
 from ._transport import AiohttpTransport, Timeouts, Transport
 from ._version import __version__
 
@@ -129,6 +130,10 @@ class AvaturnClient:
             installed), ``True`` or ``False``.
         clock: where the retry loop and jobs read the time, sleep and draw jitter
             (a seam for tests).
+        allowed_download_hosts: hosts :meth:`download` may reach although they are on
+            a loopback, private or link-local address (host names, ``*.example.com``,
+            IP addresses or networks such as ``10.1.0.0/16``). Others are refused
+            (:class:`UnsafeURLError`), except the addresses of ``base_url`` itself.
     """
 
     def __init__(
@@ -150,6 +155,7 @@ class AvaturnClient:
         on_error: Hook | None = None,
         tracing: bool | Literal["auto"] = "auto",
         clock: Clock = DEFAULT_CLOCK,
+        allowed_download_hosts: Iterable[str] = (),
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("AVATURN_API_KEY")
         if not key or not key.strip():
@@ -163,6 +169,7 @@ class AvaturnClient:
             raise ConfigurationError("max_concurrency must be at least 1")
         self._api_key = key.strip()
         self.base_url: str = url.rstrip("/")
+        self._download_guard = DownloadGuard(allowed_download_hosts, base_url=self.base_url)
         self.max_concurrency = max_concurrency
         self._set_clock(clock)
         self.adaptive: AdaptiveConcurrency | None = adaptive_settings(adaptive)
@@ -508,7 +515,13 @@ class AvaturnClient:
         written to a temporary file beside ``destination`` and renamed only once
         it is whole, so a file at ``destination`` is always complete.
 
+        The URL often comes from a webhook body, so its host (and every redirect's)
+        must be on the public internet: a loopback, private, link-local (the cloud
+        metadata address) or other internal address is refused before connecting,
+        unless named in ``allowed_download_hosts`` or ``base_url`` is on it.
+
         Raises:
+            UnsafeURLError: the host, or a redirect's, is inside your network.
             DownloadTooLargeError: the file is over ``max_bytes`` (``None``: no cap).
             IncompleteDownloadError: the body ended before its ``Content-Length``,
                 or the connection dropped mid-body.
@@ -522,11 +535,12 @@ class AvaturnClient:
         self._check_open()
         path = Path(destination)
         async with self._shared.limiter:
-            size = await self._shared.transport.download(
-                url,
-                path,
-                headers=self._download_headers,
-                timeouts=self.timeouts,
-                max_bytes=max_bytes,
-            )
+            with guarding(self._download_guard):  # the transport checks every host with it
+                size = await self._shared.transport.download(
+                    url,
+                    path,
+                    headers=self._download_headers,
+                    timeouts=self.timeouts,
+                    max_bytes=max_bytes,
+                )
         return DownloadedFile(path=path, size=size)
