@@ -72,6 +72,8 @@ class AvaturnEmulator:
       ``emu.events``); it is read when an event happens.
     - ``webhook_secret``: Standard Webhooks secret (``whsec_<base64>`` or raw bytes)
       used to sign deliveries; default :data:`DEFAULT_WEBHOOK_SECRET`.
+      ``sign_webhooks=False`` sends them unsigned, as Avaturn documents its webhooks
+      (no ``webhook-*`` headers); a token in ``webhook_url``'s query string is kept.
     - ``webhook_max_attempts``, ``webhook_retry_delay``: attempts per event (first
       one included) and the first backoff, doubled after each failed attempt. A
       non-2xx answer or a connection error is a failure. Retries keep ``webhook-id``.
@@ -136,6 +138,7 @@ class AvaturnEmulator:
         export_delay: float = 0.05,
         webhook_url: str | None = None,
         webhook_secret: str | bytes | None = None,
+        sign_webhooks: bool = True,
         webhook_max_attempts: int = 4,
         webhook_retry_delay: float = 0.05,
         duplicate_webhooks: bool = False,
@@ -157,6 +160,7 @@ class AvaturnEmulator:
         self.export_delay = export_delay
         self.webhook_url = webhook_url
         self._webhook_secret = DEFAULT_WEBHOOK_SECRET if webhook_secret is None else webhook_secret
+        self._sign_webhooks = sign_webhooks
         self.response_delay = response_delay
         self.export_size = export_size
         self.avatar_outcome: Callable[[AvatarRecord], Outcome] | None = None
@@ -188,7 +192,7 @@ class AvaturnEmulator:
     ) -> WebhookDispatcher:
         """Deliveries signed with ``webhook_secret``, spawned on the emulator's tasks."""
         return WebhookDispatcher(
-            key=decode_secret(self._webhook_secret),
+            key=decode_secret(self._webhook_secret) if self._sign_webhooks else None,
             spawn=self._spawn,
             max_attempts=max_attempts,
             retry_delay=retry_delay,
