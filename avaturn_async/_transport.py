@@ -198,16 +198,12 @@ class AiohttpTransport:
         hop at a time; a host inside the network raises :class:`UnsafeURLError`
         before it is connected to.
         """
-        if self._downloads is None:  # made lazily: aiohttp wants a running loop
-            self._downloads = DownloadPool(
-                connection_limit=self._connection_limit, resolver=self._resolver
-            )
         timeout = _client_timeout(timeouts.upload, timeouts.connect)
         shown = redact_url(url) or ""
         partial = destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.part")
         try:
             async with open_download(
-                self._downloads, exact_url(url), headers=headers, timeout=timeout, shown=shown
+                self._download_pool(), exact_url(url), headers=headers, timeout=timeout, shown=shown
             ) as answer:
                 expected = _declared_length(answer, shown, max_bytes)
                 written = await _stream_to(answer, partial, shown, max_bytes)
@@ -233,6 +229,13 @@ class AiohttpTransport:
         finally:
             with contextlib.suppress(OSError):
                 await anyio.Path(partial).unlink(missing_ok=True)
+
+    def _download_pool(self) -> DownloadPool:
+        if self._downloads is None:  # made lazily: aiohttp wants a running loop
+            self._downloads = DownloadPool(
+                connection_limit=self._connection_limit, resolver=self._resolver
+            )
+        return self._downloads
 
     async def aclose(self) -> None:
         if self._session is not None and self._owns_session:

@@ -33,6 +33,7 @@ from tests.inbox_support import (
     dispatch,
     eventually,
     only_record,
+    open_inbox,
     recording_router,
 )
 from tests.support import uvicorn_in_loop
@@ -119,6 +120,21 @@ async def test_stored_genuine_event_is_dispatched_once_confirmed(
         status = await post(url, event)
     await dispatch(inbox, router, confirm=pipeline.confirm)
     assert (status, calls) == (202, [event])
+
+
+async def test_postgres_inbox_confirms_at_dispatch_too(
+    postgres_dsn: str, api: AvaturnClient
+) -> None:
+    router, calls = recording_router()
+    event = await ready_avatar(api)
+    forged = make_avatar_ready(user_id=event.user_id)
+    async with open_inbox(postgres_dsn) as shared:
+        pipeline = WebhookPipeline(None, router, inbox=shared, confirm=confirmer(api))
+        for delivery in (forged, event):
+            await pipeline.handle(event_to_bytes(delivery), {})
+        await dispatch(shared, router, confirm=pipeline.confirm, limit=2)
+        counts = await shared.counts()
+    assert (counts["done"], calls) == (2, [event])
 
 
 async def test_receipt_asks_nothing_of_the_api_the_worker_does(

@@ -188,7 +188,8 @@ class EventConfirmer:
             avatars = await self._client.avatars.list(user_id, include_not_ready=True)
         except (NotFoundError, UnprocessableEntityError):
             return None  # the API does not know (or accept) this user id
-        return next((item for item in avatars if item.id == avatar_id), None)
+        wanted = avatar_id.lower()  # UUIDs: the same in any casing
+        return next((item for item in avatars if item.id.lower() == wanted), None)
 
     def _url_problem(self, url: str | None, status: object) -> str | None:
         """Why the file URL is not acceptable, or ``None``."""

@@ -140,7 +140,7 @@ class WebhookPipeline:
                 "to accept unsigned deliveries once the API confirms them"
             )
         if confirm is not None and not isinstance(confirm, EventConfirmer):
-            raise ConfigurationError("confirm must be an EventConfirmer")
+            raise ConfigurationError("confirm must be an EventConfirmer(client, url_hosts=[...])")
         if inbox is not None and (store is not None or not dedupe):
             raise ConfigurationError("an inbox is its own idempotency store: drop store/dedupe")
         if read_timeout is not None and not read_timeout > 0:
