@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from ._errors import StorageUnavailableError as StorageUnavailableError
     from ._errors import TransportError as TransportError
     from ._errors import UnprocessableEntityError as UnprocessableEntityError
+    from ._errors import UnsafeURLError as UnsafeURLError
     from ._errors import ValidationErrorItem as ValidationErrorItem
     from ._errors import WebhookError as WebhookError
     from ._errors import WebhookInputError as WebhookInputError

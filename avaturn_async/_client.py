@@ -12,7 +12,7 @@ import functools
 import logging
 import os
 import platform
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -35,6 +35,7 @@ from ._options import DEFAULT_BASE_URL
 from ._protocol import Request, Response
 from ._resources import Avatars, Exports, Renders, Sessions, Users
 from ._retry import RetryPolicy
+from ._ssrf import DownloadGuard, guarding
 from ._transport import AiohttpTransport, Timeouts, Transport
 from ._version import __version__
 
@@ -76,6 +77,7 @@ class ClientOptions:
     on_error: Hook | None = None
     tracing: bool | Literal["auto"] = "auto"
     clock: Clock = DEFAULT_CLOCK
+    allowed_download_hosts: tuple[str, ...] = ()
 
 
 class _State(enum.Enum):
@@ -98,8 +100,13 @@ class _Shared:
     plain_headers: CIMultiDictProxy[str]
     auth_headers: CIMultiDictProxy[str]
     download_headers: CIMultiDictProxy[str]
+    download_guard: DownloadGuard  # which hosts download() may reach (the pool's base URL)
     state: _State = attrs.field(default=_State.OPEN, kw_only=True)
     """``CLOSED`` once the pool's owner was closed: then every derived client is too."""
+
+
+def _frozen_headers(headers: dict[str, str]) -> CIMultiDictProxy[str]:
+    return CIMultiDictProxy(CIMultiDict(headers))
 
 
 class AvaturnClient:
@@ -133,6 +140,10 @@ class AvaturnClient:
         tracing: OpenTelemetry client spans: ``"auto"`` (once a tracer provider is
             installed), ``True`` or ``False``.
         clock: where the client reads the time, sleeps and draws jitter (a test seam).
+        allowed_download_hosts: hosts :meth:`download` may reach although they are on
+            a loopback, private or link-local address (host names, ``*.example.com``,
+            IP addresses or networks such as ``10.1.0.0/16``). Others are refused
+            (:class:`UnsafeURLError`), except the addresses of ``base_url`` itself.
     """
 
     def __init__(
@@ -154,6 +165,7 @@ class AvaturnClient:
         on_error: Hook | None = None,
         tracing: bool | Literal["auto"] = "auto",
         clock: Clock = DEFAULT_CLOCK,
+        allowed_download_hosts: Iterable[str] = (),
     ) -> None:
         if max_concurrency < 1:
             raise ConfigurationError("max_concurrency must be at least 1")
@@ -171,6 +183,7 @@ class AvaturnClient:
             on_error=on_error,
             tracing=arguments.tracing_mode(tracing),
             clock=clock,
+            allowed_download_hosts=tuple(allowed_download_hosts),
         )
         agent, backoff = user_agent or USER_AGENT, options.adaptive
         plain = {"User-Agent": agent, "Accept": "application/json"}
@@ -179,7 +192,10 @@ class AvaturnClient:
             transport or AiohttpTransport(session=session, connection_limit=max_concurrency),
             RequestLimiter(max_concurrency),
             None if backoff is None else AdaptiveLimiter(backoff, max_concurrency, clock=clock.now),
-            *(CIMultiDictProxy(CIMultiDict(h)) for h in (plain, auth, {"User-Agent": agent})),
+            _frozen_headers(plain),
+            _frozen_headers(auth),
+            _frozen_headers({"User-Agent": agent}),
+            DownloadGuard(options.allowed_download_hosts, base_url=options.base_url),
         )
         self._bind(shared, options, Tracer(options.tracing), owner=True)
         self.event_hub = event_hub
@@ -421,7 +437,13 @@ class AvaturnClient:
         written to a temporary file beside ``destination`` and renamed only once
         it is whole, so a file at ``destination`` is always complete.
 
+        The URL often comes from a webhook body, so its host (and every redirect's)
+        must be on the public internet: a loopback, private, link-local (the cloud
+        metadata address) or other internal address is refused before connecting,
+        unless named in ``allowed_download_hosts`` or ``base_url`` is on it.
+
         Raises:
+            UnsafeURLError: the host, or a redirect's, is inside your network.
             DownloadTooLargeError: the file is over ``max_bytes`` (``None``: no cap).
             IncompleteDownloadError: the body ended before its ``Content-Length``,
                 or the connection dropped mid-body.
@@ -435,11 +457,12 @@ class AvaturnClient:
         self._check_open()
         path, shared = Path(destination), self._shared
         async with shared.limiter:
-            size = await shared.transport.download(
-                url,
-                path,
-                headers=shared.download_headers,
-                timeouts=self._options.timeouts,
-                max_bytes=max_bytes,
-            )
+            with guarding(shared.download_guard):  # the transport checks every host with it
+                size = await shared.transport.download(
+                    url,
+                    path,
+                    headers=shared.download_headers,
+                    timeouts=self._options.timeouts,
+                    max_bytes=max_bytes,
+                )
         return DownloadedFile(path=path, size=size)

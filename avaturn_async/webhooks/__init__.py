@@ -51,6 +51,9 @@ if TYPE_CHECKING:
     from .._events import parse_event as parse_event
     from ._boundary import VerificationFailure as VerificationFailure
     from ._boundary import Verifier as Verifier
+    from ._confirm import Confirmation as Confirmation
+    from ._confirm import ConfirmingClient as ConfirmingClient
+    from ._confirm import EventConfirmer as EventConfirmer
     from ._dedupe import IdempotencyStore as IdempotencyStore
     from ._dedupe import InMemoryIdempotencyStore as InMemoryIdempotencyStore
     from ._dedupe import idempotency_key as idempotency_key

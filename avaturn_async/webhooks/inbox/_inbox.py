@@ -50,6 +50,7 @@ import anyio
 
 from ..._errors import ConfigurationError
 from ..._events import Event
+from .._confirm import EventConfirmer
 from .._dedupe import idempotency_key
 from .._router import WebhookRouter
 from .._verifier import header_value
@@ -174,13 +175,15 @@ class WebhookInbox:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff: Backoff | None = None,
         lease: float = DEFAULT_LEASE,
+        confirm: EventConfirmer | None = None,
     ) -> int:
         """Claim up to ``limit`` due events, dispatch them concurrently; how many were claimed.
 
         One pass of :meth:`run`, for tests, cron jobs and draining.
         """
         policy = make_policy(max_attempts, backoff, lease, limit)
-        return await InboxWorker(self.store, self._clock, router, policy).dispatch_due()
+        worker = InboxWorker(self.store, self._clock, router, policy, confirm=confirm)
+        return await worker.dispatch_due()
 
     async def run(
         self,
@@ -191,6 +194,7 @@ class WebhookInbox:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff: Backoff | None = None,
         lease: float = DEFAULT_LEASE,
+        confirm: EventConfirmer | None = None,
     ) -> None:
         """Dispatch due events until cancelled, looking again every ``poll_interval`` seconds.
 
@@ -204,11 +208,17 @@ class WebhookInbox:
         deliveries where the store can tell (same process for SQLite,
         ``LISTEN/NOTIFY`` for PostgreSQL). An unavailable database is logged
         and retried.
+
+        With ``confirm`` (an :class:`EventConfirmer`), each event is confirmed
+        against the API before it is dispatched: a contradicted one is marked
+        ``done`` without dispatch; a confirmation that cannot reach the API is a
+        failed attempt, retried like a handler's failure.
         """
         if not poll_interval > 0:
             raise ConfigurationError("poll_interval must be positive")
         policy = make_policy(max_attempts, backoff, lease, concurrency)
-        await InboxWorker(self.store, self._clock, router, policy).run(poll_interval)
+        worker = InboxWorker(self.store, self._clock, router, policy, confirm=confirm)
+        await worker.run(poll_interval)
 
     @asynccontextmanager
     async def worker(
@@ -220,6 +230,7 @@ class WebhookInbox:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff: Backoff | None = None,
         lease: float = DEFAULT_LEASE,
+        confirm: EventConfirmer | None = None,
     ) -> AsyncIterator[None]:
         """Run :meth:`run` in a task group for the duration of the ``async with`` block."""
         run = partial(
@@ -230,6 +241,7 @@ class WebhookInbox:
             max_attempts=max_attempts,
             backoff=backoff,
             lease=lease,
+            confirm=confirm,
         )
         make_policy(max_attempts, backoff, lease, concurrency)  # fail here, not in the task
         async with anyio.create_task_group() as group:

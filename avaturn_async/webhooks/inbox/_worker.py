@@ -15,6 +15,7 @@ import anyio
 
 from ..._errors import WebhookParseError
 from ..._events import Event, parse_event
+from .._confirm import EventConfirmer
 from .._router import WebhookRouter
 from ._policy import WorkerPolicy, describe_error, dispatch_error
 from ._store import Claimed, InboxStore
@@ -33,11 +34,14 @@ class InboxWorker:
         clock: Callable[[], float],
         router: WebhookRouter,
         policy: WorkerPolicy,
+        *,
+        confirm: EventConfirmer | None = None,
     ) -> None:
         self.store = store
         self._clock = clock
         self._router = router
         self._policy = policy
+        self._confirm = confirm
         self._running = 0
         self._freed = anyio.Event()
 
@@ -141,7 +145,7 @@ class InboxWorker:
 
             group.start_soon(heartbeat)
             try:
-                error = dispatch_error(await self._router.dispatch(event))
+                error = await self._confirm_and_dispatch(event)
             except Exception as exc:  # the router catches handler errors; this is its own
                 logger.exception("webhook dispatch failed for %s event", event.event)
                 error = describe_error(exc)
@@ -149,6 +153,15 @@ class InboxWorker:
         if lost:
             return f"LeaseLost: the {lease:g} s lease could not be renewed; dispatch cancelled"
         return error
+
+    async def _confirm_and_dispatch(self, event: Event) -> str | None:
+        """Dispatch unless ``confirm`` contradicts the event (then done, undispatched).
+
+        A confirmation that cannot reach the API raises: a failed attempt, retried.
+        """
+        if self._confirm is not None and not (await self._confirm.confirm(event)).confirmed:
+            return None
+        return dispatch_error(await self._router.dispatch(event))
 
     async def _keep_lease(self, claimed: Claimed, lease: float) -> bool:
         """Renew every ``lease / 3`` seconds; return ``False`` once the lease is lost."""
