@@ -29,23 +29,26 @@ if TYPE_CHECKING:
     from ._clock import Clock as Clock
     from ._decide import Decision as Decision
     from ._decide import decide as decide
+    from ._download_errors import DownloadError as DownloadError
+    from ._download_errors import DownloadTooLargeError as DownloadTooLargeError
+    from ._download_errors import IncompleteDownloadError as IncompleteDownloadError
     from ._errors import APIError as APIError
     from ._errors import AuthenticationError as AuthenticationError
     from ._errors import AvatarFailedError as AvatarFailedError
     from ._errors import AvaturnError as AvaturnError
     from ._errors import BadRequestError as BadRequestError
+    from ._errors import CertificateError as CertificateError
     from ._errors import ClientClosedError as ClientClosedError
     from ._errors import ConfigurationError as ConfigurationError
     from ._errors import ConflictError as ConflictError
     from ._errors import ConnectError as ConnectError
     from ._errors import ConnectionLostError as ConnectionLostError
-    from ._errors import DownloadError as DownloadError
-    from ._errors import DownloadTooLargeError as DownloadTooLargeError
+    from ._errors import EventLoopError as EventLoopError
     from ._errors import ExportFailedError as ExportFailedError
     from ._errors import GoneError as GoneError
-    from ._errors import IncompleteDownloadError as IncompleteDownloadError
     from ._errors import InvalidRequestError as InvalidRequestError
     from ._errors import JobFailedError as JobFailedError
+    from ._errors import JobTimeoutError as JobTimeoutError
     from ._errors import NotFoundError as NotFoundError
     from ._errors import PhotoError as PhotoError
     from ._errors import RateLimitError as RateLimitError

@@ -1,42 +1,55 @@
-"""``AvaturnClient``: its options, the retry loop and the concurrency limit.
+"""``AvaturnClient``: the endpoint groups, the retry loop and the concurrency limit.
 
-A client is its :class:`ClientOptions` (one frozen value) beside a ``_Shared`` holder
-of what derived clients share (pool, request limit, backoff, open or closed state).
-Endpoints are in ``_resources``; what a call reports (hooks, logs, spans) in ``_observe``.
+A client is its :class:`ClientOptions` (one frozen value, ``_client_options``) and
+its key, beside a ``SharedPool`` of what derived clients share (``_pool``:
+connections, request limit, backoff, event loop, open or closed state). Endpoints
+are in ``_resources``; what a call reports (hooks, logs, spans) in ``_observe``;
+proxies and TLS in ``_network``; extra headers, query and body in ``_extras``.
 """
 
 from __future__ import annotations
 
-import enum
 import functools
 import logging
 import os
 import platform
+from asyncio import get_running_loop
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from ssl import SSLContext
 from typing import Any, Literal, TypeVar
 
 import aiohttp
 import attrs
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDictProxy
 
 from . import _observe
 from . import _options as arguments  # the readers of the constructor's arguments
 from ._adaptive import AdaptiveConcurrency, AdaptiveLimiter
 from ._answers import read_model, retry_after_seconds
+from ._client_options import (
+    DEFAULT_CLOCK,
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUTS,
+    ClientOptions,
+    NetworkArguments,
+    derive_options,
+    text,
+)
 from ._clock import Clock
 from ._decide import decide
-from ._errors import ClientClosedError, ConfigurationError, InvalidRequestError, TransportError
+from ._errors import ClientClosedError, InvalidRequestError, TransportError
+from ._extras import merge_headers
 from ._hub import EventHub
-from ._limiter import RequestLimiter
 from ._models import DownloadedFile
 from ._observe import Hook, Tracer, attach_metadata
 from ._options import DEFAULT_BASE_URL
+from ._pool import CLOSED, OPEN, SharedPool, frozen_headers, key_headers, open_pool
 from ._protocol import Request, Response
 from ._resources import Avatars, Exports, Renders, Sessions, Users
 from ._retry import RetryPolicy
 from ._ssrf import DownloadGuard, guarding
-from ._transport import AiohttpTransport, Timeouts, Transport
+from ._transport import Timeouts, Transport
 from ._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_DOWNLOAD_BYTES", "AvaturnClient", "ClientOptions"]
@@ -50,63 +63,7 @@ logger = logging.getLogger("avaturn_async")
 USER_AGENT = (
     f"avaturn-async/{__version__} python/{platform.python_version()} aiohttp/{aiohttp.__version__}"
 )
-DEFAULT_RETRY = RetryPolicy()
-DEFAULT_TIMEOUTS = Timeouts()
-DEFAULT_ADAPTIVE = AdaptiveConcurrency()
-DEFAULT_CLOCK = Clock()
 _UNSET: Any = object()
-
-
-@attrs.frozen(kw_only=True)
-class ClientOptions:
-    """A client's options as one value: ``client.options``.
-
-    Each field means what the :class:`AvaturnClient` argument of the same name does
-    (``adaptive`` is ``None`` when off). :meth:`AvaturnClient.with_options` changes
-    ``retry``, ``timeouts``, the hooks and ``tracing``; the rest go with the pool.
-    """
-
-    base_url: str = DEFAULT_BASE_URL
-    retry: RetryPolicy = DEFAULT_RETRY
-    timeouts: Timeouts = DEFAULT_TIMEOUTS
-    max_concurrency: int = 16
-    adaptive: AdaptiveConcurrency | None = DEFAULT_ADAPTIVE
-    on_request: Hook | None = None
-    on_response: Hook | None = None
-    on_retry: Hook | None = None
-    on_error: Hook | None = None
-    tracing: bool | Literal["auto"] = "auto"
-    clock: Clock = DEFAULT_CLOCK
-    allowed_download_hosts: tuple[str, ...] = ()
-
-
-class _State(enum.Enum):
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-# Read as module names on the hot path: an enum's attribute lookup costs ~80 ns.
-_OPEN, _CLOSED = _State.OPEN, _State.CLOSED
-
-
-@attrs.define
-class _Shared:
-    """What a client and the clients derived from it by ``with_options`` share."""
-
-    transport: Transport
-    limiter: RequestLimiter
-    backoff: AdaptiveLimiter | None
-    # Built once, as the immutable mappings aiohttp would make of a dict per request.
-    plain_headers: CIMultiDictProxy[str]
-    auth_headers: CIMultiDictProxy[str]
-    download_headers: CIMultiDictProxy[str]
-    download_guard: DownloadGuard  # which hosts download() may reach (the pool's base URL)
-    state: _State = attrs.field(default=_State.OPEN, kw_only=True)
-    """``CLOSED`` once the pool's owner was closed: then every derived client is too."""
-
-
-def _frozen_headers(headers: dict[str, str]) -> CIMultiDictProxy[str]:
-    return CIMultiDictProxy(CIMultiDict(headers))
 
 
 class AvaturnClient:
@@ -117,8 +74,16 @@ class AvaturnClient:
         async with AvaturnClient() as client:
             user = await client.users.create()
 
-    Every option has one meaning, and the options that can be off have an
-    explicit off value (the table is in ``docs/client.md``).
+    Every option has one meaning; those that can be off have an explicit off value
+    (the table is in ``docs/client.md``). A client belongs to the event loop it is
+    opened in (``async with`` or its first call; :class:`EventLoopError`);
+    ``avaturn_async.sync`` has the same client for synchronous code.
+
+    Every endpoint method also takes ``extra_headers=``, ``extra_query=`` and, where
+    the request has a JSON body, ``extra_body=``, for what the SDK has no argument
+    for yet. Documented arguments and the client's own headers win any clash;
+    secret-named headers (``Authorization``, ``Cookie``, ``*-Key``, ``*-Token``,
+    ``*-Secret``) are redacted in reprs and logs.
 
     Args:
         api_key: the secret key (default ``$AVATURN_API_KEY``), sent as a bearer token
@@ -128,7 +93,8 @@ class AvaturnClient:
         timeouts: per-attempt :class:`Timeouts`.
         max_concurrency: requests in flight at once from this client, across all tasks.
         session: an ``aiohttp.ClientSession`` to borrow; the client then does not close it.
-        transport: a custom :class:`Transport` (overrides ``session``).
+        transport: a custom :class:`Transport` (overrides ``session``; give it your
+            own ``proxy`` and ``ssl``).
         user_agent: replaces the default ``User-Agent``.
         event_hub: the :class:`EventHub` your webhook receiver feeds; jobs' ``wait()``
             listen to it (and poll without it).
@@ -144,6 +110,14 @@ class AvaturnClient:
             a loopback, private or link-local address (host names, ``*.example.com``,
             IP addresses or networks such as ``10.1.0.0/16``). Others are refused
             (:class:`UnsafeURLError`), except the addresses of ``base_url`` itself.
+        proxy: ``"http://user:pass@host:port"``: every request (API calls, uploads,
+            downloads) goes through it, whatever the environment says. Its
+            credentials never appear in reprs, logs or errors.
+        trust_env: read ``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY`` and ``NO_PROXY``
+            when ``proxy`` is not given; ``False`` ignores them. Loopback hosts never
+            go through an environment proxy.
+        ssl: an ``ssl.SSLContext`` for every connection the client makes: a private CA
+            (``ssl.create_default_context(cafile=...)``), a client certificate.
     """
 
     def __init__(
@@ -166,11 +140,10 @@ class AvaturnClient:
         tracing: bool | Literal["auto"] = "auto",
         clock: Clock = DEFAULT_CLOCK,
         allowed_download_hosts: Iterable[str] = (),
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ssl: SSLContext | None = None,
     ) -> None:
-        if max_concurrency < 1:
-            raise ConfigurationError("max_concurrency must be at least 1")
-        if not isinstance(clock, Clock):
-            raise ConfigurationError("clock must be an avaturn_async.Clock")
         options = ClientOptions(
             base_url=arguments.read_base_url(base_url),
             retry=arguments.or_default(retry, DEFAULT_RETRY, "retry"),
@@ -185,27 +158,28 @@ class AvaturnClient:
             clock=clock,
             allowed_download_hosts=tuple(allowed_download_hosts),
         )
-        agent, backoff = user_agent or USER_AGENT, options.adaptive
-        plain = {"User-Agent": agent, "Accept": "application/json"}
-        auth = {**plain, "Authorization": f"Bearer {arguments.read_api_key(api_key)}"}
-        shared = _Shared(
-            transport or AiohttpTransport(session=session, connection_limit=max_concurrency),
-            RequestLimiter(max_concurrency),
-            None if backoff is None else AdaptiveLimiter(backoff, max_concurrency, clock=clock.now),
-            _frozen_headers(plain),
-            _frozen_headers(auth),
-            _frozen_headers({"User-Agent": agent}),
-            DownloadGuard(options.allowed_download_hosts, base_url=options.base_url),
+        transport = NetworkArguments(session, proxy, trust_env, ssl).transport(
+            transport, max_concurrency
         )
-        self._bind(shared, options, Tracer(options.tracing), owner=True)
-        self.event_hub = event_hub
+        agent = user_agent or USER_AGENT
+        plain = frozen_headers({"User-Agent": agent, "Accept": "application/json"})
+        shared = open_pool(transport, max_concurrency, options.adaptive, options.clock, agent)
+        self._bind(shared, options, Tracer(options.tracing), (plain, key_headers(plain, api_key)))
+        guard = DownloadGuard(options.allowed_download_hosts, base_url=options.base_url)
+        self._download_guard, self._owns_pool, self.event_hub = guard, True, event_hub
 
-    def _bind(self, shared: _Shared, options: ClientOptions, tracer: Tracer, owner: bool) -> None:
+    def _bind(
+        self,
+        shared: SharedPool,
+        options: ClientOptions,
+        tracer: Tracer,
+        headers: tuple[CIMultiDictProxy[str], CIMultiDictProxy[str]],
+    ) -> None:
         self._shared = shared
         self._options = options
         self._tracer = tracer
-        self._owns_pool = owner
-        self._state = _OPEN
+        self._plain_headers, self._auth_headers = headers  # without, and with, the key
+        self._state = OPEN
         self._now = options.clock.now  # bound once: the retry loop reads it on every attempt
 
     # The endpoint groups, made on first use: ``with_options`` stays cheap.
@@ -257,6 +231,8 @@ class AvaturnClient:
     def with_options(
         self,
         *,
+        api_key: str = _UNSET,
+        base_url: str = _UNSET,
         retry: RetryPolicy = _UNSET,
         max_attempts: int = _UNSET,
         timeouts: Timeouts = _UNSET,
@@ -271,32 +247,41 @@ class AvaturnClient:
         request limit, shared backoff and event hub: cheap enough to make per call::
 
             await client.with_options(timeout=5, max_attempts=2).users.create()
+            project_b = client.with_options(api_key=KEY_B)  # another Avaturn project
 
-        ``timeout`` sets ``timeouts.request``, ``max_attempts`` the retry policy's.
+        ``timeout`` sets ``timeouts.request``, ``max_attempts`` the retry policy's;
+        ``api_key`` and ``base_url`` serve another project (or server) over the same pool.
         Closing the derived client closes nothing shared; closing this one closes both.
         """
         # The arguments given are those not left _UNSET.
         changes = {k: v for k, v in locals().items() if v is not _UNSET and k != "self"}
-        if "max_attempts" in changes:
-            given = changes.get("retry", self._options.retry)
-            changes["retry"] = attrs.evolve(given, max_attempts=changes.pop("max_attempts"))
-        if "timeout" in changes:
-            given = changes.get("timeouts", self._options.timeouts)
-            changes["timeouts"] = attrs.evolve(given, request=changes.pop("timeout"))
-        tracer = self._tracer
-        if "tracing" in changes:
-            changes["tracing"] = arguments.tracing_mode(tracing)
-            tracer = Tracer(changes["tracing"])
+        plain, auth, guard = self._plain_headers, self._auth_headers, self._download_guard
+        if "api_key" in changes:
+            auth = key_headers(plain, text(changes.pop("api_key"), "api_key"))
+        options, tracer = derive_options(self._options, self._tracer, changes)
+        if options.base_url != self._options.base_url:  # the guard lets its addresses through
+            guard = DownloadGuard(options.allowed_download_hosts, base_url=options.base_url)
         derived = object.__new__(AvaturnClient)
-        derived._bind(self._shared, attrs.evolve(self._options, **changes), tracer, False)
+        derived._bind(self._shared, options, tracer, (plain, auth))
+        derived._download_guard, derived._owns_pool = guard, False
         derived.event_hub = self.event_hub
         return derived
 
     def __repr__(self) -> str:
         return f"AvaturnClient(base_url={self.base_url!r}, api_key='***')"
 
+    def __del__(self) -> None:
+        # Only the pool's owner warns, and only once it was used: an unused pool
+        # has no connection, and a derived client owns none.
+        shared: SharedPool | None = getattr(self, "_shared", None)  # None: __init__ failed
+        if shared is None or not getattr(self, "_owns_pool", False):
+            return
+        if shared.state is OPEN and shared.loop is not None:
+            shared.warn_unclosed(self)
+
     async def __aenter__(self) -> AvaturnClient:
         self._check_open()
+        self._shared.enter_loop(self)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -306,36 +291,26 @@ class AvaturnClient:
         """Close the HTTP session (unless borrowed). Calling it twice is harmless.
 
         A client made by :meth:`with_options` closes only itself: the connections
-        belong to the client it was derived from.
+        belong to the client it was derived from. Raises :class:`EventLoopError`
+        in another event loop than the one the client was opened in.
         """
-        if self._state is _CLOSED:
+        if self._state is CLOSED:
             return
-        self._state = _CLOSED
+        shared = self._shared
+        if self._owns_pool and shared.state is OPEN and shared.loop is not None:
+            shared.enter_loop(self)
+        self._state = CLOSED
         if self._owns_pool:
-            self._shared.state = _CLOSED
-            await self._shared.transport.aclose()
+            shared.state = CLOSED
+            await shared.transport.aclose()
 
     @property
     def closed(self) -> bool:
-        return self._state is _CLOSED or self._shared.state is _CLOSED
+        return self._state is CLOSED or self._shared.state is CLOSED
 
     def _check_open(self) -> None:
         if self.closed:
             raise ClientClosedError("this AvaturnClient is closed; create a new one")
-
-    def _adapt(self, response: Response, retry_after: float | None, sent_at: float) -> None:
-        """Feed the shared backoff, and resize the limiter when its limit moved."""
-        adaptive = self._shared.backoff
-        assert adaptive is not None  # callers check
-        status = response.status
-        if status == 429 or (status == 503 and retry_after is not None):
-            adaptive.on_rate_limited(retry_after=retry_after, sent_at=sent_at)
-        elif not (200 <= status < 300 and adaptive.on_success()):
-            return
-        limit = adaptive.limit
-        limiter = self._shared.limiter
-        if limit != limiter.total_tokens:
-            limiter.total_tokens = limit
 
     async def _send(self, request: Request) -> Response:
         """Send with retries; returns a 2xx answer or raises a typed error.
@@ -345,10 +320,14 @@ class AvaturnClient:
         it names is reported and raised.
         """
         shared, options = self._shared, self._options
-        if self._state is _CLOSED or shared.state is _CLOSED:
+        if self._state is CLOSED or shared.state is CLOSED:
             self._check_open()
+        if shared.loop is not get_running_loop():
+            shared.enter_loop(self)
         url = request.url(options.base_url)
-        headers = shared.auth_headers if request.authenticated else shared.plain_headers
+        headers = self._auth_headers if request.authenticated else self._plain_headers
+        if request.extra_headers is not None:
+            headers = merge_headers(headers, request.extra_headers)
         started = now = self._now()
         attempt = 0
         while True:
@@ -383,7 +362,7 @@ class AvaturnClient:
             await limiter.acquire()
             sent_at = self._now()
         try:
-            if self._state is _CLOSED or shared.state is _CLOSED:
+            if self._state is CLOSED or shared.state is CLOSED:
                 self._check_open()  # closed while this call waited for a slot
             adaptive = shared.backoff
             if adaptive is not None and adaptive.resume_at > sent_at:  # the gate is shut
@@ -403,24 +382,16 @@ class AvaturnClient:
             limiter.release()
         if 200 <= response.status < 300:
             if adaptive is not None and not adaptive.at_max:
-                self._adapt(response, None, sent_at)
+                shared.adapt(response.status, None, sent_at)
         elif adaptive is not None:
-            self._adapt(response, retry_after_seconds(response), sent_at)
+            shared.adapt(response.status, retry_after_seconds(response), sent_at)
         if options.on_response is not None or logger.isEnabledFor(logging.DEBUG):
             elapsed = self._now() - sent_at
             await _observe.report_answer(options.on_response, request, response, attempt, elapsed)
         return response
 
-    async def _call(self, request: Request, model: type[T]) -> T:
-        response = await self._send(request)
-        return attach_metadata(read_model(response, model), request.route, response)
-
     def _read(self, request: Request, response: Response, model: type[T]) -> T:
-        """``response`` read into ``model``, with its metadata (what ``_call`` does).
-
-        Hot endpoints call ``_send`` and then this, rather than ``_call``: one
-        coroutine less to walk each time aiohttp resumes the call.
-        """
+        """``response`` (from :meth:`_send`) read into ``model``, with its metadata."""
         return attach_metadata(read_model(response, model), request.route, response)
 
     async def download(
@@ -456,8 +427,10 @@ class AvaturnClient:
             raise InvalidRequestError("max_bytes must be a non-negative int or None")
         self._check_open()
         path, shared = Path(destination), self._shared
+        if shared.loop is not get_running_loop():
+            shared.enter_loop(self)
         async with shared.limiter:
-            with guarding(shared.download_guard):  # the transport checks every host with it
+            with guarding(self._download_guard):  # the transport checks every host with it
                 size = await shared.transport.download(
                     url,
                     path,
@@ -466,3 +439,4 @@ class AvaturnClient:
                     max_bytes=max_bytes,
                 )
         return DownloadedFile(path=path, size=size)
+

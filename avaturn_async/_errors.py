@@ -10,11 +10,14 @@ from ``avaturn_async``. ``tests/test_error_tree.py`` keeps this tree complete::
     ├── ConfigurationError (ValueError)        missing API key, bad base URL, bad option
     │   └── EmulatorStoreError [testing]       the emulator's state file is not an emulator's
     ├── ClientClosedError (RuntimeError)       the client was used after ``aclose()``
+    ├── EventLoopError (RuntimeError)          a client used in another event loop than its own,
+    │                                          or the sync client called inside a running loop
     ├── InvalidRequestError (ValueError)       rejected before sending: nothing left the process
     │   ├── PhotoError                         a photo is missing, empty or not a JPEG
     │   └── UnsafeURLError                     a download's host is inside your network
     ├── TransportError (OSError)               the request may not have had an answer
     │   ├── ConnectError                       never reached the server: safe to retry
+    │   │   └── CertificateError               the server's TLS certificate was refused
     │   ├── ConnectionLostError                dropped mid-request: the server may have acted
     │   ├── RequestTimeoutError (TimeoutError) no answer in time: the server may have acted
     │   └── DownloadError                      a file download failed; nothing was left behind
@@ -33,6 +36,7 @@ from ``avaturn_async``. ``tests/test_error_tree.py`` keeps this tree complete::
     ├── StorageError (RuntimeError)            a database backend (SQLite, PostgreSQL) failed
     │   ├── StorageUnavailableError (ConnectionError)  the database cannot be reached now
     │   └── SchemaVersionError                 the database schema is newer than this code
+    ├── JobTimeoutError (TimeoutError)         a job's ``wait(timeout=...)`` ran out first
     ├── JobFailedError                         a job's event said ``failed``; ``event`` holds it
     │   ├── AvatarFailedError                  ``avatar.ready`` with status failed
     │   ├── RenderFailedError                  ``render.ready`` with status failed
@@ -65,18 +69,18 @@ __all__ = [
     "AvatarFailedError",
     "AvaturnError",
     "BadRequestError",
+    "CertificateError",
     "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
     "ConnectError",
     "ConnectionLostError",
-    "DownloadError",
-    "DownloadTooLargeError",
+    "EventLoopError",
     "ExportFailedError",
     "GoneError",
-    "IncompleteDownloadError",
     "InvalidRequestError",
     "JobFailedError",
+    "JobTimeoutError",
     "NotFoundError",
     "PhotoError",
     "RateLimitError",
@@ -131,6 +135,17 @@ class ClientClosedError(AvaturnError, RuntimeError):
     """The client was used after it was closed."""
 
 
+class EventLoopError(AvaturnError, RuntimeError):
+    """A client was used where it cannot work, and would hang or fail obscurely.
+
+    An ``AvaturnClient``'s connections belong to the event loop it was opened in
+    (its first call, or ``async with``): using it from another loop (a second
+    ``asyncio.run()``, a Celery task that starts its own loop) raises this at the
+    call. ``avaturn_async.sync.AvaturnClient`` raises it when called from inside a
+    running event loop, which it would block.
+    """
+
+
 class InvalidRequestError(AvaturnError, ValueError):
     """An argument was rejected before anything was sent."""
 
@@ -160,15 +175,26 @@ class UnsafeURLError(InvalidRequestError):
 class TransportError(AvaturnError, OSError):
     """The request failed below HTTP (connection, timeout).
 
-    ``method`` and ``path`` say which call failed; the URL's query string and
-    any credentials are never included.
+    ``method`` and ``path`` say which call failed; ``host`` and ``port`` where the
+    connection went (the proxy's, when a proxy failed), and the message names
+    them too. The URL's query string and any credentials are never included.
     """
 
-    def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        path: str = "",
+        host: str = "",
+        port: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.method = method
         self.path = path
+        self.host = host
+        self.port = port
 
     def __str__(self) -> str:
         where = f" ({self.method} {self.path})" if self.method else ""
@@ -179,63 +205,25 @@ class ConnectError(TransportError):
     """The connection could not be made: the server never saw the request."""
 
 
+class CertificateError(ConnectError):
+    """The server's TLS certificate failed verification: nothing was sent to it.
+
+    ``reason`` is what the TLS library said (an unknown issuer, a name mismatch,
+    an expired certificate). Not retried: the next attempt would meet the same
+    certificate. A private CA is trusted with ``AvaturnClient(ssl=context)``.
+    """
+
+    def __init__(self, message: str, *, reason: str = "", **where: Any) -> None:
+        super().__init__(message, **where)
+        self.reason = reason
+
+
 class ConnectionLostError(TransportError):
     """The connection dropped before a complete answer. The server may have acted."""
 
 
 class RequestTimeoutError(TransportError, TimeoutError):
     """No complete answer in time. The server may have acted on the request."""
-
-
-class DownloadError(TransportError):
-    """A file download (a render or an export) failed; nothing was written at the destination.
-
-    ``status`` is the HTTP status when the file server refused the download (a
-    pre-signed URL that expired answers 403), else ``None``. ``received`` is how
-    many bytes arrived before it failed.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str = "GET",
-        path: str = "",
-        status: int | None = None,
-        received: int = 0,
-    ) -> None:
-        super().__init__(message, method=method, path=path)
-        self.status = status
-        self.received = received
-
-
-class IncompleteDownloadError(DownloadError):
-    """The body ended before the declared ``Content-Length``, or the connection dropped.
-
-    ``expected`` is the declared length when there was one.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str = "GET",
-        path: str = "",
-        received: int = 0,
-        expected: int | None = None,
-    ) -> None:
-        super().__init__(message, method=method, path=path, received=received)
-        self.expected = expected
-
-
-class DownloadTooLargeError(DownloadError):
-    """The file is larger than the download's ``max_bytes``; reading stopped there."""
-
-    def __init__(
-        self, message: str, *, method: str = "GET", path: str = "", max_bytes: int, received: int
-    ) -> None:
-        super().__init__(message, method=method, path=path, received=received)
-        self.max_bytes = max_bytes
 
 
 @attrs.frozen(kw_only=True)
@@ -341,6 +329,13 @@ class ResponseDecodeError(AvaturnError, ValueError):
         super().__init__(message)
         self.status = status
         self.request_id = request_id
+
+
+class JobTimeoutError(AvaturnError, TimeoutError):
+    """A job's ``wait(timeout=...)`` ended before its event arrived.
+
+    The work may still finish: waiting again (or ``avatars.track(...)``) picks it up.
+    """
 
 
 class JobFailedError(AvaturnError):

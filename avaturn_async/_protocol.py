@@ -23,6 +23,7 @@ from ._errors import (
     InvalidRequestError,
 )
 from ._photos import PhotoUpload
+from ._redact import redact_headers
 
 __all__ = ["API_PREFIX", "Request", "Response", "encode_query"]
 
@@ -30,6 +31,10 @@ API_PREFIX = "/api/v1"
 SCENE_PATTERN = re.compile(r"^[a-zA-Z0-9_/]+$")
 COLOR_PATTERN = re.compile(r"^#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid")
+
+
+def _shown_headers(headers: Mapping[str, str] | None) -> str:
+    return repr(None if headers is None else redact_headers(headers))
 
 
 @attrs.frozen(kw_only=True)
@@ -40,6 +45,8 @@ class Request:
     ``path`` is relative to the client's base URL; ``absolute_url`` is set only for
     the pre-signed photo upload. ``url(base_url)`` gives the whole target.
     ``idempotent`` decides which failures may be retried (see ``_retry``).
+    The caller's ``extra_query`` and ``extra_body`` are already merged into
+    ``query`` and ``json`` (``_extras``); its ``extra_headers`` travel apart.
     """
 
     route: str
@@ -53,6 +60,8 @@ class Request:
     absolute_url: str | None = attrs.field(default=None, repr=lambda u: repr(m.redact_url(u)))
     authenticated: bool = True
     idempotent: bool
+    extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=_shown_headers)
+    """Headers added by the caller (``extra_headers=``); the client's own win a clash."""
 
     @property
     def params(self) -> dict[str, str]:

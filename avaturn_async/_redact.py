@@ -1,14 +1,36 @@
-"""Removing credentials from URLs before they reach a repr, a log or a database.
+"""Removing credentials before they reach a repr, a log, an error or a database.
 
 Pre-signed download URLs carry their signature in the query string (and some
-services put tokens in the fragment): both are cut, the rest stays readable.
+services put tokens in the fragment): both are cut, the rest stays readable. A
+proxy URL's user and password are masked. Headers whose names say they carry a
+secret (``Authorization``, ``Cookie``, ``*-Key``, ``*-Token``, ``*-Secret``) keep
+their names and lose their values.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
-__all__ = ["redact_url", "redact_urls"]
+__all__ = [
+    "REDACTED",
+    "is_secret_header",
+    "redact_headers",
+    "redact_secrets",
+    "redact_url",
+    "redact_urls",
+    "redact_userinfo",
+]
+
+REDACTED = "***"
+_SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
+)
+_SECRET_SUFFIXES = ("-key", "-token", "-secret", "_key", "_token", "_secret")
+# A URL's user:password@ (group 1 keeps the scheme), and an HTTP credential after
+# its scheme word: what a message could carry even though none of ours puts it there.
+_USERINFO = re.compile(r"([a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE)
+_CREDENTIAL = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 
 # A URL up to its query or fragment (group 1), then the query/fragment itself.
 _URL_QUERY = re.compile(r"(https?://[^\s?#'\"]+)[?#][^\s'\"]*")
@@ -31,3 +53,27 @@ def redact_url(url: str | None) -> str | None:
 def redact_urls(text: str) -> str:
     """``text`` with the query string and fragment of every URL in it replaced."""
     return _URL_QUERY.sub(r"\1?<redacted>", text)
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether a header named ``name`` carries a secret (any casing)."""
+    lowered = name.lower()
+    return lowered in _SECRET_HEADERS or lowered.endswith(_SECRET_SUFFIXES)
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` with the values of secret-carrying headers replaced by ``***``."""
+    return {
+        name: REDACTED if is_secret_header(name) else value for name, value in headers.items()
+    }
+
+
+def redact_userinfo(url: str) -> str:
+    """``url`` with a ``user:password@`` part masked (``http://***@proxy:3128``)."""
+    return _USERINFO.sub(rf"\1{REDACTED}@", url)
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` without URL queries, URL credentials or ``Bearer``/``Basic`` tokens."""
+    text = _CREDENTIAL.sub(rf"\1 {REDACTED}", redact_urls(text))
+    return redact_userinfo(text) if "@" in text else text

@@ -15,7 +15,13 @@ as OWASP's SSRF Prevention Cheat Sheet advises:
 * an IPv4 address carried inside an IPv6 one (``::ffff:127.0.0.1``, 6to4, NAT64,
   Teredo) is judged as that IPv4 address;
 * redirects are followed here, one hop at a time, each checked like the first; a
-  redirect from ``https`` to ``http`` is refused.
+  redirect from ``https`` to ``http`` is refused;
+* through a proxy, the local resolver sees only the proxy's name (the proxy looks
+  the target up), so each hop's host is resolved here and checked before the
+  request, a pre-flight check: the proxy may still resolve it differently a moment
+  later (DNS rebinding), and a host that cannot be resolved here is refused rather
+  than handed to the proxy unchecked. The proxies themselves (configured by you)
+  are not checked.
 
 Allowed anyway: the hosts named in ``allowed_download_hosts`` (a name, ``*.suffix``,
 an address or a network), and the addresses of the client's own base URL (the
@@ -39,7 +45,9 @@ import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from ._errors import ConfigurationError, DownloadError, UnsafeURLError
+from ._download_errors import DownloadError
+from ._errors import ConfigurationError, UnsafeURLError
+from ._network import NetworkSettings
 
 __all__ = [
     "MAX_REDIRECTS",
@@ -238,6 +246,22 @@ class DownloadGuard:
         for address in addresses:
             await self.check_address(host, address, resolver)
 
+    async def check_before_proxy(self, host: str, resolver: AbstractResolver) -> None:
+        """Check a host a proxy will connect to: resolved here, since the pool never sees it."""
+        await self.check_host(host, resolver)
+        if self.host_allowed(host) or _parse_address(host) is not None:
+            return
+        try:
+            results = await resolver.resolve(host, 0, family=socket.AF_UNSPEC)
+        except OSError:
+            raise UnsafeURLError(
+                f"download refused: {host!r} cannot be resolved here to check it before the "
+                f"proxy connects to it. If this host is yours, allow it: "
+                f"AvaturnClient(allowed_download_hosts=[{host!r}])",
+                host=host,
+            ) from None
+        await self.check_resolved(host, [result["host"] for result in results], resolver)
+
 
 def _refused(host: str, address: str | None, kind: str) -> UnsafeURLError:
     if address is None or address == host:
@@ -274,16 +298,23 @@ def guarding(guard: DownloadGuard) -> Iterator[None]:
 
 
 class GuardedResolver(AbstractResolver):
-    """Resolves with ``inner``, then refuses the host unless every address may be reached."""
+    """Resolves with ``inner``, then refuses the host unless every address may be reached.
 
-    def __init__(self, inner: AbstractResolver) -> None:
+    ``proxies`` (``(host, port)`` pairs) are the configured proxies: not checked.
+    """
+
+    def __init__(
+        self, inner: AbstractResolver, proxies: frozenset[tuple[str, int | None]] = frozenset()
+    ) -> None:
         self.inner = inner
+        self.proxies = proxies
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self.inner.resolve(host, port, family)
-        await active_guard().check_resolved(host, [r["host"] for r in results], self.inner)
+        if (host, port) not in self.proxies:
+            await active_guard().check_resolved(host, [r["host"] for r in results], self.inner)
         return results
 
     async def close(self) -> None:
@@ -295,13 +326,22 @@ class DownloadPool:
 
     Separate from the API's pool, so that a name the API calls resolved (unchecked,
     and cached) is never reused by a download. ``resolver`` is aiohttp's default
-    unless given (a seam for tests and custom DNS).
+    unless given (a seam for tests and custom DNS); ``network`` gives the proxies
+    and the TLS context, the same as the API's pool.
     """
 
-    def __init__(self, *, connection_limit: int, resolver: AbstractResolver | None) -> None:
-        self.resolver = GuardedResolver(resolver if resolver is not None else DefaultResolver())
-        connector = aiohttp.TCPConnector(
-            limit=connection_limit, limit_per_host=0, resolver=self.resolver, use_dns_cache=False
+    def __init__(
+        self,
+        *,
+        connection_limit: int,
+        resolver: AbstractResolver | None,
+        network: NetworkSettings,
+    ) -> None:
+        inner = resolver if resolver is not None else DefaultResolver()
+        self.resolver = GuardedResolver(inner, network.proxy_endpoints())
+        self.network = network
+        connector = network.connector(
+            limit=connection_limit, resolver=self.resolver, use_dns_cache=False
         )
         self.session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
 
@@ -343,9 +383,18 @@ async def open_download(
     target = url
     for _ in range(MAX_REDIRECTS + 1):
         current = target if isinstance(target, yarl.URL) else yarl.URL(target)
-        await guard.check_host(current.raw_host or "", pool.resolver.inner)
+        proxy = pool.network.proxy_for(current)
+        if proxy is None:
+            await guard.check_host(current.raw_host or "", pool.resolver.inner)
+        else:
+            await guard.check_before_proxy(current.raw_host or "", pool.resolver.inner)
         async with pool.session.get(
-            target, headers=headers, timeout=timeout, allow_redirects=False
+            target,
+            headers=headers,
+            timeout=timeout,
+            allow_redirects=False,
+            proxy=None if proxy is None else proxy.url,
+            proxy_headers=None if proxy is None else proxy.headers,
         ) as answer:
             location = answer.headers.get("Location") if answer.status in _REDIRECTS else None
             if location is None:

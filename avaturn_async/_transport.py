@@ -4,8 +4,10 @@
 answer, or stream a file to disk); :class:`AiohttpTransport` implements it. Tests
 or unusual deployments can pass their own ``transport=``.
 
-aiohttp's exceptions are mapped here, and only here, onto ours, split by what
-they say about the server having seen the request (see ``_retry``).
+aiohttp's exceptions are mapped onto ours here (by ``_network.network_error``),
+split by what they say about the server having seen the request (see ``_retry``)
+and naming the host and port that failed. Proxies and the TLS context are
+``_network``'s; they apply to API calls, uploads and downloads alike.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import functools
 import re
 import secrets
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -25,16 +28,9 @@ import attrs
 import yarl
 from aiohttp.abc import AbstractResolver
 
-from ._errors import (
-    ConnectError,
-    ConnectionLostError,
-    DownloadError,
-    DownloadTooLargeError,
-    IncompleteDownloadError,
-    RequestTimeoutError,
-    TransportError,
-)
+from ._download_errors import DownloadError, DownloadTooLargeError, IncompleteDownloadError
 from ._models import redact_url
+from ._network import Proxy, network_error, read_network
 from ._photos import PhotoUpload
 from ._protocol import Request, Response
 from ._ssrf import DownloadPool, open_download
@@ -125,6 +121,10 @@ class AiohttpTransport:
     which checks every address it connects to against the calling client's
     download guard (``_ssrf``); ``resolver`` (aiohttp's default unless given) is
     how that pool looks host names up.
+
+    ``proxy``, ``trust_env`` and ``ssl`` mean what :class:`~avaturn_async.AvaturnClient`'s
+    do, for every request this transport sends (on a borrowed session too: they are
+    passed with each request). The environment is read here, once.
     """
 
     def __init__(
@@ -133,19 +133,41 @@ class AiohttpTransport:
         session: aiohttp.ClientSession | None = None,
         connection_limit: int = 16,
         resolver: AbstractResolver | None = None,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ssl: ssl.SSLContext | None = None,
     ) -> None:
         self._session = session
         self._owns_session = session is None
         self._connection_limit = connection_limit
         self._resolver = resolver
         self._downloads: DownloadPool | None = None
+        self._network = read_network(proxy=proxy, trust_env=trust_env, ssl_context=ssl)
+        self._ssl = self._network.ssl_argument
+        # The proxy of each origin (scheme://host:port) met: decided once, not per request.
+        self._proxies: dict[str, Proxy | None] | None = {} if self._network.uses_proxies else None
+
+    def __repr__(self) -> str:
+        network = self._network
+        proxy = network.proxy or dict(network.environment) or None
+        return f"AiohttpTransport(proxy={proxy!r}, ssl={network.ssl is not None})"
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             # Created lazily: aiohttp wants a running loop when a session is made.
-            connector = aiohttp.TCPConnector(limit=self._connection_limit, limit_per_host=0)
+            connector = self._network.connector(limit=self._connection_limit)
             self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
         return self._session
+
+    def _proxy_for(self, url: str) -> Proxy | None:
+        """The proxy for ``url``; the map is ``None`` (and this never called) without proxies."""
+        proxies = self._proxies
+        assert proxies is not None
+        end = url.find("/", url.find("://") + 3)
+        origin = url if end < 0 else url[:end]
+        if origin not in proxies:
+            proxies[origin] = self._network.proxy_for(yarl.URL(origin))
+        return proxies[origin]
 
     async def send(
         self, request: Request, *, url: str, headers: Mapping[str, str], timeouts: Timeouts
@@ -158,6 +180,7 @@ class AiohttpTransport:
         if request.upload is not None:
             data, streams = _form(request.upload)
         target: yarl.URL | str = url if request.absolute_url is None else exact_url(url)
+        proxy = None if self._proxies is None else self._proxy_for(url)
         try:
             async with session.request(
                 request.method,
@@ -167,15 +190,17 @@ class AiohttpTransport:
                 headers=headers,
                 timeout=timeout,
                 allow_redirects=False,
+                ssl=self._ssl,
+                proxy=None if proxy is None else proxy.url,
+                proxy_headers=None if proxy is None else proxy.headers,
             ) as answer:
                 body = await answer.read()
                 # The answer's headers are an immutable case-insensitive mapping: no copy.
                 return Response(status=answer.status, headers=answer.headers, body=body)
-        except aiohttp.ClientError as exc:
-            raise _transport_error(exc, request.method, request.display_path) from None
-        except asyncio.TimeoutError:
-            raise RequestTimeoutError(
-                f"no answer within {total:g} s", method=request.method, path=request.display_path
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            method, path = request.method, request.display_path
+            raise network_error(
+                exc, method=method, path=path, url=url, proxy=proxy, total=total
             ) from None
         finally:
             for stream in streams:
@@ -220,11 +245,10 @@ class AiohttpTransport:
             raise IncompleteDownloadError(
                 "connection lost before the whole file arrived", path=shown
             ) from None
-        except aiohttp.ClientError as exc:
-            raise _transport_error(exc, "GET", shown) from None
-        except asyncio.TimeoutError:
-            raise RequestTimeoutError(
-                f"download not finished within {timeouts.upload:g} s", method="GET", path=shown
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            proxy, total = self._network.proxy_for(yarl.URL(shown)), timeouts.upload
+            raise network_error(
+                exc, method="GET", path=shown, url=shown, proxy=proxy, total=total
             ) from None
         finally:
             with contextlib.suppress(OSError):
@@ -233,7 +257,9 @@ class AiohttpTransport:
     def _download_pool(self) -> DownloadPool:
         if self._downloads is None:  # made lazily: aiohttp wants a running loop
             self._downloads = DownloadPool(
-                connection_limit=self._connection_limit, resolver=self._resolver
+                connection_limit=self._connection_limit,
+                resolver=self._resolver,
+                network=self._network,
             )
         return self._downloads
 
@@ -289,21 +315,3 @@ def _client_timeout(total: float, connect: float) -> aiohttp.ClientTimeout:
     # connection, arming one more timer per request, and the client's own limiter
     # already keeps requests in flight within the pool's size.
     return aiohttp.ClientTimeout(total=total, sock_connect=connect)
-
-
-def _transport_error(exc: aiohttp.ClientError, method: str, path: str) -> TransportError:
-    # Order matters: ConnectionTimeoutError is a ServerTimeoutError but the server never saw us.
-    if isinstance(exc, (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError)):
-        reason = (
-            "timed out connecting" if isinstance(exc, asyncio.TimeoutError) else "cannot connect"
-        )
-        return ConnectError(reason, method=method, path=path)
-    if isinstance(exc, aiohttp.ServerTimeoutError):
-        return RequestTimeoutError("timed out waiting for the answer", method=method, path=path)
-    if isinstance(
-        exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError)
-    ):
-        return ConnectionLostError(
-            f"connection lost ({type(exc).__name__})", method=method, path=path
-        )
-    return TransportError(f"HTTP client error ({type(exc).__name__})", method=method, path=path)

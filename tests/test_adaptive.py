@@ -78,10 +78,10 @@ async def test_client_limiter_grows_back_to_max_after_rate_limiting() -> None:
     client = AvaturnClient("k", base_url="http://127.0.0.1:9", max_concurrency=4)
     assert client.backoff is not None
     client.backoff.on_rate_limited(retry_after=0.0, sent_at=client.clock.now())
-    client._adapt(Response(status=200), None, 0.0)  # the limiter follows the shrunk limit
+    client._shared.adapt(200, None, 0.0)  # the limiter follows the shrunk limit
     shrunk = client.concurrency_limit
     while not client.backoff.at_max:
-        client._adapt(Response(status=200), None, 0.0)
+        client._shared.adapt(200, None, 0.0)
     assert (shrunk, client.concurrency_limit) == (2, 4)
     await client.aclose()
 

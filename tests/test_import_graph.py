@@ -181,9 +181,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("postgres", ("avaturn_async.postgres", "avaturn_async.postgres.*")),
     ("webhooks", ("avaturn_async.webhooks", "avaturn_async.webhooks.*")),
     ("client", ("avaturn_async", "avaturn_async._client", "avaturn_async._resources")),
-    ("client", ("avaturn_async._jobs",)),
+    ("client", ("avaturn_async._jobs", "avaturn_async._pool", "avaturn_async._client_options")),
+    ("client", ("avaturn_async.sync", "avaturn_async.sync.*")),
     ("hub", ("avaturn_async._hub",)),
-    ("transport", ("avaturn_async._transport", "avaturn_async._ssrf")),
+    ("transport", ("avaturn_async._transport", "avaturn_async._ssrf", "avaturn_async._network")),
     ("sqlite", ("avaturn_async._sqlite",)),
     ("core", ("avaturn_async._*",)),
 ]

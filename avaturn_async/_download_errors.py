@@ -1,0 +1,75 @@
+"""The errors of ``client.download()``: the file server refused, the body was cut short,
+or the file is too large. Nothing is ever left at the destination after any of them.
+
+They are :class:`~avaturn_async.TransportError`\\ s (``OSError``), listed in the tree
+of ``_errors``; a host refused by the download guard is ``UnsafeURLError`` instead.
+"""
+
+from __future__ import annotations
+
+from ._errors import TransportError
+
+__all__ = ["DownloadError", "DownloadTooLargeError", "IncompleteDownloadError"]
+
+
+class DownloadError(TransportError):
+    """A file download (a render or an export) failed; nothing was written at the destination.
+
+    ``status`` is the HTTP status when the file server refused the download (a
+    pre-signed URL that expired answers 403), else ``None``. ``received`` is how
+    many bytes arrived before it failed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "GET",
+        path: str = "",
+        status: int | None = None,
+        received: int = 0,
+        host: str = "",
+        port: int | None = None,
+    ) -> None:
+        super().__init__(message, method=method, path=path, host=host, port=port)
+        self.status = status
+        self.received = received
+
+
+class IncompleteDownloadError(DownloadError):
+    """The body ended before the declared ``Content-Length``, or the connection dropped.
+
+    ``expected`` is the declared length when there was one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "GET",
+        path: str = "",
+        received: int = 0,
+        expected: int | None = None,
+        host: str = "",
+        port: int | None = None,
+    ) -> None:
+        super().__init__(message, method=method, path=path, received=received, host=host, port=port)
+        self.expected = expected
+
+
+class DownloadTooLargeError(DownloadError):
+    """The file is larger than the download's ``max_bytes``; reading stopped there."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "GET",
+        path: str = "",
+        max_bytes: int,
+        received: int,
+        host: str = "",
+        port: int | None = None,
+    ) -> None:
+        super().__init__(message, method=method, path=path, received=received, host=host, port=port)
+        self.max_bytes = max_bytes

@@ -1,0 +1,143 @@
+"""What a client and the clients derived from it share, and its life: open, in one loop, closed.
+
+* **One event loop.** aiohttp's connections belong to the event loop they were
+  made in. A client is bound to the loop it is opened in (``async with``, or its
+  first call); a call from any other loop (a second ``asyncio.run()``, a Celery
+  task that starts its own loop) raises :class:`EventLoopError` at once, instead
+  of aiohttp's ``RuntimeError`` deep in a connection or a call that never ends.
+* **Closed once.** Closing the client that owns the pool closes it for every
+  client derived from it.
+* **Not dropped open.** A client garbage-collected while its pool is open warns
+  (``ResourceWarning``, shown under ``python -X dev`` or ``-W default``), naming
+  where it was created as asyncio does: under ``-X dev`` from the stack recorded
+  then, under ``PYTHONTRACEMALLOC`` from tracemalloc (``warnings`` prints it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import sys
+import traceback
+import warnings
+from pathlib import Path
+
+import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from ._adaptive import AdaptiveConcurrency, AdaptiveLimiter
+from ._clock import Clock
+from ._errors import EventLoopError
+from ._limiter import RequestLimiter
+from ._options import read_api_key
+from ._transport import Transport
+
+__all__ = [
+    "CLOSED",
+    "OPEN",
+    "SharedPool",
+    "State",
+    "creation_site",
+    "frozen_headers",
+    "key_headers",
+    "open_pool",
+]
+
+_PACKAGE = str(Path(__file__).resolve().parent)
+
+
+class State(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+# Read as module names on the hot path: an enum's attribute lookup costs ~80 ns.
+OPEN, CLOSED = State.OPEN, State.CLOSED
+
+
+def creation_site() -> traceback.StackSummary | None:
+    """Where the caller's caller was created from, outside this package; only under ``-X dev``."""
+    if not sys.flags.dev_mode:
+        return None
+    frames = traceback.extract_stack()
+    while frames and frames[-1].filename.startswith(_PACKAGE):
+        frames.pop()  # the SDK's own frames (a sync facade building its async client)
+    return traceback.StackSummary.from_list(frames[-8:])
+
+
+@attrs.define
+class SharedPool:
+    """What a client and the clients ``with_options`` derives from it share."""
+
+    transport: Transport
+    limiter: RequestLimiter
+    backoff: AdaptiveLimiter | None
+    download_headers: CIMultiDictProxy[str]
+    """The user agent alone: no key goes to a file server."""
+    state: State = attrs.field(default=OPEN, kw_only=True)
+    """``CLOSED`` once the pool's owner was closed: then every derived client is too."""
+    loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, kw_only=True)
+    """The event loop the pool was opened in; ``None`` until then."""
+    created_at: traceback.StackSummary | None = attrs.field(factory=creation_site, kw_only=True)
+
+    def enter_loop(self, client: object) -> None:
+        """Bind the pool to the running loop, or raise unless it is the one bound."""
+        running = asyncio.get_running_loop()
+        if self.loop is None:
+            self.loop = running
+        elif running is not self.loop:
+            raise EventLoopError(
+                f"{client!r} was opened in another event loop, which owns its connections. "
+                "Create the client inside the loop that uses it: one per asyncio.run() (a "
+                "Celery task, a script's main), or one for the process's lifetime in a "
+                "long-running loop; from synchronous code use avaturn_async.sync.AvaturnClient"
+            )
+
+    def adapt(self, status: int, retry_after: float | None, sent_at: float) -> None:
+        """Feed the shared backoff an answer's status, and resize the limiter if its limit moved."""
+        adaptive = self.backoff
+        assert adaptive is not None  # callers check
+        if status == 429 or (status == 503 and retry_after is not None):
+            adaptive.on_rate_limited(retry_after=retry_after, sent_at=sent_at)
+        elif not (200 <= status < 300 and adaptive.on_success()):
+            return
+        limit, limiter = adaptive.limit, self.limiter
+        if limit != limiter.total_tokens:
+            limiter.total_tokens = limit
+
+    def warn_unclosed(self, client: object) -> None:
+        """The ``ResourceWarning`` of a client dropped while its pool is open."""
+        message = (
+            f"unclosed {client!r}: use 'async with AvaturnClient(...)' or 'await "
+            "client.aclose()' (its connections stay open until the process exits)"
+        )
+        if self.created_at is not None:
+            site = "".join(self.created_at.format()).rstrip()
+            message = f"{message}\nCreated at (most recent call last):\n{site}"
+        warnings.warn(message, ResourceWarning, source=client, stacklevel=2)
+
+
+def open_pool(
+    transport: Transport,
+    max_concurrency: int,
+    adaptive: AdaptiveConcurrency | None,
+    clock: Clock,
+    user_agent: str,
+) -> SharedPool:
+    """A new pool: ``max_concurrency`` requests in flight, the shared backoff unless ``None``."""
+    return SharedPool(
+        transport,
+        RequestLimiter(max_concurrency),
+        None if adaptive is None else AdaptiveLimiter(adaptive, max_concurrency, clock=clock.now),
+        frozen_headers({"User-Agent": user_agent}),
+    )
+
+
+def frozen_headers(headers: dict[str, str]) -> CIMultiDictProxy[str]:
+    """As immutable as aiohttp would make a dict of them on each request, but built once."""
+    return CIMultiDictProxy(CIMultiDict(headers))
+
+
+def key_headers(plain: CIMultiDictProxy[str], api_key: str | None) -> CIMultiDictProxy[str]:
+    """``plain`` and the bearer key (``$AVATURN_API_KEY`` when ``None``)."""
+    return frozen_headers({**plain, "Authorization": f"Bearer {read_api_key(api_key)}"})
