@@ -11,11 +11,17 @@ does not load aiohttp or the client. Type checkers see the imports below.
 
 from __future__ import annotations
 
+import os as _os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._lazy import lazy_exports as _lazy_exports
 from ._version import __version__ as __version__
+
+if _os.environ.get("AVATURN_LOG"):  # logging is loaded only when asked for (cold starts)
+    from ._logs import log_to_stderr_from_environment as _log_to_stderr
+
+    _log_to_stderr(_os.environ)
 
 if TYPE_CHECKING:
     from ._adaptive import AdaptiveConcurrency as AdaptiveConcurrency

@@ -370,6 +370,8 @@ class AvaturnClient:
                 sent_at = self._now()
             if options.on_request is not None:
                 await _observe.report_request(options.on_request, request, attempt)
+            if debug := logger.isEnabledFor(logging.DEBUG):
+                _observe.log_sending(request, url, headers, attempt)
             sending = shared.transport.send(
                 request, url=url, headers=headers, timeouts=options.timeouts
             )
@@ -385,7 +387,7 @@ class AvaturnClient:
                 shared.adapt(response.status, None, sent_at)
         elif adaptive is not None:
             shared.adapt(response.status, retry_after_seconds(response), sent_at)
-        if options.on_response is not None or logger.isEnabledFor(logging.DEBUG):
+        if options.on_response is not None or debug:
             elapsed = self._now() - sent_at
             await _observe.report_answer(options.on_response, request, response, attempt, elapsed)
         return response

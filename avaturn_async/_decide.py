@@ -12,7 +12,7 @@ from collections.abc import Callable
 import attrs
 
 from ._answers import error_from_response, retry_after_seconds
-from ._errors import APIError, ConnectError, RequestTimeoutError, TransportError
+from ._errors import APIError, CertificateError, ConnectError, RequestTimeoutError, TransportError
 from ._protocol import Request, Response
 from ._retry import FailureKind, RetryPolicy, retry_delay
 
@@ -51,6 +51,8 @@ def decide(
     Pure: no I/O and no monotonic clock (``elapsed`` and ``random`` are given); only
     a ``Retry-After`` in HTTP-date form is read against the wall clock.
     """
+    if isinstance(outcome, CertificateError):  # the next attempt meets the same certificate
+        return Decision(error=outcome, reason="certificate", delay=None)
     if isinstance(outcome, TransportError):
         kind = _failure_kind(outcome)
         delay = retry_delay(

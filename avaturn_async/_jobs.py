@@ -131,6 +131,7 @@ class _Job(abc.ABC, Generic[E]):
 
         ``poll_interval`` is the first wait between polls: 1 s by default without
         an event hub, 15 s with one (polling is then a fallback for lost webhooks).
+        Bound the wait with ``anyio.fail_after(seconds)``.
         """
         event = self._immediate() or await self._wait_for_event(poll_interval, max_poll_interval)
         if event.status == EventStatus.FAILED:

@@ -26,7 +26,7 @@ from typing import Any, Literal, TypeVar, overload
 import anyio
 import attrs
 
-from . import _models
+from . import _models, _redact
 from ._protocol import Request, Response
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "RetryInfo",
     "SdkResult",
     "Tracer",
+    "log_sending",
     "report_answer",
     "report_failure",
     "report_request",
@@ -174,6 +175,18 @@ async def report_request(hook: Hook, call: Request, attempt: int) -> None:
         route=call.route, method=call.method, path=call.display_path, attempt=attempt
     )
     await call_hook(hook, info)
+
+
+def log_sending(call: Request, url: str, headers: Mapping[str, str], attempt: int) -> None:
+    """The debug line before an attempt: where it goes and its headers, secrets hidden."""
+    shown = _redact.redact_url(url) if call.absolute_url is not None else url
+    logger.debug(
+        "sending %s %s (attempt %d), headers %s",
+        call.method,
+        shown,
+        attempt,
+        _redact.redact_headers(headers),
+    )
 
 
 async def report_answer(

@@ -41,6 +41,7 @@ __all__ = [
     "frozen_headers",
     "key_headers",
     "open_pool",
+    "warn_unclosed",
 ]
 
 _PACKAGE = str(Path(__file__).resolve().parent)
@@ -107,14 +108,16 @@ class SharedPool:
 
     def warn_unclosed(self, client: object) -> None:
         """The ``ResourceWarning`` of a client dropped while its pool is open."""
-        message = (
-            f"unclosed {client!r}: use 'async with AvaturnClient(...)' or 'await "
-            "client.aclose()' (its connections stay open until the process exits)"
-        )
-        if self.created_at is not None:
-            site = "".join(self.created_at.format()).rstrip()
-            message = f"{message}\nCreated at (most recent call last):\n{site}"
-        warnings.warn(message, ResourceWarning, source=client, stacklevel=2)
+        how = "'async with AvaturnClient(...)' or 'await client.aclose()'"
+        warn_unclosed(client, self.created_at, how)
+
+def warn_unclosed(client: object, created_at: traceback.StackSummary | None, how: str) -> None:
+    """Warn that ``client`` was dropped open, naming where it was created when recorded."""
+    message = f"unclosed {client!r}: use {how} (its connections stay open until then)"
+    if created_at is not None:
+        site = "".join(created_at.format()).rstrip()
+        message = f"{message}\nCreated at (most recent call last):\n{site}"
+    warnings.warn(message, ResourceWarning, source=client, stacklevel=3)
 
 
 def open_pool(

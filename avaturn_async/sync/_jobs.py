@@ -1,0 +1,133 @@
+"""Blocking jobs: what the sync client's ``create_from_photos``, ``renders.create`` and
+``exports.create`` return. ``job.wait(timeout=...)`` blocks the calling thread until
+the job's event arrives, as the async job's ``await job.wait()`` does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+import anyio
+
+from .. import _jobs
+from .. import _models as m
+from .._errors import JobTimeoutError
+from .._events import AvatarReady, ExportReady, RenderReady
+from .._observe import copy_metadata
+
+if TYPE_CHECKING:
+    from ._client import AvaturnClient
+
+__all__ = ["AvatarJob", "ExportJob", "RenderJob"]
+
+J = TypeVar("J", _jobs.AvatarJob, _jobs.RenderJob, _jobs.ExportJob)
+E = TypeVar("E", AvatarReady, RenderReady, ExportReady)
+
+
+class _Job(Generic[J, E]):
+    _job: J
+
+    def __init__(self, client: AvaturnClient, job: J) -> None:
+        self._client = client
+        self._job = job
+        copy_metadata(self, job)  # response_of(job) answers as for the async job
+
+    @property
+    def job(self) -> J:
+        """The async job this one blocks on."""
+        return self._job
+
+    def wait(
+        self,
+        *,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        max_poll_interval: float = 30.0,
+    ) -> E:
+        """Block until the job's event arrives and return it; raise its failed error on ``failed``.
+
+        ``timeout`` bounds the wait in seconds (:class:`~avaturn_async.JobTimeoutError`;
+        the work may still finish, and waiting again picks it up); ``None`` waits as
+        long as it takes. The polling arguments are the async ``wait()``'s.
+        """
+        job = self._job
+        return self._client._bridge.call(
+            lambda: _wait_within(job, timeout, poll_interval, max_poll_interval)  # type: ignore[return-value]
+        )
+
+
+async def _wait_within(
+    job: _jobs.AvatarJob | _jobs.RenderJob | _jobs.ExportJob,
+    seconds: float | None,
+    poll_interval: float | None,
+    max_poll_interval: float,
+) -> AvatarReady | RenderReady | ExportReady:
+    """``job.wait()``, given up after ``seconds`` with :class:`JobTimeoutError`."""
+    with anyio.move_on_after(seconds):
+        return await job.wait(poll_interval=poll_interval, max_poll_interval=max_poll_interval)
+    raise JobTimeoutError(f"{job!r} not finished within {seconds:g} s; it may still finish")
+
+
+class AvatarJob(_Job[_jobs.AvatarJob, AvatarReady]):
+    """An avatar created from photos; ``job.wait()`` blocks until ``avatar.ready``."""
+
+    @property
+    def user_id(self) -> str:
+        return self._job.user_id
+
+    @property
+    def avatar_id(self) -> str:
+        return self._job.avatar_id
+
+    @property
+    def upload(self) -> m.PhotoUploadResult | None:
+        return self._job.upload
+
+    def __repr__(self) -> str:
+        return f"sync.AvatarJob(user_id={self.user_id!r}, avatar_id={self.avatar_id!r})"
+
+
+class RenderJob(_Job[_jobs.RenderJob, RenderReady]):
+    """A render task; ``job.wait()`` blocks until ``render.ready`` (needs an event hub)."""
+
+    @property
+    def id(self) -> str:
+        return self._job.id
+
+    @property
+    def avatar_id(self) -> str:
+        return self._job.avatar_id
+
+    @property
+    def status(self) -> m.RenderStatus | str:
+        return self._job.status
+
+    @property
+    def result(self) -> m.RenderResult:
+        return self._job.result
+
+    def __repr__(self) -> str:
+        return f"sync.RenderJob(id={self.id!r}, avatar_id={self.avatar_id!r})"
+
+
+class ExportJob(_Job[_jobs.ExportJob, ExportReady]):
+    """An export; ready at once when this avatar version was exported before."""
+
+    @property
+    def avatar_id(self) -> str:
+        return self._job.avatar_id
+
+    @property
+    def status(self) -> m.ExportStatus | str:
+        return self._job.status
+
+    @property
+    def url(self) -> str | None:
+        return self._job.url
+
+    @property
+    def result(self) -> m.NewExportResponse:
+        return self._job.result
+
+    def __repr__(self) -> str:
+        return f"sync.ExportJob(avatar_id={self.avatar_id!r}, status={self.status!r})"
