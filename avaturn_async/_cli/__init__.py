@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import anyio
 
-from .._exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from .._exitcodes import EXIT_FAILED, EXIT_INTERRUPTED
 from .._version import __version__
 
 __all__ = ["main"]
@@ -34,22 +34,9 @@ def _parser() -> argparse.ArgumentParser:
         "--rows", type=int, default=24, help="people in the sample batch (0 skips it)"
     )
 
-    emulator = commands.add_parser("emulator", help="serve the Avaturn emulator until Ctrl-C")
-    emulator.add_argument("--host", default="127.0.0.1")
-    emulator.add_argument("--port", type=int, default=8080)
-    emulator.add_argument("--api-key", default="emulator-key")
-    emulator.add_argument("--webhook-url", default=None, help="POST webhooks here")
-    emulator.add_argument(
-        "--unsigned-webhooks",
-        action="store_true",
-        help="send webhooks unsigned, as Avaturn documents them",
-    )
-    emulator.add_argument(
-        "--webhook-token",
-        metavar="TOKEN",
-        help="add ?token=TOKEN to --webhook-url (a SharedTokenVerifier's query_param='token')",
-    )
-    emulator.add_argument("--processing-delay", type=float, default=1.0, metavar="SECONDS")
+    from ._emulator import add_emulator_parser
+
+    add_emulator_parser(commands)
 
     from ._onboard import add_onboard_parser
 
@@ -65,49 +52,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve_emulator(args: argparse.Namespace) -> int:
-    from ..testing import AvaturnEmulator
-
-    webhook_url = args.webhook_url
-    if args.webhook_token and not webhook_url:
-        print("avaturn emulator: --webhook-token needs --webhook-url", file=sys.stderr)
-        return EXIT_USAGE
-    if webhook_url and args.webhook_token:
-        from urllib.parse import quote
-
-        joiner = "&" if "?" in webhook_url else "?"
-        webhook_url = f"{webhook_url}{joiner}token={quote(args.webhook_token, safe='')}"
-    emulator = AvaturnEmulator(
-        api_key=args.api_key,
-        host=args.host,
-        port=args.port,
-        webhook_url=webhook_url,
-        sign_webhooks=not args.unsigned_webhooks,
-        processing_delay=args.processing_delay,
-        render_delay=args.processing_delay,
-        export_delay=args.processing_delay,
-    )
-    await emulator.start()
-    print(f"Avaturn emulator on {emulator.base_url} (API key {emulator.api_key!r}); Ctrl-C stops")
-    print(f"  AVATURN_BASE_URL={emulator.base_url} AVATURN_API_KEY={emulator.api_key}")
-    if webhook_url:
-        from .._redact import redact_url
-
-        signing = "unsigned" if args.unsigned_webhooks else f"secret {emulator.webhook_secret!r}"
-        token = ", with the token in the query" if args.webhook_token else ""
-        print(f"  webhooks to {redact_url(webhook_url)}, {signing}{token}")
-    sys.stdout.flush()
-    await emulator.serve_forever()
-    return EXIT_OK
-
-
 async def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from ._demo import run_demo
 
         return await run_demo(quiet=args.quiet, rows=args.rows)
     if args.command == "emulator":
-        return await _serve_emulator(args)
+        from ._emulator import run_emulator_command
+
+        return await run_emulator_command(args)
     if args.command == "onboard":
         from ._onboard import run_onboard_command
 

@@ -4,6 +4,7 @@ Its public names are exported by :mod:`avaturn_async.testing`; the modules here
 are private. Where each part lives:
 
 * ``_app``: ``AvaturnEmulator`` itself (start, stop, routes, inspection);
+* ``_options``: checking the constructor's arguments (deprecated ones included);
 * ``_state`` and ``_records``: the records and the API's rules, no network I/O;
 * ``_validation``: reading request bodies as strictly as the API does;
 * ``_http``: body reading, auth, error answers; ``_handlers``: one per endpoint;

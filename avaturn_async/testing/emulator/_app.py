@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 from collections.abc import Awaitable, Callable, Mapping
+from ssl import SSLContext
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
 import aiohttp
 import anyio
-import attrs
 from aiohttp import web
 
-from ..._errors import ConfigurationError
 from ...webhooks._signing import decode_secret
 from ._fault_injection import FaultInjector
 from ._fault_plan import FaultPlan
 from ._handlers import Handlers
 from ._http import Handler, check_auth, drain, error_middleware, stamp_request_id, url_host
+from ._options import check_options, deprecated_webhook_faults
 from ._ratelimit import FixedWindowLimit, RateLimit
 from ._records import AvatarRecord, ExportRecord, Outcome, RenderRecord, SessionRecord, UserRecord
 from ._state import SAMPLE_ASSETS, EmulatorState
@@ -82,6 +81,8 @@ class AvaturnEmulator:
         state_file: an SQLite file holding the state, loaded on start and written
             before each answer, so a restarted emulator (even after ``kill -9``) is
             the same service (see ``_store``). ``None``: memory only.
+        ssl: a server ``ssl.SSLContext`` (certificate and key loaded): serve HTTPS, and
+            ``base_url`` and the file URLs start with ``https://``.
         duplicate_webhooks, reorder_webhooks: deprecated (they warn): the fault plan's
             ``WebhookFaults(duplicate=1.0)`` and ``WebhookFaults(reorder=True)``.
 
@@ -133,9 +134,10 @@ class AvaturnEmulator:
         faults: FaultPlan | None = None,
         rate_limit: RateLimit | None = None,
         state_file: str | os.PathLike[str] | None = None,
+        ssl: SSLContext | None = None,
     ) -> None:
         delays = (processing_delay, render_delay, export_delay, webhook_retry_delay, response_delay)
-        _check_options(api_key, delays, webhook_max_attempts, export_size)
+        check_options(api_key, delays, webhook_max_attempts, export_size)
         self._api_key = api_key
         self._host = host
         self._port = port
@@ -154,10 +156,11 @@ class AvaturnEmulator:
         self._handlers = Handlers(self, self._state, self._work, self._spawn)
         self._tasks = TaskSupervisor()
         self._webhooks = self._webhook_dispatcher(webhook_max_attempts, webhook_retry_delay)
-        plan = _deprecated_webhook_faults(faults, duplicate_webhooks, reorder_webhooks)
+        plan = deprecated_webhook_faults(faults, duplicate_webhooks, reorder_webhooks)
         self._faults = FaultInjector(plan, ROUTES)
         self.rate_limit = rate_limit
         self._state_file = state_file
+        self._ssl = ssl
         self._opened = contextlib.AsyncExitStack()  # what start() opened, for aclose()
 
     def _webhook_dispatcher(self, max_attempts: int, retry_delay: float) -> WebhookDispatcher:
@@ -367,9 +370,10 @@ class AvaturnEmulator:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.SHUTDOWN_TIMEOUT)
         await runner.setup()
         self._opened.push_async_callback(runner.cleanup)
-        await web.TCPSite(runner, self._host, self._port).start()
+        await web.TCPSite(runner, self._host, self._port, ssl_context=self._ssl).start()
         self._port = int(runner.addresses[0][1])
-        self._base_url = f"http://{url_host(self._host)}:{self._port}"
+        scheme = "http" if self._ssl is None else "https"
+        self._base_url = f"{scheme}://{url_host(self._host)}:{self._port}"
 
     # ------------------------------------------------------------ background work
 
@@ -418,33 +422,3 @@ class AvaturnEmulator:
             {"detail": "rate limit exceeded"}, status=429, headers={"Retry-After": f"{wait:.3f}"}
         )
 
-
-def _check_options(
-    api_key: str, delays: tuple[float, ...], webhook_max_attempts: int, export_size: int
-) -> None:
-    if not api_key:
-        raise ConfigurationError("api_key must not be empty")
-    if any(delay < 0 for delay in delays):
-        raise ConfigurationError("delays must not be negative")
-    if webhook_max_attempts < 1:
-        raise ConfigurationError("webhook_max_attempts must be at least 1")
-    if export_size < 12:
-        raise ConfigurationError("export_size must be at least 12 bytes (the GLB header)")
-
-
-def _deprecated_webhook_faults(
-    plan: FaultPlan | None, duplicate: bool | None, reorder: bool | None
-) -> FaultPlan | None:
-    """``plan`` with the deprecated ``duplicate_webhooks`` / ``reorder_webhooks`` in it."""
-    if duplicate is None and reorder is None:
-        return plan
-    instead = "faults=FaultPlan(webhooks=WebhookFaults(duplicate=1.0, reorder=True))"
-    message = f"duplicate_webhooks and reorder_webhooks are deprecated: pass {instead}"
-    warnings.warn(message, DeprecationWarning, stacklevel=3)
-    plan = plan or FaultPlan()
-    webhooks = attrs.evolve(
-        plan.webhooks,
-        duplicate=1.0 if duplicate else plan.webhooks.duplicate,
-        reorder=bool(reorder) or plan.webhooks.reorder,
-    )
-    return attrs.evolve(plan, webhooks=webhooks)

@@ -1,0 +1,236 @@
+"""``avaturn emulator``: serve the emulator until Ctrl-C, for any client to point at.
+
+The options are ``AvaturnEmulator``'s main arguments under their command-line
+names, each with its default in ``--help``. A port already in use, an unreadable
+certificate or a bad value is one line on standard error and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import ssl
+import sys
+from typing import Any
+
+from .._errors import ConfigurationError
+from .._exitcodes import EXIT_OK, EXIT_USAGE
+
+__all__ = ["add_emulator_parser", "run_emulator_command"]
+
+
+def _rate(text: str) -> tuple[int, float]:
+    """``REQUESTS/SECONDS`` (``100/1``), the emulator's ``RateLimit``."""
+    requests, _, per = text.partition("/")
+    try:
+        parsed = int(requests), float(per or "1")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not REQUESTS/SECONDS, e.g. 100/1") from None
+    if parsed[0] < 1 or parsed[1] <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: at least 1 request per a positive time")
+    return parsed
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+def add_emulator_parser(commands: Any) -> None:
+    """The ``emulator`` subcommand and its options (``commands``: the subparsers action)."""
+    emulator = commands.add_parser(
+        "emulator",
+        help="serve the Avaturn emulator until Ctrl-C",
+        description="Serve a local, stateful Avaturn emulator (all endpoints, uploads, "
+        "webhooks) until Ctrl-C. Point a client at the base URL it prints.",
+    )
+    where = emulator.add_argument_group("where it listens")
+    where.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    where.add_argument(
+        "--port", type=int, default=8080, help="port; 0 picks a free one (default: %(default)s)"
+    )
+    where.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="serve HTTPS with this certificate (PEM); needs --tls-key",
+    )
+    where.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
+    api = emulator.add_argument_group("the API")
+    api.add_argument(
+        "--api-key",
+        default="emulator-key",
+        help="the only bearer key accepted (default: %(default)s)",
+    )
+    api.add_argument(
+        "--processing-delay",
+        type=_seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds before an uploaded avatar is ready (default: %(default)s)",
+    )
+    api.add_argument(
+        "--render-delay",
+        type=_seconds,
+        metavar="SECONDS",
+        help="seconds before a render is done (default: the processing delay)",
+    )
+    api.add_argument(
+        "--export-delay",
+        type=_seconds,
+        metavar="SECONDS",
+        help="seconds before an export is done (default: the processing delay)",
+    )
+    api.add_argument(
+        "--response-delay",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="hold every API request this long before answering (default: %(default)s)",
+    )
+    api.add_argument(
+        "--rate-limit",
+        type=_rate,
+        metavar="REQUESTS/SECONDS",
+        help="answer 429 with Retry-After past this rate, e.g. 100/1 (default: no limit)",
+    )
+    api.add_argument(
+        "--export-size",
+        type=int,
+        default=4096,
+        metavar="BYTES",
+        help="size of every exported .glb file (default: %(default)s)",
+    )
+    api.add_argument(
+        "--no-require-customization",
+        dest="require_customization",
+        action="store_false",
+        help="let avatars whose customization was never set be rendered and exported "
+        "(by default they answer 409, an emulator assumption)",
+    )
+    api.add_argument(
+        "--state-file",
+        metavar="PATH",
+        help="keep the state in this SQLite file, so a restart is the same service "
+        "(default: memory only)",
+    )
+    _add_webhook_options(emulator.add_argument_group("webhooks"))
+
+
+def _add_webhook_options(hooks: Any) -> None:
+    hooks.add_argument(
+        "--webhook-url",
+        metavar="URL",
+        help="POST webhooks here (default: none, events are only recorded)",
+    )
+    hooks.add_argument(
+        "--webhook-secret",
+        metavar="SECRET",
+        help="Standard Webhooks secret to sign with, whsec_<base64> (default: the "
+        "emulator's fixed test secret, printed at start)",
+    )
+    hooks.add_argument(
+        "--unsigned-webhooks",
+        action="store_true",
+        help="send webhooks unsigned, as Avaturn documents them",
+    )
+    hooks.add_argument(
+        "--webhook-token",
+        metavar="TOKEN",
+        help="add ?token=TOKEN to --webhook-url (a SharedTokenVerifier's query_param='token')",
+    )
+    hooks.add_argument(
+        "--webhook-max-attempts",
+        type=int,
+        default=4,
+        metavar="N",
+        help="attempts per event, the first included (default: %(default)s)",
+    )
+    hooks.add_argument(
+        "--webhook-retry-delay",
+        type=_seconds,
+        default=0.05,
+        metavar="SECONDS",
+        help="first wait before a retry, doubled each time (default: %(default)s)",
+    )
+
+
+def _usage_error(message: str) -> int:
+    print(f"avaturn emulator: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _webhook_url(args: argparse.Namespace) -> str | None:
+    url: str | None = args.webhook_url
+    if url and args.webhook_token:
+        from urllib.parse import quote
+
+        joiner = "&" if "?" in url else "?"
+        url = f"{url}{joiner}token={quote(args.webhook_token, safe='')}"
+    return url
+
+
+def _server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if args.tls_cert is None and args.tls_key is None:
+        return None
+    if args.tls_cert is None or args.tls_key is None:
+        raise ConfigurationError("--tls-cert and --tls-key go together")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"cannot load the TLS certificate and key: {exc}") from None
+    return context
+
+
+def _emulator(args: argparse.Namespace) -> Any:
+    from ..testing import AvaturnEmulator, RateLimit
+
+    delay = args.processing_delay
+    return AvaturnEmulator(
+        api_key=args.api_key,
+        host=args.host,
+        port=args.port,
+        webhook_url=_webhook_url(args),
+        webhook_secret=args.webhook_secret,
+        sign_webhooks=not args.unsigned_webhooks,
+        webhook_max_attempts=args.webhook_max_attempts,
+        webhook_retry_delay=args.webhook_retry_delay,
+        processing_delay=delay,
+        render_delay=delay if args.render_delay is None else args.render_delay,
+        export_delay=delay if args.export_delay is None else args.export_delay,
+        response_delay=args.response_delay,
+        require_customization=args.require_customization,
+        export_size=args.export_size,
+        rate_limit=None if args.rate_limit is None else RateLimit(*args.rate_limit),
+        state_file=args.state_file,
+        ssl=_server_tls(args),
+    )
+
+
+async def run_emulator_command(args: argparse.Namespace) -> int:
+    if args.webhook_token and not args.webhook_url:
+        return _usage_error("--webhook-token needs --webhook-url")
+    try:
+        emulator = _emulator(args)
+        await emulator.start()
+    except ConfigurationError as refused:
+        return _usage_error(str(refused))
+    except OSError as exc:
+        busy = exc.errno == errno.EADDRINUSE
+        reason = "the port is already in use" if busy else (exc.strerror or str(exc))
+        return _usage_error(f"cannot listen on {args.host}:{args.port}: {reason}")
+    print(f"Avaturn emulator on {emulator.base_url} (API key {emulator.api_key!r}); Ctrl-C stops")
+    print(f"  AVATURN_BASE_URL={emulator.base_url} AVATURN_API_KEY={emulator.api_key}")
+    if emulator.webhook_url:
+        from .._redact import redact_url
+
+        signing = "unsigned" if args.unsigned_webhooks else f"secret {emulator.webhook_secret!r}"
+        token = ", with the token in the query" if args.webhook_token else ""
+        print(f"  webhooks to {redact_url(emulator.webhook_url)}, {signing}{token}")
+    sys.stdout.flush()
+    await emulator.serve_forever()
+    return EXIT_OK
