@@ -291,18 +291,22 @@ class AvaturnClient:
         """Close the HTTP session (unless borrowed). Calling it twice is harmless.
 
         A client made by :meth:`with_options` closes only itself: the connections
-        belong to the client it was derived from. Raises :class:`EventLoopError`
-        in another event loop than the one the client was opened in.
+        belong to the client it was derived from. In another event loop than the
+        one the client was opened in, raises :class:`EventLoopError` while that loop
+        runs; once it is closed (its connections went with it), only marks it closed.
         """
         if self._state is CLOSED:
             return
-        shared = self._shared
+        shared, gone = self._shared, False
         if self._owns_pool and shared.state is OPEN and shared.loop is not None:
-            shared.enter_loop(self)
+            gone = shared.loop.is_closed() and shared.loop is not get_running_loop()
+            if not gone:
+                shared.enter_loop(self)
         self._state = CLOSED
         if self._owns_pool:
             shared.state = CLOSED
-            await shared.transport.aclose()
+            if not gone:
+                await shared.transport.aclose()
 
     @property
     def closed(self) -> bool:

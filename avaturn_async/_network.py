@@ -32,6 +32,7 @@ import logging
 import os
 from collections.abc import Mapping
 from ssl import SSLContext
+from typing import Any
 from urllib.request import getproxies_environment
 
 import aiohttp
@@ -71,6 +72,19 @@ class Proxy:
     def where(self) -> str:
         """``host:port``, for messages."""
         return f"{self.url.host}:{self.url.port}"
+
+    def arguments(self, https: bool, headers: Mapping[str, str]) -> dict[str, Any]:
+        """aiohttp's arguments for one request through this proxy (``headers``: the request's).
+
+        The credentials ride in ``Proxy-Authorization``: on the ``CONNECT`` request
+        for an ``https://`` target, on the request itself for an ``http://`` one
+        (as aiohttp's deprecated ``proxy_auth`` would put them).
+        """
+        if self.headers is None:
+            return {"proxy": self.url, "headers": headers}
+        if https:
+            return {"proxy": self.url, "headers": headers, "proxy_headers": self.headers}
+        return {"proxy": self.url, "headers": {**headers, **self.headers}}
 
 
 def parse_proxy(text: str) -> Proxy:

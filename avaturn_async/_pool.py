@@ -9,8 +9,8 @@
   client derived from it.
 * **Not dropped open.** A client garbage-collected while its pool is open warns
   (``ResourceWarning``, shown under ``python -X dev`` or ``-W default``), naming
-  where it was created as asyncio does: under ``-X dev`` from the stack recorded
-  then, under ``PYTHONTRACEMALLOC`` from tracemalloc (``warnings`` prints it).
+  where it was created, as asyncio does, when ``-X dev`` or ``PYTHONTRACEMALLOC``
+  is on: the stack is recorded then, at a cost only those modes pay.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import asyncio
 import enum
 import sys
 import traceback
+import tracemalloc
 import warnings
 from pathlib import Path
 
@@ -57,8 +58,12 @@ OPEN, CLOSED = State.OPEN, State.CLOSED
 
 
 def creation_site() -> traceback.StackSummary | None:
-    """Where the caller's caller was created from, outside this package; only under ``-X dev``."""
-    if not sys.flags.dev_mode:
+    """The stack outside this package that is creating a client: under ``-X dev`` or tracemalloc.
+
+    Recorded rather than left to tracemalloc's own lookup, which finds no
+    allocation for instances with a managed ``__dict__`` (Python 3.11 and later).
+    """
+    if not (sys.flags.dev_mode or tracemalloc.is_tracing()):
         return None
     frames = traceback.extract_stack()
     while frames and frames[-1].filename.startswith(_PACKAGE):

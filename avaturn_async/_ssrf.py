@@ -388,13 +388,10 @@ async def open_download(
             await guard.check_host(current.raw_host or "", pool.resolver.inner)
         else:
             await guard.check_before_proxy(current.raw_host or "", pool.resolver.inner)
+        https = current.scheme == "https"
+        routing = {"headers": headers} if proxy is None else proxy.arguments(https, headers)
         async with pool.session.get(
-            target,
-            headers=headers,
-            timeout=timeout,
-            allow_redirects=False,
-            proxy=None if proxy is None else proxy.url,
-            proxy_headers=None if proxy is None else proxy.headers,
+            target, timeout=timeout, allow_redirects=False, **routing
         ) as answer:
             location = answer.headers.get("Location") if answer.status in _REDIRECTS else None
             if location is None:

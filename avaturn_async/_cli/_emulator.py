@@ -189,7 +189,7 @@ def _server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
 def _emulator(args: argparse.Namespace) -> Any:
     from ..testing import AvaturnEmulator, RateLimit
 
-    delay = args.processing_delay
+    delay, rate = args.processing_delay, args.rate_limit
     return AvaturnEmulator(
         api_key=args.api_key,
         host=args.host,
@@ -205,7 +205,7 @@ def _emulator(args: argparse.Namespace) -> Any:
         response_delay=args.response_delay,
         require_customization=args.require_customization,
         export_size=args.export_size,
-        rate_limit=None if args.rate_limit is None else RateLimit(*args.rate_limit),
+        rate_limit=None if rate is None else RateLimit(requests=rate[0], per=rate[1]),
         state_file=args.state_file,
         ssl=_server_tls(args),
     )
