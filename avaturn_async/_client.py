@@ -17,6 +17,7 @@ from asyncio import get_running_loop
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from ssl import SSLContext
+from threading import get_ident
 from typing import Any, Literal, TypeVar
 
 import aiohttp
@@ -326,7 +327,7 @@ class AvaturnClient:
         shared, options = self._shared, self._options
         if self._state is CLOSED or shared.state is CLOSED:
             self._check_open()
-        if shared.loop is not get_running_loop():
+        if shared.watched._thread_id != get_ident():  # not in the bound loop's thread
             shared.enter_loop(self)
         url = request.url(options.base_url)
         headers = self._auth_headers if request.authenticated else self._plain_headers
@@ -433,7 +434,7 @@ class AvaturnClient:
             raise InvalidRequestError("max_bytes must be a non-negative int or None")
         self._check_open()
         path, shared = Path(destination), self._shared
-        if shared.loop is not get_running_loop():
+        if shared.watched._thread_id != get_ident():
             shared.enter_loop(self)
         async with shared.limiter:
             with guarding(self._download_guard):  # the transport checks every host with it

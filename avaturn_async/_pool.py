@@ -22,6 +22,7 @@ import traceback
 import tracemalloc
 import warnings
 from pathlib import Path
+from typing import Any
 
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -57,6 +58,15 @@ class State(enum.Enum):
 OPEN, CLOSED = State.OPEN, State.CLOSED
 
 
+class _NeverInThread:
+    """Stands in for a loop whose thread cannot be read: every call checks it fully."""
+
+    _thread_id = None
+
+
+_NEVER_IN_THREAD = _NeverInThread()
+
+
 def creation_site() -> traceback.StackSummary | None:
     """The stack outside this package that is creating a client: under ``-X dev`` or tracemalloc.
 
@@ -84,6 +94,11 @@ class SharedPool:
     """``CLOSED`` once the pool's owner was closed: then every derived client is too."""
     loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, kw_only=True)
     """The event loop the pool was opened in; ``None`` until then."""
+    watched: Any = attrs.field(factory=_NeverInThread, kw_only=True)
+    """What the hot path reads ``_thread_id`` of: asyncio's bound loop has the id of the
+    thread it runs in (so, in that thread, it is the running loop), else ``None``. A
+    loop without it (and ``None``, before binding) sends every call to :meth:`enter_loop`.
+    Cheaper than ``asyncio.get_running_loop()``, about 250 ns a call on Python 3.11."""
     created_at: traceback.StackSummary | None = attrs.field(factory=creation_site, kw_only=True)
 
     def enter_loop(self, client: object) -> None:
@@ -91,6 +106,7 @@ class SharedPool:
         running = asyncio.get_running_loop()
         if self.loop is None:
             self.loop = running
+            self.watched = running if hasattr(running, "_thread_id") else _NEVER_IN_THREAD
         elif running is not self.loop:
             raise EventLoopError(
                 f"{client!r} was opened in another event loop, which owns its connections. "
