@@ -154,3 +154,12 @@ async def test_testing_example_passes_under_pytest(tmp_path: Path) -> None:
         )
     assert done.returncode == 0, done.stdout.decode()
     assert "4 passed" in done.stdout.decode()
+
+
+async def test_sync_tasks_example_onboards_from_threads_with_one_client(
+    emu: AvaturnEmulator, tmp_path: Path
+) -> None:
+    output = await run_example("sync_tasks.py", emu, tmp_path)
+    assert len(emu.avatars) == 4
+    assert output.count(" ready\n") == 4
+    assert "unknown user: 404" in output
