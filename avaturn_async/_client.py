@@ -167,7 +167,8 @@ class AvaturnClient:
         shared = open_pool(transport, max_concurrency, options.adaptive, options.clock, agent)
         self._bind(shared, options, Tracer(options.tracing), (plain, key_headers(plain, api_key)))
         guard = DownloadGuard(options.allowed_download_hosts, base_url=options.base_url)
-        self._download_guard, self._owns_pool, self.event_hub = guard, True, event_hub
+        self._download_guard, self._owns_pool = guard, True
+        self.event_hub: EventHub | None = event_hub
 
     def _bind(
         self,
@@ -272,12 +273,9 @@ class AvaturnClient:
         return f"AvaturnClient(base_url={self.base_url!r}, api_key='***')"
 
     def __del__(self) -> None:
-        # Only the pool's owner warns, and only once it was used: an unused pool
-        # has no connection, and a derived client owns none.
+        # Only the pool's owner warns, once used (a pool never used holds no connection).
         shared: SharedPool | None = getattr(self, "_shared", None)  # None: __init__ failed
-        if shared is None or not getattr(self, "_owns_pool", False):
-            return
-        if shared.state is OPEN and shared.loop is not None:
+        if getattr(self, "_owns_pool", False) and shared and shared.loop and shared.state is OPEN:
             shared.warn_unclosed(self)
 
     async def __aenter__(self) -> AvaturnClient:
