@@ -104,6 +104,8 @@ class PostgresConnector:
         self.command_timeout = command_timeout
         self.poll_interval = poll_interval
         self.statement_cache_size = statement_cache_size
+        self.probe_timeout = 5.0
+        """Seconds the listener waits for its probe notification before polling instead."""
         self.outage = OutageLog(redact_dsn(dsn))
         self._pool: asyncpg.Pool | None = None
         self._host = TaskHost()
@@ -331,7 +333,11 @@ class PostgresConnector:
         if self._listener is not None:
             return self._listener
         listener = SharedListener(
-            self._connect_listener, self._notify, self.outage, poll_interval=self.poll_interval
+            self._connect_listener,
+            self._notify,
+            self.outage,
+            poll_interval=self.poll_interval,
+            probe_timeout=self.probe_timeout,
         )
         self._listener = listener
         started = anyio.Event()

@@ -123,6 +123,12 @@ async def explain_schema_error(
             "(or fix search_path)"
         )
     schema = row["schema"] if row else "public"
+    if "schema" not in str(exc):  # "permission denied for table ...": installed, not granted
+        return ConfigurationError(
+            f"PostgreSQL role {role} may not use the {component} tables at {where} "
+            f"({exc}): GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "
+            f"{schema} TO {role}, and USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema}"
+        )
     return ConfigurationError(
         f"PostgreSQL role {role} may not create the {component} tables in schema "
         f"{schema} at {where}: GRANT CREATE ON SCHEMA {schema} TO {role} (or install "
