@@ -1,13 +1,14 @@
 """A process that uses all five PostgreSQL backends through one connector, hard.
 
-Run as ``python tests/pg_budget_worker.py DSN APPLICATION_NAME SECONDS``: for
+Run as ``python tests/pg_budget_worker.py DSN APPLICATION_NAME SECONDS [separate]``: for
 SECONDS it keeps every backend busy at once (webhook deliveries stored and
 dispatched by a worker, duplicate-guard marks, hub events published and
 awaited, rate-limit pauses shared, journal rows registered, claimed and
 advanced), so that its pool is used to the full. It prints ``ready`` once
-started and ``done N`` (operations made) at the end. The connection tests and
-``benchmarks/connections.py`` count its connections in ``pg_stat_activity`` by
-APPLICATION_NAME.
+started and ``done N`` (operations made) at the end. With ``separate``, each
+backend is given the DSN instead and opens a connector of its own (for
+comparison). The connection tests and ``benchmarks/connections.py`` count its
+connections in ``pg_stat_activity`` by APPLICATION_NAME.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import sys
 import time
 import uuid
+from typing import Any
 
 import anyio
 
@@ -37,8 +39,7 @@ TASKS = 8
 
 
 class Load:
-    def __init__(self, connector: PostgresConnector, seconds: float) -> None:
-        self.connector = connector
+    def __init__(self, seconds: float) -> None:
         self.until = time.monotonic() + seconds
         self.operations = 0
         self.tag = uuid.uuid4().hex[:8]
@@ -87,30 +88,41 @@ class Load:
             self.operations += 1
 
 
-async def main(dsn: str, application_name: str, seconds: float) -> None:
-    async with PostgresConnector(dsn, application_name=application_name) as connector:
-        inbox = PostgresInbox(connector)
-        guard = PostgresIdempotencyStore(connector)
-        hub = PostgresEventHub(connector)
-        gate = PostgresGate(connector, scope=application_name)
-        journal = await PostgresJournal.open(connector)
-        await journal.begin_run(application_name)
-        load = Load(connector, seconds)
-        async with inbox, hub, gate:
-            print("ready", flush=True)
-            async with inbox.worker(WebhookRouter(), concurrency=TASKS, poll_interval=0.1):
-                async with anyio.create_task_group() as group:
-                    for _ in range(TASKS):
-                        group.start_soon(load.inbox, inbox)
-                        group.start_soon(load.guard, guard)
-                        group.start_soon(load.hub, hub)
-                        group.start_soon(load.gate, gate)
-                        group.start_soon(load.journal, journal)
-        await journal.end_run("finished")
-        await journal.aclose()
-        await guard.aclose()
+async def main(dsn: str, application_name: str, seconds: float, mode: str = "shared") -> None:
+    connector = PostgresConnector(dsn, application_name=application_name)  # opens on first use
+    # "separate": every backend is given the DSN and opens a connector of its own.
+    target: Any = connector if mode == "shared" else f"{dsn}?application_name={application_name}"
+    try:
+        load = await exercise(target, application_name, seconds)
+    finally:
+        await connector.aclose()
     print(f"done {load.operations}", flush=True)
 
 
+async def exercise(target: Any, application_name: str, seconds: float) -> Load:
+    inbox = PostgresInbox(target)
+    guard = PostgresIdempotencyStore(target)
+    hub = PostgresEventHub(target)
+    gate = PostgresGate(target, scope=application_name)
+    journal = await PostgresJournal.open(target)
+    await journal.begin_run(application_name)
+    load = Load(seconds)
+    async with inbox, hub, gate:
+        print("ready", flush=True)
+        async with inbox.worker(WebhookRouter(), concurrency=TASKS, poll_interval=0.1):
+            async with anyio.create_task_group() as group:
+                for _ in range(TASKS):
+                    group.start_soon(load.inbox, inbox)
+                    group.start_soon(load.guard, guard)
+                    group.start_soon(load.hub, hub)
+                    group.start_soon(load.gate, gate)
+                    group.start_soon(load.journal, journal)
+    await journal.end_run("finished")
+    await journal.aclose()
+    await guard.aclose()
+    return load
+
+
 if __name__ == "__main__":
-    anyio.run(main, sys.argv[1], sys.argv[2], float(sys.argv[3]))
+    dsn, name, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    anyio.run(main, dsn, name, seconds, sys.argv[4] if len(sys.argv) > 4 else "shared")

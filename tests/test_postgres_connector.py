@@ -137,6 +137,14 @@ async def test_the_sdk_names_its_connections_in_pg_stat_activity(postgres_dsn: s
     assert name == APPLICATION_NAME == "avaturn_async"
 
 
+async def test_an_application_name_in_the_dsn_wins(postgres_dsn: str) -> None:
+    async with PostgresConnector(f"{postgres_dsn}?application_name=billing") as connector:
+        name = await connector.run(
+            "reading the name", lambda conn: conn.fetchval("SHOW application_name")
+        )
+    assert name == "billing"
+
+
 async def test_one_listen_connection_serves_the_hub_the_gate_and_the_inbox_workers(
     postgres_dsn: str,
 ) -> None:

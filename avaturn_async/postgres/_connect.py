@@ -12,6 +12,7 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import anyio
 
@@ -109,9 +110,12 @@ def translate_connect_error(exc: BaseException, dsn: str) -> Exception:
     return StorageUnavailableError(f"PostgreSQL at {where} failed at connect: {exc!r}")
 
 
-def _server_settings(application_name: str | None) -> dict[str, str] | None:
-    # asyncpg lets an ``application_name`` given in the DSN's query win over this one.
-    return None if application_name is None else {"application_name": application_name}
+def _server_settings(dsn: str, application_name: str | None) -> dict[str, str] | None:
+    """The session settings to ask for: an ``application_name`` given in the DSN's own
+    query wins over ``application_name`` (asyncpg would let ours win)."""
+    if application_name is None or "application_name" in parse_qs(urlsplit(dsn).query):
+        return None
+    return {"application_name": application_name}
 
 
 async def create_pool(
@@ -140,7 +144,7 @@ async def create_pool(
             max_size=max_size,
             timeout=connect_timeout,
             command_timeout=command_timeout,
-            server_settings=_server_settings(application_name),
+            server_settings=_server_settings(dsn, application_name),
             statement_cache_size=statement_cache_size,
         )
     except Exception as exc:
@@ -162,7 +166,7 @@ async def connect(
         conn: asyncpg.Connection = await driver.connect(
             dsn,
             timeout=connect_timeout,
-            server_settings=_server_settings(application_name),
+            server_settings=_server_settings(dsn, application_name),
             statement_cache_size=statement_cache_size,
         )
     except Exception as exc:
