@@ -155,9 +155,7 @@ async def test_one_listen_connection_serves_the_hub_the_gate_and_the_inbox_worke
         PostgresInbox(connector) as inbox,
     ):
         await inbox.store.wait_for_work(0.01)
-        listener = connector.listener
-        assert listener is not None
-        channels = listener.channels
+        channels = connector.listen_channels
         admin = await asyncpg.connect(postgres_dsn)
         try:
             listening = await admin.fetchval(
@@ -168,7 +166,7 @@ async def test_one_listen_connection_serves_the_hub_the_gate_and_the_inbox_worke
             await admin.close()
         assert (hub.postgres.healthy, gate.remaining()) == (True, 0.0)
     assert channels == {"avaturn_hub", "avaturn_gate", "avaturn_webhook_inbox"}
-    assert (listener.connects, listening) == (1, 1)
+    assert (connector.listen_connects, listening) == (1, 1)
 
 
 async def test_migrations_run_once_per_component_on_a_shared_connector(
@@ -231,7 +229,7 @@ async def test_a_listener_that_receives_no_notification_says_so_and_polls(
         PostgresEventHub(postgres_dsn) as sender,
     ):
         with anyio.fail_after(10):
-            while connector.listener is None or connector.listener.notifications is None:  # noqa: ASYNC110
+            while connector.notifications is None:  # noqa: ASYNC110
                 await anyio.sleep(0.02)
         await sender.publish(AvatarReady(avatar_id="A1", status="ready"))
         with anyio.fail_after(10):

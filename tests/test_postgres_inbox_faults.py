@@ -16,7 +16,12 @@ import pytest
 from aiohttp import web
 
 from avaturn_async._events import event_to_dict
-from avaturn_async.postgres import PostgresConnector, PostgresInbox, PostgresInboxStore
+from avaturn_async.postgres import (
+    PostgresConnector,
+    PostgresIdempotencyStore,
+    PostgresInbox,
+    PostgresInboxStore,
+)
 from avaturn_async.testing import make_render_ready, make_webhook_secret, sign_webhook
 from avaturn_async.webhooks import (
     Delivery,
@@ -276,3 +281,16 @@ async def test_a_receiver_answers_422_to_a_delivery_postgres_cannot_store(
         counts = await inbox.counts()
     assert statuses == [(422, "unstorable"), (202, None)]
     assert counts["pending"] == 1
+
+
+async def test_the_duplicate_guard_guards_a_key_holding_a_nul_like_any_other(
+    postgres_dsn: str,
+) -> None:
+    guard = PostgresIdempotencyStore(postgres_dsn)
+    try:
+        first = await guard.seen_or_mark("id:msg\x00a")
+        again = await guard.seen_or_mark("id:msg\x00a")
+        other = await guard.seen_or_mark("id:msg\x00b")
+    finally:
+        await guard.aclose()
+    assert (first, again, other) == (False, True, False)

@@ -53,9 +53,11 @@ if TYPE_CHECKING:
     from ._inbox import PostgresInboxStore as PostgresInboxStore
     from ._journal import DEFAULT_LEASE as DEFAULT_LEASE
     from ._journal import PostgresJournal as PostgresJournal
+    from ._listen import Subscription as Subscription
     from ._migrate import SCHEMA_TABLE as SCHEMA_TABLE
     from ._migrate import migrate as migrate
     from ._migrate import schema_version as schema_version
+    from ._tasks import BackgroundTask as BackgroundTask
 
 # One line above per public name: __all__ and the lazy table are read from them.
 __getattr__: Callable[[str], Any]

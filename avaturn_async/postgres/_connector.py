@@ -38,7 +38,7 @@ from ._dsn import check_dsn, redact_dsn
 from ._listen import SharedListener, Subscription
 from ._migrate import explain_schema_error, migrate, schema_version
 from ._outage import OutageLog
-from ._tasks import Spawned, TaskHost
+from ._tasks import BackgroundTask, TaskHost
 
 if TYPE_CHECKING:
     import asyncpg
@@ -125,9 +125,26 @@ class PostgresConnector:
         return redact_dsn(self.dsn)
 
     @property
-    def listener(self) -> SharedListener | None:
-        """The shared ``LISTEN`` connection's state, once a backend subscribed."""
-        return self._listener
+    def listening(self) -> bool:
+        """The shared ``LISTEN`` connection is up and notifications arrive on it (else
+        the subscribers are polled every ``poll_interval`` seconds)."""
+        return self._listener is not None and self._listener.healthy
+
+    @property
+    def notifications(self) -> bool | None:
+        """Whether the last probe ``NOTIFY`` came back on the listening connection
+        (``False``: a pooler that cannot carry ``LISTEN``); ``None`` before the first."""
+        return None if self._listener is None else self._listener.notifications
+
+    @property
+    def listen_connects(self) -> int:
+        """Times the listening connection connected (more than one: it reconnected)."""
+        return 0 if self._listener is None else self._listener.connects
+
+    @property
+    def listen_channels(self) -> frozenset[str]:
+        """The channels the listening connection serves."""
+        return frozenset() if self._listener is None else frozenset(self._listener.channels)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -202,7 +219,7 @@ class PostgresConnector:
     ) -> None:
         await self.aclose()
 
-    def spawn(self, loop: Callable[[], Awaitable[None]]) -> Spawned:
+    def spawn(self, loop: Callable[[], Awaitable[None]]) -> BackgroundTask:
         """Run ``loop`` in the connector's task group until it returns, its handle is
         stopped, or the connector closes. An error ends that loop only (logged)."""
         return self._host.spawn(loop)

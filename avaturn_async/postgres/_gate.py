@@ -27,7 +27,7 @@ from ._connector import PostgresConnector, connector_for
 
 if TYPE_CHECKING:
     from ._listen import Subscription
-    from ._tasks import Spawned
+    from ._tasks import BackgroundTask
 
 __all__ = ["PostgresGate"]
 
@@ -89,7 +89,7 @@ class PostgresGate:
         self._read_wake = asyncio.Event()
         self._starting: asyncio.Lock | None = None
         self._subscription: Subscription | None = None
-        self._loops: list[Spawned] = []
+        self._loops: list[BackgroundTask] = []
         self._background: asyncio.Task[None] | None = None
         self._started = False
         self.writes: int = 0
@@ -147,9 +147,9 @@ class PostgresGate:
     def _start_in_background(self) -> None:
         if self._started:
             return
-        self._started = True
         with contextlib.suppress(RuntimeError):  # no running loop: start() later
             self._background = asyncio.get_running_loop().create_task(self._start_quietly())
+            self._started = True
 
     async def _start_quietly(self) -> None:
         try:

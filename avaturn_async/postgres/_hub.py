@@ -30,7 +30,7 @@ from ._connector import PostgresConnector, connector_for
 
 if TYPE_CHECKING:
     from ._listen import Subscription
-    from ._tasks import Spawned
+    from ._tasks import BackgroundTask
 
 __all__ = ["PostgresEventHub", "PostgresTransport"]
 
@@ -96,7 +96,7 @@ class PostgresTransport:
         self._starting: asyncio.Lock | None = None
         self._reading: asyncio.Lock | None = None
         self._subscription: Subscription | None = None
-        self._loop: Spawned | None = None
+        self._loop: BackgroundTask | None = None
         self.received: int = 0
         """Events read from the table that another process (or hub) sent."""
 
@@ -106,14 +106,12 @@ class PostgresTransport:
     @property
     def healthy(self) -> bool:
         """The listener is connected and notifications arrive (else the table is polled)."""
-        listener = self.connector.listener
-        return listener is not None and listener.healthy
+        return self.connector.listening
 
     @property
     def connects(self) -> int:
         """Times the (shared) listener connected (more than one: it reconnected)."""
-        listener = self.connector.listener
-        return 0 if listener is None else listener.connects
+        return self.connector.listen_connects
 
     def connect(self, deliver: Callable[[Event], None]) -> None:
         self._hubs.append(deliver)

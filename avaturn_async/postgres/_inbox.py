@@ -81,6 +81,8 @@ from ._inbox_sql import (
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
+    from ._listen import Subscription
+
 __all__ = ["INBOX_CHANNEL", "PostgresInbox", "PostgresInboxStore"]
 
 T = TypeVar("T")
@@ -132,7 +134,7 @@ class PostgresInboxStore:
         self._group: GroupCommit[Delivery, int | None] = GroupCommit(self._insert_batch)
         self._lease_ends: dict[tuple[int, str], float] = {}  # monotonic
         self._wake: asyncio.Event | None = None
-        self._subscribed = False
+        self._subscription: Subscription | None = None
 
     def __repr__(self) -> str:
         return f"PostgresInboxStore({self.connector.label!r})"
@@ -322,7 +324,7 @@ class PostgresInboxStore:
     async def wait_for_work(self, max_wait: float) -> None:
         if self._wake is None:
             self._wake = asyncio.Event()
-        if not self._subscribed:
+        if self._subscription is None:
             await self._subscribe()
         with anyio.move_on_after(max_wait):
             await self._wake.wait()
@@ -337,11 +339,11 @@ class PostgresInboxStore:
             wake.set()  # look at the table: something may have come while not listening
 
         try:
-            await self.connector.subscribe(INBOX_CHANNEL, lambda payload: wake.set(), catch_up)
+            self._subscription = await self.connector.subscribe(
+                INBOX_CHANNEL, lambda payload: wake.set(), catch_up
+            )
         except Exception as exc:  # the server is down: poll, and subscribe at the next wait
             _log.debug("webhook inbox: cannot listen yet: %s", exc)
-            return
-        self._subscribed = True
 
     # -- inspection and maintenance ----------------------------------------------------
 
@@ -385,6 +387,9 @@ class PostgresInboxStore:
             self.connector.close()
 
     async def aclose(self) -> None:
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            await self.connector.unsubscribe(subscription)
         if self._owned:
             await self.connector.aclose()
 

@@ -69,7 +69,7 @@ from ._register import register_entries, storable
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
-    from ._tasks import Spawned
+    from ._tasks import BackgroundTask
 
 __all__ = ["DEFAULT_LEASE", "PostgresJournal"]
 
@@ -144,7 +144,7 @@ class PostgresJournal:
         self._started_at: datetime.datetime | None = None
         self._held: dict[str, int] = {}  # key -> token
         self._lost: dict[str, list[Callable[[], None]]] = {}
-        self._renewer: Spawned | None = None
+        self._renewer: BackgroundTask | None = None
         self.renewals: int = 0
         """Lease renewals made (each covers every row held)."""
 

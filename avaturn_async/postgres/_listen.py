@@ -44,9 +44,10 @@ __all__ = ["PROBE_CHANNEL", "SharedListener", "Subscription"]
 PROBE_CHANNEL = "avaturn_probe"
 
 
-@attrs.define(eq=False)
+@attrs.frozen(kw_only=True, eq=False)
 class Subscription:
-    """One subscriber of one channel; :meth:`SharedListener.unsubscribe` ends it."""
+    """One subscriber of one ``LISTEN`` channel, from :meth:`PostgresConnector.subscribe`;
+    :meth:`PostgresConnector.unsubscribe` ends it."""
 
     channel: str
     on_notify: Callable[[str], None]

@@ -3,7 +3,7 @@
 A task group must be entered and left by the same task, while a connector is
 opened by whichever task uses it first and closed by another. So one host
 task owns the group for the connector's lifetime; :meth:`TaskHost.spawn` starts
-a loop in it, in a cancel scope of its own that :meth:`Spawned.stop` cancels.
+a loop in it, in a cancel scope of its own that :meth:`BackgroundTask.stop` cancels.
 """
 
 from __future__ import annotations
@@ -17,18 +17,19 @@ from anyio.abc import TaskGroup
 
 from ._outage import logger
 
-__all__ = ["Spawned", "TaskHost"]
+__all__ = ["BackgroundTask", "TaskHost"]
 
 
-class Spawned:
-    """A loop running in a :class:`TaskHost`'s group."""
+class BackgroundTask:
+    """A loop started by :meth:`PostgresConnector.spawn`, running in the connector's
+    task group until it returns, :meth:`stop` is awaited, or the connector closes."""
 
     def __init__(self) -> None:
         # asyncio's primitives: spawn() may be called from a plain function.
         self._scope: anyio.CancelScope | None = None
         self._stopped = False
         self.done = asyncio.Event()
-        self.done_callbacks: list[Callable[[Spawned], None]] = []
+        self.done_callbacks: list[Callable[[BackgroundTask], None]] = []
 
     async def run(self, loop: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -60,7 +61,7 @@ class TaskHost:
     def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
         self._group: TaskGroup | None = None
-        self._spawned: set[Spawned] = set()
+        self._spawned: set[BackgroundTask] = set()
 
     async def start(self) -> None:
         if self._task is not None:
@@ -75,10 +76,10 @@ class TaskHost:
             ready.set()
             await anyio.sleep_forever()
 
-    def spawn(self, loop: Callable[[], Awaitable[None]]) -> Spawned:
+    def spawn(self, loop: Callable[[], Awaitable[None]]) -> BackgroundTask:
         if self._group is None:
             raise RuntimeError("the PostgreSQL connector is not open")
-        spawned = Spawned()
+        spawned = BackgroundTask()
         self._spawned.add(spawned)
         spawned.done_callbacks.append(self._spawned.discard)
         self._group.start_soon(spawned.run, loop)
