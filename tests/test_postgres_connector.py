@@ -97,7 +97,8 @@ async def test_a_process_using_all_five_backends_holds_at_most_pool_size_plus_on
         out = await finish(worker)
         group.cancel_scope.cancel()
     assert out.startswith(b"done ")
-    assert sampler.peak["avaturn-one"] == DEFAULT_POOL_SIZE + 1  # the pool used to the full
+    # Never above the budget, and the load did use the pool to (about) the full.
+    assert DEFAULT_POOL_SIZE <= sampler.peak["avaturn-one"] <= DEFAULT_POOL_SIZE + 1
 
 
 @pytest.fixture
