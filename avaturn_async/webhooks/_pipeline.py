@@ -19,6 +19,8 @@ Status codes:
 408         the body did not arrive within ``read_timeout`` (connection closed)
 413         body over ``max_body_size``, answered from ``Content-Length`` when
             declared (before any ``100 Continue``)
+422         with an inbox: a verified delivery its database cannot store (a NUL
+            character, for PostgreSQL); the others are stored as usual
 500         a handler raised (``fail_on_handler_error=True``, the default): the
             dedupe key is released so the sender's redelivery is processed again
 503         the idempotency store (or the inbox) failed, or ``confirm`` could not
@@ -79,7 +81,7 @@ class PipelineResponse:
     outcome: str
     """``processed``, ``stored`` (in the inbox), ``duplicate``, ``contradicted`` (by the
     API: acknowledged, not dispatched), ``handler_failed``, ``store_failed``,
-    ``confirmation_unavailable``, ``too_large``, ``method_not_allowed``,
+    ``unstorable``, ``confirmation_unavailable``, ``too_large``, ``method_not_allowed``,
     ``malformed_payload``, or a ``VerificationFailure`` value."""
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
@@ -300,10 +302,15 @@ class WebhookPipeline:
         """Commit the delivery to the inbox; only then is it acknowledged."""
         import anyio  # here, not at the top: importing the webhook path stays light
 
+        from .inbox import UnstorableDeliveryError
+
         try:
             new_id = await inbox.add(body, headers, event)
         except anyio.get_cancelled_exc_class():
             raise
+        except UnstorableDeliveryError as exc:
+            webhook_logger().warning("webhook delivery refused by the inbox: %s", exc)
+            return _error(422, "unstorable", str(exc))
         except Exception:
             webhook_logger().exception("webhook inbox failed to store a delivery")
             return _error(503, "store_failed", "webhook inbox unavailable, retry later")

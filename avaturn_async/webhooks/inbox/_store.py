@@ -31,6 +31,7 @@ __all__ = [
     "InboxRecord",
     "InboxStatus",
     "InboxStore",
+    "UnstorableDeliveryError",
     "utc",
 ]
 
@@ -40,6 +41,12 @@ LEASE_LOST = "LeaseExpired: the worker stopped or overran its lease on the last 
 
 class InboxError(WebhookError):
     """The inbox database is missing, unreadable, or not a webhook inbox."""
+
+
+class UnstorableDeliveryError(WebhookError):
+    """A verified delivery holds a value the inbox's database cannot store (PostgreSQL
+    refuses a NUL character in text). Nothing of it was stored; the receiver answers
+    422 and every other delivery is stored as usual."""
 
 
 class InboxStatus(str, enum.Enum):
@@ -123,7 +130,9 @@ class InboxStore(Protocol):
 
         The receiver answers 2xx only after this returns, so it must not return
         before the commit is as durable as the store promises. If it raises,
-        the delivery may or may not be stored (the sender's retry is deduped).
+        the delivery may or may not be stored (the sender's retry is deduped),
+        except :class:`UnstorableDeliveryError`: nothing of it was stored, and
+        storing it again would fail again.
         """
         ...
 
