@@ -126,6 +126,8 @@ class PostgresInboxStore:
             if isinstance(dsn, PostgresConnector):
                 raise ConfigurationError("a shared connector has its own pool_size")
             own["pool_size"] = max_connections
+        self.connector: PostgresConnector
+        self._owned: bool
         self.connector, self._owned = connector_for(dsn, **own)
         self.dsn: str = self.connector.dsn
         self._create = create
