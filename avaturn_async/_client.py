@@ -483,16 +483,8 @@ class AvaturnClient:
                 ),
             )
 
-    async def _call(self, request: Request, model: type[T]) -> T:
-        response = await self._send(request)
-        return attach_metadata(read_model(response, model), request.route, response)
-
     def _read(self, request: Request, response: Response, model: type[T]) -> T:
-        """``response`` read into ``model``, with its metadata (what ``_call`` does).
-
-        Hot endpoints call ``_send`` and then this, rather than ``_call``: one
-        coroutine less to walk each time aiohttp resumes the call.
-        """
+        """``response`` (from :meth:`_send`) read into ``model``, with its metadata."""
         return attach_metadata(read_model(response, model), request.route, response)
 
     async def download(
