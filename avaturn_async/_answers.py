@@ -8,10 +8,8 @@ other answer, carrying its status, body and request id.
 
 from __future__ import annotations
 
-import codecs
-import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from itertools import repeat
 from typing import Any, TypeVar
 
@@ -31,6 +29,7 @@ from ._errors import (
 )
 from ._protocol import Request, Response
 from ._retry import parse_retry_after
+from ._wire import decode_json
 
 __all__ = [
     "error_from_response",
@@ -41,28 +40,12 @@ __all__ = [
 
 T = TypeVar("T")
 
-_JSON = json.JSONDecoder()
-_SCAN_JSON: Callable[[str, int], tuple[Any, int]] = _JSON.scan_once  # type: ignore[attr-defined]
-
 
 def _decode_json(response: Response) -> Any:
     body = response.body
     if not body or body.isspace():
         return None
-    # JSON between systems is UTF-8 (RFC 8259, 8.1): decoding it directly skips
-    # json.loads' encoding sniffing, which shows up on the list hot path. A byte
-    # order mark is not sent by conforming servers, but is tolerated.
-    text = body.decode("utf-8-sig" if body.startswith(codecs.BOM_UTF8) else "utf-8")
-    # ``scan_once`` is ``decode`` without its two whitespace regex matches, a
-    # fifth of the cost on a small answer. Surrounding whitespace, trailing data
-    # and every error take the full ``decode``, which words the error.
-    try:
-        data, end = _SCAN_JSON(text, 0)
-        if end == len(text):
-            return data
-    except (ValueError, StopIteration, RecursionError):
-        pass
-    return _JSON.decode(text)
+    return decode_json(body)
 
 
 def _decode_answer(response: Response, what: str) -> Any:

@@ -12,7 +12,6 @@ event type becomes :class:`UnknownEvent`; any other mismatch raises
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NoReturn, TypeAlias, TypeVar
 
@@ -21,7 +20,7 @@ import attrs
 from ._errors import WebhookParseError, WebhookPayloadTooLargeError
 from ._public import public
 from ._redact import redact_url
-from ._wire import WireEnum
+from ._wire import WireEnum, decode_json
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -237,17 +236,6 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Event]] = {
 }
 
 
-def _reject_constant(name: str) -> NoReturn:
-    # NaN and Infinity are not JSON; the stdlib accepts them unless told not to.
-    raise ValueError(f"{name} is not valid JSON")
-
-
-# A module-level decoder keeps json's fast path (json.loads with keyword
-# arguments would build a new decoder on every call).
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
-
-
 def check_body_size(body: bytes, max_body_size: int) -> None:
     """Raise :class:`WebhookPayloadTooLargeError` if ``body`` exceeds ``max_body_size``."""
     if len(body) > max_body_size:
@@ -282,20 +270,9 @@ def _resolve_fast_loads() -> Callable[[bytes], Any] | None:
 def _decode(body: bytes) -> Any:
     """The standard library's reading of ``body``; every parse error is worded here."""
     try:
-        text = body.decode()
+        return decode_json(body)
     except UnicodeDecodeError:
         _fail("$", "body is not UTF-8")
-    try:
-        # ``scan_once`` is ``decode`` without its two whitespace regex matches,
-        # which cost as much as the parse itself on a small body. Leading or
-        # trailing whitespace (and every error) takes the full ``decode``.
-        data, end = _SCAN(text, 0)
-        if end == len(text):
-            return data
-    except (ValueError, StopIteration, RecursionError):
-        pass
-    try:
-        return _DECODER.decode(text)
     except RecursionError:
         _fail("$", "body is nested too deeply")
     except ValueError as exc:

@@ -1,14 +1,19 @@
-"""The base of every string enum on the wire, in a module of its own.
+"""What the client and the webhook path share about the wire format, in a module of its own.
 
-Events (``_events``) need it without the API models (``_models``), so that
-importing the webhook path does not build every model class.
+The base of every string enum (:class:`WireEnum`) and the one JSON reader
+(:func:`decode_json`). Events (``_events``) need both without the API models
+(``_models``), so that importing the webhook path does not build every model class.
 """
 
 from __future__ import annotations
 
+import codecs
 import enum
+import json
+from collections.abc import Callable
+from typing import Any, NoReturn
 
-__all__ = ["WireEnum"]
+__all__ = ["WireEnum", "decode_json"]
 
 
 class WireEnum(str, enum.Enum):
@@ -20,3 +25,34 @@ class WireEnum(str, enum.Enum):
 
     def __str__(self) -> str:
         return str(self.value)
+
+
+def _reject_constant(name: str) -> NoReturn:
+    # NaN and Infinity are not JSON (RFC 8259); the stdlib accepts them unless told not to.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+# One decoder, made once: json.loads with keyword arguments would build one per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+
+
+def decode_json(body: bytes) -> Any:
+    """``body`` read as UTF-8 JSON (RFC 8259: a byte order mark is tolerated).
+
+    Raises ``UnicodeDecodeError`` for a body that is not UTF-8, ``RecursionError``
+    for one nested too deeply, and ``json.JSONDecodeError`` (or ``ValueError``)
+    for anything else that is not JSON, NaN and Infinity included.
+    """
+    # Decoding as UTF-8 directly skips json.loads' encoding sniffing.
+    text = body.decode("utf-8-sig" if body.startswith(codecs.BOM_UTF8) else "utf-8")
+    # ``scan_once`` is ``decode`` without its two whitespace regex matches, a
+    # fifth of the cost on a small body. Surrounding whitespace, trailing data
+    # and every error take the full ``decode``, which words the error.
+    try:
+        data, end = _SCAN(text, 0)
+        if end == len(text):
+            return data
+    except (ValueError, StopIteration, RecursionError):
+        pass
+    return _DECODER.decode(text)
