@@ -42,6 +42,7 @@ T = TypeVar("T")
 
 
 def _decode_json(response: Response) -> Any:
+    """The answer's JSON; ``None`` for an empty body (a 204, or an error without one)."""
     body = response.body
     if not body or body.isspace():
         return None
@@ -51,7 +52,7 @@ def _decode_json(response: Response) -> Any:
 def _decode_answer(response: Response, what: str) -> Any:
     try:
         return _decode_json(response)
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:
         raise ResponseDecodeError(
             f"expected a JSON {what}, got a body that is not JSON",
             status=response.status,
@@ -66,9 +67,9 @@ _HOOKS: dict[Any, Any] = {}
 def read_model(response: Response, cls: type[T]) -> T:
     """The model in a success answer; raises ``ResponseDecodeError`` when it does not fit."""
     try:
-        data = _decode_json(response)
-    except (ValueError, UnicodeDecodeError):
-        data = _decode_answer(response, cls.__name__)  # raises ResponseDecodeError
+        data = decode_json(response.body)
+    except ValueError:
+        data = _decode_answer(response, cls.__name__)  # None if empty, else raises
     hook = _HOOKS.get(cls)
     if hook is None:
         hook = _HOOKS[cls] = _converter.converter.get_structure_hook(cls)
@@ -95,9 +96,9 @@ def _structure(data: Any, cls: Any, response: Response) -> Any:
 def read_model_list(response: Response, cls: type[T], into: type[list[T]] = list) -> list[T]:
     """A JSON array of models in a success answer, as ``into`` (a list type)."""
     try:
-        data = _decode_json(response)
-    except (ValueError, UnicodeDecodeError):
-        data = _decode_answer(response, f"list of {cls.__name__}")  # raises
+        data = decode_json(response.body)
+    except ValueError:
+        data = _decode_answer(response, f"list of {cls.__name__}")  # None if empty, else raises
     if type(data) is list:
         # Item by item with the item hook: cattrs' list machinery costs more than the
         # items themselves. Any problem is re-read the slow way for its field path.
@@ -126,7 +127,7 @@ _STATUS_CLASSES: dict[int, type[APIError]] = {
 def _error_body(response: Response) -> Any:
     try:
         return _decode_json(response)
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:
         return response.body.decode("utf-8", "replace")[:2000]
 
 

@@ -268,7 +268,7 @@ def _resolve_fast_loads() -> Callable[[bytes], Any] | None:
 
 
 def _decode(body: bytes) -> Any:
-    """The standard library's reading of ``body``; every parse error is worded here."""
+    """The standard library's reading of a body the first read refused; words every error."""
     try:
         return decode_json(body)
     except UnicodeDecodeError:
@@ -298,16 +298,13 @@ def parse_unchecked_size(body: bytes) -> Event:
     loads = _fast_loads
     if loads is _UNRESOLVED:
         loads = _resolve_fast_loads()
-    if loads is None:
+    try:
+        data = decode_json(body) if loads is None else loads(body)
+    except (ValueError, RecursionError):
+        # orjson refuses a few things the standard library reads (integers past
+        # 64 bits, lone surrogate escapes): the standard library decides, and
+        # words every error the same way with or without orjson.
         data = _decode(body)
-    else:
-        try:
-            data = loads(body)
-        except ValueError:
-            # orjson refuses a few things the standard library reads (integers
-            # past 64 bits, lone surrogate escapes): the reader below decides,
-            # and words every error the same way with or without orjson.
-            data = _decode(body)
     if type(data) is not dict:
         _fail("$", f"expected a JSON object, got {_type_name(data)}")
     name = data.get("event")
