@@ -95,7 +95,7 @@ if TYPE_CHECKING:
         response_of,
     )
     from ._photos import PhotoInput, PhotoSource, PhotoUpload, prepare_upload
-    from ._protocol import Request, Response
+    from ._requests import Request, Response
     from ._retry import FailureKind, RetryPolicy
     from ._transport import AiohttpTransport, Timeouts, Transport
 
@@ -179,7 +179,7 @@ _EXPORTS = {
         "response_of",
     ),
     "._photos": ("PhotoInput", "PhotoSource", "PhotoUpload", "prepare_upload"),
-    "._protocol": ("Request", "Response"),
+    "._requests": ("Request", "Response"),
     "._retry": ("FailureKind", "RetryPolicy"),
     "._transport": ("AiohttpTransport", "Timeouts", "Transport"),
 }

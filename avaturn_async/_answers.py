@@ -27,7 +27,7 @@ from ._errors import (
     UnprocessableEntityError,
     ValidationErrorItem,
 )
-from ._protocol import Request, Response
+from ._requests import Request, Response
 from ._retry import parse_retry_after
 from ._wire import decode_json
 

@@ -43,8 +43,8 @@ from ._observe import (
     record_status,
 )
 from ._options import adaptive_settings, or_default, tracing_mode
-from ._protocol import Request, Response
 from ._public import public
+from ._requests import Request, Response
 from ._resources import Avatars, Exports, Renders, Sessions, Users
 from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, Timeouts, Transport

@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar
 from . import _models as m
 from ._clock import Clock
 from ._hub import EventHub
-from ._protocol import Request, Response
+from ._requests import Request, Response
 
 __all__ = ["JobClient", "ResourceClient"]
 

@@ -1,6 +1,6 @@
 """The endpoints, grouped as ``client.users``, ``client.sessions``, ``client.avatars``,
 ``client.renders`` and ``client.exports``. Each method builds a request with
-``_protocol``, sends it through the client, and reads the answer into a model.
+``_requests``, sends it through the client, and reads the answer into a model.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import uuid
 import anyio
 
 from . import _models as m
-from . import _protocol as p
+from . import _requests as p
 from ._answers import read_model_list
 from ._errors import InvalidRequestError
 from ._jobs import AvatarJob, ExportJob, RenderJob

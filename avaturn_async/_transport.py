@@ -35,8 +35,8 @@ from ._errors import (
 )
 from ._models import redact_url
 from ._photos import PhotoUpload
-from ._protocol import Request, Response
 from ._public import public
+from ._requests import Request, Response
 
 __all__ = ["AiohttpTransport", "Timeouts", "Transport"]
 

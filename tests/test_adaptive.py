@@ -9,7 +9,7 @@ from aiohttp import web
 from avaturn_async import AdaptiveConcurrency, AvaturnClient, RetryPolicy
 from avaturn_async import Clock as ClientClock
 from avaturn_async._adaptive import AdaptiveLimiter
-from avaturn_async._protocol import Response
+from avaturn_async._requests import Response
 from avaturn_async.testing import AvaturnEmulator, RateLimit
 from avaturn_async.testing.emulator._ratelimit import FixedWindowLimit
 from tests.support import scripted_server

@@ -29,7 +29,7 @@ from avaturn_async import (
     ValidationErrorItem,
 )
 from avaturn_async import _answers as a
-from avaturn_async import _protocol as p
+from avaturn_async import _requests as p
 
 AVATAR = "0b1f6f36-8c1a-4c43-9a4e-2c7b1c4f9b10"
 

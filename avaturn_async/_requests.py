@@ -1,4 +1,4 @@
-"""The Avaturn protocol without I/O: what a request and an answer are, and building requests.
+"""Avaturn requests without I/O: what a request and an answer are, and one builder per endpoint.
 
 Each endpoint has a ``build_*`` function that checks its arguments strictly and
 returns a :class:`Request`; ``_answers`` reads the :class:`Response` a transport
