@@ -255,8 +255,8 @@ def check_body_size(body: bytes, max_body_size: int) -> None:
 # standard library, which words every error.
 _UNRESOLVED: Any = object()
 _fast_loads: Callable[[bytes], Any] | None = _UNRESOLVED
-"""orjson's ``loads`` if installed, else ``None``; looked up on the first parse, so
-that importing the webhook path does not pay for importing orjson."""
+"""orjson's ``loads`` if installed, else ``None``; looked up on the first parse
+(the webhook path's cold start, ARCHITECTURE.md)."""
 
 
 def _resolve_fast_loads() -> Callable[[bytes], Any] | None:

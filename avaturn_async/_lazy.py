@@ -1,7 +1,7 @@
 """Lazy re-exports for packages (PEP 562), so importing one corner loads only that corner.
 
-A serverless webhook receiver imports ``avaturn_async.webhooks`` on every cold
-start; it must not pay for aiohttp, the client or sqlite3. Packages list their
+Part of the webhook path's cold-start budget (ARCHITECTURE.md): ``import
+avaturn_async.webhooks`` loads no client, aiohttp or sqlite3. Packages list their
 re-exports in a table and hand it to :func:`lazy_exports`, which returns the
 module-level ``__getattr__`` and ``__dir__``. The same names are imported under
 ``if TYPE_CHECKING:`` so that type checkers and IDEs see them; a test checks

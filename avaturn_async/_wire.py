@@ -2,7 +2,7 @@
 
 The base of every string enum (:class:`WireEnum`) and the one JSON reader
 (:func:`decode_json`). Events (``_events``) need both without the API models
-(``_models``), so that importing the webhook path does not build every model class.
+(``_models``): see the webhook path's cold start in ARCHITECTURE.md.
 """
 
 from __future__ import annotations

@@ -239,7 +239,7 @@ class WebhookPipeline:
         self, inbox: WebhookInbox, body: bytes, headers: Mapping[str, str], event: Event
     ) -> PipelineResponse:
         """Commit the delivery to the inbox; only then is it acknowledged."""
-        import anyio  # here, not at the top: importing the webhook path stays light
+        import anyio  # on first use: ARCHITECTURE.md, cold start
 
         try:
             new_id = await inbox.add(body, headers, event)
