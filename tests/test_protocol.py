@@ -175,6 +175,11 @@ def test_read_model_tolerates_a_utf8_byte_order_mark() -> None:
     assert a.read_model(answer(200, body), NewUserResponse) == NewUserResponse(id="\u00e9")
 
 
+def test_read_model_refuses_nan_which_is_not_json() -> None:
+    with pytest.raises(ResponseDecodeError, match="not JSON"):
+        a.read_model(answer(200, b'{"id": NaN}'), NewUserResponse)
+
+
 def test_read_model_names_missing_field() -> None:
     with pytest.raises(ResponseDecodeError, match=r"\$\.id"):
         a.read_model(answer(200, {}), NewUserResponse)
