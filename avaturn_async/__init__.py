@@ -57,7 +57,7 @@ if TYPE_CHECKING:
         WebhookPayloadTooLargeError,
         WebhookVerificationError,
     )
-    from ._hub import EventHub, EventSource, EventTransport, InMemoryTransport
+    from ._hub import EventHub, EventSource, HubChannel, InMemoryHubChannel
     from ._jobs import AvatarJob, ExportJob, RenderJob
     from ._models import (
         AgeModel,
@@ -141,7 +141,7 @@ _EXPORTS = {
         "WebhookPayloadTooLargeError",
         "WebhookVerificationError",
     ),
-    "._hub": ("EventHub", "EventSource", "EventTransport", "InMemoryTransport"),
+    "._hub": ("EventHub", "EventSource", "HubChannel", "InMemoryHubChannel"),
     "._jobs": ("AvatarJob", "ExportJob", "RenderJob"),
     "._models": (
         "AgeModel",
@@ -186,7 +186,9 @@ _EXPORTS = {
 # Declared, so type checkers read one type for the module's __getattr__ and __dir__.
 __getattr__: Callable[[str], Any]
 __dir__: Callable[[], list[str]]
-__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
+_RENAMED = {"EventTransport": "HubChannel", "InMemoryTransport": "InMemoryHubChannel"}
+"""Deprecated names, served (with a warning) for one release."""
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, _RENAMED)
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -224,14 +226,14 @@ __all__ = [
     "ErrorInfo",
     "EventHub",
     "EventSource",
-    "EventTransport",
     "ExportFailedError",
     "ExportJob",
     "ExportStatus",
     "ExternalAvatarCustomization",
     "FailureKind",
     "GoneError",
-    "InMemoryTransport",
+    "HubChannel",
+    "InMemoryHubChannel",
     "InProcessGate",
     "IncompleteDownloadError",
     "InvalidRequestError",

@@ -173,7 +173,7 @@ class AvaturnClient:
             limiter=RequestLimiter(max_concurrency),
             backoff=None
             if self.adaptive is None
-            else AdaptiveLimiter(self.adaptive, max_concurrency, clock=self._now),
+            else AdaptiveLimiter(self.adaptive, max_concurrency, now=self._now),
             closed=[False],
         )
         self._closed = False

@@ -15,21 +15,28 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ._deprecated import warn_renamed
+
 __all__ = ["lazy_exports"]
 
 
 def lazy_exports(
-    package: str, table: Mapping[str, Iterable[str]]
+    package: str, table: Mapping[str, Iterable[str]], renamed: Mapping[str, str] | None = None
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``(__getattr__, __dir__)`` for ``package``, exporting ``table``'s names lazily.
 
     ``table`` maps a module (relative to ``package``, e.g. ``"._client"``) to the
     names it provides. The first access to a name imports its module and binds
-    the name in the package, so later accesses cost nothing.
+    the name in the package, so later accesses cost nothing. ``renamed`` maps
+    deprecated names to their new ones: each access to an old name warns.
     """
     homes = {name: module for module, names in table.items() for name in names}
+    old_names = renamed or {}
 
     def __getattr__(name: str) -> Any:
+        if name in old_names:
+            warn_renamed(f"{package}.{name}", old_names[name])
+            name = old_names[name]
         module = homes.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")

@@ -37,6 +37,7 @@ from collections.abc import Callable
 
 import attrs
 
+from ._deprecated import warn_renamed
 from ._public import public
 
 __all__ = [
@@ -91,7 +92,8 @@ class RetryPolicy:
 
     @classmethod
     def disabled(cls) -> RetryPolicy:
-        """The same as :meth:`off`."""
+        """Deprecated: :meth:`off`."""
+        warn_renamed("RetryPolicy.disabled()", "RetryPolicy.off()")
         return cls.off()
 
     def is_retryable(self, kind: FailureKind, status: int | None, *, idempotent: bool) -> bool:

@@ -17,12 +17,15 @@ for every process), :class:`PostgresJournal` (one onboarding batch shared by
 many workers).
 """
 
+from typing import Any
+
+from .._deprecated import warn_renamed
 from .._errors import SchemaVersionError, StorageError, StorageUnavailableError
 from ._connect import connect, create_pool, is_transient, retry_transient
 from ._dedupe import PostgresIdempotencyStore
 from ._dsn import check_dsn, is_postgres_dsn, redact_dsn
 from ._gate import PostgresGate
-from ._hub import PostgresEventHub, PostgresTransport
+from ._hub import PostgresEventHub, PostgresHubChannel
 from ._inbox import INBOX_CHANNEL, PostgresInbox, PostgresInboxStore
 from ._journal import DEFAULT_LEASE, PostgresJournal
 from ._migrate import SCHEMA_TABLE, migrate, schema_version
@@ -37,7 +40,7 @@ __all__ = [
     "PostgresJournal",
     "PostgresEventHub",
     "PostgresGate",
-    "PostgresTransport",
+    "PostgresHubChannel",
     "SchemaVersionError",
     "StorageError",
     "StorageUnavailableError",
@@ -51,3 +54,11 @@ __all__ = [
     "retry_transient",
     "schema_version",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Deprecated names, served (with a warning) for one release.
+    if name == "PostgresTransport":
+        warn_renamed(f"{__name__}.{name}", "PostgresHubChannel")
+        return PostgresHubChannel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

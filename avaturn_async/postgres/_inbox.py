@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
+from .._clock import utc
 from .._errors import ConfigurationError
 from .._public import public
 from ..webhooks import (
@@ -132,10 +132,6 @@ _RECORD_COLUMNS = (
     "id, webhook_id, event_type, status, attempts, last_error, received_at, "
     "next_attempt_at, finished_at, webhook_timestamp"
 )
-
-
-def utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
 def _record(row: asyncpg.Record) -> InboxRecord:
@@ -380,14 +376,15 @@ class PostgresInbox(WebhookInbox):
         create: bool = True,
         max_connections: int = 10,
         connect_timeout: float = 10.0,
-        clock: Callable[[], float] = time.time,
+        now: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if max_connections < 2:
             raise ConfigurationError("max_connections must be at least 2")
         store = PostgresInboxStore(
             dsn, create=create, max_connections=max_connections, connect_timeout=connect_timeout
         )
-        super().__init__(store=store, clock=clock)
+        super().__init__(store=store, now=now, clock=clock)
         self.postgres_store = store
 
     def __repr__(self) -> str:

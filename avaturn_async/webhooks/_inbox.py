@@ -47,9 +47,11 @@ from types import TracebackType
 
 import anyio
 
+from .._deprecated import renamed_argument
 from .._errors import ConfigurationError
 from .._events import Event
 from .._public import public
+from ._boundary import ID_HEADERS, TIMESTAMP_HEADERS, header_value
 from ._dedupe import idempotency_key
 from ._inbox_policy import (
     DEFAULT_LEASE,
@@ -63,17 +65,12 @@ from ._inbox_sqlite_store import SQLiteInboxStore
 from ._inbox_store import Delivery, InboxRecord, InboxStatus, InboxStore
 from ._inbox_worker import InboxWorker
 from ._router import WebhookRouter
-from ._verifier import header_value
 
 __all__ = ["Backoff", "WebhookInbox", "exponential_backoff"]
 
 
-_ID_NAMES = ("webhook-id", "svix-id")
-_TIMESTAMP_NAMES = ("webhook-timestamp", "svix-timestamp")
-
-
 def _timestamp(headers: Mapping[str, str]) -> int | None:
-    value = header_value(headers, _TIMESTAMP_NAMES)
+    value = header_value(headers, TIMESTAMP_HEADERS)
     if value is None or not (value.isascii() and value.isdigit() and len(value) <= 15):
         return None
     return int(value)
@@ -89,8 +86,8 @@ class WebhookInbox:
     ``_inbox_sqlite`` for the reasoning). ``create=False`` opens an existing
     inbox only (raising :class:`InboxError` otherwise).
     ``WebhookInbox(store=...)`` uses another store (e.g. PostgreSQL).
-    ``clock`` (wall-clock seconds since the epoch, persisted) is injectable
-    for tests.
+    ``now`` (wall-clock seconds since the epoch, persisted) is injectable
+    for tests; ``clock`` is its deprecated old name.
 
     Every method is safe to call from any task.
     """
@@ -102,12 +99,13 @@ class WebhookInbox:
         store: InboxStore | None = None,
         synchronous: Synchronous = "full",
         create: bool = True,
-        clock: Callable[[], float] = time.time,
+        now: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if (path is None) == (store is None):
             raise ConfigurationError("WebhookInbox needs a path or a store (not both)")
         self.path = path
-        self._clock = clock
+        self._now = renamed_argument(type(self).__name__, "clock", "now", clock, now)
         self.store: InboxStore = (
             store
             if store is not None
@@ -153,14 +151,14 @@ class WebhookInbox:
         ``webhook-id``, or the same body when there is no id). Only the body,
         ``webhook-id`` and ``webhook-timestamp`` are kept from the request.
         """
-        webhook_id = header_value(headers, _ID_NAMES)
+        webhook_id = header_value(headers, ID_HEADERS)
         delivery = Delivery(
             dedupe_key=idempotency_key(webhook_id, body),
             webhook_id=webhook_id,
             webhook_timestamp=_timestamp(headers),
             event_type=event.event,
             body=bytes(body),
-            received_at=self._clock(),
+            received_at=self._now(),
         )
         return await self.store.insert(delivery)
 
@@ -180,7 +178,7 @@ class WebhookInbox:
         One pass of :meth:`run`, for tests, cron jobs and draining.
         """
         policy = make_policy(max_attempts, backoff, lease, limit)
-        return await InboxWorker(self.store, self._clock, router, policy).dispatch_due()
+        return await InboxWorker(self.store, self._now, router, policy).dispatch_due()
 
     async def run(
         self,
@@ -208,7 +206,7 @@ class WebhookInbox:
         if not poll_interval > 0:
             raise ConfigurationError("poll_interval must be positive")
         policy = make_policy(max_attempts, backoff, lease, concurrency)
-        await InboxWorker(self.store, self._clock, router, policy).run(poll_interval)
+        await InboxWorker(self.store, self._now, router, policy).run(poll_interval)
 
     @asynccontextmanager
     async def worker(
@@ -254,7 +252,7 @@ class WebhookInbox:
         chosen = tuple(ids)
         if all_dead == bool(chosen):
             raise ConfigurationError("replay() needs ids or all_dead=True (not both)")
-        replayed = await self.store.replay(None if all_dead else chosen, now=self._clock())
+        replayed = await self.store.replay(None if all_dead else chosen, now=self._now())
         return tuple(replayed)
 
     async def purge(self, *, older_than: timedelta) -> int:
@@ -265,7 +263,7 @@ class WebhookInbox:
         """
         if older_than < timedelta(0):
             raise ConfigurationError("older_than must not be negative")
-        cutoff = self._clock() - older_than.total_seconds()
+        cutoff = self._now() - older_than.total_seconds()
         return await self.store.purge(finished_before=cutoff)
 
     async def list(

@@ -48,7 +48,7 @@ from .._errors import (
 )
 from .._events import Event
 from .._public import public
-from ._boundary import Verifier, header_value
+from ._boundary import ID_HEADERS, Verifier, header_value
 from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
 from ._log import webhook_logger
 from ._router import DispatchResult, WebhookRouter
@@ -62,7 +62,6 @@ DEFAULT_READ_TIMEOUT = 10.0
 """Seconds a sender gets to deliver a whole body; Avaturn's events arrive in milliseconds."""
 
 
-_ID_NAMES = ("webhook-id", "svix-id")
 _JSON = (("content-type", "application/json"),)
 _CLOSE = (*_JSON, ("connection", "close"))
 
@@ -229,7 +228,7 @@ class WebhookPipeline:
             return await self._store_in(self.inbox, body, headers, event)
         if self.store is None:
             return await self._dispatch(event, None, None)
-        key = idempotency_key(header_value(headers, _ID_NAMES), body)
+        key = idempotency_key(header_value(headers, ID_HEADERS), body)
         early = await self._claim(self.store, key, event)
         if early is not None:
             return early

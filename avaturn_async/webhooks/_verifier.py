@@ -37,6 +37,9 @@ from .._errors import ConfigurationError
 from .._events import DEFAULT_MAX_BODY_SIZE, Event, check_body_size, parse_unchecked_size
 from .._public import public
 from ._boundary import (
+    ID_HEADERS,
+    SIGNATURE_HEADERS,
+    TIMESTAMP_HEADERS,
     Headers,
     VerificationFailure,
     body_bytes,
@@ -54,14 +57,9 @@ __all__ = [
     "MAX_SIGNATURE_ENTRIES",
     "MAX_SIGNATURE_HEADER_LENGTH",
     "MIN_SECRET_BYTES",
-    "VerificationFailure",
     "WebhookVerifier",
-    "header_value",
 ]
 
-_ID_NAMES = ("webhook-id", "svix-id")
-_TIMESTAMP_NAMES = ("webhook-timestamp", "svix-timestamp")
-_SIGNATURE_NAMES = ("webhook-signature", "svix-signature")
 # Bounds int() on hostile input (its cost grows with length, and huge values
 # overflow the float comparison); 15 digits reach far past year 30000.
 _MAX_DIGITS = 15
@@ -179,11 +177,11 @@ class WebhookVerifier:
         timestamp = get("webhook-timestamp")
         signatures = get("webhook-signature")
         if not (type(msg_id) is str and msg_id):
-            msg_id = header_value(headers, _ID_NAMES)
+            msg_id = header_value(headers, ID_HEADERS)
         if not (type(timestamp) is str and timestamp):
-            timestamp = header_value(headers, _TIMESTAMP_NAMES)
+            timestamp = header_value(headers, TIMESTAMP_HEADERS)
         if not (type(signatures) is str and signatures):
-            signatures = header_value(headers, _SIGNATURE_NAMES)
+            signatures = header_value(headers, SIGNATURE_HEADERS)
         if msg_id is None or timestamp is None or signatures is None:
             _reject_missing(msg_id, timestamp, signatures)
         if len(msg_id) > MAX_ID_LENGTH or len(signatures) > MAX_SIGNATURE_HEADER_LENGTH:
