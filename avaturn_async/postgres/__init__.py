@@ -19,7 +19,7 @@ many workers).
 
 from typing import Any
 
-from .._deprecated import warn_renamed
+from .._deprecated import warn_renamed as _warn_renamed
 from .._errors import SchemaVersionError, StorageError, StorageUnavailableError
 from ._connect import connect, create_pool, is_transient, retry_transient
 from ._dedupe import PostgresIdempotencyStore
@@ -59,6 +59,6 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # Deprecated names, served (with a warning) for one release.
     if name == "PostgresTransport":
-        warn_renamed(f"{__name__}.{name}", "PostgresHubChannel")
+        _warn_renamed(f"{__name__}.{name}", "PostgresHubChannel")
         return PostgresHubChannel
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
