@@ -46,7 +46,7 @@ from ._models import DownloadedFile
 from ._observe import Hook, Tracer, attach_metadata
 from ._options import DEFAULT_BASE_URL
 from ._pool import CLOSED, OPEN, SharedPool, frozen_headers, key_headers, open_pool
-from ._protocol import Request, Response
+from ._requests import Request, Response
 from ._resources import Avatars, Exports, Renders, Sessions, Users
 from ._retry import RetryPolicy
 from ._ssrf import DownloadGuard, guarding

@@ -51,7 +51,8 @@ from ``avaturn_async``. ``tests/test_error_tree.py`` keeps this tree complete::
         ├── WebhookParseError                  not a valid event; ``path`` names the field
         ├── WebhookPayloadTooLargeError        body over the configured limit
         ├── WebhookInputError (TypeError)      not raw body bytes, or not a header value
-        └── InboxError [webhooks]              the inbox database is missing or not an inbox
+        ├── InboxError [webhooks]              the inbox database is missing or not an inbox
+        └── UnstorableDeliveryError [webhooks] the inbox's database cannot store it (a 422)
 
 Messages never contain the API key, webhook secrets or expected signatures.
 """

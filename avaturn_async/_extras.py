@@ -25,7 +25,7 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._errors import InvalidRequestError
-from ._protocol import Request, encode_query
+from ._requests import Request, encode_query
 
 __all__ = [
     "RESERVED_HEADERS",

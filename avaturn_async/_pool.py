@@ -152,7 +152,7 @@ def open_pool(
     return SharedPool(
         transport,
         RequestLimiter(max_concurrency),
-        None if adaptive is None else AdaptiveLimiter(adaptive, max_concurrency, clock=clock.now),
+        None if adaptive is None else AdaptiveLimiter(adaptive, max_concurrency, now=clock.now),
         frozen_headers({"User-Agent": user_agent}),
     )
 

@@ -2,7 +2,8 @@
 
 Pre-signed download URLs carry their signature in the query string (and some
 services put tokens in the fragment): both are cut, the rest stays readable. A
-proxy URL's user and password are masked. Headers whose names say they carry a
+proxy URL's user and password are masked, a database URL's password too
+(``redact_location``). Headers whose names say they carry a
 secret (``Authorization``, ``Cookie``, ``*-Key``, ``*-Token``, ``*-Secret``) keep
 their names and lose their values.
 """
@@ -15,7 +16,9 @@ from collections.abc import Mapping
 __all__ = [
     "REDACTED",
     "is_secret_header",
+    "looks_like_url",
     "redact_headers",
+    "redact_location",
     "redact_secrets",
     "redact_url",
     "redact_urls",
@@ -40,9 +43,7 @@ def redact_url(url: str | None) -> str | None:
     """``url`` without its query string and fragment: pre-signed URLs carry credentials there."""
     if url is None:
         return None
-    # Imported here: the webhook path imports this module, and urllib.parse
-    # costs a cold-starting receiver more than a millisecond it rarely needs.
-    from urllib.parse import urlsplit, urlunsplit
+    from urllib.parse import urlsplit, urlunsplit  # on first use: ARCHITECTURE.md, cold start
 
     parts = urlsplit(url)
     if not parts.query and not parts.fragment:
@@ -77,3 +78,21 @@ def redact_secrets(text: str) -> str:
     """``text`` without URL queries, URL credentials or ``Bearer``/``Basic`` tokens."""
     text = _CREDENTIAL.sub(rf"\1 {REDACTED}", redact_urls(text))
     return redact_userinfo(text) if "@" in text else text
+
+
+# ``scheme://user:password@`` (group 1 keeps everything up to the password).
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^\s/?#]*@")
+_PASSWORD_OPTION = re.compile(r"(?i)(password=)[^&\s]*")
+
+
+def looks_like_url(value: object) -> bool:
+    """``True`` for a string with ``://`` in it: a URL (a DSN), never a file path."""
+    return isinstance(value, str) and "://" in value
+
+
+def redact_location(value: str) -> str:
+    """``value`` as it may be printed: a URL loses any password (in its user part or a
+    ``password=`` option); anything else, a file path, is returned unchanged."""
+    if "://" not in value:
+        return value
+    return _PASSWORD_OPTION.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", value))

@@ -1,6 +1,6 @@
 """The endpoints, grouped as ``client.users``, ``client.sessions``, ``client.avatars``,
 ``client.renders`` and ``client.exports``. Each method builds a request with
-``_protocol``, merges the caller's extras into it (``_extras``), sends it through
+``_requests``, merges the caller's extras into it (``_extras``), sends it through
 the client, and reads the answer into a model.
 
 Every endpoint method takes ``extra_headers`` and ``extra_query``, and those whose
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from . import _models as m
-from . import _protocol as p
+from . import _requests as p
 from ._answers import read_model_list
 from ._errors import InvalidRequestError
 from ._extras import ExtraBody, ExtraHeaders, ExtraQuery, with_extras

@@ -32,7 +32,7 @@ from ._download_errors import DownloadError, DownloadTooLargeError, IncompleteDo
 from ._models import redact_url
 from ._network import Proxy, network_error, read_network
 from ._photos import PhotoUpload
-from ._protocol import Request, Response
+from ._requests import Request, Response
 from ._ssrf import DownloadPool, open_download
 
 __all__ = ["AiohttpTransport", "Timeouts", "Transport"]

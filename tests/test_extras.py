@@ -14,7 +14,7 @@ import pytest
 from avaturn_async import AvaturnClient, InvalidRequestError, sync
 from avaturn_async import _resources as async_resources
 from avaturn_async._extras import with_extras
-from avaturn_async._protocol import build_create_user, build_upload
+from avaturn_async._requests import build_create_user, build_upload
 from avaturn_async.sync import _resources as sync_resources
 from avaturn_async.testing import AvaturnEmulator
 from tests.support import json_answer, scripted_server

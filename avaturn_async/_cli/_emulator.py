@@ -46,7 +46,13 @@ def add_emulator_parser(commands: Any) -> None:
         description="Serve a local, stateful Avaturn emulator (all endpoints, uploads, "
         "webhooks) until Ctrl-C. Point a client at the base URL it prints.",
     )
-    where = emulator.add_argument_group("where it listens")
+    _add_listening_options(emulator.add_argument_group("where it listens"))
+    _add_api_options(emulator.add_argument_group("the API"))
+    _add_timing_options(emulator.add_argument_group("timing"))
+    _add_webhook_options(emulator.add_argument_group("webhooks"))
+
+
+def _add_listening_options(where: Any) -> None:
     where.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
@@ -59,37 +65,13 @@ def add_emulator_parser(commands: Any) -> None:
         help="serve HTTPS with this certificate (PEM); needs --tls-key",
     )
     where.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
-    api = emulator.add_argument_group("the API")
+
+
+def _add_api_options(api: Any) -> None:
     api.add_argument(
         "--api-key",
         default="emulator-key",
         help="the only bearer key accepted (default: %(default)s)",
-    )
-    api.add_argument(
-        "--processing-delay",
-        type=_seconds,
-        default=1.0,
-        metavar="SECONDS",
-        help="seconds before an uploaded avatar is ready (default: %(default)s)",
-    )
-    api.add_argument(
-        "--render-delay",
-        type=_seconds,
-        metavar="SECONDS",
-        help="seconds before a render is done (default: the processing delay)",
-    )
-    api.add_argument(
-        "--export-delay",
-        type=_seconds,
-        metavar="SECONDS",
-        help="seconds before an export is done (default: the processing delay)",
-    )
-    api.add_argument(
-        "--response-delay",
-        type=_seconds,
-        default=0.0,
-        metavar="SECONDS",
-        help="hold every API request this long before answering (default: %(default)s)",
     )
     api.add_argument(
         "--rate-limit",
@@ -117,7 +99,35 @@ def add_emulator_parser(commands: Any) -> None:
         help="keep the state in this SQLite file, so a restart is the same service "
         "(default: memory only)",
     )
-    _add_webhook_options(emulator.add_argument_group("webhooks"))
+
+
+def _add_timing_options(timing: Any) -> None:
+    timing.add_argument(
+        "--processing-delay",
+        type=_seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds before an uploaded avatar is ready (default: %(default)s)",
+    )
+    timing.add_argument(
+        "--render-delay",
+        type=_seconds,
+        metavar="SECONDS",
+        help="seconds before a render is done (default: the processing delay)",
+    )
+    timing.add_argument(
+        "--export-delay",
+        type=_seconds,
+        metavar="SECONDS",
+        help="seconds before an export is done (default: the processing delay)",
+    )
+    timing.add_argument(
+        "--response-delay",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="hold every API request this long before answering (default: %(default)s)",
+    )
 
 
 def _add_webhook_options(hooks: Any) -> None:

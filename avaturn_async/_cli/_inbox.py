@@ -25,6 +25,7 @@ import attrs
 
 from .._errors import ConfigurationError, StorageError
 from .._exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from .._redact import looks_like_url, redact_location
 from ..webhooks import InboxError, InboxRecord, InboxStatus, WebhookInbox
 
 __all__ = ["add_inbox_parser", "format_records", "run_inbox_command"]
@@ -86,22 +87,15 @@ def _days(text: str) -> timedelta:
     return timedelta(days=value)
 
 
-def _is_dsn(db: str) -> bool:
-    return db.lower().startswith(("postgresql://", "postgres://"))
-
-
 def _shown(db: str) -> str:
-    """``db`` as printed: a DSN without its password."""
-    if _is_dsn(db):
-        from ..postgres import redact_dsn
-
-        return redact_dsn(db)
-    return db
+    """``db`` as printed: a URL without its password."""
+    return redact_location(db)
 
 
 def _open(db: str) -> WebhookInbox:
-    """The inbox at ``db`` (a path or a DSN), refusing to create one."""
-    if _is_dsn(db):
+    """The inbox at ``db`` (a path or a DSN), refusing to create one. Anything with
+    ``://`` is a URL: a scheme other than PostgreSQL's is a ``ConfigurationError``."""
+    if looks_like_url(db):
         from ..postgres import PostgresInbox
 
         return PostgresInbox(db, create=False)

@@ -51,7 +51,7 @@ from ..batch import (
     count_rows,
     onboard,
 )
-from ..postgres import DEFAULT_LEASE, is_postgres_dsn
+from ..postgres import DEFAULT_LEASE, is_url
 from ._environment import emulated_client, remote_client
 from ._progress import progress_reporter
 
@@ -229,7 +229,7 @@ def format_counts(counts: dict[str, Any]) -> tuple[str, bool]:
 async def _report_shared_status(args: argparse.Namespace, out: TextIO) -> int:
     from ..postgres import PostgresJournal
 
-    store = await PostgresJournal.open(args.journal)
+    store = await PostgresJournal.open(args.journal, create=False)  # reads, never writes
     try:
         counts = journal_counts(store.label, await store.status(), await store.failures())
     finally:
@@ -240,10 +240,10 @@ async def _report_shared_status(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _report_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if is_postgres_dsn(args.journal):
+    if is_url(args.journal):
         try:
             return await _report_shared_status(args, out)
-        except (ConfigurationError, StorageError) as exc:
+        except (ConfigurationError, StorageError, JournalError) as exc:
             return _error(err, str(exc))
     path = Path(args.journal)
 
@@ -321,19 +321,25 @@ async def _journal_for(
 ) -> AsyncIterator[tuple[str | JournalStore, RateLimitGate | None]]:
     """The journal to pass to onboard(), and the rate-limit gate its workers share:
     a PostgreSQL journal is opened here (a bad DSN fails before any request), and
-    its database also carries the gate, so every worker of the batch pauses on a 429."""
-    if not is_postgres_dsn(args.journal):
+    its database also carries the gate, so every worker of the batch pauses on a 429.
+    Both use one connector: one pool and one LISTEN connection for the worker."""
+    if not is_url(args.journal):
         yield args.journal, None
         return
-    from ..postgres import PostgresGate, PostgresJournal
+    from ..postgres import PostgresConnector, PostgresGate, PostgresJournal
 
-    store = await PostgresJournal.open(args.journal, lease=args.lease)
+    connector = PostgresConnector(args.journal)  # any other URL scheme: ConfigurationError
     try:
-        async with PostgresGate(args.journal) as gate:
-            yield store, gate
+        store = await PostgresJournal.open(connector, lease=args.lease)
+        try:
+            async with PostgresGate(connector) as gate:
+                yield store, gate
+        finally:
+            with anyio.CancelScope(shield=True):
+                await store.aclose()
     finally:
         with anyio.CancelScope(shield=True):
-            await store.aclose()
+            await connector.aclose()
 
 
 async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSummary) -> None:

@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     from .inbox import InboxStatus as InboxStatus
     from .inbox import InboxStore as InboxStore
     from .inbox import SQLiteInboxStore as SQLiteInboxStore
+    from .inbox import UnstorableDeliveryError as UnstorableDeliveryError
     from .inbox import WebhookInbox as WebhookInbox
     from .inbox import exponential_backoff as exponential_backoff
 

@@ -19,6 +19,8 @@ Status codes:
 408         the body did not arrive within ``read_timeout`` (connection closed)
 413         body over ``max_body_size``, answered from ``Content-Length`` when
             declared (before any ``100 Continue``)
+422         with an inbox: a verified delivery its database cannot store (a NUL
+            character, for PostgreSQL); the others are stored as usual
 500         a handler raised (``fail_on_handler_error=True``, the default): the
             dedupe key is released so the sender's redelivery is processed again
 503         the idempotency store (or the inbox) failed, or ``confirm`` could not
@@ -49,7 +51,7 @@ from .._errors import (
     WebhookVerificationError,
 )
 from .._events import DEFAULT_MAX_BODY_SIZE, Event, parse_event
-from ._boundary import Verifier, body_bytes, header_value
+from ._boundary import ID_HEADERS, Verifier, body_bytes, header_value
 from ._confirm import EventConfirmer
 from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
 from ._log import webhook_logger
@@ -66,7 +68,6 @@ DEFAULT_READ_TIMEOUT = 10.0
 """Seconds a sender gets to deliver a whole body; Avaturn's events arrive in milliseconds."""
 
 
-_ID_NAMES = ("webhook-id", "svix-id")
 _JSON = (("content-type", "application/json"),)
 _CLOSE = (*_JSON, ("connection", "close"))
 
@@ -79,7 +80,7 @@ class PipelineResponse:
     outcome: str
     """``processed``, ``stored`` (in the inbox), ``duplicate``, ``contradicted`` (by the
     API: acknowledged, not dispatched), ``handler_failed``, ``store_failed``,
-    ``confirmation_unavailable``, ``too_large``, ``method_not_allowed``,
+    ``unstorable``, ``confirmation_unavailable``, ``too_large``, ``method_not_allowed``,
     ``malformed_payload``, or a ``VerificationFailure`` value."""
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
@@ -283,7 +284,7 @@ class WebhookPipeline:
         store = self.store
         key: str | None = None
         if store is not None:
-            delivery_id = header_value(headers, _ID_NAMES) if verifier is not None else None
+            delivery_id = header_value(headers, ID_HEADERS) if verifier is not None else None
             key = idempotency_key(delivery_id, body)
             early = await self._claim(store, key, event)
             if early is not None:
@@ -298,12 +299,17 @@ class WebhookPipeline:
         self, inbox: WebhookInbox, body: bytes, headers: Mapping[str, str], event: Event
     ) -> PipelineResponse:
         """Commit the delivery to the inbox; only then is it acknowledged."""
-        import anyio  # here, not at the top: importing the webhook path stays light
+        import anyio  # on first use: ARCHITECTURE.md, cold start
+
+        from .inbox import UnstorableDeliveryError
 
         try:
             new_id = await inbox.add(body, headers, event)
         except anyio.get_cancelled_exc_class():
             raise
+        except UnstorableDeliveryError as exc:
+            webhook_logger().warning("webhook delivery refused by the inbox: %s", exc)
+            return _error(422, "unstorable", str(exc))
         except Exception:
             webhook_logger().exception("webhook inbox failed to store a delivery")
             return _error(503, "store_failed", "webhook inbox unavailable, retry later")

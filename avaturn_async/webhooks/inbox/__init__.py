@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ._store import InboxRecord as InboxRecord
     from ._store import InboxStatus as InboxStatus
     from ._store import InboxStore as InboxStore
+    from ._store import UnstorableDeliveryError as UnstorableDeliveryError
 
 # One line above per public name: __all__ and the lazy table are read from them.
 __getattr__: Callable[[str], Any]

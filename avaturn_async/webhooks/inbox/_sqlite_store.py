@@ -13,6 +13,8 @@ from functools import partial
 import anyio
 from anyio.lowlevel import current_token
 
+from ..._errors import ConfigurationError
+from ..._redact import looks_like_url, redact_location
 from ..._sqlite import SQLiteThread
 from ._sqlite import SQLiteInboxTable, Synchronous
 from ._store import Claimed, Delivery, InboxRecord, InboxStatus
@@ -38,6 +40,11 @@ class SQLiteInboxStore:
         create: bool = True,
         busy_timeout: float = 10.0,
     ) -> None:
+        if looks_like_url(path):  # never a file of that name, and never printed as one
+            raise ConfigurationError(
+                f"an inbox URL is not a SQLite file: {redact_location(str(path))!r} "
+                "(for PostgreSQL use avaturn_async.postgres.PostgresInbox)"
+            )
         self.path = path
         opener = partial(
             SQLiteInboxTable,

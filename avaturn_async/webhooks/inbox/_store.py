@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from ..._clock import utc
 from ..._errors import WebhookError
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "InboxRecord",
     "InboxStatus",
     "InboxStore",
+    "UnstorableDeliveryError",
     "utc",
 ]
 
@@ -42,17 +44,18 @@ class InboxError(WebhookError):
     """The inbox database is missing, unreadable, or not a webhook inbox."""
 
 
+class UnstorableDeliveryError(WebhookError):
+    """A verified delivery holds a value the inbox's database cannot store (PostgreSQL
+    refuses a NUL character in text). Nothing of it was stored; the receiver answers
+    422 and every other delivery is stored as usual."""
+
+
 class InboxStatus(str, enum.Enum):
     """Where a stored event stands. A claimed event stays ``pending`` until finished."""
 
     PENDING = "pending"
     DONE = "done"
     DEAD = "dead"
-
-
-def utc(timestamp: float) -> datetime:
-    """Seconds since the epoch as an aware UTC datetime."""
-    return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
 @attrs.frozen(kw_only=True)
@@ -123,7 +126,9 @@ class InboxStore(Protocol):
 
         The receiver answers 2xx only after this returns, so it must not return
         before the commit is as durable as the store promises. If it raises,
-        the delivery may or may not be stored (the sender's retry is deduped).
+        the delivery may or may not be stored (the sender's retry is deduped),
+        except :class:`UnstorableDeliveryError`: nothing of it was stored, and
+        storing it again would fail again.
         """
         ...
 
