@@ -13,15 +13,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from avaturn_async import AiohttpTransport, AvaturnClient, ConnectError, UnsafeURLError
 from avaturn_async.samples import sample_photo_paths
 from avaturn_async.testing import AvaturnEmulator
 from tests.client_support import exported_url
 from tests.proxy_support import RecordingProxy, recording_proxy, with_credentials
+from tests.support import json_answer, scripted_server
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 HOSTS = {"avaturn.test": "127.0.0.1", "files.avaturn.test": "127.0.0.1"}
+AVATAR = "4b1f6c1e-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
 
 
 @pytest.fixture(autouse=True)
@@ -195,3 +198,36 @@ async def test_through_a_proxy_a_host_unresolvable_here_is_refused_unless_allowe
     ) as client:
         saved = await client.download(remote, tmp_path / "avatar.glb")
     assert (saved.size, proxy.targets) == (emu.export_size, [remote])
+
+
+async def test_an_environment_proxy_carries_photo_uploads(
+    proxy: RecordingProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def create(request: web.Request) -> web.StreamResponse:
+        port = request.url.port
+        upload = f"http://avaturn.test:{port}/upload/a1?signature=s"
+        return web.json_response({"avatar_id": AVATAR, "upload_url": upload})
+
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    frontal, side_1, side_2 = sample_photo_paths()
+    async with scripted_server(create, json_answer(200, {"status": "ok"})) as server:
+        base = server.base_url.replace("127.0.0.1", "avaturn.test")
+        async with AvaturnClient("k", base_url=base) as client:
+            await client.avatars.create_from_photos(
+                "u1", frontal=frontal, side_1=side_1, side_2=side_2, body_type="male"
+            )
+    assert [t.split("?")[0].rsplit("/", 2)[1] for t in proxy.targets] == ["avatars", "upload"]
+
+
+async def test_an_environment_proxy_carries_downloads(
+    emu: AvaturnEmulator, proxy: RecordingProxy, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    async with AvaturnClient(emu.api_key, base_url=emu.base_url) as direct:
+        url = (await exported_url(direct)).replace("127.0.0.1", "files.avaturn.test")
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    allowed = ["files.avaturn.test"]
+    async with AvaturnClient(
+        emu.api_key, base_url=emu.base_url, allowed_download_hosts=allowed
+    ) as client:
+        saved = await client.download(url, tmp_path / "avatar.glb")
+    assert (saved.size, proxy.targets) == (emu.export_size, [url])
