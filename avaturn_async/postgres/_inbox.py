@@ -19,6 +19,9 @@ share one table (``avaturn_webhook_inbox``):
   whose answer was lost with its connection is repeated with the same token and
   returns the rows it took (their attempt counted once), and dead-lettering
   expired last attempts is a best-effort step of its own, never retried with it.
+* **ordering**: a row with an ordering key is claimable only first among its key's
+  pending rows (``_inbox_sql`` says why that holds under concurrent claims, inserts
+  and replays).
 * **waking**: workers subscribe to the channel on the connector's one shared
   ``LISTEN`` connection; a worker still polls every ``poll_interval``, which
   covers notifications lost while the listener reconnects.
@@ -58,8 +61,10 @@ from ..webhooks import (
     InboxError,
     InboxRecord,
     InboxStatus,
+    OrderBy,
     UnstorableDeliveryError,
     WebhookInbox,
+    by_avatar,
 )
 from ._connect import one_line, sqlstate
 from ._connector import PostgresConnector, connector_for
@@ -71,6 +76,7 @@ from ._inbox_sql import (
     INSERT,
     RECLAIM,
     RECORD_COLUMNS,
+    REPLAY,
     STEPS,
     TABLE,
     record,
@@ -215,6 +221,7 @@ class PostgresInboxStore:
             [d.event_type for d in deliveries],
             [d.body for d in deliveries],
             [utc(d.received_at) for d in deliveries],
+            [d.ordering_key for d in deliveries],
         )
         rows = await self._run("insert", lambda conn: conn.fetch(INSERT, *columns))
         new_ids = {row["dedupe_key"]: row["id"] for row in rows}
@@ -255,6 +262,7 @@ class PostgresInboxStore:
                 attempts=row["attempts"],
                 token=token,
                 event_type=row["event_type"],
+                ordering_key=row["ordering_key"],
             )
             for row in rows
         ]
@@ -325,7 +333,10 @@ class PostgresInboxStore:
         if self._wake is None:
             self._wake = asyncio.Event()
         if self._subscription is None:
-            await self._subscribe()
+            # Shielded: a worker may cancel its wait at any moment (a slot freed),
+            # and a subscription half made would be made again and never dropped.
+            with anyio.CancelScope(shield=True):
+                await self._subscribe()
         with anyio.move_on_after(max_wait):
             await self._wake.wait()
         self._wake.clear()
@@ -362,14 +373,7 @@ class PostgresInboxStore:
 
     async def replay(self, ids: Iterable[int] | None, *, now: float) -> list[int]:
         chosen = None if ids is None else list(dict.fromkeys(ids))
-        where = "" if chosen is None else "AND id = ANY($2::bigint[])"
-        sql = (
-            f"UPDATE {TABLE} SET status = 'pending', attempts = 0, next_attempt_at = $1, "
-            f"claim_token = NULL, finished_at = NULL WHERE status = 'dead' {where} "
-            f"RETURNING id, pg_notify('{INBOX_CHANNEL}', '')::text"
-        )
-        args: tuple[Any, ...] = (utc(now),) if chosen is None else (utc(now), chosen)
-        rows = await self._run("replay", lambda conn: conn.fetch(sql, *args))
+        rows = await self._run("replay", lambda conn: conn.fetch(REPLAY, utc(now), chosen))
         replayed = {row["id"] for row in rows}
         if chosen is None:
             return sorted(replayed)
@@ -409,6 +413,8 @@ class PostgresInbox(WebhookInbox):
     other PostgreSQL backends (one pool and one ``LISTEN`` connection for all).
     ``async with`` connects and installs the schema at once, so a wrong DSN or
     an unreachable server fails at start; without it, the first call connects.
+    ``order_by`` is :class:`~avaturn_async.webhooks.WebhookInbox`'s: each avatar's
+    events are dispatched one at a time, in order, across every replica.
     """
 
     def __init__(
@@ -419,13 +425,14 @@ class PostgresInbox(WebhookInbox):
         max_connections: int | None = None,
         connect_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
+        order_by: OrderBy | None = by_avatar,
     ) -> None:
         if max_connections is not None and max_connections < 2:
             raise ConfigurationError("max_connections must be at least 2")
         store = PostgresInboxStore(
             dsn, create=create, max_connections=max_connections, connect_timeout=connect_timeout
         )
-        super().__init__(store=store, clock=clock)
+        super().__init__(store=store, clock=clock, order_by=order_by)
         self.postgres_store = store
 
     def __repr__(self) -> str:
