@@ -72,6 +72,7 @@ from ._inbox_sql import (
     CLAIM,
     COMPONENT,
     EXPIRE,
+    HOLD_BACK,
     INBOX_CHANNEL,
     INSERT,
     RECLAIM,
@@ -253,7 +254,7 @@ class PostgresInboxStore:
         for row in rows:  # fenced writes retry until shortly before this
             self._lease_ends[(row["id"], token)] = started + lease - _lease_margin(lease)
         if len(rows) < limit:  # idle enough to dead-letter expired last attempts
-            await self._expire(now, max_attempts)
+            await self._best_effort("expiry", EXPIRE, LEASE_LOST, utc(now), max_attempts)
         rows.sort(key=lambda row: (row["next_attempt_at"], row["id"]))
         return [
             Claimed(
@@ -267,16 +268,12 @@ class PostgresInboxStore:
             for row in rows
         ]
 
-    async def _expire(self, now: float, max_attempts: int) -> None:
-        """Best effort, once: a later claim does it again if this one fails."""
+    async def _best_effort(self, what: str, sql: str, *args: Any) -> None:
+        """Once, never retried: a later call does it again if this one fails."""
         try:
-            await self._run(
-                "expiry",
-                lambda conn: conn.execute(EXPIRE, LEASE_LOST, utc(now), max_attempts),
-                deadline=0,
-            )
+            await self._run(what, lambda conn: conn.execute(sql, *args), deadline=0)
         except Exception as exc:
-            _log.debug("webhook inbox: dead-lettering expired claims failed: %s", exc)
+            _log.debug("webhook inbox: %s failed: %s", what, exc)
 
     async def _fenced(
         self, what: str, assignments: str, claimed: Claimed, *args: Any, finish: bool = True
@@ -323,7 +320,11 @@ class PostgresInboxStore:
             assignments = "status = 'dead', last_error = $1, finished_at = $2, claim_token = NULL"
             return await self._fenced("fail", assignments, claimed, error, utc(now))
         assignments = "last_error = $1, next_attempt_at = $2, claim_token = NULL"
-        return await self._fenced("fail", assignments, claimed, error, utc(retry_at))
+        failed = await self._fenced("fail", assignments, claimed, error, utc(retry_at))
+        if failed and claimed.ordering_key is not None:
+            held = (claimed.ordering_key, utc(retry_at), claimed.id)
+            await self._best_effort("hold-back", HOLD_BACK, *held)
+        return failed
 
     async def release(self, claimed: Claimed, *, now: float) -> bool:
         assignments = "attempts = attempts - 1, next_attempt_at = $1, claim_token = NULL"

@@ -11,6 +11,7 @@ __all__ = [
     "CLAIM",
     "COMPONENT",
     "EXPIRE",
+    "HOLD_BACK",
     "INBOX_CHANNEL",
     "INSERT",
     "RECLAIM",
@@ -78,13 +79,21 @@ def _lock_keys(keys: str) -> str:
     """
 
 
+# Not due before the first pending event of its key is, when that one waits for a retry:
+# it cannot run before, and so it stays out of the claims' scan meanwhile (a hint for
+# speed only; the claim's test is what keeps the order).
+_NOT_BEFORE_HEAD = f"""greatest(r, (
+        SELECT CASE WHEN h.claim_token IS NULL THEN h.next_attempt_at END
+        FROM {TABLE} AS h WHERE h.ordering_key = o AND h.status = 'pending'
+        ORDER BY coalesce(h.ordering_seq, h.id) LIMIT 1))"""
+
 # The locks are taken first: the rows to insert are joined to their one-row answer
 # (materialized, so taken once), so no row is inserted, and no id drawn, before.
 INSERT = f"""
 WITH locks AS MATERIALIZED ({_lock_keys("$7")}), ins AS (
     INSERT INTO {TABLE} (dedupe_key, webhook_id, webhook_timestamp, event_type, body,
                           next_attempt_at, received_at, ordering_key)
-    SELECT k, w, ts, e, b, r, r, o
+    SELECT k, w, ts, e, b, {_NOT_BEFORE_HEAD}, r, o
     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[],
                 $6::timestamptz[], $7::text[]) WITH ORDINALITY AS d(k, w, ts, e, b, r, o, n)
          CROSS JOIN locks
@@ -93,6 +102,15 @@ WITH locks AS MATERIALIZED ({_lock_keys("$7")}), ins AS (
     RETURNING id, dedupe_key
 )
 SELECT id, dedupe_key, pg_notify('{INBOX_CHANNEL}', '')::text FROM ins
+"""
+
+# After a failed attempt of an ordered event ($3), the pending events behind it ($1) are
+# not due before its retry ($2): each claim's scan would otherwise walk past all of
+# them until then (the head-of-line cost of GW#348). Only a hint, like the insert's.
+HOLD_BACK = f"""
+UPDATE {TABLE} SET next_attempt_at = $2
+WHERE ordering_key = $1 AND status = 'pending' AND claim_token IS NULL
+  AND next_attempt_at < $2 AND id <> $3
 """
 
 EXPIRE = f"""

@@ -189,3 +189,29 @@ async def test_records_show_the_ordering_key(inbox_store: InboxStore) -> None:
         ("free", None),
         ("a1", "avatar-1"),
     ]
+
+
+async def test_events_behind_a_failed_attempt_are_due_at_its_retry(
+    inbox_store: InboxStore,
+) -> None:
+    # So that claims do not walk past them until then (head-of-line cost).
+    ids = await store_all(inbox_store, "a1", "a2", "a3", "b1")
+    (a1,) = await claim(inbox_store, limit=1)
+    await inbox_store.fail(a1, now=NOW, error="boom", retry_at=NOW + 100)
+    late = await inbox_store.insert(delivery("a4", "a"))
+    records = await inbox_store.records(status=InboxStatus.PENDING, limit=10)
+    due = {r.id: r.next_attempt_at.timestamp() for r in records if r.next_attempt_at}
+    at_retry = {name: due[ids[name]] == NOW + 100 for name in ("a2", "a3", "b1")}
+    assert (at_retry, late is not None and due[late] == NOW + 100) == (
+        {"a2": True, "a3": True, "b1": False},
+        True,
+    )
+
+
+async def test_events_behind_a_dead_event_are_due_again(inbox_store: InboxStore) -> None:
+    ids = await store_all(inbox_store, "a1", "a2")
+    (a1,) = await claim(inbox_store)
+    await inbox_store.fail(a1, now=NOW, error="boom", retry_at=NOW + 100)
+    (again,) = await claim(inbox_store, now=NOW + 100, token="t2")
+    await inbox_store.fail(again, now=NOW + 100, error="poison", retry_at=None)
+    assert names(await claim(inbox_store, now=NOW + 100, token="t3"), ids) == ["a2"]
