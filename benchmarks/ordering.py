@@ -22,6 +22,13 @@ wave, in a shuffled order; the workers already running and idle) and times
 until none is pending (a count every 10 ms). Rounds alternate the sides (order
 reversed every round); the figure is the median of the per-round ratios
 ordered / unordered. Target: ordered at least 0.8x unordered.
+
+Then, for information, what events held back behind one avatar cost every other
+claim: one store per backend (no workers) holds one avatar's first event and N
+events behind it, and 200 other avatars' events; the time of one claim and its
+``complete``, averaged over 50, with that first event waiting for a retry (the
+events behind it are then not due before it, and out of the claims' way) or
+running (each claim walks past them).
 """
 
 from __future__ import annotations
@@ -41,7 +48,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avaturn_async.postgres import PostgresInbox
 from avaturn_async.testing import make_render_ready, sign_webhook
-from avaturn_async.webhooks import WebhookInbox
+from avaturn_async.webhooks import (
+    Delivery,
+    InboxStore,
+    SQLiteInboxStore,
+    WebhookInbox,
+    by_avatar,
+)
 from benchmarks.inbox import REPO_ROOT, SECRET, paired_ratio, stop_receiver
 from benchmarks.scale_inbox import fresh_database, postgres
 from tests.pg_server import DSN_ENV
@@ -107,10 +120,10 @@ async def start_workers(database: str, poll_interval: float) -> list[asyncio.sub
 
 def open_inbox(database: str, *, ordered: bool) -> WebhookInbox:
     """The receiving side's inbox: ordered by avatar, or not ordered at all."""
-    options = {} if ordered else {"order_by": None}
+    order_by = by_avatar if ordered else None
     if database.startswith("postgresql://"):
-        return PostgresInbox(database, **options)
-    return WebhookInbox(database, **options)
+        return PostgresInbox(database, order_by=order_by)
+    return WebhookInbox(database, order_by=order_by)
 
 
 async def dispatch_rate(inbox: WebhookInbox, round_no: int) -> float:
@@ -157,6 +170,55 @@ async def compare(
     return rates
 
 
+def held_delivery(name: str, key: str, at: float) -> Delivery:
+    body = b'{"event":"render.ready"}'
+    return Delivery(
+        dedupe_key=name,
+        webhook_id=None,
+        webhook_timestamp=None,
+        event_type="render.ready",
+        body=body,
+        received_at=at,
+        ordering_key=key,
+    )
+
+
+async def claim_cost(store: InboxStore, held_back: int, first_is: str) -> float:
+    """Milliseconds per claim and complete with ``held_back`` events behind one avatar."""
+    await store.insert(held_delivery("first", "stuck", 1.0))
+    for start in range(0, held_back, 500):
+        batch = range(start, min(start + 500, held_back))
+        await asyncio.gather(*(store.insert(held_delivery(f"s{n}", "stuck", 2.0)) for n in batch))
+    (first,) = await store.claim(now=3, lease=3600, limit=1, max_attempts=8, token="first")
+    if first_is == "waiting for a retry":
+        await store.fail(first, now=3, error="boom", retry_at=1e9)
+    others = range(200)
+    await asyncio.gather(*(store.insert(held_delivery(f"o{n}", f"a{n}", 4.0)) for n in others))
+    started = time.perf_counter()
+    for n in range(50):
+        (claimed,) = await store.claim(now=5, lease=30, limit=1, max_attempts=8, token=f"t{n}")
+        await store.complete(claimed, now=5)
+    return (time.perf_counter() - started) / 50 * 1000
+
+
+async def head_of_line(backend: str, server_dsn: str | None, sizes: Sequence[int]) -> None:
+    print(f"\n{backend}: ms per claim and complete, N events held back behind one avatar")
+    for first_is in ("waiting for a retry", "running"):
+        costs = []
+        for held_back in sizes:
+            if server_dsn is None:
+                with tempfile.TemporaryDirectory() as tmp:
+                    sqlite = SQLiteInboxStore(Path(tmp) / "inbox.db")
+                    costs.append(await claim_cost(sqlite, held_back, first_is))
+                    sqlite.close()
+            else:
+                pg = PostgresInbox(await fresh_database(server_dsn)).postgres_store
+                costs.append(await claim_cost(pg, held_back, first_is))
+                await pg.aclose()
+        cells = "  ".join(f"N={n:,}: {cost:6.2f}" for n, cost in zip(sizes, costs, strict=True))
+        print(f"   first event {first_is:<20} {cells}")
+
+
 def report(backend: str, rates: dict[str, list[float]], poll_interval: float) -> float:
     ratio = paired_ratio(rates["ordered"], rates["unordered"])
     rounds = len(rates["ordered"])
@@ -169,6 +231,7 @@ def report(backend: str, rates: dict[str, list[float]], poll_interval: float) ->
 
 
 async def run(backends: Sequence[str], dsn: str | None, rounds: int, sqlite_poll: float) -> None:
+    sizes = (0, 1_000) if rounds < 9 else (0, 1_000, 10_000)
     ceiling = WORKERS * WORKER_CONCURRENCY / HANDLER_SECONDS
     print(
         f"{WORKERS} worker processes x concurrency {WORKER_CONCURRENCY}, "
@@ -180,6 +243,7 @@ async def run(backends: Sequence[str], dsn: str | None, rounds: int, sqlite_poll
             files = {side: str(Path(tmp) / f"{side}.db") for side in ("ordered", "unordered")}
             rates = await compare(files, rounds=rounds, poll_interval=sqlite_poll)
             report("SQLite", rates, sqlite_poll)
+        await head_of_line("SQLite", None, sizes)
     if "postgres" in backends:
         with postgres(dsn or os.environ.get(DSN_ENV)) as server_dsn:
             databases = {
@@ -187,6 +251,7 @@ async def run(backends: Sequence[str], dsn: str | None, rounds: int, sqlite_poll
             }
             rates = await compare(databases, rounds=rounds, poll_interval=POSTGRES_POLL)
             report("PostgreSQL", rates, POSTGRES_POLL)
+            await head_of_line("PostgreSQL", server_dsn, sizes)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
