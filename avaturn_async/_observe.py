@@ -27,7 +27,7 @@ import anyio
 import attrs
 
 from . import _models
-from ._protocol import Request, Response
+from ._requests import Request, Response
 
 __all__ = [
     "ErrorInfo",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from ..webhooks import Delivery, InboxRecord, InboxStatus
@@ -21,7 +20,6 @@ __all__ = [
     "TABLE",
     "record",
     "unstorable_field",
-    "utc",
 ]
 
 INBOX_CHANNEL = "avaturn_webhook_inbox"
@@ -188,9 +186,6 @@ RECORD_COLUMNS = (
     "next_attempt_at, finished_at, webhook_timestamp, ordering_key"
 )
 
-
-def utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
 def record(row: Any) -> InboxRecord:

@@ -27,7 +27,7 @@ def render_ids(calls: list[Event]) -> list[str]:
 async def test_default_dispatches_one_event_per_avatar_at_a_time(
     inbox_store: InboxStore,
 ) -> None:
-    inbox = WebhookInbox(store=inbox_store, clock=FakeClock())
+    inbox = WebhookInbox(store=inbox_store, now=FakeClock())
     first = make_render_ready(avatar_id="avatar-1", render_id="r1")
     await deliver(inbox, first)
     await deliver(inbox, make_render_ready(avatar_id="avatar-1", render_id="r2"))
@@ -40,7 +40,7 @@ async def test_default_dispatches_one_event_per_avatar_at_a_time(
 async def test_order_by_none_dispatches_every_due_event_at_once(
     inbox_store: InboxStore,
 ) -> None:
-    inbox = WebhookInbox(store=inbox_store, clock=FakeClock(), order_by=None)
+    inbox = WebhookInbox(store=inbox_store, now=FakeClock(), order_by=None)
     for n in range(3):
         await deliver(inbox, make_render_ready(avatar_id="avatar-1", render_id=f"r{n}"))
     router, _ = recording_router()
@@ -53,7 +53,7 @@ async def test_order_by_a_function_of_the_event_orders_by_its_key(
     def by_user(event: Event) -> str | None:
         return getattr(event, "user_id", None)
 
-    inbox = WebhookInbox(store=inbox_store, clock=FakeClock(), order_by=by_user)
+    inbox = WebhookInbox(store=inbox_store, now=FakeClock(), order_by=by_user)
     for n in range(3):
         await deliver(inbox, make_render_ready(user_id="user-1", render_id=f"r{n}"))
     router, calls = recording_router()
@@ -64,7 +64,7 @@ async def test_order_by_a_function_of_the_event_orders_by_its_key(
 async def test_a_long_or_nul_ordering_key_is_stored_as_its_hash(
     inbox_store: InboxStore,
 ) -> None:
-    inbox = WebhookInbox(store=inbox_store, clock=FakeClock())
+    inbox = WebhookInbox(store=inbox_store, now=FakeClock())
     for avatar_id in ("a" * 500, "a" * 500, "bad\x00id"):
         await deliver(inbox, make_avatar_ready(avatar_id=avatar_id))
     keys = [record.ordering_key or "" for record in await inbox.list()]

@@ -54,12 +54,13 @@ from types import TracebackType
 
 import anyio
 
+from ..._deprecated import renamed_argument
 from ..._errors import ConfigurationError
 from ..._events import Event
+from .._boundary import ID_HEADERS, TIMESTAMP_HEADERS, header_value
 from .._confirm import EventConfirmer
 from .._dedupe import idempotency_key
 from .._router import WebhookRouter
-from .._verifier import header_value
 from ._ordering import OrderBy, by_avatar, ordering_key
 from ._policy import (
     DEFAULT_LEASE,
@@ -76,12 +77,8 @@ from ._worker import InboxWorker
 __all__ = ["Backoff", "WebhookInbox", "exponential_backoff"]
 
 
-_ID_NAMES = ("webhook-id", "svix-id")
-_TIMESTAMP_NAMES = ("webhook-timestamp", "svix-timestamp")
-
-
 def _timestamp(headers: Mapping[str, str]) -> int | None:
-    value = header_value(headers, _TIMESTAMP_NAMES)
+    value = header_value(headers, TIMESTAMP_HEADERS)
     if value is None or not (value.isascii() and value.isdigit() and len(value) <= 15):
         return None
     return int(value)
@@ -103,8 +100,8 @@ class WebhookInbox:
     stored, across every worker of the store. The default, :func:`by_avatar`,
     orders each avatar's events; ``None`` dispatches every event as soon as it
     is due, concurrently with any other.
-    ``clock`` (wall-clock seconds since the epoch, persisted) is injectable
-    for tests.
+    ``now`` (wall-clock seconds since the epoch, persisted) is injectable
+    for tests; ``clock`` is its deprecated old name.
 
     Every method is safe to call from any task.
     """
@@ -116,7 +113,8 @@ class WebhookInbox:
         store: InboxStore | None = None,
         synchronous: Synchronous = "full",
         create: bool = True,
-        clock: Callable[[], float] = time.time,
+        now: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         order_by: OrderBy | None = by_avatar,
     ) -> None:
         if (path is None) == (store is None):
@@ -124,7 +122,7 @@ class WebhookInbox:
         if order_by is not None and not callable(order_by):
             raise ConfigurationError("order_by must be a function of the event, or None")
         self.path = path
-        self._clock = clock
+        self._now = renamed_argument(type(self).__name__, "clock", "now", clock, now)
         self.order_by = order_by
         self.store: InboxStore = (
             store
@@ -172,14 +170,14 @@ class WebhookInbox:
         ``webhook-id`` and ``webhook-timestamp`` are kept from the request, with
         the event's ordering key (``order_by``).
         """
-        webhook_id = header_value(headers, _ID_NAMES)
+        webhook_id = header_value(headers, ID_HEADERS)
         delivery = Delivery(
             dedupe_key=idempotency_key(webhook_id, body),
             webhook_id=webhook_id,
             webhook_timestamp=_timestamp(headers),
             event_type=event.event,
             body=bytes(body),
-            received_at=self._clock(),
+            received_at=self._now(),
             ordering_key=ordering_key(self.order_by, event),
         )
         return await self.store.insert(delivery)
@@ -201,7 +199,7 @@ class WebhookInbox:
         One pass of :meth:`run`, for tests, cron jobs and draining.
         """
         policy = make_policy(max_attempts, backoff, lease, limit)
-        worker = InboxWorker(self.store, self._clock, router, policy, confirm=confirm)
+        worker = InboxWorker(self.store, self._now, router, policy, confirm=confirm)
         return await worker.dispatch_due()
 
     async def run(
@@ -236,7 +234,7 @@ class WebhookInbox:
         if not poll_interval > 0:
             raise ConfigurationError("poll_interval must be positive")
         policy = make_policy(max_attempts, backoff, lease, concurrency)
-        worker = InboxWorker(self.store, self._clock, router, policy, confirm=confirm)
+        worker = InboxWorker(self.store, self._now, router, policy, confirm=confirm)
         await worker.run(poll_interval)
 
     @asynccontextmanager
@@ -285,7 +283,7 @@ class WebhookInbox:
         chosen = tuple(ids)
         if all_dead == bool(chosen):
             raise ConfigurationError("replay() needs ids or all_dead=True (not both)")
-        replayed = await self.store.replay(None if all_dead else chosen, now=self._clock())
+        replayed = await self.store.replay(None if all_dead else chosen, now=self._now())
         return tuple(replayed)
 
     async def purge(self, *, older_than: timedelta) -> int:
@@ -296,7 +294,7 @@ class WebhookInbox:
         """
         if older_than < timedelta(0):
             raise ConfigurationError("older_than must not be negative")
-        cutoff = self._clock() - older_than.total_seconds()
+        cutoff = self._now() - older_than.total_seconds()
         return await self.store.purge(finished_before=cutoff)
 
     async def list(
