@@ -29,6 +29,7 @@ from ._decide import decide
 from ._errors import ClientClosedError, ConfigurationError, InvalidRequestError, TransportError
 from ._hub import EventHub
 from ._limiter import RequestLimiter
+from ._metrics import ClientMetrics
 from ._models import DownloadedFile
 from ._observe import Hook, Tracer, attach_metadata
 from ._options import DEFAULT_BASE_URL
@@ -101,6 +102,7 @@ class _Shared:
     auth_headers: CIMultiDictProxy[str]
     download_headers: CIMultiDictProxy[str]
     download_guard: DownloadGuard  # which hosts download() may reach (the pool's base URL)
+    metrics: ClientMetrics  # request durations, 429s and the concurrency gauge (_metrics)
     state: _State = attrs.field(default=_State.OPEN, kw_only=True)
     """``CLOSED`` once the pool's owner was closed: then every derived client is too."""
 
@@ -188,14 +190,16 @@ class AvaturnClient:
         agent, backoff = user_agent or USER_AGENT, options.adaptive
         plain = {"User-Agent": agent, "Accept": "application/json"}
         auth = {**plain, "Authorization": f"Bearer {arguments.read_api_key(api_key)}"}
+        limiter = RequestLimiter(max_concurrency)
         shared = _Shared(
             transport or AiohttpTransport(session=session, connection_limit=max_concurrency),
-            RequestLimiter(max_concurrency),
+            limiter,
             None if backoff is None else AdaptiveLimiter(backoff, max_concurrency, clock=clock.now),
             _frozen_headers(plain),
             _frozen_headers(auth),
             _frozen_headers({"User-Agent": agent}),
             DownloadGuard(options.allowed_download_hosts, base_url=options.base_url),
+            ClientMetrics(options.base_url, lambda: limiter.total_tokens),
         )
         self._bind(shared, options, Tracer(options.tracing), owner=True)
         self.event_hub = event_hub
@@ -396,6 +400,8 @@ class AvaturnClient:
             )
             if self._tracer.enabled_at(sent_at):
                 sending = _observe.traced(self._tracer, request, attempt, sending)
+            if shared.metrics.enabled_at(sent_at):
+                sending = shared.metrics.timed(request, url, sending)
             response = await sending
         except TransportError as exc:
             return exc

@@ -26,7 +26,7 @@ from typing import Any, Literal, TypeVar, overload
 import anyio
 import attrs
 
-from . import _models
+from . import _metrics, _models, _traces
 from ._protocol import Request, Response
 
 __all__ = [
@@ -201,6 +201,7 @@ async def report_retry(
 ) -> None:
     """An info log line and ``on_retry`` before waiting for the next attempt."""
     path = call.display_path
+    _metrics.count_retry(call.route, reason)
     logger.info(
         "retrying %s %s in %.2f s (attempt %d: %s)", call.method, path, delay, attempt, reason
     )
@@ -404,4 +405,6 @@ async def traced(tracer: Tracer, call: Request, attempt: int, sending: Awaitable
             span.set_attribute("http.response.status_code", answer.status)
             if answer.status >= 400:
                 span.set_status(_otel_trace.Status(_otel_trace.StatusCode.ERROR))
+            else:  # the span a webhook about what this call made links back to
+                _traces.note_client_span(span.get_span_context())
     return answer

@@ -14,9 +14,11 @@ from . import _models as m
 from . import _protocol as p
 from ._answers import read_model_list
 from ._errors import InvalidRequestError
+from ._hub import share_origin
 from ._jobs import AvatarJob, ExportJob, RenderJob
 from ._observe import ResponseList, attach_metadata, copy_metadata
 from ._photos import PhotoInput, PhotoUpload, prepare_upload
+from ._traces import tracing_installed
 
 if TYPE_CHECKING:
     from ._client import AvaturnClient
@@ -80,7 +82,10 @@ class Avatars(_Resource):
         """Create an avatar for ``user_id``; upload its photos to the returned ``upload_url``."""
         request = p.build_create_avatar(user_id)
         client = self._client
-        return client._read(request, await client._send(request), m.NewAvatarResponse)
+        created = client._read(request, await client._send(request), m.NewAvatarResponse)
+        if tracing_installed():  # the span handling its avatar.ready links to this call
+            await share_origin(client.event_hub, created.avatar_id)
+        return created
 
     async def upload_photos(
         self,

@@ -57,6 +57,7 @@ from ..webhooks import (
     GroupCommit,
     InboxError,
     InboxRecord,
+    InboxStats,
     InboxStatus,
     UnstorableDeliveryError,
     WebhookInbox,
@@ -138,6 +139,11 @@ class PostgresInboxStore:
 
     def __repr__(self) -> str:
         return f"PostgresInboxStore({self.connector.label!r})"
+
+    @property
+    def label(self) -> str:
+        """The DSN without its password, as metrics and logs name this inbox."""
+        return self.connector.label
 
     @property
     def batches(self) -> int:
@@ -352,6 +358,23 @@ class PostgresInboxStore:
         rows = await self._run("counts", lambda conn: conn.fetch(sql))
         found = {row["status"]: int(row["count"]) for row in rows}
         return {status.value: found.get(status.value, 0) for status in InboxStatus}
+
+    async def stats(self, *, now: float) -> InboxStats:
+        """Counts by status and the oldest pending delivery, in one statement."""
+        sql = (
+            f"SELECT status, count(*) AS n, extract(epoch FROM min(received_at)) AS oldest "
+            f"FROM {TABLE} GROUP BY status"
+        )
+        rows = await self._run("stats", lambda conn: conn.fetch(sql), deadline=0)
+        found = {row["status"]: int(row["n"]) for row in rows}
+        oldest = next((row["oldest"] for row in rows if row["status"] == "pending"), None)
+        received = None if oldest is None else float(oldest)
+        return InboxStats.of(found, oldest_pending_received_at=received, now=now)
+
+    async def ping(self) -> None:
+        """The readiness check: one trivial query, not retried."""
+        await self.open()
+        await self.connector.ping()
 
     async def records(self, *, status: InboxStatus | None, limit: int) -> list[InboxRecord]:
         where = "WHERE status = $2" if status is not None else ""

@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from .inbox import GroupCommit as GroupCommit
     from .inbox import InboxError as InboxError
     from .inbox import InboxRecord as InboxRecord
+    from .inbox import InboxStats as InboxStats
     from .inbox import InboxStatus as InboxStatus
     from .inbox import InboxStore as InboxStore
     from .inbox import SQLiteInboxStore as SQLiteInboxStore

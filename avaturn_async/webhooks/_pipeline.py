@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .. import _metrics
 from .._errors import (
     ConfigurationError,
     WebhookParseError,
@@ -87,6 +88,12 @@ class PipelineResponse:
     headers: tuple[tuple[str, str], ...] = ()
     event: Event | None = None
     dispatch: DispatchResult | None = None
+
+
+def _counted(answer: PipelineResponse) -> PipelineResponse:
+    """``answer``, counted in ``avaturn.webhook.deliveries`` (by outcome and status)."""
+    _metrics.count_delivery(answer.outcome, answer.status)
+    return answer
 
 
 def _error(status: int, outcome: str, message: str, **extra: str) -> PipelineResponse:
@@ -224,17 +231,15 @@ class WebhookPipeline:
         """A 405 answer unless ``method`` is POST."""
         if method.upper() == "POST":
             return None
-        return attrs.evolve(
-            _error(405, "method_not_allowed", "webhooks must be POSTed"),
-            headers=(*_JSON, ("allow", "POST")),
-        )
+        refused = _error(405, "method_not_allowed", "webhooks must be POSTed")
+        return _counted(attrs.evolve(refused, headers=(*_JSON, ("allow", "POST"))))
 
     def check_content_length(self, value: str | None) -> PipelineResponse | None:
         """A 400 or 413 answer for a bad or too large declared ``Content-Length``."""
         if value is None:
             return None
         if not (value.isascii() and value.isdigit()):
-            return _error(400, "malformed_payload", "invalid Content-Length header")
+            return _counted(_error(400, "malformed_payload", "invalid Content-Length header"))
         # The length check first keeps int() away from absurdly long digit strings.
         if len(value) > 18 or int(value) > self.max_body_size:
             return self.too_large()
@@ -242,12 +247,15 @@ class WebhookPipeline:
 
     def too_large(self) -> PipelineResponse:
         """The 413 answer, for adapters that stopped reading past ``max_body_size``."""
+        return _counted(self._too_large())
+
+    def _too_large(self) -> PipelineResponse:
         return _error(413, "too_large", f"webhook body exceeds {self.max_body_size} bytes")
 
     def timed_out(self) -> PipelineResponse:
         """The 408 answer, for adapters whose body read passed ``read_timeout``."""
         message = f"webhook body not received within {self.read_timeout} s"
-        return attrs.evolve(_error(408, "timeout", message), headers=_CLOSE)
+        return _counted(attrs.evolve(_error(408, "timeout", message), headers=_CLOSE))
 
     # -- the pipeline ------------------------------------------------------------------
 
@@ -261,8 +269,14 @@ class WebhookPipeline:
         """Process one delivery's raw ``body``; never raises for bad input.
 
         Cancellation propagates (after releasing the dedupe key, so that a
-        redelivery is processed).
+        redelivery is processed). Each answer is counted in the
+        ``avaturn.webhook.deliveries`` metric.
         """
+        return _counted(await self._handle(body, headers, query))
+
+    async def _handle(
+        self, body: bytes, headers: Mapping[str, str], query: Mapping[str, str] | None
+    ) -> PipelineResponse:
         verifier = self.verifier
         try:
             if verifier is not None:
@@ -270,7 +284,7 @@ class WebhookPipeline:
             else:
                 event = parse_event(body_bytes(body), max_body_size=DEFAULT_MAX_BODY_SIZE)
         except WebhookPayloadTooLargeError:
-            return self.too_large()
+            return self._too_large()
         except WebhookVerificationError as exc:
             webhook_logger().info("rejected webhook: %s", exc.reason)
             return _error(401, exc.reason, str(exc))

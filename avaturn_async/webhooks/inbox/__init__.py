@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ._inbox import WebhookInbox as WebhookInbox
     from ._inbox import exponential_backoff as exponential_backoff
     from ._sqlite_store import SQLiteInboxStore as SQLiteInboxStore
+    from ._stats import InboxStats as InboxStats
     from ._store import LEASE_LOST as LEASE_LOST
     from ._store import Claimed as Claimed
     from ._store import Delivery as Delivery

@@ -48,6 +48,7 @@ from types import TracebackType
 
 import anyio
 
+from ... import _metrics
 from ..._errors import ConfigurationError
 from ..._events import Event
 from .._confirm import EventConfirmer
@@ -63,6 +64,7 @@ from ._policy import (
 )
 from ._sqlite import Synchronous
 from ._sqlite_store import SQLiteInboxStore
+from ._stats import InboxStats, inbox_label, ping_store, read_stats, watching
 from ._store import Delivery, InboxRecord, InboxStatus, InboxStore
 from ._worker import InboxWorker
 
@@ -163,7 +165,10 @@ class WebhookInbox:
             body=bytes(body),
             received_at=self._clock(),
         )
-        return await self.store.insert(delivery)
+        new_id = await self.store.insert(delivery)
+        if new_id is not None:
+            _metrics.count_inbox("stored", event.event)
+        return new_id
 
     # -- the worker ----------------------------------------------------------------------
 
@@ -218,7 +223,8 @@ class WebhookInbox:
             raise ConfigurationError("poll_interval must be positive")
         policy = make_policy(max_attempts, backoff, lease, concurrency)
         worker = InboxWorker(self.store, self._clock, router, policy, confirm=confirm)
-        await worker.run(poll_interval)
+        with watching(self.label, self.store, self._clock):  # the inbox's gauges
+            await worker.run(poll_interval)
 
     @asynccontextmanager
     async def worker(
@@ -256,6 +262,21 @@ class WebhookInbox:
     async def counts(self) -> dict[str, int]:
         """``{"pending": n, "done": n, "dead": n}``."""
         return await self.store.counts()
+
+    @property
+    def label(self) -> str:
+        """How metrics name this inbox (``avaturn.inbox``): its file, or its DSN
+        without the password."""
+        return inbox_label(self.path, self.store)
+
+    async def stats(self) -> InboxStats:
+        """Deliveries by status and the age of the oldest pending one, in one query."""
+        return await read_stats(self.store, self._clock())
+
+    async def ping(self) -> None:
+        """The readiness check: one trivial query; raises when the database fails.
+        Bound it with ``anyio.fail_after`` (``WebhookPipeline.readiness`` does)."""
+        await ping_store(self.store)
 
     async def replay(self, ids: Iterable[int] = (), *, all_dead: bool = False) -> tuple[int, ...]:
         """Move dead events (``ids``, or every one with ``all_dead=True``) back to pending.
