@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from .._errors import WebhookPayloadTooLargeError as WebhookPayloadTooLargeError
     from .._errors import WebhookVerificationError as WebhookVerificationError
     from .._events import DEFAULT_MAX_BODY_SIZE as DEFAULT_MAX_BODY_SIZE
+    from .._health import DEFAULT_READY_TIMEOUT as DEFAULT_READY_TIMEOUT
+    from .._health import Readiness as Readiness
+    from .._health import check_readiness as check_readiness
     from .._events import AvatarReady as AvatarReady
     from .._events import Event as Event
     from .._events import EventStatus as EventStatus

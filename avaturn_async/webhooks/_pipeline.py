@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -52,6 +52,7 @@ from .._errors import (
     WebhookVerificationError,
 )
 from .._events import DEFAULT_MAX_BODY_SIZE, Event, parse_event
+from .._health import DEFAULT_READY_TIMEOUT, Readiness, check_readiness
 from ._boundary import Verifier, body_bytes, header_value
 from ._confirm import EventConfirmer
 from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
@@ -213,6 +214,18 @@ class WebhookPipeline:
         if self.inbox is None:
             raise ConfigurationError("worker() needs a pipeline with an inbox")
         return self.inbox.worker(self.router, confirm=self.confirm, **options)
+
+    async def readiness(self, *, timeout: float = DEFAULT_READY_TIMEOUT) -> Readiness:
+        """Whether this receiver can store deliveries now: its inbox (or its idempotency
+        store, when it has a ``ping``) answers a trivial query within ``timeout``
+        seconds. For a readiness probe: ``make_readiness_handler`` (aiohttp) and
+        ``ReadinessApp`` (ASGI) answer 200 or 503 with it. Never raises."""
+        checks: dict[str, Callable[[], Awaitable[object]]] = {}
+        if self.inbox is not None:
+            checks["inbox"] = self.inbox.ping
+        elif self.store is not None and callable(getattr(self.store, "ping", None)):
+            checks["idempotency_store"] = self.store.ping  # type: ignore[attr-defined]
+        return await check_readiness(checks, timeout=timeout)
 
     @property
     def read_deadline(self) -> float:

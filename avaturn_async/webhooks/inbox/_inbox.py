@@ -41,7 +41,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import timedelta
 from functools import partial
 from types import TracebackType
@@ -223,7 +223,7 @@ class WebhookInbox:
             raise ConfigurationError("poll_interval must be positive")
         policy = make_policy(max_attempts, backoff, lease, concurrency)
         worker = InboxWorker(self.store, self._clock, router, policy, confirm=confirm)
-        with watching(self.label, self.store, self._clock):  # the inbox's gauges
+        with self.reporting_metrics():
             await worker.run(poll_interval)
 
     @asynccontextmanager
@@ -272,6 +272,12 @@ class WebhookInbox:
     async def stats(self) -> InboxStats:
         """Deliveries by status and the age of the oldest pending one, in one query."""
         return await read_stats(self.store, self._clock())
+
+    def reporting_metrics(self) -> AbstractContextManager[None]:
+        """Report this inbox's gauges (``avaturn.inbox.events`` by status,
+        ``avaturn.inbox.oldest_pending.age``) while the block runs: read with one query
+        on each metrics collection, never otherwise. A running worker reports them."""
+        return watching(self.label, self.store, self._clock)
 
     async def ping(self) -> None:
         """The readiness check: one trivial query; raises when the database fails.
