@@ -30,8 +30,8 @@ def span_exporter() -> InMemorySpanExporter:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
         _installed["spans"] = exporter
-    exporter: InMemorySpanExporter = _installed["spans"]
-    return exporter
+    installed: InMemorySpanExporter = _installed["spans"]
+    return installed
 
 
 def metric_reader() -> InMemoryMetricReader:
@@ -40,8 +40,8 @@ def metric_reader() -> InMemoryMetricReader:
         reader = InMemoryMetricReader()
         metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
         _installed["metrics"] = reader
-    reader: InMemoryMetricReader = _installed["metrics"]
-    return reader
+    installed: InMemoryMetricReader = _installed["metrics"]
+    return installed
 
 
 Point = tuple[Mapping[str, Any], Any]
