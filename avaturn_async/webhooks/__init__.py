@@ -40,9 +40,6 @@ if TYPE_CHECKING:
     from .._errors import WebhookPayloadTooLargeError as WebhookPayloadTooLargeError
     from .._errors import WebhookVerificationError as WebhookVerificationError
     from .._events import DEFAULT_MAX_BODY_SIZE as DEFAULT_MAX_BODY_SIZE
-    from .._health import DEFAULT_READY_TIMEOUT as DEFAULT_READY_TIMEOUT
-    from .._health import Readiness as Readiness
-    from .._health import check_readiness as check_readiness
     from .._events import AvatarReady as AvatarReady
     from .._events import Event as Event
     from .._events import EventStatus as EventStatus
@@ -52,6 +49,9 @@ if TYPE_CHECKING:
     from .._events import UnknownEvent as UnknownEvent
     from .._events import event_to_dict as event_to_dict
     from .._events import parse_event as parse_event
+    from .._health import DEFAULT_READY_TIMEOUT as DEFAULT_READY_TIMEOUT
+    from .._health import Readiness as Readiness
+    from .._health import check_readiness as check_readiness
     from ._boundary import VerificationFailure as VerificationFailure
     from ._boundary import Verifier as Verifier
     from ._confirm import Confirmation as Confirmation
