@@ -375,6 +375,11 @@ class Tracer:
                 self._tracer = _otel_trace.get_tracer("avaturn_async")
         return self._on
 
+    @property
+    def active(self) -> bool:
+        """Spans are being made (a tracer provider was found by :meth:`enabled_at`)."""
+        return self._on
+
     @contextmanager
     def span(self, route: str, method: str, path: str, attempt: int) -> Iterator[Any]:
         if self._tracer is None:

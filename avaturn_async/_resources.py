@@ -18,7 +18,6 @@ from ._hub import share_origin
 from ._jobs import AvatarJob, ExportJob, RenderJob
 from ._observe import ResponseList, attach_metadata, copy_metadata
 from ._photos import PhotoInput, PhotoUpload, prepare_upload
-from ._traces import tracing_installed
 
 if TYPE_CHECKING:
     from ._client import AvaturnClient
@@ -83,7 +82,7 @@ class Avatars(_Resource):
         request = p.build_create_avatar(user_id)
         client = self._client
         created = client._read(request, await client._send(request), m.NewAvatarResponse)
-        if tracing_installed():  # the span handling its avatar.ready links to this call
+        if client._tracer.active:  # the span handling its avatar.ready links to this call
             await share_origin(client.event_hub, created.avatar_id)
         return created
 
