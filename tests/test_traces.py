@@ -103,17 +103,20 @@ async def test_avatar_ready_span_links_to_the_create_call_and_wait_is_a_span() -
 
 async def test_an_origin_travels_to_another_hub_through_postgres(postgres_dsn: str) -> None:
     async with PostgresEventHub(postgres_dsn) as sender, PostgresEventHub(postgres_dsn) as other:
-        tracer = trace.get_tracer("test")
-        with tracer.start_as_current_span("the creating call") as creating:
+        arrived: list[object] = []
+        other.postgres.connect(arrived.append)  # what reaches the other hub, from the table
+        with trace.get_tracer("test").start_as_current_span("the creating call") as creating:
             traces.remember_origin("avatar-far-away")
         carried = traces.origin_of("avatar-far-away")
         assert carried is not None
-        traces._origins.clear()  # as in another process: only the hub can tell
         await sender.transport.send(UnknownEvent(event=traces.ORIGIN_EVENT, raw=carried))
-        traces._origins.clear()  # the sender's own delivery: forget it too
         with anyio.fail_after(10):
-            while other.postgres.received == 0:  # noqa: ASYNC110 (rows in a database)
+            while not arrived:  # noqa: ASYNC110 (rows in a database)
                 await anyio.sleep(0.02)
+    traces._origins.clear()  # as in another process: only what the hub carried is known
+    (event,) = arrived
+    assert isinstance(event, UnknownEvent)
+    EventHub().deliver(event)  # what the other process's hub does with it
     assert traces.origin_of("avatar-far-away") == carried
     assert carried["traceparent"].split("-")[1:3] == [
         f"{creating.get_span_context().trace_id:032x}",
