@@ -33,7 +33,7 @@ from ._metrics import ClientMetrics
 from ._models import DownloadedFile
 from ._observe import Hook, Tracer, attach_metadata
 from ._options import DEFAULT_BASE_URL
-from ._protocol import Request, Response
+from ._requests import Request, Response
 from ._resources import Avatars, Exports, Renders, Sessions, Users
 from ._retry import RetryPolicy
 from ._ssrf import DownloadGuard, guarding
@@ -194,7 +194,7 @@ class AvaturnClient:
         shared = _Shared(
             transport or AiohttpTransport(session=session, connection_limit=max_concurrency),
             limiter,
-            None if backoff is None else AdaptiveLimiter(backoff, max_concurrency, clock=clock.now),
+            None if backoff is None else AdaptiveLimiter(backoff, max_concurrency, now=clock.now),
             _frozen_headers(plain),
             _frozen_headers(auth),
             _frozen_headers({"User-Agent": agent}),
@@ -417,16 +417,9 @@ class AvaturnClient:
             await _observe.report_answer(options.on_response, request, response, attempt, elapsed)
         return response
 
-    async def _call(self, request: Request, model: type[T]) -> T:
-        response = await self._send(request)
-        return attach_metadata(read_model(response, model), request.route, response)
 
     def _read(self, request: Request, response: Response, model: type[T]) -> T:
-        """``response`` read into ``model``, with its metadata (what ``_call`` does).
-
-        Hot endpoints call ``_send`` and then this, rather than ``_call``: one
-        coroutine less to walk each time aiohttp resumes the call.
-        """
+        """``response`` (from :meth:`_send`) read into ``model``, with its metadata."""
         return attach_metadata(read_model(response, model), request.route, response)
 
     async def download(

@@ -27,7 +27,7 @@ import anyio
 import attrs
 
 from . import _metrics, _models, _traces
-from ._protocol import Request, Response
+from ._requests import Request, Response
 
 __all__ = [
     "ErrorInfo",

@@ -18,9 +18,7 @@ def redact_url(url: str | None) -> str | None:
     """``url`` without its query string and fragment: pre-signed URLs carry credentials there."""
     if url is None:
         return None
-    # Imported here: the webhook path imports this module, and urllib.parse
-    # costs a cold-starting receiver more than a millisecond it rarely needs.
-    from urllib.parse import urlsplit, urlunsplit
+    from urllib.parse import urlsplit, urlunsplit  # on first use: ARCHITECTURE.md, cold start
 
     parts = urlsplit(url)
     if not parts.query and not parts.fragment:

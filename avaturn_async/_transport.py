@@ -36,7 +36,7 @@ from ._errors import (
 )
 from ._models import redact_url
 from ._photos import PhotoUpload
-from ._protocol import Request, Response
+from ._requests import Request, Response
 from ._ssrf import DownloadPool, open_download
 
 __all__ = ["AiohttpTransport", "Timeouts", "Transport"]

@@ -115,7 +115,8 @@ async def test_a_starlette_mount_loses_every_webhook_a_route_receives_them() -> 
         router, seen = WebhookRouter(), list[Event]()
         router.on_any(seen.append)
         verifier = SharedTokenVerifier(TOKEN, header=None, query_param="token")
-        app = Starlette(routes=[wrap("/hooks/avaturn", WebhookApp(verifier, router))])
+        receiver = WebhookApp(WebhookPipeline(verifier, router))
+        app = Starlette(routes=[wrap("/hooks/avaturn", receiver)])
         async with uvicorn_in_loop(app) as url, AvaturnEmulator(
             processing_delay=0.01,
             webhook_url=f"{url}?token={TOKEN}",

@@ -37,7 +37,7 @@ async def _steps() -> dict[str, float]:
 async def test_inbox_counts_stored_dispatched_retried_and_dead_lettered(tmp_path: Path) -> None:
     clock = FakeClock()
     before = await _steps()
-    with WebhookInbox(tmp_path / "inbox.db", clock=clock) as inbox:
+    with WebhookInbox(tmp_path / "inbox.db", now=clock) as inbox:
         await deliver(inbox, msg_id="ok")
         await deliver(inbox, msg_id="ok")  # a duplicate: not stored again
         await dispatch(inbox, WebhookRouter())
@@ -57,7 +57,7 @@ async def test_inbox_counts_stored_dispatched_retried_and_dead_lettered(tmp_path
 
 async def test_stats_give_counts_by_status_and_the_oldest_pending_age(tmp_path: Path) -> None:
     clock = FakeClock()
-    with WebhookInbox(tmp_path / "inbox.db", clock=clock) as inbox:
+    with WebhookInbox(tmp_path / "inbox.db", now=clock) as inbox:
         await deliver(inbox, msg_id="first")
         clock.advance(30)
         await deliver(inbox, msg_id="second")
@@ -69,7 +69,7 @@ async def test_stats_give_counts_by_status_and_the_oldest_pending_age(tmp_path: 
 async def test_a_running_worker_reports_the_inbox_gauges(tmp_path: Path) -> None:
     clock = FakeClock()
     failing, _ = recording_router(failures=100)
-    with WebhookInbox(tmp_path / "gauged.db", clock=clock) as inbox:
+    with WebhookInbox(tmp_path / "gauged.db", now=clock) as inbox:
         await deliver(inbox, msg_id="stuck")
         clock.advance(90)
         async with inbox.worker(failing, backoff=lambda attempt: 3600.0):
@@ -83,7 +83,7 @@ async def test_a_running_worker_reports_the_inbox_gauges(tmp_path: Path) -> None
 
 
 async def test_no_gauges_once_the_worker_stopped(tmp_path: Path) -> None:
-    with WebhookInbox(tmp_path / "stopped.db", clock=FakeClock()) as inbox:
+    with WebhookInbox(tmp_path / "stopped.db", now=FakeClock()) as inbox:
         async with inbox.worker(WebhookRouter()):
             pass
         events = matching(await collect("avaturn.inbox.events"), avaturn__inbox=inbox.label)
@@ -92,7 +92,7 @@ async def test_no_gauges_once_the_worker_stopped(tmp_path: Path) -> None:
 
 async def test_postgres_inbox_gauges_come_from_one_query(postgres_dsn: str) -> None:
     clock = FakeClock()
-    async with PostgresInbox(postgres_dsn, clock=clock) as inbox:
+    async with PostgresInbox(postgres_dsn, now=clock) as inbox:
         await deliver(inbox, msg_id="a")
         clock.advance(12)
         await deliver(inbox, msg_id="b")

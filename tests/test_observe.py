@@ -19,7 +19,7 @@ from avaturn_async import (
     response_of,
 )
 from avaturn_async._observe import ResponseList, attach_metadata
-from avaturn_async._protocol import Response
+from avaturn_async._requests import Response
 from tests.otel_support import span_exporter
 from tests.support import json_answer, scripted_server
 

@@ -18,7 +18,13 @@ import pytest
 
 from avaturn_async import AvaturnClient, ConfigurationError
 from avaturn_async._cli import main
-from avaturn_async.batch import JournalError, Manifest, onboard, write_sample_manifest
+from avaturn_async.batch import (
+    JournalError,
+    Manifest,
+    OnboardSettings,
+    onboard,
+    write_sample_manifest,
+)
 from avaturn_async.postgres import PostgresJournal, check_dsn, redact_dsn
 from avaturn_async.testing import AvaturnEmulator
 from avaturn_async.webhooks import WebhookInbox
@@ -189,7 +195,9 @@ async def test_a_nul_in_a_manifest_key_fails_that_row_alone_on_a_postgres_journa
     manifest = write_sample_manifest(tmp_path, 3)
     manifest.write_text(manifest.read_text().replace("sample-00002", "sample-\x0000002"))
     with Manifest(manifest) as rows:
-        summary = await onboard(client, rows, journal=postgres_dsn, poll_interval=0.01)
+        summary = await onboard(
+            client, rows, journal=postgres_dsn, settings=OnboardSettings(poll_interval=0.01)
+        )
     journal = await PostgresJournal.open(postgres_dsn, create=False)
     try:
         failures = await journal.failures()

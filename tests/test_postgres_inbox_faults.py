@@ -27,6 +27,7 @@ from avaturn_async.webhooks import (
     Delivery,
     Event,
     UnstorableDeliveryError,
+    WebhookPipeline,
     WebhookRouter,
     WebhookVerifier,
 )
@@ -262,8 +263,9 @@ async def test_a_receiver_answers_422_to_a_delivery_postgres_cannot_store(
     statuses = []
     async with PostgresInbox(postgres_dsn) as inbox:
         app = web.Application()
-        app.router.add_post("/hooks", make_handler(WebhookVerifier(SECRET), WebhookRouter(),
-                                                    inbox=inbox))
+        app.router.add_post("/hooks", make_handler(
+            WebhookPipeline(WebhookVerifier(SECRET), WebhookRouter(), inbox=inbox)
+        ))
         runner = web.AppRunner(app)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()

@@ -72,7 +72,7 @@ async def test_inbox_dispatch_is_a_span_with_the_router_and_handler_spans_inside
     async def on_render(event: object) -> None:
         return None
 
-    with WebhookInbox(tmp_path / "inbox.db", clock=FakeClock()) as inbox:
+    with WebhookInbox(tmp_path / "inbox.db", now=FakeClock()) as inbox:
         await deliver(inbox, make_render_ready(), msg_id="traced")
         await dispatch(inbox, router)
     (dispatched,) = spans_named("avaturn inbox dispatch")
@@ -109,7 +109,7 @@ async def test_an_origin_travels_to_another_hub_through_postgres(postgres_dsn: s
             traces.remember_origin("avatar-far-away")
         carried = traces.origin_of("avatar-far-away")
         assert carried is not None
-        await sender.transport.send(UnknownEvent(event=traces.ORIGIN_EVENT, raw=carried))
+        await sender.channel.send(UnknownEvent(event=traces.ORIGIN_EVENT, raw=carried))
         with anyio.fail_after(10):
             while not arrived:  # noqa: ASYNC110 (rows in a database)
                 await anyio.sleep(0.02)

@@ -58,7 +58,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def inbox(tmp_path: Path, clock: FakeClock) -> AsyncIterator[WebhookInbox]:
-    async with WebhookInbox(tmp_path / "webhooks.db", clock=clock) as opened:
+    async with WebhookInbox(tmp_path / "webhooks.db", now=clock) as opened:
         yield opened
 
 

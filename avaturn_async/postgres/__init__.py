@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from ._dsn import redact_dsn as redact_dsn
     from ._gate import PostgresGate as PostgresGate
     from ._hub import PostgresEventHub as PostgresEventHub
-    from ._hub import PostgresTransport as PostgresTransport
+    from ._hub import PostgresHubChannel as PostgresHubChannel
     from ._inbox import INBOX_CHANNEL as INBOX_CHANNEL
     from ._inbox import PostgresInbox as PostgresInbox
     from ._inbox import PostgresInboxStore as PostgresInboxStore
@@ -63,4 +63,6 @@ if TYPE_CHECKING:
 __getattr__: Callable[[str], Any]
 __dir__: Callable[[], list[str]]
 __all__: list[str]
-__getattr__, __dir__, __all__ = _lazy_exports(__name__, __file__)
+__getattr__, __dir__, __all__ = _lazy_exports(
+    __name__, __file__, renamed={"PostgresTransport": "PostgresHubChannel"}
+)

@@ -104,9 +104,9 @@ class PostgresConnector:
         self.command_timeout = command_timeout
         self.poll_interval = poll_interval
         self.statement_cache_size = statement_cache_size
-        self.probe_timeout = 5.0
+        self.probe_timeout: float = 5.0
         """Seconds the listener waits for its probe notification before polling instead."""
-        self.outage = OutageLog(redact_dsn(dsn))
+        self.outage: OutageLog = OutageLog(redact_dsn(dsn))
         self._pool: asyncpg.Pool | None = None
         self._host = TaskHost()
         self._listener: SharedListener | None = None

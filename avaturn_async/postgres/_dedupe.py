@@ -98,6 +98,8 @@ class PostgresIdempotencyStore:
             if isinstance(dsn, PostgresConnector):
                 raise ConfigurationError("a shared connector has its own pool_size")
             own["pool_size"] = max_connections
+        self.connector: PostgresConnector
+        self._owned: bool
         self.connector, self._owned = connector_for(dsn, **own)
         self.dsn: str = self.connector.dsn
         self.ttl = ttl

@@ -79,6 +79,8 @@ class PostgresGate:
     def __init__(
         self, dsn: str | PostgresConnector, *, scope: str = "default", poll_interval: float = 1.0
     ) -> None:
+        self.connector: PostgresConnector
+        self._owned: bool
         self.connector, self._owned = connector_for(dsn, poll_interval=poll_interval)
         self.scope = scope
         self._subscribers: list[Callable[[float], None]] = []

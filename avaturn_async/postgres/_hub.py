@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ._listen import Subscription
     from ._tasks import BackgroundTask
 
-__all__ = ["PostgresEventHub", "PostgresTransport"]
+__all__ = ["PostgresEventHub", "PostgresHubChannel"]
 
 CHANNEL = "avaturn_hub"
 _LOCK_KEY = 0x68756273  # "hubs": orders id assignment by commit
@@ -66,8 +66,8 @@ def _encode(event: Event) -> str:
     return json.dumps({**raw, **event_to_dict(event)})
 
 
-class PostgresTransport:
-    """The :class:`~avaturn_async.EventTransport` of :class:`PostgresEventHub`.
+class PostgresHubChannel:
+    """The :class:`~avaturn_async.HubChannel` of :class:`PostgresEventHub`.
 
     ``dsn`` is a DSN (a :class:`PostgresConnector` of its own is opened) or a
     connector the process shares. Starts on first use (or ``await start()``);
@@ -85,6 +85,8 @@ class PostgresTransport:
         remember: int = 10_000,
         max_age: float = 3600.0,
     ) -> None:
+        self.connector: PostgresConnector
+        self._owned: bool
         self.connector, self._owned = connector_for(dsn, poll_interval=poll_interval)
         self._retention = retention
         self._remember = remember
@@ -101,7 +103,7 @@ class PostgresTransport:
         """Events read from the table that another process (or hub) sent."""
 
     def __repr__(self) -> str:
-        return f"PostgresTransport(healthy={self.healthy}, last_seen={self._last_seen})"
+        return f"PostgresHubChannel(healthy={self.healthy}, last_seen={self._last_seen})"
 
     @property
     def healthy(self) -> bool:
@@ -233,11 +235,11 @@ class PostgresEventHub(EventHub):
         retention: float = 3600.0,
         poll_interval: float = 1.0,
     ) -> None:
-        self.postgres: PostgresTransport = PostgresTransport(
+        self.postgres: PostgresHubChannel = PostgresHubChannel(
             dsn, retention=retention, poll_interval=poll_interval, remember=remember,
             max_age=max_age,
         )
-        super().__init__(remember=remember, max_age=max_age, transport=self.postgres)
+        super().__init__(remember=remember, max_age=max_age, channel=self.postgres)
 
     def __repr__(self) -> str:
         return f"PostgresEventHub(healthy={self.postgres.healthy})"

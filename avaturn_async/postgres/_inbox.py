@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
+from .._clock import utc
 from .._errors import ConfigurationError
 from ..webhooks import (
     LEASE_LOST,
@@ -76,7 +77,6 @@ from ._inbox_sql import (
     TABLE,
     record,
     unstorable_field,
-    utc,
 )
 
 if TYPE_CHECKING:
@@ -127,6 +127,8 @@ class PostgresInboxStore:
             if isinstance(dsn, PostgresConnector):
                 raise ConfigurationError("a shared connector has its own pool_size")
             own["pool_size"] = max_connections
+        self.connector: PostgresConnector
+        self._owned: bool
         self.connector, self._owned = connector_for(dsn, **own)
         self.dsn: str = self.connector.dsn
         self._create = create
@@ -441,14 +443,15 @@ class PostgresInbox(WebhookInbox):
         create: bool = True,
         max_connections: int | None = None,
         connect_timeout: float = 10.0,
-        clock: Callable[[], float] = time.time,
+        now: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if max_connections is not None and max_connections < 2:
             raise ConfigurationError("max_connections must be at least 2")
         store = PostgresInboxStore(
             dsn, create=create, max_connections=max_connections, connect_timeout=connect_timeout
         )
-        super().__init__(store=store, clock=clock)
+        super().__init__(store=store, now=now, clock=clock)
         self.postgres_store = store
 
     def __repr__(self) -> str:

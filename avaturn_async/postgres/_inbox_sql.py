@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from ..webhooks import Delivery, InboxRecord, InboxStatus
@@ -19,7 +18,6 @@ __all__ = [
     "TABLE",
     "record",
     "unstorable_field",
-    "utc",
 ]
 
 INBOX_CHANNEL = "avaturn_webhook_inbox"
@@ -109,9 +107,6 @@ RECORD_COLUMNS = (
     "next_attempt_at, finished_at, webhook_timestamp"
 )
 
-
-def utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
 def record(row: Any) -> InboxRecord:

@@ -27,9 +27,9 @@ class OutageLog:
 
     def __init__(self, label: str) -> None:
         self.label = label
-        self.outages = 0
+        self.outages: int = 0
         """Outages seen so far (one per stretch of failures)."""
-        self.failures = 0
+        self.failures: int = 0
         """Failed operations and connects, over every outage."""
         self._down_since: float | None = None
         self._ended = -SETTLING  # when the last outage ended (monotonic)

@@ -28,7 +28,7 @@ class BackgroundTask:
         # asyncio's primitives: spawn() may be called from a plain function.
         self._scope: anyio.CancelScope | None = None
         self._stopped = False
-        self.done = asyncio.Event()
+        self.done: asyncio.Event = asyncio.Event()
         self.done_callbacks: list[Callable[[BackgroundTask], None]] = []
 
     async def run(self, loop: Callable[[], Awaitable[None]]) -> None:

@@ -53,7 +53,7 @@ from .._errors import (
 )
 from .._events import DEFAULT_MAX_BODY_SIZE, Event, parse_event
 from .._health import DEFAULT_READY_TIMEOUT, Readiness, check_readiness
-from ._boundary import Verifier, body_bytes, header_value
+from ._boundary import ID_HEADERS, Verifier, body_bytes, header_value
 from ._confirm import EventConfirmer
 from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
 from ._log import webhook_logger
@@ -70,7 +70,6 @@ DEFAULT_READ_TIMEOUT = 10.0
 """Seconds a sender gets to deliver a whole body; Avaturn's events arrive in milliseconds."""
 
 
-_ID_NAMES = ("webhook-id", "svix-id")
 _JSON = (("content-type", "application/json"),)
 _CLOSE = (*_JSON, ("connection", "close"))
 
@@ -312,7 +311,7 @@ class WebhookPipeline:
         store = self.store
         key: str | None = None
         if store is not None:
-            delivery_id = header_value(headers, _ID_NAMES) if verifier is not None else None
+            delivery_id = header_value(headers, ID_HEADERS) if verifier is not None else None
             key = idempotency_key(delivery_id, body)
             early = await self._claim(store, key, event)
             if early is not None:
@@ -327,7 +326,7 @@ class WebhookPipeline:
         self, inbox: WebhookInbox, body: bytes, headers: Mapping[str, str], event: Event
     ) -> PipelineResponse:
         """Commit the delivery to the inbox; only then is it acknowledged."""
-        import anyio  # here, not at the top: importing the webhook path stays light
+        import anyio  # on first use: ARCHITECTURE.md, cold start
 
         from .inbox import UnstorableDeliveryError
 

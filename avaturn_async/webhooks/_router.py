@@ -197,7 +197,7 @@ class WebhookRouter:
             return DispatchResult(event=event, handled=0)
         failures: list[HandlerFailure] = []
         if self.concurrent and len(routes) > 1:
-            import anyio  # here, not at the top: a cold-starting receiver skips it
+            import anyio  # on first use: ARCHITECTURE.md, cold start
 
             async with anyio.create_task_group() as group:
                 for route in routes:

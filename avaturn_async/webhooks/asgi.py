@@ -58,9 +58,7 @@ def _query(scope: Scope) -> dict[str, str]:
     raw: bytes = scope.get("query_string", b"")
     if not raw:
         return {}
-    # Imported here, as anyio below: a cold-starting receiver imports neither
-    # before its first delivery (and most never see a query string).
-    from urllib.parse import parse_qsl
+    from urllib.parse import parse_qsl  # on first use: ARCHITECTURE.md, cold start
 
     pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
     query: dict[str, str] = {}

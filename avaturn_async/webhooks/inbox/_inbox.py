@@ -49,12 +49,13 @@ from types import TracebackType
 import anyio
 
 from ... import _metrics
+from ..._deprecated import renamed_argument
 from ..._errors import ConfigurationError
 from ..._events import Event
+from .._boundary import ID_HEADERS, TIMESTAMP_HEADERS, header_value
 from .._confirm import EventConfirmer
 from .._dedupe import idempotency_key
 from .._router import WebhookRouter
-from .._verifier import header_value
 from ._policy import (
     DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS,
@@ -71,12 +72,8 @@ from ._worker import InboxWorker
 __all__ = ["Backoff", "WebhookInbox", "exponential_backoff"]
 
 
-_ID_NAMES = ("webhook-id", "svix-id")
-_TIMESTAMP_NAMES = ("webhook-timestamp", "svix-timestamp")
-
-
 def _timestamp(headers: Mapping[str, str]) -> int | None:
-    value = header_value(headers, _TIMESTAMP_NAMES)
+    value = header_value(headers, TIMESTAMP_HEADERS)
     if value is None or not (value.isascii() and value.isdigit() and len(value) <= 15):
         return None
     return int(value)
@@ -92,8 +89,8 @@ class WebhookInbox:
     ``inbox._sqlite`` for the reasoning). ``create=False`` opens an existing
     inbox only (raising :class:`InboxError` otherwise).
     ``WebhookInbox(store=...)`` uses another store (e.g. PostgreSQL).
-    ``clock`` (wall-clock seconds since the epoch, persisted) is injectable
-    for tests.
+    ``now`` (wall-clock seconds since the epoch, persisted) is injectable
+    for tests; ``clock`` is its deprecated old name.
 
     Every method is safe to call from any task.
     """
@@ -105,12 +102,13 @@ class WebhookInbox:
         store: InboxStore | None = None,
         synchronous: Synchronous = "full",
         create: bool = True,
-        clock: Callable[[], float] = time.time,
+        now: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if (path is None) == (store is None):
             raise ConfigurationError("WebhookInbox needs a path or a store (not both)")
         self.path = path
-        self._clock = clock
+        self._now = renamed_argument(type(self).__name__, "clock", "now", clock, now)
         self.store: InboxStore = (
             store
             if store is not None
@@ -156,14 +154,14 @@ class WebhookInbox:
         ``webhook-id``, or the same body when there is no id). Only the body,
         ``webhook-id`` and ``webhook-timestamp`` are kept from the request.
         """
-        webhook_id = header_value(headers, _ID_NAMES)
+        webhook_id = header_value(headers, ID_HEADERS)
         delivery = Delivery(
             dedupe_key=idempotency_key(webhook_id, body),
             webhook_id=webhook_id,
             webhook_timestamp=_timestamp(headers),
             event_type=event.event,
             body=bytes(body),
-            received_at=self._clock(),
+            received_at=self._now(),
         )
         new_id = await self.store.insert(delivery)
         if new_id is not None:
@@ -187,7 +185,7 @@ class WebhookInbox:
         One pass of :meth:`run`, for tests, cron jobs and draining.
         """
         policy = make_policy(max_attempts, backoff, lease, limit)
-        worker = InboxWorker(self.store, self._clock, router, policy, confirm=confirm)
+        worker = InboxWorker(self.store, self._now, router, policy, confirm=confirm)
         return await worker.dispatch_due()
 
     async def run(
@@ -222,7 +220,7 @@ class WebhookInbox:
         if not poll_interval > 0:
             raise ConfigurationError("poll_interval must be positive")
         policy = make_policy(max_attempts, backoff, lease, concurrency)
-        worker = InboxWorker(self.store, self._clock, router, policy, confirm=confirm)
+        worker = InboxWorker(self.store, self._now, router, policy, confirm=confirm)
         with self.reporting_metrics():
             await worker.run(poll_interval)
 
@@ -271,13 +269,13 @@ class WebhookInbox:
 
     async def stats(self) -> InboxStats:
         """Deliveries by status and the age of the oldest pending one, in one query."""
-        return await read_stats(self.store, self._clock())
+        return await read_stats(self.store, self._now())
 
     def reporting_metrics(self) -> AbstractContextManager[None]:
         """Report this inbox's gauges (``avaturn.inbox.events`` by status,
         ``avaturn.inbox.oldest_pending.age``) while the block runs: read with one query
         on each metrics collection, never otherwise. A running worker reports them."""
-        return watching(self.label, self.store, self._clock)
+        return watching(self.label, self.store, self._now)
 
     async def ping(self) -> None:
         """The readiness check: one trivial query; raises when the database fails.
@@ -293,7 +291,7 @@ class WebhookInbox:
         chosen = tuple(ids)
         if all_dead == bool(chosen):
             raise ConfigurationError("replay() needs ids or all_dead=True (not both)")
-        replayed = await self.store.replay(None if all_dead else chosen, now=self._clock())
+        replayed = await self.store.replay(None if all_dead else chosen, now=self._now())
         return tuple(replayed)
 
     async def purge(self, *, older_than: timedelta) -> int:
@@ -304,7 +302,7 @@ class WebhookInbox:
         """
         if older_than < timedelta(0):
             raise ConfigurationError("older_than must not be negative")
-        cutoff = self._clock() - older_than.total_seconds()
+        cutoff = self._now() - older_than.total_seconds()
         return await self.store.purge(finished_before=cutoff)
 
     async def list(

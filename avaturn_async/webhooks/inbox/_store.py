@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from ..._clock import utc
 from ..._errors import WebhookError
 
 __all__ = [
@@ -55,11 +56,6 @@ class InboxStatus(str, enum.Enum):
     PENDING = "pending"
     DONE = "done"
     DEAD = "dead"
-
-
-def utc(timestamp: float) -> datetime:
-    """Seconds since the epoch as an aware UTC datetime."""
-    return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
 @attrs.frozen(kw_only=True)

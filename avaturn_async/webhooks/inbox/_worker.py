@@ -32,14 +32,14 @@ class InboxWorker:
     def __init__(
         self,
         store: InboxStore,
-        clock: Callable[[], float],
+        now: Callable[[], float],
         router: WebhookRouter,
         policy: WorkerPolicy,
         *,
         confirm: EventConfirmer | None = None,
     ) -> None:
         self.store = store
-        self._clock = clock
+        self._now = now
         self._router = router
         self._policy = policy
         self._confirm = confirm
@@ -93,7 +93,7 @@ class InboxWorker:
         # must reach _dispatch_one, which hands it back, instead of waiting out its lease.
         with anyio.CancelScope(shield=True):
             claims = await self.store.claim(
-                now=self._clock(),
+                now=self._now(),
                 lease=self._policy.lease,
                 limit=limit,
                 max_attempts=self._policy.max_attempts,
@@ -131,14 +131,14 @@ class InboxWorker:
         policy = self._policy
         error = await self._attempt(event, claimed, policy.lease)
         if error is None:
-            if await self.store.complete(claimed, now=self._clock()):
+            if await self.store.complete(claimed, now=self._now()):
                 _metrics.count_inbox("dispatched", claimed.event_type)
             else:
                 logger.warning("webhook inbox event %d: lease lost before done", claimed.id)
             return
         retry_at = None
         if claimed.attempts < policy.max_attempts:
-            retry_at = self._clock() + max(0.0, policy.backoff(claimed.attempts))
+            retry_at = self._now() + max(0.0, policy.backoff(claimed.attempts))
         await self._record_failure(claimed, error, retry_at)
 
     async def _attempt(self, event: Event, claimed: Claimed, lease: float) -> str | None:
@@ -179,7 +179,7 @@ class InboxWorker:
             await anyio.sleep(lease / 3)
             started = anyio.current_time()
             try:
-                renewed = await self.store.renew(claimed, now=self._clock(), lease=lease)
+                renewed = await self.store.renew(claimed, now=self._now(), lease=lease)
             except Exception:
                 logger.exception("webhook inbox: could not renew the lease of %d", claimed.id)
             else:
@@ -190,7 +190,7 @@ class InboxWorker:
                 return False
 
     async def _record_failure(self, claimed: Claimed, error: str, retry_at: float | None) -> None:
-        now = self._clock()
+        now = self._now()
         recorded = await self.store.fail(claimed, now=now, error=error, retry_at=retry_at)
         if recorded:
             step = "dead_lettered" if retry_at is None else "retried"
@@ -209,6 +209,6 @@ class InboxWorker:
         """Release an unfinished claim (shielded: this runs while cancelled), uncounted."""
         with anyio.CancelScope(shield=True):
             try:
-                await self.store.release(claimed, now=self._clock())
+                await self.store.release(claimed, now=self._now())
             except Exception:
                 logger.exception("webhook inbox: could not release event %d", claimed.id)
