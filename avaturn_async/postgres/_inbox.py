@@ -73,9 +73,11 @@ from ._inbox_sql import (
     INSERT,
     RECLAIM,
     RECORD_COLUMNS,
+    STATS,
     STEPS,
     TABLE,
     record,
+    stats_of,
     unstorable_field,
 )
 
@@ -131,6 +133,7 @@ class PostgresInboxStore:
         self._owned: bool
         self.connector, self._owned = connector_for(dsn, **own)
         self.dsn: str = self.connector.dsn
+        self.label: str = self.connector.label  # how metrics name it: no password
         self._create = create
         self._opening = anyio.Lock()
         self._installed = False
@@ -141,11 +144,6 @@ class PostgresInboxStore:
 
     def __repr__(self) -> str:
         return f"PostgresInboxStore({self.connector.label!r})"
-
-    @property
-    def label(self) -> str:
-        """The DSN without its password, as metrics and logs name this inbox."""
-        return self.connector.label
 
     @property
     def batches(self) -> int:
@@ -362,21 +360,11 @@ class PostgresInboxStore:
         return {status.value: found.get(status.value, 0) for status in InboxStatus}
 
     async def stats(self, *, now: float) -> InboxStats:
-        """Counts by status and the oldest pending delivery, in one statement."""
-        sql = (
-            f"SELECT status, count(*) AS n, extract(epoch FROM min(received_at)) AS oldest "
-            f"FROM {TABLE} GROUP BY status"
-        )
-        rows = await self._run("stats", lambda conn: conn.fetch(sql), deadline=0)
-        found = {row["status"]: int(row["n"]) for row in rows}
-        oldest = next((row["oldest"] for row in rows if row["status"] == "pending"), None)
-        received = None if oldest is None else float(oldest)
-        return InboxStats.of(found, oldest_pending_received_at=received, now=now)
+        return stats_of(await self._run("stats", lambda c: c.fetch(STATS), deadline=0), now)
 
     async def ping(self) -> None:
-        """The readiness check: one trivial query, not retried."""
         await self.open()
-        await self.connector.ping()
+        await self.connector.ping()  # one trivial query, not retried
 
     async def records(self, *, status: InboxStatus | None, limit: int) -> list[InboxRecord]:
         where = "WHERE status = $2" if status is not None else ""
