@@ -134,17 +134,19 @@ _INBOX_STEPS = {
     "dead_lettered": "Inbox deliveries moved to the dead letters.",
 }
 _made: _Instruments | None = None
+_missing = False  # opentelemetry-api is not installed
 _making = threading.Lock()
 
 
 def _instruments() -> _Instruments | None:
     """The instruments, made on first use; ``None`` without ``opentelemetry-api``."""
-    global _made
-    if _made is not None:
+    global _made, _missing
+    if _made is not None or _missing:
         return _made
     try:
         from opentelemetry import metrics
-    except ImportError:
+    except ImportError:  # remembered: a failing import searches sys.path every time
+        _missing = True
         return None
     from ._version import __version__
 

@@ -3,12 +3,15 @@ readiness checks of the receivers, through the in-memory metric reader."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import ClientSession, web
 
-from avaturn_async.postgres import PostgresConnector, PostgresInbox
+from avaturn_async.postgres import PostgresConnector, PostgresIdempotencyStore, PostgresInbox
 from avaturn_async.webhooks import (
     InboxStats,
     WebhookInbox,
@@ -17,6 +20,7 @@ from avaturn_async.webhooks import (
     WebhookVerifier,
 )
 from avaturn_async.webhooks.aiohttp import make_readiness_handler
+from avaturn_async.webhooks.asgi import ReadinessApp
 from tests.inbox_support import SECRET, FakeClock, deliver, dispatch, recording_router
 from tests.otel_support import collect, matching, metric_reader, total
 from tests.pg_server import PostgresServer
@@ -142,3 +146,32 @@ async def test_readiness_handler_answers_503_while_postgres_is_down(
         finally:
             await runner.cleanup()
             await connector.aclose()
+
+
+async def test_asgi_readiness_app_answers_200_with_a_working_inbox(tmp_path: Path) -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    scope = {"type": "http", "method": "GET", "path": "/readyz", "headers": []}
+    with WebhookInbox(tmp_path / "asgi.db") as inbox:
+        pipeline = WebhookPipeline(WebhookVerifier(SECRET), WebhookRouter(), inbox=inbox)
+        await ReadinessApp(pipeline)(scope, receive, send)
+    assert sent[0]["status"] == 200
+    assert json.loads(sent[1]["body"]) == {"status": "ready", "checks": {"inbox": "ok"}}
+
+
+async def test_a_postgres_duplicate_guard_is_the_plain_receivers_readiness(
+    postgres_dsn: str,
+) -> None:
+    store = PostgresIdempotencyStore(postgres_dsn)
+    try:
+        pipeline = WebhookPipeline(WebhookVerifier(SECRET), WebhookRouter(), store=store)
+        found = await pipeline.readiness()
+    finally:
+        await store.aclose()
+    assert dict(found.checks) == {"idempotency_store": "ok"}
