@@ -19,6 +19,9 @@ share one table (``avaturn_webhook_inbox``):
   whose answer was lost with its connection is repeated with the same token and
   returns the rows it took (their attempt counted once), and dead-lettering
   expired last attempts is a best-effort step of its own, never retried with it.
+* **ordering**: a row with an ordering key is claimable only first among its key's
+  pending rows (``_inbox_sql`` says why that holds under concurrent claims, inserts
+  and replays).
 * **waking**: workers subscribe to the channel on the connector's one shared
   ``LISTEN`` connection; a worker still polls every ``poll_interval``, which
   covers notifications lost while the listener reconnects.
@@ -58,26 +61,28 @@ from ..webhooks import (
     GroupCommit,
     InboxError,
     InboxRecord,
-    InboxStats,
     InboxStatus,
+    OrderBy,
     UnstorableDeliveryError,
     WebhookInbox,
+    by_avatar,
 )
 from ._connect import one_line, sqlstate
 from ._connector import PostgresConnector, connector_for
+from ._inbox_probes import InboxProbes
 from ._inbox_sql import (
     CLAIM,
     COMPONENT,
     EXPIRE,
+    HOLD_BACK,
     INBOX_CHANNEL,
     INSERT,
     RECLAIM,
     RECORD_COLUMNS,
-    STATS,
+    REPLAY,
     STEPS,
     TABLE,
     record,
-    stats_of,
     unstorable_field,
 )
 
@@ -104,7 +109,7 @@ def _lease_margin(lease: float) -> float:
     return min(2.0, lease * 0.1)
 
 
-class PostgresInboxStore:
+class PostgresInboxStore(InboxProbes):
     """The :class:`~avaturn_async.webhooks.InboxStore` of a PostgreSQL database.
 
     ``dsn`` is a DSN (the store then opens a :class:`PostgresConnector` of its own,
@@ -221,6 +226,7 @@ class PostgresInboxStore:
             [d.event_type for d in deliveries],
             [d.body for d in deliveries],
             [utc(d.received_at) for d in deliveries],
+            [d.ordering_key for d in deliveries],
         )
         rows = await self._run("insert", lambda conn: conn.fetch(INSERT, *columns))
         new_ids = {row["dedupe_key"]: row["id"] for row in rows}
@@ -252,7 +258,7 @@ class PostgresInboxStore:
         for row in rows:  # fenced writes retry until shortly before this
             self._lease_ends[(row["id"], token)] = started + lease - _lease_margin(lease)
         if len(rows) < limit:  # idle enough to dead-letter expired last attempts
-            await self._expire(now, max_attempts)
+            await self._best_effort("expiry", EXPIRE, LEASE_LOST, utc(now), max_attempts)
         rows.sort(key=lambda row: (row["next_attempt_at"], row["id"]))
         return [
             Claimed(
@@ -261,20 +267,17 @@ class PostgresInboxStore:
                 attempts=row["attempts"],
                 token=token,
                 event_type=row["event_type"],
+                ordering_key=row["ordering_key"],
             )
             for row in rows
         ]
 
-    async def _expire(self, now: float, max_attempts: int) -> None:
-        """Best effort, once: a later claim does it again if this one fails."""
+    async def _best_effort(self, what: str, sql: str, *args: Any) -> None:
+        """Once, never retried: a later call does it again if this one fails."""
         try:
-            await self._run(
-                "expiry",
-                lambda conn: conn.execute(EXPIRE, LEASE_LOST, utc(now), max_attempts),
-                deadline=0,
-            )
+            await self._run(what, lambda conn: conn.execute(sql, *args), deadline=0)
         except Exception as exc:
-            _log.debug("webhook inbox: dead-lettering expired claims failed: %s", exc)
+            _log.debug("webhook inbox: %s failed: %s", what, exc)
 
     async def _fenced(
         self, what: str, assignments: str, claimed: Claimed, *args: Any, finish: bool = True
@@ -321,7 +324,11 @@ class PostgresInboxStore:
             assignments = "status = 'dead', last_error = $1, finished_at = $2, claim_token = NULL"
             return await self._fenced("fail", assignments, claimed, error, utc(now))
         assignments = "last_error = $1, next_attempt_at = $2, claim_token = NULL"
-        return await self._fenced("fail", assignments, claimed, error, utc(retry_at))
+        failed = await self._fenced("fail", assignments, claimed, error, utc(retry_at))
+        if failed and claimed.ordering_key is not None:
+            held = (claimed.ordering_key, utc(retry_at), claimed.id)
+            await self._best_effort("hold-back", HOLD_BACK, *held)
+        return failed
 
     async def release(self, claimed: Claimed, *, now: float) -> bool:
         assignments = "attempts = attempts - 1, next_attempt_at = $1, claim_token = NULL"
@@ -331,7 +338,10 @@ class PostgresInboxStore:
         if self._wake is None:
             self._wake = asyncio.Event()
         if self._subscription is None:
-            await self._subscribe()
+            # Shielded: a worker may cancel its wait at any moment (a slot freed),
+            # and a subscription half made would be made again and never dropped.
+            with anyio.CancelScope(shield=True):
+                await self._subscribe()
         with anyio.move_on_after(max_wait):
             await self._wake.wait()
         self._wake.clear()
@@ -359,13 +369,6 @@ class PostgresInboxStore:
         found = {row["status"]: int(row["count"]) for row in rows}
         return {status.value: found.get(status.value, 0) for status in InboxStatus}
 
-    async def stats(self, *, now: float) -> InboxStats:
-        return stats_of(await self._run("stats", lambda c: c.fetch(STATS), deadline=0), now)
-
-    async def ping(self) -> None:
-        await self.open()
-        await self.connector.ping()  # one trivial query, not retried
-
     async def records(self, *, status: InboxStatus | None, limit: int) -> list[InboxRecord]:
         where = "WHERE status = $2" if status is not None else ""
         sql = f"SELECT {RECORD_COLUMNS} FROM {TABLE} {where} ORDER BY id DESC LIMIT $1"
@@ -375,14 +378,7 @@ class PostgresInboxStore:
 
     async def replay(self, ids: Iterable[int] | None, *, now: float) -> list[int]:
         chosen = None if ids is None else list(dict.fromkeys(ids))
-        where = "" if chosen is None else "AND id = ANY($2::bigint[])"
-        sql = (
-            f"UPDATE {TABLE} SET status = 'pending', attempts = 0, next_attempt_at = $1, "
-            f"claim_token = NULL, finished_at = NULL WHERE status = 'dead' {where} "
-            f"RETURNING id, pg_notify('{INBOX_CHANNEL}', '')::text"
-        )
-        args: tuple[Any, ...] = (utc(now),) if chosen is None else (utc(now), chosen)
-        rows = await self._run("replay", lambda conn: conn.fetch(sql, *args))
+        rows = await self._run("replay", lambda conn: conn.fetch(REPLAY, utc(now), chosen))
         replayed = {row["id"] for row in rows}
         if chosen is None:
             return sorted(replayed)
@@ -422,6 +418,8 @@ class PostgresInbox(WebhookInbox):
     other PostgreSQL backends (one pool and one ``LISTEN`` connection for all).
     ``async with`` connects and installs the schema at once, so a wrong DSN or
     an unreachable server fails at start; without it, the first call connects.
+    ``order_by`` is :class:`~avaturn_async.webhooks.WebhookInbox`'s: each avatar's
+    events are dispatched one at a time, in order, across every replica.
     """
 
     def __init__(
@@ -433,13 +431,14 @@ class PostgresInbox(WebhookInbox):
         connect_timeout: float = 10.0,
         now: Callable[[], float] = time.time,
         clock: Callable[[], float] | None = None,
+        order_by: OrderBy | None = by_avatar,
     ) -> None:
         if max_connections is not None and max_connections < 2:
             raise ConfigurationError("max_connections must be at least 2")
         store = PostgresInboxStore(
             dsn, create=create, max_connections=max_connections, connect_timeout=connect_timeout
         )
-        super().__init__(store=store, now=now, clock=clock)
+        super().__init__(store=store, now=now, clock=clock, order_by=order_by)
         self.postgres_store = store
 
     def __repr__(self) -> str:

@@ -78,9 +78,11 @@ if TYPE_CHECKING:
     from .inbox import InboxStats as InboxStats
     from .inbox import InboxStatus as InboxStatus
     from .inbox import InboxStore as InboxStore
+    from .inbox import OrderBy as OrderBy
     from .inbox import SQLiteInboxStore as SQLiteInboxStore
     from .inbox import UnstorableDeliveryError as UnstorableDeliveryError
     from .inbox import WebhookInbox as WebhookInbox
+    from .inbox import by_avatar as by_avatar
     from .inbox import exponential_backoff as exponential_backoff
 
 # One line above per public name: __all__ and the lazy table are read from them.

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from ._inbox import Backoff as Backoff
     from ._inbox import WebhookInbox as WebhookInbox
     from ._inbox import exponential_backoff as exponential_backoff
+    from ._ordering import OrderBy as OrderBy
+    from ._ordering import by_avatar as by_avatar
     from ._sqlite_store import SQLiteInboxStore as SQLiteInboxStore
     from ._stats import InboxStats as InboxStats
     from ._store import LEASE_LOST as LEASE_LOST

@@ -27,6 +27,12 @@ it), re-parses each event from the stored body and calls
   worker that finds its lease lost cancels the handler;
 * the worker is cancelled (shutdown): its claims are given back, uncounted.
 
+Events of one avatar are dispatched one at a time, in the order they were stored,
+by every worker sharing the store; events of different avatars run side by side
+(``order_by``: :func:`by_avatar` by default, ``None`` for no ordering). An event
+waits while one stored before it for its avatar is pending (due, claimed, or
+waiting for a retry); one that went ``dead`` no longer holds the others back.
+
 Dispatch is therefore at least once: a handler may see an event again after a
 crash between its success and the commit of ``done``. Duplicated deliveries
 (same ``webhook-id``, or same body when there is no id) are stored once.
@@ -56,6 +62,7 @@ from .._boundary import ID_HEADERS, TIMESTAMP_HEADERS, header_value
 from .._confirm import EventConfirmer
 from .._dedupe import idempotency_key
 from .._router import WebhookRouter
+from ._ordering import OrderBy, by_avatar, ordering_key
 from ._policy import (
     DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS,
@@ -89,6 +96,12 @@ class WebhookInbox:
     ``inbox._sqlite`` for the reasoning). ``create=False`` opens an existing
     inbox only (raising :class:`InboxError` otherwise).
     ``WebhookInbox(store=...)`` uses another store (e.g. PostgreSQL).
+
+    ``order_by`` gives each delivery, when it is stored, the key its dispatch is
+    ordered by: events with one key are dispatched one at a time, in the order
+    stored, across every worker of the store. The default, :func:`by_avatar`,
+    orders each avatar's events; ``None`` dispatches every event as soon as it
+    is due, concurrently with any other.
     ``now`` (wall-clock seconds since the epoch, persisted) is injectable
     for tests; ``clock`` is its deprecated old name.
 
@@ -104,11 +117,15 @@ class WebhookInbox:
         create: bool = True,
         now: Callable[[], float] = time.time,
         clock: Callable[[], float] | None = None,
+        order_by: OrderBy | None = by_avatar,
     ) -> None:
         if (path is None) == (store is None):
             raise ConfigurationError("WebhookInbox needs a path or a store (not both)")
+        if order_by is not None and not callable(order_by):
+            raise ConfigurationError("order_by must be a function of the event, or None")
         self.path = path
         self._now = renamed_argument(type(self).__name__, "clock", "now", clock, now)
+        self.order_by = order_by
         self.store: InboxStore = (
             store
             if store is not None
@@ -152,7 +169,8 @@ class WebhookInbox:
 
         Returns the new event id, or ``None`` for a duplicate (same
         ``webhook-id``, or the same body when there is no id). Only the body,
-        ``webhook-id`` and ``webhook-timestamp`` are kept from the request.
+        ``webhook-id`` and ``webhook-timestamp`` are kept from the request, with
+        the event's ordering key (``order_by``).
         """
         webhook_id = header_value(headers, ID_HEADERS)
         delivery = Delivery(
@@ -162,6 +180,7 @@ class WebhookInbox:
             event_type=event.event,
             body=bytes(body),
             received_at=self._now(),
+            ordering_key=ordering_key(self.order_by, event),
         )
         new_id = await self.store.insert(delivery)
         if new_id is not None:

@@ -69,6 +69,9 @@ class Delivery:
     event_type: str
     body: bytes
     received_at: float
+    ordering_key: str | None = None
+    """Deliveries sharing a key are dispatched one at a time, in the order stored (the
+    avatar id by default); ``None``: dispatched as soon as due, concurrently with any."""
 
 
 @attrs.frozen(kw_only=True)
@@ -90,6 +93,8 @@ class InboxRecord:
     finished_at: datetime | None
     webhook_timestamp: int | None
     """The sender's ``webhook-timestamp`` (seconds since the epoch), if any."""
+    ordering_key: str | None = None
+    """The key its dispatch is ordered by (the avatar id by default), or ``None``."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (datetimes as ISO 8601 strings)."""
@@ -111,6 +116,9 @@ class Claimed:
     """Including the attempt this claim starts."""
     token: str
     event_type: str
+    ordering_key: str | None = None
+    """Its :attr:`Delivery.ordering_key`: while this claim lasts, no other event with
+    the key is claimed."""
 
 
 @runtime_checkable
@@ -136,6 +144,13 @@ class InboxStore(Protocol):
         self, *, now: float, lease: float, limit: int, max_attempts: int, token: str
     ) -> list[Claimed]:
         """Lease up to ``limit`` due pending events (oldest due first) under ``token``.
+
+        An event with an ``ordering_key`` is claimed only when no event stored
+        before it with the same key is still pending (due, waiting for a retry,
+        or claimed): events of one key run one at a time, in the order stored.
+        A ``done`` or ``dead`` event no longer holds back the ones after it. A
+        replayed event queues behind the pending events of its key, as if stored
+        anew. Events waiting behind their key never use up ``limit``.
 
         Each claim counts an attempt, and the event is due again at
         ``now + lease`` unless renewed or finished. A due event whose lease ran
@@ -177,7 +192,8 @@ class InboxStore(Protocol):
     async def replay(self, ids: Iterable[int] | None, *, now: float) -> list[int]:
         """Dead events (those of ``ids``, or all when ``None``) back to pending, attempts 0.
 
-        Returns the ids replayed, in order; unknown or not-dead ids are skipped.
+        Each goes to the back of its ordering key's queue (in id order among those
+        replayed together). Returns the ids replayed, in order; unknown or not-dead ids are skipped.
         """
         ...
 

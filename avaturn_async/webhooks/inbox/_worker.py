@@ -45,6 +45,10 @@ class InboxWorker:
         self._confirm = confirm
         self._running = 0
         self._freed = anyio.Event()
+        # An ordered event that finished may have let the next one of its key become
+        # due: the loop claims again at once instead of waiting for new work.
+        self._key_freed = False
+        self._waiting: anyio.CancelScope | None = None
 
     async def dispatch_due(self) -> int:
         """Claim up to ``policy.batch`` due events, dispatch them concurrently; how many."""
@@ -61,7 +65,9 @@ class InboxWorker:
         """Keep up to ``policy.batch`` events in flight until cancelled.
 
         Whenever a slot is free the worker claims due events for the free
-        slots; when fewer were due, it waits for new work (or ``poll_interval``).
+        slots; when fewer were due, it waits for new work (or ``poll_interval``),
+        or until one of its events with an ordering key finishes (the next
+        event of that key may then be due).
         """
         async with anyio.create_task_group() as group:
             while True:
@@ -70,6 +76,7 @@ class InboxWorker:
                     await self._freed.wait()
                     self._freed = anyio.Event()
                     continue
+                self._key_freed = False
                 try:
                     claims = await self._claim(free)
                 except Exception:
@@ -79,7 +86,14 @@ class InboxWorker:
                     self._running += 1
                     group.start_soon(self._slot, claimed)
                 if len(claims) < free:
-                    await self.store.wait_for_work(poll_interval)
+                    await self._wait_for_work(poll_interval)
+
+    async def _wait_for_work(self, poll_interval: float) -> None:
+        if self._key_freed:  # finished while the claim ran: it may have missed the next
+            return
+        with anyio.CancelScope() as self._waiting:
+            await self.store.wait_for_work(poll_interval)
+        self._waiting = None
 
     async def _slot(self, claimed: Claimed) -> None:
         try:
@@ -87,6 +101,10 @@ class InboxWorker:
         finally:
             self._running -= 1
             self._freed.set()
+            if claimed.ordering_key is not None:
+                self._key_freed = True
+                if self._waiting is not None:
+                    self._waiting.cancel()
 
     async def _claim(self, limit: int) -> list[Claimed]:
         # Shielded: a claim that committed while the worker was being cancelled
