@@ -164,7 +164,7 @@ class AvaturnClient:
         )
         agent = user_agent or USER_AGENT
         plain = frozen_headers({"User-Agent": agent, "Accept": "application/json"})
-        shared = open_pool(transport, max_concurrency, options.adaptive, options.clock, agent)
+        shared = open_pool(transport, options, agent)
         self._bind(shared, options, Tracer(options.tracing), (plain, key_headers(plain, api_key)))
         guard = DownloadGuard(options.allowed_download_hosts, base_url=options.base_url)
         self._download_guard, self._owns_pool = guard, True
@@ -380,6 +380,8 @@ class AvaturnClient:
             )
             if self._tracer.enabled_at(sent_at):
                 sending = _observe.traced(self._tracer, request, attempt, sending)
+            if shared.metrics.enabled_at(sent_at):
+                sending = shared.metrics.timed(request, url, sending)
             response = await sending
         except TransportError as exc:
             return exc

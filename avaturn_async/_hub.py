@@ -22,6 +22,7 @@ all replicas.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -30,8 +31,9 @@ from typing import Protocol, runtime_checkable
 import anyio
 import attrs
 
+from . import _metrics, _traces
 from ._deprecated import renamed_argument, warn_renamed
-from ._events import AvatarReady, Event, ExportReady, RenderReady
+from ._events import AvatarReady, Event, ExportReady, RenderReady, UnknownEvent
 
 __all__ = [
     "EventHub",
@@ -40,7 +42,10 @@ __all__ = [
     "HubChannel",
     "InMemoryHubChannel",
     "event_key",
+    "share_origin",
 ]
+
+logger = logging.getLogger("avaturn_async")
 
 EventKey = tuple[str, str]
 
@@ -148,6 +153,7 @@ class EventHub:
         channel = renamed_argument("EventHub", "transport", "channel", transport, channel)
         self.channel: HubChannel = channel if channel is not None else InMemoryHubChannel()
         self.channel.connect(self.deliver)
+        _metrics.watch_hub(self)  # the avaturn.hub.waiting gauge
 
     @property
     def transport(self) -> HubChannel:
@@ -160,6 +166,11 @@ class EventHub:
 
     def now(self) -> float:
         return self._now()
+
+    @property
+    def waiting(self) -> int:
+        """Tasks waiting on this hub now (each ``job.wait()`` that listens to it)."""
+        return sum(waiters.count for waiters in list(self._waiters.values()))
 
     def attach(self, router: EventSource) -> None:
         """Publish every event the ``WebhookRouter`` dispatches into this hub."""
@@ -177,6 +188,8 @@ class EventHub:
         """Record ``event`` here and wake this hub's waiters (the channel calls it)."""
         key = event_key(event)
         if key is None:
+            if isinstance(event, UnknownEvent) and event.event == _traces.ORIGIN_EVENT:
+                _traces.learn_origin(event.raw)
             return
         self.published += 1
         self._recent[key] = _Seen(event=event, at=self._now())
@@ -216,3 +229,21 @@ class EventHub:
                 waiters.count -= 1
                 if waiters.count == 0 and self._waiters.get(key) is waiters:
                     del self._waiters[key]
+
+
+async def share_origin(hub: EventHub | None, avatar_id: str) -> None:
+    """Remember the span of the call that created ``avatar_id`` (tracing is on), and
+    send it to the processes sharing ``hub``, whose ``avatar.ready`` spans link to it.
+
+    Best effort, within a second: a trace link is never worth failing the call.
+    """
+    if _traces.remember_origin(avatar_id) is None or hub is None:
+        return
+    carried = _traces.origin_of(avatar_id)
+    if carried is None or isinstance(hub.channel, InMemoryHubChannel):
+        return  # one process: the origin is known here already
+    with anyio.move_on_after(1.0):
+        try:
+            await hub.channel.send(UnknownEvent(event=_traces.ORIGIN_EVENT, raw=carried))
+        except Exception as exc:
+            logger.debug("could not share the trace origin of avatar %s: %r", avatar_id, exc)

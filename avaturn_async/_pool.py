@@ -27,10 +27,11 @@ from typing import Any
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ._adaptive import AdaptiveConcurrency, AdaptiveLimiter
-from ._clock import Clock
+from ._adaptive import AdaptiveLimiter
+from ._client_options import ClientOptions
 from ._errors import EventLoopError
 from ._limiter import RequestLimiter
+from ._metrics import ClientMetrics
 from ._options import read_api_key
 from ._transport import Transport
 
@@ -90,6 +91,8 @@ class SharedPool:
     backoff: AdaptiveLimiter | None
     download_headers: CIMultiDictProxy[str]
     """The user agent alone: no key goes to a file server."""
+    metrics: ClientMetrics
+    """Request durations, 429s and the concurrency gauge (``_metrics``)."""
     state: State = attrs.field(default=OPEN, kw_only=True)
     """``CLOSED`` once the pool's owner was closed: then every derived client is too."""
     loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, kw_only=True)
@@ -141,21 +144,17 @@ def warn_unclosed(client: object, created_at: traceback.StackSummary | None, how
     warnings.warn(message, ResourceWarning, source=client, stacklevel=3)
 
 
-def open_pool(
-    transport: Transport,
-    max_concurrency: int,
-    adaptive: AdaptiveConcurrency | None,
-    clock: Clock,
-    user_agent: str,
-) -> SharedPool:
-    """A new pool: ``max_concurrency`` requests in flight, the shared backoff unless ``None``."""
+def open_pool(transport: Transport, options: ClientOptions, user_agent: str) -> SharedPool:
+    """A new pool for a client with ``options``: its limit, its backoff, its metrics."""
+    limit, adaptive, now = options.max_concurrency, options.adaptive, options.clock.now
+    limiter = RequestLimiter(limit)
     return SharedPool(
         transport,
-        RequestLimiter(max_concurrency),
-        None if adaptive is None else AdaptiveLimiter(adaptive, max_concurrency, now=clock.now),
+        limiter,
+        None if adaptive is None else AdaptiveLimiter(adaptive, limit, now=now),
         frozen_headers({"User-Agent": user_agent}),
+        ClientMetrics(options.base_url, lambda: limiter.total_tokens),
     )
-
 
 def frozen_headers(headers: dict[str, str]) -> CIMultiDictProxy[str]:
     """As immutable as aiohttp would make a dict of them on each request, but built once."""

@@ -19,6 +19,7 @@ from . import _requests as p
 from ._answers import read_model_list
 from ._errors import InvalidRequestError
 from ._extras import ExtraBody, ExtraHeaders, ExtraQuery, with_extras
+from ._hub import share_origin
 from ._jobs import AvatarJob, ExportJob, RenderJob
 from ._observe import ResponseList, attach_metadata, copy_metadata
 from ._photos import PhotoInput, PhotoUpload, prepare_upload
@@ -112,7 +113,10 @@ class Avatars(_Resource):
         if extra_headers or extra_query or extra_body:  # a test, not a call: a hot endpoint
             request = with_extras(request, extra_headers, extra_query, extra_body)
         client = self._client
-        return client._read(request, await client._send(request), m.NewAvatarResponse)
+        created = client._read(request, await client._send(request), m.NewAvatarResponse)
+        if client._tracer.active:  # the span handling its avatar.ready links to this call
+            await share_origin(client.event_hub, created.avatar_id)
+        return created
 
     async def upload_photos(
         self,

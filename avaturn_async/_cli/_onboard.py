@@ -6,6 +6,7 @@
         [--export-dir DIR] [--webhook-port P] [--emulator]
     avaturn onboard --status --journal onboard.db [--json]
     avaturn onboard people.csv --journal postgresql://... [--lease SECONDS]
+    avaturn onboard people.csv --journal ... --metrics-port P   (/metrics, /healthz, /readyz)
 
 Counts use one vocabulary (see :mod:`._summary`): ready, already done, failed,
 invalid; ``--status`` adds in progress.
@@ -53,6 +54,7 @@ from ..batch import (
 )
 from ..postgres import DEFAULT_LEASE, is_url
 from ._environment import emulated_client, remote_client
+from ._onboard_metrics import add_metrics_arguments, onboard_metrics
 from ._progress import progress_reporter
 
 __all__ = [
@@ -153,6 +155,7 @@ def add_onboard_parser(commands: Any) -> None:
         help="give up waiting for one avatar after this long (default 1800)")
     add("--progress", choices=("auto", "rich", "plain", "none"), default="auto",
         help="progress display (auto: a bar on a terminal, lines otherwise)")
+    add_metrics_arguments(add, _port)
 
 
 def _error(err: TextIO, message: str) -> int:
@@ -349,6 +352,7 @@ async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSum
         summary.total = total
         async with (
             _journal_for(args) as (journal, gate),
+            onboard_metrics(args, journal, out),
             _client_for(args, out, gate) as client,
         ):
             with progress_reporter(out, total, args.progress) as progress:

@@ -294,6 +294,11 @@ class PostgresConnector:
                 ) from None
             raise
 
+    async def ping(self) -> None:
+        """One ``SELECT 1`` on a pooled connection, not retried (a readiness check: bound
+        it with ``anyio.fail_after``). Raises when the server does not answer."""
+        await self.run("a readiness check", lambda conn: conn.fetchval("SELECT 1"), deadline=0)
+
     # ------------------------------------------------------------ schemas
 
     async def migrate(self, component: str, steps: Sequence[str]) -> int:

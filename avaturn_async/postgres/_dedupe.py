@@ -119,6 +119,11 @@ class PostgresIdempotencyStore:
         await self.open()
         return await self.connector.run("duplicate guard", operation, deadline=_RETRY_DEADLINE)
 
+    async def ping(self) -> None:
+        """The readiness check: one trivial query, not retried."""
+        await self.open()
+        await self.connector.ping()
+
     async def seen_or_mark(self, key: str) -> bool:
         stored = _storable(key)
         row = await self._run(lambda conn: conn.fetchval(_MARK, stored, self.ttl))

@@ -69,6 +69,7 @@ from ..webhooks import (
 )
 from ._connect import one_line, sqlstate
 from ._connector import PostgresConnector, connector_for
+from ._inbox_probes import InboxProbes
 from ._inbox_sql import (
     CLAIM,
     COMPONENT,
@@ -108,7 +109,7 @@ def _lease_margin(lease: float) -> float:
     return min(2.0, lease * 0.1)
 
 
-class PostgresInboxStore:
+class PostgresInboxStore(InboxProbes):
     """The :class:`~avaturn_async.webhooks.InboxStore` of a PostgreSQL database.
 
     ``dsn`` is a DSN (the store then opens a :class:`PostgresConnector` of its own,
@@ -137,6 +138,7 @@ class PostgresInboxStore:
         self._owned: bool
         self.connector, self._owned = connector_for(dsn, **own)
         self.dsn: str = self.connector.dsn
+        self.label: str = self.connector.label  # how metrics name it: no password
         self._create = create
         self._opening = anyio.Lock()
         self._installed = False

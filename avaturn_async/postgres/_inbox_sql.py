@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from ..webhooks import Delivery, InboxRecord, InboxStatus
+from ..webhooks import Delivery, InboxRecord, InboxStats, InboxStatus
 
 __all__ = [
     "CLAIM",
@@ -16,9 +17,11 @@ __all__ = [
     "RECLAIM",
     "RECORD_COLUMNS",
     "REPLAY",
+    "STATS",
     "STEPS",
     "TABLE",
     "record",
+    "stats_of",
     "unstorable_field",
 ]
 
@@ -212,3 +215,18 @@ def unstorable_field(delivery: Delivery) -> str | None:
         if value is not None and "\x00" in value:
             return name
     return None
+
+
+STATS = f"""
+SELECT status, count(*) AS n, extract(epoch FROM min(received_at)) AS oldest
+FROM {TABLE} GROUP BY status
+"""
+"""Counts by status and the oldest receipt of each: the inbox's gauges in one statement."""
+
+
+def stats_of(rows: Sequence[Any], now: float) -> InboxStats:
+    """:class:`InboxStats` from the rows of :data:`STATS`."""
+    found = {row["status"]: int(row["n"]) for row in rows}
+    oldest = next((row["oldest"] for row in rows if row["status"] == "pending"), None)
+    received = None if oldest is None else float(oldest)
+    return InboxStats.of(found, oldest_pending_received_at=received, now=now)

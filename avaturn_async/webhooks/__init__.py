@@ -49,6 +49,9 @@ if TYPE_CHECKING:
     from .._events import UnknownEvent as UnknownEvent
     from .._events import event_to_dict as event_to_dict
     from .._events import parse_event as parse_event
+    from .._health import DEFAULT_READY_TIMEOUT as DEFAULT_READY_TIMEOUT
+    from .._health import Readiness as Readiness
+    from .._health import check_readiness as check_readiness
     from ._boundary import VerificationFailure as VerificationFailure
     from ._boundary import Verifier as Verifier
     from ._confirm import Confirmation as Confirmation
@@ -72,6 +75,7 @@ if TYPE_CHECKING:
     from .inbox import GroupCommit as GroupCommit
     from .inbox import InboxError as InboxError
     from .inbox import InboxRecord as InboxRecord
+    from .inbox import InboxStats as InboxStats
     from .inbox import InboxStatus as InboxStatus
     from .inbox import InboxStore as InboxStore
     from .inbox import OrderBy as OrderBy

@@ -39,11 +39,12 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .. import _metrics
 from .._errors import (
     ConfigurationError,
     WebhookParseError,
@@ -51,6 +52,7 @@ from .._errors import (
     WebhookVerificationError,
 )
 from .._events import DEFAULT_MAX_BODY_SIZE, Event, parse_event
+from .._health import DEFAULT_READY_TIMEOUT, Readiness, check_readiness
 from ._boundary import ID_HEADERS, Verifier, body_bytes, header_value
 from ._confirm import EventConfirmer
 from ._dedupe import IdempotencyStore, InMemoryIdempotencyStore, idempotency_key
@@ -86,6 +88,12 @@ class PipelineResponse:
     headers: tuple[tuple[str, str], ...] = ()
     event: Event | None = None
     dispatch: DispatchResult | None = None
+
+
+def _counted(answer: PipelineResponse) -> PipelineResponse:
+    """``answer``, counted in ``avaturn.webhook.deliveries`` (by outcome and status)."""
+    _metrics.count_delivery(answer.outcome, answer.status)
+    return answer
 
 
 def _error(status: int, outcome: str, message: str, **extra: str) -> PipelineResponse:
@@ -206,6 +214,18 @@ class WebhookPipeline:
             raise ConfigurationError("worker() needs a pipeline with an inbox")
         return self.inbox.worker(self.router, confirm=self.confirm, **options)
 
+    async def readiness(self, *, timeout: float = DEFAULT_READY_TIMEOUT) -> Readiness:
+        """Whether this receiver can store deliveries now: its inbox (or its idempotency
+        store, when it has a ``ping``) answers a trivial query within ``timeout``
+        seconds. For a readiness probe: ``make_readiness_handler`` (aiohttp) and
+        ``ReadinessApp`` (ASGI) answer 200 or 503 with it. Never raises."""
+        checks: dict[str, Callable[[], Awaitable[object]]] = {}
+        if self.inbox is not None:
+            checks["inbox"] = self.inbox.ping
+        elif self.store is not None and callable(getattr(self.store, "ping", None)):
+            checks["idempotency_store"] = self.store.ping  # type: ignore[attr-defined]
+        return await check_readiness(checks, timeout=timeout)
+
     @property
     def read_deadline(self) -> float:
         """``read_timeout`` for ``anyio.move_on_after``: ``math.inf`` when unbounded."""
@@ -223,17 +243,15 @@ class WebhookPipeline:
         """A 405 answer unless ``method`` is POST."""
         if method.upper() == "POST":
             return None
-        return attrs.evolve(
-            _error(405, "method_not_allowed", "webhooks must be POSTed"),
-            headers=(*_JSON, ("allow", "POST")),
-        )
+        refused = _error(405, "method_not_allowed", "webhooks must be POSTed")
+        return _counted(attrs.evolve(refused, headers=(*_JSON, ("allow", "POST"))))
 
     def check_content_length(self, value: str | None) -> PipelineResponse | None:
         """A 400 or 413 answer for a bad or too large declared ``Content-Length``."""
         if value is None:
             return None
         if not (value.isascii() and value.isdigit()):
-            return _error(400, "malformed_payload", "invalid Content-Length header")
+            return _counted(_error(400, "malformed_payload", "invalid Content-Length header"))
         # The length check first keeps int() away from absurdly long digit strings.
         if len(value) > 18 or int(value) > self.max_body_size:
             return self.too_large()
@@ -241,12 +259,15 @@ class WebhookPipeline:
 
     def too_large(self) -> PipelineResponse:
         """The 413 answer, for adapters that stopped reading past ``max_body_size``."""
+        return _counted(self._too_large())
+
+    def _too_large(self) -> PipelineResponse:
         return _error(413, "too_large", f"webhook body exceeds {self.max_body_size} bytes")
 
     def timed_out(self) -> PipelineResponse:
         """The 408 answer, for adapters whose body read passed ``read_timeout``."""
         message = f"webhook body not received within {self.read_timeout} s"
-        return attrs.evolve(_error(408, "timeout", message), headers=_CLOSE)
+        return _counted(attrs.evolve(_error(408, "timeout", message), headers=_CLOSE))
 
     # -- the pipeline ------------------------------------------------------------------
 
@@ -260,8 +281,14 @@ class WebhookPipeline:
         """Process one delivery's raw ``body``; never raises for bad input.
 
         Cancellation propagates (after releasing the dedupe key, so that a
-        redelivery is processed).
+        redelivery is processed). Each answer is counted in the
+        ``avaturn.webhook.deliveries`` metric.
         """
+        return _counted(await self._handle(body, headers, query))
+
+    async def _handle(
+        self, body: bytes, headers: Mapping[str, str], query: Mapping[str, str] | None
+    ) -> PipelineResponse:
         verifier = self.verifier
         try:
             if verifier is not None:
@@ -269,7 +296,7 @@ class WebhookPipeline:
             else:
                 event = parse_event(body_bytes(body), max_body_size=DEFAULT_MAX_BODY_SIZE)
         except WebhookPayloadTooLargeError:
-            return self.too_large()
+            return self._too_large()
         except WebhookVerificationError as exc:
             webhook_logger().info("rejected webhook: %s", exc.reason)
             return _error(401, exc.reason, str(exc))

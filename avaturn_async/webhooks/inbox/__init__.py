@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ._ordering import OrderBy as OrderBy
     from ._ordering import by_avatar as by_avatar
     from ._sqlite_store import SQLiteInboxStore as SQLiteInboxStore
+    from ._stats import InboxStats as InboxStats
     from ._store import LEASE_LOST as LEASE_LOST
     from ._store import Claimed as Claimed
     from ._store import Delivery as Delivery

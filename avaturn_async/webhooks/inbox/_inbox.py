@@ -47,13 +47,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import timedelta
 from functools import partial
 from types import TracebackType
 
 import anyio
 
+from ... import _metrics
 from ..._deprecated import renamed_argument
 from ..._errors import ConfigurationError
 from ..._events import Event
@@ -71,6 +72,7 @@ from ._policy import (
 )
 from ._sqlite import Synchronous
 from ._sqlite_store import SQLiteInboxStore
+from ._stats import InboxStats, inbox_label, ping_store, read_stats, watching
 from ._store import Delivery, InboxRecord, InboxStatus, InboxStore
 from ._worker import InboxWorker
 
@@ -180,7 +182,10 @@ class WebhookInbox:
             received_at=self._now(),
             ordering_key=ordering_key(self.order_by, event),
         )
-        return await self.store.insert(delivery)
+        new_id = await self.store.insert(delivery)
+        if new_id is not None:
+            _metrics.count_inbox("stored", event.event)
+        return new_id
 
     # -- the worker ----------------------------------------------------------------------
 
@@ -235,7 +240,8 @@ class WebhookInbox:
             raise ConfigurationError("poll_interval must be positive")
         policy = make_policy(max_attempts, backoff, lease, concurrency)
         worker = InboxWorker(self.store, self._now, router, policy, confirm=confirm)
-        await worker.run(poll_interval)
+        with self.reporting_metrics():
+            await worker.run(poll_interval)
 
     @asynccontextmanager
     async def worker(
@@ -273,6 +279,27 @@ class WebhookInbox:
     async def counts(self) -> dict[str, int]:
         """``{"pending": n, "done": n, "dead": n}``."""
         return await self.store.counts()
+
+    @property
+    def label(self) -> str:
+        """How metrics name this inbox (``avaturn.inbox``): its file, or its DSN
+        without the password."""
+        return inbox_label(self.path, self.store)
+
+    async def stats(self) -> InboxStats:
+        """Deliveries by status and the age of the oldest pending one, in one query."""
+        return await read_stats(self.store, self._now())
+
+    def reporting_metrics(self) -> AbstractContextManager[None]:
+        """Report this inbox's gauges (``avaturn.inbox.events`` by status,
+        ``avaturn.inbox.oldest_pending.age``) while the block runs: read with one query
+        on each metrics collection, never otherwise. A running worker reports them."""
+        return watching(self.label, self.store, self._now)
+
+    async def ping(self) -> None:
+        """The readiness check: one trivial query; raises when the database fails.
+        Bound it with ``anyio.fail_after`` (``WebhookPipeline.readiness`` does)."""
+        await ping_store(self.store)
 
     async def replay(self, ids: Iterable[int] = (), *, all_dead: bool = False) -> tuple[int, ...]:
         """Move dead events (``ids``, or every one with ``all_dead=True``) back to pending.

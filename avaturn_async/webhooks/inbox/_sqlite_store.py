@@ -17,6 +17,7 @@ from ..._errors import ConfigurationError
 from ..._redact import looks_like_url, redact_location
 from ..._sqlite import SQLiteThread
 from ._sqlite import SQLiteInboxTable, Synchronous
+from ._stats import InboxStats, sqlite_ping, sqlite_stats
 from ._store import Claimed, Delivery, InboxRecord, InboxStatus
 
 __all__ = ["SQLiteInboxStore"]
@@ -58,6 +59,11 @@ class SQLiteInboxStore:
 
     def __repr__(self) -> str:
         return f"SQLiteInboxStore({os.fspath(self.path)!r})"
+
+    @property
+    def label(self) -> str:
+        """The file, as metrics and logs name this inbox."""
+        return os.fspath(self.path)
 
     @property
     def batches(self) -> int:
@@ -111,6 +117,13 @@ class SQLiteInboxStore:
 
     async def counts(self) -> dict[str, int]:
         return await self._db.read(SQLiteInboxTable.counts)
+
+    async def stats(self, *, now: float) -> InboxStats:
+        return await self._db.read(sqlite_stats, now=now)
+
+    async def ping(self) -> None:
+        """One trivial query, queued like every other: a store stuck on a lock times out."""
+        await self._db.read(sqlite_ping)
 
     async def records(self, *, status: InboxStatus | None, limit: int) -> list[InboxRecord]:
         return await self._db.read(SQLiteInboxTable.records, status=status, limit=limit)

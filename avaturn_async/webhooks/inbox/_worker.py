@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import anyio
 
+from ... import _metrics, _traces
 from ..._errors import WebhookParseError
 from ..._events import Event, parse_event
 from .._confirm import EventConfirmer
@@ -119,8 +120,14 @@ class InboxWorker:
         return claims
 
     async def _dispatch_one(self, claimed: Claimed) -> None:
+        attributes: dict[str, str | int] = {
+            "avaturn.inbox.event_id": claimed.id,
+            "avaturn.webhook.event": claimed.event_type,
+            "avaturn.inbox.attempt": claimed.attempts,
+        }
         try:
-            await self._handle(claimed)
+            with _traces.span("avaturn inbox dispatch", attributes, consumer=True):
+                await self._handle(claimed)
         except Exception:
             # The outcome could not be recorded (database locked, failing or
             # unreachable): the attempt stays counted and the lease brings it back.
@@ -142,7 +149,9 @@ class InboxWorker:
         policy = self._policy
         error = await self._attempt(event, claimed, policy.lease)
         if error is None:
-            if not await self.store.complete(claimed, now=self._now()):
+            if await self.store.complete(claimed, now=self._now()):
+                _metrics.count_inbox("dispatched", claimed.event_type)
+            else:
                 logger.warning("webhook inbox event %d: lease lost before done", claimed.id)
             return
         retry_at = None
@@ -201,6 +210,9 @@ class InboxWorker:
     async def _record_failure(self, claimed: Claimed, error: str, retry_at: float | None) -> None:
         now = self._now()
         recorded = await self.store.fail(claimed, now=now, error=error, retry_at=retry_at)
+        if recorded:
+            step = "dead_lettered" if retry_at is None else "retried"
+            _metrics.count_inbox(step, claimed.event_type)
         outcome = "dead-lettered" if retry_at is None else f"retry in {retry_at - now:.0f}s"
         logger.warning(
             "webhook inbox event %d (%s) failed attempt %d: %s%s",
