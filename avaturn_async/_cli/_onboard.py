@@ -173,27 +173,34 @@ def status_counts(journal: Journal, *, limit: int = 20) -> dict[str, Any]:
 def journal_counts(
     label: str, status: JournalStatus, failures: list[FailureRecord]
 ) -> dict[str, Any]:
-    """:func:`status_counts` of any journal, from its status and first failures."""
-    ready = sum(status.by_state.get(s, 0) for s in ("ready", "exported"))
-    invalid = status.invalid + status.rejected_last_run
+    """:func:`status_counts` of any journal, from its status and first failures.
+
+    Every row is counted once, in the one vocabulary: ``rows`` = ``ready`` +
+    ``in_progress`` + ``failed`` + ``invalid`` (a keyless or duplicate line of the
+    last run is a row here too, and invalid), as in the results file."""
+    outcomes, rejected = status.outcomes, status.rejected_last_run
+    invalid = outcomes.get("invalid", 0) + rejected
+    listed = [
+        {"line": f.line, "key": f.key, "error_kind": f.shown_kind, "error": f.reason,
+         "state": f.outcome}
+        for f in failures
+    ]
     return {
         "journal": label,
-        "rows": status.rows,
-        "ready": ready,
-        "in_progress": status.rows - ready - status.failed,
-        "failed": status.failed - status.invalid,
+        "rows": status.rows + rejected,
+        "ready": outcomes.get("ready", 0),
+        "in_progress": outcomes.get("in_progress", 0),
+        "failed": outcomes.get("failed", 0),
         "invalid": invalid,
         "possible_orphans": status.possible_orphans,
-        "by_state": dict(sorted(status.by_state.items())),
+        "in_progress_by_step": dict(status.in_progress_by_step),
         "runs": status.runs,
         "last_run": status.last_run_outcome,
         "running_pid": status.running_pid,
         "live_runs": status.live_runs,
-        "failures": [
-            {"line": f.line, "key": f.key, "kind": f.kind, "reason": f.reason}
-            for f in failures
-        ],
-        "clean": status.failed == 0 and invalid == 0 and ready == status.rows,
+        "failed_rows": [row for row in listed if row["state"] == "failed"],
+        "invalid_rows": [row for row in listed if row["state"] == "invalid"],
+        "clean": outcomes.get("ready", 0) == status.rows and rejected == 0,
     }
 
 
@@ -202,27 +209,35 @@ def format_status(journal: Journal, *, limit: int = 20) -> tuple[str, bool]:
     return format_counts(status_counts(journal, limit=limit))
 
 
+def _listed(title: str, rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    return [f"  {title}:"] + [
+        f"    line {r['line']} key {r['key'] or '-'}: "
+        + ("" if r["error_kind"] == r["state"] else f"[{r['error_kind']}] ")
+        + str(r["error"])
+        for r in rows
+    ]
+
+
 def format_counts(counts: dict[str, Any]) -> tuple[str, bool]:
     """The ``--status`` text of :func:`journal_counts`, and whether it is clean."""
-    states = ", ".join(f"{state} {count}" for state, count in counts["by_state"].items())
     lines = [
         f"Journal {counts['journal']}: {counts['rows']} rows, {counts['runs']} run(s) "
         f"(last run: {counts['last_run'] or 'running or killed'})",
         f"  ready {counts['ready']}, in progress {counts['in_progress']}, "
         f"failed {counts['failed']}, invalid {counts['invalid']}; "
         f"possible orphan users {counts['possible_orphans']}",
-        f"  by state: {states or '-'}",
     ]
+    if counts["in_progress_by_step"]:
+        steps = ", ".join(f"{step} {n}" for step, n in counts["in_progress_by_step"].items())
+        lines.append(f"  in progress, by step: {steps}")
     if counts["running_pid"] is not None:
         lines.append(f"  a run is in progress (pid {counts['running_pid']})")
     if counts["live_runs"]:
         lines.append(f"  runs in progress (any machine): {counts['live_runs']}")
-    if counts["failures"]:
-        lines.append("  failures:")
-        lines += [
-            f"    line {f['line']} key {f['key'] or '-'}: [{f['kind']}] {f['reason']}"
-            for f in counts["failures"]
-        ]
+    lines += _listed("failed rows", counts["failed_rows"])
+    lines += _listed("invalid rows", counts["invalid_rows"])
     return "\n".join(lines), bool(counts["clean"])
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import time
 import warnings
@@ -89,7 +90,8 @@ async def _chunks(rows: RowSource) -> AsyncIterator[list[RowItem]]:
 
 def _entry(item: RowItem) -> RowEntry:
     problem = item.reason if isinstance(item, RowError) else None
-    return RowEntry(line=item.line, key=item.key, problem=problem)
+    extra = json.dumps(item.extra, ensure_ascii=False, default=str) if item.extra else None
+    return RowEntry(line=item.line, key=item.key, problem=problem, extra=extra)
 
 
 class _Run:
@@ -173,9 +175,15 @@ class _Run:
             self.fatal = exc
         scope.cancel()
 
-    async def _hand_out(self, rows: list[OnboardRow], send: ObjectSendStream[_Work]) -> int:
+    async def _hand_out(
+        self, rows: list[OnboardRow], send: ObjectSendStream[_Work], *, taken_over: bool = False
+    ) -> int:
         """Claim ``rows`` a few at a time, just before workers are free to take them
-        (so runs sharing the journal share the rows); returns how many were claimed."""
+        (so runs sharing the journal share the rows); returns how many were claimed.
+
+        ``taken_over``: the rows were counted as handled by other runs; each claimed
+        one leaves that count before a worker can count it again (a row is never
+        counted twice, not even for a moment on the progress line)."""
         claimed = 0
         for start in range(0, len(rows), _CLAIM_BATCH):
             group = {row.key: row for row in rows[start : start + _CLAIM_BATCH]}
@@ -183,6 +191,8 @@ class _Run:
                 list(group), export=self.export, retry_failed=self.settings.retry_failed
             )
             claimed += len(records)
+            if taken_over:
+                self.summary.elsewhere -= len(records)
             for record in records:
                 await send.send(_Work(group[record.key], record))
         return claimed
@@ -236,18 +246,19 @@ class _Run:
                     item for item in chunk if isinstance(item, OnboardRow) and item.key in wanted
                 ]
                 found.update(item.key for item in todo)
-                claimed += await self._hand_out(todo, send)
-        self.summary.elsewhere -= claimed
+                claimed += await self._hand_out(todo, send, taken_over=True)
         return found, claimed
 
     async def consume(self, receive: ObjectReceiveStream[_Work], scope: anyio.CancelScope) -> None:
         async with receive:
             async for work in receive:
                 key = work.row.key
+                counted = False  # the runner counts a row it finished (ready or failed)
                 with anyio.CancelScope() as row_scope:
                     self.store.on_lease_lost(key, row_scope.cancel)
                     try:
                         await self.runner.run(work.row, work.record)
+                        counted = True
                     except LeaseLostError:
                         row_scope.cancel()
                     except Exception as exc:
@@ -256,7 +267,7 @@ class _Run:
                     finally:
                         with anyio.CancelScope(shield=True):
                             await self.store.release(key)
-                if row_scope.cancel_called:
+                if row_scope.cancel_called and not counted:
                     self.summary.elsewhere += 1  # another run took it over
                     self.changed()
 
