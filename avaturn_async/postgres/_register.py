@@ -153,7 +153,8 @@ async def register_entries(
     inserted, known = await _known_rows(conn, run_id, first)
     plan = _plan(run_id, entries, first, inserted, known)
     if plan.updates:
-        await conn.executemany(_UPDATE, sorted(plan.updates, key=_by_key))
+        updates = sorted(plan.updates, key=_by_key)
+        await conn.executemany(_UPDATE, updates)
     if plan.rejects:
         await conn.executemany(_REJECT, plan.rejects)
     if plan.steps:
