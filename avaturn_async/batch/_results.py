@@ -194,9 +194,10 @@ def _supports_results(store: JournalStore) -> bool:
 
 
 async def _opened(journal: str | os.PathLike[str] | Journal | JournalStore) -> tuple[Any, bool]:
-    is_file = isinstance(journal, (str, os.PathLike)) and "://" not in os.fspath(journal)
-    if is_file and not await anyio.to_thread.run_sync(Path(os.fspath(journal)).is_file):
-        raise JournalError(f"no journal at {os.fspath(journal)}")
+    if isinstance(journal, (str, os.PathLike)):
+        name = os.fspath(journal)
+        if "://" not in name and not await anyio.to_thread.run_sync(Path(name).is_file):
+            raise JournalError(f"no journal at {name}")
     store, owned = await open_journal(journal)
     if not _supports_results(store):
         if owned:
