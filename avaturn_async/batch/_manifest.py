@@ -34,7 +34,8 @@ import attrs
 
 from .._errors import AvaturnError
 from .._models import BodyType
-from .._photos import JPEG_MAGIC
+from .._images import header_problem
+from .._photos import photo_head_problem
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -94,11 +95,18 @@ class RowError:
 
 
 def check_photos(row: OnboardRow) -> str | None:
-    """Why the row's photos cannot be uploaded, or ``None``. Reads 3 bytes of each."""
+    """Why the row's photos cannot be uploaded, or ``None``. Reads 12 bytes of each
+    (their format: JPEG, or with the ``images`` extra also PNG, WebP, HEIC)."""
     for name, path in zip(PHOTO_COLUMNS, row.photos(), strict=True):
         try:
             with path.open("rb") as handle:
-                head = handle.read(len(JPEG_MAGIC))
+                head = handle.read(12)
+                size = os.fstat(handle.fileno()).st_size
+                problem = photo_head_problem(name, head, size)
+                if problem is None and not head.startswith(b"\xff\xd8\xff"):
+                    # Another format (the images extra is installed): Pillow reads its header.
+                    handle.seek(0)
+                    problem = header_problem(name, handle)
         except FileNotFoundError:
             return f"{name} photo not found: {path}"
         except IsADirectoryError:
@@ -107,10 +115,8 @@ def check_photos(row: OnboardRow) -> str | None:
             return f"{name} photo cannot be read: {path}: {exc.strerror}"
         except ValueError:  # a NUL character in the path
             return f"{name} photo path is not valid: {str(path)!r}"
-        if not head:
-            return f"{name} photo is empty: {path}"
-        if head != JPEG_MAGIC:
-            return f"{name} photo is not a JPEG: {path}"
+        if problem is not None:
+            return f"{problem}: {path}"
     return None
 
 
