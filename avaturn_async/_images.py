@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import io
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from ._errors import PhotoError
 
@@ -87,12 +87,12 @@ def _pillow() -> None:
     pillow_heif.register_heif_opener()
 
 
-def _open(name: str, source: BinaryIO) -> Image.Image:
+def _open(name: str, source: BinaryIO | io.RawIOBase) -> Image.Image:
     from PIL import Image, UnidentifiedImageError
 
     _pillow()
     try:
-        image = Image.open(source)
+        image = Image.open(cast("BinaryIO", source))  # a raw stream reads as well
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
         raise PhotoError(f"{name} photo is not a JPEG, PNG, WebP or HEIC image") from None
     if image.format not in ("JPEG", "PNG", "WEBP", "HEIF", "AVIF", "MPO"):
@@ -115,7 +115,7 @@ def _is_plain_jpeg(image: Image.Image) -> bool:
     return all(marker == "APP0" and data.startswith(b"JFIF\x00") for marker, data in markers)
 
 
-def normalize(name: str, source: BinaryIO) -> bytes | None:
+def normalize(name: str, source: BinaryIO | io.RawIOBase) -> bytes | None:
     """The JPEG to upload for the photo in ``source``, or ``None`` when the photo
     is a plain JPEG to send as it is (see the module docstring). Blocking.
 

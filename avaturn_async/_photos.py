@@ -167,7 +167,7 @@ def _check_head(name: str, head: bytes, size: int) -> None:
         raise PhotoError(problem)
 
 
-def _converted(name: str, source: BinaryIO) -> bytes | None:
+def _converted(name: str, source: BinaryIO | io.RawIOBase) -> bytes | None:
     """With the ``images`` extra: the JPEG to send instead (``None``: send it as is)."""
     if not images.images_available():
         return None

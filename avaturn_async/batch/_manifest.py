@@ -33,8 +33,8 @@ from typing import IO, Any, Literal
 import attrs
 
 from .._errors import AvaturnError
-from .._models import BodyType
 from .._images import header_problem
+from .._models import BodyType
 from .._photos import photo_head_problem
 
 __all__ = [
