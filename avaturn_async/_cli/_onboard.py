@@ -2,19 +2,18 @@
 
 ::
 
-    avaturn onboard people.csv --journal onboard.db [--concurrency N]
-        [--export-dir DIR] [--webhook-port P] [--emulator]
+    avaturn onboard people.csv --journal onboard.db [--concurrency N] [--rate N]
+        [--export-dir DIR] [--webhook-port P] [--emulator] [--results FILE]
+    avaturn onboard people.csv --dry-run            # check offline, send nothing
     avaturn onboard --status --journal onboard.db [--json]
+    avaturn onboard --journal onboard.db --results people-results.csv
     avaturn onboard people.csv --journal postgresql://... [--lease SECONDS]
 
 Counts use one vocabulary (see :mod:`._summary`): ready, already done, failed,
-invalid; ``--status`` adds in progress.
-
-Exit codes (also :mod:`._summary`): 0 every row ready (or exported), 1 some
-rows failed or were invalid (or the run stopped because the API could not be
-reached), 2 bad usage (manifest or journal unreadable, missing configuration,
-API key refused, journal in use by another run), 130 interrupted. ``--status``:
-0 every row finished and none failed, 1 otherwise, 2 no journal.
+invalid; ``--status`` and the results add in progress. Exit codes: 0 every row
+ready (or exported), 1 some rows failed or were invalid (or the API could not be
+reached, or ``--max-new-users`` stopped the run), 2 bad usage, 130 interrupted.
+``--status``: 0 every row finished and none failed, 1 otherwise, 2 no journal.
 """
 
 from __future__ import annotations
@@ -52,7 +51,9 @@ from ..batch import (
     onboard,
 )
 from ..postgres import DEFAULT_LEASE, is_postgres_dsn
+from ._dry_run import run_dry_run
 from ._environment import emulated_client, remote_client
+from ._onboard_tools import add_tool_options, check_tool_options, save_results, write_sample
 from ._progress import progress_reporter
 
 __all__ = [
@@ -66,10 +67,9 @@ __all__ = [
 ]
 
 _EPILOG = """\
-manifest: CSV with the header key,frontal,side_1,side_2,body_type[,telephoto]
-(or JSON Lines with those names); photo paths are relative to the manifest's
-folder. Bad rows are recorded as failed with their line and reason; the others go on.
-
+manifest: CSV with the header key,frontal,side_1,side_2,body_type[,telephoto] and any
+columns of your own, kept for --results (or JSON Lines with those names); photo paths
+are relative to the manifest's folder. A bad row is invalid (line and reason); the rest go on.
 The journal records every step; rerun the same command after a crash or Ctrl-C
 and it resumes: no row gets a second Avaturn user or avatar.
 
@@ -77,7 +77,7 @@ environment: AVATURN_API_KEY, AVATURN_BASE_URL, AVATURN_WEBHOOK_SECRET (--webhoo
 
 counts: ready (avatar ready), already done (by an earlier run: nothing sent),
 failed (reason in the journal; a rerun retries), invalid (bad input or duplicate
-key: nothing sent); --status adds in progress.
+key: nothing sent); --status and --results add in progress.
 
 exit codes: 0 all rows ready, 1 some rows failed or invalid, 2 usage error (manifest or
 journal unreadable, missing configuration, API key refused), 130 interrupted;
@@ -124,7 +124,7 @@ def add_onboard_parser(commands: Any) -> None:
     )
     add = parser.add_argument
     add("manifest", nargs="?", help="CSV or JSONL manifest (not needed with --status)")
-    add("--journal", required=True, metavar="FILE|DSN",
+    add("--journal", metavar="FILE|DSN",
         help="SQLite journal file (created if missing), or postgresql://... to share "
         "the batch with other workers on any machine")
     add("--lease", type=_lease, default=DEFAULT_LEASE, metavar="SECONDS",
@@ -153,6 +153,7 @@ def add_onboard_parser(commands: Any) -> None:
         help="give up waiting for one avatar after this long (default 1800)")
     add("--progress", choices=("auto", "rich", "plain", "none"), default="auto",
         help="progress display (auto: a bar on a terminal, lines otherwise)")
+    add_tool_options(add)
 
 
 def _error(err: TextIO, message: str) -> int:
@@ -370,6 +371,7 @@ async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSum
                     poll_interval=args.poll_interval,
                     ready_timeout=args.ready_timeout,
                     source=str(manifest.path),
+                    max_new_users=args.max_new_users,
                 )
                 await onboard(
                     client,
@@ -390,10 +392,35 @@ async def run_onboard_command(
     """
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
+    try:
+        check_tool_options(args)
+    except ConfigurationError as exc:
+        return _error(err, str(exc))
+    if args.write_sample:
+        return write_sample(args, out, err)
+    if args.dry_run:
+        if not args.manifest:
+            return _error(err, "--dry-run checks a manifest: give its path")
+        return await run_dry_run(args, out, err)
+    if not args.journal:
+        return _error(err, "--journal FILE|DSN is needed (a SQLite file, or postgresql://...)")
     if args.status:
         return await _report_status(args, out, err)
     if not args.manifest:
-        return _error(err, "a manifest is needed (or --status)")
+        if args.results:
+            return await save_results(args, out, err)
+        return _error(err, "a manifest is needed (or --status, or --results)")
+    # With the results on stdout, the run's own report goes to stderr.
+    report = err if args.results == "-" else out
+    code = await _run(args, report, err)
+    if args.results and code != EXIT_USAGE:
+        saved = await save_results(args, report, err)
+        code = code if saved == EXIT_OK else saved
+    return code
+
+
+async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """One run of the manifest; its exit code."""
     summary = OnboardingSummary()
     failure: Exception | None = None
     async with anyio.create_task_group() as group:

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from ._results import RESULT_COLUMNS as RESULT_COLUMNS
     from ._results import ResultRow as ResultRow
     from ._results import read_results as read_results
+    from ._results import results_format as results_format
     from ._results import write_results as write_results
     from ._rules import DEFAULT_CUSTOMIZATION as DEFAULT_CUSTOMIZATION
     from ._rules import OnboardingAbortedError as OnboardingAbortedError

@@ -107,6 +107,7 @@ class _Run:
     ) -> None:
         self.store = store
         self.summary = summary
+        summary.user_cap = settings.max_new_users
         self.settings = settings
         self.export = settings.export_folder is not None
         self.progress = progress
@@ -210,9 +211,13 @@ class _Run:
                             assert isinstance(item, OnboardRow)
                             todo.append(item)
                         self.changed()
+                    if self.runner.cap_reached:
+                        # No more rows start: they are read to the end, counted, left as is.
+                        self.summary.not_started += len(todo)
+                        continue
                     claimed = await self._hand_out(todo, send)
                     self.summary.elsewhere += len(todo) - claimed
-                if isinstance(rows, Manifest):
+                if isinstance(rows, Manifest) and not self.runner.cap_reached:
                     await self._take_over(rows.path, send)
             except Exception as exc:
                 self._stop(exc, scope)
@@ -253,6 +258,11 @@ class _Run:
         async with receive:
             async for work in receive:
                 key = work.row.key
+                if self.runner.cap_reached:  # claimed before the cap was reached
+                    self.summary.not_started += 1
+                    await self.store.release(key)
+                    self.changed()
+                    continue
                 counted = False  # the runner counts a row it finished (ready or failed)
                 with anyio.CancelScope() as row_scope:
                     self.store.on_lease_lost(key, row_scope.cancel)
