@@ -71,13 +71,16 @@ class RowState(str, enum.Enum):
     EXPORTED = "exported"
 
 
+_FINISHED_STATES = frozenset({"ready", "exported"})  # RowState values, read per row
+
+
 def outcome_of(state: str, error_kind: str | None, error: str | None) -> str:
     """The vocabulary word of a journal row (see ``OUTCOMES``); every store counts so."""
     if error_kind == INPUT_KIND:
         return INVALID
-    if error is not None or state == RowState.AVATAR_FAILED.value:
+    if error is not None or state == "avatar_failed":
         return FAILED
-    if state in (RowState.READY.value, RowState.EXPORTED.value):
+    if state in _FINISHED_STATES:
         return READY
     return IN_PROGRESS
 

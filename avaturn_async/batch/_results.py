@@ -15,6 +15,7 @@ never became a row (no key, a duplicate key) come too, as ``invalid``.
 
 from __future__ import annotations
 
+import collections
 import csv
 import datetime
 import io
@@ -156,34 +157,47 @@ def result_of_reject(raw: Sequence[Any]) -> ResultRow:
     )
 
 
-async def _pages(
-    read: Any, after: tuple[Any, Any], position: Callable[[Sequence[Any]], tuple[Any, Any]]
-) -> AsyncIterator[Sequence[Any]]:
-    """Every item of a keyset-paged reader (``read(after, limit)``), in order."""
-    while True:
-        page = await read(after, PAGE)
-        for item in page:
-            yield item
-        if len(page) < PAGE:
-            return
-        after = position(page[-1])
+class _Pager:
+    """One keyset-paged reader of a store (``read(after, limit)``), a page in hand."""
+
+    def __init__(
+        self, read: Any, after: tuple[Any, Any], position: Callable[[Any], tuple[Any, Any]]
+    ) -> None:
+        self._read, self._after, self._position = read, after, position
+        self.items: collections.deque[Sequence[Any]] = collections.deque()
+        self.done = False
+
+    @property
+    def waiting(self) -> bool:
+        """Empty, with more to read: merging must wait for the next page."""
+        return not self.items and not self.done
+
+    async def fill(self) -> None:
+        page = await self._read(self._after, PAGE)
+        self.done = len(page) < PAGE
+        if page:
+            self._after = self._position(page[-1])
+        self.items.extend(page)
 
 
-async def _stream(store: Any) -> AsyncIterator[ResultRow]:
-    """Rows and the last run's rejected lines, merged in line order."""
+async def _result_pages(store: Any) -> AsyncIterator[list[ResultRow]]:
+    """Rows and the last run's rejected lines, merged in line order, a page at a time."""
     # Rows are paged on (line, key), rejected lines on (line, id).
-    rows = aiter(_pages(store.results_page, (-1, ""), lambda row: (row[1], row[0])))
-    rejects = aiter(_pages(store.rejects_page, (-1, -1), lambda reject: (reject[0], reject[1])))
-    row = await anext(rows, None)
-    reject = await anext(rejects, None)
-    while row is not None or reject is not None:
-        if reject is not None and (row is None or reject[0] < row[1]):
-            yield result_of_reject(reject)
-            reject = await anext(rejects, None)
-        else:
-            assert row is not None
-            yield result_of_row(row)
-            row = await anext(rows, None)
+    rows = _Pager(store.results_page, (-1, ""), lambda row: (row[1], row[0]))
+    rejects = _Pager(store.rejects_page, (-1, -1), lambda reject: (reject[0], reject[1]))
+    while True:
+        for pager in (rows, rejects):
+            if pager.waiting:
+                await pager.fill()
+        if not rows.items and not rejects.items:
+            return
+        batch: list[ResultRow] = []
+        while (rows.items or rejects.items) and not rows.waiting and not rejects.waiting:
+            if rejects.items and (not rows.items or rejects.items[0][0] < rows.items[0][1]):
+                batch.append(result_of_reject(rejects.items.popleft()))
+            else:
+                batch.append(result_of_row(rows.items.popleft()))
+        yield batch
 
 
 def _supports_results(store: JournalStore) -> bool:
@@ -217,8 +231,9 @@ async def read_results(
     """
     store, owned = await _opened(journal)
     try:
-        async for result in _stream(store):
-            yield result
+        async for batch in _result_pages(store):
+            for result in batch:
+                yield result
     finally:
         if owned:
             with anyio.CancelScope(shield=True):
@@ -267,15 +282,11 @@ async def _write_stream(store: Any, out: TextIO, fmt: ResultsFormat) -> int:
     columns = list(await store.extra_columns())
     if fmt == "csv":
         out.write(_lines_header([*RESULT_COLUMNS, *map(extra_name, columns)]))
-    written, batch = 0, []
-    async for result in _stream(store):
-        batch.append(result)
-        if len(batch) >= PAGE:
-            await anyio.to_thread.run_sync(out.write, _lines(batch, columns, fmt))
-            written, batch = written + len(batch), []
-    if batch:
+    written = 0
+    async for batch in _result_pages(store):
         await anyio.to_thread.run_sync(out.write, _lines(batch, columns, fmt))
-    return written + len(batch)
+        written += len(batch)
+    return written
 
 
 def _lines_header(names: Sequence[str]) -> str:
