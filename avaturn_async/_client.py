@@ -1,9 +1,8 @@
-"""``AvaturnClient``: its options, the retry loop and the concurrency limit.
+"""``AvaturnClient``: its options, the retry loop, the concurrency limit and the pace.
 
-A client is its :class:`ClientOptions` (one frozen value) beside a ``_Shared`` holder
-of what derived clients share (pool, request limit, backoff, open or closed state).
-Endpoints are in ``_resources``; what a call reports (hooks, logs, spans) in ``_observe``.
-"""
+A client is its :class:`ClientOptions` (one frozen value) beside a ``_Shared`` holder of
+what derived clients share (pool, request limit, backoff, pace, open or closed state).
+Endpoints: ``_resources``; what a call reports (hooks, logs, spans): ``_observe``."""
 
 from __future__ import annotations
 
@@ -32,6 +31,7 @@ from ._limiter import RequestLimiter
 from ._models import DownloadedFile
 from ._observe import Hook, Tracer, attach_metadata
 from ._options import DEFAULT_BASE_URL
+from ._pacing import Pacing, RateBudget, build_pacing
 from ._protocol import Request, Response
 from ._resources import Avatars, Exports, Renders, Sessions, Users
 from ._retry import RetryPolicy
@@ -76,6 +76,7 @@ class ClientOptions:
     on_error: Hook | None = None
     tracing: bool | Literal["auto"] = "auto"
     clock: Clock = DEFAULT_CLOCK
+    rate_limit: float | RateBudget | None = None
 
 
 class _State(enum.Enum):
@@ -98,6 +99,7 @@ class _Shared:
     plain_headers: CIMultiDictProxy[str]
     auth_headers: CIMultiDictProxy[str]
     download_headers: CIMultiDictProxy[str]
+    pacing: Pacing | None = attrs.field(default=None, kw_only=True)
     state: _State = attrs.field(default=_State.OPEN, kw_only=True)
     """``CLOSED`` once the pool's owner was closed: then every derived client is too."""
 
@@ -133,6 +135,8 @@ class AvaturnClient:
         tracing: OpenTelemetry client spans: ``"auto"`` (once a tracer provider is
             installed), ``True`` or ``False``.
         clock: where the client reads the time, sleeps and draws jitter (a test seam).
+        rate_limit: API requests per second at most, paced evenly, or a :class:`RateBudget`;
+            ``None``: paced (with ``adaptive``) at the rate the server's 429s teach.
     """
 
     def __init__(
@@ -154,6 +158,7 @@ class AvaturnClient:
         on_error: Hook | None = None,
         tracing: bool | Literal["auto"] = "auto",
         clock: Clock = DEFAULT_CLOCK,
+        rate_limit: float | RateBudget | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ConfigurationError("max_concurrency must be at least 1")
@@ -171,6 +176,7 @@ class AvaturnClient:
             on_error=on_error,
             tracing=arguments.tracing_mode(tracing),
             clock=clock,
+            rate_limit=arguments.rate_limit(rate_limit),
         )
         agent, backoff = user_agent or USER_AGENT, options.adaptive
         plain = {"User-Agent": agent, "Accept": "application/json"}
@@ -180,6 +186,7 @@ class AvaturnClient:
             RequestLimiter(max_concurrency),
             None if backoff is None else AdaptiveLimiter(backoff, max_concurrency, clock=clock.now),
             *(CIMultiDictProxy(CIMultiDict(h)) for h in (plain, auth, {"User-Agent": agent})),
+            pacing=build_pacing(options.rate_limit, options.adaptive is not None, clock),
         )
         self._bind(shared, options, Tracer(options.tracing), owner=True)
         self.event_hub = event_hub
@@ -322,12 +329,9 @@ class AvaturnClient:
             limiter.total_tokens = limit
 
     async def _send(self, request: Request) -> Response:
-        """Send with retries; returns a 2xx answer or raises a typed error.
-
-        Three steps, as httpx splits ``send``: :meth:`_attempt` sends once,
-        :func:`decide` says what to do about a failure (pure), and the error
-        it names is reported and raised.
-        """
+        """Send with retries; returns a 2xx answer or raises a typed error. Three steps, as
+        httpx splits ``send``: :meth:`_attempt` sends once, :func:`decide` says what to
+        do about a failure (pure), and the error it names is reported and raised."""
         shared, options = self._shared, self._options
         if self._state is _CLOSED or shared.state is _CLOSED:
             self._check_open()
@@ -356,10 +360,8 @@ class AvaturnClient:
     async def _attempt(
         self, request: Request, url: str, headers: Mapping[str, str], attempt: int, now: float
     ) -> Response | TransportError:
-        """One attempt under the request limit: the answer (any status) or the failure.
-
-        ``now`` is the clock read by the caller just before: one read less per call.
-        """
+        """One attempt under the request limit (and pace): the answer (any status) or the
+        failure. ``now`` is the clock read by the caller just before: one read less per call."""
         shared, options = self._shared, self._options
         limiter = shared.limiter
         sent_at = now
@@ -373,6 +375,9 @@ class AvaturnClient:
             if adaptive is not None and adaptive.resume_at > sent_at:  # the gate is shut
                 await options.clock.sleep(adaptive.pause_remaining())
                 sent_at = self._now()
+            pacing = shared.pacing
+            if pacing is not None and pacing.active and request.authenticated:
+                sent_at = await pacing.wait_turn()  # after the slot: it goes at its turn
             if options.on_request is not None:
                 await _observe.report_request(options.on_request, request, attempt)
             sending = shared.transport.send(
@@ -390,6 +395,8 @@ class AvaturnClient:
                 self._adapt(response, None, sent_at)
         elif adaptive is not None:
             self._adapt(response, retry_after_seconds(response), sent_at)
+        if pacing is not None and request.authenticated:
+            pacing.observe(response.status, response.headers, retry_after_seconds(response))
         if options.on_response is not None or logger.isEnabledFor(logging.DEBUG):
             elapsed = self._now() - sent_at
             await _observe.report_answer(options.on_response, request, response, attempt, elapsed)
@@ -400,11 +407,8 @@ class AvaturnClient:
         return attach_metadata(read_model(response, model), request.route, response)
 
     def _read(self, request: Request, response: Response, model: type[T]) -> T:
-        """``response`` read into ``model``, with its metadata (what ``_call`` does).
-
-        Hot endpoints call ``_send`` and then this, rather than ``_call``: one
-        coroutine less to walk each time aiohttp resumes the call.
-        """
+        """``response`` read into ``model``, with its metadata (what ``_call`` does). Hot
+        endpoints call ``_send`` and then this: one coroutine less for aiohttp to resume."""
         return attach_metadata(read_model(response, model), request.route, response)
 
     async def download(
