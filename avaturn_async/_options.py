@@ -19,8 +19,8 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "adaptive_settings",
     "or_default",
-    "read_api_key",
     "rate_limit",
+    "read_api_key",
     "read_base_url",
     "tracing_mode",
 ]

@@ -9,11 +9,15 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import anyio
 
 from .._exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .._version import __version__
+
+if TYPE_CHECKING:
+    from ..testing import RateLimit
 
 __all__ = ["main"]
 
@@ -40,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument("--api-key", default="emulator-key")
     emulator.add_argument("--webhook-url", default=None, help="POST signed webhooks here")
     emulator.add_argument("--processing-delay", type=float, default=1.0, metavar="SECONDS")
+    emulator.add_argument(
+        "--rate-limit", type=float, default=None, metavar="R",
+        help="admit at most R API requests per second (a fixed one-second window); "
+        "the rest are answered 429 with Retry-After",
+    )
 
     from ._onboard import add_onboard_parser
 
@@ -51,10 +60,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _rate_limit(rate: float) -> RateLimit:
+    """R requests per second as a fixed window: whole requests per (1 s or longer)."""
+    from ..testing import RateLimit
+
+    if not rate > 0:
+        raise SystemExit("avaturn emulator: error: --rate-limit must be positive")
+    if rate >= 1 and float(rate).is_integer():
+        return RateLimit(requests=int(rate), per=1.0)
+    return RateLimit(requests=1, per=1.0 / rate)
+
+
 async def _serve_emulator(args: argparse.Namespace) -> int:
     from ..testing import AvaturnEmulator
 
+    limit = None if args.rate_limit is None else _rate_limit(args.rate_limit)
     emulator = AvaturnEmulator(
+        rate_limit=limit,
         api_key=args.api_key,
         host=args.host,
         port=args.port,
@@ -68,6 +90,8 @@ async def _serve_emulator(args: argparse.Namespace) -> int:
     print(f"  AVATURN_BASE_URL={emulator.base_url} AVATURN_API_KEY={emulator.api_key}")
     if args.webhook_url:
         print(f"  webhooks to {args.webhook_url}, secret {emulator.webhook_secret!r}")
+    if limit is not None:
+        print(f"  rate limit: {limit.requests} API requests per {limit.per:g} s (429 past it)")
     sys.stdout.flush()
     await emulator.serve_forever()
     return EXIT_OK

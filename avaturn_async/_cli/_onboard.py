@@ -51,9 +51,9 @@ from ..batch import (
     onboard,
 )
 from ..postgres import DEFAULT_LEASE, is_postgres_dsn
+from . import _onboard_tools as tools
 from ._dry_run import run_dry_run
 from ._environment import emulated_client, remote_client
-from ._onboard_tools import add_tool_options, check_tool_options, save_results, write_sample
 from ._progress import progress_reporter
 
 __all__ = [
@@ -153,7 +153,7 @@ def add_onboard_parser(commands: Any) -> None:
         help="give up waiting for one avatar after this long (default 1800)")
     add("--progress", choices=("auto", "rich", "plain", "none"), default="auto",
         help="progress display (auto: a bar on a terminal, lines otherwise)")
-    add_tool_options(add)
+    tools.add_tool_options(add)
 
 
 def _error(err: TextIO, message: str) -> int:
@@ -296,7 +296,7 @@ def emulator_state_file(journal: str) -> Path:
 
 @asynccontextmanager
 async def _client_for(
-    args: argparse.Namespace, out: TextIO, gate: RateLimitGate | None = None
+    args: argparse.Namespace, out: TextIO, gate: RateLimitGate | None, rate: Any
 ) -> AsyncIterator[AvaturnClient]:
     limit = max(16, 2 * args.concurrency)
     if args.emulator:
@@ -305,6 +305,7 @@ async def _client_for(
             max_concurrency=limit,
             state_file=emulator_state_file(args.journal),
             gate=gate,
+            rate_limit=rate,
         ) as env:
             print(f"embedded emulator at {env.emulator.base_url}; webhooks to "
                   f"{env.webhook_url}", file=out)
@@ -316,6 +317,7 @@ async def _client_for(
         webhook_secret=os.environ.get("AVATURN_WEBHOOK_SECRET"),
         max_concurrency=limit,
         gate=gate,
+        rate_limit=rate,
     ) as (client, webhook_url):
         if webhook_url is not None:
             print(f"receiving webhooks on {webhook_url}", file=out)
@@ -359,7 +361,8 @@ async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSum
         summary.total = total
         async with (
             _journal_for(args) as (journal, gate),
-            _client_for(args, out, gate) as client,
+            tools.rate_budget(args) as rate,
+            _client_for(args, out, gate, rate) as client,
         ):
             with progress_reporter(out, total, args.progress) as progress:
                 settings = OnboardSettings(
@@ -393,11 +396,11 @@ async def run_onboard_command(
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     try:
-        check_tool_options(args)
+        tools.check_tool_options(args)
     except ConfigurationError as exc:
         return _error(err, str(exc))
     if args.write_sample:
-        return write_sample(args, out, err)
+        return tools.write_sample(args, out, err)
     if args.dry_run:
         if not args.manifest:
             return _error(err, "--dry-run checks a manifest: give its path")
@@ -408,13 +411,13 @@ async def run_onboard_command(
         return await _report_status(args, out, err)
     if not args.manifest:
         if args.results:
-            return await save_results(args, out, err)
+            return await tools.save_results(args, out, err)
         return _error(err, "a manifest is needed (or --status, or --results)")
     # With the results on stdout, the run's own report goes to stderr.
     report = err if args.results == "-" else out
     code = await _run(args, report, err)
     if args.results and code != EXIT_USAGE:
-        saved = await save_results(args, report, err)
+        saved = await tools.save_results(args, report, err)
         code = code if saved == EXIT_OK else saved
     return code
 

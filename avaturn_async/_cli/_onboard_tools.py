@@ -9,10 +9,13 @@ the run writes them when it ends, interrupted or not.
 from __future__ import annotations
 
 import argparse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
 from .._errors import ConfigurationError, StorageError
+from .._pacing import RateBudget
 from ..batch import (
     EXIT_OK,
     EXIT_USAGE,
@@ -21,8 +24,15 @@ from ..batch import (
     write_results,
     write_sample_manifest,
 )
+from ..postgres import is_postgres_dsn
 
-__all__ = ["add_tool_options", "check_tool_options", "save_results", "write_sample"]
+__all__ = [
+    "add_tool_options",
+    "check_tool_options",
+    "rate_budget",
+    "save_results",
+    "write_sample",
+]
 
 
 def _count(text: str) -> int:
@@ -89,3 +99,16 @@ async def save_results(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
     if args.results != "-":
         print(f"results: {count} rows written to {args.results}", file=out)
     return EXIT_OK
+
+
+@asynccontextmanager
+async def rate_budget(args: argparse.Namespace) -> AsyncIterator[float | RateBudget | None]:
+    """``--rate``: the client's ``rate_limit``; with a ``postgresql://`` journal one
+    budget in its database, shared by every worker of the batch."""
+    if args.rate is None or not is_postgres_dsn(args.journal or ""):
+        yield args.rate
+        return
+    from ..postgres import PostgresRateBudget
+
+    async with PostgresRateBudget(args.journal, rate=args.rate) as budget:
+        yield budget
