@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -324,15 +323,6 @@ async def _client_for(
         yield client
 
 
-async def _stop_on_signal(scope: anyio.CancelScope, summary: OnboardingSummary) -> None:
-    """Ctrl-C or SIGTERM: cancel the run so the summary is still printed (exit 130)."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            summary.interrupted = True
-            scope.cancel()
-            return
-
-
 @asynccontextmanager
 async def _journal_for(
     args: argparse.Namespace,
@@ -428,7 +418,7 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     failure: Exception | None = None
     async with anyio.create_task_group() as group:
         if sys.platform != "win32":
-            group.start_soon(_stop_on_signal, group.cancel_scope, summary)
+            group.start_soon(tools.stop_on_signal, group.cancel_scope, summary)
         try:
             await _onboard(args, out, summary)
         except Exception as exc:  # caught here so the task group does not wrap it

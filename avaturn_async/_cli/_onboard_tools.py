@@ -9,10 +9,13 @@ the run writes them when it ends, interrupted or not.
 from __future__ import annotations
 
 import argparse
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO
+
+import anyio
 
 from .._errors import ConfigurationError, StorageError
 from .._pacing import RateBudget
@@ -20,6 +23,7 @@ from ..batch import (
     EXIT_OK,
     EXIT_USAGE,
     JournalError,
+    OnboardingSummary,
     results_format,
     write_results,
     write_sample_manifest,
@@ -31,6 +35,7 @@ __all__ = [
     "check_tool_options",
     "rate_budget",
     "save_results",
+    "stop_on_signal",
     "write_sample",
 ]
 
@@ -112,3 +117,12 @@ async def rate_budget(args: argparse.Namespace) -> AsyncIterator[float | RateBud
 
     async with PostgresRateBudget(args.journal, rate=args.rate) as budget:
         yield budget
+
+
+async def stop_on_signal(scope: anyio.CancelScope, summary: OnboardingSummary) -> None:
+    """Ctrl-C or SIGTERM: cancel the run so the summary is still printed (exit 130)."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            summary.interrupted = True
+            scope.cancel()
+            return
