@@ -186,8 +186,8 @@ class AvaturnClient:
             RequestLimiter(max_concurrency),
             None if backoff is None else AdaptiveLimiter(backoff, max_concurrency, clock=clock.now),
             *(CIMultiDictProxy(CIMultiDict(h)) for h in (plain, auth, {"User-Agent": agent})),
-            pacing=build_pacing(options.rate_limit, options.adaptive is not None, clock),
         )
+        shared.pacing = build_pacing(options.rate_limit, shared.backoff, clock)
         self._bind(shared, options, Tracer(options.tracing), owner=True)
         self.event_hub = event_hub
 
@@ -396,7 +396,9 @@ class AvaturnClient:
         elif adaptive is not None:
             self._adapt(response, retry_after_seconds(response), sent_at)
         if pacing is not None and request.authenticated:
-            pacing.observe(response.status, response.headers, retry_after_seconds(response))
+            pacing.observe(
+                response.status, response.headers, retry_after_seconds(response), sent_at
+            )
         if options.on_response is not None or logger.isEnabledFor(logging.DEBUG):
             elapsed = self._now() - sent_at
             await _observe.report_answer(options.on_response, request, response, attempt, elapsed)

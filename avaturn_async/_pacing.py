@@ -27,15 +27,25 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol, runtime_checkable
 
+from ._adaptive import AdaptiveLimiter
 from ._clock import Clock
 from ._errors import ConfigurationError
 
 __all__ = ["Gcra", "LearnedPace", "Pacing", "RateBudget", "TokenBucket", "build_pacing"]
 
 SAFETY = 0.97
-"""A learned pace runs this far under the rate the server was seen to admit."""
-PROBE_STEP = 0.01
-"""A learned pace rises by this fraction per window without a 429."""
+"""A learned pace starts this far under the rate the server was seen to admit."""
+DECREASE = 0.95
+"""A learned pace is multiplied by this on each later window that ends in a 429."""
+PROBE_STEP = 0.02
+"""A learned pace rises by this fraction after a window without a 429; the step
+doubles with each further such window (up to :data:`MAX_PROBE_STEP`), so a client
+whose sharers have stopped takes the whole limit again within a few windows."""
+MAX_PROBE_STEP = 0.5
+HEADROOM = 0.97
+"""A configured rate is paced at this share of it: a server's window may start at any
+request, and a request that leaves a few ms late brings the next one closer; 3 % of
+room (30 ms a second) keeps R + 1 requests out of one window of a limit of R."""
 DEFAULT_WINDOW = 1.0
 """The window assumed when a 429 names no ``Retry-After``."""
 
@@ -92,16 +102,15 @@ class TokenBucket:
         now: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
-        self._gcra = Gcra(rate, burst=burst)
+        if not rate > 0 or not math.isfinite(rate):
+            raise ConfigurationError("a rate limit must be a positive number per second")
+        self.rate = rate
+        self._gcra = Gcra(rate * HEADROOM, burst=burst)
         self._now = now
         self._sleep = sleep
 
     def __repr__(self) -> str:
-        return f"TokenBucket(rate={self._gcra.rate:g})"
-
-    @property
-    def rate(self) -> float:
-        return self._gcra.rate
+        return f"TokenBucket(rate={self.rate:g})"
 
     async def acquire(self) -> None:
         delay = self._gcra.reserve(self._now())
@@ -126,63 +135,90 @@ def _number(headers: Mapping[str, str], *names: str) -> float | None:
 
 
 class LearnedPace:
-    """The pace the server's answers teach (see the module docstring). Pure."""
+    """The pace the server's answers teach (see the module docstring). Pure.
+
+    A 429's ``Retry-After`` marks the end of the server's window. The requests
+    admitted between two such ends, over the time between them, are the rate the
+    server admits (to this client: with others sharing the limit, its share). The
+    first window's start is unknown (it may have begun before this client's first
+    request), so what it gives is only an upper bound, paced to until the next
+    window measures the rate. After that, a window that ends in a 429 multiplies
+    the pace by :data:`DECREASE`, and each window without one raises it, by
+    :data:`PROBE_STEP` first and by doubling steps after (AIMD on the rate).
+    Clients sharing a gate hear each other's 429s, so they slow down together.
+    """
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._gcra: Gcra | None = None
         self._admitted = 0
-        self._window_start: float | None = None
+        self._first_sent: float | None = None
+        self._bound_only = False  # the pace is the first window's upper bound
         self._window_end = -math.inf
         self._probed_at = -math.inf
+        self._step = PROBE_STEP
+        self._held_back = False  # a request waited for its turn since the last probe
         self.learned: int = 0
-        """How many times a rate was learned from a 429."""
+        """How many windows that ended in a 429 set the pace."""
+
+    @property
+    def first_window(self) -> bool:
+        """No 429 yet: the first request's time is still worth noting."""
+        return self._window_end == -math.inf
 
     @property
     def rate(self) -> float | None:
         """Requests per second now paced to, ``None`` while nothing is paced."""
         return None if self._gcra is None else self._gcra.rate
 
+    def _set(self, rate: float) -> None:
+        if self._gcra is None:
+            self._gcra = Gcra(rate)
+        else:
+            self._gcra.rate = rate
+
     def reserve(self, now: float) -> float:
         """Book a turn for a request about to be sent; the seconds to wait."""
-        if self._window_start is None:
-            self._window_start = now
         gcra = self._gcra
         if gcra is None:
             return 0.0
-        if now - self._probed_at >= self._window_length and now >= self._window_end:
-            gcra.rate *= 1.0 + PROBE_STEP  # a window without a 429: try a little faster
-            self._probed_at = now
-        return gcra.reserve(now)
+        if now - self._probed_at >= DEFAULT_WINDOW and now >= self._window_end:
+            if self._held_back:  # a window without a 429, and the pace held requests
+                gcra.rate *= 1.0 + self._step
+                self._step = min(2 * self._step, MAX_PROBE_STEP)
+            self._probed_at, self._held_back = now, False
+        delay = gcra.reserve(now)
+        self._held_back = self._held_back or delay > 0
+        return delay
 
-    @property
-    def _window_length(self) -> float:
-        return max(self._window_end - (self._window_start or 0.0), DEFAULT_WINDOW)
+    def sent(self, at: float) -> None:
+        """A request of the first window was sent at clock time ``at``."""
+        if self._first_sent is None or at < self._first_sent:
+            self._first_sent = at
 
     def admitted(self, headers: Mapping[str, str] | None = None) -> None:
         """An answer other than 429; ``headers`` may carry the server's own count."""
-        if self._window_start is None:
-            self._window_start = self._clock()  # the first answer: a window began
         self._admitted += 1
         if headers is not None:
             self._read_headers(headers)
 
     def refused(self, retry_after: float | None) -> None:
-        """A 429: the window it ends tells the rate the server admits."""
+        """A 429 (here, or heard through a shared gate): its window's end is news."""
         now = self._clock()
         if now < self._window_end:
-            return  # another refusal of the same window: learned already
-        start = self._window_start if self._window_start is not None else now
+            return  # another refusal of the same window: heard already
         end = now + (DEFAULT_WINDOW if retry_after is None else max(retry_after, 0.0))
-        if self._admitted > 0 and end > start:
-            rate = SAFETY * self._admitted / (end - start)
-            if self._gcra is None:
-                self._gcra = Gcra(rate)
-            else:
-                self._gcra.rate = rate
+        start = self._first_sent if self.first_window else self._window_end
+        current = self.rate
+        if current is not None and not self._bound_only:
+            self._set(current * DECREASE)
             self.learned += 1
-        self._window_start, self._window_end = end, end
-        self._admitted, self._probed_at = 0, end
+        elif start is not None and end > start and self._admitted > 0:
+            self._bound_only = self.first_window
+            self._set(SAFETY * self._admitted / (end - start))
+            self.learned += 1
+        self._window_end, self._admitted, self._probed_at = end, 0, end
+        self._step = PROBE_STEP
 
     def _read_headers(self, headers: Mapping[str, str]) -> None:
         remaining = _number(headers, "x-ratelimit-remaining", "ratelimit-remaining")
@@ -193,11 +229,7 @@ class LearnedPace:
             reset -= time.time()
         if reset <= 0:
             return
-        rate = max(remaining, 1.0) / reset
-        if self._gcra is None:
-            self._gcra = Gcra(rate)
-        else:
-            self._gcra.rate = rate
+        self._set(max(remaining, 1.0) / reset)
         self._probed_at = self._clock()  # the server said: nothing to probe
 
 
@@ -225,9 +257,13 @@ class Pacing:
             self.learned is not None and self.learned.rate is not None
         )
 
-    def observe(self, status: int, headers: Mapping[str, str], retry_after: float | None) -> None:
-        """Teach the learned pace an API answer (``retry_after`` of a 429)."""
+    def observe(
+        self, status: int, headers: Mapping[str, str], retry_after: float | None, sent_at: float
+    ) -> None:
+        """Teach the learned pace an API answer to a request sent at ``sent_at``."""
         if self.learned is not None:
+            if self.learned.first_window:
+                self.learned.sent(sent_at)
             if status == 429:
                 self.learned.refused(retry_after)
             else:
@@ -245,16 +281,21 @@ class Pacing:
 
 
 def build_pacing(
-    rate_limit: float | RateBudget | None, learn: bool, clock: Clock
+    rate_limit: float | RateBudget | None, adaptive: AdaptiveLimiter | None, clock: Clock
 ) -> Pacing | None:
     """A client's pacing: its ``rate_limit`` (a number makes a :class:`TokenBucket`),
-    and when ``learn`` (the adaptive backoff is on) a :class:`LearnedPace`."""
+    and with the ``adaptive`` backoff a :class:`LearnedPace` that hears every pause of
+    its gate: a 429 seen by any client sharing the gate (other processes, with a
+    ``PostgresGate``) slows them all, not only the one that was refused."""
     budget = (
         TokenBucket(rate_limit, now=clock.now, sleep=clock.sleep)
         if isinstance(rate_limit, (int, float))
         else rate_limit
     )
-    learned = LearnedPace(clock=clock.now) if learn else None
+    learned = None
+    if adaptive is not None:
+        learned = LearnedPace(clock=clock.now)
+        adaptive.gate.subscribe(learned.refused)
     if budget is None and learned is None:
         return None
     return Pacing(budget, learned, now=clock.now, sleep=clock.sleep)

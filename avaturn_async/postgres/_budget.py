@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from .._errors import ConfigurationError
+from .._pacing import HEADROOM
 from ._connect import retry_transient
 from ._setup import open_pool
 
@@ -115,7 +116,7 @@ class PostgresRateBudget:
         await self.start()
         pool = self._pool
         assert pool is not None
-        interval = 1.0 / self.rate
+        interval = 1.0 / (self.rate * HEADROOM)  # the room TokenBucket leaves, shared
         count = self._batch
 
         async def book() -> float:
