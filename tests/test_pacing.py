@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import pytest
 
 from avaturn_async import AvaturnClient, Clock, ConfigurationError, TokenBucket
+from avaturn_async._cli import main
 from avaturn_async._pacing import DECREASE, HEADROOM, PROBE_STEP, SAFETY, Gcra, LearnedPace
+from avaturn_async.batch import write_sample_manifest
 from avaturn_async.postgres import PostgresRateBudget
 from avaturn_async.testing import AvaturnEmulator, RateLimit
 from tests.support import json_answer, scripted_server
@@ -196,3 +199,20 @@ async def test_workers_share_one_postgres_budget(postgres_dsn: str) -> None:
     # a reading of the database's clock can be off), whichever worker booked them.
     assert min(gaps) > 1 / (rate * HEADROOM) - 0.015
     assert min(one.round_trips, two.round_trips) >= 2
+
+
+def test_the_emulator_command_serves_a_fixed_window_rate_limit() -> None:
+    from avaturn_async._cli import _rate_limit
+
+    assert _rate_limit(60) == RateLimit(requests=60, per=1.0)
+    assert _rate_limit(0.5) == RateLimit(requests=1, per=2.0)
+
+
+def test_onboard_with_a_rate_paces_and_finishes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write_sample_manifest(tmp_path, 4)
+    args = ["onboard", str(manifest), "--journal", str(tmp_path / "j.db"), "--emulator",
+            "--rate", "200", "--progress", "none"]
+    assert main(args) == 0
+    assert "4 ready" in capsys.readouterr().out
