@@ -73,7 +73,8 @@ def postgres() -> Iterator[str]:
         yield given
         return
     spec = importlib.util.spec_from_file_location("pg_server", ROOT / "tests" / "pg_server.py")
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise SystemExit("tests/pg_server.py is missing")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     server = module.PostgresServer().start()
@@ -171,8 +172,10 @@ async def run(rows: int, rate: int, workers: int, paced: bool, dsn: str | None) 
                 await _workers([command] * workers, env)
             finally:
                 watching.cancel()
-            assert len(emu.users) == rows and len(emu.avatars) == rows, "duplicates or misses"
-            assert meter.first is not None and meter.last is not None
+            if not len(emu.users) == len(emu.avatars) == rows:
+                raise SystemExit(f"{len(emu.users)} users, {len(emu.avatars)} avatars for {rows}")
+            if meter.first is None or meter.last is None:
+                raise SystemExit("no API request was admitted")
             total, refused = meter.api_requests(), emu.stats.rate_limited
             admitted = total - refused
             span = max(meter.last - meter.first, 1e-9)
