@@ -74,8 +74,8 @@ class Gcra:
             raise ConfigurationError("a rate limit must be a positive number per second")
         if burst < 1:
             raise ConfigurationError("burst must be at least 1")
-        self.rate = rate
-        self.burst = burst
+        self.rate: float = rate
+        self.burst: int = burst
         self._tat = -math.inf
 
     @property
@@ -104,7 +104,8 @@ class TokenBucket:
     ) -> None:
         if not rate > 0 or not math.isfinite(rate):
             raise ConfigurationError("a rate limit must be a positive number per second")
-        self.rate = rate
+        self.rate: float = rate
+        """The configured rate (paced at :data:`HEADROOM` of it)."""
         self._gcra = Gcra(rate * HEADROOM, burst=burst)
         self._now = now
         self._sleep = sleep

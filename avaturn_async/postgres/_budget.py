@@ -68,9 +68,9 @@ class PostgresRateBudget:
     def __init__(self, dsn: str, *, rate: float, scope: str = "default") -> None:
         if not rate > 0:
             raise ConfigurationError("rate must be a positive number of requests per second")
-        self.dsn = dsn
-        self.rate = float(rate)
-        self.scope = scope
+        self.dsn: str = dsn
+        self.rate: float = float(rate)
+        self.scope: str = scope
         self._batch = max(1, round(self.rate * BOOKED_AHEAD))
         self._turns: collections.deque[float] = collections.deque()  # time.monotonic()
         self._lock = asyncio.Lock()
