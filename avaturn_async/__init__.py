@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from ._errors import StorageUnavailableError as StorageUnavailableError
     from ._errors import TransportError as TransportError
     from ._errors import UnprocessableEntityError as UnprocessableEntityError
+    from ._errors import UnsafeURLError as UnsafeURLError
     from ._errors import ValidationErrorItem as ValidationErrorItem
     from ._errors import WebhookError as WebhookError
     from ._errors import WebhookInputError as WebhookInputError
@@ -66,8 +67,8 @@ if TYPE_CHECKING:
     from ._errors import WebhookVerificationError as WebhookVerificationError
     from ._hub import EventHub as EventHub
     from ._hub import EventSource as EventSource
-    from ._hub import EventTransport as EventTransport
-    from ._hub import InMemoryTransport as InMemoryTransport
+    from ._hub import HubChannel as HubChannel
+    from ._hub import InMemoryHubChannel as InMemoryHubChannel
     from ._jobs import AvatarJob as AvatarJob
     from ._jobs import ExportJob as ExportJob
     from ._jobs import RenderJob as RenderJob
@@ -108,8 +109,8 @@ if TYPE_CHECKING:
     from ._photos import PhotoSource as PhotoSource
     from ._photos import PhotoUpload as PhotoUpload
     from ._photos import prepare_upload as prepare_upload
-    from ._protocol import Request as Request
-    from ._protocol import Response as Response
+    from ._requests import Request as Request
+    from ._requests import Response as Response
     from ._retry import FailureKind as FailureKind
     from ._retry import RetryPolicy as RetryPolicy
     from ._transport import AiohttpTransport as AiohttpTransport
@@ -120,4 +121,8 @@ if TYPE_CHECKING:
 __getattr__: Callable[[str], Any]
 __dir__: Callable[[], list[str]]
 __all__: list[str]
-__getattr__, __dir__, __all__ = _lazy_exports(__name__, __file__)
+__getattr__, __dir__, __all__ = _lazy_exports(
+    __name__,
+    __file__,
+    renamed={"EventTransport": "HubChannel", "InMemoryTransport": "InMemoryHubChannel"},
+)

@@ -28,6 +28,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
+from ._deprecated import renamed_argument
 from ._errors import AT_LEAST_ONE, NOT_NEGATIVE, option_validator
 
 __all__ = ["AdaptiveConcurrency", "AdaptiveLimiter", "InProcessGate", "RateLimitGate"]
@@ -57,22 +58,24 @@ class RateLimitGate(Protocol):
 class InProcessGate:
     """The default gate: shared by the clients of one process that are given it."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
+    def __init__(
+        self, *, now: Callable[[], float] = time.monotonic, clock: Callable[[], float] | None = None
+    ) -> None:
+        self._now = renamed_argument("InProcessGate", "clock", "now", clock, now)
         self._until = -math.inf
         self._subscribers: list[Callable[[float], None]] = []
 
     def __repr__(self) -> str:
-        return f"InProcessGate(remaining={max(0.0, self._until - self._clock()):.3f})"
+        return f"InProcessGate(remaining={max(0.0, self._until - self._now()):.3f})"
 
     def close_for(self, seconds: float) -> None:
-        self._until = max(self._until, self._clock() + seconds)
+        self._until = max(self._until, self._now() + seconds)
         for paused in self._subscribers:
             paused(seconds)
 
     def subscribe(self, paused: Callable[[float], None]) -> None:
         self._subscribers.append(paused)
-        remaining = self._until - self._clock()
+        remaining = self._until - self._now()
         if remaining > 0:
             paused(remaining)
 
@@ -110,11 +113,12 @@ class AdaptiveLimiter:
         settings: AdaptiveConcurrency,
         max_concurrency: int,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings
         self.max_concurrency = max_concurrency
-        self._clock = clock
+        self._now = now = renamed_argument("AdaptiveLimiter", "clock", "now", clock, now)
         self._limit = float(max_concurrency)
         self.at_max: bool = True
         """The limit is at ``max_concurrency``: successes have nothing to grow."""
@@ -123,7 +127,7 @@ class AdaptiveLimiter:
         self.rate_limited: int = 0
         self.decreases: int = 0
         self.gate: RateLimitGate = (
-            settings.gate if settings.gate is not None else InProcessGate(clock=clock)
+            settings.gate if settings.gate is not None else InProcessGate(now=now)
         )
         self.gate.subscribe(self._paused)
 
@@ -138,11 +142,11 @@ class AdaptiveLimiter:
 
     def pause_remaining(self) -> float:
         """Seconds until the gate opens (0 when open)."""
-        return max(0.0, self.resume_at - self._clock())
+        return max(0.0, self.resume_at - self._now())
 
     def on_rate_limited(self, *, retry_after: float | None, sent_at: float) -> None:
         """A request sent at ``sent_at`` (clock time) was told to slow down."""
-        now = self._clock()
+        now = self._now()
         self.rate_limited += 1
         pause = self.settings.default_pause if retry_after is None else retry_after
         self.gate.close_for(min(pause, self.settings.max_pause))
@@ -158,7 +162,7 @@ class AdaptiveLimiter:
 
     def _paused(self, remaining: float) -> None:
         """The gate closed (here or in another sharer) for ``remaining`` seconds."""
-        self.resume_at = max(self.resume_at, self._clock() + remaining)
+        self.resume_at = max(self.resume_at, self._now() + remaining)
 
     def on_success(self) -> bool:
         """Grow the limit after a success; ``True`` when it changed."""

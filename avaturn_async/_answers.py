@@ -8,10 +8,8 @@ other answer, carrying its status, body and request id.
 
 from __future__ import annotations
 
-import codecs
-import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from itertools import repeat
 from typing import Any, TypeVar
 
@@ -29,8 +27,9 @@ from ._errors import (
     UnprocessableEntityError,
     ValidationErrorItem,
 )
-from ._protocol import Request, Response
+from ._requests import Request, Response
 from ._retry import parse_retry_after
+from ._wire import decode_json
 
 __all__ = [
     "error_from_response",
@@ -41,34 +40,19 @@ __all__ = [
 
 T = TypeVar("T")
 
-_JSON = json.JSONDecoder()
-_SCAN_JSON: Callable[[str, int], tuple[Any, int]] = _JSON.scan_once  # type: ignore[attr-defined]
-
 
 def _decode_json(response: Response) -> Any:
+    """The answer's JSON; ``None`` for an empty body (a 204, or an error without one)."""
     body = response.body
     if not body or body.isspace():
         return None
-    # JSON between systems is UTF-8 (RFC 8259, 8.1): decoding it directly skips
-    # json.loads' encoding sniffing, which shows up on the list hot path. A byte
-    # order mark is not sent by conforming servers, but is tolerated.
-    text = body.decode("utf-8-sig" if body.startswith(codecs.BOM_UTF8) else "utf-8")
-    # ``scan_once`` is ``decode`` without its two whitespace regex matches, a
-    # fifth of the cost on a small answer. Surrounding whitespace, trailing data
-    # and every error take the full ``decode``, which words the error.
-    try:
-        data, end = _SCAN_JSON(text, 0)
-        if end == len(text):
-            return data
-    except (ValueError, StopIteration, RecursionError):
-        pass
-    return _JSON.decode(text)
+    return decode_json(body)
 
 
 def _decode_answer(response: Response, what: str) -> Any:
     try:
         return _decode_json(response)
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:
         raise ResponseDecodeError(
             f"expected a JSON {what}, got a body that is not JSON",
             status=response.status,
@@ -83,9 +67,9 @@ _HOOKS: dict[Any, Any] = {}
 def read_model(response: Response, cls: type[T]) -> T:
     """The model in a success answer; raises ``ResponseDecodeError`` when it does not fit."""
     try:
-        data = _decode_json(response)
-    except (ValueError, UnicodeDecodeError):
-        data = _decode_answer(response, cls.__name__)  # raises ResponseDecodeError
+        data = decode_json(response.body)
+    except ValueError:
+        data = _decode_answer(response, cls.__name__)  # None if empty, else raises
     hook = _HOOKS.get(cls)
     if hook is None:
         hook = _HOOKS[cls] = _converter.converter.get_structure_hook(cls)
@@ -112,9 +96,9 @@ def _structure(data: Any, cls: Any, response: Response) -> Any:
 def read_model_list(response: Response, cls: type[T], into: type[list[T]] = list) -> list[T]:
     """A JSON array of models in a success answer, as ``into`` (a list type)."""
     try:
-        data = _decode_json(response)
-    except (ValueError, UnicodeDecodeError):
-        data = _decode_answer(response, f"list of {cls.__name__}")  # raises
+        data = decode_json(response.body)
+    except ValueError:
+        data = _decode_answer(response, f"list of {cls.__name__}")  # None if empty, else raises
     if type(data) is list:
         # Item by item with the item hook: cattrs' list machinery costs more than the
         # items themselves. Any problem is re-read the slow way for its field path.
@@ -143,7 +127,7 @@ _STATUS_CLASSES: dict[int, type[APIError]] = {
 def _error_body(response: Response) -> Any:
     try:
         return _decode_json(response)
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:
         return response.body.decode("utf-8", "replace")[:2000]
 
 

@@ -11,7 +11,7 @@ import functools
 import logging
 import os
 import platform
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -28,13 +28,15 @@ from ._decide import decide
 from ._errors import ClientClosedError, ConfigurationError, InvalidRequestError, TransportError
 from ._hub import EventHub
 from ._limiter import RequestLimiter
+from ._metrics import ClientMetrics
 from ._models import DownloadedFile
 from ._observe import Hook, Tracer, attach_metadata
 from ._options import DEFAULT_BASE_URL
 from ._pacing import Pacing, RateBudget, build_pacing
-from ._protocol import Request, Response
+from ._requests import Request, Response
 from ._resources import Avatars, Exports, Renders, Sessions, Users
 from ._retry import RetryPolicy
+from ._ssrf import DownloadGuard, guarding
 from ._transport import AiohttpTransport, Timeouts, Transport
 from ._version import __version__
 
@@ -76,6 +78,7 @@ class ClientOptions:
     on_error: Hook | None = None
     tracing: bool | Literal["auto"] = "auto"
     clock: Clock = DEFAULT_CLOCK
+    allowed_download_hosts: tuple[str, ...] = ()
     rate_limit: float | RateBudget | None = None
 
 
@@ -99,9 +102,15 @@ class _Shared:
     plain_headers: CIMultiDictProxy[str]
     auth_headers: CIMultiDictProxy[str]
     download_headers: CIMultiDictProxy[str]
+    download_guard: DownloadGuard  # which hosts download() may reach (the pool's base URL)
+    metrics: ClientMetrics  # request durations, 429s and the concurrency gauge (_metrics)
     pacing: Pacing | None = attrs.field(default=None, kw_only=True)
     state: _State = attrs.field(default=_State.OPEN, kw_only=True)
     """``CLOSED`` once the pool's owner was closed: then every derived client is too."""
+
+
+def _frozen_headers(headers: dict[str, str]) -> CIMultiDictProxy[str]:
+    return CIMultiDictProxy(CIMultiDict(headers))
 
 
 class AvaturnClient:
@@ -135,6 +144,10 @@ class AvaturnClient:
         tracing: OpenTelemetry client spans: ``"auto"`` (once a tracer provider is
             installed), ``True`` or ``False``.
         clock: where the client reads the time, sleeps and draws jitter (a test seam).
+        allowed_download_hosts: hosts :meth:`download` may reach although they are on
+            a loopback, private or link-local address (host names, ``*.example.com``,
+            IP addresses or networks such as ``10.1.0.0/16``). Others are refused
+            (:class:`UnsafeURLError`), except the addresses of ``base_url`` itself.
         rate_limit: API requests per second at most, paced evenly, or a :class:`RateBudget`;
             ``None``: paced (with ``adaptive``) at the rate the server's 429s teach.
     """
@@ -158,6 +171,7 @@ class AvaturnClient:
         on_error: Hook | None = None,
         tracing: bool | Literal["auto"] = "auto",
         clock: Clock = DEFAULT_CLOCK,
+        allowed_download_hosts: Iterable[str] = (),
         rate_limit: float | RateBudget | None = None,
     ) -> None:
         if max_concurrency < 1:
@@ -176,16 +190,22 @@ class AvaturnClient:
             on_error=on_error,
             tracing=arguments.tracing_mode(tracing),
             clock=clock,
+            allowed_download_hosts=tuple(allowed_download_hosts),
             rate_limit=arguments.rate_limit(rate_limit),
         )
         agent, backoff = user_agent or USER_AGENT, options.adaptive
         plain = {"User-Agent": agent, "Accept": "application/json"}
         auth = {**plain, "Authorization": f"Bearer {arguments.read_api_key(api_key)}"}
+        limiter = RequestLimiter(max_concurrency)
         shared = _Shared(
             transport or AiohttpTransport(session=session, connection_limit=max_concurrency),
-            RequestLimiter(max_concurrency),
-            None if backoff is None else AdaptiveLimiter(backoff, max_concurrency, clock=clock.now),
-            *(CIMultiDictProxy(CIMultiDict(h)) for h in (plain, auth, {"User-Agent": agent})),
+            limiter,
+            None if backoff is None else AdaptiveLimiter(backoff, max_concurrency, now=clock.now),
+            _frozen_headers(plain),
+            _frozen_headers(auth),
+            _frozen_headers({"User-Agent": agent}),
+            DownloadGuard(options.allowed_download_hosts, base_url=options.base_url),
+            ClientMetrics(options.base_url, lambda: limiter.total_tokens),
         )
         shared.pacing = build_pacing(options.rate_limit, shared.backoff, clock)
         self._bind(shared, options, Tracer(options.tracing), owner=True)
@@ -385,6 +405,8 @@ class AvaturnClient:
             )
             if self._tracer.enabled_at(sent_at):
                 sending = _observe.traced(self._tracer, request, attempt, sending)
+            if shared.metrics.enabled_at(sent_at):
+                sending = shared.metrics.timed(request, url, sending)
             response = await sending
         except TransportError as exc:
             return exc
@@ -404,11 +426,9 @@ class AvaturnClient:
             await _observe.report_answer(options.on_response, request, response, attempt, elapsed)
         return response
 
-    async def _call(self, request: Request, model: type[T]) -> T:
-        response = await self._send(request)
-        return attach_metadata(read_model(response, model), request.route, response)
 
     def _read(self, request: Request, response: Response, model: type[T]) -> T:
+        """``response`` (from :meth:`_send`) read into ``model``, with its metadata."""
         """``response`` read into ``model``, with its metadata (what ``_call`` does). Hot
         endpoints call ``_send`` and then this: one coroutine less for aiohttp to resume."""
         return attach_metadata(read_model(response, model), request.route, response)
@@ -427,7 +447,13 @@ class AvaturnClient:
         written to a temporary file beside ``destination`` and renamed only once
         it is whole, so a file at ``destination`` is always complete.
 
+        The URL often comes from a webhook body, so its host (and every redirect's)
+        must be on the public internet: a loopback, private, link-local (the cloud
+        metadata address) or other internal address is refused before connecting,
+        unless named in ``allowed_download_hosts`` or ``base_url`` is on it.
+
         Raises:
+            UnsafeURLError: the host, or a redirect's, is inside your network.
             DownloadTooLargeError: the file is over ``max_bytes`` (``None``: no cap).
             IncompleteDownloadError: the body ended before its ``Content-Length``,
                 or the connection dropped mid-body.
@@ -441,11 +467,12 @@ class AvaturnClient:
         self._check_open()
         path, shared = Path(destination), self._shared
         async with shared.limiter:
-            size = await shared.transport.download(
-                url,
-                path,
-                headers=shared.download_headers,
-                timeouts=self._options.timeouts,
-                max_bytes=max_bytes,
-            )
+            with guarding(shared.download_guard):  # the transport checks every host with it
+                size = await shared.transport.download(
+                    url,
+                    path,
+                    headers=shared.download_headers,
+                    timeouts=self._options.timeouts,
+                    max_bytes=max_bytes,
+                )
         return DownloadedFile(path=path, size=size)

@@ -104,9 +104,12 @@ def _slot_writers(cls: type[Any], *names: str) -> tuple[Callable[[Any, Any], Non
     """Writers of a frozen slotted attrs class's slots, for building it on a hot path.
 
     ``object.__new__(cls)`` and one writer per field do what the frozen ``__init__``
-    does through ``object.__setattr__``, at about half the cost. That skips
-    validators, converters, defaults and ``__attrs_post_init__``, so classes that
-    have any of them, or fields not named here, are refused.
+    does through ``object.__setattr__``. That skips validators, converters,
+    defaults and ``__attrs_post_init__``, so classes that have any of them, or
+    fields not named here, are refused. Measured 2026-12-06, ``cls(...)`` instead
+    took avatars.list from 10.4 to 11.9 us of the SDK's own CPU per call
+    (``.venv/bin/python benchmarks/client.py --own --rounds 5 --calls 1500``,
+    10 interleaved runs each, medians).
     """
     fields = attrs.fields(cls)
     if "__slots__" not in cls.__dict__ or hasattr(cls, "__attrs_post_init__"):

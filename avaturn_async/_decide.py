@@ -13,7 +13,7 @@ import attrs
 
 from ._answers import error_from_response, retry_after_seconds
 from ._errors import APIError, ConnectError, RequestTimeoutError, TransportError
-from ._protocol import Request, Response
+from ._requests import Request, Response
 from ._retry import FailureKind, RetryPolicy, retry_delay
 
 __all__ = ["Decision", "decide"]

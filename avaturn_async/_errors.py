@@ -11,7 +11,8 @@ from ``avaturn_async``. ``tests/test_error_tree.py`` keeps this tree complete::
     │   └── EmulatorStoreError [testing]       the emulator's state file is not an emulator's
     ├── ClientClosedError (RuntimeError)       the client was used after ``aclose()``
     ├── InvalidRequestError (ValueError)       rejected before sending: nothing left the process
-    │   └── PhotoError                         a photo is missing, empty or not a JPEG
+    │   ├── PhotoError                         a photo is missing, empty or not a JPEG
+    │   └── UnsafeURLError                     a download's host is inside your network
     ├── TransportError (OSError)               the request may not have had an answer
     │   ├── ConnectError                       never reached the server: safe to retry
     │   ├── ConnectionLostError                dropped mid-request: the server may have acted
@@ -46,7 +47,8 @@ from ``avaturn_async``. ``tests/test_error_tree.py`` keeps this tree complete::
         ├── WebhookParseError                  not a valid event; ``path`` names the field
         ├── WebhookPayloadTooLargeError        body over the configured limit
         ├── WebhookInputError (TypeError)      not raw body bytes, or not a header value
-        └── InboxError [webhooks]              the inbox database is missing or not an inbox
+        ├── InboxError [webhooks]              the inbox database is missing or not an inbox
+        └── UnstorableDeliveryError [webhooks] the inbox's database cannot store it (a 422)
 
 Messages never contain the API key, webhook secrets or expected signatures.
 """
@@ -88,6 +90,7 @@ __all__ = [
     "StorageUnavailableError",
     "TransportError",
     "UnprocessableEntityError",
+    "UnsafeURLError",
     "ValidationErrorItem",
     "WebhookError",
     "WebhookInputError",
@@ -135,6 +138,24 @@ class InvalidRequestError(AvaturnError, ValueError):
 
 class PhotoError(InvalidRequestError):
     """A photo is missing, empty or not a JPEG; no upload was attempted."""
+
+
+class UnsafeURLError(InvalidRequestError):
+    """A download was refused before connecting: its URL, or a redirect, points inside your network.
+
+    The host is, or resolves to, a loopback, private, link-local (the cloud metadata
+    address 169.254.169.254), multicast, unspecified or otherwise not globally
+    routable address, or a redirect went from ``https`` to ``http``. ``host`` is the
+    refused host, ``address`` the refused IP address when there is one. The message
+    says how to allow a host that is yours (``AvaturnClient(allowed_download_hosts=...)``).
+    Not a :class:`TransportError`: nothing was sent to that host, and retrying
+    cannot help.
+    """
+
+    def __init__(self, message: str, *, host: str, address: str | None = None) -> None:
+        super().__init__(message)
+        self.host = host
+        self.address = address
 
 
 class TransportError(AvaturnError, OSError):

@@ -12,7 +12,6 @@ event type becomes :class:`UnknownEvent`; any other mismatch raises
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NoReturn, TypeAlias, TypeVar
 
@@ -20,7 +19,7 @@ import attrs
 
 from ._errors import WebhookParseError, WebhookPayloadTooLargeError
 from ._redact import redact_url
-from ._wire import WireEnum
+from ._wire import WireEnum, decode_json
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -171,9 +170,12 @@ def _slot_setter(cls: type[Any], name: str) -> Callable[[Any, Any], None]:
 
 
 # The parsers below fill the slots of a fresh instance directly instead of
-# calling the attrs ``__init__``: every value is checked first, and this halves
-# construction time on the hot path. Tests compare the result with the
-# ``__init__`` path field by field, so a field added but not parsed fails them.
+# calling the attrs ``__init__``; every value is checked first. Measured
+# 2026-12-06, the ``__init__`` moved ours / json floor from 1.10x to 1.26x at
+# 250 B and 1.06x to 1.21x at 570 B, past the 1.1x target (``.venv/bin/python
+# benchmarks/webhooks.py --quick``, 8 interleaved runs each, medians). Tests
+# compare the result with the ``__init__`` path field by field, so a field
+# added but not parsed fails them.
 _new = object.__new__
 _set_avatar_id = _slot_setter(KnownEvent, "avatar_id")
 _set_user_id = _slot_setter(KnownEvent, "user_id")
@@ -236,17 +238,6 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Event]] = {
 }
 
 
-def _reject_constant(name: str) -> NoReturn:
-    # NaN and Infinity are not JSON; the stdlib accepts them unless told not to.
-    raise ValueError(f"{name} is not valid JSON")
-
-
-# A module-level decoder keeps json's fast path (json.loads with keyword
-# arguments would build a new decoder on every call).
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
-
-
 def check_body_size(body: bytes, max_body_size: int) -> None:
     """Raise :class:`WebhookPayloadTooLargeError` if ``body`` exceeds ``max_body_size``."""
     if len(body) > max_body_size:
@@ -263,8 +254,8 @@ def check_body_size(body: bytes, max_body_size: int) -> None:
 # standard library, which words every error.
 _UNRESOLVED: Any = object()
 _fast_loads: Callable[[bytes], Any] | None = _UNRESOLVED
-"""orjson's ``loads`` if installed, else ``None``; looked up on the first parse, so
-that importing the webhook path does not pay for importing orjson."""
+"""orjson's ``loads`` if installed, else ``None``; looked up on the first parse
+(the webhook path's cold start, ARCHITECTURE.md)."""
 
 
 def _resolve_fast_loads() -> Callable[[bytes], Any] | None:
@@ -279,22 +270,11 @@ def _resolve_fast_loads() -> Callable[[bytes], Any] | None:
 
 
 def _decode(body: bytes) -> Any:
-    """The standard library's reading of ``body``; every parse error is worded here."""
+    """The standard library's reading of a body the first read refused; words every error."""
     try:
-        text = body.decode()
+        return decode_json(body)
     except UnicodeDecodeError:
         _fail("$", "body is not UTF-8")
-    try:
-        # ``scan_once`` is ``decode`` without its two whitespace regex matches,
-        # which cost as much as the parse itself on a small body. Leading or
-        # trailing whitespace (and every error) takes the full ``decode``.
-        data, end = _SCAN(text, 0)
-        if end == len(text):
-            return data
-    except (ValueError, StopIteration, RecursionError):
-        pass
-    try:
-        return _DECODER.decode(text)
     except RecursionError:
         _fail("$", "body is nested too deeply")
     except ValueError as exc:
@@ -320,16 +300,13 @@ def parse_unchecked_size(body: bytes) -> Event:
     loads = _fast_loads
     if loads is _UNRESOLVED:
         loads = _resolve_fast_loads()
-    if loads is None:
+    try:
+        data = decode_json(body) if loads is None else loads(body)
+    except (ValueError, RecursionError):
+        # orjson refuses a few things the standard library reads (integers past
+        # 64 bits, lone surrogate escapes): the standard library decides, and
+        # words every error the same way with or without orjson.
         data = _decode(body)
-    else:
-        try:
-            data = loads(body)
-        except ValueError:
-            # orjson refuses a few things the standard library reads (integers
-            # past 64 bits, lone surrogate escapes): the reader below decides,
-            # and words every error the same way with or without orjson.
-            data = _decode(body)
     if type(data) is not dict:
         _fail("$", f"expected a JSON object, got {_type_name(data)}")
     name = data.get("event")

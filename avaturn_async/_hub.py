@@ -8,19 +8,21 @@ Events are correlated by key: ``("avatar", avatar_id)``, ``("render", render id)
 and ``("export", avatar_id)``. A webhook can arrive before its waiter exists (the
 server may finish before our ``create`` call returns), so the hub remembers
 recent events, bounded in count and age. Duplicates simply overwrite the
-remembered event. Each event is stamped with the hub's clock when published, so
+remembered event. Each event is stamped with the hub's time when published, so
 a waiter can ignore events older than its own request (an export of an earlier
 version of the same avatar, say).
 
-How a published event reaches the hubs of other processes is a seam,
-:class:`EventTransport`: by default (:class:`InMemoryTransport`) it reaches this
-hub only; ``avaturn_async.postgres.PostgresEventHub`` carries it to every hub
-sharing one PostgreSQL database, so a webhook received by any replica wakes the
-waiters of all replicas.
+How a published event reaches the hubs of other processes is a seam, the
+:class:`HubChannel` (not to be confused with the client's HTTP ``Transport``):
+by default (:class:`InMemoryHubChannel`) it reaches this hub only;
+``avaturn_async.postgres.PostgresEventHub`` carries it to every hub sharing one
+PostgreSQL database, so a webhook received by any replica wakes the waiters of
+all replicas.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -29,16 +31,21 @@ from typing import Protocol, runtime_checkable
 import anyio
 import attrs
 
-from ._events import AvatarReady, Event, ExportReady, RenderReady
+from . import _metrics, _traces
+from ._deprecated import renamed_argument, warn_renamed
+from ._events import AvatarReady, Event, ExportReady, RenderReady, UnknownEvent
 
 __all__ = [
     "EventHub",
     "EventKey",
     "EventSource",
-    "EventTransport",
-    "InMemoryTransport",
+    "HubChannel",
+    "InMemoryHubChannel",
     "event_key",
+    "share_origin",
 ]
+
+logger = logging.getLogger("avaturn_async")
 
 EventKey = tuple[str, str]
 
@@ -68,13 +75,13 @@ def event_key(event: Event) -> EventKey | None:
 
 
 @runtime_checkable
-class EventTransport(Protocol):
-    """Carries published events to every hub that shares the transport.
+class HubChannel(Protocol):
+    """Carries published events to every hub that shares the channel.
 
-    ``connect`` is called once by each hub built on the transport; ``send``
+    ``connect`` is called once by each hub built on the channel; ``send``
     must call every connected ``deliver`` (the sender's own included) with the
     event, in this process or others, and return once the event is durably
-    handed over (for a shared transport: stored where the others will read it).
+    handed over (for a shared channel: stored where the others will read it).
     """
 
     def connect(self, deliver: Callable[[Event], None]) -> None:
@@ -84,14 +91,14 @@ class EventTransport(Protocol):
         """Deliver ``event`` to every connected hub."""
 
 
-class InMemoryTransport:
-    """The default transport: events reach the hubs of this process connected to it."""
+class InMemoryHubChannel:
+    """The default channel: events reach the hubs of this process connected to it."""
 
     def __init__(self) -> None:
         self._hubs: list[Callable[[Event], None]] = []
 
     def __repr__(self) -> str:
-        return f"InMemoryTransport(hubs={len(self._hubs)})"
+        return f"InMemoryHubChannel(hubs={len(self._hubs)})"
 
     def connect(self, deliver: Callable[[Event], None]) -> None:
         self._hubs.append(deliver)
@@ -119,9 +126,10 @@ class EventHub:
     Args:
         remember: how many recent events are kept for waiters that come late.
         max_age: seconds a remembered event stays usable.
-        clock: monotonic time source (a seam for tests).
-        transport: how published events reach the hubs of other processes
-            (default: an :class:`InMemoryTransport` of this hub's own).
+        now: monotonic seconds, when events are stamped and aged (a seam for tests).
+        channel: how published events reach the hubs of other processes
+            (default: an :class:`InMemoryHubChannel` of this hub's own).
+        clock, transport: the old names of ``now`` and ``channel``, deprecated.
 
     Use it from one event loop; publish from async code (router handlers are).
     """
@@ -131,25 +139,38 @@ class EventHub:
         *,
         remember: int = 10_000,
         max_age: float = 3600.0,
-        clock: Callable[[], float] = time.monotonic,
-        transport: EventTransport | None = None,
+        now: Callable[[], float] = time.monotonic,
+        channel: HubChannel | None = None,
+        clock: Callable[[], float] | None = None,
+        transport: HubChannel | None = None,
     ) -> None:
         self._remember = remember
         self._max_age = max_age
-        self._clock = clock
+        self._now = renamed_argument("EventHub", "clock", "now", clock, now)
         self._recent: OrderedDict[EventKey, _Seen] = OrderedDict()
         self._waiters: dict[EventKey, _Waiters] = {}
         self.published: int = 0
-        self.transport: EventTransport = (
-            transport if transport is not None else InMemoryTransport()
-        )
-        self.transport.connect(self.deliver)
+        channel = renamed_argument("EventHub", "transport", "channel", transport, channel)
+        self.channel: HubChannel = channel if channel is not None else InMemoryHubChannel()
+        self.channel.connect(self.deliver)
+        _metrics.watch_hub(self)  # the avaturn.hub.waiting gauge
+
+    @property
+    def transport(self) -> HubChannel:
+        """Deprecated: :attr:`channel`."""
+        warn_renamed("EventHub.transport", "EventHub.channel")
+        return self.channel
 
     def __repr__(self) -> str:
         return f"EventHub(remembered={len(self._recent)}, waiting={len(self._waiters)})"
 
     def now(self) -> float:
-        return self._clock()
+        return self._now()
+
+    @property
+    def waiting(self) -> int:
+        """Tasks waiting on this hub now (each ``job.wait()`` that listens to it)."""
+        return sum(waiters.count for waiters in list(self._waiters.values()))
 
     def attach(self, router: EventSource) -> None:
         """Publish every event the ``WebhookRouter`` dispatches into this hub."""
@@ -158,18 +179,20 @@ class EventHub:
         router.on_any(self.publish)
 
     async def publish(self, event: Event) -> None:
-        """Send ``event`` to every hub on the transport; waiters for its key wake."""
+        """Send ``event`` to every hub on the channel; waiters for its key wake."""
         if event_key(event) is None:
             return
-        await self.transport.send(event)
+        await self.channel.send(event)
 
     def deliver(self, event: Event) -> None:
-        """Record ``event`` here and wake this hub's waiters (the transport calls it)."""
+        """Record ``event`` here and wake this hub's waiters (the channel calls it)."""
         key = event_key(event)
         if key is None:
+            if isinstance(event, UnknownEvent) and event.event == _traces.ORIGIN_EVENT:
+                _traces.learn_origin(event.raw)
             return
         self.published += 1
-        self._recent[key] = _Seen(event=event, at=self._clock())
+        self._recent[key] = _Seen(event=event, at=self._now())
         self._recent.move_to_end(key)
         while len(self._recent) > self._remember:
             self._recent.popitem(last=False)
@@ -182,7 +205,7 @@ class EventHub:
         seen = self._recent.get(key)
         if seen is None:
             return None
-        if self._clock() - seen.at > self._max_age:
+        if self._now() - seen.at > self._max_age:
             del self._recent[key]
             return None
         if since is not None and seen.at < since:
@@ -206,3 +229,21 @@ class EventHub:
                 waiters.count -= 1
                 if waiters.count == 0 and self._waiters.get(key) is waiters:
                     del self._waiters[key]
+
+
+async def share_origin(hub: EventHub | None, avatar_id: str) -> None:
+    """Remember the span of the call that created ``avatar_id`` (tracing is on), and
+    send it to the processes sharing ``hub``, whose ``avatar.ready`` spans link to it.
+
+    Best effort, within a second: a trace link is never worth failing the call.
+    """
+    if _traces.remember_origin(avatar_id) is None or hub is None:
+        return
+    carried = _traces.origin_of(avatar_id)
+    if carried is None or isinstance(hub.channel, InMemoryHubChannel):
+        return  # one process: the origin is known here already
+    with anyio.move_on_after(1.0):
+        try:
+            await hub.channel.send(UnknownEvent(event=_traces.ORIGIN_EVENT, raw=carried))
+        except Exception as exc:
+            logger.debug("could not share the trace origin of avatar %s: %r", avatar_id, exc)

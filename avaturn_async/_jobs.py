@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import anyio
 
 from . import _models as m
+from . import _traces
 from ._backoff import ExponentialBackoff
 from ._errors import (
     AvatarFailedError,
@@ -135,9 +136,13 @@ class _Job(abc.ABC, Generic[E]):
         nothing reaches, a wrong secret, a sender that sends no webhooks) is no
         reason to wait: until its first event, jobs poll as without a hub.
         """
-        event = self._immediate() or await self._wait_for_event(poll_interval, max_poll_interval)
-        if event.status == EventStatus.FAILED:
-            raise self._failure(f"{event.event} reported failure for {self._key()[1]}", event=event)
+        kind, key = self._key()
+        with _traces.span("avaturn job.wait", {"avaturn.job.kind": kind, "avaturn.job.id": key}):
+            event = self._immediate() or await self._wait_for_event(
+                poll_interval, max_poll_interval
+            )
+            if event.status == EventStatus.FAILED:
+                raise self._failure(f"{event.event} reported failure for {key}", event=event)
         return event
 
     async def _wait_for_event(self, poll_interval: float | None, max_poll_interval: float) -> E:

@@ -26,8 +26,10 @@ from __future__ import annotations
 import importlib
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from ._deprecated import warn_renamed
 
 __all__ = ["lazy_exports"]
 
@@ -40,13 +42,21 @@ def reexports(source: str) -> dict[str, str]:
 
 
 def lazy_exports(
-    package: str, file: str
+    package: str, file: str, renamed: Mapping[str, str] | None = None
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
-    """``(__getattr__, __dir__, __all__)`` for the package whose ``__init__`` is ``file``."""
+    """``(__getattr__, __dir__, __all__)`` for the package whose ``__init__`` is ``file``.
+
+    ``renamed`` maps deprecated names (not in ``__all__``) to their new ones: each
+    access to an old name warns and returns the new name's object.
+    """
     with open(file, encoding="utf-8") as handle:
         homes = reexports(handle.read())
+    old_names = renamed or {}
 
     def __getattr__(name: str) -> Any:
+        if name in old_names:
+            warn_renamed(f"{package}.{name}", old_names[name])
+            name = old_names[name]
         module = homes.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")

@@ -3,7 +3,7 @@
 Every model is frozen, slotted and keyword-only. Reading is lenient: unknown
 fields are ignored (or kept in ``extra`` where the API document asks for it) and
 unknown enum values are kept as plain ``str``, so an Avaturn release that adds a
-status never breaks a caller. Writing is strict: see ``_protocol`` for the
+status never breaks a caller. Writing is strict: see ``_requests`` for the
 checks made before a request leaves the process.
 """
 

@@ -26,8 +26,8 @@ from typing import Any, Literal, TypeVar, overload
 import anyio
 import attrs
 
-from . import _models
-from ._protocol import Request, Response
+from . import _metrics, _models, _traces
+from ._requests import Request, Response
 
 __all__ = [
     "ErrorInfo",
@@ -201,6 +201,7 @@ async def report_retry(
 ) -> None:
     """An info log line and ``on_retry`` before waiting for the next attempt."""
     path = call.display_path
+    _metrics.count_retry(call.route, reason)
     logger.info(
         "retrying %s %s in %.2f s (attempt %d: %s)", call.method, path, delay, attempt, reason
     )
@@ -374,6 +375,11 @@ class Tracer:
                 self._tracer = _otel_trace.get_tracer("avaturn_async")
         return self._on
 
+    @property
+    def active(self) -> bool:
+        """Spans are being made (a tracer provider was found by :meth:`enabled_at`)."""
+        return self._on
+
     @contextmanager
     def span(self, route: str, method: str, path: str, attempt: int) -> Iterator[Any]:
         if self._tracer is None:
@@ -404,4 +410,6 @@ async def traced(tracer: Tracer, call: Request, attempt: int, sending: Awaitable
             span.set_attribute("http.response.status_code", answer.status)
             if answer.status >= 400:
                 span.set_status(_otel_trace.Status(_otel_trace.StatusCode.ERROR))
+            else:  # the span a webhook about what this call made links back to
+                _traces.note_client_span(span.get_span_context())
     return answer

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["redact_url", "redact_urls"]
+__all__ = ["looks_like_url", "redact_location", "redact_url", "redact_urls"]
 
 # A URL up to its query or fragment (group 1), then the query/fragment itself.
 _URL_QUERY = re.compile(r"(https?://[^\s?#'\"]+)[?#][^\s'\"]*")
@@ -18,9 +18,7 @@ def redact_url(url: str | None) -> str | None:
     """``url`` without its query string and fragment: pre-signed URLs carry credentials there."""
     if url is None:
         return None
-    # Imported here: the webhook path imports this module, and urllib.parse
-    # costs a cold-starting receiver more than a millisecond it rarely needs.
-    from urllib.parse import urlsplit, urlunsplit
+    from urllib.parse import urlsplit, urlunsplit  # on first use: ARCHITECTURE.md, cold start
 
     parts = urlsplit(url)
     if not parts.query and not parts.fragment:
@@ -31,3 +29,21 @@ def redact_url(url: str | None) -> str | None:
 def redact_urls(text: str) -> str:
     """``text`` with the query string and fragment of every URL in it replaced."""
     return _URL_QUERY.sub(r"\1?<redacted>", text)
+
+
+# ``scheme://user:password@`` (group 1 keeps everything up to the password).
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^\s/?#]*@")
+_PASSWORD_OPTION = re.compile(r"(?i)(password=)[^&\s]*")
+
+
+def looks_like_url(value: object) -> bool:
+    """``True`` for a string with ``://`` in it: a URL (a DSN), never a file path."""
+    return isinstance(value, str) and "://" in value
+
+
+def redact_location(value: str) -> str:
+    """``value`` as it may be printed: a URL loses any password (in its user part or a
+    ``password=`` option); anything else, a file path, is returned unchanged."""
+    if "://" not in value:
+        return value
+    return _PASSWORD_OPTION.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", value))

@@ -1,6 +1,6 @@
 """The endpoints, grouped as ``client.users``, ``client.sessions``, ``client.avatars``,
 ``client.renders`` and ``client.exports``. Each method builds a request with
-``_protocol``, sends it through the client, and reads the answer into a model.
+``_requests``, sends it through the client, and reads the answer into a model.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 import anyio
 
 from . import _models as m
-from . import _protocol as p
+from . import _requests as p
 from ._answers import read_model_list
 from ._errors import InvalidRequestError
+from ._hub import share_origin
 from ._jobs import AvatarJob, ExportJob, RenderJob
 from ._observe import ResponseList, attach_metadata, copy_metadata
 from ._photos import PhotoInput, PhotoUpload, prepare_upload
@@ -70,9 +71,9 @@ class Sessions(_Resource):
 
         ``config`` defaults (server-side) to :class:`CreateOrEditExistingSessionConfig`.
         """
-        return await self._client._call(
-            p.build_create_session(user_id, config), m.NewSessionResponse
-        )
+        request = p.build_create_session(user_id, config)
+        client = self._client
+        return client._read(request, await client._send(request), m.NewSessionResponse)
 
 
 class Avatars(_Resource):
@@ -80,7 +81,10 @@ class Avatars(_Resource):
         """Create an avatar for ``user_id``; upload its photos to the returned ``upload_url``."""
         request = p.build_create_avatar(user_id)
         client = self._client
-        return client._read(request, await client._send(request), m.NewAvatarResponse)
+        created = client._read(request, await client._send(request), m.NewAvatarResponse)
+        if client._tracer.active:  # the span handling its avatar.ready links to this call
+            await share_origin(client.event_hub, created.avatar_id)
+        return created
 
     async def upload_photos(
         self,
@@ -109,7 +113,9 @@ class Avatars(_Resource):
         """
         if not isinstance(upload, PhotoUpload):
             raise InvalidRequestError("upload must be a PhotoUpload from prepare_upload()")
-        return await self._client._call(p.build_upload(upload_url, upload), m.PhotoUploadResult)
+        request = p.build_upload(upload_url, upload)
+        client = self._client
+        return client._read(request, await client._send(request), m.PhotoUploadResult)
 
     async def create_from_photos(
         self,
@@ -156,9 +162,9 @@ class Avatars(_Resource):
         return attach_metadata(items, request.route, answer)
 
     async def get_customization(self, avatar_id: AvatarId) -> m.ExternalAvatarCustomization:
-        return await self._client._call(
-            p.build_get_customization(avatar_id), m.ExternalAvatarCustomization
-        )
+        request = p.build_get_customization(avatar_id)
+        client = self._client
+        return client._read(request, await client._send(request), m.ExternalAvatarCustomization)
 
     async def set_customization(
         self, avatar_id: AvatarId, customization: m.ExternalAvatarCustomization
@@ -188,8 +194,9 @@ class Renders(_Resource):
         ``await job.wait()`` needs the client's event hub: no endpoint reports renders.
         """
         request = p.build_create_render(avatar_id, scene, format)
-        result = await self._client._call(request, m.RenderResult)
-        job = RenderJob(self._client, avatar_id=request.params["avatar_id"], result=result)
+        client = self._client
+        result = client._read(request, await client._send(request), m.RenderResult)
+        job = RenderJob(client, avatar_id=request.params["avatar_id"], result=result)
         return copy_metadata(job, result)
 
 
@@ -200,13 +207,12 @@ class Exports(_Resource):
         The answer is ``ready`` with a temporary URL when this version was exported
         before, else ``pending`` until ``export.ready`` arrives. Asking again is harmless.
         """
-        hub = self._client.event_hub
+        client = self._client
+        hub = client.event_hub
         since = hub.now() if hub is not None else None
         request = p.build_create_export(avatar_id)
-        result = await self._client._call(request, m.NewExportResponse)
-        job = ExportJob(
-            self._client, avatar_id=request.params["avatar_id"], result=result, since=since
-        )
+        result = client._read(request, await client._send(request), m.NewExportResponse)
+        job = ExportJob(client, avatar_id=request.params["avatar_id"], result=result, since=since)
         return copy_metadata(job, result)
 
     async def request(self, avatar_id: AvatarId) -> m.NewExportResponse:
@@ -214,4 +220,6 @@ class Exports(_Resource):
 
         What :meth:`create` sends; an ``ExportJob`` polls with it. Asking again is harmless.
         """
-        return await self._client._call(p.build_create_export(avatar_id), m.NewExportResponse)
+        request = p.build_create_export(avatar_id)
+        client = self._client
+        return client._read(request, await client._send(request), m.NewExportResponse)

@@ -38,6 +38,7 @@ from collections.abc import Callable
 import attrs
 
 from ._backoff import ExponentialBackoff
+from ._deprecated import warn_renamed
 from ._errors import AT_LEAST_ONE, NOT_NEGATIVE
 
 __all__ = [
@@ -92,7 +93,8 @@ class RetryPolicy:
 
     @classmethod
     def disabled(cls) -> RetryPolicy:
-        """The same as :meth:`off`."""
+        """Deprecated: :meth:`off`."""
+        warn_renamed("RetryPolicy.disabled()", "RetryPolicy.off()")
         return cls.off()
 
     def is_retryable(self, kind: FailureKind, status: int | None, *, idempotent: bool) -> bool:

@@ -23,6 +23,7 @@ import aiohttp
 import anyio
 import attrs
 import yarl
+from aiohttp.abc import AbstractResolver
 
 from ._errors import (
     ConnectError,
@@ -35,7 +36,8 @@ from ._errors import (
 )
 from ._models import redact_url
 from ._photos import PhotoUpload
-from ._protocol import Request, Response
+from ._requests import Request, Response
+from ._ssrf import DownloadPool, open_download
 
 __all__ = ["AiohttpTransport", "Timeouts", "Transport"]
 
@@ -117,17 +119,26 @@ def _form(upload: PhotoUpload) -> tuple[aiohttp.FormData, list[object]]:
 
 
 class AiohttpTransport:
-    """The default transport: one ``aiohttp.ClientSession``, owned or borrowed."""
+    """The default transport: one ``aiohttp.ClientSession``, owned or borrowed.
+
+    Downloads go through a pool of their own (also when ``session`` is borrowed),
+    which checks every address it connects to against the calling client's
+    download guard (``_ssrf``); ``resolver`` (aiohttp's default unless given) is
+    how that pool looks host names up.
+    """
 
     def __init__(
         self,
         *,
         session: aiohttp.ClientSession | None = None,
         connection_limit: int = 16,
+        resolver: AbstractResolver | None = None,
     ) -> None:
         self._session = session
         self._owns_session = session is None
         self._connection_limit = connection_limit
+        self._resolver = resolver
+        self._downloads: DownloadPool | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -183,15 +194,16 @@ class AiohttpTransport:
         """Stream ``url`` into ``destination``: written to a temporary name, renamed when whole.
 
         A download that fails for any reason (cancellation included) leaves nothing
-        at ``destination`` and removes its temporary file.
+        at ``destination`` and removes its temporary file. Redirects are followed one
+        hop at a time; a host inside the network raises :class:`UnsafeURLError`
+        before it is connected to.
         """
-        session = self._get_session()
         timeout = _client_timeout(timeouts.upload, timeouts.connect)
         shown = redact_url(url) or ""
         partial = destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.part")
         try:
-            async with session.get(
-                exact_url(url), headers=headers, timeout=timeout, allow_redirects=True
+            async with open_download(
+                self._download_pool(), exact_url(url), headers=headers, timeout=timeout, shown=shown
             ) as answer:
                 expected = _declared_length(answer, shown, max_bytes)
                 written = await _stream_to(answer, partial, shown, max_bytes)
@@ -218,10 +230,20 @@ class AiohttpTransport:
             with contextlib.suppress(OSError):
                 await anyio.Path(partial).unlink(missing_ok=True)
 
+    def _download_pool(self) -> DownloadPool:
+        if self._downloads is None:  # made lazily: aiohttp wants a running loop
+            self._downloads = DownloadPool(
+                connection_limit=self._connection_limit, resolver=self._resolver
+            )
+        return self._downloads
+
     async def aclose(self) -> None:
         if self._session is not None and self._owns_session:
             await self._session.close()
         self._session = None
+        if self._downloads is not None:
+            await self._downloads.aclose()
+            self._downloads = None
 
 
 def _declared_length(

@@ -56,8 +56,9 @@ def free_port() -> int:
 class PostgresServer:
     """One throwaway server: ``start()``, ``dsn``, ``restart()``, ``stop()``."""
 
-    def __init__(self, base: Path | None = None) -> None:
+    def __init__(self, base: Path | None = None, *, max_connections: int = 200) -> None:
         self.bindir = find_bindir()
+        self.max_connections = max_connections
         self.base = Path(base) if base else Path(tempfile.mkdtemp(prefix="avaturn-pg-"))
         self.data = self.base / "data"
         self.port = 0
@@ -91,14 +92,16 @@ class PostgresServer:
     def _pg_ctl_start(self) -> None:
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 "
-            f"-c unix_socket_directories={self.base} -c max_connections=200"
+            f"-c unix_socket_directories={self.base} -c max_connections={self.max_connections}"
         )
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l",
                   str(self.base / "server.log"), "-w", "-t", "60", "start")
 
-    def restart(self) -> None:
-        """Stop (``-m fast``: connections are dropped) and start again on the same port."""
+    def restart(self, *, down_for: float = 0.0) -> None:
+        """Stop (``-m fast``: connections are dropped) and start again on the same port,
+        ``down_for`` seconds later."""
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        time.sleep(down_for)
         self._pg_ctl_start()
 
     def stop(self, *, remove: bool = True) -> None:

@@ -125,3 +125,30 @@ def uvicorn_server(path: str) -> Iterator[tuple[str, SwappableASGI]]:
 
 SAMPLE_JPEG: bytes = sample_photo_paths()[0].read_bytes()
 """A real, plain JPEG (a JFIF header and nothing to strip): sent byte for byte."""
+
+
+@asynccontextmanager
+async def uvicorn_in_loop(app: Any, path: str = "/hooks/avaturn") -> AsyncIterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1 (port 0) in *this* event loop; yields its URL.
+
+    For apps whose handlers use objects bound to the test's loop (a client's
+    connections); :func:`uvicorn_server` runs its own loop in a thread.
+    """
+    import asyncio
+
+    import anyio
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    # A plain task, not a task group: the fixture that starts it may be torn down
+    # from another task.
+    task = asyncio.ensure_future(server.serve())
+    try:
+        with anyio.fail_after(10):
+            while not server.started:  # noqa: ASYNC110 (uvicorn sets a plain flag)
+                await anyio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}{path}"
+    finally:
+        server.should_exit = True
+        await task

@@ -9,7 +9,7 @@ from aiohttp import web
 from avaturn_async import AdaptiveConcurrency, AvaturnClient, ConfigurationError, RetryPolicy
 from avaturn_async import Clock as ClientClock
 from avaturn_async._adaptive import AdaptiveLimiter
-from avaturn_async._protocol import Response
+from avaturn_async._requests import Response
 from avaturn_async.testing import AvaturnEmulator, RateLimit
 from avaturn_async.testing.emulator._ratelimit import FixedWindowLimit
 from tests.support import scripted_server
@@ -25,7 +25,7 @@ class Clock:
 
 def limiter(max_concurrency: int = 16, **settings: float) -> tuple[AdaptiveLimiter, Clock]:
     clock = Clock()
-    return AdaptiveLimiter(AdaptiveConcurrency(**settings), max_concurrency, clock=clock), clock  # type: ignore[arg-type]
+    return AdaptiveLimiter(AdaptiveConcurrency(**settings), max_concurrency, now=clock), clock  # type: ignore[arg-type]
 
 
 def test_rate_limit_halves_the_limit() -> None:
@@ -194,7 +194,7 @@ async def test_a_burst_against_the_emulator_rate_limit_loses_no_call(
 
 def test_fixed_window_refuses_past_its_budget_and_says_when_to_come_back() -> None:
     clock = Clock()
-    window = FixedWindowLimit(RateLimit(requests=2, per=1.0), clock=clock)
+    window = FixedWindowLimit(RateLimit(requests=2, per=1.0), now=clock)
     answers = [window.admit(), window.admit()]
     clock.now += 0.25
     assert answers == [None, None]

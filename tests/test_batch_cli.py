@@ -125,7 +125,7 @@ def test_status_of_a_missing_journal_exits_2(tmp_path: Path) -> None:
 def test_plain_progress_prints_at_most_once_per_interval() -> None:
     out = io.StringIO()
     now = [0.0]
-    progress = PlainProgress(out, 10, interval=5.0, clock=lambda: now[0])
+    progress = PlainProgress(out, 10, interval=5.0, now=lambda: now[0])
     for moment in (1.0, 5.0, 6.0, 10.5):
         now[0] = moment
         progress(OnboardingSummary(ready=3))

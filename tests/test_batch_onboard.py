@@ -311,7 +311,7 @@ async def test_a_run_that_cannot_reach_the_api_stops_early(tmp_path: Path) -> No
     async with AvaturnEmulator() as emu:
         base_url = emu.base_url  # closed below: connections are refused
     async with AvaturnClient(
-        api_key="k", base_url=base_url, retry=RetryPolicy.disabled()
+        api_key="k", base_url=base_url, retry=RetryPolicy.off()
     ) as client:
         settings = OnboardSettings(concurrency=2)
         with Manifest(manifest) as rows, pytest.raises(OnboardingAbortedError):

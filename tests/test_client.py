@@ -165,7 +165,7 @@ async def test_create_user_is_retried_after_a_503() -> None:
 
 async def test_rate_limit_error_exposes_retry_after_when_retries_run_out() -> None:
     async with scripted_server(json_answer(429, None, {"Retry-After": "2"})) as server:
-        client, _ = make_client(server, retry=RetryPolicy.disabled())
+        client, _ = make_client(server, retry=RetryPolicy.off())
         async with client:
             with pytest.raises(RateLimitError) as info:
                 await client.users.create()
@@ -259,7 +259,7 @@ async def test_api_key_never_appears_in_errors_or_logs(caplog: pytest.LogCapture
 
 async def test_non_json_error_body_still_gives_a_typed_error() -> None:
     async with scripted_server(text_answer(500, "upstream exploded")) as server:
-        client, _ = make_client(server, retry=RetryPolicy.disabled())
+        client, _ = make_client(server, retry=RetryPolicy.off())
         async with client:
             with pytest.raises(ServerError, match="upstream exploded"):
                 await client.avatars.list("U")

@@ -1,4 +1,4 @@
-"""The event hub transport's contract: an event published on one hub reaches every hub."""
+"""The event hub channel's contract: an event published on one hub reaches every hub."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import anyio
 import pytest
 
-from avaturn_async import EventHub, EventTransport, InMemoryTransport
+from avaturn_async import EventHub, HubChannel, InMemoryHubChannel
 from avaturn_async.webhooks import AvatarReady, EventStatus, UnknownEvent
 
-# Opens one more hub on the same transport (another replica, for a shared backend).
+# Opens one more hub on the same channel (another replica, for a shared backend).
 HubOpener = Callable[[], Awaitable[EventHub]]
 
 
@@ -23,10 +23,10 @@ def dsn(request: pytest.FixtureRequest) -> str | None:
 @pytest.fixture
 async def open_hub(dsn: str | None) -> AsyncIterator[HubOpener]:
     if dsn is None:
-        transport = InMemoryTransport()
+        channel = InMemoryHubChannel()
 
         async def in_memory() -> EventHub:
-            return EventHub(transport=transport)
+            return EventHub(channel=channel)
 
         yield in_memory
         return
@@ -54,8 +54,8 @@ async def wait_for(hub: EventHub, avatar_id: str = "A1") -> object:
         return await hub.wait(("avatar", avatar_id))
 
 
-async def test_a_transport_satisfies_the_protocol(open_hub: HubOpener) -> None:
-    assert isinstance((await open_hub()).transport, EventTransport)
+async def test_a_channel_satisfies_the_protocol(open_hub: HubOpener) -> None:
+    assert isinstance((await open_hub()).channel, HubChannel)
 
 
 async def test_an_event_published_on_one_hub_wakes_a_waiter_on_another(

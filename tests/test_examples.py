@@ -114,6 +114,29 @@ async def test_webhook_service_example_resolves_the_job_through_the_inbox(
     assert (tmp_path / "webhooks.db").exists()
 
 
+@pytest.mark.parametrize("token", ["example-query-token-0123456789", None])
+async def test_unsigned_webhooks_example_confirms_refuses_forgeries_and_downloads(
+    token: str | None, tmp_path: Path, webhook_port: int
+) -> None:
+    url = f"http://127.0.0.1:{webhook_port}/webhooks/avaturn"
+    async with AvaturnEmulator(
+        processing_delay=0.05,
+        export_delay=0.05,
+        webhook_url=f"{url}?token={token}" if token else url,
+        sign_webhooks=False,  # as Avaturn documents its webhooks
+        webhook_retry_delay=0.2,
+        webhook_max_attempts=6,
+    ) as unsigned:
+        env = {"WEBHOOK_PORT": str(webhook_port), **({"WEBHOOK_TOKEN": token} if token else {})}
+        output = await run_example("webhooks_unsigned.py", unsigned, tmp_path, env=env)
+    [avatar] = unsigned.avatars.values()
+    assert f"avatar.ready (confirmed by the API): {avatar.id} ready" in output
+    assert "forged avatar.ready: answered 204, not dispatched" in output
+    assert f"export.ready: downloaded {unsigned.export_size} bytes" in output
+    assert "download refused: 169.254.169.254" in output
+    assert "confirmation: {'confirmed': 2, 'contradicted': 1}" in output
+
+
 async def test_onboard_csv_example_onboards_every_row_with_progress(
     emu: AvaturnEmulator, tmp_path: Path
 ) -> None:

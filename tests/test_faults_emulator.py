@@ -48,7 +48,7 @@ async def emu() -> AsyncIterator[AvaturnEmulator]:
 @pytest.fixture
 async def sdk(emu: AvaturnEmulator) -> AsyncIterator[AvaturnClient]:
     async with AvaturnClient(
-        emu.api_key, base_url=emu.base_url, retry=RetryPolicy.disabled()
+        emu.api_key, base_url=emu.base_url, retry=RetryPolicy.off()
     ) as client:
         yield client
 

@@ -45,7 +45,7 @@ async def test_event_published_before_the_waiter_is_remembered() -> None:
 
 async def test_events_older_than_since_are_ignored() -> None:
     now = [100.0]
-    hub = EventHub(clock=lambda: now[0])
+    hub = EventHub(now=lambda: now[0])
     await hub.publish(ExportReady(avatar_id=AVATAR, user_id="U", status=EventStatus.READY))
     now[0] = 200.0
     assert hub.latest(("export", AVATAR), since=150.0) is None
@@ -53,7 +53,7 @@ async def test_events_older_than_since_are_ignored() -> None:
 
 async def test_remembered_events_expire() -> None:
     now = [0.0]
-    hub = EventHub(max_age=10.0, clock=lambda: now[0])
+    hub = EventHub(max_age=10.0, now=lambda: now[0])
     await hub.publish(avatar_ready())
     now[0] = 11.0
     assert hub.latest(("avatar", AVATAR)) is None

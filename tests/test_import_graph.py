@@ -183,7 +183,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("client", ("avaturn_async", "avaturn_async._client", "avaturn_async._resources")),
     ("client", ("avaturn_async._jobs",)),
     ("hub", ("avaturn_async._hub",)),
-    ("transport", ("avaturn_async._transport",)),
+    ("transport", ("avaturn_async._transport", "avaturn_async._ssrf")),
     ("sqlite", ("avaturn_async._sqlite",)),
     ("core", ("avaturn_async._*",)),
 ]

@@ -5,9 +5,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from avaturn_async import (
@@ -22,7 +19,8 @@ from avaturn_async import (
     response_of,
 )
 from avaturn_async._observe import ResponseList, attach_metadata
-from avaturn_async._protocol import Response
+from avaturn_async._requests import Response
+from tests.otel_support import span_exporter
 from tests.support import SAMPLE_JPEG, json_answer, scripted_server
 
 KEY = "sk_observe_secret"
@@ -33,11 +31,7 @@ AVATAR = "0b1f6f36-8c1a-4c43-9a4e-2c7b1c4f9b10"
 @pytest.fixture(scope="session")
 def installed_exporter() -> InMemorySpanExporter:
     """OpenTelemetry takes one global provider per process: install it once, when first asked."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    return exporter
+    return span_exporter()
 
 
 @pytest.fixture

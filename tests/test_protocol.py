@@ -29,7 +29,7 @@ from avaturn_async import (
     ValidationErrorItem,
 )
 from avaturn_async import _answers as a
-from avaturn_async import _protocol as p
+from avaturn_async import _requests as p
 
 AVATAR = "0b1f6f36-8c1a-4c43-9a4e-2c7b1c4f9b10"
 
@@ -174,6 +174,11 @@ def test_read_model_rejects_data_after_the_json_value() -> None:
 def test_read_model_tolerates_a_utf8_byte_order_mark() -> None:
     body = b"\xef\xbb\xbf" + '{"id": "\u00e9"}'.encode()
     assert a.read_model(answer(200, body), NewUserResponse) == NewUserResponse(id="\u00e9")
+
+
+def test_read_model_refuses_nan_which_is_not_json() -> None:
+    with pytest.raises(ResponseDecodeError, match="not JSON"):
+        a.read_model(answer(200, b'{"id": NaN}'), NewUserResponse)
 
 
 def test_read_model_names_missing_field() -> None:

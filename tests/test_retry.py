@@ -86,7 +86,7 @@ def test_idempotent_request_retries_timeouts_and_lost_connections(kind: FailureK
 
 
 def test_disabled_policy_never_retries() -> None:
-    assert decide(RetryPolicy.disabled(), kind=FailureKind.CONNECT, status=None) is None
+    assert decide(RetryPolicy.off(), kind=FailureKind.CONNECT, status=None) is None
 
 
 def test_policy_rejects_zero_attempts() -> None:

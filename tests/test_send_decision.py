@@ -11,7 +11,7 @@ from avaturn_async import (
     ServerError,
     decide,
 )
-from avaturn_async._protocol import build_create_user, build_list_avatars
+from avaturn_async._requests import build_create_user, build_list_avatars
 
 CREATE = build_create_user()
 LIST = build_list_avatars("U", False)

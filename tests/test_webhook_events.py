@@ -285,6 +285,11 @@ def test_non_utf8_body_is_an_error() -> None:
     assert "UTF-8" in str(parse_error(b'{"event":"\xff"}'))
 
 
+def test_a_utf8_byte_order_mark_is_tolerated() -> None:
+    event = parse_event(b"\xef\xbb\xbf" + json.dumps(AVATAR).encode())
+    assert event == parse_event(json.dumps(AVATAR).encode())
+
+
 def test_utf16_body_is_not_accepted() -> None:
     parse_error(json.dumps(AVATAR).encode("utf-16"))
 

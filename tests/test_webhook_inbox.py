@@ -34,7 +34,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def inbox(db_path: Path) -> Iterator[WebhookInbox]:
-    with WebhookInbox(db_path, clock=FakeClock()) as opened:
+    with WebhookInbox(db_path, now=FakeClock()) as opened:
         yield opened
 
 

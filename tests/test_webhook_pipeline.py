@@ -249,7 +249,7 @@ async def test_unmarking_an_unknown_key_is_a_no_op() -> None:
 
 async def test_keys_expire_after_the_ttl() -> None:
     now = [0.0]
-    store = InMemoryIdempotencyStore(ttl=timedelta(seconds=10), clock=lambda: now[0])
+    store = InMemoryIdempotencyStore(ttl=timedelta(seconds=10), now=lambda: now[0])
     await store.seen_or_mark("k")
     now[0] = 10.5
     assert await store.seen_or_mark("k") is False
@@ -257,7 +257,7 @@ async def test_keys_expire_after_the_ttl() -> None:
 
 async def test_keys_within_the_ttl_are_remembered() -> None:
     now = [0.0]
-    store = InMemoryIdempotencyStore(ttl=timedelta(seconds=10), clock=lambda: now[0])
+    store = InMemoryIdempotencyStore(ttl=timedelta(seconds=10), now=lambda: now[0])
     await store.seen_or_mark("k")
     now[0] = 9.5
     assert await store.seen_or_mark("k") is True

@@ -1,4 +1,4 @@
-"""The ``avaturn`` command line: ``demo``, ``emulator``, ``onboard``, ``inbox``.
+"""The ``avaturn`` command line: ``demo``, ``emulator``, ``onboard``, ``inbox``, ``webhooks``.
 
 Exit codes: 0 success, 1 the work failed, 2 bad usage, 130 interrupted.
 """
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from .._exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from .._exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from .._version import __version__
 
 if TYPE_CHECKING:
@@ -42,7 +42,17 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8080)
     emulator.add_argument("--api-key", default="emulator-key")
-    emulator.add_argument("--webhook-url", default=None, help="POST signed webhooks here")
+    emulator.add_argument("--webhook-url", default=None, help="POST webhooks here")
+    emulator.add_argument(
+        "--unsigned-webhooks",
+        action="store_true",
+        help="send webhooks unsigned, as Avaturn documents them",
+    )
+    emulator.add_argument(
+        "--webhook-token",
+        metavar="TOKEN",
+        help="add ?token=TOKEN to --webhook-url (a SharedTokenVerifier's query_param='token')",
+    )
     emulator.add_argument("--processing-delay", type=float, default=1.0, metavar="SECONDS")
     emulator.add_argument(
         "--rate-limit", type=float, default=None, metavar="R",
@@ -57,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     from ._inbox import add_inbox_parser
 
     add_inbox_parser(commands)
+
+    from ._webhooks import add_webhooks_parser
+
+    add_webhooks_parser(commands)
     return parser
 
 
@@ -75,12 +89,22 @@ async def _serve_emulator(args: argparse.Namespace) -> int:
     from ..testing import AvaturnEmulator
 
     limit = None if args.rate_limit is None else _rate_limit(args.rate_limit)
+    webhook_url = args.webhook_url
+    if args.webhook_token and not webhook_url:
+        print("avaturn emulator: --webhook-token needs --webhook-url", file=sys.stderr)
+        return EXIT_USAGE
+    if webhook_url and args.webhook_token:
+        from urllib.parse import quote
+
+        joiner = "&" if "?" in webhook_url else "?"
+        webhook_url = f"{webhook_url}{joiner}token={quote(args.webhook_token, safe='')}"
     emulator = AvaturnEmulator(
         rate_limit=limit,
         api_key=args.api_key,
         host=args.host,
         port=args.port,
-        webhook_url=args.webhook_url,
+        webhook_url=webhook_url,
+        sign_webhooks=not args.unsigned_webhooks,
         processing_delay=args.processing_delay,
         render_delay=args.processing_delay,
         export_delay=args.processing_delay,
@@ -88,8 +112,12 @@ async def _serve_emulator(args: argparse.Namespace) -> int:
     await emulator.start()
     print(f"Avaturn emulator on {emulator.base_url} (API key {emulator.api_key!r}); Ctrl-C stops")
     print(f"  AVATURN_BASE_URL={emulator.base_url} AVATURN_API_KEY={emulator.api_key}")
-    if args.webhook_url:
-        print(f"  webhooks to {args.webhook_url}, secret {emulator.webhook_secret!r}")
+    if webhook_url:
+        from .._redact import redact_url
+
+        signing = "unsigned" if args.unsigned_webhooks else f"secret {emulator.webhook_secret!r}"
+        token = ", with the token in the query" if args.webhook_token else ""
+        print(f"  webhooks to {redact_url(webhook_url)}, {signing}{token}")
     if limit is not None:
         print(f"  rate limit: {limit.requests} API requests per {limit.per:g} s (429 past it)")
     sys.stdout.flush()
@@ -112,6 +140,10 @@ async def _run(args: argparse.Namespace) -> int:
         from ._inbox import run_inbox_command
 
         return await run_inbox_command(args)
+    if args.command == "webhooks":
+        from ._webhooks import run_webhooks_command
+
+        return await run_webhooks_command(args)
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
 
 

@@ -5,6 +5,7 @@
     avaturn inbox --db webhooks.db|postgresql://... [--status pending|done|dead]
         [--limit N] [--replay-dead | --replay ID [ID ...]] [--purge-older-than DAYS]
         [--json]
+    avaturn inbox --db ... --metrics-port P [--metrics-host HOST]   (a standing exporter)
 
 Exit codes: 0 success, 1 some ``--replay`` ids were not dead (or the database
 failed), 2 bad usage or no inbox at ``--db``. Event bodies are never printed:
@@ -25,7 +26,9 @@ import attrs
 
 from .._errors import ConfigurationError, StorageError
 from .._exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from .._redact import looks_like_url, redact_location
 from ..webhooks import InboxError, InboxRecord, InboxStatus, WebhookInbox
+from ._metrics_server import port_number
 
 __all__ = ["add_inbox_parser", "format_records", "run_inbox_command"]
 
@@ -35,6 +38,10 @@ Lists the newest events first (all statuses unless --status). Replays and the
 purge happen before the listing, which shows their effect. Safe to run while
 receivers and workers use the same file or database. --db takes a SQLite file
 or a postgresql:// DSN (a PostgresInbox; needs the postgres extra).
+
+With --metrics-port, serves the inbox's gauges (deliveries by status, the age of
+the oldest pending one) in the Prometheus format on /metrics, with /healthz and
+/readyz, until stopped (SIGTERM or Ctrl-C); needs the otel extra.
 
 exit codes: 0 ok, 1 some --replay ids were not dead, 2 usage error or no inbox at --db
 """
@@ -68,6 +75,15 @@ def add_inbox_parser(commands: Any) -> None:
         "--replay", type=int, nargs="+", metavar="ID", default=[], help="replay these dead events"
     )
     parser.add_argument(
+        "--metrics-port",
+        type=port_number,
+        metavar="P",
+        help="serve the inbox's metrics on /metrics (and /healthz, /readyz) until stopped",
+    )
+    parser.add_argument(
+        "--metrics-host", default="0.0.0.0", metavar="HOST", help="default 0.0.0.0"
+    )
+    parser.add_argument(
         "--purge-older-than",
         type=_days,
         metavar="DAYS",
@@ -86,22 +102,15 @@ def _days(text: str) -> timedelta:
     return timedelta(days=value)
 
 
-def _is_dsn(db: str) -> bool:
-    return db.lower().startswith(("postgresql://", "postgres://"))
-
-
 def _shown(db: str) -> str:
-    """``db`` as printed: a DSN without its password."""
-    if _is_dsn(db):
-        from ..postgres import redact_dsn
-
-        return redact_dsn(db)
-    return db
+    """``db`` as printed: a URL without its password."""
+    return redact_location(db)
 
 
 def _open(db: str) -> WebhookInbox:
-    """The inbox at ``db`` (a path or a DSN), refusing to create one."""
-    if _is_dsn(db):
+    """The inbox at ``db`` (a path or a DSN), refusing to create one. Anything with
+    ``://`` is a URL: a scheme other than PostgreSQL's is a ``ConfigurationError``."""
+    if looks_like_url(db):
         from ..postgres import PostgresInbox
 
         return PostgresInbox(db, create=False)
@@ -111,6 +120,10 @@ def _open(db: str) -> WebhookInbox:
 async def run_inbox_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run ``avaturn inbox`` for parsed ``args``; the exit code."""
     out = out if out is not None else sys.stdout
+    if args.metrics_port is not None:
+        from ._inbox_exporter import run_exporter
+
+        return await run_exporter(args, _open, out)
     try:
         inbox = _open(args.db)
         await inbox.__aenter__()

@@ -8,6 +8,7 @@
     avaturn onboard --status --journal onboard.db [--json]
     avaturn onboard --journal onboard.db --results people-results.csv
     avaturn onboard people.csv --journal postgresql://... [--lease SECONDS]
+    avaturn onboard people.csv --journal ... --metrics-port P   (/metrics, /healthz, /readyz)
 
 Counts use one vocabulary (see :mod:`._summary`): ready, already done, failed,
 invalid; ``--status`` and the results add in progress. Exit codes: 0 every row
@@ -49,10 +50,11 @@ from ..batch import (
     count_rows,
     onboard,
 )
-from ..postgres import DEFAULT_LEASE, is_postgres_dsn
+from ..postgres import DEFAULT_LEASE, is_url
 from . import _onboard_tools as tools
 from ._dry_run import run_dry_run
 from ._environment import emulated_client, remote_client
+from ._onboard_metrics import add_metrics_arguments, onboard_metrics
 from ._progress import progress_reporter
 
 __all__ = [
@@ -153,6 +155,7 @@ def add_onboard_parser(commands: Any) -> None:
     add("--progress", choices=("auto", "rich", "plain", "none"), default="auto",
         help="progress display (auto: a bar on a terminal, lines otherwise)")
     tools.add_tool_options(add)
+    add_metrics_arguments(add, _port)
 
 
 def _error(err: TextIO, message: str) -> int:
@@ -244,7 +247,7 @@ def format_counts(counts: dict[str, Any]) -> tuple[str, bool]:
 async def _report_shared_status(args: argparse.Namespace, out: TextIO) -> int:
     from ..postgres import PostgresJournal
 
-    store = await PostgresJournal.open(args.journal)
+    store = await PostgresJournal.open(args.journal, create=False)  # reads, never writes
     try:
         counts = journal_counts(store.label, await store.status(), await store.failures())
     finally:
@@ -255,10 +258,10 @@ async def _report_shared_status(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _report_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if is_postgres_dsn(args.journal):
+    if is_url(args.journal):
         try:
             return await _report_shared_status(args, out)
-        except (ConfigurationError, StorageError) as exc:
+        except (ConfigurationError, StorageError, JournalError) as exc:
             return _error(err, str(exc))
     path = Path(args.journal)
 
@@ -329,19 +332,25 @@ async def _journal_for(
 ) -> AsyncIterator[tuple[str | JournalStore, RateLimitGate | None]]:
     """The journal to pass to onboard(), and the rate-limit gate its workers share:
     a PostgreSQL journal is opened here (a bad DSN fails before any request), and
-    its database also carries the gate, so every worker of the batch pauses on a 429."""
-    if not is_postgres_dsn(args.journal):
+    its database also carries the gate, so every worker of the batch pauses on a 429.
+    Both use one connector: one pool and one LISTEN connection for the worker."""
+    if not is_url(args.journal):
         yield args.journal, None
         return
-    from ..postgres import PostgresGate, PostgresJournal
+    from ..postgres import PostgresConnector, PostgresGate, PostgresJournal
 
-    store = await PostgresJournal.open(args.journal, lease=args.lease)
+    connector = PostgresConnector(args.journal)  # any other URL scheme: ConfigurationError
     try:
-        async with PostgresGate(args.journal) as gate:
-            yield store, gate
+        store = await PostgresJournal.open(connector, lease=args.lease)
+        try:
+            async with PostgresGate(connector) as gate:
+                yield store, gate
+        finally:
+            with anyio.CancelScope(shield=True):
+                await store.aclose()
     finally:
         with anyio.CancelScope(shield=True):
-            await store.aclose()
+            await connector.aclose()
 
 
 async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSummary) -> None:
@@ -352,6 +361,7 @@ async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSum
         async with (
             _journal_for(args) as (journal, gate),
             tools.rate_budget(args) as rate,
+            onboard_metrics(args, journal, out),
             _client_for(args, out, gate, rate) as client,
         ):
             with progress_reporter(out, total, args.progress) as progress:

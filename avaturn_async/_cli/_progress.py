@@ -63,16 +63,16 @@ class PlainProgress:
         total: int | None,
         *,
         interval: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         self._out = out
         self._total = total
         self._interval = interval
-        self._clock = clock
-        self._last = clock()
+        self._now = now
+        self._last = now()
 
     def __call__(self, summary: OnboardingSummary) -> None:
-        now = self._clock()
+        now = self._now()
         if now - self._last < self._interval:
             return
         self._last = now

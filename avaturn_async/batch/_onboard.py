@@ -20,7 +20,14 @@ import json
 import os
 import time
 import warnings
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+)
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -29,6 +36,7 @@ import anyio.to_thread
 import attrs
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
+from .. import _metrics
 from .._journal_records import LeaseLostError
 from .._limiter import RequestLimiter
 from ._journal import Journal, Registration, RowRecord, RowState
@@ -326,8 +334,18 @@ async def onboard(
     summary = summary if summary is not None else OnboardingSummary()
     async with _opened(journal) as store:
         await store.begin_run(settings.source)
-        await _Run(client, store, summary, settings, progress).run(rows)
+        with _metrics.watching("journal", store.label, _rows_by_state(store)):
+            await _Run(client, store, summary, settings, progress).run(rows)
     return summary
+
+
+def _rows_by_state(store: JournalStore) -> Callable[[], Awaitable[dict[str, int]]]:
+    """What the ``avaturn.onboard.rows`` gauge reads on each metrics collection."""
+
+    async def read() -> dict[str, int]:
+        return dict((await store.status()).by_state)
+
+    return read
 
 
 @contextlib.asynccontextmanager

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import anyio
 import attrs
 
+from .. import _metrics, _traces
 from .. import _models as m
 from .._errors import (
     AuthenticationError,
@@ -135,8 +136,13 @@ class RowRunner:
             avatar_id=record.avatar_id,
             resumed=record.state is not RowState.NEW,
         )
+        attributes: dict[str, str | int] = {
+            "avaturn.onboard.key": row.key,
+            "avaturn.onboard.line": row.line,
+        }
         try:
-            await self._steps(work)
+            with _traces.span("avaturn onboard row", attributes):
+                await self._steps(work)
         except UserCapReached:
             self._summary.cap_reached = True
             self._summary.not_started += 1
@@ -153,6 +159,7 @@ class RowRunner:
         else:
             self._summary.ready += 1
             self._network_streak = 0
+            _metrics.count_row("ready")
         self._changed()
         if self._network_streak >= self._settings.unreachable_after:
             raise OnboardingAbortedError(
@@ -165,6 +172,7 @@ class RowRunner:
     ) -> None:
         await self._journal.fail(work.key, kind, reason, state=state)
         self._summary.add_failure(kind)
+        _metrics.count_row(kind)
         # Failing every row in seconds helps no one when the API is down.
         if kind == "network":
             self._network_streak += 1

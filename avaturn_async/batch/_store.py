@@ -284,7 +284,8 @@ async def open_journal(
     """The store for a ``journal=`` argument, and whether the caller must close it.
 
     A ``postgresql://`` DSN opens a shared ``PostgresJournal`` (extra ``postgres``);
-    any other string or path is a SQLite file.
+    any other URL (anything with ``://``) is a ``ConfigurationError``, never a file
+    of that name; any other string or path is a SQLite file.
     """
     if isinstance(location, Journal):
         return SQLiteJournalStore(location), False
@@ -292,10 +293,6 @@ async def open_journal(
         return location, False
     if "://" not in os.fspath(location):  # a file: importing postgres costs 12 ms of CPU
         return await SQLiteJournalStore.open(location), True
-    from ..postgres import is_postgres_dsn
+    from ..postgres import PostgresJournal
 
-    if is_postgres_dsn(location):
-        from ..postgres import PostgresJournal
-
-        return await PostgresJournal.open(os.fspath(location)), True
-    return await SQLiteJournalStore.open(location), True
+    return await PostgresJournal.open(os.fspath(location)), True

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING
 
 from .._errors import ConfigurationError
 from .._pacing import HEADROOM
-from ._connect import retry_transient
-from ._setup import open_pool
+from ._connector import PostgresConnector, connector_for
 
 if TYPE_CHECKING:
-    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
+
 
 __all__ = ["BOOKED_AHEAD", "PostgresRateBudget"]
 
@@ -65,16 +65,20 @@ class PostgresRateBudget:
     when no server answers (at start).
     """
 
-    def __init__(self, dsn: str, *, rate: float, scope: str = "default") -> None:
+    def __init__(
+        self, dsn: str | PostgresConnector, *, rate: float, scope: str = "default"
+    ) -> None:
         if not rate > 0:
             raise ConfigurationError("rate must be a positive number of requests per second")
-        self.dsn: str = dsn
+        self.connector: PostgresConnector
+        self._owned: bool
+        self.connector, self._owned = connector_for(dsn, pool_size=2)
         self.rate: float = float(rate)
         self.scope: str = scope
         self._batch = max(1, round(self.rate * BOOKED_AHEAD))
         self._turns: collections.deque[float] = collections.deque()  # time.monotonic()
         self._lock = asyncio.Lock()
-        self._pool: asyncpg.Pool | None = None
+        self._started = False
         self.round_trips: int = 0
         """Bookings made in the database by this process."""
 
@@ -83,13 +87,15 @@ class PostgresRateBudget:
 
     async def start(self) -> None:
         """Connect and create the budget's table if needed."""
-        if self._pool is None:
-            self._pool = await open_pool(self.dsn, "rate_budget", MIGRATIONS, max_size=2)
+        if not self._started:
+            await self.connector.open()
+            await self.connector.migrate("rate_budget", MIGRATIONS)
+            self._started = True
 
     async def aclose(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        self._started = False
+        if self._owned:
+            await self.connector.aclose()
 
     async def __aenter__(self) -> PostgresRateBudget:
         await self.start()
@@ -114,16 +120,14 @@ class PostgresRateBudget:
 
     async def _book(self) -> None:
         await self.start()
-        pool = self._pool
-        assert pool is not None
         interval = 1.0 / (self.rate * HEADROOM)  # the room TokenBucket leaves, shared
         count = self._batch
 
-        async def book() -> float:
-            return float(await pool.fetchval(_BOOK, self.scope, count * interval))
+        async def book(conn: PoolConnectionProxy) -> float:
+            return float(await conn.fetchval(_BOOK, self.scope, count * interval))
 
         sent = time.monotonic()
-        end_in = await retry_transient(book, what="booking request turns")
+        end_in = await self.connector.run("booking request turns", book)
         self.round_trips += 1
         # The database read its clock about halfway through the round trip.
         end = (sent + time.monotonic()) / 2 + end_in

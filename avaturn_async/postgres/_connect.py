@@ -12,6 +12,7 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import anyio
 
@@ -22,7 +23,15 @@ from ._dsn import check_dsn, redact_dsn
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["connect", "create_pool", "is_transient", "retry_transient"]
+__all__ = [
+    "connect",
+    "create_pool",
+    "is_transient",
+    "one_line",
+    "retry_transient",
+    "sqlstate",
+    "translate_connect_error",
+]
 
 T = TypeVar("T")
 
@@ -61,6 +70,17 @@ def _is_named(exc: BaseException, names: tuple[str, ...]) -> bool:
     return any(cls.__name__ in names for cls in type(exc).__mro__)
 
 
+def sqlstate(exc: BaseException) -> str:
+    """The five-character SQLSTATE of a server error, ``""`` for any other error."""
+    code = getattr(exc, "sqlstate", None)
+    return code if isinstance(code, str) else ""
+
+
+def one_line(exc: BaseException) -> str:
+    """``exc``'s message on one line (server messages may hold a newline and a detail)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def is_transient(exc: BaseException) -> bool:
     """``True`` for errors a retry after a pause may cure: the server restarting, a lost
     connection, a refused connect or a time-out. Looks through ``__context__`` too, as
@@ -78,7 +98,8 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def _translate(exc: BaseException, dsn: str) -> Exception:
+def translate_connect_error(exc: BaseException, dsn: str) -> Exception:
+    """The SDK error for ``exc``, raised while connecting to ``dsn``."""
     where = redact_dsn(dsn)
     if _is_named(exc, _CONFIG_ERRORS):
         return ConfigurationError(f"PostgreSQL refused {where}: {exc}")
@@ -89,6 +110,14 @@ def _translate(exc: BaseException, dsn: str) -> Exception:
     return StorageUnavailableError(f"PostgreSQL at {where} failed at connect: {exc!r}")
 
 
+def _server_settings(dsn: str, application_name: str | None) -> dict[str, str] | None:
+    """The session settings to ask for: an ``application_name`` given in the DSN's own
+    query wins over ``application_name`` (asyncpg would let ours win)."""
+    if application_name is None or "application_name" in parse_qs(urlsplit(dsn).query):
+        return None
+    return {"application_name": application_name}
+
+
 async def create_pool(
     dsn: str,
     *,
@@ -96,8 +125,11 @@ async def create_pool(
     max_size: int = 10,
     connect_timeout: float = 10.0,
     command_timeout: float = 60.0,
+    application_name: str | None = None,
+    statement_cache_size: int = 100,
 ) -> asyncpg.Pool:
-    """An asyncpg pool for ``dsn``, connected before it is returned.
+    """An asyncpg pool for ``dsn``, connected before it is returned (``min_size``
+    connections; with ``min_size=0``, none: the first acquire connects).
 
     Raises :class:`ConfigurationError` for a malformed DSN, an unknown role or
     database, or a refused password; :class:`StorageUnavailableError` when no
@@ -112,20 +144,33 @@ async def create_pool(
             max_size=max_size,
             timeout=connect_timeout,
             command_timeout=command_timeout,
+            server_settings=_server_settings(dsn, application_name),
+            statement_cache_size=statement_cache_size,
         )
     except Exception as exc:
-        raise _translate(exc, dsn) from None
+        raise translate_connect_error(exc, dsn) from None
     return pool
 
 
-async def connect(dsn: str, *, connect_timeout: float = 10.0) -> asyncpg.Connection:
+async def connect(
+    dsn: str,
+    *,
+    connect_timeout: float = 10.0,
+    application_name: str | None = None,
+    statement_cache_size: int = 100,
+) -> asyncpg.Connection:
     """One dedicated connection (for ``LISTEN``: a pool resets listeners on release)."""
     driver = _asyncpg()
     check_dsn(dsn)
     try:
-        conn: asyncpg.Connection = await driver.connect(dsn, timeout=connect_timeout)
+        conn: asyncpg.Connection = await driver.connect(
+            dsn,
+            timeout=connect_timeout,
+            server_settings=_server_settings(dsn, application_name),
+            statement_cache_size=statement_cache_size,
+        )
     except Exception as exc:
-        raise _translate(exc, dsn) from None
+        raise translate_connect_error(exc, dsn) from None
     return conn
 
 

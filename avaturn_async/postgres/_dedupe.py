@@ -14,26 +14,28 @@ it is taken over), so "no row" means "a duplicate". Expiry uses the database's
 clock, so replicas with skewed clocks agree. Expired rows are also deleted in
 bounded batches (``SKIP LOCKED``, so replicas never wait on each other) at most
 once a minute per store, and by :meth:`PostgresIdempotencyStore.prune`.
+
+PostgreSQL text holds no NUL character; a key with one (a ``webhook-id`` a
+framework let through) is stored as its hash, so it is guarded like any other.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
-
-import anyio
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import ConfigurationError
-from ._connect import retry_transient
-from ._dsn import check_dsn, redact_dsn
-from ._setup import open_pool
+from ._connector import PostgresConnector, connector_for
 
 if TYPE_CHECKING:
-    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
 
 __all__ = ["PostgresIdempotencyStore"]
 
+T = TypeVar("T")
 _TABLE = "avaturn_webhook_dedupe"
 _STEPS = [
     f"""
@@ -61,86 +63,90 @@ _PRUNE_BATCH = 5_000
 _RETRY_DEADLINE = 5.0
 
 
+def _storable(key: str) -> str:
+    """``key``, or for one holding a NUL (PostgreSQL text cannot) its SHA-256 under a
+    prefix no other key has: still one row per key, and no two keys meet."""
+    if "\x00" not in key:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"nul-sha256:{digest}"
+
+
 class PostgresIdempotencyStore:
     """Delivery keys remembered in PostgreSQL for ``ttl`` (default 24 hours).
 
     Pass it to a plain receiver's pipeline (``WebhookPipeline(verifier, router,
-    store=...)``) so that a redelivery reaching any replica
-    is recognised. Connects on first use (or :meth:`open`); a malformed DSN is
-    a :class:`~avaturn_async.ConfigurationError` at once.
+    store=...)``) so that a redelivery reaching any replica is recognised. ``dsn`` is
+    a DSN (then the store opens a :class:`PostgresConnector` of its own, of
+    ``max_connections`` connections) or a connector the process shares. Connects on
+    first use (or :meth:`open`); a malformed DSN is a
+    :class:`~avaturn_async.ConfigurationError` at once.
     """
 
     def __init__(
         self,
-        dsn: str,
+        dsn: str | PostgresConnector,
         *,
         ttl: timedelta = timedelta(hours=24),
-        max_connections: int = 10,
+        max_connections: int | None = None,
         connect_timeout: float = 10.0,
     ) -> None:
         if ttl <= timedelta(0):
             raise ConfigurationError("ttl must be positive")
-        self.dsn: str = check_dsn(dsn)
+        own: dict[str, Any] = {"connect_timeout": connect_timeout}
+        if max_connections is not None:
+            if isinstance(dsn, PostgresConnector):
+                raise ConfigurationError("a shared connector has its own pool_size")
+            own["pool_size"] = max_connections
+        self.connector: PostgresConnector
+        self._owned: bool
+        self.connector, self._owned = connector_for(dsn, **own)
+        self.dsn: str = self.connector.dsn
         self.ttl = ttl
-        self._max_connections = max_connections
-        self._connect_timeout = connect_timeout
-        self._pool: asyncpg.Pool | None = None
-        self._opening = anyio.Lock()
+        self._installed = False
         self._next_prune = time.monotonic() + _PRUNE_EVERY
 
     def __repr__(self) -> str:
-        return f"PostgresIdempotencyStore({redact_dsn(self.dsn)!r}, ttl={self.ttl!s})"
+        return f"PostgresIdempotencyStore({self.connector.label!r}, ttl={self.ttl!s})"
 
     async def open(self) -> None:
         """Connect and install (or check) the schema now; idempotent."""
-        await self._pool_ready()
+        if not self._installed:
+            await self.connector.migrate("dedupe", _STEPS)
+            self._installed = True
 
-    async def _pool_ready(self) -> asyncpg.Pool:
-        if self._pool is not None:
-            return self._pool
-        async with self._opening:
-            if self._pool is None:
-                self._pool = await open_pool(
-                    self.dsn,
-                    "dedupe",
-                    _STEPS,
-                    max_size=self._max_connections,
-                    connect_timeout=self._connect_timeout,
-                )
-        return self._pool
+    async def _run(self, operation: Callable[[PoolConnectionProxy], Awaitable[T]]) -> T:
+        await self.open()
+        return await self.connector.run("duplicate guard", operation, deadline=_RETRY_DEADLINE)
+
+    async def ping(self) -> None:
+        """The readiness check: one trivial query, not retried."""
+        await self.open()
+        await self.connector.ping()
 
     async def seen_or_mark(self, key: str) -> bool:
-        pool = await self._pool_ready()
-        row = await retry_transient(
-            lambda: pool.fetchval(_MARK, key, self.ttl),
-            deadline=_RETRY_DEADLINE,
-            what="duplicate guard",
-        )
+        stored = _storable(key)
+        row = await self._run(lambda conn: conn.fetchval(_MARK, stored, self.ttl))
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + _PRUNE_EVERY
             await self.prune()
         return row is None
 
     async def unmark(self, key: str) -> None:
-        pool = await self._pool_ready()
-        await retry_transient(
-            lambda: pool.execute(f"DELETE FROM {_TABLE} WHERE key = $1", key),
-            deadline=_RETRY_DEADLINE,
-            what="duplicate guard",
-        )
+        stored = _storable(key)
+        await self._run(lambda conn: conn.execute(f"DELETE FROM {_TABLE} WHERE key = $1", stored))
 
     async def prune(self) -> int:
         """Delete expired keys, in batches; how many went."""
-        pool = await self._pool_ready()
         total = 0
         while True:
-            status = await pool.execute(_PRUNE, _PRUNE_BATCH)
+            status = await self._run(lambda conn: conn.execute(_PRUNE, _PRUNE_BATCH))
             deleted = int(status.split()[-1])
             total += deleted
             if deleted < _PRUNE_BATCH:
                 return total
 
     async def aclose(self) -> None:
-        """Close the connections."""
-        if self._pool is not None:
-            await self._pool.close()
+        """Close the connections, if this store opened them."""
+        if self._owned:
+            await self.connector.aclose()

@@ -1,21 +1,28 @@
 """Telling a PostgreSQL DSN from a file path, and showing one without its password.
 
 Free of I/O and of asyncpg, so the CLI and the SQLite code paths can ask
-"is this PostgreSQL?" without importing the driver.
+"is this PostgreSQL?" without importing the driver. Anything with ``://`` in it
+is a URL, never a file path: a scheme other than ``postgresql://`` or
+``postgres://`` (``mysql://``, ``postgresql+asyncpg://``, a typo) is a
+:class:`~avaturn_async.ConfigurationError`, not a file of that name.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from urllib.parse import urlsplit
 
 from .._errors import ConfigurationError
+from .._redact import looks_like_url, redact_location
 
-__all__ = ["check_dsn", "is_postgres_dsn", "redact_dsn"]
+__all__ = ["check_dsn", "is_postgres_dsn", "is_url", "redact_dsn"]
 
 _SCHEMES = ("postgresql://", "postgres://")
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
+def is_url(value: str | os.PathLike[str]) -> bool:
+    """``True`` when ``value`` has ``://`` in it: a URL (maybe not one we support), not a path."""
+    return looks_like_url(value)
 
 
 def is_postgres_dsn(value: str | os.PathLike[str]) -> bool:
@@ -25,8 +32,20 @@ def is_postgres_dsn(value: str | os.PathLike[str]) -> bool:
 
 def redact_dsn(dsn: str) -> str:
     """``dsn`` with any password (in the URL or a ``password=`` option) replaced by ``***``."""
-    hidden = _PASSWORD.sub(r"\1***@", dsn)
-    return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", hidden)
+    return redact_location(dsn)
+
+
+def _scheme_problem(dsn: str) -> str:
+    scheme = dsn.split("://", 1)[0]
+    if scheme.lower().startswith(("postgresql+", "postgres+")):
+        return (
+            f"unsupported URL scheme {scheme + '://'!r} in {redact_dsn(dsn)!r}: write "
+            "postgresql:// (the driver is always asyncpg)"
+        )
+    return (
+        f"unsupported URL scheme {scheme + '://'!r} in {redact_dsn(dsn)!r}: only "
+        "postgresql:// (or postgres://) DSNs are supported; a file path has no '://'"
+    )
 
 
 def check_dsn(dsn: str) -> str:
@@ -35,6 +54,8 @@ def check_dsn(dsn: str) -> str:
     Checks the form only (scheme, host or socket, port number); whether the server
     answers is learnt when connecting.
     """
+    if is_url(dsn) and not is_postgres_dsn(dsn):
+        raise ConfigurationError(_scheme_problem(dsn))
     if not is_postgres_dsn(dsn):
         raise ConfigurationError(
             f"not a PostgreSQL DSN: {redact_dsn(str(dsn))!r} "

@@ -21,14 +21,13 @@ import logging
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ._connect import retry_transient
-from ._listen import Listener
-from ._service import ListeningService
+from ._connector import PostgresConnector, connector_for
 
 if TYPE_CHECKING:
-    import asyncpg
+    from ._listen import Subscription
+    from ._tasks import BackgroundTask
 
 __all__ = ["PostgresGate"]
 
@@ -69,13 +68,20 @@ class PostgresGate:
     started starts itself in the background.
 
     Args:
-        dsn: ``postgresql://...``.
+        dsn: ``postgresql://...``, or a :class:`PostgresConnector` shared with
+            the process's other backends.
         scope: what is rate limited together (one API key); gates of other
             scopes in the same database do not pause each other.
-        poll_interval: seconds between reads while the listener is down.
+        poll_interval: seconds between reads while the listener is down (a
+            shared connector's own setting applies to it).
     """
 
-    def __init__(self, dsn: str, *, scope: str = "default", poll_interval: float = 1.0) -> None:
+    def __init__(
+        self, dsn: str | PostgresConnector, *, scope: str = "default", poll_interval: float = 1.0
+    ) -> None:
+        self.connector: PostgresConnector
+        self._owned: bool
+        self.connector, self._owned = connector_for(dsn, poll_interval=poll_interval)
         self.scope = scope
         self._subscribers: list[Callable[[float], None]] = []
         self._until = -1.0  # time.monotonic() deadline known here
@@ -83,14 +89,11 @@ class PostgresGate:
         self._written_until = -1.0
         self._write_wake = asyncio.Event()
         self._read_wake = asyncio.Event()
-        listener = Listener(
-            dsn, CHANNEL, on_notify=self._notified, catch_up=self._read,
-            poll_interval=poll_interval,
-        )
-        self._service = ListeningService(
-            dsn, "gate", MIGRATIONS, max_size=2, listener=listener,
-            loops=[self._write_loop, self._read_loop],
-        )
+        self._starting: asyncio.Lock | None = None
+        self._subscription: Subscription | None = None
+        self._loops: list[BackgroundTask] = []
+        self._background: asyncio.Task[None] | None = None
+        self._started = False
         self.writes: int = 0
         """Pauses written to the database by this process."""
 
@@ -127,13 +130,28 @@ class PostgresGate:
         Raises ``ConfigurationError`` for a bad DSN and ``StorageUnavailableError``
         when the server cannot be reached.
         """
-        await self._service.start()
+        self._started = True  # no background start once this one began
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._subscription is not None:
+                return
+            await self.connector.migrate("gate", MIGRATIONS)
+            self._loops = [
+                self.connector.spawn(self._write_loop),
+                self.connector.spawn(self._read_loop),
+            ]
+            # Subscribing reads the pause in force (and after each reconnect).
+            self._subscription = await self.connector.subscribe(
+                CHANNEL, self._notified, self._read
+            )
 
     def _start_in_background(self) -> None:
-        if self._service.begun:
+        if self._started:
             return
         with contextlib.suppress(RuntimeError):  # no running loop: start() later
-            self._service.spawn(self._start_quietly)
+            self._background = asyncio.get_running_loop().create_task(self._start_quietly())
+            self._started = True
 
     async def _start_quietly(self) -> None:
         try:
@@ -142,7 +160,19 @@ class PostgresGate:
             _log.warning("the shared rate-limit gate could not start: %s", exc)
 
     async def aclose(self) -> None:
-        await self._service.aclose()
+        background, self._background = self._background, None
+        if background is not None:
+            background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await background
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            await self.connector.unsubscribe(subscription)
+        loops, self._loops = self._loops, []
+        for loop in loops:
+            await loop.stop()
+        if self._owned:
+            await self.connector.aclose()
 
     async def __aenter__(self) -> PostgresGate:
         await self.start()
@@ -170,10 +200,11 @@ class PostgresGate:
             self._read_wake.set()
 
     async def _read(self) -> None:
-        pool = self._service.pool
-        if pool is None:
-            return
-        remaining = await pool.fetchval(_READ, self.scope)
+        remaining = await self.connector.run(
+            "reading the shared pause",
+            lambda conn: conn.fetchval(_READ, self.scope),
+            deadline=0,
+        )
         if remaining is not None and remaining > 0 and self.remaining() < remaining - 0.01:
             self._tell(remaining)
 
@@ -189,15 +220,14 @@ class PostgresGate:
             await self._write_wake.wait()
             self._write_wake.clear()
             seconds, self._to_write = self._to_write, 0.0
-            pool = self._service.pool
-            if pool is None or seconds <= 0:
+            if seconds <= 0:
                 continue
 
-            async def write(pool: asyncpg.Pool = pool, seconds: float = seconds) -> None:
-                await pool.execute(_CLOSE, self.scope, seconds)
+            async def write(conn: Any, seconds: float = seconds) -> None:
+                await conn.execute(_CLOSE, self.scope, seconds)
 
             try:
-                await retry_transient(write, deadline=seconds, what="sharing a pause")
+                await self.connector.run("sharing a pause", write, deadline=seconds)
                 self.writes += 1
             except Exception as exc:
                 _log.warning("could not share a rate-limit pause: %s", exc)

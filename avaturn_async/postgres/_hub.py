@@ -6,7 +6,8 @@ id announced with ``NOTIFY avaturn_hub`` (the id only: payloads must stay under
 on each notification, reads the events after the last id it has seen, so a
 burst costs one read and a lost notification is caught up by the next one, by
 the read after each reconnect, or by the one-second poll that runs while the
-listener is down. Ids are handed out under a transaction lock, so they commit
+listener is down. The listening connection is the connector's, shared with
+the process's other backends. Ids are handed out under a transaction lock, so they commit
 in order and "after the last id seen" misses none.
 
 Events are kept for ``retention`` seconds (an hour) and then deleted.
@@ -19,20 +20,19 @@ import contextlib
 import json
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .._events import Event, UnknownEvent, event_to_dict, parse_event
 from .._hub import EventHub, EventKey
-from ._connect import retry_transient
-from ._listen import Listener
-from ._service import ListeningService
+from ._connector import PostgresConnector, connector_for
 
 if TYPE_CHECKING:
-    import asyncpg
+    from ._listen import Subscription
+    from ._tasks import BackgroundTask
 
-__all__ = ["PostgresEventHub", "PostgresTransport"]
+__all__ = ["PostgresEventHub", "PostgresHubChannel"]
 
 CHANNEL = "avaturn_hub"
 _LOCK_KEY = 0x68756273  # "hubs": orders id assignment by commit
@@ -66,53 +66,54 @@ def _encode(event: Event) -> str:
     return json.dumps({**raw, **event_to_dict(event)})
 
 
-class PostgresTransport:
-    """The :class:`~avaturn_async.EventTransport` of :class:`PostgresEventHub`.
+class PostgresHubChannel:
+    """The :class:`~avaturn_async.HubChannel` of :class:`PostgresEventHub`.
 
-    Starts on first use (or ``await start()``); ``await aclose()`` stops it. At
-    start it reads the last ``remember`` events younger than ``max_age``, so a
-    replica that (re)starts still sees an event that came while it was away.
+    ``dsn`` is a DSN (a :class:`PostgresConnector` of its own is opened) or a
+    connector the process shares. Starts on first use (or ``await start()``);
+    ``await aclose()`` stops it. At start it reads the last ``remember`` events
+    younger than ``max_age``, so a replica that (re)starts still sees an event
+    that came while it was away.
     """
 
     def __init__(
         self,
-        dsn: str,
+        dsn: str | PostgresConnector,
         *,
         retention: float = 3600.0,
         poll_interval: float = 1.0,
         remember: int = 10_000,
         max_age: float = 3600.0,
     ) -> None:
+        self.connector: PostgresConnector
+        self._owned: bool
+        self.connector, self._owned = connector_for(dsn, poll_interval=poll_interval)
         self._retention = retention
         self._remember = remember
         self._max_age = max_age
         self._hubs: list[Callable[[Event], None]] = []
-        self._listener = Listener(
-            dsn, CHANNEL, on_notify=self._notified, catch_up=self._catch_up,
-            poll_interval=poll_interval,
-        )
-        self._service = ListeningService(
-            dsn, "hub", MIGRATIONS, max_size=4, listener=self._listener,
-            loops=[self._read_loop], prepare=self._start_after_recent,
-        )
         self._last_seen = 0
         self._own: set[int] = set()
         self._wake = asyncio.Event()
+        self._starting: asyncio.Lock | None = None
+        self._reading: asyncio.Lock | None = None
+        self._subscription: Subscription | None = None
+        self._loop: BackgroundTask | None = None
         self.received: int = 0
         """Events read from the table that another process (or hub) sent."""
 
     def __repr__(self) -> str:
-        return f"PostgresTransport(healthy={self.healthy}, last_seen={self._last_seen})"
+        return f"PostgresHubChannel(healthy={self.healthy}, last_seen={self._last_seen})"
 
     @property
     def healthy(self) -> bool:
-        """The listener is connected (else the table is polled every second)."""
-        return self._listener.healthy
+        """The listener is connected and notifications arrive (else the table is polled)."""
+        return self.connector.listening
 
     @property
     def connects(self) -> int:
-        """Times the listener connected (more than one: it reconnected)."""
-        return self._listener.connects
+        """Times the (shared) listener connected (more than one: it reconnected)."""
+        return self.connector.listen_connects
 
     def connect(self, deliver: Callable[[Event], None]) -> None:
         self._hubs.append(deliver)
@@ -123,28 +124,44 @@ class PostgresTransport:
         Raises ``ConfigurationError`` for a bad DSN and ``StorageUnavailableError``
         when the server cannot be reached.
         """
-        await self._service.start()
-
-    async def _start_after_recent(self, pool: asyncpg.Pool) -> None:
-        # Recent events are read at start too: a waiter may come after its event.
-        found = await pool.fetchval("SELECT max(id) FROM avaturn_hub_events")
-        self._last_seen = max(0, int(found or 0) - self._remember)
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+            self._reading = asyncio.Lock()
+        async with self._starting:
+            if self._subscription is not None:
+                return
+            await self.connector.migrate("hub", MIGRATIONS)
+            # Recent events are read at start too: a waiter may come after its event.
+            found = await self.connector.run(
+                "reading the hub's last event",
+                lambda conn: conn.fetchval("SELECT max(id) FROM avaturn_hub_events"),
+            )
+            self._last_seen = max(0, int(found or 0) - self._remember)
+            self._loop = self.connector.spawn(self._read_loop)
+            self._subscription = await self.connector.subscribe(
+                CHANNEL, self._notified, self._catch_up
+            )
 
     async def aclose(self) -> None:
-        await self._service.aclose()
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            await self.connector.unsubscribe(subscription)
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            await loop.stop()
+        if self._owned:
+            await self.connector.aclose()
 
     async def send(self, event: Event) -> None:
         await self.start()
-        pool = self._service.pool
-        assert pool is not None
         body = _encode(event)
 
-        async def store() -> int:
-            row = await pool.fetchrow(_SEND, body)
+        async def store(conn: Any) -> int:
+            row = await conn.fetchrow(_SEND, body)
             assert row is not None
             return int(row["id"])
 
-        self._own.add(await retry_transient(store, what="storing a hub event"))
+        self._own.add(await self.connector.run("storing a hub event", store))
         for deliver in self._hubs:
             deliver(event)
 
@@ -158,26 +175,33 @@ class PostgresTransport:
             self._wake.clear()
             with contextlib.suppress(Exception):
                 await self._catch_up()
-            if anyio.current_time() - pruned > 60.0 and self._service.pool is not None:
+            if anyio.current_time() - pruned > 60.0:
                 pruned = anyio.current_time()
                 with contextlib.suppress(Exception):
-                    await self._service.pool.execute(_PRUNE, self._retention)
+                    await self.connector.run(
+                        "pruning hub events",
+                        lambda conn: conn.execute(_PRUNE, self._retention),
+                        deadline=0,
+                    )
 
     async def _catch_up(self) -> None:
-        """Deliver every event stored after the last one seen."""
-        pool = self._service.pool
-        if pool is None:
-            return
-        while True:
-            rows = await pool.fetch(_READ, self._last_seen, self._max_age)
-            for row in rows:
-                self._last_seen = max(self._last_seen, row["id"])
-                if row["id"] in self._own:
-                    self._own.discard(row["id"])
-                    continue
-                self._deliver(row["body"])
-            if len(rows) < 500:
-                return
+        """Deliver every event stored after the last one seen (one reader at a time)."""
+        assert self._reading is not None
+        async with self._reading:
+            while True:
+                rows = await self.connector.run(
+                    "reading hub events",
+                    lambda conn: conn.fetch(_READ, self._last_seen, self._max_age),
+                    deadline=0,
+                )
+                for row in rows:
+                    self._last_seen = max(self._last_seen, row["id"])
+                    if row["id"] in self._own:
+                        self._own.discard(row["id"])
+                        continue
+                    self._deliver(row["body"])
+                if len(rows) < 500:
+                    return
 
     def _deliver(self, body: str) -> None:
         try:
@@ -198,22 +222,24 @@ class PostgresEventHub(EventHub):
     second even while a listener reconnects. Use ``async with hub:`` (or
     ``await hub.aclose()``) to stop its background tasks; it starts itself
     on first use, or ``await hub.start()`` to learn of a bad DSN at once.
+    ``dsn`` may be a :class:`PostgresConnector` shared with the process's other
+    backends (``poll_interval`` is then the connector's).
     """
 
     def __init__(
         self,
-        dsn: str,
+        dsn: str | PostgresConnector,
         *,
         remember: int = 10_000,
         max_age: float = 3600.0,
         retention: float = 3600.0,
         poll_interval: float = 1.0,
     ) -> None:
-        self.postgres: PostgresTransport = PostgresTransport(
+        self.postgres: PostgresHubChannel = PostgresHubChannel(
             dsn, retention=retention, poll_interval=poll_interval, remember=remember,
             max_age=max_age,
         )
-        super().__init__(remember=remember, max_age=max_age, transport=self.postgres)
+        super().__init__(remember=remember, max_age=max_age, channel=self.postgres)
 
     def __repr__(self) -> str:
         return f"PostgresEventHub(healthy={self.postgres.healthy})"

@@ -12,19 +12,30 @@ share one table (``avaturn_webhook_inbox``):
   notification per commit).
 * **claiming**: a CTE locks up to ``limit`` due rows ``FOR UPDATE SKIP LOCKED``
   (workers never wait for each other, never claim one row twice) and the same
-  autocommit statement leases them: a random token, ``attempts + 1``, due again at
-  ``now + lease``. After the commit, the token is the claim, not a lock; the
+  autocommit statement leases them: the call's token, ``attempts + 1``, due again
+  at ``now + lease``. After the commit, the token is the claim, not a lock; the
   worker renews it every third of the lease, and every write that finishes
-  or renews a claim is fenced by the token.
-* **waking**: each store keeps one dedicated connection that ``LISTEN``-s
-  (the pool would reset it); a worker still polls every ``poll_interval``,
-  which covers notifications lost while the listener reconnects.
+  or renews a claim is fenced by the token. A claim is idempotent per call: one
+  whose answer was lost with its connection is repeated with the same token and
+  returns the rows it took (their attempt counted once), and dead-lettering
+  expired last attempts is a best-effort step of its own, never retried with it.
+* **ordering**: a row with an ordering key is claimable only first among its key's
+  pending rows (``_inbox_sql`` says why that holds under concurrent claims, inserts
+  and replays).
+* **waking**: workers subscribe to the channel on the connector's one shared
+  ``LISTEN`` connection; a worker still polls every ``poll_interval``, which
+  covers notifications lost while the listener reconnects.
 * **faults**: transient errors (a restarting server, a dropped connection) are
   retried with backoff for a few seconds; beyond that a delivery is answered
   503 (the sender retries it; a retried insert that had committed is then a
-  duplicate). A claim or a lease renewal is not retried here: the worker logs
-  and tries again at its next poll or renewal. Every step is idempotent, so an
-  outcome lost with a dropped ``COMMIT`` is harmless.
+  duplicate). A delivery PostgreSQL cannot store (a NUL character in its event
+  type or id) fails alone with :class:`~avaturn_async.webhooks.UnstorableDeliveryError`
+  (a 422), and its group is committed without it. Writes that finish a claim
+  (done, failed, released) are fenced, so they are retried until the claim's
+  lease is about to run out, waiting for a pooled connection when the server
+  has no free slot. A lease renewal is not retried here: the worker tries
+  again at its next renewal. Every step is idempotent, so an outcome lost with
+  a dropped ``COMMIT`` is harmless.
 
 Timestamps come from the caller's clock (as with SQLite): keep the clocks of
 the machines sharing an inbox in sync (NTP); leases of tens of seconds absorb
@@ -33,13 +44,15 @@ the usual skew.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
+from .._clock import utc
 from .._errors import ConfigurationError
 from ..webhooks import (
     LEASE_LOST,
@@ -49,117 +62,58 @@ from ..webhooks import (
     InboxError,
     InboxRecord,
     InboxStatus,
+    OrderBy,
+    UnstorableDeliveryError,
     WebhookInbox,
+    by_avatar,
 )
-from ._connect import connect, create_pool, retry_transient
-from ._dsn import check_dsn, redact_dsn
-from ._inbox_listen import WakeListener
-from ._migrate import migrate, schema_version
+from ._connect import one_line, sqlstate
+from ._connector import PostgresConnector, connector_for
+from ._inbox_probes import InboxProbes
+from ._inbox_sql import (
+    CLAIM,
+    COMPONENT,
+    EXPIRE,
+    HOLD_BACK,
+    INBOX_CHANNEL,
+    INSERT,
+    RECLAIM,
+    RECORD_COLUMNS,
+    REPLAY,
+    STEPS,
+    TABLE,
+    record,
+    unstorable_field,
+)
 
 if TYPE_CHECKING:
-    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
+
+    from ._listen import Subscription
 
 __all__ = ["INBOX_CHANNEL", "PostgresInbox", "PostgresInboxStore"]
 
-
 T = TypeVar("T")
-INBOX_CHANNEL = "avaturn_webhook_inbox"
-"""The ``LISTEN/NOTIFY`` channel that wakes workers (lower case: ``LISTEN`` folds case)."""
-_TABLE = "avaturn_webhook_inbox"
-_COMPONENT = "inbox"
 _RETRY_DEADLINE = 5.0
-#: Not retried here: the worker's own loop claims again at its next poll and renews
-#: again at its next renewal, so a retry here would be a second retry layer.
-_RETRIED_BY_THE_WORKER = frozenset({"claim", "renew"})
-
-_STEPS = [
-    f"""
-    CREATE TABLE {_TABLE} (
-        id                bigserial   PRIMARY KEY,
-        dedupe_key        text        NOT NULL UNIQUE,
-        webhook_id        text,
-        webhook_timestamp bigint,
-        event_type        text        NOT NULL,
-        body              bytea       NOT NULL,
-        status            text        NOT NULL DEFAULT 'pending'
-                          CHECK (status IN ('pending', 'done', 'dead')),
-        attempts          integer     NOT NULL DEFAULT 0,
-        next_attempt_at   timestamptz NOT NULL,
-        claim_token       text,
-        last_error        text,
-        received_at       timestamptz NOT NULL,
-        finished_at       timestamptz
-    );
-    CREATE INDEX {_TABLE}_due ON {_TABLE} (next_attempt_at, id) WHERE status = 'pending';
-    CREATE INDEX {_TABLE}_done ON {_TABLE} (finished_at) WHERE status = 'done';
-    ALTER TABLE {_TABLE} SET (autovacuum_vacuum_scale_factor = 0.01, fillfactor = 70)
-    """,
-]
-
-_INSERT = f"""
-WITH ins AS (
-    INSERT INTO {_TABLE} (dedupe_key, webhook_id, webhook_timestamp, event_type, body,
-                          next_attempt_at, received_at)
-    SELECT k, w, ts, e, b, r, r
-    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[],
-                $6::timestamptz[]) WITH ORDINALITY AS d(k, w, ts, e, b, r, n)
-    ORDER BY n
-    ON CONFLICT (dedupe_key) DO NOTHING
-    RETURNING id, dedupe_key
-)
-SELECT id, dedupe_key, pg_notify('{INBOX_CHANNEL}', '')::text FROM ins
-"""
-
-_EXPIRE = f"""
-UPDATE {_TABLE} SET status = 'dead', claim_token = NULL, last_error = $1, finished_at = $2
-WHERE status = 'pending' AND claim_token IS NOT NULL AND next_attempt_at <= $2
-  AND attempts >= $3
-"""
-
-_CLAIM = f"""
-WITH due AS (
-    SELECT id FROM {_TABLE}
-    WHERE status = 'pending' AND next_attempt_at <= $1
-      AND NOT (claim_token IS NOT NULL AND attempts >= $5)
-    ORDER BY next_attempt_at, id
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE {_TABLE} AS t
-SET claim_token = $3, attempts = t.attempts + 1, next_attempt_at = $4
-FROM due WHERE t.id = due.id
-RETURNING t.id, t.body, t.attempts, t.event_type, t.next_attempt_at
-"""
-
-_RECORD_COLUMNS = (
-    "id, webhook_id, event_type, status, attempts, last_error, received_at, "
-    "next_attempt_at, finished_at, webhook_timestamp"
-)
+_log = logging.getLogger("avaturn_async.postgres")
 
 
-def utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, timezone.utc)
+def _is_data_error(exc: BaseException) -> bool:
+    """SQLSTATE class 22: a value this statement carries cannot be stored."""
+    return sqlstate(exc).startswith("22")
 
 
-def _record(row: asyncpg.Record) -> InboxRecord:
-    status = InboxStatus(row["status"])
-    return InboxRecord(
-        id=row["id"],
-        webhook_id=row["webhook_id"],
-        event_type=row["event_type"],
-        status=status,
-        attempts=row["attempts"],
-        last_error=row["last_error"],
-        received_at=row["received_at"],
-        next_attempt_at=row["next_attempt_at"] if status is InboxStatus.PENDING else None,
-        finished_at=row["finished_at"],
-        webhook_timestamp=row["webhook_timestamp"],
-    )
+def _lease_margin(lease: float) -> float:
+    """How long before a lease ends a fenced write stops retrying: the event is
+    then someone else's to take over."""
+    return min(2.0, lease * 0.1)
 
 
-class PostgresInboxStore:
+class PostgresInboxStore(InboxProbes):
     """The :class:`~avaturn_async.webhooks.InboxStore` of a PostgreSQL database.
 
+    ``dsn`` is a DSN (the store then opens a :class:`PostgresConnector` of its own,
+    of ``max_connections`` connections) or a connector the process shares.
     Connects (and installs or checks the schema) on first use, or on
     :meth:`open`; a malformed DSN is a :class:`~avaturn_async.ConfigurationError`
     here, an unreachable server a :class:`~avaturn_async.StorageUnavailableError`
@@ -169,23 +123,32 @@ class PostgresInboxStore:
 
     def __init__(
         self,
-        dsn: str,
+        dsn: str | PostgresConnector,
         *,
         create: bool = True,
-        max_connections: int = 10,
+        max_connections: int | None = None,
         connect_timeout: float = 10.0,
     ) -> None:
-        self.dsn: str = check_dsn(dsn)
+        own: dict[str, Any] = {"connect_timeout": connect_timeout}
+        if max_connections is not None:
+            if isinstance(dsn, PostgresConnector):
+                raise ConfigurationError("a shared connector has its own pool_size")
+            own["pool_size"] = max_connections
+        self.connector: PostgresConnector
+        self._owned: bool
+        self.connector, self._owned = connector_for(dsn, **own)
+        self.dsn: str = self.connector.dsn
+        self.label: str = self.connector.label  # how metrics name it: no password
         self._create = create
-        self._max_connections = max_connections
-        self._connect_timeout = connect_timeout
-        self._pool: asyncpg.Pool | None = None
         self._opening = anyio.Lock()
+        self._installed = False
         self._group: GroupCommit[Delivery, int | None] = GroupCommit(self._insert_batch)
-        self._listener = WakeListener(dsn, INBOX_CHANNEL, connect_timeout=connect_timeout)
+        self._lease_ends: dict[tuple[int, str], float] = {}  # monotonic
+        self._wake: asyncio.Event | None = None
+        self._subscription: Subscription | None = None
 
     def __repr__(self) -> str:
-        return f"PostgresInboxStore({redact_dsn(self.dsn)!r})"
+        return f"PostgresInboxStore({self.connector.label!r})"
 
     @property
     def batches(self) -> int:
@@ -194,50 +157,68 @@ class PostgresInboxStore:
 
     async def open(self) -> None:
         """Connect and install (or check) the schema now; idempotent."""
-        await self._pool_ready()
-
-    async def _pool_ready(self) -> asyncpg.Pool:
-        if self._pool is not None:
-            return self._pool
+        if self._installed:
+            return
         async with self._opening:
-            if self._pool is None:
-                pool = await create_pool(
-                    self.dsn,
-                    min_size=1,
-                    max_size=self._max_connections,
-                    connect_timeout=self._connect_timeout,
-                )
-                try:
-                    conn = await connect(self.dsn, connect_timeout=self._connect_timeout)
-                    try:
-                        await self._install(conn)
-                    finally:
-                        await conn.close()
-                except BaseException:
-                    await pool.close()
-                    raise
-                self._pool = pool
-        return self._pool
+            if self._installed:
+                return
+            await self.connector.open()
+            if not self._create and await self.connector.installed_version(COMPONENT) == 0:
+                raise InboxError(f"{self.connector.label} holds no webhook inbox")
+            await self.connector.migrate(COMPONENT, STEPS)
+            self._installed = True
 
-    async def _install(self, conn: asyncpg.Connection) -> None:
-        if not self._create and await schema_version(conn, _COMPONENT) == 0:
-            raise InboxError(f"{redact_dsn(self.dsn)} holds no webhook inbox")
-        await migrate(conn, _COMPONENT, _STEPS)
-
-    async def _run(self, what: str, operation: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
-        pool = await self._pool_ready()
-        if what in _RETRIED_BY_THE_WORKER:
-            return await operation(pool)
-        return await retry_transient(
-            lambda: operation(pool), deadline=_RETRY_DEADLINE, what=f"webhook inbox {what}"
-        )
+    async def _run(
+        self,
+        what: str,
+        operation: Callable[[PoolConnectionProxy], Awaitable[T]],
+        *,
+        deadline: float = _RETRY_DEADLINE,
+    ) -> T:
+        await self.open()
+        return await self.connector.run(f"webhook inbox {what}", operation, deadline=deadline)
 
     # -- receiving ---------------------------------------------------------------------
 
     async def insert(self, delivery: Delivery) -> int | None:
         return await self._group.submit(delivery)
 
-    async def _insert_batch(self, deliveries: Sequence[Delivery]) -> list[int | None]:
+    async def _insert_batch(self, deliveries: Sequence[Delivery]) -> list[int | Exception | None]:
+        """Store ``deliveries`` in one statement; one that cannot be stored fails alone."""
+        results: list[int | Exception | None] = [None] * len(deliveries)
+        storable: list[int] = []
+        for n, delivery in enumerate(deliveries):
+            field = unstorable_field(delivery)
+            if field is None:
+                storable.append(n)
+            else:
+                results[n] = UnstorableDeliveryError(
+                    f"the delivery's {field} holds a NUL character, which PostgreSQL "
+                    "cannot store"
+                )
+        ids: Sequence[int | Exception | None]
+        try:
+            ids = await self._insert_rows([deliveries[n] for n in storable])
+        except Exception as exc:
+            if not _is_data_error(exc):
+                raise
+            # Some other value PostgreSQL refuses: find it, one delivery at a time.
+            ids = [await self._insert_alone(deliveries[n]) for n in storable]
+        for n, found in zip(storable, ids, strict=True):
+            results[n] = found
+        return results
+
+    async def _insert_alone(self, delivery: Delivery) -> int | Exception | None:
+        try:
+            return (await self._insert_rows([delivery]))[0]
+        except Exception as exc:
+            if not _is_data_error(exc):
+                raise
+            return UnstorableDeliveryError(f"PostgreSQL cannot store the delivery: {one_line(exc)}")
+
+    async def _insert_rows(self, deliveries: Sequence[Delivery]) -> list[int | None]:
+        if not deliveries:
+            return []
         columns = (
             [d.dedupe_key for d in deliveries],
             [d.webhook_id for d in deliveries],
@@ -245,8 +226,9 @@ class PostgresInboxStore:
             [d.event_type for d in deliveries],
             [d.body for d in deliveries],
             [utc(d.received_at) for d in deliveries],
+            [d.ordering_key for d in deliveries],
         )
-        rows = await self._run("insert", lambda pool: pool.fetch(_INSERT, *columns))
+        rows = await self._run("insert", lambda conn: conn.fetch(INSERT, *columns))
         new_ids = {row["dedupe_key"]: row["id"] for row in rows}
         # A key twice in one batch was inserted once: only its first delivery is new.
         return [new_ids.pop(d.dedupe_key, None) for d in deliveries]
@@ -256,16 +238,27 @@ class PostgresInboxStore:
     async def claim(
         self, *, now: float, lease: float, limit: int, max_attempts: int, token: str
     ) -> list[Claimed]:
-        async def claim(pool: asyncpg.Pool) -> list[asyncpg.Record]:
-            # One autocommit statement: the CTE's row locks make it atomic.
-            rows: list[asyncpg.Record] = await pool.fetch(
-                _CLAIM, utc(now), limit, token, utc(now + lease), max_attempts
+        started = time.monotonic()
+        attempts = 0
+
+        async def claim(conn: PoolConnectionProxy) -> list[Any]:
+            # The first attempt of a call holds no row yet; a repeated one may (its
+            # answer was lost after the commit), and takes those rows back.
+            nonlocal attempts
+            attempts += 1
+            sql = CLAIM if attempts == 1 else RECLAIM
+            rows: list[Any] = await conn.fetch(
+                sql, utc(now), limit, token, utc(now + lease), max_attempts
             )
-            if len(rows) < limit:  # idle enough to dead-letter expired last attempts
-                await pool.execute(_EXPIRE, LEASE_LOST, utc(now), max_attempts)
             return rows
 
-        rows = await self._run("claim", claim)
+        # Retried with the same token for a third of the lease: beyond that, the
+        # worker's loop claims again at its next poll.
+        rows = await self._run("claim", claim, deadline=lease / 3)
+        for row in rows:  # fenced writes retry until shortly before this
+            self._lease_ends[(row["id"], token)] = started + lease - _lease_margin(lease)
+        if len(rows) < limit:  # idle enough to dead-letter expired last attempts
+            await self._best_effort("expiry", EXPIRE, LEASE_LOST, utc(now), max_attempts)
         rows.sort(key=lambda row: (row["next_attempt_at"], row["id"]))
         return [
             Claimed(
@@ -274,23 +267,49 @@ class PostgresInboxStore:
                 attempts=row["attempts"],
                 token=token,
                 event_type=row["event_type"],
+                ordering_key=row["ordering_key"],
             )
             for row in rows
         ]
 
-    async def _fenced(self, what: str, assignments: str, claimed: Claimed, *args: Any) -> bool:
+    async def _best_effort(self, what: str, sql: str, *args: Any) -> None:
+        """Once, never retried: a later call does it again if this one fails."""
+        try:
+            await self._run(what, lambda conn: conn.execute(sql, *args), deadline=0)
+        except Exception as exc:
+            _log.debug("webhook inbox: %s failed: %s", what, exc)
+
+    async def _fenced(
+        self, what: str, assignments: str, claimed: Claimed, *args: Any, finish: bool = True
+    ) -> bool:
         sql = (
-            f"UPDATE {_TABLE} SET {assignments} "
+            f"UPDATE {TABLE} SET {assignments} "
             f"WHERE id = ${len(args) + 1} AND claim_token = ${len(args) + 2} "
             "AND status = 'pending'"
         )
+        key = (claimed.id, claimed.token)
+        deadline = 0.0  # a renewal is retried by the worker's next one
+        if finish:
+            ends = self._lease_ends.get(key)
+            deadline = _RETRY_DEADLINE if ends is None else ends - time.monotonic()
         status = await self._run(
-            what, lambda pool: pool.execute(sql, *args, claimed.id, claimed.token)
+            what,
+            lambda conn: conn.execute(sql, *args, claimed.id, claimed.token),
+            deadline=max(0.0, deadline),
         )
+        if finish:
+            self._lease_ends.pop(key, None)
         return bool(status == "UPDATE 1")
 
     async def renew(self, claimed: Claimed, *, now: float, lease: float) -> bool:
-        return await self._fenced("renew", "next_attempt_at = $1", claimed, utc(now + lease))
+        started = time.monotonic()
+        renewed = await self._fenced(
+            "renew", "next_attempt_at = $1", claimed, utc(now + lease), finish=False
+        )
+        key = (claimed.id, claimed.token)
+        if renewed and key in self._lease_ends:
+            self._lease_ends[key] = started + lease - _lease_margin(lease)
+        return renewed
 
     async def complete(self, claimed: Claimed, *, now: float) -> bool:
         return await self._fenced(
@@ -300,67 +319,88 @@ class PostgresInboxStore:
     async def fail(
         self, claimed: Claimed, *, now: float, error: str, retry_at: float | None
     ) -> bool:
+        error = error.replace("\x00", "\\x00")  # PostgreSQL text holds no NUL
         if retry_at is None:
             assignments = "status = 'dead', last_error = $1, finished_at = $2, claim_token = NULL"
             return await self._fenced("fail", assignments, claimed, error, utc(now))
         assignments = "last_error = $1, next_attempt_at = $2, claim_token = NULL"
-        return await self._fenced("fail", assignments, claimed, error, utc(retry_at))
+        failed = await self._fenced("fail", assignments, claimed, error, utc(retry_at))
+        if failed and claimed.ordering_key is not None:
+            held = (claimed.ordering_key, utc(retry_at), claimed.id)
+            await self._best_effort("hold-back", HOLD_BACK, *held)
+        return failed
 
     async def release(self, claimed: Claimed, *, now: float) -> bool:
         assignments = "attempts = attempts - 1, next_attempt_at = $1, claim_token = NULL"
         return await self._fenced("release", assignments, claimed, utc(now))
 
     async def wait_for_work(self, max_wait: float) -> None:
-        await self._listener.wait(max_wait)
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        if self._subscription is None:
+            # Shielded: a worker may cancel its wait at any moment (a slot freed),
+            # and a subscription half made would be made again and never dropped.
+            with anyio.CancelScope(shield=True):
+                await self._subscribe()
+        with anyio.move_on_after(max_wait):
+            await self._wake.wait()
+        self._wake.clear()
+
+    async def _subscribe(self) -> None:
+        """Listen on the connector's shared connection (it catches up by waking us)."""
+        wake = self._wake
+        assert wake is not None
+
+        async def catch_up() -> None:
+            wake.set()  # look at the table: something may have come while not listening
+
+        try:
+            self._subscription = await self.connector.subscribe(
+                INBOX_CHANNEL, lambda payload: wake.set(), catch_up
+            )
+        except Exception as exc:  # the server is down: poll, and subscribe at the next wait
+            _log.debug("webhook inbox: cannot listen yet: %s", exc)
 
     # -- inspection and maintenance ----------------------------------------------------
 
     async def counts(self) -> dict[str, int]:
-        sql = f"SELECT status, count(*) FROM {_TABLE} GROUP BY status"
-        rows = await self._run("counts", lambda pool: pool.fetch(sql))
+        sql = f"SELECT status, count(*) FROM {TABLE} GROUP BY status"
+        rows = await self._run("counts", lambda conn: conn.fetch(sql))
         found = {row["status"]: int(row["count"]) for row in rows}
         return {status.value: found.get(status.value, 0) for status in InboxStatus}
 
     async def records(self, *, status: InboxStatus | None, limit: int) -> list[InboxRecord]:
         where = "WHERE status = $2" if status is not None else ""
-        sql = f"SELECT {_RECORD_COLUMNS} FROM {_TABLE} {where} ORDER BY id DESC LIMIT $1"
+        sql = f"SELECT {RECORD_COLUMNS} FROM {TABLE} {where} ORDER BY id DESC LIMIT $1"
         args = (limit, status.value) if status is not None else (limit,)
-        rows = await self._run("records", lambda pool: pool.fetch(sql, *args))
-        return [_record(row) for row in rows]
+        rows = await self._run("records", lambda conn: conn.fetch(sql, *args))
+        return [record(row) for row in rows]
 
     async def replay(self, ids: Iterable[int] | None, *, now: float) -> list[int]:
         chosen = None if ids is None else list(dict.fromkeys(ids))
-        where = "" if chosen is None else "AND id = ANY($2::bigint[])"
-        sql = (
-            f"UPDATE {_TABLE} SET status = 'pending', attempts = 0, next_attempt_at = $1, "
-            f"claim_token = NULL, finished_at = NULL WHERE status = 'dead' {where} "
-            f"RETURNING id, pg_notify('{INBOX_CHANNEL}', '')::text"
-        )
-        args: tuple[Any, ...] = (utc(now),) if chosen is None else (utc(now), chosen)
-        rows = await self._run("replay", lambda pool: pool.fetch(sql, *args))
+        rows = await self._run("replay", lambda conn: conn.fetch(REPLAY, utc(now), chosen))
         replayed = {row["id"] for row in rows}
         if chosen is None:
             return sorted(replayed)
         return [event_id for event_id in chosen if event_id in replayed]
 
     async def purge(self, *, finished_before: float) -> int:
-        sql = f"DELETE FROM {_TABLE} WHERE status = 'done' AND finished_at < $1"
-        status = await self._run("purge", lambda pool: pool.execute(sql, utc(finished_before)))
+        sql = f"DELETE FROM {TABLE} WHERE status = 'done' AND finished_at < $1"
+        status = await self._run("purge", lambda conn: conn.execute(sql, utc(finished_before)))
         return int(status.split()[-1])
 
     def close(self) -> None:
-        """Drop the connections at once (:meth:`aclose` closes them cleanly)."""
-        self._listener.terminate()
-        if self._pool is not None:
-            self._pool.terminate()
+        """Drop the connections at once, if this store opened them (:meth:`aclose` closes
+        them cleanly)."""
+        if self._owned:
+            self.connector.close()
 
     async def aclose(self) -> None:
-        await self._listener.aclose()
-        if self._pool is not None:
-            with anyio.move_on_after(10) as scope:
-                await self._pool.close()
-            if scope.cancelled_caught:
-                self._pool.terminate()
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            await self.connector.unsubscribe(subscription)
+        if self._owned:
+            await self.connector.aclose()
 
 
 class PostgresInbox(WebhookInbox):
@@ -374,29 +414,35 @@ class PostgresInbox(WebhookInbox):
             async with inbox.worker(router), serve_webhooks(pipeline):
                 ...
 
+    ``dsn`` may also be a :class:`PostgresConnector` shared with the process's
+    other PostgreSQL backends (one pool and one ``LISTEN`` connection for all).
     ``async with`` connects and installs the schema at once, so a wrong DSN or
     an unreachable server fails at start; without it, the first call connects.
+    ``order_by`` is :class:`~avaturn_async.webhooks.WebhookInbox`'s: each avatar's
+    events are dispatched one at a time, in order, across every replica.
     """
 
     def __init__(
         self,
-        dsn: str,
+        dsn: str | PostgresConnector,
         *,
         create: bool = True,
-        max_connections: int = 10,
+        max_connections: int | None = None,
         connect_timeout: float = 10.0,
-        clock: Callable[[], float] = time.time,
+        now: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
+        order_by: OrderBy | None = by_avatar,
     ) -> None:
-        if max_connections < 2:
+        if max_connections is not None and max_connections < 2:
             raise ConfigurationError("max_connections must be at least 2")
         store = PostgresInboxStore(
             dsn, create=create, max_connections=max_connections, connect_timeout=connect_timeout
         )
-        super().__init__(store=store, clock=clock)
+        super().__init__(store=store, now=now, clock=clock, order_by=order_by)
         self.postgres_store = store
 
     def __repr__(self) -> str:
-        return f"PostgresInbox({redact_dsn(self.postgres_store.dsn)!r})"
+        return f"PostgresInbox({self.postgres_store.connector.label!r})"
 
     async def __aenter__(self) -> PostgresInbox:
         await self.postgres_store.open()

@@ -21,12 +21,13 @@ of a row's states and of reconciliation are the same, in the same code
   of the same batch (runs started before it was let go); a later rerun does.
 
 All times are the database's (``now()``), so machines need not agree on the time.
+PostgreSQL text holds no NUL character: a manifest key with one is rejected on
+its line (the other rows go on), and NULs in recorded reasons are escaped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import logging
 import os
@@ -34,12 +35,13 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, SchemaVersionError
 from .._journal_records import (
     OUTCOME_SQL,
     OUTCOMES,
     FailureRecord,
     Holdings,
+    JournalError,
     JournalStatus,
     LeaseLostError,
     Registration,
@@ -49,8 +51,8 @@ from .._journal_records import (
     redact,
 )
 from . import _journal_pages as pages
-from ._connect import is_transient, retry_transient
-from ._dsn import redact_dsn
+from ._connect import is_transient
+from ._connector import PostgresConnector, connector_for
 from ._journal_sql import (
     ADVANCE,
     CLAIM,
@@ -65,11 +67,12 @@ from ._journal_sql import (
     RENEW,
     STATUS,
 )
-from ._register import register_entries
-from ._setup import open_pool
+from ._register import register_entries, storable
 
 if TYPE_CHECKING:
-    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
+
+    from ._tasks import BackgroundTask
 
 __all__ = ["DEFAULT_LEASE", "PostgresJournal"]
 
@@ -84,6 +87,23 @@ _log = logging.getLogger("avaturn_async.postgres")
 def _worth_retrying(exc: BaseException) -> bool:
     """Transient, or a conflict between concurrent runs that a second try resolves."""
     return is_transient(exc) or type(exc).__name__ in _RETRY_ALSO
+
+
+async def _check_installed(connector: PostgresConnector) -> None:
+    """Read-only: a database without a journal (or with an older one) is refused."""
+    version = await connector.installed_version("journal")
+    if version == 0:
+        raise JournalError(f"no journal at {connector.label}")
+    if version > len(MIGRATIONS):
+        raise SchemaVersionError(
+            f"the journal at {connector.label} is at schema version {version}, newer than "
+            "this avaturn_async knows: upgrade avaturn_async"
+        )
+    if version < len(MIGRATIONS):
+        raise JournalError(
+            f"the journal at {connector.label} is at schema version {version}; run a "
+            "worker (avaturn onboard) once to upgrade it"
+        )
 
 
 def record_of(row: Any) -> RowRecord:
@@ -105,22 +125,29 @@ def record_of(row: Any) -> RowRecord:
 class PostgresJournal:
     """A :class:`~avaturn_async.batch.JournalStore` in PostgreSQL, shared by many runs.
 
-    Open it with ``await PostgresJournal.open(dsn)``, or pass the DSN as
-    ``onboard(..., journal="postgresql://...")`` / ``avaturn onboard --journal``.
-    One database (or schema, through ``search_path``) holds one batch.
+    Open it with ``await PostgresJournal.open(dsn)`` (or a :class:`PostgresConnector`
+    the process shares), or pass the DSN as ``onboard(..., journal="postgresql://...")``
+    / ``avaturn onboard --journal``. One database (or schema, through
+    ``search_path``) holds one batch.
     """
 
-    def __init__(self, pool: asyncpg.Pool, dsn: str, *, lease: float = DEFAULT_LEASE) -> None:
+    def __init__(
+        self,
+        connector: PostgresConnector,
+        *,
+        lease: float = DEFAULT_LEASE,
+        owned: bool = False,
+    ) -> None:
         if lease < 1.0:
             raise ConfigurationError("lease must be at least 1 second")
-        self._pool = pool
-        self._dsn = dsn
+        self.connector = connector
+        self._owned = owned
         self.lease = lease
         self._run_id: int | None = None
         self._started_at: datetime.datetime | None = None
         self._held: dict[str, int] = {}  # key -> token
         self._lost: dict[str, list[Callable[[], None]]] = {}
-        self._renewer: asyncio.Task[None] | None = None
+        self._renewer: BackgroundTask | None = None
         self.renewals: int = 0
         """Lease renewals made (each covers every row held)."""
 
@@ -128,20 +155,38 @@ class PostgresJournal:
         return f"PostgresJournal({self.label!r}, held={len(self._held)})"
 
     @classmethod
-    async def open(cls, dsn: str, *, lease: float = DEFAULT_LEASE) -> PostgresJournal:
+    async def open(
+        cls,
+        dsn: str | PostgresConnector,
+        *,
+        lease: float = DEFAULT_LEASE,
+        create: bool = True,
+    ) -> PostgresJournal:
         """Connect and create (or upgrade) the journal's tables.
 
-        Raises ``ConfigurationError`` for a bad DSN, ``StorageUnavailableError``
-        when no server answers and ``SchemaVersionError`` for a newer schema.
+        ``create=False`` only reads: a database without a journal is a
+        :class:`~avaturn_async.batch.JournalError` (``avaturn onboard --status``).
+        Raises ``ConfigurationError`` for a bad DSN or a role that may not create
+        the tables, ``StorageUnavailableError`` when no server answers and
+        ``SchemaVersionError`` for a newer schema.
         """
         if lease < 1.0:
             raise ConfigurationError("lease must be at least 1 second")
-        pool = await open_pool(dsn, "journal", MIGRATIONS)
-        return cls(pool, dsn, lease=lease)
+        connector, owned = connector_for(dsn)
+        try:
+            if create:
+                await connector.migrate("journal", MIGRATIONS)
+            else:
+                await _check_installed(connector)
+        except BaseException:
+            if owned:
+                await connector.aclose()
+            raise
+        return cls(connector, lease=lease, owned=owned)
 
     @property
     def label(self) -> str:
-        return redact_dsn(self._dsn)
+        return self.connector.label
 
     @property
     def run_id(self) -> int:
@@ -149,17 +194,19 @@ class PostgresJournal:
             raise RuntimeError("begin_run() first")
         return self._run_id
 
-    async def _do(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
+    async def _do(
+        self, what: str, operation: Callable[[PoolConnectionProxy], Awaitable[T]]
+    ) -> T:
         """Run ``operation`` (safe to repeat: fenced or idempotent) until it succeeds,
         riding out a server restart, a deadlock between concurrent registrations, and
         a pooled connection left mid-operation by a dropped session (a transient error)."""
-        return await retry_transient(operation, what=what, retry_if=_worth_retrying)
+        return await self.connector.run(what, operation, retry_if=_worth_retrying)
 
     # ------------------------------------------------------------ runs
 
     async def begin_run(self, source: str | None = None) -> int:
-        async def insert() -> Any:
-            return await self._pool.fetchrow(
+        async def insert(conn: PoolConnectionProxy) -> Any:
+            return await conn.fetchrow(
                 "INSERT INTO avaturn_journal_runs (pid, host, source, lease_until)"
                 " VALUES ($1, $2, $3, now() + make_interval(secs => $4))"
                 " RETURNING id, started_at",
@@ -168,15 +215,15 @@ class PostgresJournal:
 
         row = await self._do("starting a run", insert)
         self._run_id, self._started_at = int(row["id"]), row["started_at"]
-        self._renewer = asyncio.get_running_loop().create_task(self._renew_forever())
+        self._renewer = self.connector.spawn(self._renew_forever)
         return self._run_id
 
     async def end_run(self, outcome: str) -> tuple[list[FailureRecord], int]:
         run_id = self.run_id
         await self._stop_renewing()
 
-        async def finish() -> None:
-            async with self._pool.acquire() as conn, conn.transaction():
+        async def finish(conn: PoolConnectionProxy) -> None:
+            async with conn.transaction():
                 await conn.execute(
                     "UPDATE avaturn_journal_runs SET finished_at = now(), outcome = $2"
                     " WHERE id = $1", run_id, outcome,
@@ -192,11 +239,9 @@ class PostgresJournal:
         return await self.failures(_FAILURES_SHOWN), status.failed + status.rejected_last_run
 
     async def _stop_renewing(self) -> None:
-        task, self._renewer = self._renewer, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            await renewer.stop()
 
     async def _renew_forever(self) -> None:
         while True:
@@ -204,13 +249,17 @@ class PostgresJournal:
             try:
                 await self.renew()
             except Exception as exc:  # the next renewal may reach the database
-                _log.warning("could not renew the journal's leases: %s", exc)
+                if not is_transient(exc):  # an outage is reported once, by the connector
+                    _log.warning("could not renew the journal's leases: %s", exc)
 
     async def renew(self) -> None:
         """Renew the leases of every row held; report the rows that were lost."""
         held = dict(self._held)
-        rows = await self._pool.fetch(
-            RENEW, self.run_id, list(held), list(held.values()), self.lease
+        run_id = self.run_id
+        rows = await self.connector.run(
+            "renewing the journal's leases",
+            lambda conn: conn.fetch(RENEW, run_id, list(held), list(held.values()), self.lease),
+            deadline=0,  # the next renewal is the retry
         )
         self.renewals += 1
         kept = {row["key"] for row in rows}
@@ -228,8 +277,8 @@ class PostgresJournal:
     async def register(self, entries: Sequence[RowEntry]) -> list[Registration | None]:
         run_id = self.run_id
 
-        async def attempt() -> list[Registration | None]:
-            async with self._pool.acquire() as conn, conn.transaction():
+        async def attempt(conn: PoolConnectionProxy) -> list[Registration | None]:
+            async with conn.transaction():
                 return await register_entries(conn, run_id, entries, record_of)
 
         return await self._do("registering rows", attempt)
@@ -239,8 +288,8 @@ class PostgresJournal:
     ) -> list[RowRecord]:
         done = ["exported"] if export else ["ready", "exported"]
 
-        async def attempt() -> list[Any]:
-            return await self._pool.fetch(
+        async def attempt(conn: PoolConnectionProxy) -> list[Any]:
+            return await conn.fetch(
                 CLAIM, list(keys), done, retry_failed, self.run_id, self._started_at,
                 self.lease,
             )
@@ -257,8 +306,8 @@ class PostgresJournal:
             return
         run_id = self.run_id
 
-        async def attempt() -> None:
-            await self._pool.execute(RELEASE, key, run_id, token)
+        async def attempt(conn: PoolConnectionProxy) -> None:
+            await conn.execute(RELEASE, key, run_id, token)
 
         await self._do("releasing a row", attempt)
 
@@ -269,8 +318,8 @@ class PostgresJournal:
             lost()
 
     async def holdings(self) -> Holdings:
-        async def attempt() -> Any:
-            return await self._pool.fetchrow(HOLDINGS, self.run_id)
+        async def attempt(conn: PoolConnectionProxy) -> Any:
+            return await conn.fetchrow(HOLDINGS, self.run_id)
 
         row = await self._do("reading what other runs hold", attempt)
         return Holdings(
@@ -278,8 +327,8 @@ class PostgresJournal:
         )
 
     async def record(self, key: str) -> RowRecord | None:
-        async def attempt() -> Any:
-            return await self._pool.fetchrow(
+        async def attempt(conn: PoolConnectionProxy) -> Any:
+            return await conn.fetchrow(
                 f"SELECT {COLUMNS} FROM avaturn_journal_rows WHERE key = $1", key
             )
 
@@ -292,8 +341,8 @@ class PostgresJournal:
             raise LeaseLostError(f"row {key!r} is not held by this run")
         run_id = self.run_id
 
-        async def attempt() -> Any:
-            return await self._pool.fetchval(sql, key, run_id, token, *args)
+        async def attempt(conn: PoolConnectionProxy) -> Any:
+            return await conn.fetchval(sql, key, run_id, token, *args)
 
         if await self._do(what, attempt) is None:
             self._lose(key)
@@ -310,30 +359,31 @@ class PostgresJournal:
             "user_id" in columns, columns.get("user_id"),
             "avatar_id" in columns, columns.get("avatar_id"),
             "export_path" in columns, columns.get("export_path"),
-            None if detail is None else redact(detail),
+            None if detail is None else storable(redact(detail)),
         )
 
     async def fail(
         self, key: str, kind: str, reason: str, *, state: RowState | None = None
     ) -> None:
         await self._fenced(
-            "recording a failure", key, FAIL, kind, redact(reason),
+            "recording a failure", key, FAIL, kind, storable(redact(reason)),
             None if state is None else state.value,
         )
 
     async def note(self, key: str, step: str, detail: str, *, orphan: bool = False) -> None:
-        await self._fenced("recording a note", key, NOTE, step, redact(detail), int(orphan))
+        await self._fenced(
+            "recording a note", key, NOTE, step, storable(redact(detail)), int(orphan)
+        )
 
     # ------------------------------------------------------------ reports
 
     async def status(self) -> JournalStatus:
-        async def attempt() -> tuple[list[Any], Any]:
-            async with self._pool.acquire() as conn:
-                by_state = await conn.fetch(
-                    f"SELECT {OUTCOME_SQL} AS outcome, state, count(*) AS n"
-                    " FROM avaturn_journal_rows GROUP BY 1, 2"
-                )
-                return by_state, await conn.fetchrow(STATUS)
+        async def attempt(conn: PoolConnectionProxy) -> tuple[list[Any], Any]:
+            by_state = await conn.fetch(
+                f"SELECT {OUTCOME_SQL} AS outcome, state, count(*) AS n"
+                " FROM avaturn_journal_rows GROUP BY 1, 2"
+            )
+            return by_state, await conn.fetchrow(STATUS)
 
         by_state, row = await self._do("reading the status", attempt)
         counts: dict[str, int] = {}
@@ -359,11 +409,10 @@ class PostgresJournal:
         )
 
     async def failures(self, limit: int = 20) -> list[FailureRecord]:
-        async def attempt() -> tuple[list[Any], list[Any]]:
-            async with self._pool.acquire() as conn:
-                failed = await conn.fetch(FAILURES, limit)
-                rejected = await conn.fetch(REJECTS, max(0, limit - len(failed)))
-                return failed, rejected
+        async def attempt(conn: PoolConnectionProxy) -> tuple[list[Any], list[Any]]:
+            failed = await conn.fetch(FAILURES, limit)
+            rejected = await conn.fetch(REJECTS, max(0, limit - len(failed)))
+            return failed, rejected
 
         failed, rejected = await self._do("reading failures", attempt)
         found = [
@@ -379,23 +428,24 @@ class PostgresJournal:
     # The results (``batch.read_results``): pages keyed by the last one read.
 
     async def results_page(self, after: tuple[int, str], limit: int) -> list[tuple[Any, ...]]:
-        async def attempt() -> list[Any]:
-            return await self._pool.fetch(pages.RESULTS_PAGE, *after, limit)
+        async def attempt(conn: PoolConnectionProxy) -> list[Any]:
+            return await conn.fetch(pages.RESULTS_PAGE, *after, limit)
 
         return pages.as_tuples(await self._do("reading results", attempt))
 
     async def rejects_page(self, after: tuple[int, int], limit: int) -> list[tuple[Any, ...]]:
-        async def attempt() -> list[Any]:
-            return await self._pool.fetch(pages.REJECTS_PAGE, *after, limit)
+        async def attempt(conn: PoolConnectionProxy) -> list[Any]:
+            return await conn.fetch(pages.REJECTS_PAGE, *after, limit)
 
         return pages.as_tuples(await self._do("reading rejected lines", attempt))
 
     async def extra_columns(self) -> list[str]:
-        async def attempt() -> list[Any]:
-            return await self._pool.fetch(pages.EXTRA_COLUMNS)
+        async def attempt(conn: PoolConnectionProxy) -> list[Any]:
+            return await conn.fetch(pages.EXTRA_COLUMNS)
 
         return [row[0] for row in await self._do("reading the manifest's columns", attempt)]
 
     async def aclose(self) -> None:
         await self._stop_renewing()
-        await self._pool.close()
+        if self._owned:
+            await self.connector.aclose()

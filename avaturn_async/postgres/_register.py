@@ -5,6 +5,10 @@ A key read again on the line that holds it is the same row (another run of the
 batch read it too). A key on another line is a duplicate, and that line is
 rejected, while the run that read the first line is live (or is this one); a
 key whose run is over moves to its new line, as in a rerun of an edited manifest.
+
+PostgreSQL text holds no NUL character: a key with one cannot be a row, so its
+line is rejected (counted invalid, the other lines go on), and a NUL in a
+recorded reason is written ``\x00``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from .._journal_records import Registration, RowEntry, RowRecord, redact
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["register_entries"]
+__all__ = ["register_entries", "storable"]
 
 _INSERT = """
 INSERT INTO avaturn_journal_rows (key, line, run_id, state, error_kind, error, extra)
@@ -52,6 +56,19 @@ _STEP = "INSERT INTO avaturn_journal_steps (run_id, key, step, detail) VALUES ($
 _DONE = ("ready", "exported")
 
 
+def storable(text: str) -> str:
+    """``text`` as PostgreSQL can store it: a NUL character written ``\\x00``."""
+    return text.replace("\x00", "\\x00")
+
+
+def _keyable(entry: RowEntry) -> RowEntry:
+    """``entry``, or a keyless one (rejected on its line) if its key holds a NUL."""
+    if entry.key is None or "\x00" not in entry.key:
+        return entry
+    problem = f"the key {entry.key!r} holds a NUL character, which PostgreSQL cannot store"
+    return attrs.evolve(entry, key=None, problem=problem)
+
+
 @attrs.define
 class _Known:
     line: int
@@ -81,7 +98,7 @@ async def _known_rows(
         row["key"]
         for row in await conn.fetch(
             _INSERT, [e.key for e in new], [e.line for e in new], run_id,
-            [None if e.problem is None else redact(e.problem) for e in new],
+            [None if e.problem is None else storable(redact(e.problem)) for e in new],
             [e.extra for e in new],
         )
     }
@@ -107,14 +124,13 @@ def _plan(
     for entry in entries:
         key = entry.key
         if key is None:
-            plan.rejects.append(
-                (run_id, entry.line, None, redact(entry.problem or "no key"), entry.extra)
-            )
+            reason = storable(redact(entry.problem or "no key"))
+            plan.rejects.append((run_id, entry.line, None, reason, entry.extra))
             plan.results.append(None)
             continue
         if key in inserted and first[key] is entry:
             if entry.problem is not None:
-                plan.steps.append((run_id, key, "invalid", redact(entry.problem)))
+                plan.steps.append((run_id, key, "invalid", storable(redact(entry.problem))))
             plan.results.append(key)
             continue
         found = known[key]
@@ -123,12 +139,12 @@ def _plan(
             plan.rejects.append((run_id, entry.line, key, redact(reason), entry.extra))
             plan.results.append(Registration(record=None, duplicate_of=found.line))
             continue
-        if entry.problem is not None:
-            plan.steps.append((run_id, key, "invalid", redact(entry.problem)))
+        problem = None if entry.problem is None else storable(redact(entry.problem))
+        if problem is not None:
+            plan.steps.append((run_id, key, "invalid", problem))
             mode = "keep" if found.done or found.held else "set"
         else:
             mode = "clear" if found.error_kind == "input" else "keep"
-        problem = None if entry.problem is None else redact(entry.problem)
         plan.updates.append((key, entry.line, run_id, mode, problem, entry.extra))
         found.line, found.run_id, found.live = entry.line, run_id, True
         plan.results.append(key)
@@ -146,6 +162,7 @@ async def register_entries(
     record_of: Callable[[Any], RowRecord],
 ) -> list[Registration | None]:
     """Register ``entries`` inside the caller's transaction (see the module docstring)."""
+    entries = [_keyable(entry) for entry in entries]
     first: dict[str, RowEntry] = {}
     for entry in entries:
         if entry.key is not None:

@@ -49,8 +49,14 @@ if TYPE_CHECKING:
     from .._events import UnknownEvent as UnknownEvent
     from .._events import event_to_dict as event_to_dict
     from .._events import parse_event as parse_event
+    from .._health import DEFAULT_READY_TIMEOUT as DEFAULT_READY_TIMEOUT
+    from .._health import Readiness as Readiness
+    from .._health import check_readiness as check_readiness
     from ._boundary import VerificationFailure as VerificationFailure
     from ._boundary import Verifier as Verifier
+    from ._confirm import Confirmation as Confirmation
+    from ._confirm import ConfirmingClient as ConfirmingClient
+    from ._confirm import EventConfirmer as EventConfirmer
     from ._dedupe import IdempotencyStore as IdempotencyStore
     from ._dedupe import InMemoryIdempotencyStore as InMemoryIdempotencyStore
     from ._dedupe import idempotency_key as idempotency_key
@@ -69,10 +75,14 @@ if TYPE_CHECKING:
     from .inbox import GroupCommit as GroupCommit
     from .inbox import InboxError as InboxError
     from .inbox import InboxRecord as InboxRecord
+    from .inbox import InboxStats as InboxStats
     from .inbox import InboxStatus as InboxStatus
     from .inbox import InboxStore as InboxStore
+    from .inbox import OrderBy as OrderBy
     from .inbox import SQLiteInboxStore as SQLiteInboxStore
+    from .inbox import UnstorableDeliveryError as UnstorableDeliveryError
     from .inbox import WebhookInbox as WebhookInbox
+    from .inbox import by_avatar as by_avatar
     from .inbox import exponential_backoff as exponential_backoff
 
 # One line above per public name: __all__ and the lazy table are read from them.

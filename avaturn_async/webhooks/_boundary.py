@@ -16,6 +16,9 @@ from .._errors import ConfigurationError, WebhookInputError, WebhookVerification
 from .._events import Event
 
 __all__ = [
+    "ID_HEADERS",
+    "SIGNATURE_HEADERS",
+    "TIMESTAMP_HEADERS",
     "Headers",
     "VerificationFailure",
     "Verifier",
@@ -29,6 +32,11 @@ __all__ = [
 
 Headers: TypeAlias = "Mapping[str, str] | Mapping[str, bytes] | Mapping[bytes, bytes]"
 """Request headers as frameworks hand them over: values (and names) ``str`` or ``bytes``."""
+
+# Standard Webhooks' header names, then Svix's aliases: for :func:`header_value`.
+ID_HEADERS = ("webhook-id", "svix-id")
+TIMESTAMP_HEADERS = ("webhook-timestamp", "svix-timestamp")
+SIGNATURE_HEADERS = ("webhook-signature", "svix-signature")
 
 
 class VerificationFailure(str, enum.Enum):

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
+from .._deprecated import renamed_argument
 from .._errors import ConfigurationError
 
 __all__ = ["IdempotencyStore", "InMemoryIdempotencyStore", "idempotency_key"]
@@ -64,7 +65,8 @@ class InMemoryIdempotencyStore:
     await, so a claim is atomic on any event loop. State is per process: use a
     shared store (Redis, a database) when several workers receive webhooks.
     The default ``ttl`` of 24 hours covers typical retry schedules (Svix retries
-    for about a day).
+    for about a day). ``now`` gives monotonic seconds (a seam for tests); ``clock``
+    is its deprecated old name.
     """
 
     def __init__(
@@ -72,7 +74,8 @@ class InMemoryIdempotencyStore:
         *,
         max_entries: int = 10_000,
         ttl: timedelta = timedelta(hours=24),
-        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if max_entries <= 0:
             raise ConfigurationError("max_entries must be positive")
@@ -80,14 +83,14 @@ class InMemoryIdempotencyStore:
             raise ConfigurationError("ttl must be positive")
         self._max_entries = max_entries
         self._ttl = ttl.total_seconds()
-        self._clock = clock
+        self._now = renamed_argument("InMemoryIdempotencyStore", "clock", "now", clock, now)
         # key -> expiry; insertion order is expiry order because the TTL is fixed.
         self._entries: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         with self._lock:
-            self._purge(self._clock())
+            self._purge(self._now())
             return len(self._entries)
 
     def __repr__(self) -> str:
@@ -105,7 +108,7 @@ class InMemoryIdempotencyStore:
 
     def seen_or_mark_sync(self, key: str) -> bool:
         """The synchronous core of :meth:`seen_or_mark`."""
-        now = self._clock()
+        now = self._now()
         with self._lock:
             self._purge(now)
             if key in self._entries:

@@ -1,7 +1,5 @@
-"""The webhook path's logger, looked up when something is logged.
-
-Importing :mod:`logging` costs a cold-starting receiver about 2 ms; a receiver
-that logs nothing on its way to the first answer should not pay it at import.
+"""The webhook path's logger, looked up (and :mod:`logging` imported) when something
+is logged: see the webhook path's cold start in ARCHITECTURE.md.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeAlias, TypeVar, cast, overload
 
 import attrs
 
+from .. import _traces
 from .._errors import ConfigurationError
 from .._events import Event
 from ._log import webhook_logger
@@ -178,14 +179,25 @@ class WebhookRouter:
         return [route for route in self._routes if isinstance(event, route.match)]
 
     async def dispatch(self, event: Event) -> DispatchResult:
-        """Run every matching handler; collect, log and report their exceptions."""
+        """Run every matching handler; collect, log and report their exceptions.
+
+        With a tracer provider installed, a span for the event (linked to the span
+        of the call that created its avatar, when known) and one per handler.
+        """
+        name = f"avaturn webhook {event.event}"
+        attributes = {"avaturn.webhook.event": event.event}
+        links = _traces.links_for(event)
+        with _traces.span(name, attributes, consumer=True, links=links):
+            return await self._dispatch(event)
+
+    async def _dispatch(self, event: Event) -> DispatchResult:
         routes = self._matching(event)
         if not routes:
             webhook_logger().debug("no webhook handler for %s event", event.event)
             return DispatchResult(event=event, handled=0)
         failures: list[HandlerFailure] = []
         if self.concurrent and len(routes) > 1:
-            import anyio  # here, not at the top: a cold-starting receiver skips it
+            import anyio  # on first use: ARCHITECTURE.md, cold start
 
             async with anyio.create_task_group() as group:
                 for route in routes:
@@ -199,7 +211,9 @@ class WebhookRouter:
         import anyio
 
         try:
-            await self._call(route, event)
+            name = _name_of(route.handler)
+            with _traces.span(f"avaturn handler {name}", {"avaturn.webhook.handler": name}):
+                await self._call(route, event)
         except anyio.get_cancelled_exc_class():
             raise
         except Exception as exc:

@@ -40,11 +40,19 @@ import anyio
 import attrs
 from aiohttp import HttpVersion11, web
 
+from .._health import DEFAULT_READY_TIMEOUT
 from ._boundary import Verifier
 from ._pipeline import PipelineResponse, WebhookPipeline
 from ._router import WebhookRouter
 
-__all__ = ["WebhookServer", "make_app", "make_expect_handler", "make_handler", "serve_webhooks"]
+__all__ = [
+    "WebhookServer",
+    "make_app",
+    "make_expect_handler",
+    "make_handler",
+    "make_readiness_handler",
+    "serve_webhooks",
+]
 
 AiohttpHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
@@ -157,6 +165,22 @@ def make_expect_handler(
         return None
 
     return expect_webhook
+
+
+def make_readiness_handler(
+    pipeline: WebhookPipeline, *, timeout: float = DEFAULT_READY_TIMEOUT
+) -> AiohttpHandler:
+    """A readiness probe for your app (``app.router.add_get("/readyz", ...)``): 200 when
+    the pipeline's inbox or idempotency store answers within ``timeout`` seconds, 503
+    otherwise, with a small JSON body (:meth:`WebhookPipeline.readiness`)."""
+
+    async def readyz(request: web.Request) -> web.Response:
+        found = await pipeline.readiness(timeout=timeout)
+        return web.Response(
+            status=found.status, body=found.body(), content_type="application/json"
+        )
+
+    return readyz
 
 
 def make_app(

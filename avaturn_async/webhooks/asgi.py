@@ -30,11 +30,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, TypeAlias
 
+from .._health import DEFAULT_READY_TIMEOUT
 from ._boundary import Verifier
 from ._pipeline import PipelineResponse, WebhookPipeline
 from ._router import WebhookRouter
 
-__all__ = ["WebhookApp"]
+__all__ = ["ReadinessApp", "WebhookApp"]
 
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
@@ -57,9 +58,7 @@ def _query(scope: Scope) -> dict[str, str]:
     raw: bytes = scope.get("query_string", b"")
     if not raw:
         return {}
-    # Imported here, as anyio below: a cold-starting receiver imports neither
-    # before its first delivery (and most never see a query string).
-    from urllib.parse import parse_qsl
+    from urllib.parse import parse_qsl  # on first use: ARCHITECTURE.md, cold start
 
     pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
     query: dict[str, str] = {}
@@ -161,3 +160,34 @@ class WebhookApp:
             return
         answer = await pipeline.handle(body, headers, query=_query(scope))
         await _send(send, answer)
+
+
+class ReadinessApp:
+    """An ASGI readiness probe for your app: ``GET`` answers 200 when the pipeline's
+    inbox or idempotency store answers within ``timeout`` seconds, else 503, with a
+    small JSON body (:meth:`WebhookPipeline.readiness`)::
+
+        app.add_route("/readyz", ReadinessApp(pipeline), methods=["GET"])
+    """
+
+    def __init__(self, pipeline: WebhookPipeline, *, timeout: float = DEFAULT_READY_TIMEOUT):
+        self.pipeline = pipeline
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"ReadinessApp({self.pipeline!r})"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            raise ValueError(f"unsupported ASGI scope type {scope['type']!r}")
+        found = await self.pipeline.readiness(timeout=self.timeout)
+        answer = PipelineResponse(
+            status=found.status, outcome="readiness", body=found.body(), headers=_JSON_HEADERS
+        )
+        await _send(send, answer)
+
+
+_JSON_HEADERS = (("content-type", "application/json"),)

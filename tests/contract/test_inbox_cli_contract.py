@@ -62,6 +62,7 @@ def test_cli_json_shows_records_without_bodies(
         "next_attempt_at",
         "finished_at",
         "webhook_timestamp",
+        "ordering_key",
     }
     assert (event["status"], event["last_error"]) == ("dead", "RuntimeError: handler down")
 

@@ -42,7 +42,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def inbox(inbox_store: InboxStore, clock: FakeClock) -> WebhookInbox:
-    return WebhookInbox(store=inbox_store, clock=clock)
+    return WebhookInbox(store=inbox_store, now=clock)
 
 
 async def test_worker_dispatches_a_stored_event_once_and_marks_it_done(

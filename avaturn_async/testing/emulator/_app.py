@@ -60,6 +60,9 @@ class AvaturnEmulator:
             events are only recorded in ``emu.events``).
         webhook_secret: the Standard Webhooks secret (``whsec_<base64>`` or raw bytes)
             deliveries are signed with; default :data:`DEFAULT_WEBHOOK_SECRET`.
+        sign_webhooks: ``False`` sends deliveries unsigned, as Avaturn documents its
+            webhooks (no ``webhook-*`` headers); a token in ``webhook_url``'s query
+            string is kept. Deliveries never follow redirects: a 3xx is a failure.
         webhook_max_attempts, webhook_retry_delay: attempts per event (the first one
             included) and the first backoff, doubled after each failed attempt (a
             non-2xx answer or a connection error). Retries keep ``webhook-id``.
@@ -119,6 +122,7 @@ class AvaturnEmulator:
         export_delay: float = 0.05,
         webhook_url: str | None = None,
         webhook_secret: str | bytes | None = None,
+        sign_webhooks: bool = True,
         webhook_max_attempts: int = 4,
         webhook_retry_delay: float = 0.05,
         duplicate_webhooks: bool | None = None,
@@ -140,6 +144,7 @@ class AvaturnEmulator:
         self.export_delay = export_delay
         self.webhook_url = webhook_url
         self._webhook_secret = DEFAULT_WEBHOOK_SECRET if webhook_secret is None else webhook_secret
+        self._sign_webhooks = sign_webhooks
         self.response_delay = response_delay
         self.export_size = export_size
         self.stats: EmulatorStats = EmulatorStats()
@@ -158,7 +163,7 @@ class AvaturnEmulator:
     def _webhook_dispatcher(self, max_attempts: int, retry_delay: float) -> WebhookDispatcher:
         """Deliveries signed with ``webhook_secret``, spawned on the emulator's tasks."""
         return WebhookDispatcher(
-            key=decode_secret(self._webhook_secret),
+            key=decode_secret(self._webhook_secret) if self._sign_webhooks else None,
             spawn=self._spawn,
             max_attempts=max_attempts,
             retry_delay=retry_delay,

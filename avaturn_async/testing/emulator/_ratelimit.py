@@ -28,15 +28,15 @@ class RateLimit:
 class FixedWindowLimit:
     """Counts requests in the current window; refusals say when the window ends."""
 
-    def __init__(self, limit: RateLimit, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limit: RateLimit, *, now: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
-        self._clock = clock
-        self._window_start = clock()
+        self._now = now
+        self._window_start = now()
         self._used = 0
 
     def admit(self) -> float | None:
         """``None`` when the request may go on, else the seconds until the next window."""
-        now = self._clock()
+        now = self._now()
         if now - self._window_start >= self.limit.per:
             self._window_start, self._used = now, 0
         if self._used < self.limit.requests:

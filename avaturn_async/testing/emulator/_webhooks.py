@@ -1,5 +1,10 @@
-"""Webhook delivery for the emulator: Standard Webhooks signing, retries, and the
-drop / delay / duplicate / reorder faults that receivers must tolerate.
+"""Webhook delivery for the emulator: Standard Webhooks signing (or none, as Avaturn
+documents its webhooks), retries, and the drop / delay / duplicate / reorder faults
+that receivers must tolerate.
+
+Like a real sender, the emulator never follows a redirect: a 3xx answer is a failed
+delivery (retried, then given up), which is how a receiver mounted one slash away
+from its URL loses every webhook in production.
 """
 
 from __future__ import annotations
@@ -64,13 +69,13 @@ class _Message:
 
 
 class WebhookDispatcher:
-    """Signs and delivers events; every attempt is appended to ``deliveries``, and
-    every event a fault dropped to ``dropped``."""
+    """Signs (unless ``key`` is ``None``) and delivers events; every attempt is appended
+    to ``deliveries``, and every event a fault dropped to ``dropped``."""
 
     def __init__(
         self,
         *,
-        key: bytes,
+        key: bytes | None,
         spawn: Spawn,
         max_attempts: int,
         retry_delay: float,
@@ -158,22 +163,24 @@ class WebhookDispatcher:
                 await anyio.sleep(ExponentialBackoff(initial=self.retry_delay).delay(attempt))
 
     async def _attempt(self, message: _Message, copy: int, attempt: int) -> WebhookDelivery:
-        # Each attempt is signed afresh: receivers reject stale timestamps.
         timestamp = int(time.time())
-        headers = {
-            "content-type": "application/json",
-            "user-agent": "avaturn-emulator",
-            "webhook-id": message.msg_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(self._key, message.msg_id, timestamp, message.body),
-        }
+        headers = {"content-type": "application/json", "user-agent": "avaturn-emulator"}
+        if self._key is not None:
+            # Each attempt is signed afresh: receivers reject stale timestamps.
+            headers["webhook-id"] = message.msg_id
+            headers["webhook-timestamp"] = str(timestamp)
+            headers["webhook-signature"] = sign(self._key, message.msg_id, timestamp, message.body)
         status: int | None = None
         error: str | None = None
         try:
             if self.session is None:
                 raise RuntimeError("the emulator is not running")
             async with self.session.post(
-                message.url, data=message.body, headers=headers, timeout=_ATTEMPT_TIMEOUT
+                message.url,
+                data=message.body,
+                headers=headers,
+                timeout=_ATTEMPT_TIMEOUT,
+                allow_redirects=False,  # a 3xx is a failed delivery, as for real senders
             ) as response:
                 await response.read()
                 status = response.status

@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     from ._inbox import Backoff as Backoff
     from ._inbox import WebhookInbox as WebhookInbox
     from ._inbox import exponential_backoff as exponential_backoff
+    from ._ordering import OrderBy as OrderBy
+    from ._ordering import by_avatar as by_avatar
     from ._sqlite_store import SQLiteInboxStore as SQLiteInboxStore
+    from ._stats import InboxStats as InboxStats
     from ._store import LEASE_LOST as LEASE_LOST
     from ._store import Claimed as Claimed
     from ._store import Delivery as Delivery
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from ._store import InboxRecord as InboxRecord
     from ._store import InboxStatus as InboxStatus
     from ._store import InboxStore as InboxStore
+    from ._store import UnstorableDeliveryError as UnstorableDeliveryError
 
 # One line above per public name: __all__ and the lazy table are read from them.
 __getattr__: Callable[[str], Any]

@@ -12,6 +12,9 @@ Guarantees, per item:
   (``commit_batch`` returned); it returns the item's own result;
 * if ``commit_batch`` raises, every ``submit`` of that batch raises that
   exception: the batch is one transaction, so none of its items is stored;
+* ``commit_batch`` may answer an item with an exception instead of a result:
+  that item alone was not stored (say, a value the database cannot hold), and
+  its ``submit`` raises it while the others of the batch succeed;
 * ``submit`` is shielded from cancellation: a started commit is waited for
   (its outcome must be known before anything is acknowledged or retried).
 """
@@ -43,10 +46,13 @@ class _Waiter(Generic[I, R]):
 class GroupCommit(Generic[I, R]):
     """Batch concurrent ``submit(item)`` calls into single ``commit_batch(items)`` calls.
 
-    ``commit_batch`` must return one result per item, in order. One event loop only.
+    ``commit_batch`` must return one result per item, in order (an exception
+    instance for an item that failed alone). One event loop only.
     """
 
-    def __init__(self, commit_batch: Callable[[Sequence[I]], Awaitable[Sequence[R]]]) -> None:
+    def __init__(
+        self, commit_batch: Callable[[Sequence[I]], Awaitable[Sequence[R | Exception]]]
+    ) -> None:
         self._commit_batch = commit_batch
         self._queue: list[_Waiter[I, R]] = []
         self._leading = False
@@ -75,7 +81,10 @@ class GroupCommit(Generic[I, R]):
             if len(results) != len(batch):
                 raise RuntimeError("commit_batch returned a wrong number of results")
             for waiter, result in zip(batch, results, strict=True):
-                waiter.result = result
+                if isinstance(result, Exception):
+                    waiter.error = result  # this item alone failed
+                else:
+                    waiter.result = result
         except BaseException as exc:  # every item of a failed batch fails
             for waiter in batch:
                 waiter.error = exc

@@ -27,6 +27,12 @@ it), re-parses each event from the stored body and calls
   worker that finds its lease lost cancels the handler;
 * the worker is cancelled (shutdown): its claims are given back, uncounted.
 
+Events of one avatar are dispatched one at a time, in the order they were stored,
+by every worker sharing the store; events of different avatars run side by side
+(``order_by``: :func:`by_avatar` by default, ``None`` for no ordering). An event
+waits while one stored before it for its avatar is pending (due, claimed, or
+waiting for a retry); one that went ``dead`` no longer holds the others back.
+
 Dispatch is therefore at least once: a handler may see an event again after a
 crash between its success and the commit of ``done``. Duplicated deliveries
 (same ``webhook-id``, or same body when there is no id) are stored once.
@@ -41,18 +47,22 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import timedelta
 from functools import partial
 from types import TracebackType
 
 import anyio
 
+from ... import _metrics
+from ..._deprecated import renamed_argument
 from ..._errors import ConfigurationError
 from ..._events import Event
+from .._boundary import ID_HEADERS, TIMESTAMP_HEADERS, header_value
+from .._confirm import EventConfirmer
 from .._dedupe import idempotency_key
 from .._router import WebhookRouter
-from .._verifier import header_value
+from ._ordering import OrderBy, by_avatar, ordering_key
 from ._policy import (
     DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS,
@@ -62,18 +72,15 @@ from ._policy import (
 )
 from ._sqlite import Synchronous
 from ._sqlite_store import SQLiteInboxStore
+from ._stats import InboxStats, inbox_label, ping_store, read_stats, watching
 from ._store import Delivery, InboxRecord, InboxStatus, InboxStore
 from ._worker import InboxWorker
 
 __all__ = ["Backoff", "WebhookInbox", "exponential_backoff"]
 
 
-_ID_NAMES = ("webhook-id", "svix-id")
-_TIMESTAMP_NAMES = ("webhook-timestamp", "svix-timestamp")
-
-
 def _timestamp(headers: Mapping[str, str]) -> int | None:
-    value = header_value(headers, _TIMESTAMP_NAMES)
+    value = header_value(headers, TIMESTAMP_HEADERS)
     if value is None or not (value.isascii() and value.isdigit() and len(value) <= 15):
         return None
     return int(value)
@@ -89,8 +96,14 @@ class WebhookInbox:
     ``inbox._sqlite`` for the reasoning). ``create=False`` opens an existing
     inbox only (raising :class:`InboxError` otherwise).
     ``WebhookInbox(store=...)`` uses another store (e.g. PostgreSQL).
-    ``clock`` (wall-clock seconds since the epoch, persisted) is injectable
-    for tests.
+
+    ``order_by`` gives each delivery, when it is stored, the key its dispatch is
+    ordered by: events with one key are dispatched one at a time, in the order
+    stored, across every worker of the store. The default, :func:`by_avatar`,
+    orders each avatar's events; ``None`` dispatches every event as soon as it
+    is due, concurrently with any other.
+    ``now`` (wall-clock seconds since the epoch, persisted) is injectable
+    for tests; ``clock`` is its deprecated old name.
 
     Every method is safe to call from any task.
     """
@@ -102,12 +115,17 @@ class WebhookInbox:
         store: InboxStore | None = None,
         synchronous: Synchronous = "full",
         create: bool = True,
-        clock: Callable[[], float] = time.time,
+        now: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
+        order_by: OrderBy | None = by_avatar,
     ) -> None:
         if (path is None) == (store is None):
             raise ConfigurationError("WebhookInbox needs a path or a store (not both)")
+        if order_by is not None and not callable(order_by):
+            raise ConfigurationError("order_by must be a function of the event, or None")
         self.path = path
-        self._clock = clock
+        self._now = renamed_argument(type(self).__name__, "clock", "now", clock, now)
+        self.order_by = order_by
         self.store: InboxStore = (
             store
             if store is not None
@@ -151,18 +169,23 @@ class WebhookInbox:
 
         Returns the new event id, or ``None`` for a duplicate (same
         ``webhook-id``, or the same body when there is no id). Only the body,
-        ``webhook-id`` and ``webhook-timestamp`` are kept from the request.
+        ``webhook-id`` and ``webhook-timestamp`` are kept from the request, with
+        the event's ordering key (``order_by``).
         """
-        webhook_id = header_value(headers, _ID_NAMES)
+        webhook_id = header_value(headers, ID_HEADERS)
         delivery = Delivery(
             dedupe_key=idempotency_key(webhook_id, body),
             webhook_id=webhook_id,
             webhook_timestamp=_timestamp(headers),
             event_type=event.event,
             body=bytes(body),
-            received_at=self._clock(),
+            received_at=self._now(),
+            ordering_key=ordering_key(self.order_by, event),
         )
-        return await self.store.insert(delivery)
+        new_id = await self.store.insert(delivery)
+        if new_id is not None:
+            _metrics.count_inbox("stored", event.event)
+        return new_id
 
     # -- the worker ----------------------------------------------------------------------
 
@@ -174,13 +197,15 @@ class WebhookInbox:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff: Backoff | None = None,
         lease: float = DEFAULT_LEASE,
+        confirm: EventConfirmer | None = None,
     ) -> int:
         """Claim up to ``limit`` due events, dispatch them concurrently; how many were claimed.
 
         One pass of :meth:`run`, for tests, cron jobs and draining.
         """
         policy = make_policy(max_attempts, backoff, lease, limit)
-        return await InboxWorker(self.store, self._clock, router, policy).dispatch_due()
+        worker = InboxWorker(self.store, self._now, router, policy, confirm=confirm)
+        return await worker.dispatch_due()
 
     async def run(
         self,
@@ -191,6 +216,7 @@ class WebhookInbox:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff: Backoff | None = None,
         lease: float = DEFAULT_LEASE,
+        confirm: EventConfirmer | None = None,
     ) -> None:
         """Dispatch due events until cancelled, looking again every ``poll_interval`` seconds.
 
@@ -204,11 +230,18 @@ class WebhookInbox:
         deliveries where the store can tell (same process for SQLite,
         ``LISTEN/NOTIFY`` for PostgreSQL). An unavailable database is logged
         and retried.
+
+        With ``confirm`` (an :class:`EventConfirmer`), each event is confirmed
+        against the API before it is dispatched: a contradicted one is marked
+        ``done`` without dispatch; a confirmation that cannot reach the API is a
+        failed attempt, retried like a handler's failure.
         """
         if not poll_interval > 0:
             raise ConfigurationError("poll_interval must be positive")
         policy = make_policy(max_attempts, backoff, lease, concurrency)
-        await InboxWorker(self.store, self._clock, router, policy).run(poll_interval)
+        worker = InboxWorker(self.store, self._now, router, policy, confirm=confirm)
+        with self.reporting_metrics():
+            await worker.run(poll_interval)
 
     @asynccontextmanager
     async def worker(
@@ -220,6 +253,7 @@ class WebhookInbox:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff: Backoff | None = None,
         lease: float = DEFAULT_LEASE,
+        confirm: EventConfirmer | None = None,
     ) -> AsyncIterator[None]:
         """Run :meth:`run` in a task group for the duration of the ``async with`` block."""
         run = partial(
@@ -230,6 +264,7 @@ class WebhookInbox:
             max_attempts=max_attempts,
             backoff=backoff,
             lease=lease,
+            confirm=confirm,
         )
         make_policy(max_attempts, backoff, lease, concurrency)  # fail here, not in the task
         async with anyio.create_task_group() as group:
@@ -245,6 +280,27 @@ class WebhookInbox:
         """``{"pending": n, "done": n, "dead": n}``."""
         return await self.store.counts()
 
+    @property
+    def label(self) -> str:
+        """How metrics name this inbox (``avaturn.inbox``): its file, or its DSN
+        without the password."""
+        return inbox_label(self.path, self.store)
+
+    async def stats(self) -> InboxStats:
+        """Deliveries by status and the age of the oldest pending one, in one query."""
+        return await read_stats(self.store, self._now())
+
+    def reporting_metrics(self) -> AbstractContextManager[None]:
+        """Report this inbox's gauges (``avaturn.inbox.events`` by status,
+        ``avaturn.inbox.oldest_pending.age``) while the block runs: read with one query
+        on each metrics collection, never otherwise. A running worker reports them."""
+        return watching(self.label, self.store, self._now)
+
+    async def ping(self) -> None:
+        """The readiness check: one trivial query; raises when the database fails.
+        Bound it with ``anyio.fail_after`` (``WebhookPipeline.readiness`` does)."""
+        await ping_store(self.store)
+
     async def replay(self, ids: Iterable[int] = (), *, all_dead: bool = False) -> tuple[int, ...]:
         """Move dead events (``ids``, or every one with ``all_dead=True``) back to pending.
 
@@ -254,7 +310,7 @@ class WebhookInbox:
         chosen = tuple(ids)
         if all_dead == bool(chosen):
             raise ConfigurationError("replay() needs ids or all_dead=True (not both)")
-        replayed = await self.store.replay(None if all_dead else chosen, now=self._clock())
+        replayed = await self.store.replay(None if all_dead else chosen, now=self._now())
         return tuple(replayed)
 
     async def purge(self, *, older_than: timedelta) -> int:
@@ -265,7 +321,7 @@ class WebhookInbox:
         """
         if older_than < timedelta(0):
             raise ConfigurationError("older_than must not be negative")
-        cutoff = self._clock() - older_than.total_seconds()
+        cutoff = self._now() - older_than.total_seconds()
         return await self.store.purge(finished_before=cutoff)
 
     async def list(

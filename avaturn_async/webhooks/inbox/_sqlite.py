@@ -55,33 +55,77 @@ from ._store import (
 
 __all__ = ["SCHEMA_VERSION", "SQLiteInboxTable", "Synchronous"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 Synchronous = Literal["full", "normal"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS webhook_inbox (
-    id                INTEGER PRIMARY KEY AUTOINCREMENT,
-    dedupe_key        TEXT    NOT NULL UNIQUE,
-    webhook_id        TEXT,
-    webhook_timestamp INTEGER,
-    event_type        TEXT    NOT NULL,
-    body              BLOB    NOT NULL,
-    status            TEXT    NOT NULL DEFAULT 'pending'
-                      CHECK (status IN ('pending', 'done', 'dead')),
-    attempts          INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at   REAL    NOT NULL,
-    claim_token       TEXT,
-    last_error        TEXT,
-    received_at       REAL    NOT NULL,
-    finished_at       REAL
-);
-CREATE INDEX IF NOT EXISTS webhook_inbox_due ON webhook_inbox (status, next_attempt_at);
-CREATE INDEX IF NOT EXISTS webhook_inbox_finished ON webhook_inbox (status, finished_at)
+# Step n takes a file from user_version n-1 to n. Step 1 says IF NOT EXISTS: files
+# written before the version was recorded hold its table at user_version 0.
+_STEPS = (
+    """
+    CREATE TABLE IF NOT EXISTS webhook_inbox (
+        id                INTEGER PRIMARY KEY AUTOINCREMENT,
+        dedupe_key        TEXT    NOT NULL UNIQUE,
+        webhook_id        TEXT,
+        webhook_timestamp INTEGER,
+        event_type        TEXT    NOT NULL,
+        body              BLOB    NOT NULL,
+        status            TEXT    NOT NULL DEFAULT 'pending'
+                          CHECK (status IN ('pending', 'done', 'dead')),
+        attempts          INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at   REAL    NOT NULL,
+        claim_token       TEXT,
+        last_error        TEXT,
+        received_at       REAL    NOT NULL,
+        finished_at       REAL
+    );
+    CREATE INDEX IF NOT EXISTS webhook_inbox_due ON webhook_inbox (status, next_attempt_at);
+    CREATE INDEX IF NOT EXISTS webhook_inbox_finished ON webhook_inbox (status, finished_at)
+    """,
+    # Ordered dispatch: an event's place in its key's queue is ordering_seq, or its id
+    # when NULL (every row stored before this step, and every row until replayed).
+    """
+    ALTER TABLE webhook_inbox ADD COLUMN ordering_key TEXT;
+    ALTER TABLE webhook_inbox ADD COLUMN ordering_seq INTEGER;
+    CREATE INDEX webhook_inbox_order ON webhook_inbox
+        (ordering_key, coalesce(ordering_seq, id)) WHERE status = 'pending'
+    """,
+)
+assert len(_STEPS) == SCHEMA_VERSION
+
+# Claimable: due, and first in its key's queue among pending events (a claimed event
+# stays pending, so it holds back the rest of its key until done or dead).
+_CLAIMABLE = """
+    SELECT id, body, attempts, event_type, ordering_key FROM webhook_inbox AS t
+    WHERE status = 'pending' AND next_attempt_at <= ?
+      AND (ordering_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM webhook_inbox AS e
+          WHERE e.ordering_key = t.ordering_key AND e.status = 'pending'
+            AND coalesce(e.ordering_seq, e.id) < coalesce(t.ordering_seq, t.id)))
+    ORDER BY next_attempt_at, id LIMIT ?
+"""
+
+# Not due before the first pending event of its key is, when that one waits for a retry:
+# it cannot run before, and so it stays out of the claims' scan meanwhile (a hint for
+# speed only; the claim's test is what keeps the order).
+_INSERT = """
+    INSERT OR IGNORE INTO webhook_inbox (dedupe_key, webhook_id, webhook_timestamp,
+        event_type, body, next_attempt_at, received_at, ordering_key)
+    VALUES (?, ?, ?, ?, ?, max(?, coalesce((
+        SELECT CASE WHEN claim_token IS NULL THEN next_attempt_at END FROM webhook_inbox
+        WHERE ordering_key = ? AND status = 'pending'
+        ORDER BY coalesce(ordering_seq, id) LIMIT 1), 0)), ?, ?)
+"""
+# After a failed attempt of an ordered event, the pending events behind it are not due
+# before its retry: each claim would otherwise walk past all of them until then.
+_HOLD_BACK = """
+    UPDATE webhook_inbox SET next_attempt_at = ?
+    WHERE ordering_key = ? AND status = 'pending' AND claim_token IS NULL
+      AND next_attempt_at < ? AND id <> ?
 """
 
 _RECORD_COLUMNS = (
     "id, webhook_id, event_type, status, attempts, last_error, received_at, "
-    "next_attempt_at, finished_at, webhook_timestamp"
+    "next_attempt_at, finished_at, webhook_timestamp, ordering_key"
 )
 
 
@@ -102,6 +146,7 @@ def _record(row: Sequence[Any]) -> InboxRecord:
         next_attempt_at=utc(row[7]) if status is InboxStatus.PENDING else None,
         finished_at=_utc_or_none(row[8]),
         webhook_timestamp=row[9],
+        ordering_key=row[10],
     )
 
 
@@ -160,9 +205,13 @@ class SQLiteInboxTable:
         # Per connection: every process that writes the file sets it for itself.
         db.execute(f"PRAGMA synchronous={synchronous.upper()}")
         with transaction(db):
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                db.execute(statement)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            # Read again under the write lock: another process may have just upgraded.
+            applied = db.execute("PRAGMA user_version").fetchone()[0]
+            for step in _STEPS[applied:]:
+                for statement in filter(str.strip, step.split(";")):
+                    db.execute(statement)
+            if applied < SCHEMA_VERSION:
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _has_table(self) -> bool:
         query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'webhook_inbox'"
@@ -180,9 +229,7 @@ class SQLiteInboxTable:
     def insert(self, d: Delivery) -> int | None:
         """Store a delivery; its new id, or ``None`` when its ``dedupe_key`` is known."""
         cursor = self._db.execute(
-            "INSERT OR IGNORE INTO webhook_inbox (dedupe_key, webhook_id, "
-            "webhook_timestamp, event_type, body, next_attempt_at, received_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            _INSERT,
             (
                 d.dedupe_key,
                 d.webhook_id,
@@ -190,7 +237,9 @@ class SQLiteInboxTable:
                 d.event_type,
                 d.body,
                 d.received_at,
+                d.ordering_key,
                 d.received_at,
+                d.ordering_key,
             ),
         )
         return cursor.lastrowid if cursor.rowcount == 1 else None
@@ -202,6 +251,7 @@ class SQLiteInboxTable:
     ) -> list[Claimed]:
         """Lease up to ``limit`` due events (oldest due first), counting an attempt for each.
 
+        An event with an ordering key is claimable only first in its key's queue.
         A due event still holding a claim is one whose worker died or overran
         its lease: it is claimed again, unless that was its last attempt, in
         which case it goes dead (a poison event must not crash workers forever).
@@ -214,12 +264,7 @@ class SQLiteInboxTable:
             "claim_token IS NOT NULL AND next_attempt_at <= ? AND attempts >= ?",
             (LEASE_LOST, now, now, max_attempts),
         )
-        rows = db.execute(
-            "SELECT id, body, attempts, event_type FROM webhook_inbox "
-            "WHERE status = 'pending' AND next_attempt_at <= ? "
-            "ORDER BY next_attempt_at, id LIMIT ?",
-            (now, limit),
-        ).fetchall()
+        rows = db.execute(_CLAIMABLE, (now, limit)).fetchall()
         # The lease is the due time: an unfinished claim becomes due again.
         db.executemany(
             "UPDATE webhook_inbox SET claim_token = ?, attempts = attempts + 1, "
@@ -227,7 +272,14 @@ class SQLiteInboxTable:
             [(token, now + lease, row[0]) for row in rows],
         )
         return [
-            Claimed(id=r[0], body=bytes(r[1]), attempts=r[2] + 1, token=token, event_type=r[3])
+            Claimed(
+                id=r[0],
+                body=bytes(r[1]),
+                attempts=r[2] + 1,
+                token=token,
+                event_type=r[3],
+                ordering_key=r[4],
+            )
             for r in rows
         ]
 
@@ -241,7 +293,10 @@ class SQLiteInboxTable:
             return self._finish(
                 "status = 'dead', last_error = ?, finished_at = ?", (error, now), claimed
             )
-        return self._finish("last_error = ?, next_attempt_at = ?", (error, retry_at), claimed)
+        failed = self._finish("last_error = ?, next_attempt_at = ?", (error, retry_at), claimed)
+        if failed and claimed.ordering_key is not None:
+            self._db.execute(_HOLD_BACK, (retry_at, claimed.ordering_key, retry_at, claimed.id))
+        return failed
 
     def renew(self, claimed: Claimed, *, now: float, lease: float) -> bool:
         """Extend a claim to ``now + lease``; ``False`` if it was lost."""
@@ -279,7 +334,11 @@ class SQLiteInboxTable:
         return [_record(row) for row in self._db.execute(sql, (*params, limit))]
 
     def replay(self, ids: Iterable[int] | None, *, now: float) -> list[int]:
-        """Dead events (those of ``ids``, or all when ``None``) back to pending, attempts 0."""
+        """Dead events (those of ``ids``, or all when ``None``) back to pending, attempts 0.
+
+        Each takes a new place at the back of its key's queue (so it never overtakes,
+        or runs beside, an event of its key that is pending now), in their old order.
+        """
 
         db = self._db
         if ids is None:
@@ -287,12 +346,31 @@ class SQLiteInboxTable:
             chosen = [row[0] for row in db.execute(query)]
         else:
             chosen = [i for i in dict.fromkeys(ids) if self._is_dead(i)]
+        placed = sorted(chosen, key=self._place)
         db.executemany(
             "UPDATE webhook_inbox SET status = 'pending', attempts = 0, "
-            "next_attempt_at = ?, claim_token = NULL, finished_at = NULL WHERE id = ?",
-            [(now, event_id) for event_id in chosen],
+            "next_attempt_at = ?, claim_token = NULL, finished_at = NULL, "
+            "ordering_seq = ? WHERE id = ?",
+            [(now, self._next_place(), event_id) for event_id in placed],
         )
         return chosen
+
+    def _place(self, event_id: int) -> int:
+        query = "SELECT coalesce(ordering_seq, id) FROM webhook_inbox WHERE id = ?"
+        return int(self._db.execute(query, (event_id,)).fetchone()[0])
+
+    def _next_place(self) -> int:
+        """A place after every id given so far, and the next id after it: the table's
+        AUTOINCREMENT counter (``sqlite_sequence``) is moved past it."""
+        db = self._db
+        db.execute(
+            "INSERT INTO sqlite_sequence (name, seq) "
+            "SELECT 'webhook_inbox', (SELECT coalesce(max(id), 0) FROM webhook_inbox) "
+            "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'webhook_inbox')"
+        )
+        db.execute("UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'webhook_inbox'")
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'webhook_inbox'")
+        return int(row.fetchone()[0])
 
     def _is_dead(self, event_id: int) -> bool:
         row = self._db.execute(

@@ -13,8 +13,11 @@ from functools import partial
 import anyio
 from anyio.lowlevel import current_token
 
+from ..._errors import ConfigurationError
+from ..._redact import looks_like_url, redact_location
 from ..._sqlite import SQLiteThread
 from ._sqlite import SQLiteInboxTable, Synchronous
+from ._stats import InboxStats, sqlite_ping, sqlite_stats
 from ._store import Claimed, Delivery, InboxRecord, InboxStatus
 
 __all__ = ["SQLiteInboxStore"]
@@ -38,6 +41,11 @@ class SQLiteInboxStore:
         create: bool = True,
         busy_timeout: float = 10.0,
     ) -> None:
+        if looks_like_url(path):  # never a file of that name, and never printed as one
+            raise ConfigurationError(
+                f"an inbox URL is not a SQLite file: {redact_location(str(path))!r} "
+                "(for PostgreSQL use avaturn_async.postgres.PostgresInbox)"
+            )
         self.path = path
         opener = partial(
             SQLiteInboxTable,
@@ -51,6 +59,11 @@ class SQLiteInboxStore:
 
     def __repr__(self) -> str:
         return f"SQLiteInboxStore({os.fspath(self.path)!r})"
+
+    @property
+    def label(self) -> str:
+        """The file, as metrics and logs name this inbox."""
+        return os.fspath(self.path)
 
     @property
     def batches(self) -> int:
@@ -104,6 +117,13 @@ class SQLiteInboxStore:
 
     async def counts(self) -> dict[str, int]:
         return await self._db.read(SQLiteInboxTable.counts)
+
+    async def stats(self, *, now: float) -> InboxStats:
+        return await self._db.read(sqlite_stats, now=now)
+
+    async def ping(self) -> None:
+        """One trivial query, queued like every other: a store stuck on a lock times out."""
+        await self._db.read(sqlite_ping)
 
     async def records(self, *, status: InboxStatus | None, limit: int) -> list[InboxRecord]:
         return await self._db.read(SQLiteInboxTable.records, status=status, limit=limit)

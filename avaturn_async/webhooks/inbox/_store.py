@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from ..._clock import utc
 from ..._errors import WebhookError
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "InboxRecord",
     "InboxStatus",
     "InboxStore",
+    "UnstorableDeliveryError",
     "utc",
 ]
 
@@ -42,17 +44,18 @@ class InboxError(WebhookError):
     """The inbox database is missing, unreadable, or not a webhook inbox."""
 
 
+class UnstorableDeliveryError(WebhookError):
+    """A verified delivery holds a value the inbox's database cannot store (PostgreSQL
+    refuses a NUL character in text). Nothing of it was stored; the receiver answers
+    422 and every other delivery is stored as usual."""
+
+
 class InboxStatus(str, enum.Enum):
     """Where a stored event stands. A claimed event stays ``pending`` until finished."""
 
     PENDING = "pending"
     DONE = "done"
     DEAD = "dead"
-
-
-def utc(timestamp: float) -> datetime:
-    """Seconds since the epoch as an aware UTC datetime."""
-    return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
 @attrs.frozen(kw_only=True)
@@ -66,6 +69,9 @@ class Delivery:
     event_type: str
     body: bytes
     received_at: float
+    ordering_key: str | None = None
+    """Deliveries sharing a key are dispatched one at a time, in the order stored (the
+    avatar id by default); ``None``: dispatched as soon as due, concurrently with any."""
 
 
 @attrs.frozen(kw_only=True)
@@ -87,6 +93,8 @@ class InboxRecord:
     finished_at: datetime | None
     webhook_timestamp: int | None
     """The sender's ``webhook-timestamp`` (seconds since the epoch), if any."""
+    ordering_key: str | None = None
+    """The key its dispatch is ordered by (the avatar id by default), or ``None``."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (datetimes as ISO 8601 strings)."""
@@ -108,6 +116,9 @@ class Claimed:
     """Including the attempt this claim starts."""
     token: str
     event_type: str
+    ordering_key: str | None = None
+    """Its :attr:`Delivery.ordering_key`: while this claim lasts, no other event with
+    the key is claimed."""
 
 
 @runtime_checkable
@@ -123,7 +134,9 @@ class InboxStore(Protocol):
 
         The receiver answers 2xx only after this returns, so it must not return
         before the commit is as durable as the store promises. If it raises,
-        the delivery may or may not be stored (the sender's retry is deduped).
+        the delivery may or may not be stored (the sender's retry is deduped),
+        except :class:`UnstorableDeliveryError`: nothing of it was stored, and
+        storing it again would fail again.
         """
         ...
 
@@ -131,6 +144,13 @@ class InboxStore(Protocol):
         self, *, now: float, lease: float, limit: int, max_attempts: int, token: str
     ) -> list[Claimed]:
         """Lease up to ``limit`` due pending events (oldest due first) under ``token``.
+
+        An event with an ``ordering_key`` is claimed only when no event stored
+        before it with the same key is still pending (due, waiting for a retry,
+        or claimed): events of one key run one at a time, in the order stored.
+        A ``done`` or ``dead`` event no longer holds back the ones after it. A
+        replayed event queues behind the pending events of its key, as if stored
+        anew. Events waiting behind their key never use up ``limit``.
 
         Each claim counts an attempt, and the event is due again at
         ``now + lease`` unless renewed or finished. A due event whose lease ran
@@ -172,7 +192,8 @@ class InboxStore(Protocol):
     async def replay(self, ids: Iterable[int] | None, *, now: float) -> list[int]:
         """Dead events (those of ``ids``, or all when ``None``) back to pending, attempts 0.
 
-        Returns the ids replayed, in order; unknown or not-dead ids are skipped.
+        Each goes to the back of its ordering key's queue (in id order among those
+        replayed together). Returns the ids replayed, in order; unknown or not-dead ids are skipped.
         """
         ...
 

@@ -13,8 +13,10 @@ from collections.abc import Callable
 
 import anyio
 
+from ... import _metrics, _traces
 from ..._errors import WebhookParseError
 from ..._events import Event, parse_event
+from .._confirm import EventConfirmer
 from .._router import WebhookRouter
 from ._policy import WorkerPolicy, describe_error, dispatch_error
 from ._store import Claimed, InboxStore
@@ -30,16 +32,23 @@ class InboxWorker:
     def __init__(
         self,
         store: InboxStore,
-        clock: Callable[[], float],
+        now: Callable[[], float],
         router: WebhookRouter,
         policy: WorkerPolicy,
+        *,
+        confirm: EventConfirmer | None = None,
     ) -> None:
         self.store = store
-        self._clock = clock
+        self._now = now
         self._router = router
         self._policy = policy
+        self._confirm = confirm
         self._running = 0
         self._freed = anyio.Event()
+        # An ordered event that finished may have let the next one of its key become
+        # due: the loop claims again at once instead of waiting for new work.
+        self._key_freed = False
+        self._waiting: anyio.CancelScope | None = None
 
     async def dispatch_due(self) -> int:
         """Claim up to ``policy.batch`` due events, dispatch them concurrently; how many."""
@@ -56,7 +65,9 @@ class InboxWorker:
         """Keep up to ``policy.batch`` events in flight until cancelled.
 
         Whenever a slot is free the worker claims due events for the free
-        slots; when fewer were due, it waits for new work (or ``poll_interval``).
+        slots; when fewer were due, it waits for new work (or ``poll_interval``),
+        or until one of its events with an ordering key finishes (the next
+        event of that key may then be due).
         """
         async with anyio.create_task_group() as group:
             while True:
@@ -65,6 +76,7 @@ class InboxWorker:
                     await self._freed.wait()
                     self._freed = anyio.Event()
                     continue
+                self._key_freed = False
                 try:
                     claims = await self._claim(free)
                 except Exception:
@@ -74,7 +86,14 @@ class InboxWorker:
                     self._running += 1
                     group.start_soon(self._slot, claimed)
                 if len(claims) < free:
-                    await self.store.wait_for_work(poll_interval)
+                    await self._wait_for_work(poll_interval)
+
+    async def _wait_for_work(self, poll_interval: float) -> None:
+        if self._key_freed:  # finished while the claim ran: it may have missed the next
+            return
+        with anyio.CancelScope() as self._waiting:
+            await self.store.wait_for_work(poll_interval)
+        self._waiting = None
 
     async def _slot(self, claimed: Claimed) -> None:
         try:
@@ -82,13 +101,17 @@ class InboxWorker:
         finally:
             self._running -= 1
             self._freed.set()
+            if claimed.ordering_key is not None:
+                self._key_freed = True
+                if self._waiting is not None:
+                    self._waiting.cancel()
 
     async def _claim(self, limit: int) -> list[Claimed]:
         # Shielded: a claim that committed while the worker was being cancelled
         # must reach _dispatch_one, which hands it back, instead of waiting out its lease.
         with anyio.CancelScope(shield=True):
             claims = await self.store.claim(
-                now=self._clock(),
+                now=self._now(),
                 lease=self._policy.lease,
                 limit=limit,
                 max_attempts=self._policy.max_attempts,
@@ -97,8 +120,14 @@ class InboxWorker:
         return claims
 
     async def _dispatch_one(self, claimed: Claimed) -> None:
+        attributes: dict[str, str | int] = {
+            "avaturn.inbox.event_id": claimed.id,
+            "avaturn.webhook.event": claimed.event_type,
+            "avaturn.inbox.attempt": claimed.attempts,
+        }
         try:
-            await self._handle(claimed)
+            with _traces.span("avaturn inbox dispatch", attributes, consumer=True):
+                await self._handle(claimed)
         except Exception:
             # The outcome could not be recorded (database locked, failing or
             # unreachable): the attempt stays counted and the lease brings it back.
@@ -120,12 +149,14 @@ class InboxWorker:
         policy = self._policy
         error = await self._attempt(event, claimed, policy.lease)
         if error is None:
-            if not await self.store.complete(claimed, now=self._clock()):
+            if await self.store.complete(claimed, now=self._now()):
+                _metrics.count_inbox("dispatched", claimed.event_type)
+            else:
                 logger.warning("webhook inbox event %d: lease lost before done", claimed.id)
             return
         retry_at = None
         if claimed.attempts < policy.max_attempts:
-            retry_at = self._clock() + max(0.0, policy.backoff(claimed.attempts))
+            retry_at = self._now() + max(0.0, policy.backoff(claimed.attempts))
         await self._record_failure(claimed, error, retry_at)
 
     async def _attempt(self, event: Event, claimed: Claimed, lease: float) -> str | None:
@@ -141,7 +172,7 @@ class InboxWorker:
 
             group.start_soon(heartbeat)
             try:
-                error = dispatch_error(await self._router.dispatch(event))
+                error = await self._confirm_and_dispatch(event)
             except Exception as exc:  # the router catches handler errors; this is its own
                 logger.exception("webhook dispatch failed for %s event", event.event)
                 error = describe_error(exc)
@@ -150,6 +181,15 @@ class InboxWorker:
             return f"LeaseLost: the {lease:g} s lease could not be renewed; dispatch cancelled"
         return error
 
+    async def _confirm_and_dispatch(self, event: Event) -> str | None:
+        """Dispatch unless ``confirm`` contradicts the event (then done, undispatched).
+
+        A confirmation that cannot reach the API raises: a failed attempt, retried.
+        """
+        if self._confirm is not None and not (await self._confirm.confirm(event)).confirmed:
+            return None
+        return dispatch_error(await self._router.dispatch(event))
+
     async def _keep_lease(self, claimed: Claimed, lease: float) -> bool:
         """Renew every ``lease / 3`` seconds; return ``False`` once the lease is lost."""
         expires = anyio.current_time() + lease
@@ -157,7 +197,7 @@ class InboxWorker:
             await anyio.sleep(lease / 3)
             started = anyio.current_time()
             try:
-                renewed = await self.store.renew(claimed, now=self._clock(), lease=lease)
+                renewed = await self.store.renew(claimed, now=self._now(), lease=lease)
             except Exception:
                 logger.exception("webhook inbox: could not renew the lease of %d", claimed.id)
             else:
@@ -168,8 +208,11 @@ class InboxWorker:
                 return False
 
     async def _record_failure(self, claimed: Claimed, error: str, retry_at: float | None) -> None:
-        now = self._clock()
+        now = self._now()
         recorded = await self.store.fail(claimed, now=now, error=error, retry_at=retry_at)
+        if recorded:
+            step = "dead_lettered" if retry_at is None else "retried"
+            _metrics.count_inbox(step, claimed.event_type)
         outcome = "dead-lettered" if retry_at is None else f"retry in {retry_at - now:.0f}s"
         logger.warning(
             "webhook inbox event %d (%s) failed attempt %d: %s%s",
@@ -184,6 +227,6 @@ class InboxWorker:
         """Release an unfinished claim (shielded: this runs while cancelled), uncounted."""
         with anyio.CancelScope(shield=True):
             try:
-                await self.store.release(claimed, now=self._clock())
+                await self.store.release(claimed, now=self._now())
             except Exception:
                 logger.exception("webhook inbox: could not release event %d", claimed.id)

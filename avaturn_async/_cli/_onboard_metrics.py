@@ -1,0 +1,79 @@
+"""``avaturn onboard ... --metrics-port P``: the run's metrics and probes while it lasts.
+
+``/readyz`` asks the run's journal database: a trivial query on the PostgreSQL
+journal's pool, or a read of the SQLite journal file (in a worker thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio.to_thread
+
+from .._health import Readiness, check_readiness
+from ..batch import JournalStore
+from ._metrics_server import install_prometheus, serving_metrics
+
+__all__ = ["add_metrics_arguments", "onboard_metrics"]
+
+
+def add_metrics_arguments(add: Any, port_type: Any) -> None:
+    """``--metrics-port`` and ``--metrics-host`` for ``avaturn onboard``."""
+    add("--metrics-port", type=port_type, metavar="P",
+        help="serve metrics on /metrics (and /healthz, /readyz) while the run lasts "
+        "(0 picks a free port; needs the otel extra)")  # fmt: skip
+    add("--metrics-host", default="0.0.0.0", metavar="HOST",
+        help="address the metrics server binds (default 0.0.0.0)")  # fmt: skip
+
+
+def _read_sqlite(path: Path) -> None:
+    """One trivial read of the journal file, without creating it (a new journal is
+    created by the run a moment later: nothing to read yet is no fault). SQLite's own
+    busy timeout bounds it, as a worker thread cannot be cancelled."""
+    if not path.exists():
+        return
+    connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=1.0)
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    finally:
+        connection.close()
+
+
+def _journal_check(journal: str | JournalStore) -> Any:
+    if not isinstance(journal, str):
+        connector = getattr(journal, "connector", None)
+        ping = getattr(connector, "ping", None)
+        if ping is not None:
+            return ping
+        return journal.status  # a store of another kind: any answer will do
+    path = Path(journal)
+
+    async def read_file() -> None:
+        await anyio.to_thread.run_sync(_read_sqlite, path)
+
+    return read_file
+
+
+@asynccontextmanager
+async def onboard_metrics(
+    args: argparse.Namespace, journal: str | JournalStore, out: TextIO
+) -> AsyncIterator[None]:
+    """Serve the metrics for the block when ``--metrics-port`` is given."""
+    if args.metrics_port is None:
+        yield
+        return
+    install_prometheus("avaturn-onboard")
+    check = _journal_check(journal)
+
+    async def readiness() -> Readiness:
+        return await check_readiness({"journal": check})
+
+    async with serving_metrics(args.metrics_host, args.metrics_port, readiness) as url:
+        print(f"metrics on {url}/metrics (also /healthz, /readyz)", file=out)
+        out.flush()
+        yield
