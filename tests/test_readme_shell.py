@@ -106,7 +106,6 @@ def test_a_block_not_run_here_is_run_by_ci(source: str) -> None:
     for command in ("pip install", "pytest -q"):
         if command in source:
             assert command in ci, f"CI does not run {command!r}, which {reason!r} says it does"
-    pytest.skip(f"run by CI, not here: {reason}")
 
 
 @pytest.mark.slow
