@@ -112,6 +112,8 @@ if TYPE_CHECKING:
     from ._observe import ResponseMetadata as ResponseMetadata
     from ._observe import RetryInfo as RetryInfo
     from ._observe import response_of as response_of
+    from ._pacing import RateBudget as RateBudget
+    from ._pacing import TokenBucket as TokenBucket
     from ._photos import PhotoInput as PhotoInput
     from ._photos import PhotoSource as PhotoSource
     from ._photos import PhotoUpload as PhotoUpload

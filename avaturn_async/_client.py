@@ -1,10 +1,10 @@
-"""``AvaturnClient``: the endpoint groups, the retry loop and the concurrency limit.
+"""``AvaturnClient``: the endpoint groups, the retry loop, the concurrency limit, the pace.
 
 A client is its :class:`ClientOptions` (one frozen value, ``_client_options``) and
 its key, beside a ``SharedPool`` of what derived clients share (``_pool``:
-connections, request limit, backoff, event loop, open or closed state). Endpoints
-are in ``_resources``; what a call reports (hooks, logs, spans) in ``_observe``;
-proxies and TLS in ``_network``; extra headers, query and body in ``_extras``.
+connections, request limit, backoff, pace, event loop, open or closed state).
+Endpoints: ``_resources``; what a call reports: ``_observe``; proxies and TLS:
+``_network``; extra headers, query and body: ``_extras``.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from ._hub import EventHub
 from ._models import DownloadedFile
 from ._observe import Hook, Tracer, attach_metadata
 from ._options import DEFAULT_BASE_URL
+from ._pacing import RateBudget
 from ._pool import CLOSED, OPEN, SharedPool, frozen_headers, key_headers, open_pool
 from ._requests import Request, Response
 from ._resources import Avatars, Exports, Renders, Sessions, Users
@@ -75,16 +76,13 @@ class AvaturnClient:
         async with AvaturnClient() as client:
             user = await client.users.create()
 
-    Every option has one meaning; those that can be off have an explicit off value
-    (the table is in ``docs/client.md``). A client belongs to the event loop it is
-    opened in (``async with`` or its first call; :class:`EventLoopError`);
-    ``avaturn_async.sync`` has the same client for synchronous code.
+    Every option has one meaning, with an explicit off value where it can be off
+    (``docs/client.md``). A client belongs to the event loop it is opened in
+    (:class:`EventLoopError`); ``avaturn_async.sync`` has it for synchronous code.
 
-    Every endpoint method also takes ``extra_headers=``, ``extra_query=`` and, where
-    the request has a JSON body, ``extra_body=``, for what the SDK has no argument
-    for yet. Documented arguments and the client's own headers win any clash;
-    secret-named headers (``Authorization``, ``Cookie``, ``*-Key``, ``*-Token``,
-    ``*-Secret``) are redacted in reprs and logs.
+    Every endpoint method also takes ``extra_headers=``, ``extra_query=`` and, with
+    a JSON body, ``extra_body=``: documented arguments and the client's own headers
+    win any clash; secret-named headers are redacted in reprs and logs.
 
     Args:
         api_key: the secret key (default ``$AVATURN_API_KEY``), sent as a bearer token
@@ -111,14 +109,13 @@ class AvaturnClient:
             a loopback, private or link-local address (host names, ``*.example.com``,
             IP addresses or networks such as ``10.1.0.0/16``). Others are refused
             (:class:`UnsafeURLError`), except the addresses of ``base_url`` itself.
-        proxy: ``"http://user:pass@host:port"``: every request (API calls, uploads,
-            downloads) goes through it, whatever the environment says. Its
-            credentials never appear in reprs, logs or errors.
+        rate_limit: API requests per second at most, paced evenly, or a :class:`RateBudget`;
+            ``None``: paced (with ``adaptive``) at the rate the server's 429s teach.
+        proxy: ``"http://user:pass@host:port"`` for every request (API calls, uploads,
+            downloads), whatever the environment says; its credentials are never shown.
         trust_env: read ``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY`` and ``NO_PROXY``
-            when ``proxy`` is not given; ``False`` ignores them. Loopback hosts never
-            go through an environment proxy.
-        ssl: an ``ssl.SSLContext`` for every connection the client makes: a private CA
-            (``ssl.create_default_context(cafile=...)``), a client certificate.
+            when ``proxy`` is not given (never for loopback hosts); ``False``: don't.
+        ssl: an ``ssl.SSLContext`` for every connection: a private CA, a client certificate.
     """
 
     def __init__(
@@ -141,6 +138,7 @@ class AvaturnClient:
         tracing: bool | Literal["auto"] = "auto",
         clock: Clock = DEFAULT_CLOCK,
         allowed_download_hosts: Iterable[str] = (),
+        rate_limit: float | RateBudget | None = None,
         proxy: str | None = None,
         trust_env: bool = True,
         ssl: SSLContext | None = None,
@@ -158,16 +156,15 @@ class AvaturnClient:
             tracing=arguments.tracing_mode(tracing),
             clock=clock,
             allowed_download_hosts=tuple(allowed_download_hosts),
+            rate_limit=arguments.rate_limit(rate_limit),
         )
         transport = NetworkArguments(session, proxy, trust_env, ssl).transport(
             transport, max_concurrency
         )
-        agent = user_agent or USER_AGENT
-        plain = frozen_headers({"User-Agent": agent, "Accept": "application/json"})
-        shared = open_pool(transport, options, agent)
+        shared = open_pool(transport, options, user_agent or USER_AGENT)
+        plain = frozen_headers({**shared.download_headers, "Accept": "application/json"})
         self._bind(shared, options, Tracer(options.tracing), (plain, key_headers(plain, api_key)))
-        guard = DownloadGuard(options.allowed_download_hosts, base_url=options.base_url)
-        self._download_guard, self._owns_pool = guard, True
+        self._owns_pool = True
         self.event_hub: EventHub | None = event_hub
 
     def _bind(
@@ -176,7 +173,11 @@ class AvaturnClient:
         options: ClientOptions,
         tracer: Tracer,
         headers: tuple[CIMultiDictProxy[str], CIMultiDictProxy[str]],
+        guard: DownloadGuard | None = None,
     ) -> None:
+        """``guard``: which hosts ``download()`` may reach; by default those of ``options``."""
+        hosts, base_url = options.allowed_download_hosts, options.base_url
+        self._download_guard = guard or DownloadGuard(hosts, base_url=base_url)
         self._shared = shared
         self._options = options
         self._tracer = tracer
@@ -251,8 +252,7 @@ class AvaturnClient:
             await client.with_options(timeout=5, max_attempts=2).users.create()
             project_b = client.with_options(api_key=KEY_B)  # another Avaturn project
 
-        ``timeout`` sets ``timeouts.request``, ``max_attempts`` the retry policy's;
-        ``api_key`` and ``base_url`` serve another project (or server) over the same pool.
+        ``timeout`` sets ``timeouts.request``, ``max_attempts`` the retry policy's.
         Closing the derived client closes nothing shared; closing this one closes both.
         """
         # The arguments given are those not left _UNSET.
@@ -261,11 +261,10 @@ class AvaturnClient:
         if "api_key" in changes:
             auth = key_headers(plain, text(changes.pop("api_key"), "api_key"))
         options, tracer = derive_options(self._options, self._tracer, changes)
-        if options.base_url != self._options.base_url:  # the guard lets its addresses through
-            guard = DownloadGuard(options.allowed_download_hosts, base_url=options.base_url)
+        same_base = options.base_url == self._options.base_url  # the guard lets it through
         derived = object.__new__(AvaturnClient)
-        derived._bind(self._shared, options, tracer, (plain, auth))
-        derived._download_guard, derived._owns_pool = guard, False
+        derived._bind(self._shared, options, tracer, (plain, auth), guard if same_base else None)
+        derived._owns_pool = False
         derived.event_hub = self.event_hub
         return derived
 
@@ -316,12 +315,9 @@ class AvaturnClient:
             raise ClientClosedError("this AvaturnClient is closed; create a new one")
 
     async def _send(self, request: Request) -> Response:
-        """Send with retries; returns a 2xx answer or raises a typed error.
-
-        Three steps, as httpx splits ``send``: :meth:`_attempt` sends once,
-        :func:`decide` says what to do about a failure (pure), and the error
-        it names is reported and raised.
-        """
+        """Send with retries; returns a 2xx answer or raises a typed error. Three steps, as
+        httpx splits ``send``: :meth:`_attempt` sends once, :func:`decide` says what to
+        do about a failure (pure), and the error it names is reported and raised."""
         shared, options = self._shared, self._options
         if self._state is CLOSED or shared.state is CLOSED:
             self._check_open()
@@ -354,10 +350,8 @@ class AvaturnClient:
     async def _attempt(
         self, request: Request, url: str, headers: Mapping[str, str], attempt: int, now: float
     ) -> Response | TransportError:
-        """One attempt under the request limit: the answer (any status) or the failure.
-
-        ``now`` is the clock read by the caller just before: one read less per call.
-        """
+        """One attempt under the request limit (and pace): the answer (any status) or the
+        failure. ``now`` is the clock read by the caller just before: one read less per call."""
         shared, options = self._shared, self._options
         limiter = shared.limiter
         sent_at = now
@@ -371,6 +365,9 @@ class AvaturnClient:
             if adaptive is not None and adaptive.resume_at > sent_at:  # the gate is shut
                 await options.clock.sleep(adaptive.pause_remaining())
                 sent_at = self._now()
+            pacing = shared.pacing
+            if pacing is not None and pacing.active and request.authenticated:
+                sent_at = await pacing.wait_turn()  # after the slot: it goes at its turn
             if options.on_request is not None:
                 await _observe.report_request(options.on_request, request, attempt)
             if debug := logger.isEnabledFor(logging.DEBUG):
@@ -392,6 +389,9 @@ class AvaturnClient:
                 shared.adapt(response.status, None, sent_at)
         elif adaptive is not None:
             shared.adapt(response.status, retry_after_seconds(response), sent_at)
+        if pacing is not None and request.authenticated:
+            wait = retry_after_seconds(response)
+            pacing.observe(response.status, response.headers, wait, sent_at)
         if options.on_response is not None or debug:
             elapsed = self._now() - sent_at
             await _observe.report_answer(options.on_response, request, response, attempt, elapsed)

@@ -20,6 +20,7 @@ from ._clock import Clock
 from ._errors import ConfigurationError
 from ._observe import Hook, Tracer
 from ._options import DEFAULT_BASE_URL
+from ._pacing import RateBudget
 from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, Timeouts, Transport
 
@@ -64,6 +65,7 @@ class ClientOptions:
     tracing: bool | Literal["auto"] = "auto"
     clock: Clock = attrs.field(default=DEFAULT_CLOCK, validator=_is_clock)
     allowed_download_hosts: tuple[str, ...] = ()
+    rate_limit: float | RateBudget | None = None
 
 
 def derive_options(

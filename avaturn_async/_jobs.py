@@ -131,7 +131,10 @@ class _Job(abc.ABC, Generic[E]):
         """Wait for completion and return the event; raise the job's failed error on ``failed``.
 
         ``poll_interval`` is the first wait between polls: 1 s by default without
-        an event hub, 15 s with one (polling is then a fallback for lost webhooks).
+        an event hub, 15 s with one that has received webhooks (polling is then a
+        fallback for lost ones). A hub that has received none yet (a receiver that
+        nothing reaches, a wrong secret, a sender that sends no webhooks) is no
+        reason to wait: until its first event, jobs poll as without a hub.
         Bound the wait with ``anyio.fail_after(seconds)``.
         """
         kind, key = self._key()
@@ -154,7 +157,8 @@ class _Job(abc.ABC, Generic[E]):
 
             sources.append(from_hub)
         if self._can_poll():
-            first = poll_interval if poll_interval is not None else (15.0 if hub else 1.0)
+            webhooks_flow = hub is not None and hub.published > 0
+            first = poll_interval if poll_interval is not None else (15.0 if webhooks_flow else 1.0)
             maximum = max(first, max_poll_interval)
             sources.append(lambda: self._poll(first, maximum))
         if not sources:

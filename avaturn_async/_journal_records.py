@@ -16,6 +16,8 @@ from ._errors import AvaturnError
 from ._redact import redact_urls
 
 __all__ = [
+    "OUTCOMES",
+    "OUTCOME_SQL",
     "FailureRecord",
     "Holdings",
     "JournalBusyError",
@@ -26,9 +28,31 @@ __all__ = [
     "RowEntry",
     "RowRecord",
     "RowState",
+    "outcome_of",
     "record_from_row",
     "redact",
+    "shown_kind",
 ]
+
+# The one vocabulary of a row's outcome, in every report (progress, summary,
+# --status, --json, the results file): a row is READY, IN_PROGRESS (started or not
+# yet, and not finished), FAILED (an attempt failed: reason recorded, a rerun tries
+# again) or INVALID (bad input or a duplicate key: nothing was sent).
+READY = "ready"
+IN_PROGRESS = "in_progress"
+FAILED = "failed"
+INVALID = "invalid"
+OUTCOMES = (READY, IN_PROGRESS, FAILED, INVALID)
+INPUT_KIND = "input"
+"""The stored ``error_kind`` of a row with bad input (shown as ``invalid``)."""
+REJECTED_KIND = "rejected"
+"""The kind of a manifest line that never became a row (no key, duplicate key)."""
+OUTCOME_SQL = (
+    "CASE WHEN error_kind = 'input' THEN 'invalid'"
+    " WHEN error IS NOT NULL OR state = 'avatar_failed' THEN 'failed'"
+    " WHEN state IN ('ready', 'exported') THEN 'ready' ELSE 'in_progress' END"
+)
+""":func:`outcome_of` in SQL (SQLite and PostgreSQL alike), over a journal's rows."""
 
 
 
@@ -45,6 +69,30 @@ class RowState(str, enum.Enum):
     AVATAR_FAILED = "avatar_failed"
     EXPORTING = "exporting"
     EXPORTED = "exported"
+
+
+_FINISHED_STATES = frozenset({"ready", "exported"})  # RowState values, read per row
+
+
+def outcome_of(state: str, error_kind: str | None, error: str | None) -> str:
+    """The vocabulary word of a journal row (see ``OUTCOMES``); every store counts so."""
+    if error_kind == INPUT_KIND:
+        return INVALID
+    if error is not None or state == "avatar_failed":
+        return FAILED
+    if state in _FINISHED_STATES:
+        return READY
+    return IN_PROGRESS
+
+
+def shown_kind(kind: str | None, reason: str | None = None) -> str | None:
+    """The ``error_kind`` as reports show it: bad input and keyless lines are
+    ``invalid``, a duplicate key's line ``duplicate_key``; failure kinds as stored."""
+    if kind == REJECTED_KIND:
+        return "duplicate_key" if reason is not None and reason.startswith("duplicate") else INVALID
+    if kind == INPUT_KIND:
+        return INVALID
+    return kind
 
 
 class JournalError(AvaturnError, ValueError):
@@ -113,6 +161,16 @@ class FailureRecord:
     reason: str
     state: str | None = None
 
+    @property
+    def outcome(self) -> str:
+        """``invalid`` (bad input, a keyless or duplicate line) or ``failed``."""
+        return INVALID if self.kind in (INPUT_KIND, REJECTED_KIND) else FAILED
+
+    @property
+    def shown_kind(self) -> str:
+        """The kind in the reports' words (:func:`shown_kind`)."""
+        return shown_kind(self.kind, self.reason) or self.outcome
+
 
 @attrs.frozen(kw_only=True)
 class JournalStatus:
@@ -130,6 +188,11 @@ class JournalStatus:
     """Rows whose last reading was bad input (counted in ``failed`` too)."""
     live_runs: int = 0
     """Runs in progress on a shared journal (PostgreSQL), whichever machine runs them."""
+    outcomes: dict[str, int] = attrs.field(factory=dict)
+    """Rows by outcome (``ready``, ``in_progress``, ``failed``, ``invalid``): each row
+    counted once (:func:`outcome_of`); the last run's rejected lines are not rows."""
+    in_progress_by_step: dict[str, int] = attrs.field(factory=dict)
+    """The journal state of each row in progress (where a rerun resumes it)."""
 
 
 def record_from_row(row: tuple[Any, ...]) -> RowRecord:
@@ -157,6 +220,9 @@ class RowEntry:
     """``None`` for a line without a key: it is rejected."""
     problem: str | None = None
     """Why the line cannot be worked on (bad input), or ``None``."""
+    extra: str | None = None
+    """The manifest's own columns the SDK does not use, as a JSON object (kept for
+    the results), or ``None``."""
 
 
 @attrs.frozen(kw_only=True)

@@ -13,11 +13,13 @@ from typing import Literal, TypeVar
 
 from ._adaptive import AdaptiveConcurrency
 from ._errors import ConfigurationError
+from ._pacing import RateBudget
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "adaptive_settings",
     "or_default",
+    "rate_limit",
     "read_api_key",
     "read_base_url",
     "tracing_mode",
@@ -59,6 +61,18 @@ def adaptive_settings(adaptive: AdaptiveConcurrency | bool | None) -> AdaptiveCo
     if not isinstance(adaptive, AdaptiveConcurrency):
         raise ConfigurationError("adaptive must be True, False or an AdaptiveConcurrency")
     return adaptive
+
+
+def rate_limit(limit: object) -> float | RateBudget | None:
+    """``rate_limit=``: a positive number of requests per second, a budget, or ``None``."""
+    if limit is None or isinstance(limit, RateBudget):
+        return limit
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0:
+        raise ConfigurationError(
+            "rate_limit must be a positive number of requests per second, a RateBudget "
+            f"or None, not {limit!r}"
+        )
+    return float(limit)
 
 
 def tracing_mode(tracing: bool | Literal["auto"] | None) -> bool | Literal["auto"]:

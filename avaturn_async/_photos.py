@@ -3,7 +3,9 @@
 A photo may be a path, ``bytes``, or a binary file object. Paths and file
 objects are streamed when sent, never read whole into memory; only their first
 bytes are read here, to check that each is a non-empty JPEG before anything is
-sent.
+sent. With the ``images`` extra, PNG, WebP and HEIC photos are accepted too, and
+every photo that is not a plain JPEG is converted to one (``_images``): the
+converted bytes are what is sent.
 """
 
 from __future__ import annotations
@@ -16,10 +18,18 @@ from typing import BinaryIO, Union
 
 import attrs
 
+from . import _images as images
 from ._errors import InvalidRequestError, PhotoError
 from ._models import BodyType, BodyTypeName
 
-__all__ = ["JPEG_MAGIC", "PhotoInput", "PhotoSource", "PhotoUpload", "prepare_upload"]
+__all__ = [
+    "JPEG_MAGIC",
+    "PhotoInput",
+    "PhotoSource",
+    "PhotoUpload",
+    "photo_head_problem",
+    "prepare_upload",
+]
 
 PhotoInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, BinaryIO]
 """A path, the bytes of a JPEG, or a binary file object positioned at its start."""
@@ -79,6 +89,35 @@ class _BorrowedReader(io.RawIOBase):
         return len(chunk)
 
 
+class _FromOffset(io.RawIOBase):
+    """A caller's file object seen from ``start`` on (Pillow seeks to 0 to read it)."""
+
+    def __init__(self, inner: BinaryIO, start: int) -> None:
+        super().__init__()
+        self._inner = inner
+        self._start = start
+        inner.seek(start)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        chunk = self._inner.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            offset += self._start
+        return self._inner.seek(offset, whence) - self._start
+
+    def tell(self) -> int:
+        return self._inner.tell() - self._start
+
+
 @attrs.frozen(kw_only=True)
 class PhotoUpload:
     """Everything the upload URL needs, checked."""
@@ -99,36 +138,79 @@ class PhotoUpload:
         return self.frontal.size + self.side_1.size + self.side_2.size
 
 
-def _check_magic(name: str, head: bytes, size: int) -> None:
+_HEAD = 12  # bytes read to tell the formats apart
+
+
+def photo_head_problem(name: str, head: bytes, size: int) -> str | None:
+    """Why a photo with these first bytes and this size cannot be sent, or ``None``.
+
+    Without the ``images`` extra only JPEG is accepted, and another known format
+    is refused with a reason naming the extra.
+    """
     if size == 0:
-        raise PhotoError(f"{name} photo is empty")
-    if not head.startswith(JPEG_MAGIC):
-        raise PhotoError(f"{name} photo is not a JPEG (it does not start with FF D8 FF)")
+        return f"{name} photo is empty"
+    if size > images.MAX_PHOTO_BYTES:
+        return f"{name} photo is {size:,} bytes, over the {images.MAX_PHOTO_BYTES:,} accepted"
+    found = images.format_of(head)
+    if found == "jpeg":
+        return None
+    if images.images_available():
+        return None  # Pillow reads it, or says why not
+    if found is not None:
+        return f"{name} photo is {found.upper()}, not JPEG: {images.EXTRA_HINT}"
+    return f"{name} photo is not a JPEG (it does not start with FF D8 FF)"
+
+
+def _check_head(name: str, head: bytes, size: int) -> None:
+    problem = photo_head_problem(name, head, size)
+    if problem is not None:
+        raise PhotoError(problem)
+
+
+def _converted(name: str, source: BinaryIO | io.RawIOBase) -> bytes | None:
+    """With the ``images`` extra: the JPEG to send instead (``None``: send it as is)."""
+    if not images.images_available():
+        return None
+    return images.normalize(name, source)
 
 
 def check_photo(name: str, photo: PhotoInput) -> PhotoSource:
-    """Check one photo and describe where its bytes come from. Reads at most 3 bytes."""
+    """Check one photo and describe where its bytes come from.
+
+    Without the ``images`` extra it reads 12 bytes; with it, the photo is opened
+    with Pillow and, unless it is a plain JPEG, converted (blocking: call it off
+    the event loop).
+    """
     if isinstance(photo, (bytes, bytearray, memoryview)):
         data = bytes(photo)
-        _check_magic(name, data[:3], len(data))
+        _check_head(name, data[:_HEAD], len(data))
+        converted = _converted(name, io.BytesIO(data))
+        data = data if converted is None else converted
         return PhotoSource(name=name, data=data, size=len(data))
     if isinstance(photo, (str, os.PathLike)):
-        path = Path(photo)
-        try:
-            with path.open("rb") as handle:
-                head = handle.read(3)
-                size = os.fstat(handle.fileno()).st_size
-        except FileNotFoundError:
-            raise PhotoError(f"{name} photo not found: {path}") from None
-        except OSError as exc:
-            raise PhotoError(f"{name} photo cannot be read: {path}: {exc.strerror}") from None
-        _check_magic(name, head, size)
-        return PhotoSource(name=name, path=path, size=size)
+        return _check_path(name, Path(photo))
     if hasattr(photo, "read"):
         return _check_file_object(name, photo)
     raise PhotoError(
         f"{name} photo must be a path, bytes or a binary file object, not {type(photo).__name__}"
     )
+
+
+def _check_path(name: str, path: Path) -> PhotoSource:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_HEAD)
+            size = os.fstat(handle.fileno()).st_size
+            _check_head(name, head, size)
+            handle.seek(0)
+            converted = _converted(name, handle)
+    except FileNotFoundError:
+        raise PhotoError(f"{name} photo not found: {path}") from None
+    except OSError as exc:
+        raise PhotoError(f"{name} photo cannot be read: {path}: {exc.strerror}") from None
+    if converted is not None:
+        return PhotoSource(name=name, data=converted, size=len(converted))
+    return PhotoSource(name=name, path=path, size=size)
 
 
 def _check_file_object(name: str, photo: BinaryIO) -> PhotoSource:
@@ -139,12 +221,16 @@ def _check_file_object(name: str, photo: BinaryIO) -> PhotoSource:
             "pass a path or bytes instead"
         )
     start = photo.tell()
-    head = photo.read(3)
+    head = photo.read(_HEAD)
     if not isinstance(head, bytes):
         raise PhotoError(f"{name} photo file object must be opened in binary mode")
     size = photo.seek(0, io.SEEK_END) - start
     photo.seek(start)
-    _check_magic(name, head, size)
+    _check_head(name, head, size)
+    converted = _converted(name, _FromOffset(photo, start) if start else photo)
+    photo.seek(start)
+    if converted is not None:
+        return PhotoSource(name=name, data=converted, size=len(converted))
     return PhotoSource(name=name, file=photo, start=start, size=size)
 
 

@@ -33,6 +33,7 @@ from ._errors import EventLoopError
 from ._limiter import RequestLimiter
 from ._metrics import ClientMetrics
 from ._options import read_api_key
+from ._pacing import Pacing, build_pacing
 from ._transport import Transport
 
 __all__ = [
@@ -93,6 +94,8 @@ class SharedPool:
     """The user agent alone: no key goes to a file server."""
     metrics: ClientMetrics
     """Request durations, 429s and the concurrency gauge (``_metrics``)."""
+    pacing: Pacing | None = attrs.field(default=None, kw_only=True)
+    """The pace of API requests (``rate_limit``, or learned from 429s); ``None``: none."""
     state: State = attrs.field(default=OPEN, kw_only=True)
     """``CLOSED`` once the pool's owner was closed: then every derived client is too."""
     loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, kw_only=True)
@@ -145,15 +148,17 @@ def warn_unclosed(client: object, created_at: traceback.StackSummary | None, how
 
 
 def open_pool(transport: Transport, options: ClientOptions, user_agent: str) -> SharedPool:
-    """A new pool for a client with ``options``: its limit, its backoff, its metrics."""
+    """A new pool for a client with ``options``: its limit, backoff, pace and metrics."""
     limit, adaptive, now = options.max_concurrency, options.adaptive, options.clock.now
     limiter = RequestLimiter(limit)
+    backoff = None if adaptive is None else AdaptiveLimiter(adaptive, limit, now=now)
     return SharedPool(
         transport,
         limiter,
-        None if adaptive is None else AdaptiveLimiter(adaptive, limit, now=now),
+        backoff,
         frozen_headers({"User-Agent": user_agent}),
         ClientMetrics(options.base_url, lambda: limiter.total_tokens),
+        pacing=build_pacing(options.rate_limit, backoff, options.clock),
     )
 
 def frozen_headers(headers: dict[str, str]) -> CIMultiDictProxy[str]:

@@ -12,6 +12,8 @@ import attrs
 import uvicorn
 from aiohttp import web
 
+from avaturn_async.samples import sample_photo_paths
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -119,6 +121,10 @@ def uvicorn_server(path: str) -> Iterator[tuple[str, SwappableASGI]]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+SAMPLE_JPEG: bytes = sample_photo_paths()[0].read_bytes()
+"""A real, plain JPEG (a JFIF header and nothing to strip): sent byte for byte."""
 
 
 @asynccontextmanager

@@ -65,7 +65,7 @@ def test_bad_rows_give_exit_code_1_and_are_listed(
         handle.write("bad,nope.jpg,nope.jpg,nope.jpg,female,false\n")
     code = main(["onboard", str(manifest), "--journal", str(tmp_path / "j.db"), "--emulator"])
     assert code == 1
-    assert "line 4 key bad: [input] frontal photo not found" in capsys.readouterr().out
+    assert "line 4 key bad: invalid: frontal photo not found" in capsys.readouterr().out
 
 
 def test_an_unreadable_manifest_gives_exit_code_2(
@@ -105,7 +105,7 @@ def test_status_of_a_finished_journal_exits_0(
     main(["onboard", str(manifest), "--journal", journal, "--emulator"])
     capsys.readouterr()
     assert main(["onboard", "--status", "--journal", journal]) == 0
-    assert "by state: ready 3" in capsys.readouterr().out
+    assert "ready 3, in progress 0, failed 0, invalid 0;" in capsys.readouterr().out
 
 
 def test_an_unusable_emulator_state_file_gives_exit_code_2(
@@ -366,7 +366,8 @@ def test_status_json_is_keyed_with_the_same_words(
     data = json.loads(capsys.readouterr().out)
     counts = {k: data[k] for k in ("rows", "ready", "in_progress", "failed", "invalid")}
     assert counts == {"rows": 4, "ready": 3, "in_progress": 0, "failed": 0, "invalid": 1}
-    assert [f["kind"] for f in data["failures"]] == ["input"]
+    assert [f["error_kind"] for f in data["invalid_rows"]] == ["invalid"]
+    assert data["failed_rows"] == []
 
 
 def test_the_deprecated_skipped_count_reads_already_done() -> None:

@@ -175,7 +175,8 @@ def test_status_report_lists_failures_with_line_and_reason(journal: Journal) -> 
     run = journal.begin_run()
     journal.register(run, "bob", 7, "body_type must be 'male' or 'female', not 'x'")
     text, _ = format_status(journal)
-    assert "line 7 key bob: [input] body_type must be 'male' or 'female', not 'x'" in text
+    expected = "invalid rows:\n    line 7 key bob: body_type must be 'male' or 'female', not 'x'"
+    assert expected in text
 
 
 def test_steps_log_every_transition_in_order(journal: Journal) -> None:

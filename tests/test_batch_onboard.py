@@ -152,7 +152,7 @@ async def test_bad_rows_are_recorded_with_line_and_reason_and_the_others_finish(
     reported = {(f.line, f.kind, f.reason.split(":")[0]) for f in summary.failures}
     assert reported == {
         (3, "input", "side_1 photo not found"),
-        (4, "input", "frontal photo is not a JPEG"),
+        (4, "input", "frontal photo is not a JPEG, PNG, WebP or HEIC image"),
         (5, "input", "body_type must be 'male' or 'female', not 'robot'"),
         (6, "rejected", "duplicate key 'good-1' (first seen on line 2)"),
         (7, "rejected", "missing key"),

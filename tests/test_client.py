@@ -26,11 +26,17 @@ from avaturn_async import (
     ServerError,
     Timeouts,
 )
-from tests.support import ScriptedServer, json_answer, scripted_server, text_answer
+from tests.support import (
+    SAMPLE_JPEG,
+    ScriptedServer,
+    json_answer,
+    scripted_server,
+    text_answer,
+)
 
 KEY = "sk_live_do_not_print_me"
 AVATAR = "0b1f6f36-8c1a-4c43-9a4e-2c7b1c4f9b10"
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 32
+JPEG = SAMPLE_JPEG
 
 
 def make_client(server: ScriptedServer, **kwargs: object) -> tuple[AvaturnClient, list[float]]:

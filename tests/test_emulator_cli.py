@@ -91,7 +91,7 @@ def test_a_bad_rate_limit_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit) as exited:
         main(["emulator", "--rate-limit", "fast"])
     assert exited.value.code == 2
-    assert "REQUESTS/SECONDS" in capsys.readouterr().err
+    assert "neither R nor REQUESTS/SECONDS" in capsys.readouterr().err
 
 
 def free_port() -> int:

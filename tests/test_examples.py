@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import os
 import socket
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -163,3 +164,14 @@ async def test_sync_tasks_example_onboards_from_threads_with_one_client(
     assert len(emu.avatars) == 4
     assert output.count(" ready\n") == 4
     assert "unknown user: 404" in output
+
+
+async def test_onboard_results_example_loads_every_row_into_a_table(
+    emu: AvaturnEmulator, tmp_path: Path
+) -> None:
+    output = await run_example("onboard_results.py", emu, tmp_path)
+    assert "avaturn_ids: 6 rows loaded, 0 not ready" in output
+    with sqlite3.connect(tmp_path / "app.db") as db:
+        rows = db.execute("SELECT customer_id, avaturn_user_id FROM avaturn_ids").fetchall()
+    assert sorted(customer for customer, _ in rows) == [f"C{n:06d}" for n in range(1, 7)]
+    assert {user for _, user in rows} == set(emu.users)

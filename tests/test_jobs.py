@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from avaturn_async import (
@@ -10,6 +11,7 @@ from avaturn_async import (
     AssetSlots,
     AvatarFailedError,
     AvaturnClient,
+    Clock,
     ConfigurationError,
     EventHub,
     ExportFailedError,
@@ -24,7 +26,7 @@ from avaturn_async.testing import (
     make_render_ready,
 )
 from avaturn_async.webhooks import EventStatus
-from tests.support import json_answer, scripted_server
+from tests.support import SAMPLE_JPEG, json_answer, scripted_server
 
 FRONTAL, SIDE_1, SIDE_2 = sample_photo_paths()
 OUTFIT = ExternalAvatarCustomization(
@@ -147,3 +149,34 @@ async def test_export_answered_failed_at_once_raises_without_waiting() -> None:
             with anyio.fail_after(5), pytest.raises(ExportFailedError):
                 await export.wait(poll_interval=60)
     assert len(server.seen) == 1
+
+
+async def _first_poll_wait(hub: EventHub) -> float:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await anyio.lowlevel.checkpoint()
+
+    clock = Clock(sleep=sleep, random=lambda: 0.5)
+    async with AvaturnEmulator(processing_delay=0) as emu:
+        async with AvaturnClient(
+            emu.api_key, base_url=emu.base_url, event_hub=hub, clock=clock
+        ) as client:
+            user = await client.users.create()
+            job = await client.avatars.create_from_photos(
+                user.id, frontal=SAMPLE_JPEG, side_1=SAMPLE_JPEG, side_2=SAMPLE_JPEG,
+                body_type="male",
+            )
+            await job.wait()
+    return waits[0]
+
+
+async def test_a_hub_that_heard_no_webhook_yet_does_not_delay_polling() -> None:
+    assert await _first_poll_wait(EventHub()) < 2.0
+
+
+async def test_a_hub_that_hears_webhooks_relaxes_polling_to_a_fallback() -> None:
+    hub = EventHub()
+    hub.deliver(make_avatar_ready())
+    assert await _first_poll_wait(hub) >= 10.0

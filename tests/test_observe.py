@@ -21,7 +21,7 @@ from avaturn_async import (
 from avaturn_async._observe import ResponseList, attach_metadata
 from avaturn_async._requests import Response
 from tests.otel_support import span_exporter
-from tests.support import json_answer, scripted_server
+from tests.support import SAMPLE_JPEG, json_answer, scripted_server
 
 KEY = "sk_observe_secret"
 AVATAR = "0b1f6f36-8c1a-4c43-9a4e-2c7b1c4f9b10"
@@ -126,7 +126,7 @@ async def test_retries_are_logged_at_info_and_giving_up_at_warning(
 
 async def test_upload_signature_never_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="avaturn_async")
-    jpeg = b"\xff\xd8\xff\xe0" + bytes(16)
+    jpeg = SAMPLE_JPEG
     async with scripted_server(json_answer(200, {"status": "ok"})) as server:
         async with AvaturnClient(KEY, base_url=server.base_url) as client:
             await client.avatars.upload_photos(

@@ -9,8 +9,9 @@ import pytest
 
 from avaturn_async import BodyType, InvalidRequestError, PhotoError
 from avaturn_async._photos import check_photo, prepare_upload
+from tests.support import SAMPLE_JPEG
 
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+JPEG = SAMPLE_JPEG
 
 
 def test_bytes_photo_is_accepted() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from avaturn_async import AvaturnClient
-from tests.support import scripted_server
+from tests.support import SAMPLE_JPEG, scripted_server
 
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 32
+JPEG = SAMPLE_JPEG
 RAW = "/upload/7c5f3f5e?X-Amz-Credential=AK%2F2024%2Fus&sig=s3cr%2Ft%3D%3D"
 
 

@@ -137,8 +137,9 @@ def test_requests_declare_whether_they_may_be_repeated(route: p.Request, idempot
 
 def test_upload_request_is_unauthenticated_and_redacts_its_signature() -> None:
     from avaturn_async._photos import prepare_upload
+    from tests.support import SAMPLE_JPEG
 
-    jpeg = b"\xff\xd8\xff\xe0data"
+    jpeg = SAMPLE_JPEG
     upload = prepare_upload(frontal=jpeg, side_1=jpeg, side_2=jpeg, body_type="male")
     request = p.build_upload("https://up.example/u/1?signature=SECRET", upload)
     assert request.authenticated is False

@@ -11,22 +11,40 @@ import argparse
 import errno
 import ssl
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError
 from .._exitcodes import EXIT_OK, EXIT_USAGE
 
+if TYPE_CHECKING:
+    from ..testing import RateLimit
+
 __all__ = ["add_emulator_parser", "run_emulator_command"]
 
 
+def _per_second(rate: float) -> tuple[int, float]:
+    """R requests per second as a fixed window: whole requests per (1 s or longer)."""
+    if rate >= 1 and float(rate).is_integer():
+        return int(rate), 1.0
+    return 1, 1.0 / rate
+
+
+def _rate_limit(rate: float) -> RateLimit:
+    """``--rate-limit R``: the emulator's :class:`RateLimit` for R requests per second."""
+    from ..testing import RateLimit
+
+    requests, per = _per_second(rate)
+    return RateLimit(requests=requests, per=per)
+
+
 def _rate(text: str) -> tuple[int, float]:
-    """``REQUESTS/SECONDS`` (``100/1``), the emulator's ``RateLimit``."""
-    requests, _, per = text.partition("/")
+    """``R`` (requests per second) or ``REQUESTS/SECONDS`` (``100/1``): a fixed window."""
+    requests, slash, per = text.partition("/")
     try:
-        parsed = int(requests), float(per or "1")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not REQUESTS/SECONDS, e.g. 100/1") from None
-    if parsed[0] < 1 or parsed[1] <= 0:
+        parsed = (int(requests), float(per or "1")) if slash else _per_second(float(text))
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"{text!r} is neither R nor REQUESTS/SECONDS") from None
+    if parsed[0] < 1 or not parsed[1] > 0:
         raise argparse.ArgumentTypeError(f"{text!r}: at least 1 request per a positive time")
     return parsed
 
@@ -76,8 +94,9 @@ def _add_api_options(api: Any) -> None:
     api.add_argument(
         "--rate-limit",
         type=_rate,
-        metavar="REQUESTS/SECONDS",
-        help="answer 429 with Retry-After past this rate, e.g. 100/1 (default: no limit)",
+        metavar="R|REQUESTS/SECONDS",
+        help="admit at most this many API requests (R per second, or REQUESTS/SECONDS, a "
+        "fixed window) and answer the rest 429 with Retry-After (default: no limit)",
     )
     api.add_argument(
         "--export-size",
@@ -241,6 +260,9 @@ async def run_emulator_command(args: argparse.Namespace) -> int:
         signing = "unsigned" if args.unsigned_webhooks else f"secret {emulator.webhook_secret!r}"
         token = ", with the token in the query" if args.webhook_token else ""
         print(f"  webhooks to {redact_url(emulator.webhook_url)}, {signing}{token}")
+    limit = emulator.rate_limit
+    if limit is not None:
+        print(f"  rate limit: {limit.requests} API requests per {limit.per:g} s (429 past it)")
     sys.stdout.flush()
     await emulator.serve_forever()
     return EXIT_OK

@@ -15,6 +15,7 @@ from .._adaptive import AdaptiveConcurrency, RateLimitGate
 from .._client import AvaturnClient
 from .._errors import ConfigurationError
 from .._hub import EventHub
+from .._pacing import RateBudget
 from ..webhooks import (
     InMemoryIdempotencyStore,
     WebhookPipeline,
@@ -47,14 +48,18 @@ async def remote_client(
     webhook_secret: str | None = None,
     max_concurrency: int = 16,
     gate: RateLimitGate | None = None,
+    rate_limit: float | RateBudget | None = None,
 ) -> AsyncIterator[tuple[AvaturnClient, str | None]]:
     """A client configured from the environment, and the receiver's URL: with
     ``webhook_port``, a receiver there feeds the client's event hub (the secret
     verifies the deliveries); without, ``None`` and waiting polls. ``gate``
-    shares the client's rate-limit pauses (with the other workers of a batch)."""
+    shares the client's rate-limit pauses (with the other workers of a batch);
+    ``rate_limit`` paces its API requests."""
     if webhook_port is None:
         backoff = _backoff(gate)
-        async with AvaturnClient(max_concurrency=max_concurrency, adaptive=backoff) as client:
+        async with AvaturnClient(
+            max_concurrency=max_concurrency, adaptive=backoff, rate_limit=rate_limit
+        ) as client:
             yield client, None
         return
     if not webhook_secret:
@@ -66,7 +71,10 @@ async def remote_client(
     store = InMemoryIdempotencyStore(max_entries=_REMEMBERED_EVENTS)
     async with (
         AvaturnClient(
-            max_concurrency=max_concurrency, event_hub=hub, adaptive=_backoff(gate)
+            max_concurrency=max_concurrency,
+            event_hub=hub,
+            adaptive=_backoff(gate),
+            rate_limit=rate_limit,
         ) as client,
         serve_webhooks(
             WebhookPipeline(verifier, router, store=store), host=webhook_host, port=webhook_port
@@ -97,6 +105,7 @@ async def emulated_client(
     max_concurrency: int = 16,
     state_file: str | os.PathLike[str] | None = None,
     gate: RateLimitGate | None = None,
+    rate_limit: float | RateBudget | None = None,
 ) -> AsyncIterator[Emulated]:
     """A client of an embedded :class:`AvaturnEmulator` whose signed webhooks go to
     an embedded receiver on 127.0.0.1 (a free port unless ``webhook_port``).
@@ -128,6 +137,7 @@ async def emulated_client(
             event_hub=hub,
             max_concurrency=max_concurrency,
             adaptive=_backoff(gate),
+            rate_limit=rate_limit,
         ) as client,
     ):
         yield Emulated(client=client, emulator=emulator, webhook_url=server.url)

@@ -2,20 +2,19 @@
 
 ::
 
-    avaturn onboard people.csv --journal onboard.db [--concurrency N]
-        [--export-dir DIR] [--webhook-port P] [--emulator]
+    avaturn onboard people.csv --journal onboard.db [--concurrency N] [--rate N]
+        [--export-dir DIR] [--webhook-port P] [--emulator] [--results FILE]
+    avaturn onboard people.csv --dry-run            # check offline, send nothing
     avaturn onboard --status --journal onboard.db [--json]
+    avaturn onboard --journal onboard.db --results people-results.csv
     avaturn onboard people.csv --journal postgresql://... [--lease SECONDS]
     avaturn onboard people.csv --journal ... --metrics-port P   (/metrics, /healthz, /readyz)
 
 Counts use one vocabulary (see :mod:`._summary`): ready, already done, failed,
-invalid; ``--status`` adds in progress.
-
-Exit codes (also :mod:`._summary`): 0 every row ready (or exported), 1 some
-rows failed or were invalid (or the run stopped because the API could not be
-reached), 2 bad usage (manifest or journal unreadable, missing configuration,
-API key refused, journal in use by another run), 130 interrupted. ``--status``:
-0 every row finished and none failed, 1 otherwise, 2 no journal.
+invalid; ``--status`` and the results add in progress. Exit codes: 0 every row
+ready (or exported), 1 some rows failed or were invalid (or the API could not be
+reached, or ``--max-new-users`` stopped the run), 2 bad usage, 130 interrupted.
+``--status``: 0 every row finished and none failed, 1 otherwise, 2 no journal.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -53,6 +51,8 @@ from ..batch import (
     onboard,
 )
 from ..postgres import DEFAULT_LEASE, is_url
+from . import _onboard_tools as tools
+from ._dry_run import run_dry_run
 from ._environment import emulated_client, remote_client
 from ._onboard_metrics import add_metrics_arguments, onboard_metrics
 from ._progress import progress_reporter
@@ -68,10 +68,9 @@ __all__ = [
 ]
 
 _EPILOG = """\
-manifest: CSV with the header key,frontal,side_1,side_2,body_type[,telephoto]
-(or JSON Lines with those names); photo paths are relative to the manifest's
-folder. Bad rows are recorded as failed with their line and reason; the others go on.
-
+manifest: CSV with the header key,frontal,side_1,side_2,body_type[,telephoto] and any
+columns of your own, kept for --results (or JSON Lines with those names); photo paths
+are relative to the manifest's folder. A bad row is invalid (line and reason); the rest go on.
 The journal records every step; rerun the same command after a crash or Ctrl-C
 and it resumes: no row gets a second Avaturn user or avatar.
 
@@ -79,7 +78,7 @@ environment: AVATURN_API_KEY, AVATURN_BASE_URL, AVATURN_WEBHOOK_SECRET (--webhoo
 
 counts: ready (avatar ready), already done (by an earlier run: nothing sent),
 failed (reason in the journal; a rerun retries), invalid (bad input or duplicate
-key: nothing sent); --status adds in progress.
+key: nothing sent); --status and --results add in progress.
 
 exit codes: 0 all rows ready, 1 some rows failed or invalid, 2 usage error (manifest or
 journal unreadable, missing configuration, API key refused), 130 interrupted;
@@ -126,7 +125,7 @@ def add_onboard_parser(commands: Any) -> None:
     )
     add = parser.add_argument
     add("manifest", nargs="?", help="CSV or JSONL manifest (not needed with --status)")
-    add("--journal", required=True, metavar="FILE|DSN",
+    add("--journal", metavar="FILE|DSN",
         help="SQLite journal file (created if missing), or postgresql://... to share "
         "the batch with other workers on any machine")
     add("--lease", type=_lease, default=DEFAULT_LEASE, metavar="SECONDS",
@@ -155,6 +154,7 @@ def add_onboard_parser(commands: Any) -> None:
         help="give up waiting for one avatar after this long (default 1800)")
     add("--progress", choices=("auto", "rich", "plain", "none"), default="auto",
         help="progress display (auto: a bar on a terminal, lines otherwise)")
+    tools.add_tool_options(add)
     add_metrics_arguments(add, _port)
 
 
@@ -176,27 +176,34 @@ def status_counts(journal: Journal, *, limit: int = 20) -> dict[str, Any]:
 def journal_counts(
     label: str, status: JournalStatus, failures: list[FailureRecord]
 ) -> dict[str, Any]:
-    """:func:`status_counts` of any journal, from its status and first failures."""
-    ready = sum(status.by_state.get(s, 0) for s in ("ready", "exported"))
-    invalid = status.invalid + status.rejected_last_run
+    """:func:`status_counts` of any journal, from its status and first failures.
+
+    Every row is counted once, in the one vocabulary: ``rows`` = ``ready`` +
+    ``in_progress`` + ``failed`` + ``invalid`` (a keyless or duplicate line of the
+    last run is a row here too, and invalid), as in the results file."""
+    outcomes, rejected = status.outcomes, status.rejected_last_run
+    invalid = outcomes.get("invalid", 0) + rejected
+    listed = [
+        {"line": f.line, "key": f.key, "error_kind": f.shown_kind, "error": f.reason,
+         "state": f.outcome}
+        for f in failures
+    ]
     return {
         "journal": label,
-        "rows": status.rows,
-        "ready": ready,
-        "in_progress": status.rows - ready - status.failed,
-        "failed": status.failed - status.invalid,
+        "rows": status.rows + rejected,
+        "ready": outcomes.get("ready", 0),
+        "in_progress": outcomes.get("in_progress", 0),
+        "failed": outcomes.get("failed", 0),
         "invalid": invalid,
         "possible_orphans": status.possible_orphans,
-        "by_state": dict(sorted(status.by_state.items())),
+        "in_progress_by_step": dict(status.in_progress_by_step),
         "runs": status.runs,
         "last_run": status.last_run_outcome,
         "running_pid": status.running_pid,
         "live_runs": status.live_runs,
-        "failures": [
-            {"line": f.line, "key": f.key, "kind": f.kind, "reason": f.reason}
-            for f in failures
-        ],
-        "clean": status.failed == 0 and invalid == 0 and ready == status.rows,
+        "failed_rows": [row for row in listed if row["state"] == "failed"],
+        "invalid_rows": [row for row in listed if row["state"] == "invalid"],
+        "clean": outcomes.get("ready", 0) == status.rows and rejected == 0,
     }
 
 
@@ -205,27 +212,35 @@ def format_status(journal: Journal, *, limit: int = 20) -> tuple[str, bool]:
     return format_counts(status_counts(journal, limit=limit))
 
 
+def _listed(title: str, rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    return [f"  {title}:"] + [
+        f"    line {r['line']} key {r['key'] or '-'}: "
+        + ("" if r["error_kind"] == r["state"] else f"[{r['error_kind']}] ")
+        + str(r["error"])
+        for r in rows
+    ]
+
+
 def format_counts(counts: dict[str, Any]) -> tuple[str, bool]:
     """The ``--status`` text of :func:`journal_counts`, and whether it is clean."""
-    states = ", ".join(f"{state} {count}" for state, count in counts["by_state"].items())
     lines = [
         f"Journal {counts['journal']}: {counts['rows']} rows, {counts['runs']} run(s) "
         f"(last run: {counts['last_run'] or 'running or killed'})",
         f"  ready {counts['ready']}, in progress {counts['in_progress']}, "
         f"failed {counts['failed']}, invalid {counts['invalid']}; "
         f"possible orphan users {counts['possible_orphans']}",
-        f"  by state: {states or '-'}",
     ]
+    if counts["in_progress_by_step"]:
+        steps = ", ".join(f"{step} {n}" for step, n in counts["in_progress_by_step"].items())
+        lines.append(f"  in progress, by step: {steps}")
     if counts["running_pid"] is not None:
         lines.append(f"  a run is in progress (pid {counts['running_pid']})")
     if counts["live_runs"]:
         lines.append(f"  runs in progress (any machine): {counts['live_runs']}")
-    if counts["failures"]:
-        lines.append("  failures:")
-        lines += [
-            f"    line {f['line']} key {f['key'] or '-'}: [{f['kind']}] {f['reason']}"
-            for f in counts["failures"]
-        ]
+    lines += _listed("failed rows", counts["failed_rows"])
+    lines += _listed("invalid rows", counts["invalid_rows"])
     return "\n".join(lines), bool(counts["clean"])
 
 
@@ -283,7 +298,7 @@ def emulator_state_file(journal: str) -> Path:
 
 @asynccontextmanager
 async def _client_for(
-    args: argparse.Namespace, out: TextIO, gate: RateLimitGate | None = None
+    args: argparse.Namespace, out: TextIO, gate: RateLimitGate | None, rate: Any
 ) -> AsyncIterator[AvaturnClient]:
     limit = max(16, 2 * args.concurrency)
     if args.emulator:
@@ -292,6 +307,7 @@ async def _client_for(
             max_concurrency=limit,
             state_file=emulator_state_file(args.journal),
             gate=gate,
+            rate_limit=rate,
         ) as env:
             print(f"embedded emulator at {env.emulator.base_url}; webhooks to "
                   f"{env.webhook_url}", file=out)
@@ -303,19 +319,11 @@ async def _client_for(
         webhook_secret=os.environ.get("AVATURN_WEBHOOK_SECRET"),
         max_concurrency=limit,
         gate=gate,
+        rate_limit=rate,
     ) as (client, webhook_url):
         if webhook_url is not None:
             print(f"receiving webhooks on {webhook_url}", file=out)
         yield client
-
-
-async def _stop_on_signal(scope: anyio.CancelScope, summary: OnboardingSummary) -> None:
-    """Ctrl-C or SIGTERM: cancel the run so the summary is still printed (exit 130)."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            summary.interrupted = True
-            scope.cancel()
-            return
 
 
 @asynccontextmanager
@@ -352,8 +360,9 @@ async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSum
         summary.total = total
         async with (
             _journal_for(args) as (journal, gate),
+            tools.rate_budget(args) as rate,
             onboard_metrics(args, journal, out),
-            _client_for(args, out, gate) as client,
+            _client_for(args, out, gate, rate) as client,
         ):
             with progress_reporter(out, total, args.progress) as progress:
                 settings = OnboardSettings(
@@ -365,6 +374,7 @@ async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSum
                     poll_interval=args.poll_interval,
                     ready_timeout=args.ready_timeout,
                     source=str(manifest.path),
+                    max_new_users=args.max_new_users,
                 )
                 await onboard(
                     client,
@@ -385,15 +395,40 @@ async def run_onboard_command(
     """
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
+    try:
+        tools.check_tool_options(args)
+    except ConfigurationError as exc:
+        return _error(err, str(exc))
+    if args.write_sample:
+        return tools.write_sample(args, out, err)
+    if args.dry_run:
+        if not args.manifest:
+            return _error(err, "--dry-run checks a manifest: give its path")
+        return await run_dry_run(args, out, err)
+    if not args.journal:
+        return _error(err, "--journal FILE|DSN is needed (a SQLite file, or postgresql://...)")
     if args.status:
         return await _report_status(args, out, err)
     if not args.manifest:
-        return _error(err, "a manifest is needed (or --status)")
+        if args.results:
+            return await tools.save_results(args, out, err)
+        return _error(err, "a manifest is needed (or --status, or --results)")
+    # With the results on stdout, the run's own report goes to stderr.
+    report = err if args.results == "-" else out
+    code = await _run(args, report, err)
+    if args.results and code != EXIT_USAGE:
+        saved = await tools.save_results(args, report, err)
+        code = code if saved == EXIT_OK else saved
+    return code
+
+
+async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """One run of the manifest; its exit code."""
     summary = OnboardingSummary()
     failure: Exception | None = None
     async with anyio.create_task_group() as group:
         if sys.platform != "win32":
-            group.start_soon(_stop_on_signal, group.cancel_scope, summary)
+            group.start_soon(tools.stop_on_signal, group.cancel_scope, summary)
         try:
             await _onboard(args, out, summary)
         except Exception as exc:  # caught here so the task group does not wrap it

@@ -32,9 +32,10 @@ def format_duration(seconds: float) -> str:
 
 
 def _counts(summary: OnboardingSummary) -> str:
+    others = f", by other runs {summary.elsewhere}" if summary.elsewhere else ""
     return (
         f"ready {summary.ready}, already done {summary.already_done}, "
-        f"failed {summary.failed}, invalid {summary.invalid}; "
+        f"failed {summary.failed}, invalid {summary.invalid}{others}; "
         f"{summary.rows_per_second:.1f} rows/s"
     )
 
@@ -46,6 +47,7 @@ def _short_counts(summary: OnboardingSummary) -> str:
         ("already done", summary.already_done),
         ("failed", summary.failed),
         ("invalid", summary.invalid),
+        ("by other runs", summary.elsewhere),
     ):
         if count:
             counts.append(f"{word} {count}")

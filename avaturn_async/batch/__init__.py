@@ -43,6 +43,11 @@ if TYPE_CHECKING:
     from ._manifest import count_rows as count_rows
     from ._onboard import RowSource as RowSource
     from ._onboard import onboard as onboard
+    from ._results import RESULT_COLUMNS as RESULT_COLUMNS
+    from ._results import ResultRow as ResultRow
+    from ._results import read_results as read_results
+    from ._results import results_format as results_format
+    from ._results import write_results as write_results
     from ._rules import DEFAULT_CUSTOMIZATION as DEFAULT_CUSTOMIZATION
     from ._rules import OnboardingAbortedError as OnboardingAbortedError
     from ._rules import OnboardSettings as OnboardSettings

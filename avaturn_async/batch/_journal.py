@@ -47,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from .._journal_records import (
+    OUTCOME_SQL,
+    OUTCOMES,
     FailureRecord,
     JournalBusyError,
     JournalError,
@@ -70,7 +72,16 @@ __all__ = [
     "RowState",
 ]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+# Version 2 keeps the manifest's own columns (``extra``, JSON) for the results, and
+# an index to read the rows in manifest order a page at a time.
+_UPGRADES = {
+    "1": (
+        "ALTER TABLE rows ADD COLUMN extra TEXT",
+        "ALTER TABLE rejects ADD COLUMN extra TEXT",
+        "CREATE INDEX IF NOT EXISTS rows_by_line ON rows (line, key)",
+    ),
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
@@ -81,14 +92,15 @@ CREATE TABLE IF NOT EXISTS rows (
     key TEXT PRIMARY KEY, line INTEGER NOT NULL, run_id INTEGER NOT NULL,
     state TEXT NOT NULL, user_id TEXT, avatar_id TEXT, export_path TEXT,
     error_kind TEXT, error TEXT, possible_orphans INTEGER NOT NULL DEFAULT 0,
-    updated_at REAL NOT NULL);
+    updated_at REAL NOT NULL, extra TEXT);
 CREATE INDEX IF NOT EXISTS rows_by_state ON rows (state);
+CREATE INDEX IF NOT EXISTS rows_by_line ON rows (line, key);
 CREATE TABLE IF NOT EXISTS steps (
     id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, key TEXT NOT NULL,
     step TEXT NOT NULL, detail TEXT, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS rejects (
     id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, line INTEGER NOT NULL,
-    key TEXT, reason TEXT NOT NULL, at REAL NOT NULL);
+    key TEXT, reason TEXT NOT NULL, at REAL NOT NULL, extra TEXT);
 """
 
 _ROW_COLUMNS = (
@@ -133,8 +145,14 @@ class Journal:
             found = self._meta("schema_version")
             if found is None:
                 self._set_meta("schema_version", SCHEMA_VERSION)
+            elif found in _UPGRADES:
+                for statement in _UPGRADES[found]:
+                    self._db.execute(statement)
+                self._set_meta("schema_version", SCHEMA_VERSION)
             elif found != SCHEMA_VERSION:
-                raise JournalError(f"journal schema {found} is not supported (expected 1)")
+                raise JournalError(
+                    f"journal schema {found} is not supported (expected {SCHEMA_VERSION})"
+                )
 
     def close(self) -> None:
         self._db.close()
@@ -210,26 +228,29 @@ class Journal:
         for row in cursor:
             yield record_from_row(row)
 
-    def register(self, run_id: int, key: str, line: int, problem: str | None) -> Registration:
+    def register(
+        self, run_id: int, key: str, line: int, problem: str | None, extra: str | None = None
+    ) -> Registration:
         """Note that ``key`` was read on ``line`` of this run's source.
 
         A key already read in this same run is a duplicate: the line goes to
         ``rejects``. ``problem`` (bad input) is recorded as the row's error,
         unless the row was already finished, which needs no input any more.
+        ``extra`` (the manifest's own columns, JSON) replaces what the row kept.
         """
         with self.transaction():
             found = self.record(key)
             if found is not None and found.run_id == run_id:
                 reason = f"duplicate key {key!r} (first seen on line {found.line})"
-                self.reject(run_id, line, key, reason)
+                self.reject(run_id, line, key, reason, extra)
                 return Registration(record=None, duplicate_of=found.line)
             now = time.time()
             kind = None if problem is None else "input"
             if found is None:
                 self._db.execute(
-                    "INSERT INTO rows (key, line, run_id, state, error_kind, error, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (key, line, run_id, RowState.NEW.value, kind, problem, now),
+                    "INSERT INTO rows (key, line, run_id, state, error_kind, error, updated_at,"
+                    " extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (key, line, run_id, RowState.NEW.value, kind, problem, now, extra),
                 )
             elif problem is not None and not found.is_done(export=False):
                 self._db.execute(
@@ -246,6 +267,8 @@ class Journal:
                     " error = CASE WHEN ? THEN NULL ELSE error END WHERE key = ?",
                     (line, run_id, now, clear, clear, key),
                 )
+            if found is not None and extra is not None:
+                self._db.execute("UPDATE rows SET extra = ? WHERE key = ?", (extra, key))
             if problem is not None:
                 self._step(run_id, key, "invalid", problem)
             record = self.record(key)
@@ -301,12 +324,15 @@ class Journal:
                 )
             self._step(run_id, key, step, detail)
 
-    def reject(self, run_id: int, line: int, key: str | None, reason: str) -> None:
+    def reject(
+        self, run_id: int, line: int, key: str | None, reason: str, extra: str | None = None
+    ) -> None:
         """Record a manifest line that cannot become a row (no key, duplicate key)."""
         with self.transaction():
             self._db.execute(
-                "INSERT INTO rejects (run_id, line, key, reason, at) VALUES (?, ?, ?, ?, ?)",
-                (run_id, line, key, redact(reason), time.time()),
+                "INSERT INTO rejects (run_id, line, key, reason, at, extra)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, line, key, redact(reason), time.time(), extra),
             )
 
     def _step(self, run_id: int, key: str, step: str, detail: str | None) -> None:
@@ -346,6 +372,14 @@ class Journal:
                 "SELECT COUNT(*) FROM rejects WHERE run_id = ?", (last[0],)
             ).fetchone()[0]
         runs = self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        outcomes = dict.fromkeys(OUTCOMES, 0)
+        steps: dict[str, int] = {}
+        for outcome, state, count in self._db.execute(
+            f"SELECT {OUTCOME_SQL} AS outcome, state, COUNT(*) FROM rows GROUP BY outcome, state"
+        ):
+            outcomes[outcome] += count
+            if outcome == "in_progress":
+                steps[state] = count
         owner = self._meta("owner_pid")
         running = int(owner) if owner is not None and _pid_alive(int(owner)) else None
         return JournalStatus(
@@ -358,6 +392,8 @@ class Journal:
             last_run_outcome=None if last is None else last[1],
             running_pid=running,
             invalid=invalid,
+            outcomes=outcomes,
+            in_progress_by_step=dict(sorted(steps.items())),
         )
 
     def failures(self, limit: int = 20) -> list[FailureRecord]:

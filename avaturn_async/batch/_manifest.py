@@ -28,13 +28,14 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 import attrs
 
 from .._errors import AvaturnError
+from .._images import header_problem
 from .._models import BodyType
-from .._photos import JPEG_MAGIC
+from .._photos import photo_head_problem
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -47,6 +48,8 @@ __all__ = [
 ]
 
 REQUIRED_COLUMNS = ("key", "frontal", "side_1", "side_2", "body_type")
+USED_COLUMNS = (*REQUIRED_COLUMNS, "telephoto")
+"""The columns the SDK reads; every other column of a row is kept as its ``extra``."""
 PHOTO_COLUMNS = ("frontal", "side_1", "side_2")
 MAX_KEY_LENGTH = 256
 _TRUE = frozenset({"true", "1", "yes"})
@@ -69,6 +72,9 @@ class OnboardRow:
     telephoto: bool = False
     line: int = 0
     """Where the row came from (manifest line, or position in the iterable), for reports."""
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+    """The row's other columns (a customer id, an email): kept in the journal and
+    written to the results, so they join back to your own tables."""
 
     def photos(self) -> tuple[Path, Path, Path]:
         return (self.frontal, self.side_1, self.side_2)
@@ -81,17 +87,26 @@ class RowError:
     line: int
     key: str | None
     reason: str
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+    """The row's columns the SDK does not use, as for :attr:`OnboardRow.extra`."""
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}"
 
 
 def check_photos(row: OnboardRow) -> str | None:
-    """Why the row's photos cannot be uploaded, or ``None``. Reads 3 bytes of each."""
+    """Why the row's photos cannot be uploaded, or ``None``. Reads 12 bytes of each
+    (their format: JPEG, or with the ``images`` extra also PNG, WebP, HEIC)."""
     for name, path in zip(PHOTO_COLUMNS, row.photos(), strict=True):
         try:
             with path.open("rb") as handle:
-                head = handle.read(len(JPEG_MAGIC))
+                head = handle.read(12)
+                size = os.fstat(handle.fileno()).st_size
+                problem = photo_head_problem(name, head, size)
+                if problem is None and not head.startswith(b"\xff\xd8\xff"):
+                    # Another format (the images extra is installed): Pillow reads its header.
+                    handle.seek(0)
+                    problem = header_problem(name, handle)
         except FileNotFoundError:
             return f"{name} photo not found: {path}"
         except IsADirectoryError:
@@ -100,10 +115,8 @@ def check_photos(row: OnboardRow) -> str | None:
             return f"{name} photo cannot be read: {path}: {exc.strerror}"
         except ValueError:  # a NUL character in the path
             return f"{name} photo path is not valid: {str(path)!r}"
-        if not head:
-            return f"{name} photo is empty: {path}"
-        if head != JPEG_MAGIC:
-            return f"{name} photo is not a JPEG: {path}"
+        if problem is not None:
+            return f"{problem}: {path}"
     return None
 
 
@@ -131,30 +144,50 @@ class _Bad(Exception):
     """A reason a row is unusable (internal: becomes a RowError)."""
 
 
-def build_row(fields: Mapping[str, object], *, line: int, base: Path) -> OnboardRow | RowError:
-    """Check one row's fields (and its photos); relative paths are taken from ``base``."""
-    key: str | None = None
+def extra_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a row that the SDK does not use, in their order."""
+    return {name: value for name, value in fields.items() if name not in USED_COLUMNS}
+
+
+def build_row(fields: Mapping[str, Any], *, line: int, base: Path) -> OnboardRow | RowError:
+    """Check one row's fields (and its photos); relative paths are taken from ``base``.
+
+    Column names are matched without case or surrounding spaces; the other
+    columns are kept, under their own names, as the row's ``extra``.
+    """
+    extra = extra_columns(fields)
     try:
-        key = _text(fields, "key")
-        if len(key) > MAX_KEY_LENGTH:
-            raise _Bad(f"key is longer than {MAX_KEY_LENGTH} characters")
-        paths = [base / _text(fields, name) for name in PHOTO_COLUMNS]
-        body = _text(fields, "body_type").lower()
-        if body not in ("male", "female"):
-            raise _Bad(f"body_type must be 'male' or 'female', not {fields.get('body_type')!r}")
-        row = OnboardRow(
-            key=key,
-            frontal=paths[0],
-            side_1=paths[1],
-            side_2=paths[2],
-            body_type=BodyType(body),
-            telephoto=_telephoto(fields.get("telephoto")),
-            line=line,
-        )
+        row = _checked_row(fields, line=line, base=base, extra=extra)
     except _Bad as exc:
-        return RowError(line=line, key=key, reason=str(exc))
+        key = fields.get("key")
+        key = key.strip() or None if isinstance(key, str) else None
+        return RowError(line=line, key=key, reason=str(exc), extra=extra)
     problem = check_photos(row)
-    return row if problem is None else RowError(line=line, key=key, reason=problem)
+    if problem is None:
+        return row
+    return RowError(line=line, key=row.key, reason=problem, extra=extra)
+
+
+def _checked_row(
+    fields: Mapping[str, Any], *, line: int, base: Path, extra: dict[str, Any]
+) -> OnboardRow:
+    key = _text(fields, "key")
+    if len(key) > MAX_KEY_LENGTH:
+        raise _Bad(f"key is longer than {MAX_KEY_LENGTH} characters")
+    paths = [base / _text(fields, name) for name in PHOTO_COLUMNS]
+    body = _text(fields, "body_type").lower()
+    if body not in ("male", "female"):
+        raise _Bad(f"body_type must be 'male' or 'female', not {fields.get('body_type')!r}")
+    return OnboardRow(
+        key=key,
+        frontal=paths[0],
+        side_1=paths[1],
+        side_2=paths[2],
+        body_type=BodyType(body),
+        telephoto=_telephoto(fields.get("telephoto")),
+        line=line,
+        extra=extra,
+    )
 
 
 _NOT_UTF8 = "the line is not valid UTF-8"
@@ -167,6 +200,11 @@ def _is_utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _column_name(name: str) -> str:
+    lowered = name.strip().lower()
+    return lowered if lowered in USED_COLUMNS else name.strip()
 
 
 def _format_of(path: Path) -> Literal["csv", "jsonl"]:
@@ -204,7 +242,8 @@ class Manifest:
         except (csv.Error, UnicodeDecodeError) as exc:
             self.close()
             raise ManifestError(f"{self.path}: unreadable CSV header: {exc}") from None
-        names = [name.strip().lower() for name in header or []]
+        # The SDK's columns are matched without case; the others keep their spelling.
+        names = [_column_name(name) for name in header or []]
         missing = [name for name in REQUIRED_COLUMNS if name not in names]
         if missing:
             self.close()
@@ -214,6 +253,14 @@ class Manifest:
             )
         self._header = names
         self._reader = reader
+
+    @property
+    def extra_columns(self) -> list[str] | None:
+        """A CSV manifest's columns the SDK does not use, in header order (kept as
+        each row's ``extra``); ``None`` for JSON Lines, whose rows may differ."""
+        if self.format != "csv":
+            return None
+        return [name for name in self._header if name not in USED_COLUMNS]
 
     def close(self) -> None:
         self._file.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import time
 import warnings
@@ -97,7 +98,8 @@ async def _chunks(rows: RowSource) -> AsyncIterator[list[RowItem]]:
 
 def _entry(item: RowItem) -> RowEntry:
     problem = item.reason if isinstance(item, RowError) else None
-    return RowEntry(line=item.line, key=item.key, problem=problem)
+    extra = json.dumps(item.extra, ensure_ascii=False, default=str) if item.extra else None
+    return RowEntry(line=item.line, key=item.key, problem=problem, extra=extra)
 
 
 class _Run:
@@ -113,6 +115,7 @@ class _Run:
     ) -> None:
         self.store = store
         self.summary = summary
+        summary.user_cap = settings.max_new_users
         self.settings = settings
         self.export = settings.export_folder is not None
         self.progress = progress
@@ -181,9 +184,15 @@ class _Run:
             self.fatal = exc
         scope.cancel()
 
-    async def _hand_out(self, rows: list[OnboardRow], send: ObjectSendStream[_Work]) -> int:
+    async def _hand_out(
+        self, rows: list[OnboardRow], send: ObjectSendStream[_Work], *, taken_over: bool = False
+    ) -> int:
         """Claim ``rows`` a few at a time, just before workers are free to take them
-        (so runs sharing the journal share the rows); returns how many were claimed."""
+        (so runs sharing the journal share the rows); returns how many were claimed.
+
+        ``taken_over``: the rows were counted as handled by other runs; each claimed
+        one leaves that count before a worker can count it again (a row is never
+        counted twice, not even for a moment on the progress line)."""
         claimed = 0
         for start in range(0, len(rows), _CLAIM_BATCH):
             group = {row.key: row for row in rows[start : start + _CLAIM_BATCH]}
@@ -191,6 +200,8 @@ class _Run:
                 list(group), export=self.export, retry_failed=self.settings.retry_failed
             )
             claimed += len(records)
+            if taken_over:
+                self.summary.elsewhere -= len(records)
             for record in records:
                 await send.send(_Work(group[record.key], record))
         return claimed
@@ -208,9 +219,13 @@ class _Run:
                             assert isinstance(item, OnboardRow)
                             todo.append(item)
                         self.changed()
+                    if self.runner.cap_reached:
+                        # No more rows start: they are read to the end, counted, left as is.
+                        self.summary.not_started += len(todo)
+                        continue
                     claimed = await self._hand_out(todo, send)
                     self.summary.elsewhere += len(todo) - claimed
-                if isinstance(rows, Manifest):
+                if isinstance(rows, Manifest) and not self.runner.cap_reached:
                     await self._take_over(rows.path, send)
             except Exception as exc:
                 self._stop(exc, scope)
@@ -244,18 +259,24 @@ class _Run:
                     item for item in chunk if isinstance(item, OnboardRow) and item.key in wanted
                 ]
                 found.update(item.key for item in todo)
-                claimed += await self._hand_out(todo, send)
-        self.summary.elsewhere -= claimed
+                claimed += await self._hand_out(todo, send, taken_over=True)
         return found, claimed
 
     async def consume(self, receive: ObjectReceiveStream[_Work], scope: anyio.CancelScope) -> None:
         async with receive:
             async for work in receive:
                 key = work.row.key
+                if self.runner.cap_reached:  # claimed before the cap was reached
+                    self.summary.not_started += 1
+                    await self.store.release(key)
+                    self.changed()
+                    continue
+                counted = False  # the runner counts a row it finished (ready or failed)
                 with anyio.CancelScope() as row_scope:
                     self.store.on_lease_lost(key, row_scope.cancel)
                     try:
                         await self.runner.run(work.row, work.record)
+                        counted = True
                     except LeaseLostError:
                         row_scope.cancel()
                     except Exception as exc:
@@ -264,7 +285,7 @@ class _Run:
                     finally:
                         with anyio.CancelScope(shield=True):
                             await self.store.release(key)
-                if row_scope.cancel_called:
+                if row_scope.cancel_called and not counted:
                     self.summary.elsewhere += 1  # another run took it over
                     self.changed()
 

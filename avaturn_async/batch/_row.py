@@ -60,6 +60,7 @@ from ._rules import (
     OnboardingAbortedError,
     OnboardSettings,
     RowFailed,
+    UserCapReached,
     best_avatar,
     export_filename,
     failure_kind,
@@ -117,6 +118,13 @@ class RowRunner:
         self._network_streak = 0
         self._last_network_error = ""
         self._key_refused = False
+        # Users this run may still create (None: no cap); taken before each Create User.
+        self._users_left = settings.max_new_users
+
+    @property
+    def cap_reached(self) -> bool:
+        """A row was not started because ``max_new_users`` users were created."""
+        return self._summary.cap_reached
 
     async def run(self, row: OnboardRow, record: RowRecord) -> None:
         """Take ``row`` as far as it goes. Failures are journaled and counted, not
@@ -135,6 +143,11 @@ class RowRunner:
         try:
             with _traces.span("avaturn onboard row", attributes):
                 await self._steps(work)
+        except UserCapReached:
+            self._summary.cap_reached = True
+            self._summary.not_started += 1
+            self._changed()
+            return
         except RowFailed as failed:
             await self._record_failure(work, failed.kind, failed.reason, failed.state)
         except (AuthenticationError, ClientClosedError) as exc:
@@ -187,19 +200,35 @@ class RowRunner:
         await self._journal.note(work.key, "possible_orphan_user", detail, orphan=True)
         self._summary.possible_orphans += 1
 
+    def _take_user_slot(self) -> None:
+        if self._users_left is None:
+            return
+        if self._users_left <= 0:
+            raise UserCapReached
+        self._users_left -= 1
+
+    def _give_back_user_slot(self) -> None:
+        """A Create User that provably made no user does not use up the cap."""
+        if self._users_left is not None:
+            self._users_left += 1
+
     async def _ensure_user(self, work: _Row) -> None:
         if work.user_id is not None:
             return
+        if self._users_left is not None and self._users_left <= 0:
+            raise UserCapReached  # before anything is written: the row stays as it is
         if work.state is RowState.USER_REQUESTED:
             await self._possible_orphan(work, "an earlier run sent Create User and died")
         attempts = CREATE_ATTEMPTS
         for attempt in range(1, attempts + 1):
+            self._take_user_slot()  # an ambiguous create may have made one: it counts
             try:
                 await self._advance(work, RowState.USER_REQUESTED)
                 user = await self._client.users.create()
             except AuthenticationError:
                 # An answer: no user was made. Left in user_requested, the next
                 # run would count this row as a possible orphan.
+                self._give_back_user_slot()
                 self._key_refused = True
                 await self._advance(work, RowState.NEW)
                 raise
@@ -210,6 +239,7 @@ class RowRunner:
                 raise
             except AvaturnError as exc:
                 if not server_may_have_acted(exc):
+                    self._give_back_user_slot()
                     raise RowFailed(failure_kind(exc), str(exc), RowState.NEW) from None
                 await self._possible_orphan(work, f"Create User got no answer: {exc}")
                 # Back to new: the orphan is counted once, not again by the rerun.
@@ -220,6 +250,7 @@ class RowRunner:
             # Not written yet: the user id is committed together with the avatar's
             # intent, which comes next with no await in between (one commit, not two).
             work.user_id, work.state = user.id, RowState.USER_CREATED
+            self._summary.users_created += 1
             return
 
     # ------------------------------------------------------------ the avatar

@@ -37,6 +37,7 @@ __all__ = [
     "OnboardSettings",
     "OnboardingAbortedError",
     "RowFailed",
+    "UserCapReached",
     "best_avatar",
     "export_filename",
     "failure_kind",
@@ -93,6 +94,9 @@ class OnboardSettings:
         ready_timeout: seconds to wait for an avatar (and export); the row then
             fails with kind ``timeout`` and a rerun waits again.
         source: a label for the journal's ``runs`` table (the manifest path).
+        max_new_users: create at most this many Avaturn users in this run (a paid
+            plan's quota), then start no more rows: those left are not started and
+            stay as they are for a later run; ``None``: no cap.
 
     Raises:
         ConfigurationError: a value is out of range, or ``export`` lacks ``export_dir``.
@@ -107,8 +111,11 @@ class OnboardSettings:
     poll_interval: float | None = None
     ready_timeout: float = 1800.0
     source: str | None = None
+    max_new_users: int | None = None
 
     def __attrs_post_init__(self) -> None:
+        if self.max_new_users is not None and self.max_new_users < 0:
+            raise ConfigurationError("max_new_users must not be negative")
         if self.concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
         if self.in_flight < self.concurrency:
@@ -137,6 +144,10 @@ class OnboardSettings:
 class OnboardingAbortedError(AvaturnError):
     """The run stopped early: so many rows in a row failed to reach the API that
     the rest would too. The journal holds every failure; rerun when it is back."""
+
+
+class UserCapReached(Exception):
+    """The run's ``max_new_users`` are all used: the row is left as it is, not started."""
 
 
 class RowFailed(Exception):

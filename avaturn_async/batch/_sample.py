@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 from ..samples import sample_photo_paths
@@ -10,14 +11,28 @@ from ..samples import sample_photo_paths
 __all__ = ["write_sample_manifest"]
 
 
-def write_sample_manifest(folder: str | Path, rows: int) -> Path:
-    """Write ``folder/manifest.csv``: ``rows`` people, each with the three sample photos."""
-    frontal, side_1, side_2 = (str(path) for path in sample_photo_paths())
-    path = Path(folder) / "manifest.csv"
+def write_sample_manifest(folder: str | Path, rows: int, *, name: str = "manifest.csv") -> Path:
+    """Write ``folder/<name>``: ``rows`` people, each with the three sample photos.
+
+    The photos are copied into ``folder/photos/`` and named relative to the
+    manifest, so the folder still works when moved or copied elsewhere. Each row
+    also has a ``customer_id`` column, a column of your own that the SDK keeps
+    for the results. The folder is made if missing.
+    """
+    folder = Path(folder)
+    photos = folder / "photos"
+    photos.mkdir(parents=True, exist_ok=True)
+    names = []
+    for sample in sample_photo_paths():
+        shutil.copyfile(sample, photos / sample.name)
+        names.append(f"photos/{sample.name}")
+    path = folder / name
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["key", "frontal", "side_1", "side_2", "body_type", "telephoto"])
+        writer.writerow(
+            ["key", "frontal", "side_1", "side_2", "body_type", "telephoto", "customer_id"]
+        )
         for number in range(1, rows + 1):
             body = "female" if number % 2 else "male"
-            writer.writerow([f"sample-{number:05d}", frontal, side_1, side_2, body, "false"])
+            writer.writerow([f"sample-{number:05d}", *names, body, "false", f"C{number:06d}"])
     return path

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 import anyio.to_thread
@@ -36,6 +36,7 @@ from .._journal_records import (
     RowState,
 )
 from .._sqlite import SQLiteThread
+from . import _journal_pages as pages
 from ._journal import Journal
 
 __all__ = [
@@ -136,10 +137,12 @@ def _register(
     results: list[Registration | None] = []
     for entry in entries:
         if entry.key is None:
-            journal.reject(run_id, entry.line, None, entry.problem or "no key")
+            journal.reject(run_id, entry.line, None, entry.problem or "no key", entry.extra)
             results.append(None)
             continue
-        results.append(journal.register(run_id, entry.key, entry.line, entry.problem))
+        results.append(
+            journal.register(run_id, entry.key, entry.line, entry.problem, entry.extra)
+        )
     return results
 
 
@@ -258,6 +261,17 @@ class SQLiteJournalStore:
 
     async def failures(self, limit: int = 20) -> list[FailureRecord]:
         return await self._thread.read(Journal.failures, limit)
+
+    # The results (``read_results``): pages of rows, keyed by the last one read.
+
+    async def results_page(self, after: tuple[int, str], limit: int) -> list[tuple[Any, ...]]:
+        return await self._thread.read(pages.results_page, after, limit)
+
+    async def rejects_page(self, after: tuple[int, int], limit: int) -> list[tuple[Any, ...]]:
+        return await self._thread.read(pages.rejects_page, after, limit)
+
+    async def extra_columns(self) -> list[str]:
+        return await self._thread.read(pages.extra_columns)
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):

@@ -56,6 +56,14 @@ class OnboardingSummary:
     """Avatars found on the row's user that the journal did not know, and kept."""
     avatars_replaced: int = 0
     """Avatars deleted because their photos never landed and the upload URL was lost."""
+    users_created: int = 0
+    """Avaturn users this run created (what ``max_new_users`` caps)."""
+    user_cap: int | None = None
+    """The run's ``max_new_users``, when set."""
+    cap_reached: bool = False
+    """The run stopped starting rows: ``max_new_users`` users were created."""
+    not_started: int = 0
+    """Rows left as they were because the cap was reached (a later run takes them)."""
     interrupted: bool = False
     started: float = attrs.field(factory=time.monotonic)
     finished: float | None = None
@@ -70,8 +78,16 @@ class OnboardingSummary:
 
     @property
     def done(self) -> int:
-        """Rows handled this run, whatever the outcome (progress bars count these)."""
-        return self.already_done + self.ready + self.failed + self.invalid + self.elsewhere
+        """Rows handled this run, whatever the outcome (progress bars count these);
+        each row is counted once, in one of the counters this sums."""
+        return (
+            self.already_done
+            + self.ready
+            + self.failed
+            + self.invalid
+            + self.elsewhere
+            + self.not_started
+        )
 
     def seconds_left(self, total: int | None = None) -> float | None:
         """Seconds until all ``total`` rows (default :attr:`total`) are handled at
@@ -103,10 +119,11 @@ class OnboardingSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 all ready, 1 some failed or rejected, 130 interrupted."""
+        """0 all ready, 1 some failed or invalid (or the user cap stopped the run),
+        130 interrupted."""
         if self.interrupted:
             return EXIT_INTERRUPTED
-        return EXIT_FAILED if self.failed or self.invalid else EXIT_OK
+        return EXIT_FAILED if self.failed or self.invalid or self.cap_reached else EXIT_OK
 
     def as_dict(self) -> dict[str, Any]:
         """The counts as JSON-ready data, keyed with the same words as the report."""
@@ -116,10 +133,14 @@ class OnboardingSummary:
             "already_done": self.already_done,
             "failed": self.failed,
             "invalid": self.invalid,
+            "by_other_runs": self.elsewhere,
+            "not_started": self.not_started,
             "failed_by_kind": dict(self.failed_by_kind),
             "possible_orphans": self.possible_orphans,
             "avatars_adopted": self.avatars_adopted,
             "avatars_replaced": self.avatars_replaced,
+            "users_created": self.users_created,
+            "cap_reached": self.cap_reached,
             "interrupted": self.interrupted,
             "seconds": round(self.elapsed, 3),
             "rows_per_second": round(self.rows_per_second, 3),
@@ -138,6 +159,12 @@ class OnboardingSummary:
             lines.append(f"  failures by kind: {kinds}")
         if self.elsewhere:
             lines.append(f"  {self.elsewhere} row(s) handled by other runs sharing the journal")
+        if self.cap_reached:
+            lines.append(
+                f"  stopped starting rows: {self.users_created} new users reached the cap "
+                f"(--max-new-users {self.user_cap}); {self.not_started} row(s) not started, "
+                "left for a later run"
+            )
         if self.avatars_adopted or self.avatars_replaced:
             lines.append(
                 f"  reconciled: {self.avatars_adopted} avatar(s) adopted, "
@@ -151,7 +178,7 @@ class OnboardingSummary:
         if self.failures:
             more = self.failures_total - len(self.failures)
             suffix = f" (and {more} more: avaturn onboard --status)" if more > 0 else ""
-            lines.append(f"  failures in the journal{suffix}:")
+            lines.append(f"  failed and invalid rows in the journal{suffix}:")
             lines += [f"    {_describe(failure)}" for failure in self.failures]
         if self.interrupted:
             lines.append("  rerun the same command to resume where it stopped")
@@ -160,4 +187,6 @@ class OnboardingSummary:
 
 def _describe(failure: FailureRecord) -> str:
     key = "-" if failure.key is None else failure.key
-    return f"line {failure.line} key {key}: [{failure.kind}] {failure.reason}"
+    kind = failure.shown_kind
+    label = failure.outcome if kind == failure.outcome else f"{failure.outcome} [{kind}]"
+    return f"line {failure.line} key {key}: {label}: {failure.reason}"

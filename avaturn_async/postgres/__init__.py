@@ -17,9 +17,10 @@ The backends: :class:`PostgresInbox` (the durable webhook inbox, with its
 :class:`PostgresInboxStore`), :class:`PostgresIdempotencyStore` (the plain
 receivers' duplicate guard), :class:`PostgresEventHub` (``job.wait()`` resolved
 by a webhook any replica received), :class:`PostgresGate` (one rate-limit pause
-for every process), :class:`PostgresJournal` (one onboarding batch shared by
-many workers). Each takes a DSN (and opens a connector of its own) or a
-:class:`PostgresConnector` shared with the others.
+for every process), :class:`PostgresRateBudget` (one request rate for every
+process), :class:`PostgresJournal` (one onboarding batch shared by many workers).
+Each takes a DSN (and opens a connector of its own) or a :class:`PostgresConnector`
+shared with the others.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from .._errors import SchemaVersionError as SchemaVersionError
     from .._errors import StorageError as StorageError
     from .._errors import StorageUnavailableError as StorageUnavailableError
+    from ._budget import PostgresRateBudget as PostgresRateBudget
     from ._connect import connect as connect
     from ._connect import create_pool as create_pool
     from ._connect import is_transient as is_transient

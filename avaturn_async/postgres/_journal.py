@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import ConfigurationError, SchemaVersionError
 from .._journal_records import (
+    OUTCOME_SQL,
+    OUTCOMES,
     FailureRecord,
     Holdings,
     JournalError,
@@ -48,6 +50,7 @@ from .._journal_records import (
     RowState,
     redact,
 )
+from . import _journal_pages as pages
 from ._connect import is_transient
 from ._connector import PostgresConnector, connector_for
 from ._journal_sql import (
@@ -377,12 +380,19 @@ class PostgresJournal:
     async def status(self) -> JournalStatus:
         async def attempt(conn: PoolConnectionProxy) -> tuple[list[Any], Any]:
             by_state = await conn.fetch(
-                "SELECT state, count(*) AS n FROM avaturn_journal_rows GROUP BY state"
+                f"SELECT {OUTCOME_SQL} AS outcome, state, count(*) AS n"
+                " FROM avaturn_journal_rows GROUP BY 1, 2"
             )
             return by_state, await conn.fetchrow(STATUS)
 
         by_state, row = await self._do("reading the status", attempt)
-        counts = {r["state"]: r["n"] for r in by_state}
+        counts: dict[str, int] = {}
+        outcomes, steps = dict.fromkeys(OUTCOMES, 0), {}
+        for r in by_state:
+            counts[r["state"]] = counts.get(r["state"], 0) + r["n"]
+            outcomes[r["outcome"]] += r["n"]
+            if r["outcome"] == "in_progress":
+                steps[r["state"]] = r["n"]
         return JournalStatus(
             rows=sum(counts.values()),
             by_state=counts,
@@ -394,6 +404,8 @@ class PostgresJournal:
             running_pid=None,
             invalid=row["invalid"],
             live_runs=row["live_runs"],
+            outcomes=outcomes,
+            in_progress_by_step=dict(sorted(steps.items())),
         )
 
     async def failures(self, limit: int = 20) -> list[FailureRecord]:
@@ -412,6 +424,26 @@ class PostgresJournal:
             FailureRecord(line=r["line"], key=r["key"], kind="rejected", reason=r["reason"])
             for r in rejected
         ]
+
+    # The results (``batch.read_results``): pages keyed by the last one read.
+
+    async def results_page(self, after: tuple[int, str], limit: int) -> list[tuple[Any, ...]]:
+        async def attempt(conn: PoolConnectionProxy) -> list[Any]:
+            return await conn.fetch(pages.RESULTS_PAGE, *after, limit)
+
+        return pages.as_tuples(await self._do("reading results", attempt))
+
+    async def rejects_page(self, after: tuple[int, int], limit: int) -> list[tuple[Any, ...]]:
+        async def attempt(conn: PoolConnectionProxy) -> list[Any]:
+            return await conn.fetch(pages.REJECTS_PAGE, *after, limit)
+
+        return pages.as_tuples(await self._do("reading rejected lines", attempt))
+
+    async def extra_columns(self) -> list[str]:
+        async def attempt(conn: PoolConnectionProxy) -> list[Any]:
+            return await conn.fetch(pages.EXTRA_COLUMNS)
+
+        return [row[0] for row in await self._do("reading the manifest's columns", attempt)]
 
     async def aclose(self) -> None:
         await self._stop_renewing()

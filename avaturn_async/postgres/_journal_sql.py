@@ -75,6 +75,13 @@ MIGRATIONS = [
     );
     CREATE INDEX avaturn_journal_rejects_run ON avaturn_journal_rejects (run_id, line)
     """,
+    # 2: the manifest's own columns (JSON text: json keeps their order) for the results,
+    # and the rows in manifest order a page at a time.
+    """
+    ALTER TABLE avaturn_journal_rows ADD COLUMN extra text;
+    ALTER TABLE avaturn_journal_rejects ADD COLUMN extra text;
+    CREATE INDEX avaturn_journal_rows_line_key ON avaturn_journal_rows (line, key)
+    """,
 ]
 
 COLUMNS = (

@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 __all__ = ["register_entries", "storable"]
 
 _INSERT = """
-INSERT INTO avaturn_journal_rows (key, line, run_id, state, error_kind, error)
-SELECT k, l, $3, 'new', CASE WHEN p IS NULL THEN NULL ELSE 'input' END, p
-FROM unnest($1::text[], $2::int[], $4::text[]) AS e(k, l, p)
+INSERT INTO avaturn_journal_rows (key, line, run_id, state, error_kind, error, extra)
+SELECT k, l, $3, 'new', CASE WHEN p IS NULL THEN NULL ELSE 'input' END, p, x
+FROM unnest($1::text[], $2::int[], $4::text[], $5::text[]) AS e(k, l, p, x)
 ORDER BY k
 ON CONFLICT (key) DO NOTHING
 RETURNING key
@@ -44,10 +44,14 @@ WHERE r.key = ANY($1::text[]) ORDER BY r.key FOR UPDATE OF r
 _UPDATE = """
 UPDATE avaturn_journal_rows SET line = $2, run_id = $3, updated_at = now(),
     error_kind = CASE $4 WHEN 'set' THEN 'input' WHEN 'clear' THEN NULL ELSE error_kind END,
-    error = CASE $4 WHEN 'set' THEN $5 WHEN 'clear' THEN NULL ELSE error END
+    error = CASE $4 WHEN 'set' THEN $5 WHEN 'clear' THEN NULL ELSE error END,
+    extra = COALESCE($6::text, extra)
 WHERE key = $1
 """
-_REJECT = "INSERT INTO avaturn_journal_rejects (run_id, line, key, reason) VALUES ($1, $2, $3, $4)"
+_REJECT = (
+    "INSERT INTO avaturn_journal_rejects (run_id, line, key, reason, extra)"
+    " VALUES ($1, $2, $3, $4, $5)"
+)
 _STEP = "INSERT INTO avaturn_journal_steps (run_id, key, step, detail) VALUES ($1, $2, $3, $4)"
 _DONE = ("ready", "exported")
 
@@ -79,9 +83,9 @@ class _Known:
 class _Plan:
     """What registering a chunk writes, and what each entry becomes."""
 
-    rejects: list[tuple[int, int, str | None, str]] = attrs.field(factory=list)
+    rejects: list[tuple[int, int, str | None, str, str | None]] = attrs.field(factory=list)
     steps: list[tuple[int, str, str, str]] = attrs.field(factory=list)
-    updates: list[tuple[str, int, int, str, str | None]] = attrs.field(factory=list)
+    updates: list[tuple[str, int, int, str, str | None, str | None]] = attrs.field(factory=list)
     results: list[Registration | str | None] = attrs.field(factory=list)
 
 
@@ -95,6 +99,7 @@ async def _known_rows(
         for row in await conn.fetch(
             _INSERT, [e.key for e in new], [e.line for e in new], run_id,
             [None if e.problem is None else storable(redact(e.problem)) for e in new],
+            [e.extra for e in new],
         )
     }
     known = {
@@ -120,7 +125,7 @@ def _plan(
         key = entry.key
         if key is None:
             reason = storable(redact(entry.problem or "no key"))
-            plan.rejects.append((run_id, entry.line, None, reason))
+            plan.rejects.append((run_id, entry.line, None, reason, entry.extra))
             plan.results.append(None)
             continue
         if key in inserted and first[key] is entry:
@@ -131,7 +136,7 @@ def _plan(
         found = known[key]
         if found.line != entry.line and (found.run_id == run_id or found.live):
             reason = f"duplicate key {key!r} (first seen on line {found.line})"
-            plan.rejects.append((run_id, entry.line, key, redact(reason)))
+            plan.rejects.append((run_id, entry.line, key, redact(reason), entry.extra))
             plan.results.append(Registration(record=None, duplicate_of=found.line))
             continue
         problem = None if entry.problem is None else storable(redact(entry.problem))
@@ -140,10 +145,14 @@ def _plan(
             mode = "keep" if found.done or found.held else "set"
         else:
             mode = "clear" if found.error_kind == "input" else "keep"
-        plan.updates.append((key, entry.line, run_id, mode, problem))
+        plan.updates.append((key, entry.line, run_id, mode, problem, entry.extra))
         found.line, found.run_id, found.live = entry.line, run_id, True
         plan.results.append(key)
     return plan
+
+
+def _by_key(update: tuple[str, int, int, str, str | None, str | None]) -> str:
+    return update[0]  # keys in one order across runs: no deadlock between their locks
 
 
 async def register_entries(
@@ -161,7 +170,8 @@ async def register_entries(
     inserted, known = await _known_rows(conn, run_id, first)
     plan = _plan(run_id, entries, first, inserted, known)
     if plan.updates:
-        await conn.executemany(_UPDATE, sorted(plan.updates))
+        updates = sorted(plan.updates, key=_by_key)
+        await conn.executemany(_UPDATE, updates)
     if plan.rejects:
         await conn.executemany(_REJECT, plan.rejects)
     if plan.steps:

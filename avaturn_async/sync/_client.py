@@ -24,6 +24,7 @@ from .._events import Event
 from .._hub import EventHub
 from .._models import DownloadedFile
 from .._observe import Hook
+from .._pacing import RateBudget
 from .._pool import creation_site, warn_unclosed
 from .._retry import RetryPolicy
 from .._transport import Timeouts, Transport
@@ -78,6 +79,7 @@ class AvaturnClient:
         tracing: bool | Literal["auto"] = "auto",
         clock: Clock = DEFAULT_CLOCK,
         allowed_download_hosts: Iterable[str] = (),
+        rate_limit: float | RateBudget | None = None,
         proxy: str | None = None,
         trust_env: bool = True,
         ssl: SSLContext | None = None,
@@ -99,6 +101,7 @@ class AvaturnClient:
             tracing=tracing,
             clock=clock,
             allowed_download_hosts=allowed_download_hosts,
+            rate_limit=rate_limit,
             proxy=proxy,
             trust_env=trust_env,
             ssl=ssl,

@@ -245,6 +245,11 @@ class AvaturnEmulator:
         """Available assets: asset id -> slot."""
         return MappingProxyType(self._state.assets)
 
+    def uploaded_photos(self, avatar_id: str) -> Mapping[str, bytes]:
+        """The photos ``avatar_id`` was made from, as received, by form field name
+        (``image-frontal``, ``image-side-1``, ``image-side-2``); empty if none landed."""
+        return MappingProxyType(self._state.photos.get(str(avatar_id), {}))
+
     @property
     def webhook_deliveries(self) -> list[WebhookDelivery]:
         return self._webhooks.deliveries

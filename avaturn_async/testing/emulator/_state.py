@@ -97,6 +97,8 @@ class EmulatorState:
         self.sessions: dict[str, SessionRecord] = {}
         self.assets: dict[str, str] = dict(DEFAULT_ASSETS)
         self.retired_assets: set[str] = set()
+        # The photos each avatar was made from, by form field: memory only, never saved.
+        self.photos: dict[str, dict[str, bytes]] = {}
         # Avatar ids by user, in creation order: listing one user's avatars must not
         # scan every avatar (a poll per row would make a run quadratic).
         self._avatars_of: dict[str, dict[str, None]] = {}
@@ -148,7 +150,8 @@ class EmulatorState:
         del self.users[user_id]
         self._save("users", user_id)
         self._drop("avatars", lambda a: a.user_id == user_id)
-        self._avatars_of.pop(user_id, None)
+        for avatar_id in self._avatars_of.pop(user_id, {}):
+            self.photos.pop(avatar_id, None)
         self._drop("renders", lambda r: r.user_id == user_id)
         self._drop("exports", lambda e: e.user_id == user_id)
         self._drop("sessions", lambda s: s.user_id == user_id)
@@ -247,6 +250,7 @@ class EmulatorState:
         self.user(user_id)
         self.owned_avatar(user_id, avatar_id)
         del self.avatars[avatar_id]
+        self.photos.pop(avatar_id, None)
         self._avatars_of.get(user_id, {}).pop(avatar_id, None)
         self._save("avatars", avatar_id)
         self._drop("exports", lambda e: e.avatar_id == avatar_id)
@@ -284,6 +288,7 @@ class EmulatorState:
         avatar.photo_sizes = {name: photo.size for name, photo in photos.items()}
         avatar.photo_sha256 = {name: photo.sha256 for name, photo in photos.items()}
         avatar.upload_bytes = sum(photo.size for photo in photos.values())
+        self.photos[avatar.id] = {name: photo.data for name, photo in photos.items()}
         avatar.upload_state = "done"
         avatar.status = "processing"
         self._save("avatars", avatar.id)

@@ -314,11 +314,13 @@ PHOTO_FIELDS = ("image-frontal", "image-side-1", "image-side-2")
 
 @dataclass
 class UploadedPhoto:
-    """What the emulator keeps of one received photo: its size, digest and first bytes."""
+    """What the emulator keeps of one received photo: its size, digest, first bytes and
+    (in memory only) its bytes, for ``AvaturnEmulator.uploaded_photos``."""
 
     size: int
     sha256: str
     head: bytes
+    data: bytes = b""
 
 
 def photo_errors(photos: Mapping[str, UploadedPhoto]) -> Iterable[dict[str, Any]]:
