@@ -10,11 +10,9 @@
     avaturn onboard people.csv --journal postgresql://... [--lease SECONDS]
     avaturn onboard people.csv --journal ... --metrics-port P   (/metrics, /healthz, /readyz)
 
-Counts use one vocabulary (see :mod:`._summary`): ready, already done, failed,
-invalid; ``--status`` and the results add in progress. Exit codes: 0 every row
-ready (or exported), 1 some rows failed or were invalid (or the API could not be
-reached, or ``--max-new-users`` stopped the run), 2 bad usage, 130 interrupted.
-``--status``: 0 every row finished and none failed, 1 otherwise, 2 no journal.
+Counts use one vocabulary (``batch._summary``). Exit codes: 0 every row ready, 1
+some failed, were invalid, or the run stopped (API unreachable, ``--max-new-users``),
+2 bad usage (``--status``: no journal), 130 interrupted.
 """
 
 from __future__ import annotations

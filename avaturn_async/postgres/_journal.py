@@ -17,12 +17,11 @@ of a row's states and of reconciliation are the same, in the same code
   longer than the lease) is claimable again; the run that takes it over
   resumes from the state the journal holds, exactly as a rerun of the SQLite
   journal does, so it never gets a second user or avatar the journal knows of.
-* A row a run tried and let go with an error is not retried by the other runs
-  of the same batch (runs started before it was let go); a later rerun does.
+* A row a run let go with an error is retried by a later rerun, not by the
+  batch's other runs.
 
-All times are the database's (``now()``), so machines need not agree on the time.
-PostgreSQL text holds no NUL character: a manifest key with one is rejected on
-its line (the other rows go on), and NULs in recorded reasons are escaped.
+All times are the database's (``now()``). A manifest key with a NUL character
+(which PostgreSQL text cannot hold) is rejected on its line; reasons are escaped.
 """
 
 from __future__ import annotations
