@@ -7,8 +7,7 @@
     avaturn onboard people.csv --dry-run            # check offline, send nothing
     avaturn onboard --status --journal onboard.db [--json]
     avaturn onboard --journal onboard.db --results people-results.csv
-    avaturn onboard people.csv --journal postgresql://... [--lease SECONDS]
-    avaturn onboard people.csv --journal ... --metrics-port P   (/metrics, /healthz, /readyz)
+    avaturn onboard people.csv --journal postgresql://... [--lease S] [--metrics-port P]
 
 Counts use one vocabulary (``batch._summary``). Exit codes: 0 every row ready, 1
 some failed, were invalid, or the run stopped (API unreachable, ``--max-new-users``),
