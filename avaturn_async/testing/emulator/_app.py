@@ -426,4 +426,3 @@ class AvaturnEmulator:
         return web.json_response(
             {"detail": "rate limit exceeded"}, status=429, headers={"Retry-After": f"{wait:.3f}"}
         )
-

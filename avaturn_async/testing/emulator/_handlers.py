@@ -86,9 +86,7 @@ class Handlers:
             ApiRoute("POST", f"{_API}/users/new", "users.create", self.users_create),
             ApiRoute("DELETE", f"{_API}/users/{{user_id}}", "users.delete", self.users_delete),
             ApiRoute("POST", f"{_API}/sessions/new", "sessions.create", self.sessions_create),
-            ApiRoute(
-                "GET", f"{_API}/users/{{user_id}}/avatars", "avatars.list", self.avatars_list
-            ),
+            ApiRoute("GET", f"{_API}/users/{{user_id}}/avatars", "avatars.list", self.avatars_list),
             ApiRoute("POST", f"{_API}/avatars/new", "avatars.create", self.avatars_create),
             ApiRoute("GET", customization, "avatars.get_customization", self.get_customization),
             ApiRoute("PUT", customization, "avatars.set_customization", self.set_customization),
@@ -140,9 +138,7 @@ class Handlers:
         avatar = self._state.create_avatar(await json_body(request))
         self._host.stats.avatars_created += 1
         request[CREATED] = avatar.id
-        upload_url = (
-            f"{self._host.base_url}/upload/{avatar.id}?signature={avatar.upload_signature}"
-        )
+        upload_url = f"{self._host.base_url}/upload/{avatar.id}?signature={avatar.upload_signature}"
         return web.json_response({"avatar_id": avatar.id, "upload_url": upload_url})
 
     async def get_customization(self, request: web.Request) -> web.StreamResponse:

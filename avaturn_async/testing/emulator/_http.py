@@ -19,8 +19,7 @@ from ._validation import (
     PHOTO_FIELDS,
     EmulatorHTTPError,
     UploadedPhoto,
-    error_item,
-    validation_error,
+    invalid,
 )
 
 __all__ = [
@@ -97,13 +96,11 @@ async def json_body(request: web.Request) -> object:
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise validation_error(
-            error_item(("body", exc.pos), "JSON decode error", "json_invalid", error=exc.msg)
+        raise invalid(
+            ("body", exc.pos), "JSON decode error", "json_invalid", error=exc.msg
         ) from None
     except UnicodeDecodeError:
-        raise validation_error(
-            error_item(("body", 0), "JSON decode error", "json_invalid", error="not UTF-8")
-        ) from None
+        raise invalid(("body", 0), "JSON decode error", "json_invalid", error="not UTF-8") from None
 
 
 async def drain(request: web.Request) -> None:
@@ -120,9 +117,7 @@ async def read_upload_form(
     ``bytes_per_second`` paces reading the photos (a slow upload).
     """
     if not _is_form_data(request):
-        raise validation_error(
-            error_item(("body",), "Expected a multipart/form-data body", "value_error")
-        )
+        raise invalid(("body",), "Expected a multipart/form-data body", "value_error")
     photos: dict[str, UploadedPhoto] = {}
     fields: dict[str, str] = {}
     try:
@@ -136,9 +131,7 @@ async def read_upload_form(
             else:
                 await part.release()
     except ValueError as exc:
-        raise validation_error(
-            error_item(("body",), f"Malformed multipart body: {exc}", "value_error")
-        ) from None
+        raise invalid(("body",), f"Malformed multipart body: {exc}", "value_error") from None
     return photos, fields
 
 

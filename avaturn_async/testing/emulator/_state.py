@@ -32,8 +32,8 @@ from ._validation import (
     Loc,
     UploadedPhoto,
     default_customization,
-    error_item,
     form_errors,
+    invalid,
     not_found,
     optional_object,
     parse_customization,
@@ -181,26 +181,18 @@ class EmulatorState:
             return {"type": "create_or_edit_existing"}
         kind = obj.get("type")
         if kind is None:
-            raise validation_error(
-                error_item(
-                    loc,
-                    "Unable to extract tag using discriminator 'type'",
-                    "union_tag_not_found",
-                    discriminator="'type'",
-                )
-            )
+            message = "Unable to extract tag using discriminator 'type'"
+            raise invalid(loc, message, "union_tag_not_found", discriminator="'type'")
         if kind not in SESSION_TYPES:
             expected = ", ".join(f"'{t}'" for t in SESSION_TYPES)
-            raise validation_error(
-                error_item(
-                    loc,
-                    f"Input tag '{kind}' found using 'type' does not match any of the "
-                    f"expected tags: {expected}",
-                    "union_tag_invalid",
-                    discriminator="'type'",
-                    tag=str(kind),
-                    expected_tags=expected,
-                )
+            raise invalid(
+                loc,
+                f"Input tag '{kind}' found using 'type' does not match any of the "
+                f"expected tags: {expected}",
+                "union_tag_invalid",
+                discriminator="'type'",
+                tag=str(kind),
+                expected_tags=expected,
             )
         if kind != "edit_existing":
             return {"type": kind}
@@ -241,9 +233,7 @@ class EmulatorState:
         self.user(user_id)
         owned = (self.avatars[avatar_id] for avatar_id in self._avatars_of.get(user_id, ()))
         return [
-            avatar.list_item()
-            for avatar in owned
-            if include_not_ready or avatar.status == "ready"
+            avatar.list_item() for avatar in owned if include_not_ready or avatar.status == "ready"
         ]
 
     def delete_avatar(self, user_id: str, avatar_id: str) -> None:
