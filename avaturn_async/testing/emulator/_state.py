@@ -283,11 +283,8 @@ class EmulatorState:
         avatar.status = "processing"
         self._save("avatars", avatar.id)
 
-    def finish_processing(self, avatar_id: str, outcome: Outcome) -> dict[str, Any] | None:
-        """The ``avatar.ready`` event, or None when the avatar was deleted meanwhile."""
-        avatar = self.avatars.get(avatar_id)
-        if avatar is None:
-            return None
+    def finish_processing(self, avatar: AvatarRecord, outcome: Outcome) -> dict[str, Any]:
+        """The avatar's processing ends: its ``avatar.ready`` event."""
         avatar.status = outcome
         self._save("avatars", avatar.id)
         return {
