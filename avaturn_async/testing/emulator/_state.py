@@ -8,7 +8,6 @@ response. With a ``state_file``, each change is also saved through ``_store``.
 
 from __future__ import annotations
 
-import base64
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -16,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..._errors import ConfigurationError
+from .._webhooks import random_user_id
 from ._records import (
     AvatarRecord,
     ExportRecord,
@@ -44,12 +44,7 @@ from ._validation import (
     validation_error,
 )
 
-__all__ = [
-    "DEFAULT_ASSETS",
-    "SAMPLE_ASSETS",
-    "EmulatorState",
-    "new_user_id",
-]
+__all__ = ["DEFAULT_ASSETS", "SAMPLE_ASSETS", "EmulatorState"]
 
 # Stable ids (uuid5 of a name) so that demos and docs can refer to them across runs.
 _ASSET_NAMESPACE = uuid.UUID("6f1c2d8e-5a4b-4c3d-9e8f-7a6b5c4d3e2f")
@@ -71,11 +66,6 @@ SAMPLE_ASSETS: Mapping[str, str] = {
     for slot, names in _CATALOG_NAMES.items()
 }
 """One valid asset id per slot: slot -> asset id."""
-
-
-def new_user_id() -> str:
-    # 20 random bytes are exactly 32 base32 characters, without padding.
-    return base64.b32encode(secrets.token_bytes(20)).decode()
 
 
 def _now() -> datetime:
@@ -134,7 +124,7 @@ class EmulatorState:
     # users and sessions
 
     def create_user(self) -> UserRecord:
-        user = UserRecord(id=new_user_id(), created_at=_now())
+        user = UserRecord(id=random_user_id(), created_at=_now())
         self.users[user.id] = user
         self._save("users", user.id)
         return user
