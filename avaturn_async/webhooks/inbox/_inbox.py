@@ -50,7 +50,6 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import timedelta
 from functools import partial
-from types import TracebackType
 
 import anyio
 
@@ -126,11 +125,9 @@ class WebhookInbox:
         self.path = path
         self._now = renamed_argument(type(self).__name__, "clock", "now", clock, now)
         self.order_by = order_by
-        self.store: InboxStore = (
-            store
-            if store is not None
-            else SQLiteInboxStore(path, synchronous=synchronous, create=create)  # type: ignore[arg-type]
-        )
+        if store is None:
+            store = SQLiteInboxStore(path, synchronous=synchronous, create=create)  # type: ignore[arg-type]
+        self.store: InboxStore = store
 
     def __repr__(self) -> str:
         if self.path is None:
@@ -154,12 +151,7 @@ class WebhookInbox:
     async def __aenter__(self) -> WebhookInbox:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     # -- receiving ---------------------------------------------------------------------

@@ -38,11 +38,11 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from ..._sqlite import transaction
+from ._stats import InboxStats
 from ._store import (
     LEASE_LOST,
     Claimed,
@@ -129,10 +129,6 @@ _RECORD_COLUMNS = (
 )
 
 
-def _utc_or_none(timestamp: float | None) -> datetime | None:
-    return None if timestamp is None else utc(timestamp)
-
-
 def _record(row: Sequence[Any]) -> InboxRecord:
     status = InboxStatus(row[3])
     return InboxRecord(
@@ -144,7 +140,7 @@ def _record(row: Sequence[Any]) -> InboxRecord:
         last_error=row[5],
         received_at=utc(row[6]),
         next_attempt_at=utc(row[7]) if status is InboxStatus.PENDING else None,
-        finished_at=_utc_or_none(row[8]),
+        finished_at=None if row[8] is None else utc(row[8]),
         webhook_timestamp=row[9],
         ordering_key=row[10],
     )
@@ -320,12 +316,19 @@ class SQLiteInboxTable:
 
     def counts(self) -> dict[str, int]:
         """How many events are in each status (every status is present)."""
+        return dict(self.stats(now=0.0).counts)
 
+    def stats(self, *, now: float) -> InboxStats:
+        """One ``GROUP BY`` over the ``(status, ...)`` index."""
         rows = self._db.execute(
-            "SELECT status, COUNT(*) FROM webhook_inbox GROUP BY status"
+            "SELECT status, COUNT(*), MIN(received_at) FROM webhook_inbox GROUP BY status"
         ).fetchall()
-        found = dict(rows)
-        return {status.value: int(found.get(status.value, 0)) for status in InboxStatus}
+        oldest = next((row[2] for row in rows if row[0] == InboxStatus.PENDING.value), None)
+        counts = {row[0]: row[1] for row in rows}
+        return InboxStats.of(counts, oldest_pending_received_at=oldest, now=now)
+
+    def ping(self) -> None:
+        self._db.execute("SELECT 1").fetchone()
 
     def records(self, *, status: InboxStatus | None, limit: int) -> list[InboxRecord]:
         """Newest first, optionally only one ``status``."""

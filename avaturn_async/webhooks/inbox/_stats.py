@@ -14,25 +14,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 from ... import _metrics
 from ._store import InboxStatus, InboxStore
 
-if TYPE_CHECKING:
-    from ._sqlite import SQLiteInboxTable
-
-__all__ = [
-    "InboxStats",
-    "inbox_label",
-    "ping_store",
-    "read_stats",
-    "sqlite_ping",
-    "sqlite_stats",
-    "watching",
-]
+__all__ = ["InboxStats", "inbox_label", "ping_store", "read_stats", "watching"]
 
 
 @attrs.frozen(kw_only=True)
@@ -63,21 +52,6 @@ class InboxStats:
     @property
     def dead(self) -> int:
         return self.counts[InboxStatus.DEAD.value]
-
-
-def sqlite_stats(table: SQLiteInboxTable, *, now: float) -> InboxStats:
-    """One ``GROUP BY`` over the ``(status, ...)`` index (in the store's thread)."""
-    rows = table.connection.execute(
-        "SELECT status, COUNT(*), MIN(received_at) FROM webhook_inbox GROUP BY status"
-    ).fetchall()
-    oldest = next((row[2] for row in rows if row[0] == InboxStatus.PENDING.value), None)
-    return InboxStats.of(
-        {row[0]: row[1] for row in rows}, oldest_pending_received_at=oldest, now=now
-    )
-
-
-def sqlite_ping(table: SQLiteInboxTable) -> None:
-    table.connection.execute("SELECT 1").fetchone()
 
 
 async def read_stats(store: InboxStore, now: float) -> InboxStats:
