@@ -102,11 +102,6 @@ def _days(text: str) -> timedelta:
     return timedelta(days=value)
 
 
-def _shown(db: str) -> str:
-    """``db`` as printed: a URL without its password."""
-    return redact_location(db)
-
-
 def _open(db: str) -> WebhookInbox:
     """The inbox at ``db`` (a path or a DSN), refusing to create one. Anything with
     ``://`` is a URL: a scheme other than PostgreSQL's is a ``ConfigurationError``."""
@@ -140,7 +135,7 @@ async def run_inbox_command(args: argparse.Namespace, out: TextIO | None = None)
     if args.json:
         _print_json(out, report)
     else:
-        _print_text(out, _shown(args.db), report)
+        _print_text(out, redact_location(args.db), report)  # a DSN without its password
     return EXIT_FAILED if report.refused else EXIT_OK
 
 

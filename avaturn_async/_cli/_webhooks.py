@@ -270,10 +270,8 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
     except (WebhookParseError, WebhookPayloadTooLargeError) as exc:
         print(f"refused (malformed_payload): {exc}", file=out)
         return EXIT_FAILED
-    how = "parsed, NOT authenticated (--unsigned)" if verifier is None else "verified"
-    print(f"{how} ({_mode(verifier)}): {event!r}", file=out)
+    if verifier is None:
+        print(f"parsed, NOT authenticated (--unsigned) (no verifier): {event!r}", file=out)
+    else:
+        print(f"verified ({verifier.mode}): {event!r}", file=out)
     return EXIT_OK
-
-
-def _mode(verifier: Any) -> str:
-    return "no verifier" if verifier is None else str(verifier.mode)
