@@ -146,7 +146,6 @@ class AvaturnEmulator:
         self.export_delay = export_delay
         self.webhook_url = webhook_url
         self._webhook_secret = DEFAULT_WEBHOOK_SECRET if webhook_secret is None else webhook_secret
-        self._sign_webhooks = sign_webhooks
         self.response_delay = response_delay
         self.export_size = export_size
         self.stats: EmulatorStats = EmulatorStats()
@@ -155,24 +154,20 @@ class AvaturnEmulator:
         self._work = SlowWork(self, self._state, self._emit)
         self._handlers = Handlers(self, self._state, self._work, self._spawn)
         self._tasks = TaskSupervisor()
-        self._webhooks = self._webhook_dispatcher(webhook_max_attempts, webhook_retry_delay)
+        self._webhooks = WebhookDispatcher(
+            key=decode_secret(self._webhook_secret) if sign_webhooks else None,
+            spawn=self._spawn,
+            max_attempts=webhook_max_attempts,
+            retry_delay=webhook_retry_delay,
+            reorder_batch_size=self.REORDER_BATCH_SIZE,
+            reorder_window=self.REORDER_WINDOW,
+        )
         plan = deprecated_webhook_faults(faults, duplicate_webhooks, reorder_webhooks)
         self._faults = FaultInjector(plan, ROUTES)
         self.rate_limit = rate_limit
         self._state_file = state_file
         self._ssl = ssl
         self._opened = contextlib.AsyncExitStack()  # what start() opened, for aclose()
-
-    def _webhook_dispatcher(self, max_attempts: int, retry_delay: float) -> WebhookDispatcher:
-        """Deliveries signed with ``webhook_secret``, spawned on the emulator's tasks."""
-        return WebhookDispatcher(
-            key=decode_secret(self._webhook_secret) if self._sign_webhooks else None,
-            spawn=self._spawn,
-            max_attempts=max_attempts,
-            retry_delay=retry_delay,
-            reorder_batch_size=self.REORDER_BATCH_SIZE,
-            reorder_window=self.REORDER_WINDOW,
-        )
 
     def __repr__(self) -> str:
         users, avatars = len(self._state.users), len(self._state.avatars)

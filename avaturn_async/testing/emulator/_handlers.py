@@ -171,11 +171,9 @@ class Handlers:
         if started:
             self._host.stats.exports_started += 1
             self._spawn(partial(self._work.finish_export, export.token, avatar_id))
-        if export.status == "ready":
-            return web.json_response(
-                {"status": "ready", "url": export_url(self._host.base_url, export)}
-            )
-        return web.json_response({"status": "pending", "url": None})
+        # Pending or ready: request_export starts a new job in place of a failed one.
+        url = export_url(self._host.base_url, export) if export.status == "ready" else None
+        return web.json_response({"status": export.status, "url": url})
 
     # ------------------------------------------------------------ photo upload
 
