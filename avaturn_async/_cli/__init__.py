@@ -36,8 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"avaturn_async {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(
-        "demo",
-        help="run the whole flow against an embedded emulator (no API key, no network)",
+        "demo", help="run the whole flow against an embedded emulator (no API key, no network)"
     )
     demo.add_argument("--quiet", action="store_true", help="print only the summary lines")
     demo.add_argument(

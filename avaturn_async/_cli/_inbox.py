@@ -80,9 +80,7 @@ def add_inbox_parser(commands: Any) -> None:
         metavar="P",
         help="serve the inbox's metrics on /metrics (and /healthz, /readyz) until stopped",
     )
-    parser.add_argument(
-        "--metrics-host", default="0.0.0.0", metavar="HOST", help="default 0.0.0.0"
-    )
+    parser.add_argument("--metrics-host", default="0.0.0.0", metavar="HOST", help="default 0.0.0.0")
     parser.add_argument(
         "--purge-older-than",
         type=_days,

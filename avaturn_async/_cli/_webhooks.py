@@ -73,9 +73,7 @@ def _add_auth_options(parser: argparse.ArgumentParser, *, verify: bool) -> None:
         help="shared token: "
         + ("check this one instead of a signature" if verify else "sent in --token-header"),
     )
-    parser.add_argument(
-        "--token-header", default="x-avaturn-token", help="default x-avaturn-token"
-    )
+    parser.add_argument("--token-header", default="x-avaturn-token", help="default x-avaturn-token")
     parser.add_argument(
         "-H",
         "--header",

@@ -270,11 +270,7 @@ class WebhookPipeline:
     # -- the pipeline ------------------------------------------------------------------
 
     async def handle(
-        self,
-        body: bytes,
-        headers: Mapping[str, str],
-        *,
-        query: Mapping[str, str] | None = None,
+        self, body: bytes, headers: Mapping[str, str], *, query: Mapping[str, str] | None = None
     ) -> PipelineResponse:
         """Process one delivery's raw ``body``; never raises for bad input.
 

@@ -17,13 +17,7 @@ from aiohttp import web
 
 from ._http import CREATED, UPLOAD_PACE, Handler, drain, json_body, read_upload_form
 from ._state import EmulatorState
-from ._validation import (
-    EmulatorHTTPError,
-    parse_bool,
-    parse_format,
-    parse_scene,
-    parse_uuid,
-)
+from ._validation import EmulatorHTTPError, parse_bool, parse_format, parse_scene, parse_uuid
 from ._work import SlowWork, export_url
 
 if TYPE_CHECKING:

@@ -14,13 +14,7 @@ import aiohttp
 import anyio
 from aiohttp import web
 
-from ._validation import (
-    JPEG_MAGIC,
-    PHOTO_FIELDS,
-    EmulatorHTTPError,
-    UploadedPhoto,
-    invalid,
-)
+from ._validation import JPEG_MAGIC, PHOTO_FIELDS, EmulatorHTTPError, UploadedPhoto, invalid
 
 __all__ = [
     "CREATED",

@@ -16,14 +16,7 @@ from typing import Any
 
 from ..._errors import ConfigurationError
 from .._webhooks import random_user_id
-from ._records import (
-    AvatarRecord,
-    ExportRecord,
-    Outcome,
-    RenderRecord,
-    SessionRecord,
-    UserRecord,
-)
+from ._records import AvatarRecord, ExportRecord, Outcome, RenderRecord, SessionRecord, UserRecord
 from ._store import EmulatorStore
 from ._validation import (
     ASSET_SLOTS,
@@ -254,10 +247,7 @@ class EmulatorState:
             avatar.upload_state = "none"
 
     def complete_upload(
-        self,
-        avatar: AvatarRecord,
-        photos: Mapping[str, UploadedPhoto],
-        fields: Mapping[str, str],
+        self, avatar: AvatarRecord, photos: Mapping[str, UploadedPhoto], fields: Mapping[str, str]
     ) -> None:
         """Validate the received form; on success the avatar starts processing."""
         errors = [*photo_errors(photos), *form_errors(fields)]

@@ -62,13 +62,7 @@ from .._confirm import EventConfirmer
 from .._dedupe import idempotency_key
 from .._router import WebhookRouter
 from ._ordering import OrderBy, by_avatar, ordering_key
-from ._policy import (
-    DEFAULT_LEASE,
-    DEFAULT_MAX_ATTEMPTS,
-    Backoff,
-    exponential_backoff,
-    make_policy,
-)
+from ._policy import DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS, Backoff, exponential_backoff, make_policy
 from ._sqlite import Synchronous
 from ._sqlite_store import SQLiteInboxStore
 from ._stats import InboxStats, inbox_label, ping_store, read_stats, watching

@@ -43,15 +43,7 @@ from typing import Any, Literal
 
 from ..._sqlite import transaction
 from ._stats import InboxStats
-from ._store import (
-    LEASE_LOST,
-    Claimed,
-    Delivery,
-    InboxError,
-    InboxRecord,
-    InboxStatus,
-    utc,
-)
+from ._store import LEASE_LOST, Claimed, Delivery, InboxError, InboxRecord, InboxStatus, utc
 
 __all__ = ["SCHEMA_VERSION", "SQLiteInboxTable", "Synchronous"]
 
