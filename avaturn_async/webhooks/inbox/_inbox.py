@@ -46,10 +46,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 import anyio
 
@@ -65,7 +66,7 @@ from ._ordering import OrderBy, by_avatar, ordering_key
 from ._policy import DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS, Backoff, exponential_backoff, make_policy
 from ._sqlite import Synchronous
 from ._sqlite_store import SQLiteInboxStore
-from ._stats import InboxStats, inbox_label, ping_store, read_stats, watching
+from ._stats import InboxStats
 from ._store import Delivery, InboxRecord, InboxStatus, InboxStore
 from ._worker import InboxWorker
 
@@ -270,22 +271,35 @@ class WebhookInbox:
     def label(self) -> str:
         """How metrics name this inbox (``avaturn.inbox``): its file, or its DSN
         without the password."""
-        return inbox_label(self.path, self.store)
+        label = getattr(self.store, "label", None)
+        return label if isinstance(label, str) else type(self.store).__name__
 
     async def stats(self) -> InboxStats:
         """Deliveries by status and the age of the oldest pending one, in one query."""
-        return await read_stats(self.store, self._now())
+        stats: Callable[..., Any] | None = getattr(self.store, "stats", None)
+        if stats is None:  # a store of your own may have counts() only
+            return InboxStats(counts=await self.store.counts(), oldest_pending_age=None)
+        found: InboxStats = await stats(now=self._now())
+        return found
 
     def reporting_metrics(self) -> AbstractContextManager[None]:
         """Report this inbox's gauges (``avaturn.inbox.events`` by status,
         ``avaturn.inbox.oldest_pending.age``) while the block runs: read with one query
         on each metrics collection, never otherwise. A running worker reports them."""
-        return watching(self.label, self.store, self._now)
+
+        async def read() -> _metrics.InboxGauges:
+            stats = await self.stats()
+            return _metrics.InboxGauges(
+                counts=stats.counts, oldest_pending_age=stats.oldest_pending_age
+            )
+
+        return _metrics.watching("inbox", self.label, read)
 
     async def ping(self) -> None:
         """The readiness check: one trivial query; raises when the database fails.
         Bound it with ``anyio.fail_after`` (``WebhookPipeline.readiness`` does)."""
-        await ping_store(self.store)
+        ping: Callable[[], Awaitable[object]] | None = getattr(self.store, "ping", None)
+        await (ping() if ping is not None else self.store.counts())
 
     async def replay(self, ids: Iterable[int] = (), *, all_dead: bool = False) -> tuple[int, ...]:
         """Move dead events (``ids``, or every one with ``all_dead=True``) back to pending.
