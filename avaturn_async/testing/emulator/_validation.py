@@ -18,16 +18,13 @@ from ..._photos import JPEG_MAGIC
 
 __all__ = [
     "ASSET_SLOTS",
-    "COLOR_SLOTS",
     "JPEG_MAGIC",
     "PHOTO_FIELDS",
-    "RENDER_FORMATS",
     "SESSION_TYPES",
     "EmulatorHTTPError",
     "Loc",
     "UploadedPhoto",
     "default_customization",
-    "error_item",
     "form_errors",
     "invalid",
     "not_found",

@@ -1,14 +1,5 @@
 """A durable webhook inbox: acknowledge at once, dispatch later, lose nothing.
 
-::
-
-    inbox = WebhookInbox("webhooks.db")
-    pipeline = WebhookPipeline(verifier, router, inbox=inbox)
-    app.router.add_post("/webhooks/avaturn", make_handler(pipeline))
-
-    async with inbox.worker(router):   # in the same process, or another one
-        ...                            # serve until shutdown
-
 With an inbox, a receiver verifies and parses a delivery, commits it to the
 inbox's store (one SQLite file by default; any :class:`InboxStore`, such as
 ``avaturn_async.postgres.PostgresInboxStore``) and answers 202; nothing is
@@ -27,19 +18,14 @@ it), re-parses each event from the stored body and calls
   worker that finds its lease lost cancels the handler;
 * the worker is cancelled (shutdown): its claims are given back, uncounted.
 
-Events of one avatar are dispatched one at a time, in the order they were stored,
-by every worker sharing the store; events of different avatars run side by side
-(``order_by``: :func:`by_avatar` by default, ``None`` for no ordering). An event
-waits while one stored before it for its avatar is pending (due, claimed, or
-waiting for a retry); one that went ``dead`` no longer holds the others back.
+Events of one ordering key (``order_by``: each avatar's by default) wait for the
+pending one stored before them, across every worker of the store; a ``dead`` one no
+longer holds them back. ``dead`` events stay until :meth:`WebhookInbox.replay`,
+``done`` ones until :meth:`WebhookInbox.purge`.
 
 Dispatch is therefore at least once: a handler may see an event again after a
 crash between its success and the commit of ``done``. Duplicated deliveries
 (same ``webhook-id``, or same body when there is no id) are stored once.
-
-``dead`` events stay until :meth:`WebhookInbox.replay` moves them back to
-``pending``; ``done`` ones until :meth:`WebhookInbox.purge`. Keep done events
-longer than the sender's retry window: a purged event's redelivery is new.
 """
 
 from __future__ import annotations

@@ -153,13 +153,9 @@ def _connect(
 
 
 class SQLiteInboxTable:
-    """Synchronous access to the ``webhook_inbox`` table, from the thread that made it.
-
-    The writes are meant to run in a transaction each (``SQLiteThread.write``).
-    ``create=False`` refuses to create a missing file or table (for tools that
-    inspect an existing inbox). Raises :class:`InboxError` when the file cannot
-    be used.
-    """
+    """Synchronous access to the ``webhook_inbox`` table, from the thread that made it;
+    each write in a transaction (``SQLiteThread.write``). ``create=False`` refuses to
+    create a missing file or table (for tools that inspect an existing inbox)."""
 
     def __init__(
         self,
