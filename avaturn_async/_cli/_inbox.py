@@ -74,12 +74,8 @@ def add_inbox_parser(commands: Any) -> None:
     replay.add_argument(
         "--replay", type=int, nargs="+", metavar="ID", default=[], help="replay these dead events"
     )
-    parser.add_argument(
-        "--metrics-port",
-        type=port_number,
-        metavar="P",
-        help="serve the inbox's metrics on /metrics (and /healthz, /readyz) until stopped",
-    )
+    serve = "serve the inbox's metrics on /metrics (and /healthz, /readyz) until stopped"
+    parser.add_argument("--metrics-port", type=port_number, metavar="P", help=serve)
     parser.add_argument("--metrics-host", default="0.0.0.0", metavar="HOST", help="default 0.0.0.0")
     parser.add_argument(
         "--purge-older-than",

@@ -58,21 +58,14 @@ def _positive(text: str) -> float:
 
 
 def _add_auth_options(parser: argparse.ArgumentParser, *, verify: bool) -> None:
+    unsigned = "only parse the body" if verify else "as Avaturn documents its webhooks"
+    token = "check this one instead of a signature" if verify else "sent in --token-header"
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--secret", help=f"Standard Webhooks secret (whsec_...); default ${_SECRET_ENV}"
     )
-    mode.add_argument(
-        "--unsigned",
-        action="store_true",
-        help="no signature: "
-        + ("only parse the body" if verify else "as Avaturn documents its webhooks"),
-    )
-    parser.add_argument(
-        "--token",
-        help="shared token: "
-        + ("check this one instead of a signature" if verify else "sent in --token-header"),
-    )
+    mode.add_argument("--unsigned", action="store_true", help="no signature: " + unsigned)
+    parser.add_argument("--token", help="shared token: " + token)
     parser.add_argument("--token-header", default="x-avaturn-token", help="default x-avaturn-token")
     parser.add_argument(
         "-H",
@@ -114,13 +107,8 @@ def add_webhooks_parser(commands: Any) -> None:
     verify.add_argument(
         "--token-query", metavar="NAME", help="also read the token from this query parameter"
     )
-    verify.add_argument(
-        "--tolerance",
-        type=_positive,
-        default=300.0,
-        metavar="SECONDS",
-        help="accepted age of webhook-timestamp (default 300; raise it for old captures)",
-    )
+    age = "accepted age of webhook-timestamp (default 300; raise it for old captures)"
+    verify.add_argument("--tolerance", type=_positive, default=300.0, metavar="SECONDS", help=age)
     _add_auth_options(verify, verify=True)
 
 
@@ -190,9 +178,10 @@ async def _send(args: argparse.Namespace, out: TextIO) -> int:
     print(body.decode(), file=out)
     timeout = aiohttp.ClientTimeout(total=args.timeout)
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session, session.post(
-            args.to, data=body, headers=headers, allow_redirects=False
-        ) as answer:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(args.to, data=body, headers=headers, allow_redirects=False) as answer,
+        ):
             text = (await answer.read()).decode("utf-8", "replace")
             status, reason, location = answer.status, answer.reason, answer.headers.get("location")
     except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
@@ -240,10 +229,8 @@ def _verifier(args: argparse.Namespace) -> Any:
 def _query(url: str | None) -> Mapping[str, str]:
     if url is None:
         return {}
-    query: dict[str, str] = {}
-    for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
-        query.setdefault(name, value)
-    return query
+    # A repeated name: its first value counts, as in the receivers.
+    return dict(reversed(parse_qsl(urlsplit(url).query, keep_blank_values=True)))
 
 
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
