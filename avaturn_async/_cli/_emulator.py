@@ -53,7 +53,6 @@ def _delay(group: Any, flag: str, default: float | None, help: str) -> None:
 
 
 def add_emulator_parser(commands: Any) -> None:
-    """The ``emulator`` subcommand and its options (``commands``: the subparsers action)."""
     emulator = commands.add_parser(
         "emulator",
         help="serve the Avaturn emulator until Ctrl-C",

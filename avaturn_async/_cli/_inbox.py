@@ -55,7 +55,6 @@ def _positive_int(text: str) -> int:
 
 
 def add_inbox_parser(commands: Any) -> None:
-    """Add the ``inbox`` subcommand to an ``add_subparsers()`` object."""
     parser = commands.add_parser(
         "inbox",
         help="list a webhook inbox's pending, done and dead events; replay dead ones",
@@ -77,13 +76,11 @@ def add_inbox_parser(commands: Any) -> None:
     serve = "serve the inbox's metrics on /metrics (and /healthz, /readyz) until stopped"
     parser.add_argument("--metrics-port", type=port_number, metavar="P", help=serve)
     parser.add_argument("--metrics-host", default="0.0.0.0", metavar="HOST", help="default 0.0.0.0")
-    parser.add_argument(
-        "--purge-older-than",
-        type=_days,
-        metavar="DAYS",
-        help="delete done events finished more than DAYS days ago (keep it above the "
-        "sender's retry window: a purged event's redelivery is new)",
+    purge = (
+        "delete done events finished more than DAYS days ago (keep it above the "
+        "sender's retry window: a purged event's redelivery is new)"
     )
+    parser.add_argument("--purge-older-than", type=_days, metavar="DAYS", help=purge)
 
 
 def _days(text: str) -> timedelta:
@@ -107,7 +104,6 @@ def _open(db: str) -> WebhookInbox:
 
 
 async def run_inbox_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run ``avaturn inbox`` for parsed ``args``; the exit code."""
     out = out if out is not None else sys.stdout
     if args.metrics_port is not None:
         from ._inbox_exporter import run_exporter

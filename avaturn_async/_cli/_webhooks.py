@@ -79,7 +79,6 @@ def _add_auth_options(parser: argparse.ArgumentParser, *, verify: bool) -> None:
 
 
 def add_webhooks_parser(commands: Any) -> None:
-    """Add the ``webhooks`` subcommand (``send`` and ``verify``) to ``add_subparsers()``."""
     parser = commands.add_parser(
         "webhooks",
         help="send a sample webhook to a receiver, or verify a captured delivery",
@@ -113,7 +112,6 @@ def add_webhooks_parser(commands: Any) -> None:
 
 
 async def run_webhooks_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run ``avaturn webhooks send|verify`` for parsed ``args``; the exit code."""
     out = out if out is not None else sys.stdout
     try:
         if args.webhooks_command == "send":

@@ -168,15 +168,12 @@ class EmulatorState:
             raise invalid(loc, message, "union_tag_not_found", discriminator="'type'")
         if kind not in SESSION_TYPES:
             expected = ", ".join(f"'{t}'" for t in SESSION_TYPES)
-            raise invalid(
-                loc,
+            message = (
                 f"Input tag '{kind}' found using 'type' does not match any of the "
-                f"expected tags: {expected}",
-                "union_tag_invalid",
-                discriminator="'type'",
-                tag=str(kind),
-                expected_tags=expected,
+                f"expected tags: {expected}"
             )
+            ctx = {"discriminator": "'type'", "tag": str(kind), "expected_tags": expected}
+            raise invalid(loc, message, "union_tag_invalid", **ctx)
         if kind != "edit_existing":
             return {"type": kind}
         avatar_id = require_uuid(obj, "avatar_id", (*loc, kind))

@@ -179,12 +179,5 @@ class WebhookDispatcher:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, RuntimeError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         return WebhookDelivery(
-            event=message.event,
-            msg_id=message.msg_id,
-            url=message.url,
-            attempt=attempt,
-            copy=copy,
-            timestamp=timestamp,
-            status=status,
-            error=error,
+            message.event, message.msg_id, message.url, attempt, copy, timestamp, status, error
         )

@@ -20,12 +20,10 @@ __all__ = ["SlowWork", "export_url", "render_url"]
 
 
 def render_url(base_url: str, render: RenderRecord) -> str:
-    """Where a ready render's image is served."""
     return f"{base_url}/files/renders/{render.id}.{render.format}"
 
 
 def export_url(base_url: str, export: ExportRecord) -> str:
-    """Where a ready export's model is served."""
     return f"{base_url}/files/exports/{export.token}.glb"
 
 
