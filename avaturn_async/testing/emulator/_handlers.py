@@ -115,13 +115,8 @@ class Handlers:
     async def sessions_create(self, request: web.Request) -> web.StreamResponse:
         session = self._state.create_session(await json_body(request))
         request[CREATED] = session.id
-        return web.json_response(
-            {
-                "url": f"{self._host.base_url}/editor/{session.id}",
-                "id": session.id,
-                "custom_upload_url": None,
-            }
-        )
+        url = f"{self._host.base_url}/editor/{session.id}"
+        return web.json_response({"url": url, "id": session.id, "custom_upload_url": None})
 
     async def avatars_list(self, request: web.Request) -> web.StreamResponse:
         include = parse_bool(request.query.get("include_not_ready"), ("query", "include_not_ready"))

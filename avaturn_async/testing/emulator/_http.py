@@ -74,12 +74,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 def check_auth(request: web.Request, api_key: str) -> None:
     """Raise a 401 unless the request carries ``Authorization: Bearer <api_key>``."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(
-        token.strip().encode(), api_key.encode()
-    ):
-        raise EmulatorHTTPError(
-            401, "Invalid or missing API key", headers={"WWW-Authenticate": "Bearer"}
-        )
+    given = token.strip().encode()  # bytes: compare_digest refuses non-ASCII str
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given, api_key.encode()):
+        refused = {"WWW-Authenticate": "Bearer"}
+        raise EmulatorHTTPError(401, "Invalid or missing API key", headers=refused)
 
 
 async def json_body(request: web.Request) -> object:
