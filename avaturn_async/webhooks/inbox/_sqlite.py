@@ -41,6 +41,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import attrs
+
 from ..._sqlite import transaction
 from ._stats import InboxStats
 from ._store import LEASE_LOST, Claimed, Delivery, InboxError, InboxRecord, InboxStatus, utc
@@ -102,10 +104,11 @@ _CLAIMABLE = """
 _INSERT = """
     INSERT OR IGNORE INTO webhook_inbox (dedupe_key, webhook_id, webhook_timestamp,
         event_type, body, next_attempt_at, received_at, ordering_key)
-    VALUES (?, ?, ?, ?, ?, max(?, coalesce((
+    VALUES (:dedupe_key, :webhook_id, :webhook_timestamp, :event_type, :body,
+        max(:received_at, coalesce((
         SELECT CASE WHEN claim_token IS NULL THEN next_attempt_at END FROM webhook_inbox
-        WHERE ordering_key = ? AND status = 'pending'
-        ORDER BY coalesce(ordering_seq, id) LIMIT 1), 0)), ?, ?)
+        WHERE ordering_key = :ordering_key AND status = 'pending'
+        ORDER BY coalesce(ordering_seq, id) LIMIT 1), 0)), :received_at, :ordering_key)
 """
 # After a failed attempt of an ordered event, the pending events behind it are not due
 # before its retry: each claim would otherwise walk past all of them until then.
@@ -210,22 +213,9 @@ class SQLiteInboxTable:
 
     # -- receiving ---------------------------------------------------------------------
 
-    def insert(self, d: Delivery) -> int | None:
+    def insert(self, delivery: Delivery) -> int | None:
         """Store a delivery; its new id, or ``None`` when its ``dedupe_key`` is known."""
-        cursor = self._db.execute(
-            _INSERT,
-            (
-                d.dedupe_key,
-                d.webhook_id,
-                d.webhook_timestamp,
-                d.event_type,
-                d.body,
-                d.received_at,
-                d.ordering_key,
-                d.received_at,
-                d.ordering_key,
-            ),
-        )
+        cursor = self._db.execute(_INSERT, attrs.asdict(delivery, recurse=False))
         return cursor.lastrowid if cursor.rowcount == 1 else None
 
     # -- the worker's side -------------------------------------------------------------
