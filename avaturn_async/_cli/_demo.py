@@ -96,10 +96,8 @@ async def _walk_through(client: AvaturnClient, say: _Printer, workdir: Path) -> 
 
 
 async def run_demo(*, quiet: bool = False, rows: int = 24, out: TextIO | None = None) -> int:
-    """Walk through every endpoint, then onboard ``rows`` sample people; returns the exit code.
-
-    ``rows=0`` skips the batch part.
-    """
+    """Walk through every endpoint, then onboard ``rows`` sample people (0: none); the exit
+    code."""
     walk = await _run_walk_through(quiet=quiet, out=out)
     if walk != 0 or rows == 0:
         return walk

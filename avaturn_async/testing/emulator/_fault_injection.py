@@ -142,11 +142,9 @@ async def answer_with_fault(
     handler: Handler,
     stats: EmulatorStats,
 ) -> web.StreamResponse:
-    """Answer ``request`` with the decided failure, handling it first if ``acted``.
-
-    A request the handler rejects (an :class:`EmulatorHTTPError`) changed nothing, so
-    the failure is then counted as ``before``.
-    """
+    """Answer ``request`` with the decided failure, handling it first if ``acted``; a
+    request the handler rejects (an :class:`EmulatorHTTPError`) changed nothing, so the
+    failure is then counted as ``before``."""
     kind = decision.kind
     assert kind is not None
     acted = decision.acted

@@ -104,10 +104,8 @@ async def drain(request: web.Request) -> None:
 async def read_upload_form(
     request: web.Request, *, bytes_per_second: float | None = None
 ) -> tuple[dict[str, UploadedPhoto], dict[str, str]]:
-    """Read the multipart form part by part, keeping only sizes, digests and headers.
-
-    ``bytes_per_second`` paces reading the photos (a slow upload).
-    """
+    """Read the multipart form part by part (``bytes_per_second`` paces the photos: a
+    slow upload); other parts are skipped."""
     if not _is_form_data(request):
         raise invalid(("body",), "Expected a multipart/form-data body", "value_error")
     photos: dict[str, UploadedPhoto] = {}

@@ -349,12 +349,9 @@ class EmulatorState:
     def request_export(self, avatar_id: str) -> tuple[ExportRecord, bool]:
         """The export of the avatar's current version, and whether a new job started."""
         avatar = self._renderable(avatar_id, "export")
+        current = (avatar.id, avatar.version)
         for export in self.exports.values():
-            if (
-                export.avatar_id == avatar.id
-                and export.version == avatar.version
-                and export.status != "failed"
-            ):
+            if (export.avatar_id, export.version) == current and export.status != "failed":
                 return export, False
         export = ExportRecord(
             token=secrets.token_urlsafe(16),
