@@ -154,20 +154,23 @@ class AvaturnEmulator:
         self._work = SlowWork(self, self._state, self._emit)
         self._handlers = Handlers(self, self._state, self._work, self._spawn)
         self._tasks = TaskSupervisor()
-        self._webhooks = WebhookDispatcher(
-            key=decode_secret(self._webhook_secret) if sign_webhooks else None,
-            spawn=self._spawn,
-            max_attempts=webhook_max_attempts,
-            retry_delay=webhook_retry_delay,
-            reorder_batch_size=self.REORDER_BATCH_SIZE,
-            reorder_window=self.REORDER_WINDOW,
-        )
+        self._webhooks = self._dispatcher(sign_webhooks, webhook_max_attempts, webhook_retry_delay)
         plan = deprecated_webhook_faults(faults, duplicate_webhooks, reorder_webhooks)
         self._faults = FaultInjector(plan, ROUTES)
         self.rate_limit = rate_limit
         self._state_file = state_file
         self._ssl = ssl
         self._opened = contextlib.AsyncExitStack()  # what start() opened, for aclose()
+
+    def _dispatcher(self, signed: bool, max_attempts: int, retry_delay: float) -> WebhookDispatcher:
+        return WebhookDispatcher(
+            key=decode_secret(self._webhook_secret) if signed else None,
+            spawn=self._spawn,
+            max_attempts=max_attempts,
+            retry_delay=retry_delay,
+            reorder_batch_size=self.REORDER_BATCH_SIZE,
+            reorder_window=self.REORDER_WINDOW,
+        )
 
     def __repr__(self) -> str:
         users, avatars = len(self._state.users), len(self._state.avatars)
