@@ -202,10 +202,16 @@ async def test_workers_share_one_postgres_budget(postgres_dsn: str) -> None:
 
 
 def test_the_emulator_command_serves_a_fixed_window_rate_limit() -> None:
-    from avaturn_async._cli._emulator import _rate_limit
+    from avaturn_async._cli import _parser
+    from avaturn_async._cli._emulator import _emulator
 
-    assert _rate_limit(60) == RateLimit(requests=60, per=1.0)
-    assert _rate_limit(0.5) == RateLimit(requests=1, per=2.0)
+    def served(rate: str) -> RateLimit | None:
+        args = _parser().parse_args(["emulator", "--rate-limit", rate])
+        limit: RateLimit | None = _emulator(args).rate_limit
+        return limit
+
+    assert served("60") == RateLimit(requests=60, per=1.0)
+    assert served("0.5") == RateLimit(requests=1, per=2.0)
 
 
 def test_onboard_with_a_rate_paces_and_finishes(

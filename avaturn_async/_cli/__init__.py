@@ -6,9 +6,11 @@ Exit codes: 0 success, 1 the work failed, 2 bad usage, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import anyio
 
@@ -18,62 +20,36 @@ from .._version import __version__
 __all__ = ["main"]
 
 
+_COMMANDS = ("demo", "emulator", "onboard", "inbox", "webhooks")
+
+
+def _command(name: str) -> Any:
+    """Subcommand ``name`` lives in ``_<name>.py``, with ``add_<name>_parser(commands)`` and
+    ``run_<name>_command(args)``; imported only when the command line needs it."""
+    return importlib.import_module(f"{__name__}._{name}")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="avaturn", description="Tools of the avaturn_async SDK for the Avaturn API."
     )
     parser.add_argument("--version", action="version", version=f"avaturn_async {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
     demo = commands.add_parser(
-        "demo",
-        help="run the whole flow against an embedded emulator (no API key, no network)",
+        "demo", help="run the whole flow against an embedded emulator (no API key, no network)"
     )
     demo.add_argument("--quiet", action="store_true", help="print only the summary lines")
     demo.add_argument(
         "--rows", type=int, default=24, help="people in the sample batch (0 skips it)"
     )
-
-    from ._emulator import add_emulator_parser
-
-    add_emulator_parser(commands)
-
-    from ._onboard import add_onboard_parser
-
-    add_onboard_parser(commands)
-
-    from ._inbox import add_inbox_parser
-
-    add_inbox_parser(commands)
-
-    from ._webhooks import add_webhooks_parser
-
-    add_webhooks_parser(commands)
+    for name in _COMMANDS[1:]:
+        getattr(_command(name), f"add_{name}_parser")(commands)
     return parser
 
 
 async def _run(args: argparse.Namespace) -> int:
-    if args.command == "demo":
-        from ._demo import run_demo
-
-        return await run_demo(quiet=args.quiet, rows=args.rows)
-    if args.command == "emulator":
-        from ._emulator import run_emulator_command
-
-        return await run_emulator_command(args)
-    if args.command == "onboard":
-        from ._onboard import run_onboard_command
-
-        return await run_onboard_command(args)
-    if args.command == "inbox":
-        from ._inbox import run_inbox_command
-
-        return await run_inbox_command(args)
-    if args.command == "webhooks":
-        from ._webhooks import run_webhooks_command
-
-        return await run_webhooks_command(args)
-    raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
+    code: int = await getattr(_command(args.command), f"run_{args.command}_command")(args)
+    return code
 
 
 def _pipe_closed(exc: BaseException) -> bool:

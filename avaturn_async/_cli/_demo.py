@@ -7,6 +7,7 @@ feeds the client's event hub, and the jobs' ``wait()`` resolve from it.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -24,7 +25,7 @@ from ..testing import DEFAULT_WEBHOOK_SECRET, AvaturnEmulator
 from ..webhooks import Event, WebhookPipeline, WebhookRouter, WebhookVerifier
 from ..webhooks.aiohttp import serve_webhooks
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "run_demo_command"]
 
 DEADLINE = 30.0
 
@@ -95,16 +96,18 @@ async def _walk_through(client: AvaturnClient, say: _Printer, workdir: Path) -> 
 
 
 async def run_demo(*, quiet: bool = False, rows: int = 24, out: TextIO | None = None) -> int:
-    """Walk through every endpoint, then onboard ``rows`` sample people; returns the exit code.
-
-    ``rows=0`` skips the batch part.
-    """
+    """Walk through every endpoint, then onboard ``rows`` sample people (0: none); the exit
+    code."""
     walk = await _run_walk_through(quiet=quiet, out=out)
     if walk != 0 or rows == 0:
         return walk
     from ._sample import run_sample_onboarding
 
     return await run_sample_onboarding(rows=rows, out=out or sys.stdout)
+
+
+async def run_demo_command(args: argparse.Namespace) -> int:
+    return await run_demo(quiet=args.quiet, rows=args.rows)
 
 
 async def _run_walk_through(*, quiet: bool, out: TextIO | None) -> int:

@@ -51,14 +51,13 @@ class DryRunReport:
     invalid_rows: list[dict[str, Any]] = attrs.field(factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        counts = attrs.asdict(self, recurse=False)  # in field order: manifest, rows, ...
+        invalid_rows = counts.pop("invalid_rows")
         return {
             "dry_run": True,
-            "manifest": self.manifest,
-            "rows": self.rows,
-            "would_send": self.would_send,
-            "already_done": self.already_done,
-            "invalid": len(self.invalid_rows),
-            "invalid_rows": self.invalid_rows,
+            **counts,
+            "invalid": len(invalid_rows),
+            "invalid_rows": invalid_rows,
         }
 
     def format(self) -> str:

@@ -11,13 +11,10 @@ import argparse
 import errno
 import ssl
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._errors import ConfigurationError
 from .._exitcodes import EXIT_OK, EXIT_USAGE
-
-if TYPE_CHECKING:
-    from ..testing import RateLimit
 
 __all__ = ["add_emulator_parser", "run_emulator_command"]
 
@@ -27,14 +24,6 @@ def _per_second(rate: float) -> tuple[int, float]:
     if rate >= 1 and float(rate).is_integer():
         return int(rate), 1.0
     return 1, 1.0 / rate
-
-
-def _rate_limit(rate: float) -> RateLimit:
-    """``--rate-limit R``: the emulator's :class:`RateLimit` for R requests per second."""
-    from ..testing import RateLimit
-
-    requests, per = _per_second(rate)
-    return RateLimit(requests=requests, per=per)
 
 
 def _rate(text: str) -> tuple[int, float]:
@@ -56,40 +45,41 @@ def _seconds(text: str) -> float:
     return value
 
 
+_DEFAULT = " (default: %(default)s)"
+
+
+def _delay(group: Any, flag: str, default: float | None, help: str) -> None:
+    group.add_argument(flag, type=_seconds, default=default, metavar="SECONDS", help=help)
+
+
 def add_emulator_parser(commands: Any) -> None:
-    """The ``emulator`` subcommand and its options (``commands``: the subparsers action)."""
     emulator = commands.add_parser(
         "emulator",
         help="serve the Avaturn emulator until Ctrl-C",
         description="Serve a local, stateful Avaturn emulator (all endpoints, uploads, "
         "webhooks) until Ctrl-C. Point a client at the base URL it prints.",
     )
-    _add_listening_options(emulator.add_argument_group("where it listens"))
-    _add_api_options(emulator.add_argument_group("the API"))
-    _add_timing_options(emulator.add_argument_group("timing"))
-    _add_webhook_options(emulator.add_argument_group("webhooks"))
-
-
-def _add_listening_options(where: Any) -> None:
-    where.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
-    )
-    where.add_argument(
-        "--port", type=int, default=8080, help="port; 0 picks a free one (default: %(default)s)"
-    )
-    where.add_argument(
-        "--tls-cert",
-        metavar="FILE",
-        help="serve HTTPS with this certificate (PEM); needs --tls-key",
-    )
+    where = emulator.add_argument_group("where it listens")
+    where.add_argument("--host", default="127.0.0.1", help="address to listen on" + _DEFAULT)
+    where.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one" + _DEFAULT)
+    cert = "serve HTTPS with this certificate (PEM); needs --tls-key"
+    where.add_argument("--tls-cert", metavar="FILE", help=cert)
     where.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
+    _add_api_options(emulator.add_argument_group("the API"))
+    timing = emulator.add_argument_group("timing")
+    same = " (default: the processing delay)"
+    ready = "seconds before an uploaded avatar is ready" + _DEFAULT
+    _delay(timing, "--processing-delay", 1.0, ready)
+    _delay(timing, "--render-delay", None, "seconds before a render is done" + same)
+    _delay(timing, "--export-delay", None, "seconds before an export is done" + same)
+    hold = "hold every API request this long before answering"
+    _delay(timing, "--response-delay", 0.0, hold + _DEFAULT)
+    _add_webhook_options(emulator.add_argument_group("webhooks"))
 
 
 def _add_api_options(api: Any) -> None:
     api.add_argument(
-        "--api-key",
-        default="emulator-key",
-        help="the only bearer key accepted (default: %(default)s)",
+        "--api-key", default="emulator-key", help="the only bearer key accepted" + _DEFAULT
     )
     api.add_argument(
         "--rate-limit",
@@ -98,13 +88,8 @@ def _add_api_options(api: Any) -> None:
         help="admit at most this many API requests (R per second, or REQUESTS/SECONDS, a "
         "fixed window) and answer the rest 429 with Retry-After (default: no limit)",
     )
-    api.add_argument(
-        "--export-size",
-        type=int,
-        default=4096,
-        metavar="BYTES",
-        help="size of every exported .glb file (default: %(default)s)",
-    )
+    size = "size of every exported .glb file" + _DEFAULT
+    api.add_argument("--export-size", type=int, default=4096, metavar="BYTES", help=size)
     api.add_argument(
         "--no-require-customization",
         dest="require_customization",
@@ -120,71 +105,23 @@ def _add_api_options(api: Any) -> None:
     )
 
 
-def _add_timing_options(timing: Any) -> None:
-    timing.add_argument(
-        "--processing-delay",
-        type=_seconds,
-        default=1.0,
-        metavar="SECONDS",
-        help="seconds before an uploaded avatar is ready (default: %(default)s)",
-    )
-    timing.add_argument(
-        "--render-delay",
-        type=_seconds,
-        metavar="SECONDS",
-        help="seconds before a render is done (default: the processing delay)",
-    )
-    timing.add_argument(
-        "--export-delay",
-        type=_seconds,
-        metavar="SECONDS",
-        help="seconds before an export is done (default: the processing delay)",
-    )
-    timing.add_argument(
-        "--response-delay",
-        type=_seconds,
-        default=0.0,
-        metavar="SECONDS",
-        help="hold every API request this long before answering (default: %(default)s)",
-    )
-
-
 def _add_webhook_options(hooks: Any) -> None:
-    hooks.add_argument(
-        "--webhook-url",
-        metavar="URL",
-        help="POST webhooks here (default: none, events are only recorded)",
-    )
+    recorded = "POST webhooks here (default: none, events are only recorded)"
+    hooks.add_argument("--webhook-url", metavar="URL", help=recorded)
     hooks.add_argument(
         "--webhook-secret",
         metavar="SECRET",
         help="Standard Webhooks secret to sign with, whsec_<base64> (default: the "
         "emulator's fixed test secret, printed at start)",
     )
-    hooks.add_argument(
-        "--unsigned-webhooks",
-        action="store_true",
-        help="send webhooks unsigned, as Avaturn documents them",
-    )
-    hooks.add_argument(
-        "--webhook-token",
-        metavar="TOKEN",
-        help="add ?token=TOKEN to --webhook-url (a SharedTokenVerifier's query_param='token')",
-    )
-    hooks.add_argument(
-        "--webhook-max-attempts",
-        type=int,
-        default=4,
-        metavar="N",
-        help="attempts per event, the first included (default: %(default)s)",
-    )
-    hooks.add_argument(
-        "--webhook-retry-delay",
-        type=_seconds,
-        default=0.05,
-        metavar="SECONDS",
-        help="first wait before a retry, doubled each time (default: %(default)s)",
-    )
+    unsigned = "send webhooks unsigned, as Avaturn documents them"
+    hooks.add_argument("--unsigned-webhooks", action="store_true", help=unsigned)
+    token = "add ?token=TOKEN to --webhook-url (a SharedTokenVerifier's query_param='token')"
+    hooks.add_argument("--webhook-token", metavar="TOKEN", help=token)
+    attempts = "attempts per event, the first included" + _DEFAULT
+    hooks.add_argument("--webhook-max-attempts", type=int, default=4, metavar="N", help=attempts)
+    doubled = "first wait before a retry, doubled each time" + _DEFAULT
+    _delay(hooks, "--webhook-retry-delay", 0.05, doubled)
 
 
 def _usage_error(message: str) -> int:

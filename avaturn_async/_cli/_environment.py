@@ -16,12 +16,7 @@ from .._client import AvaturnClient
 from .._errors import ConfigurationError
 from .._hub import EventHub
 from .._pacing import RateBudget
-from ..webhooks import (
-    InMemoryIdempotencyStore,
-    WebhookPipeline,
-    WebhookRouter,
-    WebhookVerifier,
-)
+from ..webhooks import InMemoryIdempotencyStore, WebhookPipeline, WebhookRouter, WebhookVerifier
 from ..webhooks.aiohttp import serve_webhooks
 
 if TYPE_CHECKING:
@@ -33,11 +28,13 @@ __all__ = ["Emulated", "emulated_client", "remote_client"]
 _REMEMBERED_EVENTS = 4096
 
 
-def _hub_and_router() -> tuple[EventHub, WebhookRouter]:
+def _receiving(secret: str) -> tuple[EventHub, WebhookPipeline]:
+    """An event hub, and the pipeline feeding it the deliveries signed with ``secret``."""
     hub = EventHub(remember=_REMEMBERED_EVENTS)
     router = WebhookRouter()
     hub.attach(router)
-    return hub, router
+    store = InMemoryIdempotencyStore(max_entries=_REMEMBERED_EVENTS)
+    return hub, WebhookPipeline(WebhookVerifier(secret), router, store=store)
 
 
 @asynccontextmanager
@@ -55,37 +52,23 @@ async def remote_client(
     verifies the deliveries); without, ``None`` and waiting polls. ``gate``
     shares the client's rate-limit pauses (with the other workers of a batch);
     ``rate_limit`` paces its API requests."""
-    if webhook_port is None:
-        backoff = _backoff(gate)
-        async with AvaturnClient(
-            max_concurrency=max_concurrency, adaptive=backoff, rate_limit=rate_limit
-        ) as client:
+    hub, receiver = None, None
+    if webhook_port is not None:
+        if not webhook_secret:
+            raise ConfigurationError(
+                "--webhook-port needs the webhook signing secret in AVATURN_WEBHOOK_SECRET"
+            )
+        hub, pipeline = _receiving(webhook_secret)
+        receiver = serve_webhooks(pipeline, host=webhook_host, port=webhook_port)
+    adaptive = AdaptiveConcurrency(gate=gate)
+    async with AvaturnClient(
+        max_concurrency=max_concurrency, event_hub=hub, adaptive=adaptive, rate_limit=rate_limit
+    ) as client:
+        if receiver is None:
             yield client, None
-        return
-    if not webhook_secret:
-        raise ConfigurationError(
-            "--webhook-port needs the webhook signing secret in AVATURN_WEBHOOK_SECRET"
-        )
-    hub, router = _hub_and_router()
-    verifier = WebhookVerifier(webhook_secret)
-    store = InMemoryIdempotencyStore(max_entries=_REMEMBERED_EVENTS)
-    async with (
-        AvaturnClient(
-            max_concurrency=max_concurrency,
-            event_hub=hub,
-            adaptive=_backoff(gate),
-            rate_limit=rate_limit,
-        ) as client,
-        serve_webhooks(
-            WebhookPipeline(verifier, router, store=store), host=webhook_host, port=webhook_port
-        ) as server,
-    ):
-        yield client, server.url
-
-
-def _backoff(gate: RateLimitGate | None) -> AdaptiveConcurrency:
-    """The client's default backoff, its pauses kept in ``gate`` when given."""
-    return AdaptiveConcurrency(gate=gate)
+            return
+        async with receiver as server:
+            yield client, server.url
 
 
 @attrs.frozen
@@ -117,12 +100,9 @@ async def emulated_client(
     from ..testing import AvaturnEmulator, make_webhook_secret
 
     secret = make_webhook_secret()
-    hub, router = _hub_and_router()
-    store = InMemoryIdempotencyStore(max_entries=_REMEMBERED_EVENTS)
+    hub, pipeline = _receiving(secret)
     async with (
-        serve_webhooks(
-            WebhookPipeline(WebhookVerifier(secret), router, store=store), port=webhook_port
-        ) as server,
+        serve_webhooks(pipeline, port=webhook_port) as server,
         AvaturnEmulator(
             webhook_url=server.url,
             webhook_secret=secret,
@@ -136,7 +116,7 @@ async def emulated_client(
             base_url=emulator.base_url,
             event_hub=hub,
             max_concurrency=max_concurrency,
-            adaptive=_backoff(gate),
+            adaptive=AdaptiveConcurrency(gate=gate),
             rate_limit=rate_limit,
         ) as client,
     ):

@@ -55,7 +55,6 @@ def _positive_int(text: str) -> int:
 
 
 def add_inbox_parser(commands: Any) -> None:
-    """Add the ``inbox`` subcommand to an ``add_subparsers()`` object."""
     parser = commands.add_parser(
         "inbox",
         help="list a webhook inbox's pending, done and dead events; replay dead ones",
@@ -74,22 +73,14 @@ def add_inbox_parser(commands: Any) -> None:
     replay.add_argument(
         "--replay", type=int, nargs="+", metavar="ID", default=[], help="replay these dead events"
     )
-    parser.add_argument(
-        "--metrics-port",
-        type=port_number,
-        metavar="P",
-        help="serve the inbox's metrics on /metrics (and /healthz, /readyz) until stopped",
+    serve = "serve the inbox's metrics on /metrics (and /healthz, /readyz) until stopped"
+    parser.add_argument("--metrics-port", type=port_number, metavar="P", help=serve)
+    parser.add_argument("--metrics-host", default="0.0.0.0", metavar="HOST", help="default 0.0.0.0")
+    purge = (
+        "delete done events finished more than DAYS days ago (keep it above the "
+        "sender's retry window: a purged event's redelivery is new)"
     )
-    parser.add_argument(
-        "--metrics-host", default="0.0.0.0", metavar="HOST", help="default 0.0.0.0"
-    )
-    parser.add_argument(
-        "--purge-older-than",
-        type=_days,
-        metavar="DAYS",
-        help="delete done events finished more than DAYS days ago (keep it above the "
-        "sender's retry window: a purged event's redelivery is new)",
-    )
+    parser.add_argument("--purge-older-than", type=_days, metavar="DAYS", help=purge)
 
 
 def _days(text: str) -> timedelta:
@@ -100,11 +91,6 @@ def _days(text: str) -> timedelta:
     if not value >= 0:
         raise argparse.ArgumentTypeError("must not be negative")
     return timedelta(days=value)
-
-
-def _shown(db: str) -> str:
-    """``db`` as printed: a URL without its password."""
-    return redact_location(db)
 
 
 def _open(db: str) -> WebhookInbox:
@@ -118,7 +104,6 @@ def _open(db: str) -> WebhookInbox:
 
 
 async def run_inbox_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run ``avaturn inbox`` for parsed ``args``; the exit code."""
     out = out if out is not None else sys.stdout
     if args.metrics_port is not None:
         from ._inbox_exporter import run_exporter
@@ -140,7 +125,7 @@ async def run_inbox_command(args: argparse.Namespace, out: TextIO | None = None)
     if args.json:
         _print_json(out, report)
     else:
-        _print_text(out, _shown(args.db), report)
+        _print_text(out, redact_location(args.db), report)  # a DSN without its password
     return EXIT_FAILED if report.refused else EXIT_OK
 
 

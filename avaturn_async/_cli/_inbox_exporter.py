@@ -19,7 +19,6 @@ import anyio
 
 from .._errors import ConfigurationError, StorageError
 from .._exitcodes import EXIT_OK, EXIT_USAGE
-from .._health import Readiness, check_readiness
 from .._redact import redact_location
 from ..webhooks import InboxError, WebhookInbox
 from ._metrics_server import install_prometheus, serving_metrics
@@ -72,10 +71,8 @@ async def run_exporter(
         if problem is not None:
             return _usage(problem)
 
-        async def readiness() -> Readiness:
-            return await check_readiness({"inbox": inbox.ping})
-
-        async with serving_metrics(args.metrics_host, args.metrics_port, readiness) as url:
+        checks = {"inbox": inbox.ping}
+        async with serving_metrics(args.metrics_host, args.metrics_port, checks) as url:
             print(f"avaturn inbox: metrics of {shown} on {url}/metrics "
                   "(also /healthz, /readyz); Ctrl-C or SIGTERM stops", file=out)  # fmt: skip
             out.flush()

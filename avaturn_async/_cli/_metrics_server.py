@@ -16,12 +16,12 @@ Prometheus reader and ``service.name`` set to the command.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from .._errors import ConfigurationError
-from .._health import Readiness
+from .._health import check_readiness
 
 __all__ = ["install_prometheus", "port_number", "serving_metrics"]
 
@@ -66,7 +66,7 @@ def _exposition() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
-def _app(readiness: Callable[[], Awaitable[Readiness]]) -> Any:
+def _app(checks: Mapping[str, Callable[[], Awaitable[object]]]) -> Any:
     import anyio.to_thread
     from aiohttp import web
 
@@ -78,10 +78,8 @@ def _app(readiness: Callable[[], Awaitable[Readiness]]) -> Any:
         return web.Response(text="ok\n")
 
     async def readyz(request: web.Request) -> web.Response:
-        found = await readiness()
-        return web.Response(
-            status=found.status, body=found.body(), content_type="application/json"
-        )
+        found = await check_readiness(checks)
+        return web.Response(status=found.status, body=found.body(), content_type="application/json")
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)
@@ -92,13 +90,13 @@ def _app(readiness: Callable[[], Awaitable[Readiness]]) -> Any:
 
 @asynccontextmanager
 async def serving_metrics(
-    host: str, port: int, readiness: Callable[[], Awaitable[Readiness]]
+    host: str, port: int, checks: Mapping[str, Callable[[], Awaitable[object]]]
 ) -> AsyncIterator[str]:
-    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``host:port`` for the block;
-    yields the base URL (with the real port when ``port`` is 0)."""
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` (``checks`` by name) on ``host:port``
+    for the block; yields the base URL (with the real port when ``port`` is 0)."""
     from aiohttp import web
 
-    runner = web.AppRunner(_app(readiness), access_log=None)
+    runner = web.AppRunner(_app(checks), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

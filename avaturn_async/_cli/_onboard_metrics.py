@@ -15,7 +15,6 @@ from typing import Any, TextIO
 
 import anyio.to_thread
 
-from .._health import Readiness, check_readiness
 from ..batch import JournalStore
 from ._metrics_server import install_prometheus, serving_metrics
 
@@ -68,12 +67,8 @@ async def onboard_metrics(
         yield
         return
     install_prometheus("avaturn-onboard")
-    check = _journal_check(journal)
-
-    async def readiness() -> Readiness:
-        return await check_readiness({"journal": check})
-
-    async with serving_metrics(args.metrics_host, args.metrics_port, readiness) as url:
+    checks = {"journal": _journal_check(journal)}
+    async with serving_metrics(args.metrics_host, args.metrics_port, checks) as url:
         print(f"metrics on {url}/metrics (also /healthz, /readyz)", file=out)
         out.flush()
         yield

@@ -42,16 +42,10 @@ def _counts(summary: OnboardingSummary) -> str:
 
 def _short_counts(summary: OnboardingSummary) -> str:
     # The same words, zeros left out, to fit next to the bar.
-    counts = [f"ready {summary.ready}"]
-    for word, count in (
-        ("already done", summary.already_done),
-        ("failed", summary.failed),
-        ("invalid", summary.invalid),
-        ("by other runs", summary.elsewhere),
-    ):
-        if count:
-            counts.append(f"{word} {count}")
-    return ", ".join(counts)
+    words = ("already done", "failed", "invalid", "by other runs")
+    counts = (summary.already_done, summary.failed, summary.invalid, summary.elsewhere)
+    shown = [f"{word} {count}" for word, count in zip(words, counts, strict=True) if count]
+    return ", ".join([f"ready {summary.ready}", *shown])
 
 
 class PlainProgress:

@@ -19,13 +19,9 @@ __all__ = ["run_sample_onboarding"]
 async def run_sample_onboarding(
     *, rows: int = 24, out: TextIO | None = None, concurrency: int = 8, export: bool = True
 ) -> int:
-    """Onboard ``rows`` sample people against the embedded emulator, then run again.
-
-    The second run must find every row done and send nothing: that is the
-    journal's resume guarantee, shown. Prints both summaries and the emulator's
-    own counts (to ``out``, by default ``sys.stdout``); returns the exit code (0
-    when every row is ready and exported).
-    """
+    """Onboard ``rows`` sample people against the embedded emulator, then run again: the
+    second run must find every row done and send nothing (the journal's resume guarantee,
+    shown). The exit code is 0 when every row is ready and exported."""
     out = out if out is not None else sys.stdout
     with tempfile.TemporaryDirectory(prefix="avaturn-onboard-") as tmp:
         folder = Path(tmp)

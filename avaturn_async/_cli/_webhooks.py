@@ -58,24 +58,15 @@ def _positive(text: str) -> float:
 
 
 def _add_auth_options(parser: argparse.ArgumentParser, *, verify: bool) -> None:
+    unsigned = "only parse the body" if verify else "as Avaturn documents its webhooks"
+    token = "check this one instead of a signature" if verify else "sent in --token-header"
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--secret", help=f"Standard Webhooks secret (whsec_...); default ${_SECRET_ENV}"
     )
-    mode.add_argument(
-        "--unsigned",
-        action="store_true",
-        help="no signature: "
-        + ("only parse the body" if verify else "as Avaturn documents its webhooks"),
-    )
-    parser.add_argument(
-        "--token",
-        help="shared token: "
-        + ("check this one instead of a signature" if verify else "sent in --token-header"),
-    )
-    parser.add_argument(
-        "--token-header", default="x-avaturn-token", help="default x-avaturn-token"
-    )
+    mode.add_argument("--unsigned", action="store_true", help="no signature: " + unsigned)
+    parser.add_argument("--token", help="shared token: " + token)
+    parser.add_argument("--token-header", default="x-avaturn-token", help="default x-avaturn-token")
     parser.add_argument(
         "-H",
         "--header",
@@ -88,7 +79,6 @@ def _add_auth_options(parser: argparse.ArgumentParser, *, verify: bool) -> None:
 
 
 def add_webhooks_parser(commands: Any) -> None:
-    """Add the ``webhooks`` subcommand (``send`` and ``verify``) to ``add_subparsers()``."""
     parser = commands.add_parser(
         "webhooks",
         help="send a sample webhook to a receiver, or verify a captured delivery",
@@ -116,18 +106,12 @@ def add_webhooks_parser(commands: Any) -> None:
     verify.add_argument(
         "--token-query", metavar="NAME", help="also read the token from this query parameter"
     )
-    verify.add_argument(
-        "--tolerance",
-        type=_positive,
-        default=300.0,
-        metavar="SECONDS",
-        help="accepted age of webhook-timestamp (default 300; raise it for old captures)",
-    )
+    age = "accepted age of webhook-timestamp (default 300; raise it for old captures)"
+    verify.add_argument("--tolerance", type=_positive, default=300.0, metavar="SECONDS", help=age)
     _add_auth_options(verify, verify=True)
 
 
 async def run_webhooks_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run ``avaturn webhooks send|verify`` for parsed ``args``; the exit code."""
     out = out if out is not None else sys.stdout
     try:
         if args.webhooks_command == "send":
@@ -192,9 +176,10 @@ async def _send(args: argparse.Namespace, out: TextIO) -> int:
     print(body.decode(), file=out)
     timeout = aiohttp.ClientTimeout(total=args.timeout)
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session, session.post(
-            args.to, data=body, headers=headers, allow_redirects=False
-        ) as answer:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(args.to, data=body, headers=headers, allow_redirects=False) as answer,
+        ):
             text = (await answer.read()).decode("utf-8", "replace")
             status, reason, location = answer.status, answer.reason, answer.headers.get("location")
     except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
@@ -242,10 +227,8 @@ def _verifier(args: argparse.Namespace) -> Any:
 def _query(url: str | None) -> Mapping[str, str]:
     if url is None:
         return {}
-    query: dict[str, str] = {}
-    for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
-        query.setdefault(name, value)
-    return query
+    # A repeated name: its first value counts, as in the receivers.
+    return dict(reversed(parse_qsl(urlsplit(url).query, keep_blank_values=True)))
 
 
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
@@ -270,10 +253,8 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
     except (WebhookParseError, WebhookPayloadTooLargeError) as exc:
         print(f"refused (malformed_payload): {exc}", file=out)
         return EXIT_FAILED
-    how = "parsed, NOT authenticated (--unsigned)" if verifier is None else "verified"
-    print(f"{how} ({_mode(verifier)}): {event!r}", file=out)
+    if verifier is None:
+        print(f"parsed, NOT authenticated (--unsigned) (no verifier): {event!r}", file=out)
+    else:
+        print(f"verified ({verifier.mode}): {event!r}", file=out)
     return EXIT_OK
-
-
-def _mode(verifier: Any) -> str:
-    return "no verifier" if verifier is None else str(verifier.mode)

@@ -46,12 +46,7 @@ from anyio.from_thread import start_blocking_portal
 from avaturn_async import AvaturnClient
 from avaturn_async.testing import AvaturnEmulator, WebhookSender
 
-__all__ = [
-    "avaturn_client",
-    "avaturn_emulator",
-    "avaturn_shared_emulator",
-    "avaturn_webhooks",
-]
+__all__ = ["avaturn_client", "avaturn_emulator", "avaturn_shared_emulator", "avaturn_webhooks"]
 
 MARKER = "avaturn"
 
@@ -74,9 +69,7 @@ def _asyncio_auto_mode(config: pytest.Config) -> bool:
 
 def _marked(collector: pytest.Module | pytest.Class, obj: object, name: str) -> bool:
     own = getattr(obj, "pytestmark", ())
-    return collector.get_closest_marker(name) is not None or any(
-        mark.name == name for mark in own
-    )
+    return collector.get_closest_marker(name) is not None or any(mark.name == name for mark in own)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -47,6 +47,7 @@ _KNOWN = (AvatarReady, ExportReady, RenderReady, UnknownEvent)
 
 def random_user_id() -> str:
     """An id shaped like Avaturn's user ids (32 upper-case base32 characters)."""
+    # 20 random bytes are exactly 32 base32 characters, without padding.
     return base64.b32encode(secrets.token_bytes(20)).decode()
 
 
@@ -66,15 +67,13 @@ def _status(status: EventStatus | str) -> EventStatus | str:
         return status
 
 
-def _url_if_ready(
-    status: EventStatus | str, url: str | None, default: str, *, given: bool
-) -> str | None:
-    if given:
+_UNSET: Any = object()
+
+
+def _url_if_ready(status: EventStatus | str, url: str | None, default: str) -> str | None:
+    if url is not _UNSET:
         return url
     return default if status == EventStatus.READY else None
-
-
-_UNSET: Any = object()
 
 
 def make_avatar_ready(
@@ -104,11 +103,9 @@ def make_export_ready(
     avatar_id = avatar_id or _uuid()
     status = _status(status)
     default = f"https://exports.avaturn.invalid/{avatar_id}.glb"
+    url = _url_if_ready(status, export_url, default)
     return ExportReady(
-        avatar_id=avatar_id,
-        user_id=user_id or random_user_id(),
-        status=status,
-        export_url=_url_if_ready(status, export_url, default, given=export_url is not _UNSET),
+        avatar_id=avatar_id, user_id=user_id or random_user_id(), status=status, export_url=url
     )
 
 
@@ -123,13 +120,10 @@ def make_render_ready(
     """A ``render.ready`` event; ``render_url`` defaults to a fake URL, or ``None`` if failed."""
     render_id = render_id or _uuid()
     status = _status(status)
-    default = f"https://renders.avaturn.invalid/{render_id}.jpg"
+    url = _url_if_ready(status, render_url, f"https://renders.avaturn.invalid/{render_id}.jpg")
+    user_id = user_id or random_user_id()
     return RenderReady(
-        avatar_id=avatar_id or _uuid(),
-        user_id=user_id or random_user_id(),
-        id=render_id,
-        status=status,
-        render_url=_url_if_ready(status, render_url, default, given=render_url is not _UNSET),
+        avatar_id=avatar_id or _uuid(), user_id=user_id, id=render_id, status=status, render_url=url
     )
 
 

@@ -82,7 +82,6 @@ class Verifier(Protocol):
 
 
 def reject(reason: VerificationFailure, message: str) -> NoReturn:
-    """Raise the :class:`WebhookVerificationError` for ``reason``."""
     raise WebhookVerificationError(message, reason=reason.value)
 
 
@@ -163,7 +162,6 @@ def body_bytes(body: object) -> bytes:
 
 
 def check_limit(max_body_size: int) -> None:
-    """Refuse a non-positive body limit."""
     if max_body_size <= 0:
         raise ConfigurationError("max_body_size must be positive")
 

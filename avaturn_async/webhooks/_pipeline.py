@@ -158,11 +158,9 @@ class WebhookPipeline:
         self.verifier = verifier
         self.router = router
         self.inbox = inbox
-        self.store: IdempotencyStore | None = (
-            (store if store is not None else InMemoryIdempotencyStore())
-            if dedupe and inbox is None
-            else None
-        )
+        self.store: IdempotencyStore | None = None
+        if dedupe and inbox is None:
+            self.store = store if store is not None else InMemoryIdempotencyStore()
         self.fail_on_handler_error = fail_on_handler_error
         self.read_timeout = read_timeout
         self.confirm = confirm
@@ -272,11 +270,7 @@ class WebhookPipeline:
     # -- the pipeline ------------------------------------------------------------------
 
     async def handle(
-        self,
-        body: bytes,
-        headers: Mapping[str, str],
-        *,
-        query: Mapping[str, str] | None = None,
+        self, body: bytes, headers: Mapping[str, str], *, query: Mapping[str, str] | None = None
     ) -> PipelineResponse:
         """Process one delivery's raw ``body``; never raises for bad input.
 
@@ -326,14 +320,11 @@ class WebhookPipeline:
         self, inbox: WebhookInbox, body: bytes, headers: Mapping[str, str], event: Event
     ) -> PipelineResponse:
         """Commit the delivery to the inbox; only then is it acknowledged."""
-        import anyio  # on first use: ARCHITECTURE.md, cold start
-
         from .inbox import UnstorableDeliveryError
 
+        # A cancellation is no Exception (Python 3.8+): it propagates through these.
         try:
             new_id = await inbox.add(body, headers, event)
-        except anyio.get_cancelled_exc_class():
-            raise
         except UnstorableDeliveryError as exc:
             webhook_logger().warning("webhook delivery refused by the inbox: %s", exc)
             return _error(422, "unstorable", str(exc))
@@ -349,12 +340,8 @@ class WebhookPipeline:
         self, store: IdempotencyStore, key: str, event: Event
     ) -> PipelineResponse | None:
         """``None`` if this delivery should be dispatched, else the answer to give."""
-        import anyio
-
         try:
             seen = await store.seen_or_mark(key)
-        except anyio.get_cancelled_exc_class():
-            raise
         except Exception:
             webhook_logger().exception("webhook idempotency store failed")
             return _error(503, "store_failed", "idempotency store unavailable, retry later")
@@ -367,13 +354,11 @@ class WebhookPipeline:
         self, confirm: EventConfirmer, event: Event, store: IdempotencyStore | None, key: str | None
     ) -> PipelineResponse | None:
         """``None`` if the API confirms ``event``, else the answer to give (204 or 503)."""
-        import anyio
-
         try:
             verdict = await confirm.confirm(event)
         except BaseException as exc:
             await _release(store, key)
-            if not isinstance(exc, Exception) or isinstance(exc, anyio.get_cancelled_exc_class()):
+            if not isinstance(exc, Exception):  # a cancellation too
                 raise
             webhook_logger().warning(
                 "could not confirm a %s webhook with the API; answering 503 so that the "
@@ -391,13 +376,11 @@ class WebhookPipeline:
     async def _dispatch(
         self, event: Event, store: IdempotencyStore | None, key: str | None
     ) -> PipelineResponse:
-        import anyio
-
         try:
             result = await self.router.dispatch(event)
         except BaseException as exc:
             await _release(store, key)
-            if not isinstance(exc, Exception) or isinstance(exc, anyio.get_cancelled_exc_class()):
+            if not isinstance(exc, Exception):  # a cancellation too
                 raise
             webhook_logger().exception("webhook dispatch failed for %s event", event.event)
             return _error(500, "handler_failed", "webhook dispatch failed")

@@ -208,15 +208,11 @@ class WebhookRouter:
         return DispatchResult(event=event, handled=len(routes), failures=tuple(failures))
 
     async def _run(self, route: _Route, event: Event, failures: list[HandlerFailure]) -> None:
-        import anyio
-
         try:
             name = _name_of(route.handler)
             with _traces.span(f"avaturn handler {name}", {"avaturn.webhook.handler": name}):
                 await self._call(route, event)
-        except anyio.get_cancelled_exc_class():
-            raise
-        except Exception as exc:
+        except Exception as exc:  # never a cancellation: no Exception since Python 3.8
             failure = HandlerFailure(event=event, handler=route.handler, exception=exc)
             failures.append(failure)
             webhook_logger().error(
@@ -244,14 +240,10 @@ class WebhookRouter:
     async def _report(self, failure: HandlerFailure) -> None:
         if self.on_handler_error is None:
             return
-        import anyio
-
         try:
             outcome = self.on_handler_error(failure)
             if inspect.isawaitable(outcome):
                 await outcome
-        except anyio.get_cancelled_exc_class():
-            raise
         except Exception:
             webhook_logger().exception("on_handler_error callback failed")
 

@@ -15,14 +15,7 @@ import hmac
 
 from .._errors import ConfigurationError
 
-__all__ = [
-    "SECRET_PREFIX",
-    "SigningKey",
-    "decode_secret",
-    "sign",
-    "signature_digest",
-    "signed_content",
-]
+__all__ = ["SECRET_PREFIX", "SigningKey", "decode_secret", "sign", "signed_content"]
 
 SECRET_PREFIX = "whsec_"
 
@@ -76,11 +69,6 @@ class SigningKey:
     def signature(self, message: bytes) -> str:
         """The ``v1,<base64>`` signature entry for ``message``."""
         return "v1," + binascii.b2a_base64(self.digest(message), newline=False).decode()
-
-
-def signature_digest(key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
-    """The raw HMAC-SHA256 digest over ``{id}.{timestamp}.{body}``."""
-    return hmac.digest(key, signed_content(msg_id, timestamp, body), "sha256")
 
 
 def sign(key: bytes, msg_id: str, timestamp: int | str, body: bytes) -> str:

@@ -105,9 +105,7 @@ def _early(pipeline: WebhookPipeline, request: web.Request) -> PipelineResponse 
 
 
 def make_handler(
-    pipeline: WebhookPipeline | Verifier,
-    router: WebhookRouter | None = None,
-    **options: Any,
+    pipeline: WebhookPipeline | Verifier, router: WebhookRouter | None = None, **options: Any
 ) -> AiohttpHandler:
     """An aiohttp request handler that verifies, parses, dedupes and dispatches.
 
@@ -139,9 +137,7 @@ def make_handler(
 
 
 def make_expect_handler(
-    pipeline: WebhookPipeline | Verifier,
-    router: WebhookRouter | None = None,
-    **options: Any,
+    pipeline: WebhookPipeline | Verifier, router: WebhookRouter | None = None, **options: Any
 ) -> ExpectHandler:
     """An aiohttp ``expect_handler`` that refuses before inviting the body.
 
@@ -176,9 +172,7 @@ def make_readiness_handler(
 
     async def readyz(request: web.Request) -> web.Response:
         found = await pipeline.readiness(timeout=timeout)
-        return web.Response(
-            status=found.status, body=found.body(), content_type="application/json"
-        )
+        return web.Response(status=found.status, body=found.body(), content_type="application/json")
 
     return readyz
 

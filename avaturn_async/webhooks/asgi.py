@@ -61,10 +61,7 @@ def _query(scope: Scope) -> dict[str, str]:
     from urllib.parse import parse_qsl  # on first use: ARCHITECTURE.md, cold start
 
     pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
-    query: dict[str, str] = {}
-    for name, value in pairs:
-        query.setdefault(name, value)
-    return query
+    return dict(reversed(pairs))  # a repeated name: its first value counts
 
 
 async def _read_limited(receive: Receive, limit: int) -> bytes | None:

@@ -146,7 +146,6 @@ class AvaturnEmulator:
         self.export_delay = export_delay
         self.webhook_url = webhook_url
         self._webhook_secret = DEFAULT_WEBHOOK_SECRET if webhook_secret is None else webhook_secret
-        self._sign_webhooks = sign_webhooks
         self.response_delay = response_delay
         self.export_size = export_size
         self.stats: EmulatorStats = EmulatorStats()
@@ -155,7 +154,7 @@ class AvaturnEmulator:
         self._work = SlowWork(self, self._state, self._emit)
         self._handlers = Handlers(self, self._state, self._work, self._spawn)
         self._tasks = TaskSupervisor()
-        self._webhooks = self._webhook_dispatcher(webhook_max_attempts, webhook_retry_delay)
+        self._webhooks = self._dispatcher(sign_webhooks, webhook_max_attempts, webhook_retry_delay)
         plan = deprecated_webhook_faults(faults, duplicate_webhooks, reorder_webhooks)
         self._faults = FaultInjector(plan, ROUTES)
         self.rate_limit = rate_limit
@@ -163,10 +162,9 @@ class AvaturnEmulator:
         self._ssl = ssl
         self._opened = contextlib.AsyncExitStack()  # what start() opened, for aclose()
 
-    def _webhook_dispatcher(self, max_attempts: int, retry_delay: float) -> WebhookDispatcher:
-        """Deliveries signed with ``webhook_secret``, spawned on the emulator's tasks."""
+    def _dispatcher(self, signed: bool, max_attempts: int, retry_delay: float) -> WebhookDispatcher:
         return WebhookDispatcher(
-            key=decode_secret(self._webhook_secret) if self._sign_webhooks else None,
+            key=decode_secret(self._webhook_secret) if signed else None,
             spawn=self._spawn,
             max_attempts=max_attempts,
             retry_delay=retry_delay,
@@ -426,4 +424,3 @@ class AvaturnEmulator:
         return web.json_response(
             {"detail": "rate limit exceeded"}, status=429, headers={"Retry-After": f"{wait:.3f}"}
         )
-

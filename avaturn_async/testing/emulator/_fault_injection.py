@@ -29,7 +29,7 @@ from ._http import CREATED, UPLOAD_PACE, Handler, drain
 from ._stats import EmulatorStats
 from ._validation import EmulatorHTTPError
 
-__all__ = ["FaultInjector", "Injections", "answer_with_fault"]
+__all__ = ["FaultInjector", "answer_with_fault"]
 
 _CUT_OFF_BODY = b'{"detail": "this answer was cut off by an injected fault"}'
 
@@ -40,7 +40,7 @@ class FaultInjector:
 
     def __init__(self, plan: FaultPlan | None, routes: Iterable[str]) -> None:
         self._routes = frozenset(routes)
-        self.injections = Injections()
+        self.injections: dict[str, list[_Injection]] = {}
         self._plan: FaultPlan | None = None
         self._requests: dict[str, int] = {}
         self._events = 0
@@ -74,7 +74,7 @@ class FaultInjector:
             raise ConfigurationError(f"unknown route {route!r}; expected one of {expected}")
         if times < 1 or not 100 <= status <= 599:
             raise ConfigurationError("times must be >= 1 and status a valid HTTP status")
-        self.injections.add(route, status, times=times, headers=headers, body=body)
+        self.injections.setdefault(route, []).append(_Injection(status, headers, body, times))
 
     async def answer(
         self,
@@ -86,7 +86,7 @@ class FaultInjector:
     ) -> web.StreamResponse:
         """An injected answer, ``handler``'s answer or the decided failure; a slow
         upload is read at its pace."""
-        injected = self.injections.take(route)
+        injected = self._take(route)
         if injected is not None:
             await drain(request)
             return injected
@@ -99,6 +99,16 @@ class FaultInjector:
         if decision.kind is None:
             return await handler(request)
         return await answer_with_fault(request, route, decision, handler, stats)
+
+    def _take(self, route: str) -> web.Response | None:
+        queue = self.injections.get(route)
+        if not queue:
+            return None
+        injection = queue[0]
+        injection.remaining -= 1
+        if injection.remaining == 0:
+            queue.pop(0)
+        return injection.response()
 
     def next_request(self, route: str) -> FaultDecision | None:
         """The decision for the next request of ``route``; ``None`` without a plan."""
@@ -132,11 +142,9 @@ async def answer_with_fault(
     handler: Handler,
     stats: EmulatorStats,
 ) -> web.StreamResponse:
-    """Answer ``request`` with the decided failure, handling it first if ``acted``.
-
-    A request the handler rejects (an :class:`EmulatorHTTPError`) changed nothing, so
-    the failure is then counted as ``before``.
-    """
+    """Answer ``request`` with the decided failure, handling it first if ``acted``; a
+    request the handler rejects (an :class:`EmulatorHTTPError`) changed nothing, so the
+    failure is then counted as ``before``."""
     kind = decision.kind
     assert kind is not None
     acted = decision.acted
@@ -203,29 +211,3 @@ class _Injection:
             )
         body = {"detail": f"injected failure ({self.status})"} if self.body is None else self.body
         return web.json_response(body, status=self.status, headers=self.headers)
-
-
-class Injections:
-    """The answers queued by ``AvaturnEmulator.fail_next``, per route, in order."""
-
-    def __init__(self) -> None:
-        self._queues: dict[str, list[_Injection]] = {}
-
-    def add(
-        self, route: str, status: int, *, times: int, headers: Mapping[str, str], body: Any
-    ) -> None:
-        self._queues.setdefault(route, []).append(_Injection(status, headers, body, times))
-
-    def clear(self) -> None:
-        self._queues.clear()
-
-    def take(self, route: str) -> web.Response | None:
-        """The next injected answer for ``route``, or ``None``."""
-        queue = self._queues.get(route)
-        if not queue:
-            return None
-        injection = queue[0]
-        injection.remaining -= 1
-        if injection.remaining == 0:
-            queue.pop(0)
-        return injection.response()

@@ -188,9 +188,6 @@ class WebhookFaults:
     reorder: bool = False
 
 
-NO_FAULTS = RouteFaults()
-
-
 def _freeze_routes(routes: Mapping[str, RouteFaults]) -> Mapping[str, RouteFaults]:
     return MappingProxyType(dict(routes))
 
@@ -205,7 +202,7 @@ class FaultPlan:
 
     seed: int = 0
     routes: Mapping[str, RouteFaults] = attrs.field(factory=dict, converter=_freeze_routes)
-    default: RouteFaults = NO_FAULTS
+    default: RouteFaults = RouteFaults()
     webhooks: WebhookFaults = WebhookFaults()
 
     def for_route(self, route: str) -> RouteFaults:

@@ -17,13 +17,7 @@ from aiohttp import web
 
 from ._http import CREATED, UPLOAD_PACE, Handler, drain, json_body, read_upload_form
 from ._state import EmulatorState
-from ._validation import (
-    EmulatorHTTPError,
-    parse_bool,
-    parse_format,
-    parse_scene,
-    parse_uuid,
-)
+from ._validation import EmulatorHTTPError, parse_bool, parse_format, parse_scene, parse_uuid
 from ._work import SlowWork, export_url
 
 if TYPE_CHECKING:
@@ -86,9 +80,7 @@ class Handlers:
             ApiRoute("POST", f"{_API}/users/new", "users.create", self.users_create),
             ApiRoute("DELETE", f"{_API}/users/{{user_id}}", "users.delete", self.users_delete),
             ApiRoute("POST", f"{_API}/sessions/new", "sessions.create", self.sessions_create),
-            ApiRoute(
-                "GET", f"{_API}/users/{{user_id}}/avatars", "avatars.list", self.avatars_list
-            ),
+            ApiRoute("GET", f"{_API}/users/{{user_id}}/avatars", "avatars.list", self.avatars_list),
             ApiRoute("POST", f"{_API}/avatars/new", "avatars.create", self.avatars_create),
             ApiRoute("GET", customization, "avatars.get_customization", self.get_customization),
             ApiRoute("PUT", customization, "avatars.set_customization", self.set_customization),
@@ -123,13 +115,8 @@ class Handlers:
     async def sessions_create(self, request: web.Request) -> web.StreamResponse:
         session = self._state.create_session(await json_body(request))
         request[CREATED] = session.id
-        return web.json_response(
-            {
-                "url": f"{self._host.base_url}/editor/{session.id}",
-                "id": session.id,
-                "custom_upload_url": None,
-            }
-        )
+        url = f"{self._host.base_url}/editor/{session.id}"
+        return web.json_response({"url": url, "id": session.id, "custom_upload_url": None})
 
     async def avatars_list(self, request: web.Request) -> web.StreamResponse:
         include = parse_bool(request.query.get("include_not_ready"), ("query", "include_not_ready"))
@@ -140,9 +127,7 @@ class Handlers:
         avatar = self._state.create_avatar(await json_body(request))
         self._host.stats.avatars_created += 1
         request[CREATED] = avatar.id
-        upload_url = (
-            f"{self._host.base_url}/upload/{avatar.id}?signature={avatar.upload_signature}"
-        )
+        upload_url = f"{self._host.base_url}/upload/{avatar.id}?signature={avatar.upload_signature}"
         return web.json_response({"avatar_id": avatar.id, "upload_url": upload_url})
 
     async def get_customization(self, request: web.Request) -> web.StreamResponse:
@@ -175,11 +160,9 @@ class Handlers:
         if started:
             self._host.stats.exports_started += 1
             self._spawn(partial(self._work.finish_export, export.token, avatar_id))
-        if export.status == "ready":
-            return web.json_response(
-                {"status": "ready", "url": export_url(self._host.base_url, export)}
-            )
-        return web.json_response({"status": "pending", "url": None})
+        # Pending or ready: request_export starts a new job in place of a failed one.
+        url = export_url(self._host.base_url, export) if export.status == "ready" else None
+        return web.json_response({"status": export.status, "url": url})
 
     # ------------------------------------------------------------ photo upload
 

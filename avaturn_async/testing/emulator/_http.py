@@ -14,14 +14,7 @@ import aiohttp
 import anyio
 from aiohttp import web
 
-from ._validation import (
-    JPEG_MAGIC,
-    PHOTO_FIELDS,
-    EmulatorHTTPError,
-    UploadedPhoto,
-    error_item,
-    validation_error,
-)
+from ._validation import JPEG_MAGIC, PHOTO_FIELDS, EmulatorHTTPError, UploadedPhoto, invalid
 
 __all__ = [
     "CREATED",
@@ -81,12 +74,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 def check_auth(request: web.Request, api_key: str) -> None:
     """Raise a 401 unless the request carries ``Authorization: Bearer <api_key>``."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(
-        token.strip().encode(), api_key.encode()
-    ):
-        raise EmulatorHTTPError(
-            401, "Invalid or missing API key", headers={"WWW-Authenticate": "Bearer"}
-        )
+    given = token.strip().encode()  # bytes: compare_digest refuses non-ASCII str
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given, api_key.encode()):
+        refused = {"WWW-Authenticate": "Bearer"}
+        raise EmulatorHTTPError(401, "Invalid or missing API key", headers=refused)
 
 
 async def json_body(request: web.Request) -> object:
@@ -97,13 +88,11 @@ async def json_body(request: web.Request) -> object:
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise validation_error(
-            error_item(("body", exc.pos), "JSON decode error", "json_invalid", error=exc.msg)
+        raise invalid(
+            ("body", exc.pos), "JSON decode error", "json_invalid", error=exc.msg
         ) from None
     except UnicodeDecodeError:
-        raise validation_error(
-            error_item(("body", 0), "JSON decode error", "json_invalid", error="not UTF-8")
-        ) from None
+        raise invalid(("body", 0), "JSON decode error", "json_invalid", error="not UTF-8") from None
 
 
 async def drain(request: web.Request) -> None:
@@ -115,14 +104,10 @@ async def drain(request: web.Request) -> None:
 async def read_upload_form(
     request: web.Request, *, bytes_per_second: float | None = None
 ) -> tuple[dict[str, UploadedPhoto], dict[str, str]]:
-    """Read the multipart form part by part, keeping only sizes, digests and headers.
-
-    ``bytes_per_second`` paces reading the photos (a slow upload).
-    """
+    """Read the multipart form part by part (``bytes_per_second`` paces the photos: a
+    slow upload); other parts are skipped."""
     if not _is_form_data(request):
-        raise validation_error(
-            error_item(("body",), "Expected a multipart/form-data body", "value_error")
-        )
+        raise invalid(("body",), "Expected a multipart/form-data body", "value_error")
     photos: dict[str, UploadedPhoto] = {}
     fields: dict[str, str] = {}
     try:
@@ -136,9 +121,7 @@ async def read_upload_form(
             else:
                 await part.release()
     except ValueError as exc:
-        raise validation_error(
-            error_item(("body",), f"Malformed multipart body: {exc}", "value_error")
-        ) from None
+        raise invalid(("body",), f"Malformed multipart body: {exc}", "value_error") from None
     return photos, fields
 
 

@@ -10,14 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-__all__ = [
-    "AvatarRecord",
-    "ExportRecord",
-    "Outcome",
-    "RenderRecord",
-    "SessionRecord",
-    "UserRecord",
-]
+__all__ = ["AvatarRecord", "ExportRecord", "Outcome", "RenderRecord", "SessionRecord", "UserRecord"]
 
 Outcome = Literal["ready", "failed"]
 """How processing, a render or an export ends."""

@@ -8,7 +8,6 @@ response. With a ``state_file``, each change is also saved through ``_store``.
 
 from __future__ import annotations
 
-import base64
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -16,14 +15,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..._errors import ConfigurationError
-from ._records import (
-    AvatarRecord,
-    ExportRecord,
-    Outcome,
-    RenderRecord,
-    SessionRecord,
-    UserRecord,
-)
+from .._webhooks import random_user_id
+from ._records import AvatarRecord, ExportRecord, Outcome, RenderRecord, SessionRecord, UserRecord
 from ._store import EmulatorStore
 from ._validation import (
     ASSET_SLOTS,
@@ -32,8 +25,8 @@ from ._validation import (
     Loc,
     UploadedPhoto,
     default_customization,
-    error_item,
     form_errors,
+    invalid,
     not_found,
     optional_object,
     parse_customization,
@@ -44,12 +37,7 @@ from ._validation import (
     validation_error,
 )
 
-__all__ = [
-    "DEFAULT_ASSETS",
-    "SAMPLE_ASSETS",
-    "EmulatorState",
-    "new_user_id",
-]
+__all__ = ["DEFAULT_ASSETS", "SAMPLE_ASSETS", "EmulatorState"]
 
 # Stable ids (uuid5 of a name) so that demos and docs can refer to them across runs.
 _ASSET_NAMESPACE = uuid.UUID("6f1c2d8e-5a4b-4c3d-9e8f-7a6b5c4d3e2f")
@@ -71,11 +59,6 @@ SAMPLE_ASSETS: Mapping[str, str] = {
     for slot, names in _CATALOG_NAMES.items()
 }
 """One valid asset id per slot: slot -> asset id."""
-
-
-def new_user_id() -> str:
-    # 20 random bytes are exactly 32 base32 characters, without padding.
-    return base64.b32encode(secrets.token_bytes(20)).decode()
 
 
 def _now() -> datetime:
@@ -134,7 +117,7 @@ class EmulatorState:
     # users and sessions
 
     def create_user(self) -> UserRecord:
-        user = UserRecord(id=new_user_id(), created_at=_now())
+        user = UserRecord(id=random_user_id(), created_at=_now())
         self.users[user.id] = user
         self._save("users", user.id)
         return user
@@ -181,27 +164,16 @@ class EmulatorState:
             return {"type": "create_or_edit_existing"}
         kind = obj.get("type")
         if kind is None:
-            raise validation_error(
-                error_item(
-                    loc,
-                    "Unable to extract tag using discriminator 'type'",
-                    "union_tag_not_found",
-                    discriminator="'type'",
-                )
-            )
+            message = "Unable to extract tag using discriminator 'type'"
+            raise invalid(loc, message, "union_tag_not_found", discriminator="'type'")
         if kind not in SESSION_TYPES:
             expected = ", ".join(f"'{t}'" for t in SESSION_TYPES)
-            raise validation_error(
-                error_item(
-                    loc,
-                    f"Input tag '{kind}' found using 'type' does not match any of the "
-                    f"expected tags: {expected}",
-                    "union_tag_invalid",
-                    discriminator="'type'",
-                    tag=str(kind),
-                    expected_tags=expected,
-                )
+            message = (
+                f"Input tag '{kind}' found using 'type' does not match any of the "
+                f"expected tags: {expected}"
             )
+            ctx = {"discriminator": "'type'", "tag": str(kind), "expected_tags": expected}
+            raise invalid(loc, message, "union_tag_invalid", **ctx)
         if kind != "edit_existing":
             return {"type": kind}
         avatar_id = require_uuid(obj, "avatar_id", (*loc, kind))
@@ -241,9 +213,7 @@ class EmulatorState:
         self.user(user_id)
         owned = (self.avatars[avatar_id] for avatar_id in self._avatars_of.get(user_id, ()))
         return [
-            avatar.list_item()
-            for avatar in owned
-            if include_not_ready or avatar.status == "ready"
+            avatar.list_item() for avatar in owned if include_not_ready or avatar.status == "ready"
         ]
 
     def delete_avatar(self, user_id: str, avatar_id: str) -> None:
@@ -274,10 +244,7 @@ class EmulatorState:
             avatar.upload_state = "none"
 
     def complete_upload(
-        self,
-        avatar: AvatarRecord,
-        photos: Mapping[str, UploadedPhoto],
-        fields: Mapping[str, str],
+        self, avatar: AvatarRecord, photos: Mapping[str, UploadedPhoto], fields: Mapping[str, str]
     ) -> None:
         """Validate the received form; on success the avatar starts processing."""
         errors = [*photo_errors(photos), *form_errors(fields)]
@@ -293,11 +260,8 @@ class EmulatorState:
         avatar.status = "processing"
         self._save("avatars", avatar.id)
 
-    def finish_processing(self, avatar_id: str, outcome: Outcome) -> dict[str, Any] | None:
-        """The ``avatar.ready`` event, or None when the avatar was deleted meanwhile."""
-        avatar = self.avatars.get(avatar_id)
-        if avatar is None:
-            return None
+    def finish_processing(self, avatar: AvatarRecord, outcome: Outcome) -> dict[str, Any]:
+        """The avatar's processing ends: its ``avatar.ready`` event."""
         avatar.status = outcome
         self._save("avatars", avatar.id)
         return {
@@ -385,12 +349,9 @@ class EmulatorState:
     def request_export(self, avatar_id: str) -> tuple[ExportRecord, bool]:
         """The export of the avatar's current version, and whether a new job started."""
         avatar = self._renderable(avatar_id, "export")
+        current = (avatar.id, avatar.version)
         for export in self.exports.values():
-            if (
-                export.avatar_id == avatar.id
-                and export.version == avatar.version
-                and export.status != "failed"
-            ):
+            if (export.avatar_id, export.version) == current and export.status != "failed":
                 return export, False
         export = ExportRecord(
             token=secrets.token_urlsafe(16),

@@ -58,16 +58,10 @@ class EmulatorStats:
         self, route: str | None = None, kind: str | None = None, *, acted: bool | None = None
     ) -> int:
         """Applied request faults matching every given filter (``kind`` as in ``FaultKind``)."""
-        when = None if acted is None else ("after" if acted else "before")
+        wanted = (route, kind, None if acted is None else ("after" if acted else "before"))
         total = 0
         for key, count in self.faults.items():
             parts = key.split(":")
-            if len(parts) != 3:
-                continue
-            if (
-                (route is None or parts[0] == route)
-                and (kind is None or parts[1] == kind)
-                and (when is None or parts[2] == when)
-            ):
+            if len(parts) == 3 and all(w in (None, p) for p, w in zip(parts, wanted, strict=True)):
                 total += count
         return total

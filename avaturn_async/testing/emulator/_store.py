@@ -28,13 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._errors import ConfigurationError
-from ._records import (
-    AvatarRecord,
-    ExportRecord,
-    RenderRecord,
-    SessionRecord,
-    UserRecord,
-)
+from ._records import AvatarRecord, ExportRecord, RenderRecord, SessionRecord, UserRecord
 
 __all__ = ["RECORD_KINDS", "EmulatorStore", "EmulatorStoreError"]
 

@@ -80,6 +80,5 @@ class TaskSupervisor:
                 self._idle.set()
 
     async def wait_idle(self) -> None:
-        """Wait until no job is pending."""
         while self.pending and self._idle is not None:
             await self._idle.wait()

@@ -18,22 +18,17 @@ from ..._photos import JPEG_MAGIC
 
 __all__ = [
     "ASSET_SLOTS",
-    "COLOR_SLOTS",
     "JPEG_MAGIC",
     "PHOTO_FIELDS",
-    "RENDER_FORMATS",
     "SESSION_TYPES",
     "EmulatorHTTPError",
     "Loc",
     "UploadedPhoto",
     "default_customization",
-    "error_item",
     "form_errors",
-    "missing",
+    "invalid",
     "not_found",
-    "optional_number",
     "optional_object",
-    "optional_str",
     "parse_bool",
     "parse_customization",
     "parse_format",
@@ -83,8 +78,13 @@ def validation_error(*items: dict[str, Any]) -> EmulatorHTTPError:
     return EmulatorHTTPError(422, list(items))
 
 
+def invalid(loc: Loc, msg: str, type_: str, **ctx: Any) -> EmulatorHTTPError:
+    """A 422 of one entry."""
+    return validation_error(error_item(loc, msg, type_, **ctx))
+
+
 def missing(loc: Loc) -> EmulatorHTTPError:
-    return validation_error(error_item(loc, "Field required", "missing"))
+    return invalid(loc, "Field required", "missing")
 
 
 def not_found(what: str) -> EmulatorHTTPError:
@@ -99,29 +99,19 @@ def parse_uuid(value: object, loc: Loc) -> str:
     if value is None:
         raise missing(loc)
     if not isinstance(value, str):
-        raise validation_error(
-            error_item(loc, "UUID input should be a string, bytes or UUID object", "uuid_type")
-        )
+        raise invalid(loc, _UUID_TYPE, "uuid_type")
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        raise validation_error(
-            error_item(loc, "Input should be a valid UUID", "uuid_parsing")
-        ) from None
+        raise invalid(loc, "Input should be a valid UUID", "uuid_parsing") from None
 
 
 def parse_scene(value: str | None) -> str:
     if value is None:
         return "common/preview"
     if not _SCENE_RE.match(value):
-        raise validation_error(
-            error_item(
-                ("query", "scene"),
-                f"String should match pattern '{SCENE_PATTERN}'",
-                "string_pattern_mismatch",
-                pattern=SCENE_PATTERN,
-            )
-        )
+        message = f"String should match pattern '{SCENE_PATTERN}'"
+        raise invalid(("query", "scene"), message, "string_pattern_mismatch", pattern=SCENE_PATTERN)
     return value
 
 
@@ -129,14 +119,8 @@ def parse_format(value: str | None) -> str:
     if value is None:
         return "jpg"
     if value not in RENDER_FORMATS:
-        raise validation_error(
-            error_item(
-                ("query", "format"),
-                "Input should be 'jpg', 'png' or 'webp'",
-                "enum",
-                expected="'jpg', 'png' or 'webp'",
-            )
-        )
+        expected = "'jpg', 'png' or 'webp'"
+        raise invalid(("query", "format"), f"Input should be {expected}", "enum", expected=expected)
     return value
 
 
@@ -146,15 +130,13 @@ def parse_bool(value: str | None, loc: Loc, *, default: bool = False) -> bool:
         return default
     parsed = _BOOL_WORDS.get(value.strip().lower())
     if parsed is None:
-        raise validation_error(
-            error_item(
-                loc, "Input should be a valid boolean, unable to interpret input", "bool_parsing"
-            )
-        )
+        message = "Input should be a valid boolean, unable to interpret input"
+        raise invalid(loc, message, "bool_parsing")
     return parsed
 
 
 _OBJECT_MSG = "Input should be a valid dictionary or object to extract fields from"
+_UUID_TYPE = "UUID input should be a string, bytes or UUID object"
 
 
 def require_object(value: object, loc: Loc) -> Mapping[str, Any]:
@@ -162,7 +144,7 @@ def require_object(value: object, loc: Loc) -> Mapping[str, Any]:
     if value is None:
         raise missing(loc)
     if not isinstance(value, dict):
-        raise validation_error(error_item(loc, _OBJECT_MSG, "model_attributes_type"))
+        raise invalid(loc, _OBJECT_MSG, "model_attributes_type")
     return value
 
 
@@ -178,7 +160,7 @@ def optional_object(body: Mapping[str, Any], key: str, loc: Loc) -> Mapping[str,
         return None
     value = body[key]
     if not isinstance(value, dict):
-        raise validation_error(error_item((*loc, key), _OBJECT_MSG, "model_attributes_type"))
+        raise invalid((*loc, key), _OBJECT_MSG, "model_attributes_type")
     return value
 
 
@@ -187,9 +169,7 @@ def require_str(body: Mapping[str, Any], key: str, loc: Loc) -> str:
         raise missing((*loc, key))
     value = body[key]
     if not isinstance(value, str):
-        raise validation_error(
-            error_item((*loc, key), "Input should be a valid string", "string_type")
-        )
+        raise invalid((*loc, key), "Input should be a valid string", "string_type")
     return value
 
 
@@ -203,11 +183,7 @@ def require_uuid(body: Mapping[str, Any], key: str, loc: Loc) -> str:
         raise missing((*loc, key))
     value = body[key]
     if value is None:
-        raise validation_error(
-            error_item(
-                (*loc, key), "UUID input should be a string, bytes or UUID object", "uuid_type"
-            )
-        )
+        raise invalid((*loc, key), _UUID_TYPE, "uuid_type")
     return parse_uuid(value, (*loc, key))
 
 
@@ -217,9 +193,7 @@ def optional_number(body: Mapping[str, Any], key: str, loc: Loc) -> float | None
     value = body[key]
     # bool is an int subclass, but JSON true is not a number for the API.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise validation_error(
-            error_item((*loc, key), "Input should be a valid number", "float_type")
-        )
+        raise invalid((*loc, key), "Input should be a valid number", "float_type")
     return float(value)
 
 
@@ -245,13 +219,8 @@ def _parse_slot(slot: str, obj: Mapping[str, Any], loc: Loc) -> dict[str, Any]:
     color = optional_str(obj, "color", loc)
     if color is not None:
         if not _COLOR_RE.match(color):
-            raise validation_error(
-                error_item(
-                    (*loc, "color"),
-                    "Value error, color must be '#rrggbb' or '#rrggbbaa'",
-                    "value_error",
-                )
-            )
+            message = "Value error, color must be '#rrggbb' or '#rrggbbaa'"
+            raise invalid((*loc, "color"), message, "value_error")
         parsed["color"] = color
     return parsed
 
@@ -270,9 +239,7 @@ def _parse_metadata(body: Mapping[str, Any], loc: Loc) -> dict[str, str]:
         return {}
     obj = body["metadata"]
     if not isinstance(obj, dict):
-        raise validation_error(
-            error_item((*loc, "metadata"), "Input should be a valid dictionary", "dict_type")
-        )
+        raise invalid((*loc, "metadata"), "Input should be a valid dictionary", "dict_type")
     for key in obj:
         require_str(obj, key, (*loc, "metadata"))
     return dict(obj)

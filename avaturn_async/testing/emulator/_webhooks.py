@@ -64,8 +64,7 @@ class _Message:
     msg_id: str
     body: bytes
     url: str
-    copies: int = 1
-    delay: float = 0.0
+    fault: WebhookDecision
 
 
 class WebhookDispatcher:
@@ -107,14 +106,7 @@ class WebhookDispatcher:
             self.dropped.append(event)
             return
         body = json.dumps(event, separators=(",", ":")).encode()
-        message = _Message(
-            event=event,
-            msg_id="msg_" + secrets.token_hex(12),
-            body=body,
-            url=url,
-            copies=fault.copies,
-            delay=fault.delay,
-        )
+        message = _Message(event, "msg_" + secrets.token_hex(12), body, url, fault)
         if fault.reorder:
             self._hold(message)
         else:
@@ -148,9 +140,9 @@ class WebhookDispatcher:
 
     async def _deliver_all(self, messages: list[_Message]) -> None:
         for message in messages:
-            if message.delay > 0:
-                await anyio.sleep(message.delay)
-            for copy in range(1, message.copies + 1):
+            if message.fault.delay > 0:
+                await anyio.sleep(message.fault.delay)
+            for copy in range(1, message.fault.copies + 1):
                 await self._deliver(message, copy)
 
     async def _deliver(self, message: _Message, copy: int) -> None:
@@ -187,12 +179,5 @@ class WebhookDispatcher:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, RuntimeError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         return WebhookDelivery(
-            event=message.event,
-            msg_id=message.msg_id,
-            url=message.url,
-            attempt=attempt,
-            copy=copy,
-            timestamp=timestamp,
-            status=status,
-            error=error,
+            message.event, message.msg_id, message.url, attempt, copy, timestamp, status, error
         )

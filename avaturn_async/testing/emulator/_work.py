@@ -20,12 +20,10 @@ __all__ = ["SlowWork", "export_url", "render_url"]
 
 
 def render_url(base_url: str, render: RenderRecord) -> str:
-    """Where a ready render's image is served."""
     return f"{base_url}/files/renders/{render.id}.{render.format}"
 
 
 def export_url(base_url: str, export: ExportRecord) -> str:
-    """Where a ready export's model is served."""
     return f"{base_url}/files/exports/{export.token}.glb"
 
 
@@ -76,43 +74,23 @@ class SlowWork:
     async def process_avatar(self, avatar_id: str) -> None:
         await anyio.sleep(self._host.processing_delay)
         avatar = self._state.avatars.get(avatar_id)
-        if avatar is None:
-            return
-        event = self._state.finish_processing(avatar_id, self._avatar_outcome(avatar))
-        if event is not None:
-            self._emit(event)
+        if avatar is not None:
+            self._emit(self._state.finish_processing(avatar, self._avatar_outcome(avatar)))
 
     async def finish_render(self, render_id: str, avatar_id: str) -> None:
         await anyio.sleep(self._host.render_delay)
         outcome: Outcome = "failed" if avatar_id in self.failing_renders else "ready"
         render = self._state.finish_render(render_id, outcome)
-        if render is None:
-            return
-        url = render_url(self._host.base_url, render) if outcome == "ready" else None
-        self._emit(
-            {
-                "event": "render.ready",
-                "avatar_id": render.avatar_id,
-                "user_id": render.user_id,
-                "id": render.id,
-                "status": outcome,
-                "render_url": url,
-            }
-        )
+        if render is not None:
+            url = render_url(self._host.base_url, render) if outcome == "ready" else None
+            ids = {"avatar_id": render.avatar_id, "user_id": render.user_id, "id": render.id}
+            self._emit({"event": "render.ready", **ids, "status": outcome, "render_url": url})
 
     async def finish_export(self, token: str, avatar_id: str) -> None:
         await anyio.sleep(self._host.export_delay)
         outcome: Outcome = "failed" if avatar_id in self.failing_exports else "ready"
         export = self._state.finish_export(token, outcome)
-        if export is None:
-            return
-        url = export_url(self._host.base_url, export) if outcome == "ready" else None
-        self._emit(
-            {
-                "event": "export.ready",
-                "avatar_id": export.avatar_id,
-                "user_id": export.user_id,
-                "status": outcome,
-                "export_url": url,
-            }
-        )
+        if export is not None:
+            url = export_url(self._host.base_url, export) if outcome == "ready" else None
+            ids = {"avatar_id": export.avatar_id, "user_id": export.user_id}
+            self._emit({"event": "export.ready", **ids, "status": outcome, "export_url": url})

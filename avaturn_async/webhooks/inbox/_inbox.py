@@ -1,14 +1,5 @@
 """A durable webhook inbox: acknowledge at once, dispatch later, lose nothing.
 
-::
-
-    inbox = WebhookInbox("webhooks.db")
-    pipeline = WebhookPipeline(verifier, router, inbox=inbox)
-    app.router.add_post("/webhooks/avaturn", make_handler(pipeline))
-
-    async with inbox.worker(router):   # in the same process, or another one
-        ...                            # serve until shutdown
-
 With an inbox, a receiver verifies and parses a delivery, commits it to the
 inbox's store (one SQLite file by default; any :class:`InboxStore`, such as
 ``avaturn_async.postgres.PostgresInboxStore``) and answers 202; nothing is
@@ -27,30 +18,25 @@ it), re-parses each event from the stored body and calls
   worker that finds its lease lost cancels the handler;
 * the worker is cancelled (shutdown): its claims are given back, uncounted.
 
-Events of one avatar are dispatched one at a time, in the order they were stored,
-by every worker sharing the store; events of different avatars run side by side
-(``order_by``: :func:`by_avatar` by default, ``None`` for no ordering). An event
-waits while one stored before it for its avatar is pending (due, claimed, or
-waiting for a retry); one that went ``dead`` no longer holds the others back.
+Events of one ordering key (``order_by``: each avatar's by default) wait for the
+pending one stored before them, across every worker of the store; a ``dead`` one no
+longer holds them back. ``dead`` events stay until :meth:`WebhookInbox.replay`,
+``done`` ones until :meth:`WebhookInbox.purge`.
 
 Dispatch is therefore at least once: a handler may see an event again after a
 crash between its success and the commit of ``done``. Duplicated deliveries
 (same ``webhook-id``, or same body when there is no id) are stored once.
-
-``dead`` events stay until :meth:`WebhookInbox.replay` moves them back to
-``pending``; ``done`` ones until :meth:`WebhookInbox.purge`. Keep done events
-longer than the sender's retry window: a purged event's redelivery is new.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import timedelta
 from functools import partial
-from types import TracebackType
+from typing import Any
 
 import anyio
 
@@ -63,16 +49,10 @@ from .._confirm import EventConfirmer
 from .._dedupe import idempotency_key
 from .._router import WebhookRouter
 from ._ordering import OrderBy, by_avatar, ordering_key
-from ._policy import (
-    DEFAULT_LEASE,
-    DEFAULT_MAX_ATTEMPTS,
-    Backoff,
-    exponential_backoff,
-    make_policy,
-)
+from ._policy import DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS, Backoff, exponential_backoff, make_policy
 from ._sqlite import Synchronous
 from ._sqlite_store import SQLiteInboxStore
-from ._stats import InboxStats, inbox_label, ping_store, read_stats, watching
+from ._stats import InboxStats
 from ._store import Delivery, InboxRecord, InboxStatus, InboxStore
 from ._worker import InboxWorker
 
@@ -126,11 +106,9 @@ class WebhookInbox:
         self.path = path
         self._now = renamed_argument(type(self).__name__, "clock", "now", clock, now)
         self.order_by = order_by
-        self.store: InboxStore = (
-            store
-            if store is not None
-            else SQLiteInboxStore(path, synchronous=synchronous, create=create)  # type: ignore[arg-type]
-        )
+        if store is None:
+            store = SQLiteInboxStore(path, synchronous=synchronous, create=create)  # type: ignore[arg-type]
+        self.store: InboxStore = store
 
     def __repr__(self) -> str:
         if self.path is None:
@@ -154,12 +132,7 @@ class WebhookInbox:
     async def __aenter__(self) -> WebhookInbox:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     # -- receiving ---------------------------------------------------------------------
@@ -284,22 +257,35 @@ class WebhookInbox:
     def label(self) -> str:
         """How metrics name this inbox (``avaturn.inbox``): its file, or its DSN
         without the password."""
-        return inbox_label(self.path, self.store)
+        label = getattr(self.store, "label", None)
+        return label if isinstance(label, str) else type(self.store).__name__
 
     async def stats(self) -> InboxStats:
         """Deliveries by status and the age of the oldest pending one, in one query."""
-        return await read_stats(self.store, self._now())
+        stats: Callable[..., Any] | None = getattr(self.store, "stats", None)
+        if stats is None:  # a store of your own may have counts() only
+            return InboxStats(counts=await self.store.counts(), oldest_pending_age=None)
+        found: InboxStats = await stats(now=self._now())
+        return found
 
     def reporting_metrics(self) -> AbstractContextManager[None]:
         """Report this inbox's gauges (``avaturn.inbox.events`` by status,
         ``avaturn.inbox.oldest_pending.age``) while the block runs: read with one query
         on each metrics collection, never otherwise. A running worker reports them."""
-        return watching(self.label, self.store, self._now)
+
+        async def read() -> _metrics.InboxGauges:
+            stats = await self.stats()
+            return _metrics.InboxGauges(
+                counts=stats.counts, oldest_pending_age=stats.oldest_pending_age
+            )
+
+        return _metrics.watching("inbox", self.label, read)
 
     async def ping(self) -> None:
         """The readiness check: one trivial query; raises when the database fails.
         Bound it with ``anyio.fail_after`` (``WebhookPipeline.readiness`` does)."""
-        await ping_store(self.store)
+        ping: Callable[[], Awaitable[object]] | None = getattr(self.store, "ping", None)
+        await (ping() if ping is not None else self.store.counts())
 
     async def replay(self, ids: Iterable[int] = (), *, all_dead: bool = False) -> tuple[int, ...]:
         """Move dead events (``ids``, or every one with ``all_dead=True``) back to pending.

@@ -38,20 +38,14 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import attrs
+
 from ..._sqlite import transaction
-from ._store import (
-    LEASE_LOST,
-    Claimed,
-    Delivery,
-    InboxError,
-    InboxRecord,
-    InboxStatus,
-    utc,
-)
+from ._stats import InboxStats
+from ._store import LEASE_LOST, Claimed, Delivery, InboxError, InboxRecord, InboxStatus, utc
 
 __all__ = ["SCHEMA_VERSION", "SQLiteInboxTable", "Synchronous"]
 
@@ -110,10 +104,11 @@ _CLAIMABLE = """
 _INSERT = """
     INSERT OR IGNORE INTO webhook_inbox (dedupe_key, webhook_id, webhook_timestamp,
         event_type, body, next_attempt_at, received_at, ordering_key)
-    VALUES (?, ?, ?, ?, ?, max(?, coalesce((
+    VALUES (:dedupe_key, :webhook_id, :webhook_timestamp, :event_type, :body,
+        max(:received_at, coalesce((
         SELECT CASE WHEN claim_token IS NULL THEN next_attempt_at END FROM webhook_inbox
-        WHERE ordering_key = ? AND status = 'pending'
-        ORDER BY coalesce(ordering_seq, id) LIMIT 1), 0)), ?, ?)
+        WHERE ordering_key = :ordering_key AND status = 'pending'
+        ORDER BY coalesce(ordering_seq, id) LIMIT 1), 0)), :received_at, :ordering_key)
 """
 # After a failed attempt of an ordered event, the pending events behind it are not due
 # before its retry: each claim would otherwise walk past all of them until then.
@@ -129,10 +124,6 @@ _RECORD_COLUMNS = (
 )
 
 
-def _utc_or_none(timestamp: float | None) -> datetime | None:
-    return None if timestamp is None else utc(timestamp)
-
-
 def _record(row: Sequence[Any]) -> InboxRecord:
     status = InboxStatus(row[3])
     return InboxRecord(
@@ -144,7 +135,7 @@ def _record(row: Sequence[Any]) -> InboxRecord:
         last_error=row[5],
         received_at=utc(row[6]),
         next_attempt_at=utc(row[7]) if status is InboxStatus.PENDING else None,
-        finished_at=_utc_or_none(row[8]),
+        finished_at=None if row[8] is None else utc(row[8]),
         webhook_timestamp=row[9],
         ordering_key=row[10],
     )
@@ -165,13 +156,9 @@ def _connect(
 
 
 class SQLiteInboxTable:
-    """Synchronous access to the ``webhook_inbox`` table, from the thread that made it.
-
-    The writes are meant to run in a transaction each (``SQLiteThread.write``).
-    ``create=False`` refuses to create a missing file or table (for tools that
-    inspect an existing inbox). Raises :class:`InboxError` when the file cannot
-    be used.
-    """
+    """Synchronous access to the ``webhook_inbox`` table, from the thread that made it;
+    each write in a transaction (``SQLiteThread.write``). ``create=False`` refuses to
+    create a missing file or table (for tools that inspect an existing inbox)."""
 
     def __init__(
         self,
@@ -226,22 +213,9 @@ class SQLiteInboxTable:
 
     # -- receiving ---------------------------------------------------------------------
 
-    def insert(self, d: Delivery) -> int | None:
+    def insert(self, delivery: Delivery) -> int | None:
         """Store a delivery; its new id, or ``None`` when its ``dedupe_key`` is known."""
-        cursor = self._db.execute(
-            _INSERT,
-            (
-                d.dedupe_key,
-                d.webhook_id,
-                d.webhook_timestamp,
-                d.event_type,
-                d.body,
-                d.received_at,
-                d.ordering_key,
-                d.received_at,
-                d.ordering_key,
-            ),
-        )
+        cursor = self._db.execute(_INSERT, attrs.asdict(delivery, recurse=False))
         return cursor.lastrowid if cursor.rowcount == 1 else None
 
     # -- the worker's side -------------------------------------------------------------
@@ -320,12 +294,19 @@ class SQLiteInboxTable:
 
     def counts(self) -> dict[str, int]:
         """How many events are in each status (every status is present)."""
+        return dict(self.stats(now=0.0).counts)
 
+    def stats(self, *, now: float) -> InboxStats:
+        """One ``GROUP BY`` over the ``(status, ...)`` index."""
         rows = self._db.execute(
-            "SELECT status, COUNT(*) FROM webhook_inbox GROUP BY status"
+            "SELECT status, COUNT(*), MIN(received_at) FROM webhook_inbox GROUP BY status"
         ).fetchall()
-        found = dict(rows)
-        return {status.value: int(found.get(status.value, 0)) for status in InboxStatus}
+        oldest = next((row[2] for row in rows if row[0] == InboxStatus.PENDING.value), None)
+        counts = {row[0]: row[1] for row in rows}
+        return InboxStats.of(counts, oldest_pending_received_at=oldest, now=now)
+
+    def ping(self) -> None:
+        self._db.execute("SELECT 1").fetchone()
 
     def records(self, *, status: InboxStatus | None, limit: int) -> list[InboxRecord]:
         """Newest first, optionally only one ``status``."""

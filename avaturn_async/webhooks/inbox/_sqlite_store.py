@@ -17,7 +17,7 @@ from ..._errors import ConfigurationError
 from ..._redact import looks_like_url, redact_location
 from ..._sqlite import SQLiteThread
 from ._sqlite import SQLiteInboxTable, Synchronous
-from ._stats import InboxStats, sqlite_ping, sqlite_stats
+from ._stats import InboxStats
 from ._store import Claimed, Delivery, InboxRecord, InboxStatus
 
 __all__ = ["SQLiteInboxStore"]
@@ -119,11 +119,11 @@ class SQLiteInboxStore:
         return await self._db.read(SQLiteInboxTable.counts)
 
     async def stats(self, *, now: float) -> InboxStats:
-        return await self._db.read(sqlite_stats, now=now)
+        return await self._db.read(SQLiteInboxTable.stats, now=now)
 
     async def ping(self) -> None:
         """One trivial query, queued like every other: a store stuck on a lock times out."""
-        await self._db.read(sqlite_ping)
+        await self._db.read(SQLiteInboxTable.ping)
 
     async def records(self, *, status: InboxStatus | None, limit: int) -> list[InboxRecord]:
         return await self._db.read(SQLiteInboxTable.records, status=status, limit=limit)

@@ -5,34 +5,19 @@
 implement both; without them :class:`~avaturn_async.webhooks.WebhookInbox` falls
 back to ``counts()`` (the oldest pending age is then unknown).
 While a worker runs, the inbox's gauges (``avaturn.inbox.events`` by status,
-``avaturn.inbox.oldest_pending.age``) are read from here on each metrics
-collection (see ``avaturn_async._metrics``).
+``avaturn.inbox.oldest_pending.age``) are read from them on each metrics
+collection (``WebhookInbox.reporting_metrics``).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
 
 import attrs
 
-from ... import _metrics
-from ._store import InboxStatus, InboxStore
+from ._store import InboxStatus
 
-if TYPE_CHECKING:
-    from ._sqlite import SQLiteInboxTable
-
-__all__ = [
-    "InboxStats",
-    "inbox_label",
-    "ping_store",
-    "read_stats",
-    "sqlite_ping",
-    "sqlite_stats",
-    "watching",
-]
+__all__ = ["InboxStats"]
 
 
 @attrs.frozen(kw_only=True)
@@ -63,59 +48,3 @@ class InboxStats:
     @property
     def dead(self) -> int:
         return self.counts[InboxStatus.DEAD.value]
-
-
-def sqlite_stats(table: SQLiteInboxTable, *, now: float) -> InboxStats:
-    """One ``GROUP BY`` over the ``(status, ...)`` index (in the store's thread)."""
-    rows = table.connection.execute(
-        "SELECT status, COUNT(*), MIN(received_at) FROM webhook_inbox GROUP BY status"
-    ).fetchall()
-    oldest = next((row[2] for row in rows if row[0] == InboxStatus.PENDING.value), None)
-    return InboxStats.of(
-        {row[0]: row[1] for row in rows}, oldest_pending_received_at=oldest, now=now
-    )
-
-
-def sqlite_ping(table: SQLiteInboxTable) -> None:
-    table.connection.execute("SELECT 1").fetchone()
-
-
-async def read_stats(store: InboxStore, now: float) -> InboxStats:
-    """``store.stats(now=...)``, or counts alone from a store without it."""
-    stats: Callable[..., Any] | None = getattr(store, "stats", None)
-    if stats is not None:
-        found: InboxStats = await stats(now=now)
-        return found
-    counts = await store.counts()
-    return InboxStats(counts=counts, oldest_pending_age=None)
-
-
-async def ping_store(store: InboxStore) -> None:
-    """``store.ping()``, or ``counts()`` for a store without it; raises when it fails."""
-    ping: Callable[[], Any] | None = getattr(store, "ping", None)
-    if ping is not None:
-        await ping()
-    else:
-        await store.counts()
-
-
-def inbox_label(path: str | os.PathLike[str] | None, store: InboxStore) -> str:
-    """The ``avaturn.inbox`` attribute: the file, or the store's label (a DSN without
-    its password)."""
-    if path is not None:
-        return os.fspath(path)
-    label = getattr(store, "label", None)
-    return label if isinstance(label, str) else type(store).__name__
-
-
-def watching(
-    label: str, store: InboxStore, clock: Callable[[], float]
-) -> AbstractContextManager[None]:
-    """Report the inbox's gauges while the block runs (read only when collected)."""
-
-    async def read() -> _metrics.InboxGauges:
-        stats = await read_stats(store, clock())
-        age = stats.oldest_pending_age
-        return _metrics.InboxGauges(counts=stats.counts, oldest_pending_age=age)
-
-    return _metrics.watching("inbox", label, read)

@@ -62,13 +62,9 @@ class InboxWorker:
         return len(claims)
 
     async def run(self, poll_interval: float) -> None:
-        """Keep up to ``policy.batch`` events in flight until cancelled.
-
-        Whenever a slot is free the worker claims due events for the free
-        slots; when fewer were due, it waits for new work (or ``poll_interval``),
-        or until one of its events with an ordering key finishes (the next
-        event of that key may then be due).
-        """
+        """Keep up to ``policy.batch`` events in flight until cancelled: claim for the free
+        slots; when fewer were due, wait for new work, ``poll_interval`` or (``_slot``) the
+        end of an ordered event, which may have made the next one of its key due."""
         async with anyio.create_task_group() as group:
             while True:
                 free = self._policy.batch - self._running
@@ -182,10 +178,8 @@ class InboxWorker:
         return error
 
     async def _confirm_and_dispatch(self, event: Event) -> str | None:
-        """Dispatch unless ``confirm`` contradicts the event (then done, undispatched).
-
-        A confirmation that cannot reach the API raises: a failed attempt, retried.
-        """
+        """Dispatch unless ``confirm`` contradicts the event (then done, undispatched); a
+        confirmation that cannot reach the API raises: a failed attempt, retried."""
         if self._confirm is not None and not (await self._confirm.confirm(event)).confirmed:
             return None
         return dispatch_error(await self._router.dispatch(event))
