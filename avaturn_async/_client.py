@@ -33,6 +33,7 @@ from ._client_options import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUTS,
     ClientOptions,
+    Forward,
     NetworkArguments,
     derive_options,
     text,
@@ -196,25 +197,11 @@ class AvaturnClient:
     def options(self) -> ClientOptions:
         return self._options
 
-    @property
-    def retry(self) -> RetryPolicy:
-        return self._options.retry
-
-    @property
-    def timeouts(self) -> Timeouts:
-        return self._options.timeouts
-
-    @property
-    def adaptive(self) -> AdaptiveConcurrency | None:
-        return self._options.adaptive
-
-    @property
-    def clock(self) -> Clock:
-        return self._options.clock
-
-    @property
-    def base_url(self) -> str:
-        return self._options.base_url
+    retry: Forward[RetryPolicy] = Forward("_options")
+    timeouts: Forward[Timeouts] = Forward("_options")
+    adaptive: Forward[AdaptiveConcurrency | None] = Forward("_options")
+    clock: Forward[Clock] = Forward("_options")
+    base_url: Forward[str] = Forward("_options")
 
     @property
     def backoff(self) -> AdaptiveLimiter | None:
@@ -446,4 +433,3 @@ class AvaturnClient:
                     max_bytes=max_bytes,
                 )
         return DownloadedFile(path=path, size=size)
-

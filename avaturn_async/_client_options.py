@@ -9,7 +9,7 @@ the key and the user agent, which stay out of anything that could be printed.
 from __future__ import annotations
 
 from ssl import SSLContext
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar, overload
 
 import aiohttp
 import attrs
@@ -24,7 +24,9 @@ from ._pacing import RateBudget
 from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, Timeouts, Transport
 
-__all__ = ["ClientOptions", "NetworkArguments", "derive_options"]
+__all__ = ["ClientOptions", "Forward", "NetworkArguments", "derive_options"]
+
+T = TypeVar("T")
 
 DEFAULT_RETRY = RetryPolicy()
 DEFAULT_TIMEOUTS = Timeouts()
@@ -121,3 +123,26 @@ class NetworkArguments:
                 "pass them to your transport (AiohttpTransport(proxy=..., ssl=...))"
             )
         return given
+
+
+class Forward(Generic[T]):
+    """A read-only attribute of the same name on ``via``, an attribute of the owner.
+
+    The client's option properties read its ``ClientOptions``; the sync facade's,
+    the async client or job it wraps.
+    """
+
+    def __init__(self, via: str) -> None:
+        self._via = via
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Forward[T]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type) -> T: ...
+
+    def __get__(self, instance: object, owner: type) -> Any:
+        return self if instance is None else getattr(getattr(instance, self._via), self._name)

@@ -11,6 +11,7 @@ import anyio
 
 from .. import _jobs
 from .. import _models as m
+from .._client_options import Forward
 from .._errors import JobTimeoutError
 from .._events import AvatarReady, ExportReady, RenderReady
 from .._observe import copy_metadata
@@ -71,17 +72,9 @@ async def _wait_within(
 class AvatarJob(_Job[_jobs.AvatarJob, AvatarReady]):
     """An avatar created from photos; ``job.wait()`` blocks until ``avatar.ready``."""
 
-    @property
-    def user_id(self) -> str:
-        return self._job.user_id
-
-    @property
-    def avatar_id(self) -> str:
-        return self._job.avatar_id
-
-    @property
-    def upload(self) -> m.PhotoUploadResult | None:
-        return self._job.upload
+    user_id: Forward[str] = Forward("job")
+    avatar_id: Forward[str] = Forward("job")
+    upload: Forward[m.PhotoUploadResult | None] = Forward("job")
 
     def __repr__(self) -> str:
         return f"sync.AvatarJob(user_id={self.user_id!r}, avatar_id={self.avatar_id!r})"
@@ -90,21 +83,10 @@ class AvatarJob(_Job[_jobs.AvatarJob, AvatarReady]):
 class RenderJob(_Job[_jobs.RenderJob, RenderReady]):
     """A render task; ``job.wait()`` blocks until ``render.ready`` (needs an event hub)."""
 
-    @property
-    def id(self) -> str:
-        return self._job.id
-
-    @property
-    def avatar_id(self) -> str:
-        return self._job.avatar_id
-
-    @property
-    def status(self) -> m.RenderStatus | str:
-        return self._job.status
-
-    @property
-    def result(self) -> m.RenderResult:
-        return self._job.result
+    id: Forward[str] = Forward("job")
+    avatar_id: Forward[str] = Forward("job")
+    status: Forward[m.RenderStatus | str] = Forward("job")
+    result: Forward[m.RenderResult] = Forward("job")
 
     def __repr__(self) -> str:
         return f"sync.RenderJob(id={self.id!r}, avatar_id={self.avatar_id!r})"
@@ -113,21 +95,10 @@ class RenderJob(_Job[_jobs.RenderJob, RenderReady]):
 class ExportJob(_Job[_jobs.ExportJob, ExportReady]):
     """An export; ready at once when this avatar version was exported before."""
 
-    @property
-    def avatar_id(self) -> str:
-        return self._job.avatar_id
-
-    @property
-    def status(self) -> m.ExportStatus | str:
-        return self._job.status
-
-    @property
-    def url(self) -> str | None:
-        return self._job.url
-
-    @property
-    def result(self) -> m.NewExportResponse:
-        return self._job.result
+    avatar_id: Forward[str] = Forward("job")
+    status: Forward[m.ExportStatus | str] = Forward("job")
+    url: Forward[str | None] = Forward("job")
+    result: Forward[m.NewExportResponse] = Forward("job")
 
     def __repr__(self) -> str:
         return f"sync.ExportJob(avatar_id={self.avatar_id!r}, status={self.status!r})"
