@@ -20,7 +20,7 @@ import secrets
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import aiohttp
 import anyio
@@ -181,7 +181,18 @@ class AiohttpTransport:
             data, streams = _form(request.upload)
         target: yarl.URL | str = url if request.absolute_url is None else exact_url(url)
         proxy = None if self._proxies is None else self._proxy_for(url)
-        sending = self._request(session, request, target, data, headers, timeout, proxy)
+        https = proxy is not None and url.startswith("https:")
+        routing = {"headers": headers} if proxy is None else proxy.arguments(https, headers)
+        sending = session.request(
+            request.method,
+            target,
+            json=request.json if request.has_json else None,
+            data=data,
+            timeout=timeout,
+            allow_redirects=False,
+            ssl=self._ssl,
+            **routing,
+        )
         try:
             async with sending as answer:
                 body = await answer.read()
@@ -196,41 +207,6 @@ class AiohttpTransport:
             for stream in streams:
                 with contextlib.suppress(Exception):
                     stream.close()  # type: ignore[attr-defined]
-
-    def _request(
-        self,
-        session: aiohttp.ClientSession,
-        request: Request,
-        target: yarl.URL | str,
-        data: aiohttp.FormData | None,
-        headers: Mapping[str, str],
-        timeout: aiohttp.ClientTimeout,
-        proxy: Proxy | None,
-    ) -> Any:
-        """aiohttp's request (not started yet), through ``proxy`` when there is one."""
-        json = request.json if request.has_json else None
-        if proxy is None:  # the usual case, without building a dict of arguments
-            return session.request(
-                request.method,
-                target,
-                json=json,
-                data=data,
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=False,
-                ssl=self._ssl,
-            )
-        https = str(target).startswith("https:")
-        return session.request(
-            request.method,
-            target,
-            json=json,
-            data=data,
-            timeout=timeout,
-            allow_redirects=False,
-            ssl=self._ssl,
-            **proxy.arguments(https, headers),
-        )
 
     async def download(
         self,
