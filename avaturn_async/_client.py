@@ -34,8 +34,8 @@ from ._client_options import (
     DEFAULT_TIMEOUTS,
     ClientOptions,
     Forward,
-    NetworkArguments,
     derive_options,
+    own_transport,
     text,
 )
 from ._clock import Clock
@@ -159,9 +159,7 @@ class AvaturnClient:
             allowed_download_hosts=tuple(allowed_download_hosts),
             rate_limit=arguments.rate_limit(rate_limit),
         )
-        transport = NetworkArguments(session, proxy, trust_env, ssl).transport(
-            transport, max_concurrency
-        )
+        transport = own_transport(transport, max_concurrency, session, proxy, trust_env, ssl)
         shared = open_pool(transport, options, user_agent or USER_AGENT)
         plain = frozen_headers({**shared.download_headers, "Accept": "application/json"})
         self._bind(shared, options, Tracer(options.tracing), (plain, key_headers(plain, api_key)))

@@ -24,7 +24,7 @@ from ._pacing import RateBudget
 from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, Timeouts, Transport
 
-__all__ = ["ClientOptions", "Forward", "NetworkArguments", "derive_options"]
+__all__ = ["ClientOptions", "Forward", "derive_options", "own_transport"]
 
 T = TypeVar("T")
 
@@ -98,31 +98,29 @@ def text(value: object, name: str) -> str:
     return value
 
 
-@attrs.frozen
-class NetworkArguments:
-    """``session``, ``proxy``, ``trust_env``, ``ssl``: how the client's own transport connects."""
-
-    session: aiohttp.ClientSession | None
-    proxy: str | None
-    trust_env: bool
-    ssl: SSLContext | None
-
-    def transport(self, given: Transport | None, connection_limit: int) -> Transport:
-        """``given``, else an :class:`AiohttpTransport` with these settings."""
-        if given is None:
-            return AiohttpTransport(
-                session=self.session,
-                connection_limit=connection_limit,
-                proxy=self.proxy,
-                trust_env=self.trust_env,
-                ssl=self.ssl,
-            )
-        if self.proxy is not None or self.ssl is not None:
-            raise ConfigurationError(
-                "proxy= and ssl= set up the client's own AiohttpTransport: with transport=, "
-                "pass them to your transport (AiohttpTransport(proxy=..., ssl=...))"
-            )
-        return given
+def own_transport(
+    given: Transport | None,
+    connection_limit: int,
+    session: aiohttp.ClientSession | None,
+    proxy: str | None,
+    trust_env: bool,
+    ssl: SSLContext | None,
+) -> Transport:
+    """``given``, else an :class:`AiohttpTransport` with the client's network arguments."""
+    if given is None:
+        return AiohttpTransport(
+            session=session,
+            connection_limit=connection_limit,
+            proxy=proxy,
+            trust_env=trust_env,
+            ssl=ssl,
+        )
+    if proxy is not None or ssl is not None:
+        raise ConfigurationError(
+            "proxy= and ssl= set up the client's own AiohttpTransport: with transport=, "
+            "pass them to your transport (AiohttpTransport(proxy=..., ssl=...))"
+        )
+    return given
 
 
 class Forward(Generic[T]):

@@ -73,12 +73,6 @@ def poll_delays(
 
 async def _race(*sources: Callable[[], Awaitable[T | None]]) -> T:
     """The first non-``None`` result of ``sources``; an exception in any one is raised."""
-    if len(sources) == 1:
-        # Nothing to race: a task group would only add a task per wait.
-        only = await sources[0]()
-        if only is None:
-            raise RuntimeError("the completion source produced no result")
-        return only
     results: list[T] = []
     errors: list[BaseException] = []
     async with anyio.create_task_group() as group:
@@ -107,6 +101,7 @@ async def _race(*sources: Callable[[], Awaitable[T | None]]) -> T:
 
 class _Job(abc.ABC, Generic[E]):
     _failure: type[JobFailedError] = JobFailedError
+    _polls = True  # False: only the hub can tell (no endpoint reports a render)
 
     def __init__(self, client: AvaturnClient, since: float | None) -> None:
         self._client = client
@@ -118,9 +113,6 @@ class _Job(abc.ABC, Generic[E]):
 
     async def _poll_once(self) -> E | None:
         return None
-
-    def _can_poll(self) -> bool:
-        return True
 
     def _immediate(self) -> E | None:
         return None
@@ -156,7 +148,7 @@ class _Job(abc.ABC, Generic[E]):
                 return await hub.wait(key, since=self._since)  # type: ignore[return-value]
 
             sources.append(from_hub)
-        if self._can_poll():
+        if self._polls:
             webhooks_flow = hub is not None and hub.published > 0
             first = poll_interval if poll_interval is not None else (15.0 if webhooks_flow else 1.0)
             maximum = max(first, max_poll_interval)
@@ -207,11 +199,9 @@ class AvatarJob(_Job[AvatarReady]):
 
     async def _poll_once(self) -> AvatarReady | None:
         items = await self._client.avatars.list(self.user_id, include_not_ready=True)
+        done = (m.ScanStatus.READY, m.ScanStatus.FAILED)
         for item in items:
-            if item.id == self.avatar_id and item.status in (
-                m.ScanStatus.READY,
-                m.ScanStatus.FAILED,
-            ):
+            if item.id == self.avatar_id and item.status in done:
                 return AvatarReady(
                     avatar_id=self.avatar_id,
                     user_id=self.user_id,
@@ -225,6 +215,7 @@ class RenderJob(_Job[RenderReady]):
     """A render task; ``await job.wait()`` until ``render.ready`` (needs an event hub)."""
 
     _failure = RenderFailedError
+    _polls = False
 
     def __init__(self, client: AvaturnClient, *, avatar_id: str, result: m.RenderResult) -> None:
         super().__init__(client, since=None)
@@ -244,9 +235,6 @@ class RenderJob(_Job[RenderReady]):
 
     def _key(self) -> tuple[str, str]:
         return ("render", self.result.id)
-
-    def _can_poll(self) -> bool:
-        return False
 
     def _immediate(self) -> RenderReady | None:
         if self.result.status in (m.RenderStatus.READY, m.RenderStatus.FAILED):

@@ -52,21 +52,17 @@ class _Job(Generic[J, E]):
         long as it takes. The polling arguments are the async ``wait()``'s.
         """
         job = self._job
-        return self._client._bridge.call(
-            lambda: _wait_within(job, timeout, poll_interval, max_poll_interval)  # type: ignore[return-value]
-        )
 
+        async def within() -> E:
+            with anyio.move_on_after(timeout):
+                waiting = job.wait(poll_interval=poll_interval, max_poll_interval=max_poll_interval)
+                return await waiting  # type: ignore[return-value]
+            raise JobTimeoutError(f"{job!r} not finished within {timeout:g} s; it may still finish")
 
-async def _wait_within(
-    job: _jobs.AvatarJob | _jobs.RenderJob | _jobs.ExportJob,
-    seconds: float | None,
-    poll_interval: float | None,
-    max_poll_interval: float,
-) -> AvatarReady | RenderReady | ExportReady:
-    """``job.wait()``, given up after ``seconds`` with :class:`JobTimeoutError`."""
-    with anyio.move_on_after(seconds):
-        return await job.wait(poll_interval=poll_interval, max_poll_interval=max_poll_interval)
-    raise JobTimeoutError(f"{job!r} not finished within {seconds:g} s; it may still finish")
+        return self._client._bridge.call(within)
+
+    def __repr__(self) -> str:
+        return f"sync.{self._job!r}"
 
 
 class AvatarJob(_Job[_jobs.AvatarJob, AvatarReady]):
@@ -75,9 +71,6 @@ class AvatarJob(_Job[_jobs.AvatarJob, AvatarReady]):
     user_id: Forward[str] = Forward("job")
     avatar_id: Forward[str] = Forward("job")
     upload: Forward[m.PhotoUploadResult | None] = Forward("job")
-
-    def __repr__(self) -> str:
-        return f"sync.AvatarJob(user_id={self.user_id!r}, avatar_id={self.avatar_id!r})"
 
 
 class RenderJob(_Job[_jobs.RenderJob, RenderReady]):
@@ -88,9 +81,6 @@ class RenderJob(_Job[_jobs.RenderJob, RenderReady]):
     status: Forward[m.RenderStatus | str] = Forward("job")
     result: Forward[m.RenderResult] = Forward("job")
 
-    def __repr__(self) -> str:
-        return f"sync.RenderJob(id={self.id!r}, avatar_id={self.avatar_id!r})"
-
 
 class ExportJob(_Job[_jobs.ExportJob, ExportReady]):
     """An export; ready at once when this avatar version was exported before."""
@@ -99,6 +89,3 @@ class ExportJob(_Job[_jobs.ExportJob, ExportReady]):
     status: Forward[m.ExportStatus | str] = Forward("job")
     url: Forward[str | None] = Forward("job")
     result: Forward[m.NewExportResponse] = Forward("job")
-
-    def __repr__(self) -> str:
-        return f"sync.ExportJob(avatar_id={self.avatar_id!r}, status={self.status!r})"
