@@ -240,7 +240,6 @@ class AvaturnClient:
         ``timeout`` sets ``timeouts.request``, ``max_attempts`` the retry policy's.
         Closing the derived client closes nothing shared; closing this one closes both.
         """
-        # The arguments given are those not left _UNSET.
         changes = {k: v for k, v in locals().items() if v is not _UNSET and k != "self"}
         plain, auth, guard = self._plain_headers, self._auth_headers, self._download_guard
         if "api_key" in changes:

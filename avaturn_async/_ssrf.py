@@ -49,16 +49,7 @@ from ._download_errors import DownloadError
 from ._errors import ConfigurationError, UnsafeURLError
 from ._network import NetworkSettings
 
-__all__ = [
-    "MAX_REDIRECTS",
-    "DownloadGuard",
-    "DownloadPool",
-    "GuardedResolver",
-    "active_guard",
-    "address_kind",
-    "guarding",
-    "open_download",
-]
+__all__ = ["DownloadGuard", "DownloadPool", "address_kind", "guarding", "open_download"]
 
 IPAddress: TypeAlias = "ipaddress.IPv4Address | ipaddress.IPv6Address"
 IPNetwork: TypeAlias = "ipaddress.IPv4Network | ipaddress.IPv6Network"

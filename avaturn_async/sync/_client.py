@@ -1,10 +1,5 @@
-"""``avaturn_async.sync.AvaturnClient``: the async client's calls, blocking, for synchronous code.
-
-It holds an async :class:`~avaturn_async.AvaturnClient` made with the same
-arguments, and runs each call in an event loop of its own (``_bridge``: anyio's
-blocking portal, started on the first call). The errors, models and options
-are the async client's; jobs are blocking jobs (``sync._jobs``).
-"""
+"""``avaturn_async.sync.AvaturnClient``: an async client made with the same arguments,
+each call run in an event loop of its own (``_bridge``); its jobs are ``sync._jobs``."""
 
 from __future__ import annotations
 
