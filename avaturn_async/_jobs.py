@@ -71,32 +71,23 @@ def poll_delays(
     return (backoff.delay(poll, random) for poll in itertools.count(1))
 
 
-async def _race(*sources: Callable[[], Awaitable[T | None]]) -> T:
-    """The first non-``None`` result of ``sources``; an exception in any one is raised."""
-    results: list[T] = []
-    errors: list[BaseException] = []
+async def _race(*sources: Callable[[], Awaitable[T]]) -> T:
+    """What the first of ``sources`` to finish returns, or raises; the others are cancelled."""
+    outcomes: list[T | Exception] = []
     async with anyio.create_task_group() as group:
 
-        async def run(source: Callable[[], Awaitable[T | None]]) -> None:
+        async def run(source: Callable[[], Awaitable[T]]) -> None:
             try:
-                value = await source()
-            except anyio.get_cancelled_exc_class():
-                raise
-            except Exception as exc:
-                errors.append(exc)
-                group.cancel_scope.cancel()
-                return
-            if value is not None:
-                results.append(value)
-                group.cancel_scope.cancel()
+                outcomes.append(await source())
+            except Exception as exc:  # cancellation is a BaseException: it passes
+                outcomes.append(exc)
+            group.cancel_scope.cancel()
 
         for source in sources:
             group.start_soon(run, source)
-    if errors:
-        raise errors[0]
-    if not results:
-        raise RuntimeError("no completion source could produce a result")
-    return results[0]
+    if isinstance(outcomes[0], Exception):
+        raise outcomes[0]
+    return outcomes[0]
 
 
 class _Job(abc.ABC, Generic[E]):
@@ -140,7 +131,7 @@ class _Job(abc.ABC, Generic[E]):
 
     async def _wait_for_event(self, poll_interval: float | None, max_poll_interval: float) -> E:
         hub = self._client.event_hub
-        sources: list[Callable[[], Awaitable[E | None]]] = []
+        sources: list[Callable[[], Awaitable[E]]] = []
         if hub is not None:
             key = self._key()
 

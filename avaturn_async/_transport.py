@@ -231,15 +231,7 @@ class AiohttpTransport:
             async with open_download(
                 self._download_pool(), exact_url(url), headers=headers, timeout=timeout, shown=shown
             ) as answer:
-                expected = _declared_length(answer, shown, max_bytes)
-                written = await _stream_to(answer, partial, shown, max_bytes)
-            if expected is not None and written != expected:
-                raise IncompleteDownloadError(
-                    f"download ended after {written} of {expected} bytes",
-                    path=shown,
-                    received=written,
-                    expected=expected,
-                )
+                written = await _receive(answer, partial, shown, max_bytes)
             await anyio.Path(partial).rename(destination)
             return written
         except aiohttp.ClientPayloadError:
@@ -273,40 +265,31 @@ class AiohttpTransport:
             self._downloads = None
 
 
-def _declared_length(
-    answer: aiohttp.ClientResponse, shown: str, max_bytes: int | None
-) -> int | None:
-    """Check the status and the declared size; the ``Content-Length`` to expect, if any."""
-    if answer.status != 200:
-        raise DownloadError(f"download answered {answer.status}", path=shown, status=answer.status)
-    length = answer.content_length
-    if answer.headers.get("Content-Encoding", "identity").lower() != "identity":
-        return None  # aiohttp decompresses: the length counts the compressed bytes
-    if length is not None and max_bytes is not None and length > max_bytes:
-        raise DownloadTooLargeError(
-            f"file is {length} bytes, over max_bytes={max_bytes}",
-            path=shown,
-            max_bytes=max_bytes,
-            received=0,
-        )
-    return length
-
-
-async def _stream_to(
+async def _receive(
     answer: aiohttp.ClientResponse, partial: Path, shown: str, max_bytes: int | None
 ) -> int:
+    """Check the status and the declared size, then write the whole body to ``partial``."""
+    if answer.status != 200:
+        raise DownloadError(f"download answered {answer.status}", path=shown, status=answer.status)
+    expected = answer.content_length
+    if answer.headers.get("Content-Encoding", "identity").lower() != "identity":
+        expected = None  # aiohttp decompresses: the length counts the compressed bytes
+    if expected is not None and max_bytes is not None and expected > max_bytes:
+        message = f"file is {expected} bytes, over max_bytes={max_bytes}"
+        raise DownloadTooLargeError(message, path=shown, max_bytes=max_bytes, received=0)
     written = 0
     async with await anyio.open_file(partial, "wb") as out:
         async for chunk in answer.content.iter_chunked(1 << 16):
             written += len(chunk)
             if max_bytes is not None and written > max_bytes:
+                message = f"file is over max_bytes={max_bytes}"
                 raise DownloadTooLargeError(
-                    f"file is over max_bytes={max_bytes}",
-                    path=shown,
-                    max_bytes=max_bytes,
-                    received=written,
+                    message, path=shown, max_bytes=max_bytes, received=written
                 )
             await out.write(chunk)
+    if expected is not None and written != expected:
+        message = f"download ended after {written} of {expected} bytes"
+        raise IncompleteDownloadError(message, path=shown, received=written, expected=expected)
     return written
 
 
