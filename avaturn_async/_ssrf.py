@@ -171,14 +171,11 @@ class DownloadGuard:
         return name in self._names or any(name.endswith(suffix) for suffix in self._suffixes)
 
     def _address_allowed(self, address: IPAddress) -> bool:
-        candidates = [address]
-        if isinstance(address, ipaddress.IPv6Address):
-            inner = _embedded_ipv4(address)
-            if inner is not None:
-                candidates.append(inner)
+        inner = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else None
         return any(
             candidate.version == network.version and candidate in network
-            for candidate in candidates
+            for candidate in (address, inner)
+            if candidate is not None
             for network in self._networks
         )
 
@@ -214,8 +211,11 @@ class DownloadGuard:
             return
         raise _refused(host, str(address), kind)
 
-    async def check_host(self, host: str, resolver: AbstractResolver) -> None:
-        """Check a URL's host before its request: IP literals here, names at connect time."""
+    async def check_host(
+        self, host: str, resolver: AbstractResolver, *, resolve: bool = False
+    ) -> None:
+        """Check a URL's host before its request: IP literals here, names at connect time;
+        with ``resolve`` (a proxy will connect to it: the pool never sees it), names here too."""
         if self.host_allowed(host):
             return
         if _parse_address(host) is not None:
@@ -225,22 +225,10 @@ class DownloadGuard:
             try:
                 socket.inet_aton(host)
             except OSError:
-                return  # not an address after all: a name, resolved and checked later
-            raise _refused(host, None, "non-canonical numeric")
-
-    async def check_resolved(
-        self, host: str, addresses: Iterable[str], resolver: AbstractResolver
-    ) -> None:
-        """Check every address ``host`` resolved to: one bad address refuses the host."""
-        if self.host_allowed(host):
-            return
-        for address in addresses:
-            await self.check_address(host, address, resolver)
-
-    async def check_before_proxy(self, host: str, resolver: AbstractResolver) -> None:
-        """Check a host a proxy will connect to: resolved here, since the pool never sees it."""
-        await self.check_host(host, resolver)
-        if self.host_allowed(host) or _parse_address(host) is not None:
+                pass  # not an address after all: a name, resolved and checked
+            else:
+                raise _refused(host, None, "non-canonical numeric")
+        if not resolve:
             return
         try:
             results = await resolver.resolve(host, 0, family=socket.AF_UNSPEC)
@@ -251,7 +239,17 @@ class DownloadGuard:
                 f"AvaturnClient(allowed_download_hosts=[{host!r}])",
                 host=host,
             ) from None
-        await self.check_resolved(host, [result["host"] for result in results], resolver)
+        for result in results:
+            await self.check_address(host, result["host"], resolver)
+
+    async def check_resolved(
+        self, host: str, addresses: Iterable[str], resolver: AbstractResolver
+    ) -> None:
+        """Check every address ``host`` resolved to: one bad address refuses the host."""
+        if self.host_allowed(host):
+            return
+        for address in addresses:
+            await self.check_address(host, address, resolver)
 
 
 def _refused(host: str, address: str | None, kind: str) -> UnsafeURLError:
@@ -370,15 +368,11 @@ async def open_download(
     Yields the first answer that is not a redirect; ``shown`` (the URL without its
     query) names the download in errors.
     """
-    guard = active_guard()
-    target = url
+    guard, resolver, target = active_guard(), pool.resolver.inner, url
     for _ in range(MAX_REDIRECTS + 1):
         current = target if isinstance(target, yarl.URL) else yarl.URL(target)
         proxy = pool.network.proxy_for(current)
-        if proxy is None:
-            await guard.check_host(current.raw_host or "", pool.resolver.inner)
-        else:
-            await guard.check_before_proxy(current.raw_host or "", pool.resolver.inner)
+        await guard.check_host(current.raw_host or "", resolver, resolve=proxy is not None)
         https = current.scheme == "https"
         routing = {"headers": headers} if proxy is None else proxy.arguments(https, headers)
         async with pool.session.get(
