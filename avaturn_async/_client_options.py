@@ -100,7 +100,7 @@ def text(value: object, name: str) -> str:
 
 def own_transport(
     given: Transport | None,
-    connection_limit: int,
+    limit: int,
     session: aiohttp.ClientSession | None,
     proxy: str | None,
     trust_env: bool,
@@ -109,11 +109,7 @@ def own_transport(
     """``given``, else an :class:`AiohttpTransport` with the client's network arguments."""
     if given is None:
         return AiohttpTransport(
-            session=session,
-            connection_limit=connection_limit,
-            proxy=proxy,
-            trust_env=trust_env,
-            ssl=ssl,
+            session=session, connection_limit=limit, proxy=proxy, trust_env=trust_env, ssl=ssl
         )
     if proxy is not None or ssl is not None:
         raise ConfigurationError(

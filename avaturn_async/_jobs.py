@@ -29,6 +29,7 @@ import anyio
 from . import _models as m
 from . import _traces
 from ._backoff import ExponentialBackoff
+from ._client_options import Forward
 from ._errors import (
     AvatarFailedError,
     ConfigurationError,
@@ -213,13 +214,8 @@ class RenderJob(_Job[RenderReady]):
         self.avatar_id = avatar_id
         self.result = result
 
-    @property
-    def id(self) -> str:
-        return self.result.id
-
-    @property
-    def status(self) -> m.RenderStatus | str:
-        return self.result.status
+    id: Forward[str] = Forward("result")
+    status: Forward[m.RenderStatus | str] = Forward("result")
 
     def __repr__(self) -> str:
         return f"RenderJob(id={self.id!r}, avatar_id={self.avatar_id!r}, status={self.status!r})"
@@ -261,13 +257,8 @@ class ExportJob(_Job[ExportReady]):
         self.avatar_id = avatar_id
         self.result = result
 
-    @property
-    def status(self) -> m.ExportStatus | str:
-        return self.result.status
-
-    @property
-    def url(self) -> str | None:
-        return self.result.url
+    status: Forward[m.ExportStatus | str] = Forward("result")
+    url: Forward[str | None] = Forward("result")
 
     def __repr__(self) -> str:
         return f"ExportJob(avatar_id={self.avatar_id!r}, status={self.status!r})"

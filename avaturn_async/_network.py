@@ -154,12 +154,8 @@ class NoProxy:
             return True
         name = host.lower().rstrip(".")
         for suffix, only_port in self.names:
-            if only_port is not None and only_port != port:
-                continue
-            if suffix.startswith("."):
-                if name.endswith(suffix):
-                    return True
-            elif name == suffix or name.endswith(f".{suffix}"):
+            below = suffix if suffix.startswith(".") else f".{suffix}"  # its subdomains
+            if only_port in (None, port) and (name == suffix or name.endswith(below)):
                 return True
         return False
 

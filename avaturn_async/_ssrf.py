@@ -138,13 +138,6 @@ def _parse_allowed(
     return frozenset(names), tuple(suffixes), tuple(networks)
 
 
-def _url_host(url: str | None) -> str | None:
-    if url is None:
-        return None
-    host = yarl.URL(url).raw_host
-    return host.lower().rstrip(".") if host else None
-
-
 class DownloadGuard:
     """Which hosts and addresses a client's downloads may reach.
 
@@ -157,7 +150,8 @@ class DownloadGuard:
 
     def __init__(self, allowed_hosts: Iterable[str] = (), *, base_url: str | None = None) -> None:
         self._names, self._suffixes, self._networks = _parse_allowed(allowed_hosts)
-        self._base_host = _url_host(base_url)
+        host = None if base_url is None else yarl.URL(base_url).raw_host
+        self._base_host = host.lower().rstrip(".") if host else None
         self._base_addresses: frozenset[IPAddress] | None = None
 
     def __repr__(self) -> str:

@@ -217,13 +217,8 @@ class AiohttpTransport:
         timeouts: Timeouts,
         max_bytes: int | None = None,
     ) -> int:
-        """Stream ``url`` into ``destination``: written to a temporary name, renamed when whole.
-
-        A download that fails for any reason (cancellation included) leaves nothing
-        at ``destination`` and removes its temporary file. Redirects are followed one
-        hop at a time; a host inside the network raises :class:`UnsafeURLError`
-        before it is connected to.
-        """
+        """The protocol's ``download``, written under a temporary name renamed when whole
+        (removed on any failure, cancellation included); redirects checked hop by hop."""
         timeout = _client_timeout(timeouts.upload, timeouts.connect)
         shown = redact_url(url) or ""
         partial = destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.part")

@@ -196,8 +196,6 @@ class AvaturnClient:
     def __del__(self) -> None:
         # Only the owner of a started loop warns; the loop then closes the pool itself.
         bridge: Bridge | None = getattr(self, "_bridge", None)
-        if bridge is None or not self._owner or self._closed or not bridge.started:
-            return
-        if not bridge.closed:
+        if bridge and bridge.started and not bridge.closed and self._owner and not self._closed:
             warn_unclosed(self, self._created_at, "'with AvaturnClient(...)' or client.close()")
             bridge.close_soon(self._async.aclose)
