@@ -201,10 +201,8 @@ class AvaturnClient:
     clock: Forward[Clock] = Forward("_options")
     base_url: Forward[str] = Forward("_options")
 
-    @property
-    def backoff(self) -> AdaptiveLimiter | None:
-        """The live shared backoff (gate and concurrency limit); ``None`` when off."""
-        return self._shared.backoff
+    backoff: Forward[AdaptiveLimiter | None] = Forward("_shared")
+    """The live shared backoff (gate and concurrency limit); ``None`` when off."""
 
     @property
     def concurrency_limit(self) -> int:

@@ -120,11 +120,8 @@ def own_transport(
 
 
 class Forward(Generic[T]):
-    """A read-only attribute of the same name on ``via``, an attribute of the owner.
-
-    The client's option properties read its ``ClientOptions``; the sync facade's,
-    the async client or job it wraps.
-    """
+    """A read-only attribute read from the owner's attribute ``via`` under the same name:
+    the client's options, the sync facade's async client, a job's result."""
 
     def __init__(self, via: str) -> None:
         self._via = via

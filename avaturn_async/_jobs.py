@@ -266,7 +266,9 @@ class ExportJob(_Job[ExportReady]):
     def _key(self) -> tuple[str, str]:
         return ("export", self.avatar_id)
 
-    def _ready_event(self, result: m.NewExportResponse) -> ExportReady | None:
+    def _immediate(self, result: m.NewExportResponse | None = None) -> ExportReady | None:
+        """The event ``result`` (the first answer unless given) stands for, once it is done."""
+        result = self.result if result is None else result
         if result.status not in (m.ExportStatus.READY, m.ExportStatus.FAILED):
             return None
         return ExportReady(
@@ -277,8 +279,5 @@ class ExportJob(_Job[ExportReady]):
             raw=POLLED,
         )
 
-    def _immediate(self) -> ExportReady | None:
-        return self._ready_event(self.result)
-
     async def _poll_once(self) -> ExportReady | None:
-        return self._ready_event(await self._client.exports.request(self.avatar_id))
+        return self._immediate(await self._client.exports.request(self.avatar_id))

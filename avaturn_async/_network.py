@@ -137,11 +137,9 @@ class NoProxy:
                 return cls(everything=True)
             try:
                 networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
-                continue
             except ValueError:
-                pass
-            host, _, port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
-            names.append((host.removeprefix("*"), int(port) if port.isdigit() else None))
+                host, _, port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+                names.append((host.removeprefix("*"), int(port) if port.isdigit() else None))
         return cls(names=tuple(names), networks=tuple(networks))
 
     def matches(self, host: str, port: int | None) -> bool:
@@ -158,11 +156,6 @@ class NoProxy:
             if only_port in (None, port) and (name == suffix or name.endswith(below)):
                 return True
         return False
-
-
-def _is_loopback(host: str) -> bool:
-    address = _address(host)
-    return host.lower() in _LOOPBACK_NAMES if address is None else address.is_loopback
 
 
 @attrs.frozen
@@ -192,7 +185,9 @@ class NetworkSettings:
         if not self.environment:
             return None
         host = url.host or ""
-        if _is_loopback(host) or self.no_proxy.matches(host, url.port):
+        address = _address(host)  # loopback never goes through a proxy from the environment
+        loopback = host.lower() in _LOOPBACK_NAMES if address is None else address.is_loopback
+        if loopback or self.no_proxy.matches(host, url.port):
             return None
         return self.environment.get(url.scheme) or self.environment.get("all")
 

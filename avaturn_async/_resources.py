@@ -93,8 +93,7 @@ class Sessions(_Resource):
         """
         request = p.build_create_session(user_id, config)
         request = with_extras(request, extra_headers, extra_query, extra_body)
-        client = self._client
-        return client._read(request, await client._send(request), m.NewSessionResponse)
+        return self._client._read(request, await self._client._send(request), m.NewSessionResponse)
 
 
 class Avatars(_Resource):
@@ -156,8 +155,7 @@ class Avatars(_Resource):
         if not isinstance(upload, PhotoUpload):
             raise InvalidRequestError("upload must be a PhotoUpload from prepare_upload()")
         request = with_extras(p.build_upload(upload_url, upload), extra_headers, extra_query, None)
-        client = self._client
-        return client._read(request, await client._send(request), m.PhotoUploadResult)
+        return self._client._read(request, await self._client._send(request), m.PhotoUploadResult)
 
     async def create_from_photos(
         self,
@@ -315,5 +313,4 @@ class Exports(_Resource):
         What :meth:`create` sends; an ``ExportJob`` polls with it. Asking again is harmless.
         """
         request = with_extras(p.build_create_export(avatar_id), extra_headers, extra_query, None)
-        client = self._client
-        return client._read(request, await client._send(request), m.NewExportResponse)
+        return self._client._read(request, await self._client._send(request), m.NewExportResponse)

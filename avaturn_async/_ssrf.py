@@ -123,18 +123,16 @@ def _parse_allowed(
         text = entry.strip().lower().rstrip(".").removeprefix("[").removesuffix("]")
         try:
             networks.append(ipaddress.ip_network(text, strict=False))
-            continue
         except ValueError:
-            pass
-        if text.startswith("*.") and "*" not in text[2:]:
-            suffixes.append(text[1:])
-        elif re.fullmatch(r"[a-z0-9_.-]+", text):
-            names.add(text)
-        else:
-            raise ConfigurationError(
-                f"allowed_download_hosts: {entry!r} is neither a host name, a '*.suffix', "
-                "an IP address nor a network"
-            )
+            if text.startswith("*.") and "*" not in text[2:]:
+                suffixes.append(text[1:])
+            elif re.fullmatch(r"[a-z0-9_.-]+", text):
+                names.add(text)
+            else:
+                raise ConfigurationError(
+                    f"allowed_download_hosts: {entry!r} is neither a host name, a '*.suffix', "
+                    "an IP address nor a network"
+                ) from None
     return frozenset(names), tuple(suffixes), tuple(networks)
 
 
@@ -314,18 +312,12 @@ class DownloadPool:
     """
 
     def __init__(
-        self,
-        *,
-        connection_limit: int,
-        resolver: AbstractResolver | None,
-        network: NetworkSettings,
+        self, *, limit: int, resolver: AbstractResolver | None, network: NetworkSettings
     ) -> None:
         inner = resolver if resolver is not None else DefaultResolver()
         self.resolver = GuardedResolver(inner, network.proxy_endpoints())
         self.network = network
-        connector = network.connector(
-            limit=connection_limit, resolver=self.resolver, use_dns_cache=False
-        )
+        connector = network.connector(limit=limit, resolver=self.resolver, use_dns_cache=False)
         self.session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
 
     async def aclose(self) -> None:

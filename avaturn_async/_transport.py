@@ -4,10 +4,8 @@
 answer, or stream a file to disk); :class:`AiohttpTransport` implements it. Tests
 or unusual deployments can pass their own ``transport=``.
 
-aiohttp's exceptions are mapped onto ours here (by ``_network.network_error``),
-split by what they say about the server having seen the request (see ``_retry``)
-and naming the host and port that failed. Proxies and the TLS context are
-``_network``'s; they apply to API calls, uploads and downloads alike.
+aiohttp's exceptions become ours here (``_network.network_error``). Proxies and the
+TLS context are ``_network``'s; they apply to API calls, uploads and downloads alike.
 """
 
 from __future__ import annotations
@@ -152,13 +150,6 @@ class AiohttpTransport:
         proxy = network.proxy or dict(network.environment) or None
         return f"AiohttpTransport(proxy={proxy!r}, ssl={network.ssl is not None})"
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            # Created lazily: aiohttp wants a running loop when a session is made.
-            connector = self._network.connector(limit=self._connection_limit)
-            self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
-        return self._session
-
     def _proxy_for(self, url: str) -> Proxy | None:
         """The proxy for ``url``; the map is ``None`` (and this never called) without proxies."""
         proxies = self._proxies
@@ -172,7 +163,11 @@ class AiohttpTransport:
     async def send(
         self, request: Request, *, url: str, headers: Mapping[str, str], timeouts: Timeouts
     ) -> Response:
-        session = self._session or self._get_session()
+        session = self._session
+        if session is None:  # made lazily: aiohttp wants a running loop when a session is made
+            connector = self._network.connector(limit=self._connection_limit)
+            session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+            self._session = session
         total = timeouts.upload if request.upload is not None else timeouts.request
         timeout = _client_timeout(total, timeouts.connect)
         streams: list[object] = []
@@ -219,12 +214,16 @@ class AiohttpTransport:
     ) -> int:
         """The protocol's ``download``, written under a temporary name renamed when whole
         (removed on any failure, cancellation included); redirects checked hop by hop."""
+        if self._downloads is None:  # made lazily: aiohttp wants a running loop
+            self._downloads = DownloadPool(
+                limit=self._connection_limit, resolver=self._resolver, network=self._network
+            )
         timeout = _client_timeout(timeouts.upload, timeouts.connect)
         shown = redact_url(url) or ""
         partial = destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.part")
         try:
             async with open_download(
-                self._download_pool(), exact_url(url), headers=headers, timeout=timeout, shown=shown
+                self._downloads, exact_url(url), headers=headers, timeout=timeout, shown=shown
             ) as answer:
                 written = await _receive(answer, partial, shown, max_bytes)
             await anyio.Path(partial).rename(destination)
@@ -241,15 +240,6 @@ class AiohttpTransport:
         finally:
             with contextlib.suppress(OSError):
                 await anyio.Path(partial).unlink(missing_ok=True)
-
-    def _download_pool(self) -> DownloadPool:
-        if self._downloads is None:  # made lazily: aiohttp wants a running loop
-            self._downloads = DownloadPool(
-                connection_limit=self._connection_limit,
-                resolver=self._resolver,
-                network=self._network,
-            )
-        return self._downloads
 
     async def aclose(self) -> None:
         if self._session is not None and self._owns_session:
