@@ -9,7 +9,7 @@ the key and the user agent, which stay out of anything that could be printed.
 from __future__ import annotations
 
 from ssl import SSLContext
-from typing import Any, Generic, Literal, TypeVar, overload
+from typing import Any, Generic, Literal, NoReturn, TypeVar, overload
 
 import aiohttp
 import attrs
@@ -73,10 +73,7 @@ class ClientOptions:
 def derive_options(
     options: ClientOptions, tracer: Tracer, changes: dict[str, Any]
 ) -> tuple[ClientOptions, Tracer]:
-    """``with_options``: ``options`` with ``changes`` (its arguments as given), and the tracer.
-
-    ``max_attempts`` changes the retry policy's, ``timeout`` the request timeout.
-    """
+    """``with_options``: ``options`` with ``changes`` (its arguments as given), and the tracer."""
     if "base_url" in changes:
         changes["base_url"] = arguments.read_base_url(text(changes["base_url"], "base_url"))
     if "max_attempts" in changes:
@@ -137,3 +134,6 @@ class Forward(Generic[T]):
 
     def __get__(self, instance: object, owner: type) -> Any:
         return self if instance is None else getattr(getattr(instance, self._via), self._name)
+
+    def __set__(self, instance: object, value: NoReturn) -> None:  # read-only, as a property
+        raise AttributeError(f"property {self._name!r} of {type(instance).__name__} has no setter")

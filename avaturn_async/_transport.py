@@ -229,9 +229,8 @@ class AiohttpTransport:
             await anyio.Path(partial).rename(destination)
             return written
         except aiohttp.ClientPayloadError:
-            raise IncompleteDownloadError(
-                "connection lost before the whole file arrived", path=shown
-            ) from None
+            message = "connection lost before the whole file arrived"
+            raise IncompleteDownloadError(message, path=shown) from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             proxy, total = self._network.proxy_for(yarl.URL(shown)), timeouts.upload
             raise network_error(
