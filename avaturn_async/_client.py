@@ -33,8 +33,9 @@ from ._client_options import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUTS,
     ClientOptions,
-    NetworkArguments,
+    Forward,
     derive_options,
+    own_transport,
     text,
 )
 from ._clock import Clock
@@ -158,9 +159,7 @@ class AvaturnClient:
             allowed_download_hosts=tuple(allowed_download_hosts),
             rate_limit=arguments.rate_limit(rate_limit),
         )
-        transport = NetworkArguments(session, proxy, trust_env, ssl).transport(
-            transport, max_concurrency
-        )
+        transport = own_transport(transport, max_concurrency, session, proxy, trust_env, ssl)
         shared = open_pool(transport, options, user_agent or USER_AGENT)
         plain = frozen_headers({**shared.download_headers, "Accept": "application/json"})
         self._bind(shared, options, Tracer(options.tracing), (plain, key_headers(plain, api_key)))
@@ -196,30 +195,14 @@ class AvaturnClient:
     def options(self) -> ClientOptions:
         return self._options
 
-    @property
-    def retry(self) -> RetryPolicy:
-        return self._options.retry
+    retry: Forward[RetryPolicy] = Forward("_options")
+    timeouts: Forward[Timeouts] = Forward("_options")
+    adaptive: Forward[AdaptiveConcurrency | None] = Forward("_options")
+    clock: Forward[Clock] = Forward("_options")
+    base_url: Forward[str] = Forward("_options")
 
-    @property
-    def timeouts(self) -> Timeouts:
-        return self._options.timeouts
-
-    @property
-    def adaptive(self) -> AdaptiveConcurrency | None:
-        return self._options.adaptive
-
-    @property
-    def clock(self) -> Clock:
-        return self._options.clock
-
-    @property
-    def base_url(self) -> str:
-        return self._options.base_url
-
-    @property
-    def backoff(self) -> AdaptiveLimiter | None:
-        """The live shared backoff (gate and concurrency limit); ``None`` when off."""
-        return self._shared.backoff
+    backoff: Forward[AdaptiveLimiter | None] = Forward("_shared")
+    """The live shared backoff (gate and concurrency limit); ``None`` when off."""
 
     @property
     def concurrency_limit(self) -> int:
@@ -255,7 +238,6 @@ class AvaturnClient:
         ``timeout`` sets ``timeouts.request``, ``max_attempts`` the retry policy's.
         Closing the derived client closes nothing shared; closing this one closes both.
         """
-        # The arguments given are those not left _UNSET.
         changes = {k: v for k, v in locals().items() if v is not _UNSET and k != "self"}
         plain, auth, guard = self._plain_headers, self._auth_headers, self._download_guard
         if "api_key" in changes:
@@ -446,4 +428,3 @@ class AvaturnClient:
                     max_bytes=max_bytes,
                 )
         return DownloadedFile(path=path, size=size)
-

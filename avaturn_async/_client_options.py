@@ -9,7 +9,7 @@ the key and the user agent, which stay out of anything that could be printed.
 from __future__ import annotations
 
 from ssl import SSLContext
-from typing import Any, Literal
+from typing import Any, Generic, Literal, NoReturn, TypeVar, overload
 
 import aiohttp
 import attrs
@@ -24,7 +24,9 @@ from ._pacing import RateBudget
 from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, Timeouts, Transport
 
-__all__ = ["ClientOptions", "NetworkArguments", "derive_options"]
+__all__ = ["ClientOptions", "Forward", "derive_options", "own_transport"]
+
+T = TypeVar("T")
 
 DEFAULT_RETRY = RetryPolicy()
 DEFAULT_TIMEOUTS = Timeouts()
@@ -71,10 +73,7 @@ class ClientOptions:
 def derive_options(
     options: ClientOptions, tracer: Tracer, changes: dict[str, Any]
 ) -> tuple[ClientOptions, Tracer]:
-    """``with_options``: ``options`` with ``changes`` (its arguments as given), and the tracer.
-
-    ``max_attempts`` changes the retry policy's, ``timeout`` the request timeout.
-    """
+    """``with_options``: ``options`` with ``changes`` (its arguments as given), and the tracer."""
     if "base_url" in changes:
         changes["base_url"] = arguments.read_base_url(text(changes["base_url"], "base_url"))
     if "max_attempts" in changes:
@@ -96,28 +95,45 @@ def text(value: object, name: str) -> str:
     return value
 
 
-@attrs.frozen
-class NetworkArguments:
-    """``session``, ``proxy``, ``trust_env``, ``ssl``: how the client's own transport connects."""
+def own_transport(
+    given: Transport | None,
+    limit: int,
+    session: aiohttp.ClientSession | None,
+    proxy: str | None,
+    trust_env: bool,
+    ssl: SSLContext | None,
+) -> Transport:
+    """``given``, else an :class:`AiohttpTransport` with the client's network arguments."""
+    if given is None:
+        return AiohttpTransport(
+            session=session, connection_limit=limit, proxy=proxy, trust_env=trust_env, ssl=ssl
+        )
+    if proxy is not None or ssl is not None:
+        raise ConfigurationError(
+            "proxy= and ssl= set up the client's own AiohttpTransport: with transport=, "
+            "pass them to your transport (AiohttpTransport(proxy=..., ssl=...))"
+        )
+    return given
 
-    session: aiohttp.ClientSession | None
-    proxy: str | None
-    trust_env: bool
-    ssl: SSLContext | None
 
-    def transport(self, given: Transport | None, connection_limit: int) -> Transport:
-        """``given``, else an :class:`AiohttpTransport` with these settings."""
-        if given is None:
-            return AiohttpTransport(
-                session=self.session,
-                connection_limit=connection_limit,
-                proxy=self.proxy,
-                trust_env=self.trust_env,
-                ssl=self.ssl,
-            )
-        if self.proxy is not None or self.ssl is not None:
-            raise ConfigurationError(
-                "proxy= and ssl= set up the client's own AiohttpTransport: with transport=, "
-                "pass them to your transport (AiohttpTransport(proxy=..., ssl=...))"
-            )
-        return given
+class Forward(Generic[T]):
+    """A read-only attribute read from the owner's attribute ``via`` under the same name:
+    the client's options, the sync facade's async client, a job's result."""
+
+    def __init__(self, via: str) -> None:
+        self._via = via
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Forward[T]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type) -> T: ...
+
+    def __get__(self, instance: object, owner: type) -> Any:
+        return self if instance is None else getattr(getattr(instance, self._via), self._name)
+
+    def __set__(self, instance: object, value: NoReturn) -> None:  # read-only, as a property
+        raise AttributeError(f"property {self._name!r} of {type(instance).__name__} has no setter")

@@ -29,6 +29,7 @@ import anyio
 from . import _models as m
 from . import _traces
 from ._backoff import ExponentialBackoff
+from ._client_options import Forward
 from ._errors import (
     AvatarFailedError,
     ConfigurationError,
@@ -71,42 +72,28 @@ def poll_delays(
     return (backoff.delay(poll, random) for poll in itertools.count(1))
 
 
-async def _race(*sources: Callable[[], Awaitable[T | None]]) -> T:
-    """The first non-``None`` result of ``sources``; an exception in any one is raised."""
-    if len(sources) == 1:
-        # Nothing to race: a task group would only add a task per wait.
-        only = await sources[0]()
-        if only is None:
-            raise RuntimeError("the completion source produced no result")
-        return only
-    results: list[T] = []
-    errors: list[BaseException] = []
+async def _race(*sources: Callable[[], Awaitable[T]]) -> T:
+    """What the first of ``sources`` to finish returns, or raises; the others are cancelled."""
+    outcomes: list[T | Exception] = []
     async with anyio.create_task_group() as group:
 
-        async def run(source: Callable[[], Awaitable[T | None]]) -> None:
+        async def run(source: Callable[[], Awaitable[T]]) -> None:
             try:
-                value = await source()
-            except anyio.get_cancelled_exc_class():
-                raise
-            except Exception as exc:
-                errors.append(exc)
-                group.cancel_scope.cancel()
-                return
-            if value is not None:
-                results.append(value)
-                group.cancel_scope.cancel()
+                outcomes.append(await source())
+            except Exception as exc:  # cancellation is a BaseException: it passes
+                outcomes.append(exc)
+            group.cancel_scope.cancel()
 
         for source in sources:
             group.start_soon(run, source)
-    if errors:
-        raise errors[0]
-    if not results:
-        raise RuntimeError("no completion source could produce a result")
-    return results[0]
+    if isinstance(outcomes[0], Exception):
+        raise outcomes[0]
+    return outcomes[0]
 
 
 class _Job(abc.ABC, Generic[E]):
     _failure: type[JobFailedError] = JobFailedError
+    _polls = True  # False: only the hub can tell (no endpoint reports a render)
 
     def __init__(self, client: AvaturnClient, since: float | None) -> None:
         self._client = client
@@ -118,9 +105,6 @@ class _Job(abc.ABC, Generic[E]):
 
     async def _poll_once(self) -> E | None:
         return None
-
-    def _can_poll(self) -> bool:
-        return True
 
     def _immediate(self) -> E | None:
         return None
@@ -148,7 +132,7 @@ class _Job(abc.ABC, Generic[E]):
 
     async def _wait_for_event(self, poll_interval: float | None, max_poll_interval: float) -> E:
         hub = self._client.event_hub
-        sources: list[Callable[[], Awaitable[E | None]]] = []
+        sources: list[Callable[[], Awaitable[E]]] = []
         if hub is not None:
             key = self._key()
 
@@ -156,7 +140,7 @@ class _Job(abc.ABC, Generic[E]):
                 return await hub.wait(key, since=self._since)  # type: ignore[return-value]
 
             sources.append(from_hub)
-        if self._can_poll():
+        if self._polls:
             webhooks_flow = hub is not None and hub.published > 0
             first = poll_interval if poll_interval is not None else (15.0 if webhooks_flow else 1.0)
             maximum = max(first, max_poll_interval)
@@ -207,11 +191,9 @@ class AvatarJob(_Job[AvatarReady]):
 
     async def _poll_once(self) -> AvatarReady | None:
         items = await self._client.avatars.list(self.user_id, include_not_ready=True)
+        done = (m.ScanStatus.READY, m.ScanStatus.FAILED)
         for item in items:
-            if item.id == self.avatar_id and item.status in (
-                m.ScanStatus.READY,
-                m.ScanStatus.FAILED,
-            ):
+            if item.id == self.avatar_id and item.status in done:
                 return AvatarReady(
                     avatar_id=self.avatar_id,
                     user_id=self.user_id,
@@ -225,28 +207,21 @@ class RenderJob(_Job[RenderReady]):
     """A render task; ``await job.wait()`` until ``render.ready`` (needs an event hub)."""
 
     _failure = RenderFailedError
+    _polls = False
 
     def __init__(self, client: AvaturnClient, *, avatar_id: str, result: m.RenderResult) -> None:
         super().__init__(client, since=None)
         self.avatar_id = avatar_id
         self.result = result
 
-    @property
-    def id(self) -> str:
-        return self.result.id
-
-    @property
-    def status(self) -> m.RenderStatus | str:
-        return self.result.status
+    id: Forward[str] = Forward("result")
+    status: Forward[m.RenderStatus | str] = Forward("result")
 
     def __repr__(self) -> str:
         return f"RenderJob(id={self.id!r}, avatar_id={self.avatar_id!r}, status={self.status!r})"
 
     def _key(self) -> tuple[str, str]:
         return ("render", self.result.id)
-
-    def _can_poll(self) -> bool:
-        return False
 
     def _immediate(self) -> RenderReady | None:
         if self.result.status in (m.RenderStatus.READY, m.RenderStatus.FAILED):
@@ -282,13 +257,8 @@ class ExportJob(_Job[ExportReady]):
         self.avatar_id = avatar_id
         self.result = result
 
-    @property
-    def status(self) -> m.ExportStatus | str:
-        return self.result.status
-
-    @property
-    def url(self) -> str | None:
-        return self.result.url
+    status: Forward[m.ExportStatus | str] = Forward("result")
+    url: Forward[str | None] = Forward("result")
 
     def __repr__(self) -> str:
         return f"ExportJob(avatar_id={self.avatar_id!r}, status={self.status!r})"
@@ -296,7 +266,9 @@ class ExportJob(_Job[ExportReady]):
     def _key(self) -> tuple[str, str]:
         return ("export", self.avatar_id)
 
-    def _ready_event(self, result: m.NewExportResponse) -> ExportReady | None:
+    def _immediate(self, result: m.NewExportResponse | None = None) -> ExportReady | None:
+        """The event ``result`` (the first answer unless given) stands for, once it is done."""
+        result = self.result if result is None else result
         if result.status not in (m.ExportStatus.READY, m.ExportStatus.FAILED):
             return None
         return ExportReady(
@@ -307,8 +279,5 @@ class ExportJob(_Job[ExportReady]):
             raw=POLLED,
         )
 
-    def _immediate(self) -> ExportReady | None:
-        return self._ready_event(self.result)
-
     async def _poll_once(self) -> ExportReady | None:
-        return self._ready_event(await self._client.exports.request(self.avatar_id))
+        return self._immediate(await self._client.exports.request(self.avatar_id))

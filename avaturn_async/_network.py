@@ -137,11 +137,9 @@ class NoProxy:
                 return cls(everything=True)
             try:
                 networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
-                continue
             except ValueError:
-                pass
-            host, _, port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
-            names.append((host.removeprefix("*"), int(port) if port.isdigit() else None))
+                host, _, port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+                names.append((host.removeprefix("*"), int(port) if port.isdigit() else None))
         return cls(names=tuple(names), networks=tuple(networks))
 
     def matches(self, host: str, port: int | None) -> bool:
@@ -154,19 +152,10 @@ class NoProxy:
             return True
         name = host.lower().rstrip(".")
         for suffix, only_port in self.names:
-            if only_port is not None and only_port != port:
-                continue
-            if suffix.startswith("."):
-                if name.endswith(suffix):
-                    return True
-            elif name == suffix or name.endswith(f".{suffix}"):
+            below = suffix if suffix.startswith(".") else f".{suffix}"  # its subdomains
+            if only_port in (None, port) and (name == suffix or name.endswith(below)):
                 return True
         return False
-
-
-def _is_loopback(host: str) -> bool:
-    address = _address(host)
-    return host.lower() in _LOOPBACK_NAMES if address is None else address.is_loopback
 
 
 @attrs.frozen
@@ -196,7 +185,9 @@ class NetworkSettings:
         if not self.environment:
             return None
         host = url.host or ""
-        if _is_loopback(host) or self.no_proxy.matches(host, url.port):
+        address = _address(host)  # loopback never goes through a proxy from the environment
+        loopback = host.lower() in _LOOPBACK_NAMES if address is None else address.is_loopback
+        if loopback or self.no_proxy.matches(host, url.port):
             return None
         return self.environment.get(url.scheme) or self.environment.get("all")
 
@@ -264,61 +255,27 @@ def read_network(
 # ---------------------------------------------------------------- errors
 
 
-@attrs.frozen
-class _Call:
-    """The failed call: what our errors carry, and where it was going."""
-
-    method: str
-    path: str
-    url: yarl.URL
-    proxy: Proxy | None
-
-    @property
-    def target(self) -> str:
-        return f"{self.url.host}:{self.url.port}"
-
-    @property
-    def via(self) -> str:
-        return f" through proxy {self.proxy.where}" if self.proxy is not None else ""
-
-    def error(
-        self,
-        kind: type[TransportError],
-        message: str,
-        host: str | None = None,
-        port: int | None = -1,
-    ) -> TransportError:
-        return kind(
-            message,
-            method=self.method,
-            path=self.path,
-            host=self.url.host or "" if host is None else host,
-            port=self.url.port if port == -1 else port,
-        )
-
-
-def _reason(exc: aiohttp.ClientConnectorError) -> str:
-    return exc.os_error.strerror or type(exc.os_error).__name__
-
-
-def _connect_failure(exc: aiohttp.ClientConnectorError, call: _Call) -> TransportError:
+def _connect_failure(
+    exc: aiohttp.ClientConnectorError, method: str, path: str, target: str
+) -> TransportError:
     at = f"{exc.host}:{exc.port}"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         cause = exc.certificate_error
         reason = getattr(cause, "verify_message", None) or str(cause)
         message = f"the TLS certificate of {at} was refused: {reason}"
         return CertificateError(
-            message, reason=reason, method=call.method, path=call.path, host=exc.host, port=exc.port
+            message, reason=reason, method=method, path=path, host=exc.host, port=exc.port
         )
+    reason = exc.os_error.strerror or type(exc.os_error).__name__
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
-        message = f"cannot connect to proxy {at} (for {call.target}): {_reason(exc)}"
+        message = f"cannot connect to proxy {at} (for {target}): {reason}"
     elif isinstance(exc, aiohttp.ClientSSLError):
-        message = f"TLS handshake with {at} failed: {_reason(exc)}"
+        message = f"TLS handshake with {at} failed: {reason}"
     elif isinstance(exc, asyncio.TimeoutError):
         message = f"timed out connecting to {at}"
     else:
-        message = f"cannot connect to {at}: {_reason(exc)}"
-    return call.error(ConnectError, message, exc.host, exc.port)
+        message = f"cannot connect to {at}: {reason}"
+    return ConnectError(message, method=method, path=path, host=exc.host, port=exc.port)
 
 
 def network_error(
@@ -335,26 +292,30 @@ def network_error(
     Split by what the failure says about the server having seen the request
     (see ``_retry``); ``total`` is the time limit that ran out, for a bare timeout.
     """
-    call = _Call(method, path, url if isinstance(url, yarl.URL) else yarl.URL(url), proxy)
-    target, via = call.target, call.via
+    url = url if isinstance(url, yarl.URL) else yarl.URL(url)
+    host, port, target = url.host or "", url.port, f"{url.host}:{url.port}"
+    via = f" through proxy {proxy.where}" if proxy is not None else ""
+    kind: type[TransportError] = RequestTimeoutError
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return _connect_failure(exc, call)
+        return _connect_failure(exc, method, path, target)
     # Order matters: ConnectionTimeoutError is a ServerTimeoutError but the server never saw us.
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return call.error(ConnectError, f"timed out connecting to {target}{via}")
-    if isinstance(exc, aiohttp.ClientHttpProxyError) and proxy is not None:
+        kind, message = ConnectError, f"timed out connecting to {target}{via}"
+    elif isinstance(exc, aiohttp.ClientHttpProxyError) and proxy is not None:
+        kind = ConnectError
         message = f"proxy {proxy.where} refused to connect to {target}: {exc.status} {exc.message}"
-        return call.error(ConnectError, message, proxy.url.host, proxy.url.port)
-    if isinstance(exc, aiohttp.ServerTimeoutError):
-        return call.error(RequestTimeoutError, f"timed out waiting for {target}{via} to answer")
-    if not isinstance(exc, aiohttp.ClientError):  # the whole call's time ran out
+        host, port = proxy.url.host or "", proxy.url.port
+    elif isinstance(exc, aiohttp.ServerTimeoutError):
+        message = f"timed out waiting for {target}{via} to answer"
+    elif not isinstance(exc, aiohttp.ClientError):  # the whole call's time ran out
         within = f" within {total:g} s" if total is not None else ""
-        return call.error(RequestTimeoutError, f"no answer from {target}{via}{within}")
-    if isinstance(
+        message = f"no answer from {target}{via}{within}"
+    elif isinstance(
         exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError)
     ):
+        kind = ConnectionLostError
         message = f"connection to {target}{via} lost ({type(exc).__name__})"
-        return call.error(ConnectionLostError, message)
-    return call.error(
-        TransportError, f"HTTP client error with {target}{via} ({type(exc).__name__})"
-    )
+    else:
+        kind = TransportError
+        message = f"HTTP client error with {target}{via} ({type(exc).__name__})"
+    return kind(message, method=method, path=path, host=host, port=port)

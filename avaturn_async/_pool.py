@@ -20,6 +20,7 @@ import enum
 import sys
 import traceback
 import tracemalloc
+import types
 import warnings
 from pathlib import Path
 from typing import Any
@@ -60,13 +61,8 @@ class State(enum.Enum):
 OPEN, CLOSED = State.OPEN, State.CLOSED
 
 
-class _NeverInThread:
-    """Stands in for a loop whose thread cannot be read: every call checks it fully."""
-
-    _thread_id = None
-
-
-_NEVER_IN_THREAD = _NeverInThread()
+# Stands in for a loop whose thread cannot be read: every call checks it fully.
+_NEVER_IN_THREAD = types.SimpleNamespace(_thread_id=None)
 
 
 def creation_site() -> traceback.StackSummary | None:
@@ -100,7 +96,7 @@ class SharedPool:
     """``CLOSED`` once the pool's owner was closed: then every derived client is too."""
     loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, kw_only=True)
     """The event loop the pool was opened in; ``None`` until then."""
-    watched: Any = attrs.field(factory=_NeverInThread, kw_only=True)
+    watched: Any = attrs.field(default=_NEVER_IN_THREAD, kw_only=True)
     """What the hot path reads ``_thread_id`` of: asyncio's bound loop has the id of the
     thread it runs in (so, in that thread, it is the running loop), else ``None``. A
     loop without it (and ``None``, before binding) sends every call to :meth:`enter_loop`.

@@ -1,10 +1,8 @@
 """The endpoints, grouped as ``client.users``, ``client.sessions``, ``client.avatars``,
 ``client.renders`` and ``client.exports``. Each method builds a request with
-``_requests``, merges the caller's extras into it (``_extras``), sends it through
+``_requests``, merges the caller's extras into it (``_extras``: ``extra_headers``,
+``extra_query``, and ``extra_body`` where there is a JSON body), sends it through
 the client, and reads the answer into a model.
-
-Every endpoint method takes ``extra_headers`` and ``extra_query``, and those whose
-request has a JSON body ``extra_body``; the documented arguments win any clash.
 """
 
 from __future__ import annotations
@@ -95,8 +93,7 @@ class Sessions(_Resource):
         """
         request = p.build_create_session(user_id, config)
         request = with_extras(request, extra_headers, extra_query, extra_body)
-        client = self._client
-        return client._read(request, await client._send(request), m.NewSessionResponse)
+        return self._client._read(request, await self._client._send(request), m.NewSessionResponse)
 
 
 class Avatars(_Resource):
@@ -157,10 +154,8 @@ class Avatars(_Resource):
         """
         if not isinstance(upload, PhotoUpload):
             raise InvalidRequestError("upload must be a PhotoUpload from prepare_upload()")
-        request = p.build_upload(upload_url, upload)
-        request = with_extras(request, extra_headers, extra_query, None)
-        client = self._client
-        return client._read(request, await client._send(request), m.PhotoUploadResult)
+        request = with_extras(p.build_upload(upload_url, upload), extra_headers, extra_query, None)
+        return self._client._read(request, await self._client._send(request), m.PhotoUploadResult)
 
     async def create_from_photos(
         self,
@@ -301,8 +296,7 @@ class Exports(_Resource):
         client = self._client
         hub = client.event_hub
         since = hub.now() if hub is not None else None
-        request = p.build_create_export(avatar_id)
-        request = with_extras(request, extra_headers, extra_query, None)
+        request = with_extras(p.build_create_export(avatar_id), extra_headers, extra_query, None)
         result = client._read(request, await client._send(request), m.NewExportResponse)
         job = ExportJob(client, avatar_id=request.params["avatar_id"], result=result, since=since)
         return copy_metadata(job, result)
@@ -318,7 +312,5 @@ class Exports(_Resource):
 
         What :meth:`create` sends; an ``ExportJob`` polls with it. Asking again is harmless.
         """
-        request = p.build_create_export(avatar_id)
-        request = with_extras(request, extra_headers, extra_query, None)
-        client = self._client
-        return client._read(request, await client._send(request), m.NewExportResponse)
+        request = with_extras(p.build_create_export(avatar_id), extra_headers, extra_query, None)
+        return self._client._read(request, await self._client._send(request), m.NewExportResponse)

@@ -49,16 +49,7 @@ from ._download_errors import DownloadError
 from ._errors import ConfigurationError, UnsafeURLError
 from ._network import NetworkSettings
 
-__all__ = [
-    "MAX_REDIRECTS",
-    "DownloadGuard",
-    "DownloadPool",
-    "GuardedResolver",
-    "active_guard",
-    "address_kind",
-    "guarding",
-    "open_download",
-]
+__all__ = ["DownloadGuard", "DownloadPool", "address_kind", "guarding", "open_download"]
 
 IPAddress: TypeAlias = "ipaddress.IPv4Address | ipaddress.IPv6Address"
 IPNetwork: TypeAlias = "ipaddress.IPv4Network | ipaddress.IPv6Network"
@@ -132,26 +123,17 @@ def _parse_allowed(
         text = entry.strip().lower().rstrip(".").removeprefix("[").removesuffix("]")
         try:
             networks.append(ipaddress.ip_network(text, strict=False))
-            continue
         except ValueError:
-            pass
-        if text.startswith("*.") and "*" not in text[2:]:
-            suffixes.append(text[1:])
-        elif re.fullmatch(r"[a-z0-9_.-]+", text):
-            names.add(text)
-        else:
-            raise ConfigurationError(
-                f"allowed_download_hosts: {entry!r} is neither a host name, a '*.suffix', "
-                "an IP address nor a network"
-            )
+            if text.startswith("*.") and "*" not in text[2:]:
+                suffixes.append(text[1:])
+            elif re.fullmatch(r"[a-z0-9_.-]+", text):
+                names.add(text)
+            else:
+                raise ConfigurationError(
+                    f"allowed_download_hosts: {entry!r} is neither a host name, a '*.suffix', "
+                    "an IP address nor a network"
+                ) from None
     return frozenset(names), tuple(suffixes), tuple(networks)
-
-
-def _url_host(url: str | None) -> str | None:
-    if url is None:
-        return None
-    host = yarl.URL(url).raw_host
-    return host.lower().rstrip(".") if host else None
 
 
 class DownloadGuard:
@@ -166,7 +148,8 @@ class DownloadGuard:
 
     def __init__(self, allowed_hosts: Iterable[str] = (), *, base_url: str | None = None) -> None:
         self._names, self._suffixes, self._networks = _parse_allowed(allowed_hosts)
-        self._base_host = _url_host(base_url)
+        host = None if base_url is None else yarl.URL(base_url).raw_host
+        self._base_host = host.lower().rstrip(".") if host else None
         self._base_addresses: frozenset[IPAddress] | None = None
 
     def __repr__(self) -> str:
@@ -180,14 +163,11 @@ class DownloadGuard:
         return name in self._names or any(name.endswith(suffix) for suffix in self._suffixes)
 
     def _address_allowed(self, address: IPAddress) -> bool:
-        candidates = [address]
-        if isinstance(address, ipaddress.IPv6Address):
-            inner = _embedded_ipv4(address)
-            if inner is not None:
-                candidates.append(inner)
+        inner = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else None
         return any(
             candidate.version == network.version and candidate in network
-            for candidate in candidates
+            for candidate in (address, inner)
+            if candidate is not None
             for network in self._networks
         )
 
@@ -223,8 +203,11 @@ class DownloadGuard:
             return
         raise _refused(host, str(address), kind)
 
-    async def check_host(self, host: str, resolver: AbstractResolver) -> None:
-        """Check a URL's host before its request: IP literals here, names at connect time."""
+    async def check_host(
+        self, host: str, resolver: AbstractResolver, *, resolve: bool = False
+    ) -> None:
+        """Check a URL's host before its request: IP literals here, names at connect time;
+        with ``resolve`` (a proxy will connect to it: the pool never sees it), names here too."""
         if self.host_allowed(host):
             return
         if _parse_address(host) is not None:
@@ -234,22 +217,10 @@ class DownloadGuard:
             try:
                 socket.inet_aton(host)
             except OSError:
-                return  # not an address after all: a name, resolved and checked later
-            raise _refused(host, None, "non-canonical numeric")
-
-    async def check_resolved(
-        self, host: str, addresses: Iterable[str], resolver: AbstractResolver
-    ) -> None:
-        """Check every address ``host`` resolved to: one bad address refuses the host."""
-        if self.host_allowed(host):
-            return
-        for address in addresses:
-            await self.check_address(host, address, resolver)
-
-    async def check_before_proxy(self, host: str, resolver: AbstractResolver) -> None:
-        """Check a host a proxy will connect to: resolved here, since the pool never sees it."""
-        await self.check_host(host, resolver)
-        if self.host_allowed(host) or _parse_address(host) is not None:
+                pass  # not an address after all: a name, resolved and checked
+            else:
+                raise _refused(host, None, "non-canonical numeric")
+        if not resolve:
             return
         try:
             results = await resolver.resolve(host, 0, family=socket.AF_UNSPEC)
@@ -260,7 +231,17 @@ class DownloadGuard:
                 f"AvaturnClient(allowed_download_hosts=[{host!r}])",
                 host=host,
             ) from None
-        await self.check_resolved(host, [result["host"] for result in results], resolver)
+        for result in results:
+            await self.check_address(host, result["host"], resolver)
+
+    async def check_resolved(
+        self, host: str, addresses: Iterable[str], resolver: AbstractResolver
+    ) -> None:
+        """Check every address ``host`` resolved to: one bad address refuses the host."""
+        if self.host_allowed(host):
+            return
+        for address in addresses:
+            await self.check_address(host, address, resolver)
 
 
 def _refused(host: str, address: str | None, kind: str) -> UnsafeURLError:
@@ -331,18 +312,12 @@ class DownloadPool:
     """
 
     def __init__(
-        self,
-        *,
-        connection_limit: int,
-        resolver: AbstractResolver | None,
-        network: NetworkSettings,
+        self, *, limit: int, resolver: AbstractResolver | None, network: NetworkSettings
     ) -> None:
         inner = resolver if resolver is not None else DefaultResolver()
         self.resolver = GuardedResolver(inner, network.proxy_endpoints())
         self.network = network
-        connector = network.connector(
-            limit=connection_limit, resolver=self.resolver, use_dns_cache=False
-        )
+        connector = network.connector(limit=limit, resolver=self.resolver, use_dns_cache=False)
         self.session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
 
     async def aclose(self) -> None:
@@ -379,15 +354,11 @@ async def open_download(
     Yields the first answer that is not a redirect; ``shown`` (the URL without its
     query) names the download in errors.
     """
-    guard = active_guard()
-    target = url
+    guard, resolver, target = active_guard(), pool.resolver.inner, url
     for _ in range(MAX_REDIRECTS + 1):
         current = target if isinstance(target, yarl.URL) else yarl.URL(target)
         proxy = pool.network.proxy_for(current)
-        if proxy is None:
-            await guard.check_host(current.raw_host or "", pool.resolver.inner)
-        else:
-            await guard.check_before_proxy(current.raw_host or "", pool.resolver.inner)
+        await guard.check_host(current.raw_host or "", resolver, resolve=proxy is not None)
         https = current.scheme == "https"
         routing = {"headers": headers} if proxy is None else proxy.arguments(https, headers)
         async with pool.session.get(

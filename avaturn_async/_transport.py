@@ -4,10 +4,8 @@
 answer, or stream a file to disk); :class:`AiohttpTransport` implements it. Tests
 or unusual deployments can pass their own ``transport=``.
 
-aiohttp's exceptions are mapped onto ours here (by ``_network.network_error``),
-split by what they say about the server having seen the request (see ``_retry``)
-and naming the host and port that failed. Proxies and the TLS context are
-``_network``'s; they apply to API calls, uploads and downloads alike.
+aiohttp's exceptions become ours here (``_network.network_error``). Proxies and the
+TLS context are ``_network``'s; they apply to API calls, uploads and downloads alike.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ import secrets
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import aiohttp
 import anyio
@@ -152,13 +150,6 @@ class AiohttpTransport:
         proxy = network.proxy or dict(network.environment) or None
         return f"AiohttpTransport(proxy={proxy!r}, ssl={network.ssl is not None})"
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            # Created lazily: aiohttp wants a running loop when a session is made.
-            connector = self._network.connector(limit=self._connection_limit)
-            self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
-        return self._session
-
     def _proxy_for(self, url: str) -> Proxy | None:
         """The proxy for ``url``; the map is ``None`` (and this never called) without proxies."""
         proxies = self._proxies
@@ -172,7 +163,11 @@ class AiohttpTransport:
     async def send(
         self, request: Request, *, url: str, headers: Mapping[str, str], timeouts: Timeouts
     ) -> Response:
-        session = self._session or self._get_session()
+        session = self._session
+        if session is None:  # made lazily: aiohttp wants a running loop when a session is made
+            connector = self._network.connector(limit=self._connection_limit)
+            session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+            self._session = session
         total = timeouts.upload if request.upload is not None else timeouts.request
         timeout = _client_timeout(total, timeouts.connect)
         streams: list[object] = []
@@ -181,7 +176,18 @@ class AiohttpTransport:
             data, streams = _form(request.upload)
         target: yarl.URL | str = url if request.absolute_url is None else exact_url(url)
         proxy = None if self._proxies is None else self._proxy_for(url)
-        sending = self._request(session, request, target, data, headers, timeout, proxy)
+        https = proxy is not None and url.startswith("https:")
+        routing = {"headers": headers} if proxy is None else proxy.arguments(https, headers)
+        sending = session.request(
+            request.method,
+            target,
+            json=request.json if request.has_json else None,
+            data=data,
+            timeout=timeout,
+            allow_redirects=False,
+            ssl=self._ssl,
+            **routing,
+        )
         try:
             async with sending as answer:
                 body = await answer.read()
@@ -197,41 +203,6 @@ class AiohttpTransport:
                 with contextlib.suppress(Exception):
                     stream.close()  # type: ignore[attr-defined]
 
-    def _request(
-        self,
-        session: aiohttp.ClientSession,
-        request: Request,
-        target: yarl.URL | str,
-        data: aiohttp.FormData | None,
-        headers: Mapping[str, str],
-        timeout: aiohttp.ClientTimeout,
-        proxy: Proxy | None,
-    ) -> Any:
-        """aiohttp's request (not started yet), through ``proxy`` when there is one."""
-        json = request.json if request.has_json else None
-        if proxy is None:  # the usual case, without building a dict of arguments
-            return session.request(
-                request.method,
-                target,
-                json=json,
-                data=data,
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=False,
-                ssl=self._ssl,
-            )
-        https = str(target).startswith("https:")
-        return session.request(
-            request.method,
-            target,
-            json=json,
-            data=data,
-            timeout=timeout,
-            allow_redirects=False,
-            ssl=self._ssl,
-            **proxy.arguments(https, headers),
-        )
-
     async def download(
         self,
         url: str,
@@ -241,35 +212,25 @@ class AiohttpTransport:
         timeouts: Timeouts,
         max_bytes: int | None = None,
     ) -> int:
-        """Stream ``url`` into ``destination``: written to a temporary name, renamed when whole.
-
-        A download that fails for any reason (cancellation included) leaves nothing
-        at ``destination`` and removes its temporary file. Redirects are followed one
-        hop at a time; a host inside the network raises :class:`UnsafeURLError`
-        before it is connected to.
-        """
+        """The protocol's ``download``, written under a temporary name renamed when whole
+        (removed on any failure, cancellation included); redirects checked hop by hop."""
+        if self._downloads is None:  # made lazily: aiohttp wants a running loop
+            self._downloads = DownloadPool(
+                limit=self._connection_limit, resolver=self._resolver, network=self._network
+            )
         timeout = _client_timeout(timeouts.upload, timeouts.connect)
         shown = redact_url(url) or ""
         partial = destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.part")
         try:
             async with open_download(
-                self._download_pool(), exact_url(url), headers=headers, timeout=timeout, shown=shown
+                self._downloads, exact_url(url), headers=headers, timeout=timeout, shown=shown
             ) as answer:
-                expected = _declared_length(answer, shown, max_bytes)
-                written = await _stream_to(answer, partial, shown, max_bytes)
-            if expected is not None and written != expected:
-                raise IncompleteDownloadError(
-                    f"download ended after {written} of {expected} bytes",
-                    path=shown,
-                    received=written,
-                    expected=expected,
-                )
+                written = await _receive(answer, partial, shown, max_bytes)
             await anyio.Path(partial).rename(destination)
             return written
         except aiohttp.ClientPayloadError:
-            raise IncompleteDownloadError(
-                "connection lost before the whole file arrived", path=shown
-            ) from None
+            message = "connection lost before the whole file arrived"
+            raise IncompleteDownloadError(message, path=shown) from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             proxy, total = self._network.proxy_for(yarl.URL(shown)), timeouts.upload
             raise network_error(
@@ -278,15 +239,6 @@ class AiohttpTransport:
         finally:
             with contextlib.suppress(OSError):
                 await anyio.Path(partial).unlink(missing_ok=True)
-
-    def _download_pool(self) -> DownloadPool:
-        if self._downloads is None:  # made lazily: aiohttp wants a running loop
-            self._downloads = DownloadPool(
-                connection_limit=self._connection_limit,
-                resolver=self._resolver,
-                network=self._network,
-            )
-        return self._downloads
 
     async def aclose(self) -> None:
         if self._session is not None and self._owns_session:
@@ -297,40 +249,31 @@ class AiohttpTransport:
             self._downloads = None
 
 
-def _declared_length(
-    answer: aiohttp.ClientResponse, shown: str, max_bytes: int | None
-) -> int | None:
-    """Check the status and the declared size; the ``Content-Length`` to expect, if any."""
-    if answer.status != 200:
-        raise DownloadError(f"download answered {answer.status}", path=shown, status=answer.status)
-    length = answer.content_length
-    if answer.headers.get("Content-Encoding", "identity").lower() != "identity":
-        return None  # aiohttp decompresses: the length counts the compressed bytes
-    if length is not None and max_bytes is not None and length > max_bytes:
-        raise DownloadTooLargeError(
-            f"file is {length} bytes, over max_bytes={max_bytes}",
-            path=shown,
-            max_bytes=max_bytes,
-            received=0,
-        )
-    return length
-
-
-async def _stream_to(
+async def _receive(
     answer: aiohttp.ClientResponse, partial: Path, shown: str, max_bytes: int | None
 ) -> int:
+    """Check the status and the declared size, then write the whole body to ``partial``."""
+    if answer.status != 200:
+        raise DownloadError(f"download answered {answer.status}", path=shown, status=answer.status)
+    expected = answer.content_length
+    if answer.headers.get("Content-Encoding", "identity").lower() != "identity":
+        expected = None  # aiohttp decompresses: the length counts the compressed bytes
+    if expected is not None and max_bytes is not None and expected > max_bytes:
+        message = f"file is {expected} bytes, over max_bytes={max_bytes}"
+        raise DownloadTooLargeError(message, path=shown, max_bytes=max_bytes, received=0)
     written = 0
     async with await anyio.open_file(partial, "wb") as out:
         async for chunk in answer.content.iter_chunked(1 << 16):
             written += len(chunk)
             if max_bytes is not None and written > max_bytes:
+                message = f"file is over max_bytes={max_bytes}"
                 raise DownloadTooLargeError(
-                    f"file is over max_bytes={max_bytes}",
-                    path=shown,
-                    max_bytes=max_bytes,
-                    received=written,
+                    message, path=shown, max_bytes=max_bytes, received=written
                 )
             await out.write(chunk)
+    if expected is not None and written != expected:
+        message = f"download ended after {written} of {expected} bytes"
+        raise IncompleteDownloadError(message, path=shown, received=written, expected=expected)
     return written
 
 

@@ -228,3 +228,10 @@ def test_a_derived_client_shares_the_parents_backoff() -> None:
 def test_options_cannot_be_changed_in_place() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         AvaturnClient(KEY).options.retry = RetryPolicy.off()  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", ["retry", "timeouts", "adaptive", "clock", "base_url", "backoff"])
+def test_the_clients_option_attributes_are_read_only(name: str) -> None:
+    client = AvaturnClient(KEY)
+    with pytest.raises(AttributeError, match="has no setter"):
+        setattr(client, name, getattr(client, name))

@@ -22,12 +22,14 @@ import pytest
 import avaturn_async
 from avaturn_async import AvaturnError
 
-# The client's endpoint groups: users reach them as client.users, ... and never build
+# The clients' endpoint groups: users reach them as client.users, ... and never build
 # them, so they are not exported (openai-python's resources are not at its top level either).
+# Nor is the sync facade's attribute descriptor: users meet only the type it forwards.
 CONSTRUCTOR_ONLY = {
-    f"avaturn_async._resources.{name}"
+    f"avaturn_async.{module}.{name}"
+    for module in ("_resources", "sync._resources")
     for name in ("Users", "Sessions", "Avatars", "Renders", "Exports")
-}
+} | {"avaturn_async._client_options.Forward"}
 
 
 def _all_module_names() -> list[str]:

@@ -168,3 +168,14 @@ def test_publish_feeds_the_hub_a_render_job_waits_on(emu: AvaturnEmulator) -> No
         )  # fmt: skip
         client.publish(event)
         assert render.wait(timeout=10).render_url == "https://files.test/r.png"
+
+
+def test_the_sync_clients_and_jobs_forwarded_attributes_are_read_only() -> None:
+    client = sync.AvaturnClient("k")
+    job = sync.AvatarJob(client, client.async_client.avatars.track(user_id="u", avatar_id="a"))
+    assert (job.user_id, job.avatar_id, job.upload) == ("u", "a", None)
+    assert client.retry is client.options.retry
+    with pytest.raises(AttributeError, match="has no setter"):
+        client.retry = client.retry  # type: ignore[assignment]
+    with pytest.raises(AttributeError, match="has no setter"):
+        job.user_id = "v"  # type: ignore[assignment]

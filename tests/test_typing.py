@@ -47,3 +47,30 @@ def test_type_checker_refuses_bad_literals_and_needs_no_assert_on_metadata(
 def test_response_of_a_model_built_by_hand_raises_lookup_error() -> None:
     with pytest.raises(LookupError, match="not returned by an AvaturnClient call"):
         response_of(NewUserResponse(id="U"))
+
+
+SYNC_SNIPPET = textwrap.dedent(
+    """
+    from avaturn_async import AvatarReady, NewUserResponse, sync
+
+    def calls(client: sync.AvaturnClient) -> None:
+        user: NewUserResponse = client.users.create()
+        job = client.avatars.create_from_photos(
+            user.id, frontal=b"", side_1=b"", side_2=b"", body_type="male"
+        )
+        ready: AvatarReady = job.wait(timeout=1)
+        name: str = job.avatar_id + ready.avatar_id
+        client.renders.create("a", format="gif")  # line 11
+        client.users.create(bogus=1)  # line 12
+        client.exports.create("a").url.upper()  # line 13: str | None
+    """
+)
+
+
+@pytest.mark.slow
+def test_the_sync_facade_has_the_async_methods_signatures_and_sync_jobs(tmp_path: Path) -> None:
+    source = tmp_path / "sync_snippet.py"
+    source.write_text(SYNC_SNIPPET)
+    out, _, _ = api.run(["--strict", "--no-error-summary", "--hide-error-context", str(source)])
+    flagged = sorted({int(line.split(":")[1]) for line in out.splitlines() if ": error:" in line})
+    assert flagged == [11, 12, 13], out

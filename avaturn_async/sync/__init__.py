@@ -1,12 +1,7 @@
 """A blocking client for synchronous code: ``from avaturn_async.sync import AvaturnClient``.
 
-The same constructor, endpoint groups, methods, models and errors as
-:class:`avaturn_async.AvaturnClient`, without ``await``: for Django views, Celery
-tasks, scripts and notebooks. Jobs block in ``job.wait(timeout=...)``. One client
-serves any number of threads; each call runs in the client's own event loop
-(anyio's blocking portal), so an async client is never shared across event loops.
-Inside a running event loop, use the async client (this one raises
-:class:`~avaturn_async.EventLoopError` there).
+The async client's calls without ``await``, for Django views, Celery tasks, scripts
+and notebooks; :class:`AvaturnClient` says how it runs them and where it refuses to.
 """
 
 from __future__ import annotations

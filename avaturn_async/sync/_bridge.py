@@ -56,21 +56,18 @@ class Bridge:
     def started(self) -> bool:
         return self._portal is not None
 
-    def _running_portal(self) -> BlockingPortal:
-        portal = self._portal
-        if portal is not None:
-            return portal
-        with self._lock:
-            if self.closed:
-                raise ClientClosedError("this AvaturnClient is closed; create a new one")
-            if self._portal is None:
-                self._portal = self._opened.enter_context(start_blocking_portal())
-            return self._portal
-
     def call(self, function: Callable[[], Awaitable[T]]) -> T:
-        """Run ``function()`` in the portal's loop and return its result here."""
+        """Run ``function()`` in the portal's loop (started on first use); its result, here."""
         refuse_inside_event_loop()
-        return self._running_portal().call(function)
+        portal = self._portal
+        if portal is None:
+            with self._lock:
+                if self.closed:
+                    raise ClientClosedError("this AvaturnClient is closed; create a new one")
+                if self._portal is None:
+                    self._portal = self._opened.enter_context(start_blocking_portal())
+                portal = self._portal
+        return portal.call(function)
 
     def close(self, last: Callable[[], Awaitable[None]]) -> None:
         """Run ``last()`` (the async client's ``aclose``) in the loop, then stop the loop."""

@@ -1,10 +1,5 @@
-"""``avaturn_async.sync.AvaturnClient``: the async client's calls, blocking, for synchronous code.
-
-It holds an async :class:`~avaturn_async.AvaturnClient` made with the same
-arguments, and runs each call in an event loop of its own (``_bridge``: anyio's
-blocking portal, started on the first call). The errors, models and options
-are the async client's; jobs are blocking jobs (``sync._jobs``).
-"""
+"""``avaturn_async.sync.AvaturnClient``: an async client made with the same arguments,
+each call run in an event loop of its own (``_bridge``); its jobs are ``sync._jobs``."""
 
 from __future__ import annotations
 
@@ -17,7 +12,13 @@ from typing import Any, Literal
 from .._adaptive import AdaptiveConcurrency, AdaptiveLimiter
 from .._client import DEFAULT_MAX_DOWNLOAD_BYTES
 from .._client import AvaturnClient as AsyncClient
-from .._client_options import DEFAULT_CLOCK, DEFAULT_RETRY, DEFAULT_TIMEOUTS, ClientOptions
+from .._client_options import (
+    DEFAULT_CLOCK,
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUTS,
+    ClientOptions,
+    Forward,
+)
 from .._clock import Clock
 from .._errors import ConfigurationError
 from .._events import Event
@@ -84,28 +85,8 @@ class AvaturnClient:
         trust_env: bool = True,
         ssl: SSLContext | None = None,
     ) -> None:
-        calls = AsyncClient(
-            api_key,
-            base_url=base_url,
-            retry=retry,
-            timeouts=timeouts,
-            max_concurrency=max_concurrency,
-            transport=transport,
-            user_agent=user_agent,
-            event_hub=event_hub,
-            adaptive=adaptive,
-            on_request=on_request,
-            on_response=on_response,
-            on_retry=on_retry,
-            on_error=on_error,
-            tracing=tracing,
-            clock=clock,
-            allowed_download_hosts=allowed_download_hosts,
-            rate_limit=rate_limit,
-            proxy=proxy,
-            trust_env=trust_env,
-            ssl=ssl,
-        )
+        # The same arguments, all by name (the tests hold the two signatures equal).
+        calls = AsyncClient(**{k: v for k, v in locals().items() if k != "self"})
         self._bind(calls, Bridge(), owner=True)
         self._created_at = creation_site()
 
@@ -116,63 +97,29 @@ class AvaturnClient:
         self._closed = False
 
     # The endpoint groups, made on first use: ``with_options`` stays cheap.
-    @functools.cached_property
-    def users(self) -> Users:
-        return Users(self, self._async.users)
-
-    @functools.cached_property
-    def sessions(self) -> Sessions:
-        return Sessions(self, self._async.sessions)
-
-    @functools.cached_property
-    def avatars(self) -> Avatars:
-        return Avatars(self, self._async.avatars)
-
-    @functools.cached_property
-    def renders(self) -> Renders:
-        return Renders(self, self._async.renders)
-
-    @functools.cached_property
-    def exports(self) -> Exports:
-        return Exports(self, self._async.exports)
+    users: functools.cached_property[Users] = functools.cached_property(Users)
+    sessions: functools.cached_property[Sessions] = functools.cached_property(Sessions)
+    avatars: functools.cached_property[Avatars] = functools.cached_property(Avatars)
+    renders: functools.cached_property[Renders] = functools.cached_property(Renders)
+    exports: functools.cached_property[Exports] = functools.cached_property(Exports)
 
     @property
     def async_client(self) -> AsyncClient:
         """The async client behind this one (use it only inside this client's loop)."""
         return self._async
 
-    @property
-    def options(self) -> ClientOptions:
-        return self._async.options
-
-    @property
-    def base_url(self) -> str:
-        return self._async.base_url
-
-    @property
-    def retry(self) -> RetryPolicy:
-        return self._async.retry
-
-    @property
-    def timeouts(self) -> Timeouts:
-        return self._async.timeouts
-
-    @property
-    def adaptive(self) -> AdaptiveConcurrency | None:
-        return self._async.adaptive
-
-    @property
-    def clock(self) -> Clock:
-        return self._async.clock
+    options: Forward[ClientOptions] = Forward("async_client")
+    base_url: Forward[str] = Forward("async_client")
+    retry: Forward[RetryPolicy] = Forward("async_client")
+    timeouts: Forward[Timeouts] = Forward("async_client")
+    adaptive: Forward[AdaptiveConcurrency | None] = Forward("async_client")
+    clock: Forward[Clock] = Forward("async_client")
+    event_hub: Forward[EventHub | None] = Forward("async_client")
 
     @property
     def backoff(self) -> AdaptiveLimiter | None:
         """The live shared backoff (gate and concurrency limit); ``None`` when off."""
         return self._async.backoff
-
-    @property
-    def event_hub(self) -> EventHub | None:
-        return self._async.event_hub
 
     @property
     def closed(self) -> bool:
@@ -249,9 +196,6 @@ class AvaturnClient:
     def __del__(self) -> None:
         # Only the owner of a started loop warns; the loop then closes the pool itself.
         bridge: Bridge | None = getattr(self, "_bridge", None)
-        if bridge is None or not self._owner or self._closed or not bridge.started:
-            return
-        if not bridge.closed:
+        if bridge and bridge.started and not bridge.closed and self._owner and not self._closed:
             warn_unclosed(self, self._created_at, "'with AvaturnClient(...)' or client.close()")
             bridge.close_soon(self._async.aclose)
-

@@ -11,6 +11,7 @@ import anyio
 
 from .. import _jobs
 from .. import _models as m
+from .._client_options import Forward
 from .._errors import JobTimeoutError
 from .._events import AvatarReady, ExportReady, RenderReady
 from .._observe import copy_metadata
@@ -51,83 +52,40 @@ class _Job(Generic[J, E]):
         long as it takes. The polling arguments are the async ``wait()``'s.
         """
         job = self._job
-        return self._client._bridge.call(
-            lambda: _wait_within(job, timeout, poll_interval, max_poll_interval)  # type: ignore[return-value]
-        )
 
+        async def within() -> E:
+            with anyio.move_on_after(timeout):
+                waiting = job.wait(poll_interval=poll_interval, max_poll_interval=max_poll_interval)
+                return await waiting  # type: ignore[return-value]
+            raise JobTimeoutError(f"{job!r} not finished within {timeout:g} s; it may still finish")
 
-async def _wait_within(
-    job: _jobs.AvatarJob | _jobs.RenderJob | _jobs.ExportJob,
-    seconds: float | None,
-    poll_interval: float | None,
-    max_poll_interval: float,
-) -> AvatarReady | RenderReady | ExportReady:
-    """``job.wait()``, given up after ``seconds`` with :class:`JobTimeoutError`."""
-    with anyio.move_on_after(seconds):
-        return await job.wait(poll_interval=poll_interval, max_poll_interval=max_poll_interval)
-    raise JobTimeoutError(f"{job!r} not finished within {seconds:g} s; it may still finish")
+        return self._client._bridge.call(within)
+
+    def __repr__(self) -> str:
+        return f"sync.{self._job!r}"
 
 
 class AvatarJob(_Job[_jobs.AvatarJob, AvatarReady]):
     """An avatar created from photos; ``job.wait()`` blocks until ``avatar.ready``."""
 
-    @property
-    def user_id(self) -> str:
-        return self._job.user_id
-
-    @property
-    def avatar_id(self) -> str:
-        return self._job.avatar_id
-
-    @property
-    def upload(self) -> m.PhotoUploadResult | None:
-        return self._job.upload
-
-    def __repr__(self) -> str:
-        return f"sync.AvatarJob(user_id={self.user_id!r}, avatar_id={self.avatar_id!r})"
+    user_id: Forward[str] = Forward("job")
+    avatar_id: Forward[str] = Forward("job")
+    upload: Forward[m.PhotoUploadResult | None] = Forward("job")
 
 
 class RenderJob(_Job[_jobs.RenderJob, RenderReady]):
     """A render task; ``job.wait()`` blocks until ``render.ready`` (needs an event hub)."""
 
-    @property
-    def id(self) -> str:
-        return self._job.id
-
-    @property
-    def avatar_id(self) -> str:
-        return self._job.avatar_id
-
-    @property
-    def status(self) -> m.RenderStatus | str:
-        return self._job.status
-
-    @property
-    def result(self) -> m.RenderResult:
-        return self._job.result
-
-    def __repr__(self) -> str:
-        return f"sync.RenderJob(id={self.id!r}, avatar_id={self.avatar_id!r})"
+    id: Forward[str] = Forward("job")
+    avatar_id: Forward[str] = Forward("job")
+    status: Forward[m.RenderStatus | str] = Forward("job")
+    result: Forward[m.RenderResult] = Forward("job")
 
 
 class ExportJob(_Job[_jobs.ExportJob, ExportReady]):
     """An export; ready at once when this avatar version was exported before."""
 
-    @property
-    def avatar_id(self) -> str:
-        return self._job.avatar_id
-
-    @property
-    def status(self) -> m.ExportStatus | str:
-        return self._job.status
-
-    @property
-    def url(self) -> str | None:
-        return self._job.url
-
-    @property
-    def result(self) -> m.NewExportResponse:
-        return self._job.result
-
-    def __repr__(self) -> str:
-        return f"sync.ExportJob(avatar_id={self.avatar_id!r}, status={self.status!r})"
+    avatar_id: Forward[str] = Forward("job")
+    status: Forward[m.ExportStatus | str] = Forward("job")
+    url: Forward[str | None] = Forward("job")
+    result: Forward[m.NewExportResponse] = Forward("job")

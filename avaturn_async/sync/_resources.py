@@ -1,20 +1,19 @@
 """The sync client's endpoint groups: the async ones' methods, blocking.
 
-Each method has the async method's arguments (extras included) and returns what
-it returns, except that jobs are the blocking jobs of ``sync._jobs``; each runs
-the async method in the client's event loop (``_bridge``) and raises its errors.
+Each method is the async method (arguments, extras and docstring included) run in
+the client's event loop (``_bridge``), raising its errors and returning what it
+returns, except that jobs are the blocking jobs of ``sync._jobs``. Type checkers
+see each async method's parameters (``ParamSpec``), so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
-import uuid
-from typing import TYPE_CHECKING, Generic, TypeVar
+import functools
+import types
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from .. import _models as m
 from .. import _resources as r
-from .._extras import ExtraBody, ExtraHeaders, ExtraQuery
-from .._observe import ResponseList
-from .._photos import PhotoInput, PhotoUpload
 from ._jobs import AvatarJob, ExportJob, RenderJob
 
 if TYPE_CHECKING:
@@ -22,282 +21,104 @@ if TYPE_CHECKING:
 
 __all__ = ["Avatars", "Exports", "Renders", "Sessions", "Users"]
 
-AvatarId = str | uuid.UUID
-R = TypeVar("R", r.Users, r.Sessions, r.Avatars, r.Renders, r.Exports)
+P = ParamSpec("P")
+R = TypeVar("R")
+A = TypeVar("A")
 
 
-class _Resource(Generic[R]):
+class _Group:
     __slots__ = ("_calls", "_client")
 
-    _calls: R
+    _name: ClassVar[str]  # the async client's attribute for this group
 
-    def __init__(self, client: AvaturnClient, calls: R) -> None:
+    def __init__(self, client: AvaturnClient) -> None:
         self._client = client
-        self._calls = calls  # the async group: its methods run in the client's loop
+        self._calls = getattr(client.async_client, self._name)  # runs in the client's loop
 
 
-class Users(_Resource[r.Users]):
+class _Blocking(Generic[P, R]):
+    """An async group's method as a blocking method of the sync group (see :func:`blocking`)."""
+
+    def __init__(
+        self,
+        method: Callable[Concatenate[Any, P], Awaitable[Any]],
+        wrap: Callable[[AvaturnClient, Any], R] | None,
+    ) -> None:
+        self._method = method
+        self._wrap = wrap
+        # __wrapped__ gives inspect.signature() (and help()) the async method's parameters.
+        functools.update_wrapper(self, method)
+
+    @overload
+    def __get__(self, group: None, owner: type) -> _Blocking[P, R]: ...
+
+    @overload
+    def __get__(self, group: _Group, owner: type) -> Callable[P, R]: ...
+
+    def __get__(self, group: _Group | None, owner: type) -> _Blocking[P, R] | Callable[P, R]:
+        if group is None:
+            return self
+        return types.MethodType(self, group)
+
+    def __call__(self, group: _Group, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        calls, client, method = group._calls, group._client, self._method
+        result = client._bridge.call(lambda: method(calls, *args, **kwargs))
+        return result if self._wrap is None else self._wrap(client, result)
+
+
+@overload
+def blocking(method: Callable[Concatenate[Any, P], Awaitable[R]]) -> _Blocking[P, R]: ...
+
+
+@overload
+def blocking(
+    method: Callable[Concatenate[Any, P], Awaitable[A]], wrap: Callable[[AvaturnClient, A], R]
+) -> _Blocking[P, R]: ...
+
+
+def blocking(
+    method: Callable[Concatenate[Any, P], Awaitable[Any]],
+    wrap: Callable[[AvaturnClient, Any], Any] | None = None,
+) -> _Blocking[P, Any]:
+    """``method`` of the async group, blocking; its result passed through ``wrap`` (a sync job)."""
+    return _Blocking(method, wrap)
+
+
+class Users(_Group):
     """Anonymous Avaturn users: keep one per user of your app, and store the mapping."""
 
-    def create(
-        self, *, extra_headers: ExtraHeaders | None = None, extra_query: ExtraQuery | None = None
-    ) -> m.NewUserResponse:
-        """Create a user. Not retried after an ambiguous failure (see ``RetryPolicy``)."""
-        calls = self._calls
-        return self._client._bridge.call(
-            lambda: calls.create(extra_headers=extra_headers, extra_query=extra_query)
-        )
-
-    def delete(
-        self,
-        user_id: str,
-        *,
-        extra_headers: ExtraHeaders | None = None,
-        extra_query: ExtraQuery | None = None,
-    ) -> None:
-        """Delete a user and all its data: photos, avatars, cached exports."""
-        calls = self._calls
-        self._client._bridge.call(
-            lambda: calls.delete(user_id, extra_headers=extra_headers, extra_query=extra_query)
-        )
+    _name = "users"
+    create = blocking(r.Users.create)
+    delete = blocking(r.Users.delete)
 
 
-class Sessions(_Resource[r.Sessions]):
-    def create(
-        self,
-        user_id: str,
-        *,
-        config: m.SessionConfig | None = None,
-        extra_headers: ExtraHeaders | None = None,
-        extra_query: ExtraQuery | None = None,
-        extra_body: ExtraBody | None = None,
-    ) -> m.NewSessionResponse:
-        """Open Avaturn's web editor for ``user_id``. The URL is short-lived: one per visit."""
-        calls = self._calls
-        return self._client._bridge.call(
-            lambda: calls.create(
-                user_id,
-                config=config,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                extra_body=extra_body,
-            )
-        )
+class Sessions(_Group):
+    _name = "sessions"
+    create = blocking(r.Sessions.create)
 
 
-class Avatars(_Resource[r.Avatars]):
-    def create(
-        self,
-        user_id: str,
-        *,
-        extra_headers: ExtraHeaders | None = None,
-        extra_query: ExtraQuery | None = None,
-        extra_body: ExtraBody | None = None,
-    ) -> m.NewAvatarResponse:
-        """Create an avatar for ``user_id``; upload its photos to the returned ``upload_url``."""
-        calls = self._calls
-        return self._client._bridge.call(
-            lambda: calls.create(
-                user_id, extra_headers=extra_headers, extra_query=extra_query, extra_body=extra_body
-            )
-        )
-
-    def upload_photos(
-        self,
-        upload_url: str,
-        *,
-        frontal: PhotoInput,
-        side_1: PhotoInput,
-        side_2: PhotoInput,
-        body_type: m.BodyType | m.BodyTypeName,
-        telephoto: bool = False,
-        extra_headers: ExtraHeaders | None = None,
-        extra_query: ExtraQuery | None = None,
-    ) -> m.PhotoUploadResult:
-        """Upload the three face photos (JPEG, frontal then the two sides) to ``upload_url``."""
-        calls = self._calls
-        return self._client._bridge.call(
-            lambda: calls.upload_photos(
-                upload_url,
-                frontal=frontal,
-                side_1=side_1,
-                side_2=side_2,
-                body_type=body_type,
-                telephoto=telephoto,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-            )
-        )
-
-    def upload_prepared(
-        self,
-        upload_url: str,
-        upload: PhotoUpload,
-        *,
-        extra_headers: ExtraHeaders | None = None,
-        extra_query: ExtraQuery | None = None,
-    ) -> m.PhotoUploadResult:
-        """Upload photos checked beforehand with :func:`~avaturn_async.prepare_upload`."""
-        calls = self._calls
-        return self._client._bridge.call(
-            lambda: calls.upload_prepared(
-                upload_url, upload, extra_headers=extra_headers, extra_query=extra_query
-            )
-        )
-
-    def create_from_photos(
-        self,
-        user_id: str,
-        *,
-        frontal: PhotoInput,
-        side_1: PhotoInput,
-        side_2: PhotoInput,
-        body_type: m.BodyType | m.BodyTypeName,
-        telephoto: bool = False,
-        extra_headers: ExtraHeaders | None = None,
-        extra_query: ExtraQuery | None = None,
-        extra_body: ExtraBody | None = None,
-    ) -> AvatarJob:
-        """Create an avatar and upload its photos; ``job.wait()`` blocks until it is ready."""
-        calls = self._calls
-        job = self._client._bridge.call(
-            lambda: calls.create_from_photos(
-                user_id,
-                frontal=frontal,
-                side_1=side_1,
-                side_2=side_2,
-                body_type=body_type,
-                telephoto=telephoto,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                extra_body=extra_body,
-            )
-        )
-        return AvatarJob(self._client, job)
+class Avatars(_Group):
+    _name = "avatars"
+    create = blocking(r.Avatars.create)
+    upload_photos = blocking(r.Avatars.upload_photos)
+    upload_prepared = blocking(r.Avatars.upload_prepared)
+    create_from_photos = blocking(r.Avatars.create_from_photos, AvatarJob)
+    list = blocking(r.Avatars.list)
+    get_customization = blocking(r.Avatars.get_customization)
+    set_customization = blocking(r.Avatars.set_customization)
+    delete = blocking(r.Avatars.delete)
 
     def track(self, *, user_id: str, avatar_id: str) -> AvatarJob:
         """A waitable job for an avatar created earlier (by a previous run, say)."""
         return AvatarJob(self._client, self._calls.track(user_id=user_id, avatar_id=avatar_id))
 
-    def list(
-        self,
-        user_id: str,
-        *,
-        include_not_ready: bool = False,
-        extra_headers: ExtraHeaders | None = None,
-        extra_query: ExtraQuery | None = None,
-    ) -> ResponseList[m.AvatarListItem]:
-        """The user's avatars; only fully processed ones unless ``include_not_ready``."""
-        calls = self._calls
-        return self._client._bridge.call(
-            lambda: calls.list(
-                user_id,
-                include_not_ready=include_not_ready,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-            )
-        )
 
-    def get_customization(
-        self,
-        avatar_id: AvatarId,
-        *,
-        extra_headers: ExtraHeaders | None = None,
-        extra_query: ExtraQuery | None = None,
-    ) -> m.ExternalAvatarCustomization:
-        calls = self._calls
-        return self._client._bridge.call(
-            lambda: calls.get_customization(
-                avatar_id, extra_headers=extra_headers, extra_query=extra_query
-            )
-        )
-
-    def set_customization(
-        self,
-        avatar_id: AvatarId,
-        customization: m.ExternalAvatarCustomization,
-        *,
-        extra_headers: ExtraHeaders | None = None,
-        extra_query: ExtraQuery | None = None,
-        extra_body: ExtraBody | None = None,
-    ) -> None:
-        """Replace the avatar's customization (answered 202)."""
-        calls = self._calls
-        self._client._bridge.call(
-            lambda: calls.set_customization(
-                avatar_id,
-                customization,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                extra_body=extra_body,
-            )
-        )
-
-    def delete(
-        self,
-        user_id: str,
-        avatar_id: AvatarId,
-        *,
-        extra_headers: ExtraHeaders | None = None,
-        extra_query: ExtraQuery | None = None,
-    ) -> None:
-        """Delete one avatar of a user, with its cached exports."""
-        calls = self._calls
-        self._client._bridge.call(
-            lambda: calls.delete(
-                user_id, avatar_id, extra_headers=extra_headers, extra_query=extra_query
-            )
-        )
+class Renders(_Group):
+    _name = "renders"
+    create = blocking(r.Renders.create, RenderJob)
 
 
-class Renders(_Resource[r.Renders]):
-    def create(
-        self,
-        avatar_id: AvatarId,
-        *,
-        scene: str = "common/preview",
-        format: m.RenderFormat | m.RenderFormatName = m.RenderFormat.JPG,
-        extra_headers: ExtraHeaders | None = None,
-        extra_query: ExtraQuery | None = None,
-    ) -> RenderJob:
-        """Start a render; ``render.ready`` carries the same ``id`` and the image URL."""
-        calls = self._calls
-        job = self._client._bridge.call(
-            lambda: calls.create(
-                avatar_id,
-                scene=scene,
-                format=format,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-            )
-        )
-        return RenderJob(self._client, job)
-
-
-class Exports(_Resource[r.Exports]):
-    def create(
-        self,
-        avatar_id: AvatarId,
-        *,
-        extra_headers: ExtraHeaders | None = None,
-        extra_query: ExtraQuery | None = None,
-    ) -> ExportJob:
-        """Ask for the avatar's 3D model; ``job.wait()`` blocks until it is ready."""
-        calls = self._calls
-        job = self._client._bridge.call(
-            lambda: calls.create(avatar_id, extra_headers=extra_headers, extra_query=extra_query)
-        )
-        return ExportJob(self._client, job)
-
-    def request(
-        self,
-        avatar_id: AvatarId,
-        *,
-        extra_headers: ExtraHeaders | None = None,
-        extra_query: ExtraQuery | None = None,
-    ) -> m.NewExportResponse:
-        """Ask for the avatar's export once and return the answer as it is, without a job."""
-        calls = self._calls
-        return self._client._bridge.call(
-            lambda: calls.request(avatar_id, extra_headers=extra_headers, extra_query=extra_query)
-        )
+class Exports(_Group):
+    _name = "exports"
+    create = blocking(r.Exports.create, ExportJob)
+    request = blocking(r.Exports.request)
