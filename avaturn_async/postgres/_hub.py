@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -27,10 +26,10 @@ import anyio
 from .._events import Event, UnknownEvent, event_to_dict, parse_event
 from .._hub import EventHub, EventKey
 from ._connector import PostgresConnector, connector_for
+from ._tasks import AsyncLifecycle, BackgroundTask
 
 if TYPE_CHECKING:
     from ._listen import Subscription
-    from ._tasks import BackgroundTask
 
 __all__ = ["PostgresEventHub", "PostgresHubChannel"]
 
@@ -213,7 +212,7 @@ class PostgresHubChannel:
             deliver(event)
 
 
-class PostgresEventHub(EventHub):
+class PostgresEventHub(AsyncLifecycle, EventHub):
     """An :class:`~avaturn_async.EventHub` whose events reach every replica sharing ``dsn``.
 
     ``AvaturnClient(event_hub=PostgresEventHub(dsn))`` in every replica, and
@@ -249,18 +248,6 @@ class PostgresEventHub(EventHub):
 
     async def aclose(self) -> None:
         await self.postgres.aclose()
-
-    async def __aenter__(self) -> PostgresEventHub:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def wait(self, key: EventKey, *, since: float | None = None) -> Event:
         await self.start()
