@@ -377,11 +377,15 @@ class PostgresConnector:
 
 
 def connector_for(
-    target: str | PostgresConnector, **options: Any
+    target: str | PostgresConnector, *, max_connections: int | None = None, **options: Any
 ) -> tuple[PostgresConnector, bool]:
     """The connector a backend uses for ``target`` (a DSN, or a connector to share),
-    and whether the backend owns it (then it closes it too). ``options`` are for a
-    connector of its own."""
+    and whether the backend owns it (then it closes it too). ``max_connections`` (its
+    ``pool_size``) and ``options`` are for a connector of its own."""
     if isinstance(target, PostgresConnector):
+        if max_connections is not None:
+            raise ConfigurationError("a shared connector has its own pool_size")
         return target, False
+    if max_connections is not None:
+        options["pool_size"] = max_connections
     return PostgresConnector(target, **options), True

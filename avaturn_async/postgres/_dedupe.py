@@ -25,7 +25,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from .._errors import ConfigurationError
 from ._connector import PostgresConnector, connector_for
@@ -93,14 +93,10 @@ class PostgresIdempotencyStore:
     ) -> None:
         if ttl <= timedelta(0):
             raise ConfigurationError("ttl must be positive")
-        own: dict[str, Any] = {"connect_timeout": connect_timeout}
-        if max_connections is not None:
-            if isinstance(dsn, PostgresConnector):
-                raise ConfigurationError("a shared connector has its own pool_size")
-            own["pool_size"] = max_connections
         self.connector: PostgresConnector
-        self._owned: bool
-        self.connector, self._owned = connector_for(dsn, **own)
+        self.connector, self._owned = connector_for(
+            dsn, max_connections=max_connections, connect_timeout=connect_timeout
+        )
         self.dsn: str = self.connector.dsn
         self.ttl = ttl
         self._installed = False

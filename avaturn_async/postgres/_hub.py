@@ -85,7 +85,6 @@ class PostgresHubChannel:
         max_age: float = 3600.0,
     ) -> None:
         self.connector: PostgresConnector
-        self._owned: bool
         self.connector, self._owned = connector_for(dsn, poll_interval=poll_interval)
         self._retention = retention
         self._remember = remember

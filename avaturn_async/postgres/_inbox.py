@@ -129,14 +129,10 @@ class PostgresInboxStore(InboxProbes):
         max_connections: int | None = None,
         connect_timeout: float = 10.0,
     ) -> None:
-        own: dict[str, Any] = {"connect_timeout": connect_timeout}
-        if max_connections is not None:
-            if isinstance(dsn, PostgresConnector):
-                raise ConfigurationError("a shared connector has its own pool_size")
-            own["pool_size"] = max_connections
         self.connector: PostgresConnector
-        self._owned: bool
-        self.connector, self._owned = connector_for(dsn, **own)
+        self.connector, self._owned = connector_for(
+            dsn, max_connections=max_connections, connect_timeout=connect_timeout
+        )
         self.dsn: str = self.connector.dsn
         self.label: str = self.connector.label  # how metrics name it: no password
         self._create = create
