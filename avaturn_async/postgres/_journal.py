@@ -47,23 +47,26 @@ from .._journal_records import (
     RowEntry,
     RowRecord,
     RowState,
+    record_from_row,
     redact,
 )
-from . import _journal_pages as pages
 from ._connect import is_transient
 from ._connector import PostgresConnector, connector_for
 from ._journal_sql import (
     ADVANCE,
     CLAIM,
     COLUMNS,
+    EXTRA_COLUMNS,
     FAIL,
     FAILURES,
     HOLDINGS,
     MIGRATIONS,
     NOTE,
     REJECTS,
+    REJECTS_PAGE,
     RELEASE,
     RENEW,
+    RESULTS_PAGE,
     STATUS,
 )
 from ._register import register_entries, storable
@@ -103,22 +106,6 @@ async def _check_installed(connector: PostgresConnector) -> None:
             f"the journal at {connector.label} is at schema version {version}; run a "
             "worker (avaturn onboard) once to upgrade it"
         )
-
-
-def record_of(row: Any) -> RowRecord:
-    """A :class:`RowRecord` from a row selected with ``COLUMNS``."""
-    return RowRecord(
-        key=row["key"],
-        line=row["line"],
-        run_id=row["run_id"],
-        state=RowState(row["state"]),
-        user_id=row["user_id"],
-        avatar_id=row["avatar_id"],
-        export_path=row["export_path"],
-        error_kind=row["error_kind"],
-        error=row["error"],
-        possible_orphans=row["possible_orphans"],
-    )
 
 
 class PostgresJournal:
@@ -278,7 +265,7 @@ class PostgresJournal:
 
         async def attempt(conn: PoolConnectionProxy) -> list[Registration | None]:
             async with conn.transaction():
-                return await register_entries(conn, run_id, entries, record_of)
+                return await register_entries(conn, run_id, entries)
 
         return await self._do("registering rows", attempt)
 
@@ -286,17 +273,11 @@ class PostgresJournal:
         self, keys: Sequence[str], *, export: bool, retry_failed: bool
     ) -> list[RowRecord]:
         done = ["exported"] if export else ["ready", "exported"]
-
-        async def attempt(conn: PoolConnectionProxy) -> list[Any]:
-            return await conn.fetch(
-                CLAIM, list(keys), done, retry_failed, self.run_id, self._started_at,
-                self.lease,
-            )
-
-        rows = await self._do("claiming rows", attempt)
+        args = (list(keys), done, retry_failed, self.run_id, self._started_at, self.lease)
+        rows = await self._do("claiming rows", lambda conn: conn.fetch(CLAIM, *args))
         for row in rows:
             self._held[row["key"]] = row["token"]
-        return sorted((record_of(row) for row in rows), key=lambda record: record.line)
+        return sorted((record_from_row(tuple(row)) for row in rows), key=lambda r: r.line)
 
     async def release(self, key: str) -> None:
         token = self._held.pop(key, None)
@@ -304,11 +285,7 @@ class PostgresJournal:
         if token is None:
             return
         run_id = self.run_id
-
-        async def attempt(conn: PoolConnectionProxy) -> None:
-            await conn.execute(RELEASE, key, run_id, token)
-
-        await self._do("releasing a row", attempt)
+        await self._do("releasing a row", lambda conn: conn.execute(RELEASE, key, run_id, token))
 
     def on_lease_lost(self, key: str, lost: Callable[[], None]) -> None:
         if key in self._held:
@@ -317,33 +294,23 @@ class PostgresJournal:
             lost()
 
     async def holdings(self) -> Holdings:
-        async def attempt(conn: PoolConnectionProxy) -> Any:
-            return await conn.fetchrow(HOLDINGS, self.run_id)
-
-        row = await self._do("reading what other runs hold", attempt)
-        return Holdings(
-            live=row["live"], expired=frozenset(row["expired"]), own=row["own"]
+        run_id = self.run_id
+        row: Any = await self._do(
+            "reading what other runs hold", lambda conn: conn.fetchrow(HOLDINGS, run_id)
         )
+        return Holdings(live=row["live"], expired=frozenset(row["expired"]), own=row["own"])
 
     async def record(self, key: str) -> RowRecord | None:
-        async def attempt(conn: PoolConnectionProxy) -> Any:
-            return await conn.fetchrow(
-                f"SELECT {COLUMNS} FROM avaturn_journal_rows WHERE key = $1", key
-            )
-
-        row = await self._do("reading a row", attempt)
-        return None if row is None else record_of(row)
+        sql = f"SELECT {COLUMNS} FROM avaturn_journal_rows WHERE key = $1"
+        row = await self._do("reading a row", lambda conn: conn.fetchrow(sql, key))
+        return None if row is None else record_from_row(tuple(row))
 
     async def _fenced(self, what: str, key: str, sql: str, *args: Any) -> None:
         token = self._held.get(key)
         if token is None:
             raise LeaseLostError(f"row {key!r} is not held by this run")
         run_id = self.run_id
-
-        async def attempt(conn: PoolConnectionProxy) -> Any:
-            return await conn.fetchval(sql, key, run_id, token, *args)
-
-        if await self._do(what, attempt) is None:
+        if await self._do(what, lambda conn: conn.fetchval(sql, key, run_id, token, *args)) is None:
             self._lose(key)
             raise LeaseLostError(f"row {key!r} was taken over by another run")
 
@@ -427,22 +394,16 @@ class PostgresJournal:
     # The results (``batch.read_results``): pages keyed by the last one read.
 
     async def results_page(self, after: tuple[int, str], limit: int) -> list[tuple[Any, ...]]:
-        async def attempt(conn: PoolConnectionProxy) -> list[Any]:
-            return await conn.fetch(pages.RESULTS_PAGE, *after, limit)
-
-        return pages.as_tuples(await self._do("reading results", attempt))
+        return await self._page("reading results", RESULTS_PAGE, *after, limit)
 
     async def rejects_page(self, after: tuple[int, int], limit: int) -> list[tuple[Any, ...]]:
-        async def attempt(conn: PoolConnectionProxy) -> list[Any]:
-            return await conn.fetch(pages.REJECTS_PAGE, *after, limit)
-
-        return pages.as_tuples(await self._do("reading rejected lines", attempt))
+        return await self._page("reading rejected lines", REJECTS_PAGE, *after, limit)
 
     async def extra_columns(self) -> list[str]:
-        async def attempt(conn: PoolConnectionProxy) -> list[Any]:
-            return await conn.fetch(pages.EXTRA_COLUMNS)
+        return [row[0] for row in await self._page("reading the manifest's columns", EXTRA_COLUMNS)]
 
-        return [row[0] for row in await self._do("reading the manifest's columns", attempt)]
+    async def _page(self, what: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await self._do(what, lambda conn: conn.fetch(sql, *args))]
 
     async def aclose(self) -> None:
         await self._stop_renewing()

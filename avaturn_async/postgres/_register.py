@@ -13,12 +13,13 @@ recorded reason is written ``\x00``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._journal_records import Registration, RowEntry, RowRecord, redact
+from .._journal_records import Registration, RowEntry, record_from_row, redact
+from ._journal_sql import COLUMNS
 
 if TYPE_CHECKING:
     import asyncpg
@@ -156,10 +157,7 @@ def _by_key(update: tuple[str, int, int, str, str | None, str | None]) -> str:
 
 
 async def register_entries(
-    conn: asyncpg.Connection | Any,
-    run_id: int,
-    entries: Sequence[RowEntry],
-    record_of: Callable[[Any], RowRecord],
+    conn: asyncpg.Connection | Any, run_id: int, entries: Sequence[RowEntry]
 ) -> list[Registration | None]:
     """Register ``entries`` inside the caller's transaction (see the module docstring)."""
     entries = [_keyable(entry) for entry in entries]
@@ -176,12 +174,9 @@ async def register_entries(
         await conn.executemany(_REJECT, plan.rejects)
     if plan.steps:
         await conn.executemany(_STEP, plan.steps)
-    rows = await conn.fetch(
-        "SELECT key, line, run_id, state, user_id, avatar_id, export_path, error_kind, error,"
-        " possible_orphans FROM avaturn_journal_rows WHERE key = ANY($1::text[])",
-        list(first),
-    )
-    records = {row["key"]: record_of(row) for row in rows}
+    sql = f"SELECT {COLUMNS} FROM avaturn_journal_rows WHERE key = ANY($1::text[])"
+    rows = await conn.fetch(sql, list(first))
+    records = {row["key"]: record_from_row(tuple(row)) for row in rows}
     return [
         Registration(record=records[item]) if isinstance(item, str) else item
         for item in plan.results
