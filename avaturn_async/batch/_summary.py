@@ -26,7 +26,6 @@ __all__ = [
 ]
 
 
-
 @attrs.define(kw_only=True)
 class OnboardingSummary:
     """Counters of one :func:`~avaturn_async.batch.onboard` run.
@@ -80,14 +79,8 @@ class OnboardingSummary:
     def done(self) -> int:
         """Rows handled this run, whatever the outcome (progress bars count these);
         each row is counted once, in one of the counters this sums."""
-        return (
-            self.already_done
-            + self.ready
-            + self.failed
-            + self.invalid
-            + self.elsewhere
-            + self.not_started
-        )
+        handled = (self.already_done, self.ready, self.failed, self.invalid, self.elsewhere)
+        return sum(handled) + self.not_started
 
     def seconds_left(self, total: int | None = None) -> float | None:
         """Seconds until all ``total`` rows (default :attr:`total`) are handled at
