@@ -50,25 +50,9 @@ from .._journal_records import (
     record_from_row,
     redact,
 )
+from . import _journal_sql as sql
 from ._connect import is_transient
 from ._connector import PostgresConnector, connector_for
-from ._journal_sql import (
-    ADVANCE,
-    CLAIM,
-    COLUMNS,
-    EXTRA_COLUMNS,
-    FAIL,
-    FAILURES,
-    HOLDINGS,
-    MIGRATIONS,
-    NOTE,
-    REJECTS,
-    REJECTS_PAGE,
-    RELEASE,
-    RENEW,
-    RESULTS_PAGE,
-    STATUS,
-)
 from ._register import register_entries, storable
 
 if TYPE_CHECKING:
@@ -96,12 +80,12 @@ async def _check_installed(connector: PostgresConnector) -> None:
     version = await connector.installed_version("journal")
     if version == 0:
         raise JournalError(f"no journal at {connector.label}")
-    if version > len(MIGRATIONS):
+    if version > len(sql.MIGRATIONS):
         raise SchemaVersionError(
             f"the journal at {connector.label} is at schema version {version}, newer than "
             "this avaturn_async knows: upgrade avaturn_async"
         )
-    if version < len(MIGRATIONS):
+    if version < len(sql.MIGRATIONS):
         raise JournalError(
             f"the journal at {connector.label} is at schema version {version}; run a "
             "worker (avaturn onboard) once to upgrade it"
@@ -161,7 +145,7 @@ class PostgresJournal:
         connector, owned = connector_for(dsn)
         try:
             if create:
-                await connector.migrate("journal", MIGRATIONS)
+                await connector.migrate("journal", sql.MIGRATIONS)
             else:
                 await _check_installed(connector)
         except BaseException:
@@ -244,7 +228,7 @@ class PostgresJournal:
         run_id = self.run_id
         rows = await self.connector.run(
             "renewing the journal's leases",
-            lambda conn: conn.fetch(RENEW, run_id, list(held), list(held.values()), self.lease),
+            lambda conn: conn.fetch(sql.RENEW, run_id, list(held), list(held.values()), self.lease),
             deadline=0,  # the next renewal is the retry
         )
         self.renewals += 1
@@ -274,7 +258,7 @@ class PostgresJournal:
     ) -> list[RowRecord]:
         done = ["exported"] if export else ["ready", "exported"]
         args = (list(keys), done, retry_failed, self.run_id, self._started_at, self.lease)
-        rows = await self._do("claiming rows", lambda conn: conn.fetch(CLAIM, *args))
+        rows = await self._do("claiming rows", lambda conn: conn.fetch(sql.CLAIM, *args))
         for row in rows:
             self._held[row["key"]] = row["token"]
         return sorted((record_from_row(tuple(row)) for row in rows), key=lambda r: r.line)
@@ -285,7 +269,8 @@ class PostgresJournal:
         if token is None:
             return
         run_id = self.run_id
-        await self._do("releasing a row", lambda conn: conn.execute(RELEASE, key, run_id, token))
+        release = sql.RELEASE
+        await self._do("releasing a row", lambda conn: conn.execute(release, key, run_id, token))
 
     def on_lease_lost(self, key: str, lost: Callable[[], None]) -> None:
         if key in self._held:
@@ -296,21 +281,22 @@ class PostgresJournal:
     async def holdings(self) -> Holdings:
         run_id = self.run_id
         row: Any = await self._do(
-            "reading what other runs hold", lambda conn: conn.fetchrow(HOLDINGS, run_id)
+            "reading what other runs hold", lambda conn: conn.fetchrow(sql.HOLDINGS, run_id)
         )
         return Holdings(live=row["live"], expired=frozenset(row["expired"]), own=row["own"])
 
     async def record(self, key: str) -> RowRecord | None:
-        sql = f"SELECT {COLUMNS} FROM avaturn_journal_rows WHERE key = $1"
-        row = await self._do("reading a row", lambda conn: conn.fetchrow(sql, key))
+        select = f"SELECT {sql.COLUMNS} FROM avaturn_journal_rows WHERE key = $1"
+        row = await self._do("reading a row", lambda conn: conn.fetchrow(select, key))
         return None if row is None else record_from_row(tuple(row))
 
-    async def _fenced(self, what: str, key: str, sql: str, *args: Any) -> None:
+    async def _fenced(self, what: str, key: str, query: str, *args: Any) -> None:
         token = self._held.get(key)
         if token is None:
             raise LeaseLostError(f"row {key!r} is not held by this run")
         run_id = self.run_id
-        if await self._do(what, lambda conn: conn.fetchval(sql, key, run_id, token, *args)) is None:
+        found = await self._do(what, lambda conn: conn.fetchval(query, key, run_id, token, *args))
+        if found is None:
             self._lose(key)
             raise LeaseLostError(f"row {key!r} was taken over by another run")
 
@@ -321,7 +307,7 @@ class PostgresJournal:
         if unknown:
             raise TypeError(f"unknown journal columns: {sorted(unknown)}")
         await self._fenced(
-            "recording a step", key, ADVANCE, state.value,
+            "recording a step", key, sql.ADVANCE, state.value,
             "user_id" in columns, columns.get("user_id"),
             "avatar_id" in columns, columns.get("avatar_id"),
             "export_path" in columns, columns.get("export_path"),
@@ -332,13 +318,13 @@ class PostgresJournal:
         self, key: str, kind: str, reason: str, *, state: RowState | None = None
     ) -> None:
         await self._fenced(
-            "recording a failure", key, FAIL, kind, storable(redact(reason)),
+            "recording a failure", key, sql.FAIL, kind, storable(redact(reason)),
             None if state is None else state.value,
         )
 
     async def note(self, key: str, step: str, detail: str, *, orphan: bool = False) -> None:
         await self._fenced(
-            "recording a note", key, NOTE, step, storable(redact(detail)), int(orphan)
+            "recording a note", key, sql.NOTE, step, storable(redact(detail)), int(orphan)
         )
 
     # ------------------------------------------------------------ reports
@@ -349,7 +335,7 @@ class PostgresJournal:
                 f"SELECT {OUTCOME_SQL} AS outcome, state, count(*) AS n"
                 " FROM avaturn_journal_rows GROUP BY 1, 2"
             )
-            return by_state, await conn.fetchrow(STATUS)
+            return by_state, await conn.fetchrow(sql.STATUS)
 
         by_state, row = await self._do("reading the status", attempt)
         counts: dict[str, int] = {}
@@ -376,8 +362,8 @@ class PostgresJournal:
 
     async def failures(self, limit: int = 20) -> list[FailureRecord]:
         async def attempt(conn: PoolConnectionProxy) -> tuple[list[Any], list[Any]]:
-            failed = await conn.fetch(FAILURES, limit)
-            rejected = await conn.fetch(REJECTS, max(0, limit - len(failed)))
+            failed = await conn.fetch(sql.FAILURES, limit)
+            rejected = await conn.fetch(sql.REJECTS, max(0, limit - len(failed)))
             return failed, rejected
 
         failed, rejected = await self._do("reading failures", attempt)
@@ -394,16 +380,17 @@ class PostgresJournal:
     # The results (``batch.read_results``): pages keyed by the last one read.
 
     async def results_page(self, after: tuple[int, str], limit: int) -> list[tuple[Any, ...]]:
-        return await self._page("reading results", RESULTS_PAGE, *after, limit)
+        return await self._page("reading results", sql.RESULTS_PAGE, *after, limit)
 
     async def rejects_page(self, after: tuple[int, int], limit: int) -> list[tuple[Any, ...]]:
-        return await self._page("reading rejected lines", REJECTS_PAGE, *after, limit)
+        return await self._page("reading rejected lines", sql.REJECTS_PAGE, *after, limit)
 
     async def extra_columns(self) -> list[str]:
-        return [row[0] for row in await self._page("reading the manifest's columns", EXTRA_COLUMNS)]
+        columns = await self._page("reading the manifest's columns", sql.EXTRA_COLUMNS)
+        return [row[0] for row in columns]
 
-    async def _page(self, what: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in await self._do(what, lambda conn: conn.fetch(sql, *args))]
+    async def _page(self, what: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await self._do(what, lambda conn: conn.fetch(query, *args))]
 
     async def aclose(self) -> None:
         await self._stop_renewing()
