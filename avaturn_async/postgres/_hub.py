@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -153,13 +153,8 @@ class PostgresHubChannel:
     async def send(self, event: Event) -> None:
         await self.start()
         body = _encode(event)
-
-        async def store(conn: Any) -> int:
-            row = await conn.fetchrow(_SEND, body)
-            assert row is not None
-            return int(row["id"])
-
-        self._own.add(await self.connector.run("storing a hub event", store))
+        stored = await self.connector.run("storing a hub event", lambda c: c.fetchval(_SEND, body))
+        self._own.add(int(stored))
         for deliver in self._hubs:
             deliver(event)
 

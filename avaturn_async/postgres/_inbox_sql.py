@@ -71,12 +71,12 @@ STEPS = [
 _ORDER_LOCK_CLASS = 0x61766F72  # "avor"
 
 
-def _lock_keys(keys: str) -> str:
-    """A query taking the locks of the keys in array parameter ``keys``."""
+def _lock_keys(key: str, source: str) -> str:
+    """A query taking the locks of the keys in column ``key`` of ``source``."""
     return f"""
     SELECT count(pg_advisory_xact_lock({_ORDER_LOCK_CLASS}, h)) AS locked
-    FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest({keys}::text[]) AS k
-          WHERE k IS NOT NULL ORDER BY h) AS hashes
+    FROM (SELECT DISTINCT hashtext({key}) AS h FROM {source}
+          WHERE {key} IS NOT NULL ORDER BY h) AS hashes
     """
 
 
@@ -91,7 +91,7 @@ _NOT_BEFORE_HEAD = f"""greatest(r, (
 # The locks are taken first: the rows to insert are joined to their one-row answer
 # (materialized, so taken once), so no row is inserted, and no id drawn, before.
 INSERT = f"""
-WITH locks AS MATERIALIZED ({_lock_keys("$7")}), ins AS (
+WITH locks AS MATERIALIZED ({_lock_keys("k", "unnest($7::text[]) AS k")}), ins AS (
     INSERT INTO {TABLE} (dedupe_key, webhook_id, webhook_timestamp, event_type, body,
                           next_attempt_at, received_at, ordering_key)
     SELECT k, w, ts, e, b, {_NOT_BEFORE_HEAD}, r, o
@@ -169,11 +169,7 @@ WITH chosen AS MATERIALIZED (
     SELECT id, ordering_key FROM {TABLE}
     WHERE status = 'dead' AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))
     ORDER BY coalesce(ordering_seq, id)
-), locks AS MATERIALIZED (
-    SELECT count(pg_advisory_xact_lock({_ORDER_LOCK_CLASS}, h)) AS locked
-    FROM (SELECT DISTINCT hashtext(ordering_key) AS h FROM chosen
-          WHERE ordering_key IS NOT NULL ORDER BY h) AS hashes
-), places AS MATERIALIZED (
+), locks AS MATERIALIZED ({_lock_keys("ordering_key", "chosen")}), places AS MATERIALIZED (
     SELECT id, nextval(pg_get_serial_sequence('{TABLE}', 'id')::regclass) AS place
     FROM chosen CROSS JOIN locks
 )
@@ -188,7 +184,6 @@ RECORD_COLUMNS = (
     "id, webhook_id, event_type, status, attempts, last_error, received_at, "
     "next_attempt_at, finished_at, webhook_timestamp, ordering_key"
 )
-
 
 
 def record(row: Any) -> InboxRecord:
