@@ -107,6 +107,16 @@ _ROW_COLUMNS = (
     "key, line, run_id, state, user_id, avatar_id, export_path, error_kind, error, "
     "possible_orphans"
 )
+# The PostgreSQL journal's _UPDATE: 'set' records the input problem, 'clear' clears a
+# stale one, 'keep' leaves it; the manifest's own columns are replaced when given.
+_READ_AGAIN = (
+    "UPDATE rows SET line = ?, run_id = ?, updated_at = ?,"
+    " error_kind = CASE ? WHEN 'set' THEN 'input' WHEN 'clear' THEN NULL ELSE error_kind END,"
+    " error = CASE ? WHEN 'set' THEN ? WHEN 'clear' THEN NULL ELSE error END,"
+    " extra = COALESCE(?, extra) WHERE key = ?"
+)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -245,30 +255,19 @@ class Journal:
                 self.reject(run_id, line, key, reason, extra)
                 return Registration(record=None, duplicate_of=found.line)
             now = time.time()
-            kind = None if problem is None else "input"
             if found is None:
+                kind = None if problem is None else "input"
                 self._db.execute(
                     "INSERT INTO rows (key, line, run_id, state, error_kind, error, updated_at,"
                     " extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (key, line, run_id, RowState.NEW.value, kind, problem, now, extra),
                 )
-            elif problem is not None and not found.is_done(export=False):
-                self._db.execute(
-                    "UPDATE rows SET line = ?, run_id = ?, error_kind = ?, error = ?,"
-                    " updated_at = ? WHERE key = ?",
-                    (line, run_id, kind, problem, now, key),
-                )
             else:
-                # A stale input error is cleared: the row reads well now.
-                clear = found.error_kind == "input"
-                self._db.execute(
-                    "UPDATE rows SET line = ?, run_id = ?, updated_at = ?,"
-                    " error_kind = CASE WHEN ? THEN NULL ELSE error_kind END,"
-                    " error = CASE WHEN ? THEN NULL ELSE error END WHERE key = ?",
-                    (line, run_id, now, clear, clear, key),
-                )
-            if found is not None and extra is not None:
-                self._db.execute("UPDATE rows SET extra = ? WHERE key = ?", (extra, key))
+                # Bad input is kept on a row still to do; a stale input error is cleared.
+                mode = "clear" if found.error_kind == "input" else "keep"
+                if problem is not None and not found.is_done(export=False):
+                    mode = "set"
+                self._db.execute(_READ_AGAIN, (line, run_id, now, mode, mode, problem, extra, key))
             if problem is not None:
                 self._step(run_id, key, "invalid", problem)
             record = self.record(key)
@@ -355,10 +354,6 @@ class Journal:
         return None if row is None else (row[0], row[1])
 
     def status(self) -> JournalStatus:
-        by_state = {
-            row[0]: row[1]
-            for row in self._db.execute("SELECT state, COUNT(*) FROM rows GROUP BY state")
-        }
         failed, orphans, invalid = self._db.execute(
             "SELECT COALESCE(SUM(error IS NOT NULL OR state = ?), 0),"
             " COALESCE(SUM(possible_orphans), 0),"
@@ -372,11 +367,12 @@ class Journal:
                 "SELECT COUNT(*) FROM rejects WHERE run_id = ?", (last[0],)
             ).fetchone()[0]
         runs = self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-        outcomes = dict.fromkeys(OUTCOMES, 0)
-        steps: dict[str, int] = {}
+        by_state: dict[str, int] = {}
+        outcomes, steps = dict.fromkeys(OUTCOMES, 0), {}
         for outcome, state, count in self._db.execute(
             f"SELECT {OUTCOME_SQL} AS outcome, state, COUNT(*) FROM rows GROUP BY outcome, state"
         ):
+            by_state[state] = by_state.get(state, 0) + count
             outcomes[outcome] += count
             if outcome == "in_progress":
                 steps[state] = count
