@@ -61,16 +61,7 @@ from .._journal_records import (
 )
 from .._sqlite import transaction
 
-__all__ = [
-    "FailureRecord",
-    "Journal",
-    "JournalBusyError",
-    "JournalError",
-    "JournalStatus",
-    "Registration",
-    "RowRecord",
-    "RowState",
-]
+__all__ = ["Journal", "Registration", "RowRecord", "RowState"]
 
 SCHEMA_VERSION = "2"
 # Version 2 keeps the manifest's own columns (``extra``, JSON) for the results, and

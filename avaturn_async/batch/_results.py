@@ -32,8 +32,8 @@ import anyio.to_thread
 import attrs
 
 from .._errors import ConfigurationError
-from .._journal_records import outcome_of, shown_kind
-from ._journal import Journal, JournalError
+from .._journal_records import JournalError, outcome_of, shown_kind
+from ._journal import Journal
 from ._rules import PROCESSING_FAILED
 from ._store import JournalStore, open_journal
 

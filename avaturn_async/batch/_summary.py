@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from .._exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from ._journal import FailureRecord
+from .._journal_records import FailureRecord
 
 __all__ = [
     "EXIT_FAILED",
