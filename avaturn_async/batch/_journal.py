@@ -333,10 +333,8 @@ class Journal:
 
     def steps(self, key: str) -> list[tuple[str, str | None]]:
         """``(step, detail)`` of ``key``, oldest first."""
-        cursor = self._db.execute(
-            "SELECT step, detail FROM steps WHERE key = ? ORDER BY id", (key,)
-        )
-        return [(row[0], row[1]) for row in cursor]
+        query = "SELECT step, detail FROM steps WHERE key = ? ORDER BY id"
+        return [(row[0], row[1]) for row in self._db.execute(query, (key,))]
 
     # ------------------------------------------------------------ reports
 

@@ -37,13 +37,7 @@ from ._journal import Journal
 from ._rules import PROCESSING_FAILED
 from ._store import JournalStore, open_journal
 
-__all__ = [
-    "RESULT_COLUMNS",
-    "ResultRow",
-    "read_results",
-    "results_format",
-    "write_results",
-]
+__all__ = ["RESULT_COLUMNS", "ResultRow", "read_results", "results_format", "write_results"]
 
 RESULT_COLUMNS = (
     "key",

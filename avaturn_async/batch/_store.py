@@ -38,13 +38,7 @@ from .._journal_records import (
 from .._sqlite import SQLiteThread
 from ._journal import Journal
 
-__all__ = [
-    "Holdings",
-    "JournalStore",
-    "RowEntry",
-    "SQLiteJournalStore",
-    "open_journal",
-]
+__all__ = ["Holdings", "JournalStore", "RowEntry", "SQLiteJournalStore", "open_journal"]
 
 
 @runtime_checkable

@@ -164,9 +164,7 @@ class PostgresJournal:
             raise RuntimeError("begin_run() first")
         return self._run_id
 
-    async def _do(
-        self, what: str, operation: Callable[[PoolConnectionProxy], Awaitable[T]]
-    ) -> T:
+    async def _do(self, what: str, operation: Callable[[PoolConnectionProxy], Awaitable[T]]) -> T:
         """Run ``operation`` (safe to repeat: fenced or idempotent) until it succeeds,
         riding out a server restart, a deadlock between concurrent registrations, and
         a pooled connection left mid-operation by a dropped session (a transient error)."""
