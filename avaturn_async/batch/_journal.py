@@ -183,12 +183,8 @@ class Journal:
     # ------------------------------------------------------------ runs
 
     def begin_run(self, source: str | None = None) -> int:
-        """Start a run and own the journal; raises :class:`JournalBusyError` if owned.
-
-        Ownership is a pid in the file itself, so a run killed with ``kill -9``
-        does not block the rerun (its pid is gone). Two live runs on one journal
-        would both work on the same rows and make duplicates: refused.
-        """
+        """Start a run and own the journal (see the module docstring); raises
+        :class:`JournalBusyError` if a live run owns it."""
         host = socket.gethostname()
         with self.transaction():
             owner = self._meta("owner_pid")

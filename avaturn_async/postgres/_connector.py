@@ -17,9 +17,6 @@ gate and the journal of a process:
 * **its loops in one anyio task group** (the listener, and the loops the
   backends :meth:`~PostgresConnector.spawn`), hosted by one task and stopped
   together by :meth:`~PostgresConnector.aclose`.
-
-When the server has no free connection slot, an operation waits for one of
-the pool's own connections to come back instead of failing on a new one.
 """
 
 from __future__ import annotations

@@ -171,14 +171,11 @@ class PostgresInboxStore:
         results: list[int | Exception | None] = [None] * len(deliveries)
         storable: list[int] = []
         for n, delivery in enumerate(deliveries):
-            field = sql.unstorable_field(delivery)
-            if field is None:
+            problem = sql.unstorable(delivery)
+            if problem is None:
                 storable.append(n)
             else:
-                results[n] = UnstorableDeliveryError(
-                    f"the delivery's {field} holds a NUL character, which PostgreSQL "
-                    "cannot store"
-                )
+                results[n] = UnstorableDeliveryError(problem)
         ids: Sequence[int | Exception | None]
         try:
             ids = await self._insert_rows([deliveries[n] for n in storable])
@@ -225,9 +222,7 @@ class PostgresInboxStore:
         attempts = 0
 
         async def claim(conn: PoolConnectionProxy) -> list[Any]:
-            # The first attempt of a call holds no row yet; a repeated one may (its
-            # answer was lost after the commit), and takes those rows back.
-            nonlocal attempts
+            nonlocal attempts  # a repeated attempt may hold rows already: sql.RECLAIM
             attempts += 1
             query = sql.CLAIM if attempts == 1 else sql.RECLAIM
             rows: list[Any] = await conn.fetch(

@@ -22,7 +22,7 @@ __all__ = [
     "TABLE",
     "record",
     "stats_of",
-    "unstorable_field",
+    "unstorable",
 ]
 
 INBOX_CHANNEL = "avaturn_webhook_inbox"
@@ -203,12 +203,12 @@ def record(row: Any) -> InboxRecord:
     )
 
 
-def unstorable_field(delivery: Delivery) -> str | None:
-    """The name of a text field PostgreSQL cannot store (it holds a NUL), or ``None``."""
+def unstorable(delivery: Delivery) -> str | None:
+    """Why PostgreSQL cannot store ``delivery`` (a text field holds a NUL), or ``None``."""
     for name in ("dedupe_key", "webhook_id", "event_type", "ordering_key"):
         value = getattr(delivery, name)
         if value is not None and "\x00" in value:
-            return name
+            return f"the delivery's {name} holds a NUL character, which PostgreSQL cannot store"
     return None
 
 

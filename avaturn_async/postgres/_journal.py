@@ -140,19 +140,17 @@ class PostgresJournal:
         the tables, ``StorageUnavailableError`` when no server answers and
         ``SchemaVersionError`` for a newer schema.
         """
-        if lease < 1.0:
-            raise ConfigurationError("lease must be at least 1 second")
         connector, owned = connector_for(dsn)
+        journal = cls(connector, lease=lease, owned=owned)  # a bad lease fails before any I/O
         try:
             if create:
                 await connector.migrate("journal", sql.MIGRATIONS)
             else:
                 await _check_installed(connector)
         except BaseException:
-            if owned:
-                await connector.aclose()
+            await journal.aclose()
             raise
-        return cls(connector, lease=lease, owned=owned)
+        return journal
 
     @property
     def label(self) -> str:

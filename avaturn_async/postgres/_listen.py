@@ -55,9 +55,7 @@ class Subscription:
 
 
 class SharedListener:
-    """Calls each subscriber's ``on_notify(payload)`` for the notifications of its
-    channel, and its ``catch_up()`` after each (re)connect and on each poll while
-    notifications cannot be had."""
+    """The one ``LISTEN`` connection of a connector, and its subscribers (module docstring)."""
 
     def __init__(
         self,
