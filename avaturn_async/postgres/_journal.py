@@ -171,15 +171,8 @@ class PostgresJournal:
     # ------------------------------------------------------------ runs
 
     async def begin_run(self, source: str | None = None) -> int:
-        async def insert(conn: PoolConnectionProxy) -> Any:
-            return await conn.fetchrow(
-                "INSERT INTO avaturn_journal_runs (pid, host, source, lease_until)"
-                " VALUES ($1, $2, $3, now() + make_interval(secs => $4))"
-                " RETURNING id, started_at",
-                os.getpid(), socket.gethostname(), source, self.lease,
-            )
-
-        row = await self._do("starting a run", insert)
+        args = (os.getpid(), socket.gethostname(), source, self.lease)
+        row: Any = await self._do("starting a run", lambda conn: conn.fetchrow(sql.BEGIN, *args))
         self._run_id, self._started_at = int(row["id"]), row["started_at"]
         self._renewer = self.connector.spawn(self._renew_forever)
         return self._run_id
@@ -187,19 +180,7 @@ class PostgresJournal:
     async def end_run(self, outcome: str) -> tuple[list[FailureRecord], int]:
         run_id = self.run_id
         await self._stop_renewing()
-
-        async def finish(conn: PoolConnectionProxy) -> None:
-            async with conn.transaction():
-                await conn.execute(
-                    "UPDATE avaturn_journal_runs SET finished_at = now(), outcome = $2"
-                    " WHERE id = $1", run_id, outcome,
-                )
-                await conn.execute(
-                    "UPDATE avaturn_journal_rows SET owner = NULL, token = NULL,"
-                    " lease_until = NULL WHERE owner = $1", run_id,
-                )
-
-        await self._do("ending the run", finish)
+        await self._do("ending the run", lambda conn: conn.execute(sql.END, run_id, outcome))
         self._held.clear()
         status = await self.status()
         return await self.failures(_FAILURES_SHOWN), status.failed + status.rejected_last_run

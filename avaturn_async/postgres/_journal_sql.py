@@ -8,8 +8,10 @@ from __future__ import annotations
 
 __all__ = [
     "ADVANCE",
+    "BEGIN",
     "CLAIM",
     "COLUMNS",
+    "END",
     "EXTRA_COLUMNS",
     "FAIL",
     "FAILURES",
@@ -92,6 +94,18 @@ COLUMNS = (
     "possible_orphans"
 )
 _ROW_COLUMNS = ", ".join(f"r.{name.strip()}" for name in COLUMNS.split(","))
+
+# $1 pid, $2 host, $3 source, $4 lease seconds.
+BEGIN = """
+INSERT INTO avaturn_journal_runs (pid, host, source, lease_until)
+VALUES ($1, $2, $3, now() + make_interval(secs => $4)) RETURNING id, started_at
+"""
+
+# $1 run, $2 outcome: the run ends and lets go of its rows in one statement.
+END = """
+WITH run AS (UPDATE avaturn_journal_runs SET finished_at = now(), outcome = $2 WHERE id = $1)
+UPDATE avaturn_journal_rows SET owner = NULL, token = NULL, lease_until = NULL WHERE owner = $1
+"""
 
 # $1 keys, $2 finished states, $3 retry_failed, $4 run, $5 run's start, $6 lease seconds.
 # Every filter sits inside the locked CTE, so rows the claim skips use up no LIMIT slot.
