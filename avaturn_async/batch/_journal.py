@@ -228,13 +228,8 @@ class Journal:
     def register(
         self, run_id: int, key: str, line: int, problem: str | None, extra: str | None = None
     ) -> Registration:
-        """Note that ``key`` was read on ``line`` of this run's source.
-
-        A key already read in this same run is a duplicate: the line goes to
-        ``rejects``. ``problem`` (bad input) is recorded as the row's error,
-        unless the row was already finished, which needs no input any more.
-        ``extra`` (the manifest's own columns, JSON) replaces what the row kept.
-        """
+        """Note that ``key`` was read on ``line``, by the rules of ``JournalStore.register``;
+        ``extra`` (the manifest's own columns, JSON) replaces what the row kept."""
         with self.transaction():
             found = self.record(key)
             if found is not None and found.run_id == run_id:
@@ -276,9 +271,7 @@ class Journal:
         sets = ["state = ?", "error_kind = NULL", "error = NULL", "updated_at = ?"]
         values: list[Any] = [state.value, time.time()]
         for column, value in (
-            ("user_id", user_id),
-            ("avatar_id", avatar_id),
-            ("export_path", export_path),
+            ("user_id", user_id), ("avatar_id", avatar_id), ("export_path", export_path)
         ):
             if value is not _KEEP:
                 sets.append(f"{column} = ?")
@@ -305,8 +298,7 @@ class Journal:
         with self.transaction():
             if orphan:
                 self._db.execute(
-                    "UPDATE rows SET possible_orphans = possible_orphans + 1 WHERE key = ?",
-                    (key,),
+                    "UPDATE rows SET possible_orphans = possible_orphans + 1 WHERE key = ?", (key,)
                 )
             self._step(run_id, key, step, detail)
 

@@ -317,8 +317,7 @@ class PostgresConnector:
     async def installed_version(self, component: str) -> int:
         """The version of ``component`` in the database (0: never installed); reads only."""
         return await self.run(
-            f"reading the {component} schema version",
-            lambda conn: schema_version(conn, component),
+            f"reading the {component} schema version", lambda conn: schema_version(conn, component)
         )
 
     # ------------------------------------------------------------ LISTEN
