@@ -323,16 +323,10 @@ class PostgresJournal:
             if r["outcome"] == "in_progress":
                 steps[r["state"]] = r["n"]
         return JournalStatus(
+            **dict(row),  # STATUS names its columns as the fields they fill
             rows=sum(counts.values()),
             by_state=counts,
-            failed=row["failed"],
-            possible_orphans=row["orphans"],
-            rejected_last_run=row["rejected"],
-            runs=row["runs"],
-            last_run_outcome=row["outcome"],
             running_pid=None,
-            invalid=row["invalid"],
-            live_runs=row["live_runs"],
             outcomes=outcomes,
             in_progress_by_step=dict(sorted(steps.items())),
         )
@@ -344,15 +338,7 @@ class PostgresJournal:
             return failed, rejected
 
         failed, rejected = await self._do("reading failures", attempt)
-        found = [
-            FailureRecord(line=r["line"], key=r["key"], kind=r["kind"], reason=r["reason"],
-                          state=r["state"])
-            for r in failed
-        ]
-        return found + [
-            FailureRecord(line=r["line"], key=r["key"], kind="rejected", reason=r["reason"])
-            for r in rejected
-        ]
+        return [FailureRecord(**dict(row)) for row in (*failed, *rejected)]
 
     # The results (``batch.read_results``): pages keyed by the last one read.
 

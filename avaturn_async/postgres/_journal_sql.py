@@ -208,12 +208,13 @@ WITH last AS (SELECT id, outcome FROM avaturn_journal_runs ORDER BY id DESC LIMI
 SELECT
     (SELECT count(*) FROM avaturn_journal_rows
      WHERE error IS NOT NULL OR state = 'avatar_failed') AS failed,
-    (SELECT coalesce(sum(possible_orphans), 0) FROM avaturn_journal_rows)::bigint AS orphans,
+    (SELECT coalesce(sum(possible_orphans), 0) FROM avaturn_journal_rows)::bigint
+        AS possible_orphans,
     (SELECT count(*) FROM avaturn_journal_rows WHERE error_kind = 'input') AS invalid,
     (SELECT count(*) FROM avaturn_journal_rejects
-     WHERE run_id = (SELECT id FROM last)) AS rejected,
+     WHERE run_id = (SELECT id FROM last)) AS rejected_last_run,
     (SELECT count(*) FROM avaturn_journal_runs) AS runs,
-    (SELECT outcome FROM last) AS outcome,
+    (SELECT outcome FROM last) AS last_run_outcome,
     (SELECT count(*) FROM avaturn_journal_runs
      WHERE finished_at IS NULL AND lease_until > now()) AS live_runs
 """
@@ -226,7 +227,7 @@ ORDER BY line LIMIT $1
 """
 
 REJECTS = """
-SELECT line, key, reason FROM avaturn_journal_rejects
+SELECT line, key, 'rejected' AS kind, reason FROM avaturn_journal_rejects
 WHERE run_id = (SELECT max(id) FROM avaturn_journal_runs) ORDER BY line LIMIT $1
 """
 

@@ -35,7 +35,7 @@ ON CONFLICT (key) DO NOTHING
 RETURNING key
 """
 _LOCK = """
-SELECT r.key, r.line, r.run_id, r.state, r.error_kind,
+SELECT r.key, r.line, r.run_id, r.error_kind, r.state IN ('ready', 'exported') AS done,
        (r.run_id = $2 OR (x.finished_at IS NULL AND x.lease_until > now())) AS live,
        (r.owner IS NOT NULL AND r.owner <> $2 AND r.lease_until > now()) AS held
 FROM avaturn_journal_rows r LEFT JOIN avaturn_journal_runs x ON x.id = r.run_id
@@ -54,7 +54,6 @@ _REJECT = (
     " VALUES ($1, $2, $3, $4, $5)"
 )
 _STEP = "INSERT INTO avaturn_journal_steps (run_id, key, step, detail) VALUES ($1, $2, $3, $4)"
-_DONE = ("ready", "exported")
 
 
 def storable(text: str) -> str:
@@ -72,6 +71,7 @@ def _keyable(entry: RowEntry) -> RowEntry:
 
 @attrs.define
 class _Known:
+    key: str
     line: int
     run_id: int
     live: bool
@@ -103,14 +103,8 @@ async def _known_rows(
             [e.extra for e in new],
         )
     }
-    known = {
-        row["key"]: _Known(
-            line=row["line"], run_id=row["run_id"], live=row["live"], held=row["held"],
-            done=row["state"] in _DONE, error_kind=row["error_kind"],
-        )
-        for row in await conn.fetch(_LOCK, list(first), run_id)
-    }
-    return inserted, known
+    locked = await conn.fetch(_LOCK, list(first), run_id)
+    return inserted, {row["key"]: _Known(**dict(row)) for row in locked}
 
 
 def _plan(
