@@ -238,17 +238,8 @@ class PostgresInboxStore:
         if len(rows) < limit:  # idle enough to dead-letter expired last attempts
             await self._best_effort("expiry", sql.EXPIRE, LEASE_LOST, utc(now), max_attempts)
         rows.sort(key=lambda row: (row["next_attempt_at"], row["id"]))
-        return [
-            Claimed(
-                id=row["id"],
-                body=bytes(row["body"]),
-                attempts=row["attempts"],
-                token=token,
-                event_type=row["event_type"],
-                ordering_key=row["ordering_key"],
-            )
-            for row in rows
-        ]
+        fields = ("id", "body", "attempts", "event_type", "ordering_key")  # bytea is bytes
+        return [Claimed(token=token, **{name: row[name] for name in fields}) for row in rows]
 
     async def _best_effort(self, what: str, query: str, *args: Any) -> None:
         """Once, never retried: a later call does it again if this one fails."""

@@ -181,26 +181,15 @@ RETURNING t.id, pg_notify('{INBOX_CHANNEL}', '')::text
 """
 
 RECORD_COLUMNS = (
-    "id, webhook_id, event_type, status, attempts, last_error, received_at, "
-    "next_attempt_at, finished_at, webhook_timestamp, ordering_key"
+    "id, webhook_id, event_type, status, attempts, last_error, received_at, finished_at,"
+    " CASE WHEN status = 'pending' THEN next_attempt_at END AS next_attempt_at,"
+    " webhook_timestamp, ordering_key"
 )
 
 
 def record(row: Any) -> InboxRecord:
-    status = InboxStatus(row["status"])
-    return InboxRecord(
-        id=row["id"],
-        webhook_id=row["webhook_id"],
-        event_type=row["event_type"],
-        status=status,
-        attempts=row["attempts"],
-        last_error=row["last_error"],
-        received_at=row["received_at"],
-        next_attempt_at=row["next_attempt_at"] if status is InboxStatus.PENDING else None,
-        finished_at=row["finished_at"],
-        webhook_timestamp=row["webhook_timestamp"],
-        ordering_key=row["ordering_key"],
-    )
+    """An :class:`InboxRecord` from a row of :data:`RECORD_COLUMNS`."""
+    return InboxRecord(**{**dict(row), "status": InboxStatus(row["status"])})
 
 
 def unstorable(delivery: Delivery) -> str | None:
