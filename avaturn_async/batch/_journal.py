@@ -372,13 +372,10 @@ class Journal:
     def failures(self, limit: int = 20) -> list[FailureRecord]:
         """Failed rows, then the last run's rejected lines, by line; at most ``limit``."""
         cursor = self._db.execute(
-            "SELECT line, key, COALESCE(error_kind, state), COALESCE(error, ?), state FROM rows"
-            " WHERE error IS NOT NULL OR state = ? ORDER BY line LIMIT ?",
-            (
-                "Avaturn reported that processing the photos failed",
-                RowState.AVATAR_FAILED.value,
-                limit,
-            ),
+            "SELECT line, key, COALESCE(error_kind, state), COALESCE(error, 'Avaturn reported"
+            " that processing the photos failed'), state FROM rows"
+            " WHERE error IS NOT NULL OR state = 'avatar_failed' ORDER BY line LIMIT ?",
+            (limit,),
         )
         found = [
             FailureRecord(line=row[0], key=row[1], kind=row[2], reason=row[3], state=row[4])

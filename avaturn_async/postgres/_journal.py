@@ -102,11 +102,7 @@ class PostgresJournal:
     """
 
     def __init__(
-        self,
-        connector: PostgresConnector,
-        *,
-        lease: float = DEFAULT_LEASE,
-        owned: bool = False,
+        self, connector: PostgresConnector, *, lease: float = DEFAULT_LEASE, owned: bool = False
     ) -> None:
         if lease < 1.0:
             raise ConfigurationError("lease must be at least 1 second")
@@ -126,11 +122,7 @@ class PostgresJournal:
 
     @classmethod
     async def open(
-        cls,
-        dsn: str | PostgresConnector,
-        *,
-        lease: float = DEFAULT_LEASE,
-        create: bool = True,
+        cls, dsn: str | PostgresConnector, *, lease: float = DEFAULT_LEASE, create: bool = True
     ) -> PostgresJournal:
         """Connect and create (or upgrade) the journal's tables.
 

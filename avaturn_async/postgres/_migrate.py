@@ -95,10 +95,7 @@ _NO_SCHEMA = "3F000"
 
 
 async def explain_schema_error(
-    conn: asyncpg.Connection | PoolConnectionProxy,
-    exc: BaseException,
-    component: str,
-    where: str,
+    conn: asyncpg.Connection | PoolConnectionProxy, exc: BaseException, component: str, where: str
 ) -> ConfigurationError | None:
     """A :class:`ConfigurationError` saying what to grant or create, when installing
     ``component`` at ``where`` (a redacted DSN) failed with ``exc`` for want of a
