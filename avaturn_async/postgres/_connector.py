@@ -106,7 +106,7 @@ class PostgresConnector:
         self._pool: asyncpg.Pool | None = None
         self._host = TaskHost()
         self._listener: SharedListener | None = None
-        self._opening: asyncio.Lock | None = None
+        self._opening = asyncio.Lock()
         self._migrated: dict[str, int] = {}
         self._released: asyncio.Event | None = None
         self._in_use = 0
@@ -154,8 +154,6 @@ class PostgresConnector:
             return
         if self._closed:
             raise StorageError(f"the PostgreSQL connector for {self.label} is closed")
-        if self._opening is None:
-            self._opening = asyncio.Lock()
         async with self._opening:
             if self._pool is not None:
                 return

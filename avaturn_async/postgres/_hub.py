@@ -93,8 +93,8 @@ class PostgresHubChannel:
         self._last_seen = 0
         self._own: set[int] = set()
         self._wake = asyncio.Event()
-        self._starting: asyncio.Lock | None = None
-        self._reading: asyncio.Lock | None = None
+        self._starting = asyncio.Lock()
+        self._reading = asyncio.Lock()
         self._subscription: Subscription | None = None
         self._loop: BackgroundTask | None = None
         self.received: int = 0
@@ -122,9 +122,6 @@ class PostgresHubChannel:
         Raises ``ConfigurationError`` for a bad DSN and ``StorageUnavailableError``
         when the server cannot be reached.
         """
-        if self._starting is None:
-            self._starting = asyncio.Lock()
-            self._reading = asyncio.Lock()
         async with self._starting:
             if self._subscription is not None:
                 return
@@ -179,7 +176,6 @@ class PostgresHubChannel:
 
     async def _catch_up(self) -> None:
         """Deliver every event stored after the last one seen (one reader at a time)."""
-        assert self._reading is not None
         async with self._reading:
             while True:
                 rows = await self.connector.run(

@@ -127,7 +127,7 @@ class PostgresInboxStore:
         self._installed = False
         self._group: GroupCommit[Delivery, int | None] = GroupCommit(self._insert_batch)
         self._lease_ends: dict[tuple[int, str], float] = {}  # monotonic
-        self._wake: asyncio.Event | None = None
+        self._wake = asyncio.Event()
         self._subscription: Subscription | None = None
 
     def __repr__(self) -> str:
@@ -304,8 +304,6 @@ class PostgresInboxStore:
         return await self._fenced("release", assignments, claimed, utc(now))
 
     async def wait_for_work(self, max_wait: float) -> None:
-        if self._wake is None:
-            self._wake = asyncio.Event()
         if self._subscription is None:
             # Shielded: a worker may cancel its wait at any moment (a slot freed),
             # and a subscription half made would be made again and never dropped.
@@ -318,7 +316,6 @@ class PostgresInboxStore:
     async def _subscribe(self) -> None:
         """Listen on the connector's shared connection (it catches up by waking us)."""
         wake = self._wake
-        assert wake is not None
 
         async def catch_up() -> None:
             wake.set()  # look at the table: something may have come while not listening
@@ -368,8 +365,7 @@ class PostgresInboxStore:
         return int(status.split()[-1])
 
     def close(self) -> None:
-        """Drop the connections at once, if this store opened them (:meth:`aclose` closes
-        them cleanly)."""
+        """Drop the connections now, if this store opened them (:meth:`aclose`: cleanly)."""
         if self._owned:
             self.connector.close()
 
