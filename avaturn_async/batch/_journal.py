@@ -108,6 +108,25 @@ _READ_AGAIN = (
 )
 
 
+# The reports, as the PostgreSQL journal's STATUS, FAILURES and REJECTS read them.
+_STATUS = (
+    "SELECT COALESCE(SUM(error IS NOT NULL OR state = 'avatar_failed'), 0),"
+    " COALESCE(SUM(possible_orphans), 0), COALESCE(SUM(error_kind = 'input'), 0),"
+    " (SELECT COUNT(*) FROM rejects WHERE run_id = (SELECT MAX(id) FROM runs)),"
+    " (SELECT COUNT(*) FROM runs), (SELECT outcome FROM runs ORDER BY id DESC LIMIT 1)"
+    " FROM rows"
+)
+_FAILED = (
+    "SELECT line, key, COALESCE(error_kind, state),"
+    " COALESCE(error, 'Avaturn reported that processing the photos failed'), state FROM rows"
+    " WHERE error IS NOT NULL OR state = 'avatar_failed' ORDER BY line LIMIT ?"
+)
+_REJECTED = (
+    "SELECT line, key, 'rejected', reason, NULL FROM rejects"
+    " WHERE run_id = (SELECT MAX(id) FROM runs) ORDER BY line LIMIT ?"
+)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -326,24 +345,8 @@ class Journal:
 
     # ------------------------------------------------------------ reports
 
-    def _last_run(self) -> tuple[int, str | None] | None:
-        row = self._db.execute("SELECT id, outcome FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-        return None if row is None else (row[0], row[1])
-
     def status(self) -> JournalStatus:
-        failed, orphans, invalid = self._db.execute(
-            "SELECT COALESCE(SUM(error IS NOT NULL OR state = ?), 0),"
-            " COALESCE(SUM(possible_orphans), 0),"
-            " COALESCE(SUM(error_kind = 'input'), 0) FROM rows",
-            (RowState.AVATAR_FAILED.value,),
-        ).fetchone()
-        last = self._last_run()
-        rejected = 0
-        if last is not None:
-            rejected = self._db.execute(
-                "SELECT COUNT(*) FROM rejects WHERE run_id = ?", (last[0],)
-            ).fetchone()[0]
-        runs = self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        failed, orphans, invalid, rejected, runs, last = self._db.execute(_STATUS).fetchone()
         by_state: dict[str, int] = {}
         outcomes, steps = dict.fromkeys(OUTCOMES, 0), {}
         for outcome, state, count in self._db.execute(
@@ -362,7 +365,7 @@ class Journal:
             possible_orphans=orphans,
             rejected_last_run=rejected,
             runs=runs,
-            last_run_outcome=None if last is None else last[1],
+            last_run_outcome=last,
             running_pid=running,
             invalid=invalid,
             outcomes=outcomes,
@@ -371,27 +374,10 @@ class Journal:
 
     def failures(self, limit: int = 20) -> list[FailureRecord]:
         """Failed rows, then the last run's rejected lines, by line; at most ``limit``."""
-        cursor = self._db.execute(
-            "SELECT line, key, COALESCE(error_kind, state), COALESCE(error, 'Avaturn reported"
-            " that processing the photos failed'), state FROM rows"
-            " WHERE error IS NOT NULL OR state = 'avatar_failed' ORDER BY line LIMIT ?",
-            (limit,),
-        )
-        found = [
-            FailureRecord(line=row[0], key=row[1], kind=row[2], reason=row[3], state=row[4])
-            for row in cursor
-        ]
-        last = self._last_run()
-        if last is not None and len(found) < limit:
-            cursor = self._db.execute(
-                "SELECT line, key, reason FROM rejects WHERE run_id = ? ORDER BY line LIMIT ?",
-                (last[0], limit - len(found)),
-            )
-            found += [
-                FailureRecord(line=row[0], key=row[1], kind="rejected", reason=row[2])
-                for row in cursor
-            ]
-        return found
+        failed = self._db.execute(_FAILED, (limit,)).fetchall()
+        rejected = self._db.execute(_REJECTED, (limit - len(failed),)).fetchall()
+        names = ("line", "key", "kind", "reason", "state")
+        return [FailureRecord(**dict(zip(names, row, strict=True))) for row in (*failed, *rejected)]
 
     def count_failures(self) -> int:
         """Failed rows plus the last run's rejected lines."""
