@@ -95,8 +95,7 @@ CREATE TABLE IF NOT EXISTS rejects (
 """
 
 _ROW_COLUMNS = (
-    "key, line, run_id, state, user_id, avatar_id, export_path, error_kind, error, "
-    "possible_orphans"
+    "key, line, run_id, state, user_id, avatar_id, export_path, error_kind, error, possible_orphans"
 )
 # The PostgreSQL journal's _UPDATE: 'set' records the input problem, 'clear' clears a
 # stale one, 'keep' leaves it; the manifest's own columns are replaced when given.
@@ -199,8 +198,6 @@ class Journal:
     def _set_meta(self, name: str, value: str | None) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
 
-    # ------------------------------------------------------------ runs
-
     def begin_run(self, source: str | None = None) -> int:
         """Start a run and own the journal (see the module docstring); raises
         :class:`JournalBusyError` if a live run owns it."""
@@ -231,8 +228,6 @@ class Journal:
             )
             if self._meta("owner_pid") == str(os.getpid()):
                 self._set_meta("owner_pid", None)
-
-    # ------------------------------------------------------------ rows
 
     def record(self, key: str) -> RowRecord | None:
         row = self._db.execute(f"SELECT {_ROW_COLUMNS} FROM rows WHERE key = ?", (key,)).fetchone()
@@ -290,7 +285,9 @@ class Journal:
         sets = ["state = ?", "error_kind = NULL", "error = NULL", "updated_at = ?"]
         values: list[Any] = [state.value, time.time()]
         for column, value in (
-            ("user_id", user_id), ("avatar_id", avatar_id), ("export_path", export_path)
+            ("user_id", user_id),
+            ("avatar_id", avatar_id),
+            ("export_path", export_path),
         ):
             if value is not _KEEP:
                 sets.append(f"{column} = ?")
@@ -342,8 +339,6 @@ class Journal:
         """``(step, detail)`` of ``key``, oldest first."""
         query = "SELECT step, detail FROM steps WHERE key = ? ORDER BY id"
         return [(row[0], row[1]) for row in self._db.execute(query, (key,))]
-
-    # ------------------------------------------------------------ reports
 
     def status(self) -> JournalStatus:
         failed, orphans, invalid, rejected, runs, last = self._db.execute(_STATUS).fetchone()

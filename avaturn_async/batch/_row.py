@@ -196,8 +196,6 @@ class RowRunner:
         await self._journal.advance(work.key, state, **columns)
         work.state = state
 
-    # ------------------------------------------------------------ the user
-
     async def _possible_orphan(self, work: _Row, detail: str) -> None:
         await self._journal.note(work.key, "possible_orphan_user", detail, orphan=True)
         self._summary.possible_orphans += 1
@@ -253,8 +251,6 @@ class RowRunner:
             work.user_id, work.state = user.id, RowState.USER_CREATED
             self._summary.users_created += 1
             return
-
-    # ------------------------------------------------------------ the avatar
 
     async def _ensure_avatar(self, work: _Row) -> None:
         if work.state in LANDED:
@@ -360,8 +356,6 @@ class RowRunner:
         with contextlib.suppress(NotFoundError):
             await self._client.avatars.delete(self._user(work), item.id)
         self._summary.avatars_replaced += 1
-
-    # ------------------------------------------------------------ waiting and export
 
     async def _ensure_ready(self, work: _Row) -> None:
         if work.state in (RowState.READY, RowState.EXPORTING, RowState.EXPORTED):

@@ -142,8 +142,13 @@ async def create_pool(
     server answers within ``connect_timeout``.
     """
     pool: asyncpg.Pool = await _opened(
-        "create_pool", dsn, application_name, min_size=min_size, max_size=max_size,
-        timeout=connect_timeout, command_timeout=command_timeout,
+        "create_pool",
+        dsn,
+        application_name,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=connect_timeout,
+        command_timeout=command_timeout,
         statement_cache_size=statement_cache_size,
     )
     return pool
@@ -158,7 +163,10 @@ async def connect(
 ) -> asyncpg.Connection:
     """One dedicated connection (for ``LISTEN``: a pool resets listeners on release)."""
     conn: asyncpg.Connection = await _opened(
-        "connect", dsn, application_name, timeout=connect_timeout,
+        "connect",
+        dsn,
+        application_name,
+        timeout=connect_timeout,
         statement_cache_size=statement_cache_size,
     )
     return conn

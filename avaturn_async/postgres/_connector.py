@@ -142,8 +142,6 @@ class PostgresConnector:
         """The channels the listening connection serves."""
         return frozenset() if self._listener is None else frozenset(self._listener.channels)
 
-    # ------------------------------------------------------------ lifecycle
-
     async def open(self) -> None:
         """Connect (one pooled connection, to learn of a bad DSN or server now); idempotent.
 
@@ -212,8 +210,6 @@ class PostgresConnector:
         """Run ``loop`` in the connector's task group until it returns, its handle is
         stopped, or the connector closes. An error ends that loop only (logged)."""
         return self._host.spawn(loop)
-
-    # ------------------------------------------------------------ connections
 
     @contextlib.asynccontextmanager
     async def acquire(self) -> AsyncIterator[PoolConnectionProxy]:
@@ -288,8 +284,6 @@ class PostgresConnector:
         it with ``anyio.fail_after``). Raises when the server does not answer."""
         await self.run("a readiness check", lambda conn: conn.fetchval("SELECT 1"), deadline=0)
 
-    # ------------------------------------------------------------ schemas
-
     async def migrate(self, component: str, steps: Sequence[str]) -> int:
         """Install or upgrade ``component``'s tables, once per connector (see :func:`migrate`).
 
@@ -317,8 +311,6 @@ class PostgresConnector:
         return await self.run(
             f"reading the {component} schema version", lambda conn: schema_version(conn, component)
         )
-
-    # ------------------------------------------------------------ LISTEN
 
     async def subscribe(
         self,

@@ -161,8 +161,6 @@ class PostgresInboxStore:
         await self.open()
         return await self.connector.run(f"webhook inbox {what}", operation, deadline=deadline)
 
-    # -- receiving ---------------------------------------------------------------------
-
     async def insert(self, delivery: Delivery) -> int | None:
         return await self._group.submit(delivery)
 
@@ -212,8 +210,6 @@ class PostgresInboxStore:
         new_ids = {row["dedupe_key"]: row["id"] for row in rows}
         # A key twice in one batch was inserted once: only its first delivery is new.
         return [new_ids.pop(d.dedupe_key, None) for d in deliveries]
-
-    # -- the worker's side -------------------------------------------------------------
 
     async def claim(
         self, *, now: float, lease: float, limit: int, max_attempts: int, token: str
@@ -326,8 +322,6 @@ class PostgresInboxStore:
             )
         except Exception as exc:  # the server is down: poll, and subscribe at the next wait
             _log.debug("webhook inbox: cannot listen yet: %s", exc)
-
-    # -- inspection and maintenance ----------------------------------------------------
 
     async def counts(self) -> dict[str, int]:
         rows = await self._run("counts", lambda conn: conn.fetch(sql.STATS))

@@ -160,8 +160,6 @@ class PostgresJournal:
         a pooled connection left mid-operation by a dropped session (a transient error)."""
         return await self.connector.run(what, operation, retry_if=_worth_retrying)
 
-    # ------------------------------------------------------------ runs
-
     async def begin_run(self, source: str | None = None) -> int:
         args = (os.getpid(), socket.gethostname(), source, self.lease)
         row: Any = await self._do("starting a run", lambda conn: conn.fetchrow(sql.BEGIN, *args))
@@ -210,8 +208,6 @@ class PostgresJournal:
         self._held.pop(key, None)
         for lost in self._lost.pop(key, []):
             lost()
-
-    # ------------------------------------------------------------ rows
 
     async def register(self, entries: Sequence[RowEntry]) -> list[Registration | None]:
         run_id = self.run_id
@@ -295,8 +291,6 @@ class PostgresJournal:
         await self._fenced(
             "recording a note", key, sql.NOTE, step, storable(redact(detail)), int(orphan)
         )
-
-    # ------------------------------------------------------------ reports
 
     async def status(self) -> JournalStatus:
         async def attempt(conn: PoolConnectionProxy) -> tuple[list[Any], Any]:

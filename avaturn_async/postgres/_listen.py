@@ -95,8 +95,6 @@ class SharedListener:
     def channels(self) -> set[str]:
         return {sub.channel for sub in self._subscriptions}
 
-    # ------------------------------------------------------------ subscribers
-
     async def subscribe(self, subscription: Subscription) -> None:
         """Add ``subscription``, ``LISTEN`` to its channel if connected, then catch it
         up (connected or not: the read it would have missed)."""
@@ -136,8 +134,6 @@ class SharedListener:
         for sub in list(self._subscriptions):
             with contextlib.suppress(Exception):
                 await sub.catch_up()
-
-    # ------------------------------------------------------------ the loop
 
     async def run(self, *, started: Callable[[], None] | None = None) -> None:
         """Listen until cancelled; ``started`` is called once the first catch-up ran
