@@ -227,13 +227,9 @@ def results_format(destination: str | os.PathLike[str]) -> ResultsFormat:
     Raises ``ConfigurationError`` for any other extension.
     """
     name = os.fspath(destination)
-    if name == "-":
-        return "jsonl"
-    suffix = Path(name).suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix in (".jsonl", ".ndjson"):
-        return "jsonl"
+    suffix = ".jsonl" if name == "-" else Path(name).suffix.lower()
+    if suffix in (".csv", ".jsonl", ".ndjson"):
+        return "csv" if suffix == ".csv" else "jsonl"
     raise ConfigurationError(
         f"results file {name!r}: the extension says the format: .csv or .jsonl (or - for stdout)"
     )

@@ -201,7 +201,4 @@ def prepare_row_upload(row: OnboardRow) -> PhotoUpload:
 
 def best_avatar(items: list[m.AvatarListItem], known: str | None) -> m.AvatarListItem:
     """The avatar to keep: the one the journal knows, else a ready one, else the first."""
-    for item in items:
-        if item.id == known:
-            return item
-    return next((item for item in items if item.is_ready), items[0])
+    return min(items, key=lambda item: (item.id != known, not item.is_ready))

@@ -90,9 +90,8 @@ def is_transient(exc: BaseException) -> bool:
     for _ in range(4):
         if seen is None:
             return False
-        if isinstance(seen, StorageUnavailableError | OSError | TimeoutError):
-            return True
-        if _is_named(seen, _TRANSIENT_ERRORS):
+        transient = isinstance(seen, StorageUnavailableError | OSError | TimeoutError)
+        if transient or _is_named(seen, _TRANSIENT_ERRORS):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

@@ -60,8 +60,6 @@ async def migrate(
 ) -> int:
     """Bring ``component`` up to ``len(steps)``; return the version it is now at.
 
-    ``conn`` is a connection of its own or one acquired from a pool.
-
     Idempotent: a second call (or a concurrent one in another process) applies
     nothing. Raises :class:`SchemaVersionError` if the database is ahead of ``steps``.
     A component already at its version is only read: a role that may not create
