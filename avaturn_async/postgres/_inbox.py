@@ -215,20 +215,13 @@ class PostgresInboxStore:
         self, *, now: float, lease: float, limit: int, max_attempts: int, token: str
     ) -> list[Claimed]:
         started = time.monotonic()
-        attempts = 0
-
-        async def claim(conn: PoolConnectionProxy) -> list[Any]:
-            nonlocal attempts  # a repeated attempt may hold rows already: sql.RECLAIM
-            attempts += 1
-            query = sql.CLAIM if attempts == 1 else sql.RECLAIM
-            rows: list[Any] = await conn.fetch(
-                query, utc(now), limit, token, utc(now + lease), max_attempts
-            )
-            return rows
-
+        queries = iter([sql.CLAIM])  # a repeated attempt may hold rows already: sql.RECLAIM
+        args = (utc(now), limit, token, utc(now + lease), max_attempts)
         # Retried with the same token for a third of the lease: beyond that, the
         # worker's loop claims again at its next poll.
-        rows = await self._run("claim", claim, deadline=lease / 3)
+        rows: list[Any] = await self._run(
+            "claim", lambda conn: conn.fetch(next(queries, sql.RECLAIM), *args), deadline=lease / 3
+        )
         for row in rows:  # fenced writes retry until shortly before this
             self._lease_ends[(row["id"], token)] = started + lease - _lease_margin(lease)
         if len(rows) < limit:  # idle enough to dead-letter expired last attempts
