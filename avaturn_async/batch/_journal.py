@@ -129,11 +129,9 @@ _REJECTED = (
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
     except PermissionError:  # alive, owned by someone else
         return True
-    except OSError:
+    except OSError:  # ProcessLookupError: gone
         return False
     return True
 

@@ -293,21 +293,16 @@ class PostgresJournal:
         )
 
     async def status(self) -> JournalStatus:
-        async def attempt(conn: PoolConnectionProxy) -> tuple[list[Any], Any]:
-            by_state = await conn.fetch(
-                f"SELECT {OUTCOME_SQL} AS outcome, state, count(*) AS n"
-                " FROM avaturn_journal_rows GROUP BY 1, 2"
-            )
-            return by_state, await conn.fetchrow(sql.STATUS)
-
-        by_state, row = await self._do("reading the status", attempt)
+        grouped = f"SELECT {OUTCOME_SQL}, state, count(*) FROM avaturn_journal_rows GROUP BY 1, 2"
+        by_state = await self._do("reading the status", lambda conn: conn.fetch(grouped))
+        row: Any = await self._do("reading the status", lambda conn: conn.fetchrow(sql.STATUS))
         counts: dict[str, int] = {}
         outcomes, steps = dict.fromkeys(OUTCOMES, 0), {}
-        for r in by_state:
-            counts[r["state"]] = counts.get(r["state"], 0) + r["n"]
-            outcomes[r["outcome"]] += r["n"]
-            if r["outcome"] == "in_progress":
-                steps[r["state"]] = r["n"]
+        for outcome, state, n in by_state:
+            counts[state] = counts.get(state, 0) + n
+            outcomes[outcome] += n
+            if outcome == "in_progress":
+                steps[state] = n
         return JournalStatus(
             **dict(row),  # STATUS names its columns as the fields they fill
             rows=sum(counts.values()),
@@ -318,12 +313,9 @@ class PostgresJournal:
         )
 
     async def failures(self, limit: int = 20) -> list[FailureRecord]:
-        async def attempt(conn: PoolConnectionProxy) -> tuple[list[Any], list[Any]]:
-            failed = await conn.fetch(sql.FAILURES, limit)
-            rejected = await conn.fetch(sql.REJECTS, max(0, limit - len(failed)))
-            return failed, rejected
-
-        failed, rejected = await self._do("reading failures", attempt)
+        failed = await self._do("reading failures", lambda conn: conn.fetch(sql.FAILURES, limit))
+        left = max(0, limit - len(failed))
+        rejected = await self._do("reading failures", lambda conn: conn.fetch(sql.REJECTS, left))
         return [FailureRecord(**dict(row)) for row in (*failed, *rejected)]
 
     # The results (``batch.read_results``): pages keyed by the last one read.
