@@ -1,16 +1,10 @@
 """The duplicate guard on PostgreSQL: an :class:`~avaturn_async.webhooks.IdempotencyStore`
 shared by every replica, with a time to live.
 
-One row per delivery key in ``avaturn_webhook_dedupe``. Marking is one
-statement, atomic under any concurrency::
-
-    INSERT INTO avaturn_webhook_dedupe (key, expires_at) VALUES ($1, now() + ttl)
-    ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
-        WHERE avaturn_webhook_dedupe.expires_at < now()
-    RETURNING 1
-
-A row comes back only for a new key or one whose time to live ran out (then
-it is taken over), so "no row" means "a duplicate". Expiry uses the database's
+One row per delivery key in ``avaturn_webhook_dedupe``. Marking is one statement
+(``_MARK``, an ``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` expired), atomic under any
+concurrency: a row comes back only for a new key or one whose time to live ran out
+(then it is taken over), so "no row" means "a duplicate". Expiry uses the database's
 clock, so replicas with skewed clocks agree. Expired rows are also deleted in
 bounded batches (``SKIP LOCKED``, so replicas never wait on each other) at most
 once a minute per store, and by :meth:`PostgresIdempotencyStore.prune`.

@@ -2,12 +2,11 @@
 
 A webhook received by any replica is stored in ``avaturn_hub_events`` and its
 id announced with ``NOTIFY avaturn_hub`` (the id only: payloads must stay under
-8,000 bytes, events need not). Each hub listens on a dedicated connection and,
-on each notification, reads the events after the last id it has seen, so a
-burst costs one read and a lost notification is caught up by the next one, by
-the read after each reconnect, or by the one-second poll that runs while the
-listener is down. The listening connection is the connector's, shared with
-the process's other backends. Ids are handed out under a transaction lock, so they commit
+8,000 bytes, events need not). Each hub listens (on its connector's one ``LISTEN``
+connection) and, on each notification, reads the events after the last id it has
+seen, so a burst costs one read and a lost notification is caught up by the next
+one, by the read after each reconnect, or by the one-second poll that runs while
+the listener is down. Ids are handed out under a transaction lock, so they commit
 in order and "after the last id seen" misses none.
 
 Events are kept for ``retention`` seconds (an hour) and then deleted.

@@ -118,14 +118,14 @@ def _plan(
     plan = _Plan()
     for entry in entries:
         key = entry.key
+        problem = None if entry.problem is None else storable(redact(entry.problem))
         if key is None:
-            reason = storable(redact(entry.problem or "no key"))
-            plan.rejects.append((run_id, entry.line, None, reason, entry.extra))
+            plan.rejects.append((run_id, entry.line, None, problem or "no key", entry.extra))
             plan.results.append(None)
             continue
         if key in inserted and first[key] is entry:
-            if entry.problem is not None:
-                plan.steps.append((run_id, key, "invalid", storable(redact(entry.problem))))
+            if problem is not None:
+                plan.steps.append((run_id, key, "invalid", problem))
             plan.results.append(key)
             continue
         found = known[key]
@@ -134,7 +134,6 @@ def _plan(
             plan.rejects.append((run_id, entry.line, key, redact(reason), entry.extra))
             plan.results.append(Registration(record=None, duplicate_of=found.line))
             continue
-        problem = None if entry.problem is None else storable(redact(entry.problem))
         if problem is not None:
             plan.steps.append((run_id, key, "invalid", problem))
             mode = "keep" if found.done or found.held else "set"
