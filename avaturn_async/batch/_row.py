@@ -316,11 +316,8 @@ class RowRunner:
         return next((item.status for item in items if item.id == work.avatar_id), None)
 
     async def _reconcile(self, work: _Row) -> bool:
-        """Settle an avatar create or upload of unknown outcome (module docstring).
-
-        Returns whether an avatar whose photos landed is now the row's; if not,
-        the user has no avatar left and a new one must be created.
-        """
+        """Settle an avatar create or upload of unknown outcome (module docstring): whether an
+        avatar whose photos landed is now the row's (if not, the user has none left)."""
         items = await self._client.avatars.list(self._user(work), include_not_ready=True)
         landed = [item for item in items if item.status in LANDED_STATUSES]
         failed = [item for item in items if item.status == m.ScanStatus.FAILED]

@@ -106,8 +106,7 @@ class OnboardingSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 all ready, 1 some failed or invalid (or the user cap stopped the run),
-        130 interrupted."""
+        """0 all ready, 1 some failed or invalid (or the user cap stopped it), 130 interrupted."""
         if self.interrupted:
             return EXIT_INTERRUPTED
         return EXIT_FAILED if self.failed or self.invalid or self.cap_reached else EXIT_OK

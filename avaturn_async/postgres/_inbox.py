@@ -91,8 +91,7 @@ def _is_data_error(exc: BaseException) -> bool:
 
 
 def _lease_margin(lease: float) -> float:
-    """How long before a lease ends a fenced write stops retrying: the event is
-    then someone else's to take over."""
+    """How long before a lease ends a fenced write stops retrying: the event is then another's."""
     return min(2.0, lease * 0.1)
 
 
