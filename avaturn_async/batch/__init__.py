@@ -27,15 +27,15 @@ from typing import TYPE_CHECKING, Any
 from .._lazy import lazy_exports as _lazy_exports
 
 if TYPE_CHECKING:
+    from .._journal_records import FailureRecord as FailureRecord
+    from .._journal_records import JournalBusyError as JournalBusyError
+    from .._journal_records import JournalError as JournalError
+    from .._journal_records import JournalStatus as JournalStatus
     from .._journal_records import LeaseLostError as LeaseLostError
     from .._journal_records import Registration as Registration
-    from ._journal import FailureRecord as FailureRecord
+    from .._journal_records import RowRecord as RowRecord
+    from .._journal_records import RowState as RowState
     from ._journal import Journal as Journal
-    from ._journal import JournalBusyError as JournalBusyError
-    from ._journal import JournalError as JournalError
-    from ._journal import JournalStatus as JournalStatus
-    from ._journal import RowRecord as RowRecord
-    from ._journal import RowState as RowState
     from ._manifest import Manifest as Manifest
     from ._manifest import ManifestError as ManifestError
     from ._manifest import OnboardRow as OnboardRow

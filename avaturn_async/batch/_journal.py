@@ -61,16 +61,7 @@ from .._journal_records import (
 )
 from .._sqlite import transaction
 
-__all__ = [
-    "FailureRecord",
-    "Journal",
-    "JournalBusyError",
-    "JournalError",
-    "JournalStatus",
-    "Registration",
-    "RowRecord",
-    "RowState",
-]
+__all__ = ["Journal", "Registration", "RowRecord", "RowState"]
 
 SCHEMA_VERSION = "2"
 # Version 2 keeps the manifest's own columns (``extra``, JSON) for the results, and
@@ -104,17 +95,43 @@ CREATE TABLE IF NOT EXISTS rejects (
 """
 
 _ROW_COLUMNS = (
-    "key, line, run_id, state, user_id, avatar_id, export_path, error_kind, error, "
-    "possible_orphans"
+    "key, line, run_id, state, user_id, avatar_id, export_path, error_kind, error, possible_orphans"
 )
+# The PostgreSQL journal's _UPDATE: 'set' records the input problem, 'clear' clears a
+# stale one, 'keep' leaves it; the manifest's own columns are replaced when given.
+_READ_AGAIN = (
+    "UPDATE rows SET line = ?, run_id = ?, updated_at = ?,"
+    " error_kind = CASE ? WHEN 'set' THEN 'input' WHEN 'clear' THEN NULL ELSE error_kind END,"
+    " error = CASE ? WHEN 'set' THEN ? WHEN 'clear' THEN NULL ELSE error END,"
+    " extra = COALESCE(?, extra) WHERE key = ?"
+)
+
+
+# The reports, as the PostgreSQL journal's STATUS, FAILURES and REJECTS read them.
+_STATUS = (
+    "SELECT COALESCE(SUM(error IS NOT NULL OR state = 'avatar_failed'), 0),"
+    " COALESCE(SUM(possible_orphans), 0), COALESCE(SUM(error_kind = 'input'), 0),"
+    " (SELECT COUNT(*) FROM rejects WHERE run_id = (SELECT MAX(id) FROM runs)),"
+    " (SELECT COUNT(*) FROM runs), (SELECT outcome FROM runs ORDER BY id DESC LIMIT 1)"
+    " FROM rows"
+)
+_FAILED = (
+    "SELECT line, key, COALESCE(error_kind, state),"
+    " COALESCE(error, 'Avaturn reported that processing the photos failed'), state FROM rows"
+    " WHERE error IS NOT NULL OR state = 'avatar_failed' ORDER BY line LIMIT ?"
+)
+_REJECTED = (
+    "SELECT line, key, 'rejected', reason, NULL FROM rejects"
+    " WHERE run_id = (SELECT MAX(id) FROM runs) ORDER BY line LIMIT ?"
+)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
     except PermissionError:  # alive, owned by someone else
         return True
-    except OSError:
+    except OSError:  # ProcessLookupError: gone
         return False
     return True
 
@@ -179,15 +196,9 @@ class Journal:
     def _set_meta(self, name: str, value: str | None) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
 
-    # ------------------------------------------------------------ runs
-
     def begin_run(self, source: str | None = None) -> int:
-        """Start a run and own the journal; raises :class:`JournalBusyError` if owned.
-
-        Ownership is a pid in the file itself, so a run killed with ``kill -9``
-        does not block the rerun (its pid is gone). Two live runs on one journal
-        would both work on the same rows and make duplicates: refused.
-        """
+        """Start a run and own the journal (see the module docstring); raises
+        :class:`JournalBusyError` if a live run owns it."""
         host = socket.gethostname()
         with self.transaction():
             owner = self._meta("owner_pid")
@@ -216,8 +227,6 @@ class Journal:
             if self._meta("owner_pid") == str(os.getpid()):
                 self._set_meta("owner_pid", None)
 
-    # ------------------------------------------------------------ rows
-
     def record(self, key: str) -> RowRecord | None:
         row = self._db.execute(f"SELECT {_ROW_COLUMNS} FROM rows WHERE key = ?", (key,)).fetchone()
         return None if row is None else record_from_row(row)
@@ -231,13 +240,8 @@ class Journal:
     def register(
         self, run_id: int, key: str, line: int, problem: str | None, extra: str | None = None
     ) -> Registration:
-        """Note that ``key`` was read on ``line`` of this run's source.
-
-        A key already read in this same run is a duplicate: the line goes to
-        ``rejects``. ``problem`` (bad input) is recorded as the row's error,
-        unless the row was already finished, which needs no input any more.
-        ``extra`` (the manifest's own columns, JSON) replaces what the row kept.
-        """
+        """Note that ``key`` was read on ``line``, by the rules of ``JournalStore.register``;
+        ``extra`` (the manifest's own columns, JSON) replaces what the row kept."""
         with self.transaction():
             found = self.record(key)
             if found is not None and found.run_id == run_id:
@@ -245,30 +249,19 @@ class Journal:
                 self.reject(run_id, line, key, reason, extra)
                 return Registration(record=None, duplicate_of=found.line)
             now = time.time()
-            kind = None if problem is None else "input"
             if found is None:
+                kind = None if problem is None else "input"
                 self._db.execute(
                     "INSERT INTO rows (key, line, run_id, state, error_kind, error, updated_at,"
                     " extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (key, line, run_id, RowState.NEW.value, kind, problem, now, extra),
                 )
-            elif problem is not None and not found.is_done(export=False):
-                self._db.execute(
-                    "UPDATE rows SET line = ?, run_id = ?, error_kind = ?, error = ?,"
-                    " updated_at = ? WHERE key = ?",
-                    (line, run_id, kind, problem, now, key),
-                )
             else:
-                # A stale input error is cleared: the row reads well now.
-                clear = found.error_kind == "input"
-                self._db.execute(
-                    "UPDATE rows SET line = ?, run_id = ?, updated_at = ?,"
-                    " error_kind = CASE WHEN ? THEN NULL ELSE error_kind END,"
-                    " error = CASE WHEN ? THEN NULL ELSE error END WHERE key = ?",
-                    (line, run_id, now, clear, clear, key),
-                )
-            if found is not None and extra is not None:
-                self._db.execute("UPDATE rows SET extra = ? WHERE key = ?", (extra, key))
+                # Bad input is kept on a row still to do; a stale input error is cleared.
+                mode = "clear" if found.error_kind == "input" else "keep"
+                if problem is not None and not found.is_done(export=False):
+                    mode = "set"
+                self._db.execute(_READ_AGAIN, (line, run_id, now, mode, mode, problem, extra, key))
             if problem is not None:
                 self._step(run_id, key, "invalid", problem)
             record = self.record(key)
@@ -319,8 +312,7 @@ class Journal:
         with self.transaction():
             if orphan:
                 self._db.execute(
-                    "UPDATE rows SET possible_orphans = possible_orphans + 1 WHERE key = ?",
-                    (key,),
+                    "UPDATE rows SET possible_orphans = possible_orphans + 1 WHERE key = ?", (key,)
                 )
             self._step(run_id, key, step, detail)
 
@@ -343,40 +335,17 @@ class Journal:
 
     def steps(self, key: str) -> list[tuple[str, str | None]]:
         """``(step, detail)`` of ``key``, oldest first."""
-        cursor = self._db.execute(
-            "SELECT step, detail FROM steps WHERE key = ? ORDER BY id", (key,)
-        )
-        return [(row[0], row[1]) for row in cursor]
-
-    # ------------------------------------------------------------ reports
-
-    def _last_run(self) -> tuple[int, str | None] | None:
-        row = self._db.execute("SELECT id, outcome FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-        return None if row is None else (row[0], row[1])
+        query = "SELECT step, detail FROM steps WHERE key = ? ORDER BY id"
+        return [(row[0], row[1]) for row in self._db.execute(query, (key,))]
 
     def status(self) -> JournalStatus:
-        by_state = {
-            row[0]: row[1]
-            for row in self._db.execute("SELECT state, COUNT(*) FROM rows GROUP BY state")
-        }
-        failed, orphans, invalid = self._db.execute(
-            "SELECT COALESCE(SUM(error IS NOT NULL OR state = ?), 0),"
-            " COALESCE(SUM(possible_orphans), 0),"
-            " COALESCE(SUM(error_kind = 'input'), 0) FROM rows",
-            (RowState.AVATAR_FAILED.value,),
-        ).fetchone()
-        last = self._last_run()
-        rejected = 0
-        if last is not None:
-            rejected = self._db.execute(
-                "SELECT COUNT(*) FROM rejects WHERE run_id = ?", (last[0],)
-            ).fetchone()[0]
-        runs = self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-        outcomes = dict.fromkeys(OUTCOMES, 0)
-        steps: dict[str, int] = {}
+        failed, orphans, invalid, rejected, runs, last = self._db.execute(_STATUS).fetchone()
+        by_state: dict[str, int] = {}
+        outcomes, steps = dict.fromkeys(OUTCOMES, 0), {}
         for outcome, state, count in self._db.execute(
             f"SELECT {OUTCOME_SQL} AS outcome, state, COUNT(*) FROM rows GROUP BY outcome, state"
         ):
+            by_state[state] = by_state.get(state, 0) + count
             outcomes[outcome] += count
             if outcome == "in_progress":
                 steps[state] = count
@@ -389,7 +358,7 @@ class Journal:
             possible_orphans=orphans,
             rejected_last_run=rejected,
             runs=runs,
-            last_run_outcome=None if last is None else last[1],
+            last_run_outcome=last,
             running_pid=running,
             invalid=invalid,
             outcomes=outcomes,
@@ -398,30 +367,10 @@ class Journal:
 
     def failures(self, limit: int = 20) -> list[FailureRecord]:
         """Failed rows, then the last run's rejected lines, by line; at most ``limit``."""
-        cursor = self._db.execute(
-            "SELECT line, key, COALESCE(error_kind, state), COALESCE(error, ?), state FROM rows"
-            " WHERE error IS NOT NULL OR state = ? ORDER BY line LIMIT ?",
-            (
-                "Avaturn reported that processing the photos failed",
-                RowState.AVATAR_FAILED.value,
-                limit,
-            ),
-        )
-        found = [
-            FailureRecord(line=row[0], key=row[1], kind=row[2], reason=row[3], state=row[4])
-            for row in cursor
-        ]
-        last = self._last_run()
-        if last is not None and len(found) < limit:
-            cursor = self._db.execute(
-                "SELECT line, key, reason FROM rejects WHERE run_id = ? ORDER BY line LIMIT ?",
-                (last[0], limit - len(found)),
-            )
-            found += [
-                FailureRecord(line=row[0], key=row[1], kind="rejected", reason=row[2])
-                for row in cursor
-            ]
-        return found
+        failed = self._db.execute(_FAILED, (limit,)).fetchall()
+        rejected = self._db.execute(_REJECTED, (limit - len(failed),)).fetchall()
+        names = ("line", "key", "kind", "reason", "state")
+        return [FailureRecord(**dict(zip(names, row, strict=True))) for row in (*failed, *rejected)]
 
     def count_failures(self) -> int:
         """Failed rows plus the last run's rejected lines."""

@@ -27,7 +27,6 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any, Literal
 
 import attrs
@@ -122,14 +121,11 @@ def check_photos(row: OnboardRow) -> str | None:
 
 def _text(fields: Mapping[str, object], name: str) -> str:
     value = fields.get(name)
-    if value is None:
-        raise _Bad(f"missing {name}")
-    if not isinstance(value, str):
+    if value is not None and not isinstance(value, str):
         raise _Bad(f"{name} must be a string")
-    value = value.strip()
-    if not value:
+    if value is None or not value.strip():
         raise _Bad(f"missing {name}")
-    return value
+    return value.strip()
 
 
 def _telephoto(value: object) -> bool:
@@ -163,9 +159,7 @@ def build_row(fields: Mapping[str, Any], *, line: int, base: Path) -> OnboardRow
         key = key.strip() or None if isinstance(key, str) else None
         return RowError(line=line, key=key, reason=str(exc), extra=extra)
     problem = check_photos(row)
-    if problem is None:
-        return row
-    return RowError(line=line, key=row.key, reason=problem, extra=extra)
+    return row if problem is None else RowError(line=line, key=row.key, reason=problem, extra=extra)
 
 
 def _checked_row(
@@ -268,12 +262,7 @@ class Manifest:
     def __enter__(self) -> Manifest:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __iter__(self) -> Iterator[OnboardRow | RowError]:

@@ -16,13 +16,14 @@ never became a row (no key, a duplicate key) come too, as ``invalid``.
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import datetime
 import io
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -31,18 +32,12 @@ import anyio.to_thread
 import attrs
 
 from .._errors import ConfigurationError
-from .._journal_records import outcome_of, shown_kind
-from ._journal import Journal, JournalError
+from .._journal_records import JournalError, outcome_of, shown_kind
+from ._journal import Journal
 from ._rules import PROCESSING_FAILED
 from ._store import JournalStore, open_journal
 
-__all__ = [
-    "RESULT_COLUMNS",
-    "ResultRow",
-    "read_results",
-    "results_format",
-    "write_results",
-]
+__all__ = ["RESULT_COLUMNS", "ResultRow", "read_results", "results_format", "write_results"]
 
 RESULT_COLUMNS = (
     "key",
@@ -82,17 +77,9 @@ class ResultRow:
         """The row as one flat record: :data:`RESULT_COLUMNS`, then ``extra_columns``
         (default: this row's own). A manifest column named like a result column is
         written as ``manifest.<name>``."""
-        record: dict[str, Any] = {
-            "key": self.key,
-            "state": self.state,
-            "user_id": self.user_id,
-            "avatar_id": self.avatar_id,
-            "export_path": self.export_path,
-            "error_kind": self.error_kind,
-            "error": self.error,
-            "line": self.line,
-            "updated_at": None if self.updated_at is None else self.updated_at.isoformat(),
-        }
+        record: dict[str, Any] = {name: getattr(self, name) for name in RESULT_COLUMNS}
+        if self.updated_at is not None:
+            record["updated_at"] = self.updated_at.isoformat()
         for name in self.extra if extra_columns is None else extra_columns:
             record[extra_name(name)] = self.extra.get(name)
         return record
@@ -200,24 +187,23 @@ async def _result_pages(store: Any) -> AsyncIterator[list[ResultRow]]:
         yield batch
 
 
-def _supports_results(store: JournalStore) -> bool:
-    return all(
-        callable(getattr(store, name, None))
-        for name in ("results_page", "rejects_page", "extra_columns")
-    )
-
-
-async def _opened(journal: str | os.PathLike[str] | Journal | JournalStore) -> tuple[Any, bool]:
+@contextlib.asynccontextmanager
+async def _opened(journal: str | os.PathLike[str] | Journal | JournalStore) -> AsyncIterator[Any]:
+    """The store of ``journal``, closed after the block if it was opened here."""
     if isinstance(journal, (str, os.PathLike)):
         name = os.fspath(journal)
         if "://" not in name and not await anyio.to_thread.run_sync(Path(name).is_file):
             raise JournalError(f"no journal at {name}")
     store, owned = await open_journal(journal)
-    if not _supports_results(store):
+    try:
+        pages = ("results_page", "rejects_page", "extra_columns")
+        if not all(callable(getattr(store, name, None)) for name in pages):
+            raise ConfigurationError(f"{store!r} cannot list its results (no results_page())")
+        yield store
+    finally:
         if owned:
-            await store.aclose()
-        raise ConfigurationError(f"{store!r} cannot list its results (no results_page())")
-    return store, owned
+            with anyio.CancelScope(shield=True):
+                await store.aclose()
 
 
 async def read_results(
@@ -229,15 +215,10 @@ async def read_results(
     a ``postgresql://`` DSN, an open :class:`Journal` or a store. Raises
     :class:`JournalError` when a file is not there (nothing is created).
     """
-    store, owned = await _opened(journal)
-    try:
+    async with _opened(journal) as store:
         async for batch in _result_pages(store):
             for result in batch:
                 yield result
-    finally:
-        if owned:
-            with anyio.CancelScope(shield=True):
-                await store.aclose()
 
 
 def results_format(destination: str | os.PathLike[str]) -> ResultsFormat:
@@ -246,28 +227,25 @@ def results_format(destination: str | os.PathLike[str]) -> ResultsFormat:
     Raises ``ConfigurationError`` for any other extension.
     """
     name = os.fspath(destination)
-    if name == "-":
-        return "jsonl"
-    suffix = Path(name).suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix in (".jsonl", ".ndjson"):
-        return "jsonl"
+    suffix = ".jsonl" if name == "-" else Path(name).suffix.lower()
+    if suffix in (".csv", ".jsonl", ".ndjson"):
+        return "csv" if suffix == ".csv" else "jsonl"
     raise ConfigurationError(
         f"results file {name!r}: the extension says the format: .csv or .jsonl (or - for stdout)"
     )
 
 
-def _lines(results: list[ResultRow], columns: Sequence[str], fmt: ResultsFormat) -> str:
-    if fmt == "jsonl":
-        return "".join(
-            json.dumps(result.as_dict(columns), ensure_ascii=False) + "\n" for result in results
-        )
+def _csv(rows: Iterable[Iterable[Any]]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for result in results:
-        writer.writerow(_cell(value) for value in result.as_dict(columns).values())
+    csv.writer(buffer).writerows(rows)
     return buffer.getvalue()
+
+
+def _lines(results: list[ResultRow], columns: Sequence[str], fmt: ResultsFormat) -> str:
+    records = [result.as_dict(columns) for result in results]
+    if fmt == "jsonl":
+        return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    return _csv(map(_cell, record.values()) for record in records)
 
 
 def _cell(value: Any) -> Any:
@@ -281,18 +259,12 @@ def _cell(value: Any) -> Any:
 async def _write_stream(store: Any, out: TextIO, fmt: ResultsFormat) -> int:
     columns = list(await store.extra_columns())
     if fmt == "csv":
-        out.write(_lines_header([*RESULT_COLUMNS, *map(extra_name, columns)]))
+        out.write(_csv([[*RESULT_COLUMNS, *map(extra_name, columns)]]))
     written = 0
     async for batch in _result_pages(store):
         await anyio.to_thread.run_sync(out.write, _lines(batch, columns, fmt))
         written += len(batch)
     return written
-
-
-def _lines_header(names: Sequence[str]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(names)
-    return buffer.getvalue()
 
 
 async def write_results(
@@ -309,8 +281,7 @@ async def write_results(
     default JSON Lines). The manifest's own columns follow the fixed ones, in the
     order the manifest had them.
     """
-    store, owned = await _opened(journal)
-    try:
+    async with _opened(journal) as store:
         if not isinstance(destination, (str, os.PathLike)):
             return await _write_stream(store, destination, format or "jsonl")
         fmt = format or results_format(destination)
@@ -324,7 +295,3 @@ async def write_results(
             count = await _write_stream(store, out, fmt)
         partial.replace(path)
         return count
-    finally:
-        if owned:
-            with anyio.CancelScope(shield=True):
-                await store.aclose()

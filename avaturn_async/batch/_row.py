@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import attrs
@@ -74,6 +74,8 @@ if TYPE_CHECKING:
     from .._client import AvaturnClient
 
 __all__ = ["RowRunner"]
+
+T = TypeVar("T")
 
 
 @attrs.define
@@ -194,8 +196,6 @@ class RowRunner:
         await self._journal.advance(work.key, state, **columns)
         work.state = state
 
-    # ------------------------------------------------------------ the user
-
     async def _possible_orphan(self, work: _Row, detail: str) -> None:
         await self._journal.note(work.key, "possible_orphan_user", detail, orphan=True)
         self._summary.possible_orphans += 1
@@ -219,8 +219,7 @@ class RowRunner:
             raise UserCapReached  # before anything is written: the row stays as it is
         if work.state is RowState.USER_REQUESTED:
             await self._possible_orphan(work, "an earlier run sent Create User and died")
-        attempts = CREATE_ATTEMPTS
-        for attempt in range(1, attempts + 1):
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
             self._take_user_slot()  # an ambiguous create may have made one: it counts
             try:
                 await self._advance(work, RowState.USER_REQUESTED)
@@ -244,7 +243,7 @@ class RowRunner:
                 await self._possible_orphan(work, f"Create User got no answer: {exc}")
                 # Back to new: the orphan is counted once, not again by the rerun.
                 await self._advance(work, RowState.NEW)
-                if attempt == attempts:
+                if attempt == CREATE_ATTEMPTS:
                     raise RowFailed(failure_kind(exc), str(exc)) from None
                 continue
             # Not written yet: the user id is committed together with the avatar's
@@ -252,8 +251,6 @@ class RowRunner:
             work.user_id, work.state = user.id, RowState.USER_CREATED
             self._summary.users_created += 1
             return
-
-    # ------------------------------------------------------------ the avatar
 
     async def _ensure_avatar(self, work: _Row) -> None:
         if work.state in LANDED:
@@ -263,8 +260,7 @@ class RowRunner:
         unsure = (RowState.AVATAR_REQUESTED, RowState.UPLOADING, RowState.AVATAR_FAILED)
         if work.state in unsure and await self._reconcile(work):
             return
-        attempts = CREATE_ATTEMPTS
-        for attempt in range(1, attempts + 1):
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
             await self._advance(work, RowState.AVATAR_REQUESTED, user_id=work.user_id)
             try:
                 created = await self._client.avatars.create(self._user(work))
@@ -276,7 +272,7 @@ class RowRunner:
                 work.ambiguous_create = True
                 if await self._reconcile(work):
                     return
-                if attempt == attempts:
+                if attempt == CREATE_ATTEMPTS:
                     raise RowFailed(failure_kind(exc), str(exc)) from None
                 continue
             work.avatar_id, work.upload_url = created.avatar_id, created.upload_url
@@ -320,11 +316,8 @@ class RowRunner:
         return next((item.status for item in items if item.id == work.avatar_id), None)
 
     async def _reconcile(self, work: _Row) -> bool:
-        """Settle an avatar create or upload of unknown outcome (module docstring).
-
-        Returns whether an avatar whose photos landed is now the row's; if not,
-        the user has no avatar left and a new one must be created.
-        """
+        """Settle an avatar create or upload of unknown outcome (module docstring): whether an
+        avatar whose photos landed is now the row's (if not, the user has none left)."""
         items = await self._client.avatars.list(self._user(work), include_not_ready=True)
         landed = [item for item in items if item.status in LANDED_STATUSES]
         failed = [item for item in items if item.status == m.ScanStatus.FAILED]
@@ -361,8 +354,6 @@ class RowRunner:
             await self._client.avatars.delete(self._user(work), item.id)
         self._summary.avatars_replaced += 1
 
-    # ------------------------------------------------------------ waiting and export
-
     async def _ensure_ready(self, work: _Row) -> None:
         if work.state in (RowState.READY, RowState.EXPORTING, RowState.EXPORTED):
             return
@@ -370,19 +361,20 @@ class RowRunner:
         job = self._client.avatars.track(user_id=self._user(work), avatar_id=work.avatar_id)
         if work.resumed and await self._settled_while_away(work):
             return
-        timeout = self._settings.ready_timeout
-        with anyio.move_on_after(timeout) as scope:
-            try:
-                await job.wait(poll_interval=self._settings.poll_interval)
-            except AvatarFailedError:
-                failed = RowState.AVATAR_FAILED
-                raise RowFailed("avatar_failed", PROCESSING_FAILED, failed) from None
-        if scope.cancelled_caught:
-            late = f"avatar not ready after {timeout:g} s (rerun to wait again)"
-            raise RowFailed("timeout", late)
+        try:
+            await self._waited(job.wait, "avatar")
+        except AvatarFailedError:
+            raise RowFailed("avatar_failed", PROCESSING_FAILED, RowState.AVATAR_FAILED) from None
         await self._advance(work, RowState.READY)
         if work.ambiguous_create:
             await self._sweep_late_avatars(work)
+
+    async def _waited(self, wait: Callable[..., Awaitable[T]], what: str) -> T:
+        """``wait()`` for at most ``ready_timeout``; longer fails the row (a rerun waits again)."""
+        timeout = self._settings.ready_timeout
+        with anyio.move_on_after(timeout):
+            return await wait(poll_interval=self._settings.poll_interval)
+        raise RowFailed("timeout", f"{what} not ready after {timeout:g} s (rerun to wait again)")
 
     async def _settled_while_away(self, work: _Row) -> bool:
         """For a resumed row: its webhook may have come while no one listened, so ask
@@ -418,12 +410,7 @@ class RowRunner:
                 work.avatar_id, self._settings.customization
             )
         job = await self._client.exports.create(work.avatar_id)
-        timeout = self._settings.ready_timeout
-        with anyio.move_on_after(timeout) as scope:
-            event = await job.wait(poll_interval=self._settings.poll_interval)
-        if scope.cancelled_caught:
-            late = f"export not ready after {timeout:g} s (rerun to wait again)"
-            raise RowFailed("timeout", late)
+        event = await self._waited(job.wait, "export")
         if not event.export_url:
             raise RowFailed("export_failed", "export.ready carried no URL")
         path = folder / export_filename(work.key)

@@ -74,10 +74,6 @@ def export_filename(key: str) -> str:
     return safe + ".glb"
 
 
-def _folder(path: str | os.PathLike[str] | None) -> Path | None:
-    return None if path is None else Path(path)
-
-
 @attrs.frozen(kw_only=True)
 class OnboardSettings:
     """How :func:`~avaturn_async.batch.onboard` runs, as one value.
@@ -105,7 +101,7 @@ class OnboardSettings:
     concurrency: int = 8
     max_in_flight: int | None = None
     export: bool = False
-    export_dir: Path | None = attrs.field(default=None, converter=_folder)
+    export_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
     customization: m.ExternalAvatarCustomization | None = DEFAULT_CUSTOMIZATION
     retry_failed: bool = False
     poll_interval: float | None = None
@@ -160,21 +156,19 @@ class RowFailed(Exception):
         self.state = state
 
 
+_KINDS: tuple[tuple[type[BaseException], str], ...] = (
+    (InvalidRequestError, "input"),
+    (AvatarFailedError, "avatar_failed"),
+    (ExportFailedError, "export_failed"),
+    (APIError, "api"),
+    (TransportError, "network"),
+    (AvaturnError, "sdk"),
+)
+
+
 def failure_kind(exc: BaseException) -> str:
-    """The journal's ``error_kind`` for an exception."""
-    if isinstance(exc, InvalidRequestError):
-        return "input"
-    if isinstance(exc, AvatarFailedError):
-        return "avatar_failed"
-    if isinstance(exc, ExportFailedError):
-        return "export_failed"
-    if isinstance(exc, APIError):
-        return "api"
-    if isinstance(exc, TransportError):
-        return "network"
-    if isinstance(exc, AvaturnError):
-        return "sdk"
-    return "error"
+    """The journal's ``error_kind`` for an exception (the first class of ``_KINDS`` it is)."""
+    return next((kind for cls, kind in _KINDS if isinstance(exc, cls)), "error")
 
 
 def _small_or_path(path: Path) -> PhotoInput:
@@ -207,7 +201,4 @@ def prepare_row_upload(row: OnboardRow) -> PhotoUpload:
 
 def best_avatar(items: list[m.AvatarListItem], known: str | None) -> m.AvatarListItem:
     """The avatar to keep: the one the journal knows, else a ready one, else the first."""
-    for item in items:
-        if item.id == known:
-            return item
-    return next((item for item in items if item.is_ready), items[0])
+    return min(items, key=lambda item: (item.id != known, not item.is_ready))

@@ -36,17 +36,9 @@ from .._journal_records import (
     RowState,
 )
 from .._sqlite import SQLiteThread
-from . import _journal_pages as pages
 from ._journal import Journal
 
-__all__ = [
-    "Holdings",
-    "JournalStore",
-    "RowEntry",
-    "SQLiteJournalStore",
-    "needs_work",
-    "open_journal",
-]
+__all__ = ["Holdings", "JournalStore", "RowEntry", "SQLiteJournalStore", "open_journal"]
 
 
 @runtime_checkable
@@ -140,35 +132,45 @@ def _register(
             journal.reject(run_id, entry.line, None, entry.problem or "no key", entry.extra)
             results.append(None)
             continue
-        results.append(
-            journal.register(run_id, entry.key, entry.line, entry.problem, entry.extra)
-        )
+        results.append(journal.register(run_id, entry.key, entry.line, entry.problem, entry.extra))
     return results
-
-
-def needs_work(record: RowRecord, *, export: bool, retry_failed: bool) -> bool:
-    """Whether a run should work on ``record`` (the rule every store's claim follows)."""
-    if record.is_done(export=export) or record.error_kind == "input":
-        return False
-    return retry_failed or record.state is not RowState.AVATAR_FAILED
 
 
 def _claim(
     journal: Journal, keys: Sequence[str], export: bool, retry_failed: bool
 ) -> list[RowRecord]:
-    found = (journal.record(key) for key in keys)
-    claimed = [
-        record
-        for record in found
-        if record is not None
-        and needs_work(record, export=export, retry_failed=retry_failed)
-    ]
+    claimed = []
+    for record in map(journal.record, keys):  # the rule PostgreSQL's CLAIM follows too
+        if record is None or record.is_done(export=export) or record.error_kind == "input":
+            continue
+        if retry_failed or record.state is not RowState.AVATAR_FAILED:
+            claimed.append(record)
     return sorted(claimed, key=lambda record: record.line)
 
 
 def _end_run(journal: Journal, run_id: int, outcome: str) -> tuple[list[FailureRecord], int]:
     journal.end_run(run_id, outcome)
     return journal.failures(_FAILURES_SHOWN), journal.count_failures()
+
+
+_ROWS_PAGE = (
+    "SELECT key, line, state, user_id, avatar_id, export_path, error_kind, error,"
+    " updated_at, extra FROM rows WHERE (line, key) > (?, ?) ORDER BY line, key LIMIT ?"
+)
+_REJECTS_PAGE = (
+    "SELECT line, id, key, reason, at, extra FROM rejects"
+    " WHERE run_id = (SELECT MAX(id) FROM runs) AND (line, id) > (?, ?)"
+    " ORDER BY line, id LIMIT ?"
+)
+# In order of first appearance: json_each walks an object in its text's order.
+_EXTRA_COLUMNS = (
+    "SELECT j.key FROM rows, json_each(rows.extra) AS j WHERE rows.extra IS NOT NULL"
+    " GROUP BY j.key ORDER BY MIN(rows.line), MIN(j.id)"
+)
+
+
+def _select(journal: Journal, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    return journal.connection.execute(sql, args).fetchall()
 
 
 GATHER = 0.001
@@ -206,14 +208,11 @@ class SQLiteJournalStore:
     def label(self) -> str:
         return str(self.journal.path)
 
-    def _started(self) -> int:
+    @property
+    def run_id(self) -> int:
         if self._run_id is None:
             raise RuntimeError("begin_run() first")
         return self._run_id
-
-    @property
-    def run_id(self) -> int:
-        return self._started()
 
     async def begin_run(self, source: str | None = None) -> int:
         self._run_id = await self._thread.write(Journal.begin_run, source)
@@ -228,7 +227,7 @@ class SQLiteJournalStore:
     async def claim(
         self, keys: Sequence[str], *, export: bool, retry_failed: bool
     ) -> list[RowRecord]:
-        self._started()
+        _ = self.run_id  # raises before begin_run(), as the other stores do
         return await self._thread.read(_claim, keys, export, retry_failed)
 
     async def release(self, key: str) -> None:
@@ -262,16 +261,17 @@ class SQLiteJournalStore:
     async def failures(self, limit: int = 20) -> list[FailureRecord]:
         return await self._thread.read(Journal.failures, limit)
 
-    # The results (``read_results``): pages of rows, keyed by the last one read.
+    # The results (``read_results``): keyset pages, each starting after the last row of
+    # the one before, on an index, so page 100 costs what page 1 does.
 
     async def results_page(self, after: tuple[int, str], limit: int) -> list[tuple[Any, ...]]:
-        return await self._thread.read(pages.results_page, after, limit)
+        return await self._thread.read(_select, _ROWS_PAGE, (*after, limit))
 
     async def rejects_page(self, after: tuple[int, int], limit: int) -> list[tuple[Any, ...]]:
-        return await self._thread.read(pages.rejects_page, after, limit)
+        return await self._thread.read(_select, _REJECTS_PAGE, (*after, limit))
 
     async def extra_columns(self) -> list[str]:
-        return await self._thread.read(pages.extra_columns)
+        return [row[0] for row in await self._thread.read(_select, _EXTRA_COLUMNS, ())]
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):

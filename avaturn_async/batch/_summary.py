@@ -15,16 +15,9 @@ from typing import Any
 import attrs
 
 from .._exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from ._journal import FailureRecord
+from .._journal_records import FailureRecord
 
-__all__ = [
-    "EXIT_FAILED",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_USAGE",
-    "OnboardingSummary",
-]
-
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "OnboardingSummary"]
 
 
 @attrs.define(kw_only=True)
@@ -80,14 +73,8 @@ class OnboardingSummary:
     def done(self) -> int:
         """Rows handled this run, whatever the outcome (progress bars count these);
         each row is counted once, in one of the counters this sums."""
-        return (
-            self.already_done
-            + self.ready
-            + self.failed
-            + self.invalid
-            + self.elsewhere
-            + self.not_started
-        )
+        handled = (self.already_done, self.ready, self.failed, self.invalid, self.elsewhere)
+        return sum(handled) + self.not_started
 
     def seconds_left(self, total: int | None = None) -> float | None:
         """Seconds until all ``total`` rows (default :attr:`total`) are handled at
@@ -119,8 +106,7 @@ class OnboardingSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 all ready, 1 some failed or invalid (or the user cap stopped the run),
-        130 interrupted."""
+        """0 all ready, 1 some failed or invalid (or the user cap stopped it), 130 interrupted."""
         if self.interrupted:
             return EXIT_INTERRUPTED
         return EXIT_FAILED if self.failed or self.invalid or self.cap_reached else EXIT_OK

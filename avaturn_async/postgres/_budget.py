@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from .._errors import ConfigurationError
 from .._pacing import HEADROOM
 from ._connector import PostgresConnector, connector_for
+from ._tasks import AsyncLifecycle
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -52,7 +52,7 @@ RETURNING extract(epoch FROM b.tat - clock_timestamp())::float8
 """
 
 
-class PostgresRateBudget:
+class PostgresRateBudget(AsyncLifecycle):
     """A :class:`~avaturn_async.RateBudget` shared through PostgreSQL: at most ``rate``
     API requests per second across every client given a budget of the same scope.
 
@@ -96,18 +96,6 @@ class PostgresRateBudget:
         self._started = False
         if self._owned:
             await self.connector.aclose()
-
-    async def __aenter__(self) -> PostgresRateBudget:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def acquire(self) -> None:
         async with self._lock:  # one booking at a time; turns are handed out in order

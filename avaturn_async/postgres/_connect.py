@@ -90,9 +90,8 @@ def is_transient(exc: BaseException) -> bool:
     for _ in range(4):
         if seen is None:
             return False
-        if isinstance(seen, StorageUnavailableError | OSError | TimeoutError):
-            return True
-        if _is_named(seen, _TRANSIENT_ERRORS):
+        transient = isinstance(seen, StorageUnavailableError | OSError | TimeoutError)
+        if transient or _is_named(seen, _TRANSIENT_ERRORS):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -110,12 +109,18 @@ def translate_connect_error(exc: BaseException, dsn: str) -> Exception:
     return StorageUnavailableError(f"PostgreSQL at {where} failed at connect: {exc!r}")
 
 
-def _server_settings(dsn: str, application_name: str | None) -> dict[str, str] | None:
-    """The session settings to ask for: an ``application_name`` given in the DSN's own
-    query wins over ``application_name`` (asyncpg would let ours win)."""
-    if application_name is None or "application_name" in parse_qs(urlsplit(dsn).query):
-        return None
-    return {"application_name": application_name}
+async def _opened(open_with: str, dsn: str, application_name: str | None, **options: Any) -> Any:
+    """asyncpg's ``open_with(dsn, ...)``, its errors said as the SDK's."""
+    driver = _asyncpg()
+    check_dsn(dsn)
+    settings = None
+    # An application_name in the DSN's own query wins (asyncpg would let ours win).
+    if application_name is not None and "application_name" not in parse_qs(urlsplit(dsn).query):
+        settings = {"application_name": application_name}
+    try:
+        return await getattr(driver, open_with)(dsn, server_settings=settings, **options)
+    except Exception as exc:
+        raise translate_connect_error(exc, dsn) from None
 
 
 async def create_pool(
@@ -135,20 +140,16 @@ async def create_pool(
     database, or a refused password; :class:`StorageUnavailableError` when no
     server answers within ``connect_timeout``.
     """
-    driver = _asyncpg()
-    check_dsn(dsn)
-    try:
-        pool: asyncpg.Pool = await driver.create_pool(
-            dsn,
-            min_size=min_size,
-            max_size=max_size,
-            timeout=connect_timeout,
-            command_timeout=command_timeout,
-            server_settings=_server_settings(dsn, application_name),
-            statement_cache_size=statement_cache_size,
-        )
-    except Exception as exc:
-        raise translate_connect_error(exc, dsn) from None
+    pool: asyncpg.Pool = await _opened(
+        "create_pool",
+        dsn,
+        application_name,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=connect_timeout,
+        command_timeout=command_timeout,
+        statement_cache_size=statement_cache_size,
+    )
     return pool
 
 
@@ -160,17 +161,13 @@ async def connect(
     statement_cache_size: int = 100,
 ) -> asyncpg.Connection:
     """One dedicated connection (for ``LISTEN``: a pool resets listeners on release)."""
-    driver = _asyncpg()
-    check_dsn(dsn)
-    try:
-        conn: asyncpg.Connection = await driver.connect(
-            dsn,
-            timeout=connect_timeout,
-            server_settings=_server_settings(dsn, application_name),
-            statement_cache_size=statement_cache_size,
-        )
-    except Exception as exc:
-        raise translate_connect_error(exc, dsn) from None
+    conn: asyncpg.Connection = await _opened(
+        "connect",
+        dsn,
+        application_name,
+        timeout=connect_timeout,
+        statement_cache_size=statement_cache_size,
+    )
     return conn
 
 

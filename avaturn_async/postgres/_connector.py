@@ -17,9 +17,6 @@ gate and the journal of a process:
 * **its loops in one anyio task group** (the listener, and the loops the
   backends :meth:`~PostgresConnector.spawn`), hosted by one task and stopped
   together by :meth:`~PostgresConnector.aclose`.
-
-When the server has no free connection slot, an operation waits for one of
-the pool's own connections to come back instead of failing on a new one.
 """
 
 from __future__ import annotations
@@ -27,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -110,7 +106,7 @@ class PostgresConnector:
         self._pool: asyncpg.Pool | None = None
         self._host = TaskHost()
         self._listener: SharedListener | None = None
-        self._opening: asyncio.Lock | None = None
+        self._opening = asyncio.Lock()
         self._migrated: dict[str, int] = {}
         self._released: asyncio.Event | None = None
         self._in_use = 0
@@ -146,8 +142,6 @@ class PostgresConnector:
         """The channels the listening connection serves."""
         return frozenset() if self._listener is None else frozenset(self._listener.channels)
 
-    # ------------------------------------------------------------ lifecycle
-
     async def open(self) -> None:
         """Connect (one pooled connection, to learn of a bad DSN or server now); idempotent.
 
@@ -158,8 +152,6 @@ class PostgresConnector:
             return
         if self._closed:
             raise StorageError(f"the PostgreSQL connector for {self.label} is closed")
-        if self._opening is None:
-            self._opening = asyncio.Lock()
         async with self._opening:
             if self._pool is not None:
                 return
@@ -211,20 +203,13 @@ class PostgresConnector:
         await self.open()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     def spawn(self, loop: Callable[[], Awaitable[None]]) -> BackgroundTask:
         """Run ``loop`` in the connector's task group until it returns, its handle is
         stopped, or the connector closes. An error ends that loop only (logged)."""
         return self._host.spawn(loop)
-
-    # ------------------------------------------------------------ connections
 
     @contextlib.asynccontextmanager
     async def acquire(self) -> AsyncIterator[PoolConnectionProxy]:
@@ -299,8 +284,6 @@ class PostgresConnector:
         it with ``anyio.fail_after``). Raises when the server does not answer."""
         await self.run("a readiness check", lambda conn: conn.fetchval("SELECT 1"), deadline=0)
 
-    # ------------------------------------------------------------ schemas
-
     async def migrate(self, component: str, steps: Sequence[str]) -> int:
         """Install or upgrade ``component``'s tables, once per connector (see :func:`migrate`).
 
@@ -326,11 +309,8 @@ class PostgresConnector:
     async def installed_version(self, component: str) -> int:
         """The version of ``component`` in the database (0: never installed); reads only."""
         return await self.run(
-            f"reading the {component} schema version",
-            lambda conn: schema_version(conn, component),
+            f"reading the {component} schema version", lambda conn: schema_version(conn, component)
         )
-
-    # ------------------------------------------------------------ LISTEN
 
     async def subscribe(
         self,
@@ -383,11 +363,15 @@ class PostgresConnector:
 
 
 def connector_for(
-    target: str | PostgresConnector, **options: Any
+    target: str | PostgresConnector, *, max_connections: int | None = None, **options: Any
 ) -> tuple[PostgresConnector, bool]:
     """The connector a backend uses for ``target`` (a DSN, or a connector to share),
-    and whether the backend owns it (then it closes it too). ``options`` are for a
-    connector of its own."""
+    and whether the backend owns it (then it closes it too). ``max_connections`` (its
+    ``pool_size``) and ``options`` are for a connector of its own."""
     if isinstance(target, PostgresConnector):
+        if max_connections is not None:
+            raise ConfigurationError("a shared connector has its own pool_size")
         return target, False
+    if max_connections is not None:
+        options["pool_size"] = max_connections
     return PostgresConnector(target, **options), True

@@ -1,16 +1,10 @@
 """The duplicate guard on PostgreSQL: an :class:`~avaturn_async.webhooks.IdempotencyStore`
 shared by every replica, with a time to live.
 
-One row per delivery key in ``avaturn_webhook_dedupe``. Marking is one
-statement, atomic under any concurrency::
-
-    INSERT INTO avaturn_webhook_dedupe (key, expires_at) VALUES ($1, now() + ttl)
-    ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
-        WHERE avaturn_webhook_dedupe.expires_at < now()
-    RETURNING 1
-
-A row comes back only for a new key or one whose time to live ran out (then
-it is taken over), so "no row" means "a duplicate". Expiry uses the database's
+One row per delivery key in ``avaturn_webhook_dedupe``. Marking is one statement
+(``_MARK``, an ``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` expired), atomic under any
+concurrency: a row comes back only for a new key or one whose time to live ran out
+(then it is taken over), so "no row" means "a duplicate". Expiry uses the database's
 clock, so replicas with skewed clocks agree. Expired rows are also deleted in
 bounded batches (``SKIP LOCKED``, so replicas never wait on each other) at most
 once a minute per store, and by :meth:`PostgresIdempotencyStore.prune`.
@@ -25,7 +19,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from .._errors import ConfigurationError
 from ._connector import PostgresConnector, connector_for
@@ -93,14 +87,10 @@ class PostgresIdempotencyStore:
     ) -> None:
         if ttl <= timedelta(0):
             raise ConfigurationError("ttl must be positive")
-        own: dict[str, Any] = {"connect_timeout": connect_timeout}
-        if max_connections is not None:
-            if isinstance(dsn, PostgresConnector):
-                raise ConfigurationError("a shared connector has its own pool_size")
-            own["pool_size"] = max_connections
         self.connector: PostgresConnector
-        self._owned: bool
-        self.connector, self._owned = connector_for(dsn, **own)
+        self.connector, self._owned = connector_for(
+            dsn, max_connections=max_connections, connect_timeout=connect_timeout
+        )
         self.dsn: str = self.connector.dsn
         self.ttl = ttl
         self._installed = False

@@ -38,14 +38,10 @@ def redact_dsn(dsn: str) -> str:
 def _scheme_problem(dsn: str) -> str:
     scheme = dsn.split("://", 1)[0]
     if scheme.lower().startswith(("postgresql+", "postgres+")):
-        return (
-            f"unsupported URL scheme {scheme + '://'!r} in {redact_dsn(dsn)!r}: write "
-            "postgresql:// (the driver is always asyncpg)"
-        )
-    return (
-        f"unsupported URL scheme {scheme + '://'!r} in {redact_dsn(dsn)!r}: only "
-        "postgresql:// (or postgres://) DSNs are supported; a file path has no '://'"
-    )
+        fix = "write postgresql:// (the driver is always asyncpg)"
+    else:
+        fix = "only postgresql:// (or postgres://) DSNs are supported; a file path has no '://'"
+    return f"unsupported URL scheme {scheme + '://'!r} in {redact_dsn(dsn)!r}: {fix}"
 
 
 def check_dsn(dsn: str) -> str:

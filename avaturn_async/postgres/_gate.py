@@ -20,10 +20,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._connector import PostgresConnector, connector_for
+from ._tasks import AsyncLifecycle
 
 if TYPE_CHECKING:
     from ._listen import Subscription
@@ -59,7 +59,7 @@ FROM avaturn_gate WHERE scope = $1
 """
 
 
-class PostgresGate:
+class PostgresGate(AsyncLifecycle):
     """A :class:`~avaturn_async.RateLimitGate` shared through PostgreSQL.
 
     Give it to every client that shares the API key:
@@ -173,18 +173,6 @@ class PostgresGate:
             await loop.stop()
         if self._owned:
             await self.connector.aclose()
-
-    async def __aenter__(self) -> PostgresGate:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # ------------------------------------------------------------ the work
 

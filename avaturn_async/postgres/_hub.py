@@ -2,12 +2,11 @@
 
 A webhook received by any replica is stored in ``avaturn_hub_events`` and its
 id announced with ``NOTIFY avaturn_hub`` (the id only: payloads must stay under
-8,000 bytes, events need not). Each hub listens on a dedicated connection and,
-on each notification, reads the events after the last id it has seen, so a
-burst costs one read and a lost notification is caught up by the next one, by
-the read after each reconnect, or by the one-second poll that runs while the
-listener is down. The listening connection is the connector's, shared with
-the process's other backends. Ids are handed out under a transaction lock, so they commit
+8,000 bytes, events need not). Each hub listens (on its connector's one ``LISTEN``
+connection) and, on each notification, reads the events after the last id it has
+seen, so a burst costs one read and a lost notification is caught up by the next
+one, by the read after each reconnect, or by the one-second poll that runs while
+the listener is down. Ids are handed out under a transaction lock, so they commit
 in order and "after the last id seen" misses none.
 
 Events are kept for ``retention`` seconds (an hour) and then deleted.
@@ -19,18 +18,17 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 
 from .._events import Event, UnknownEvent, event_to_dict, parse_event
 from .._hub import EventHub, EventKey
 from ._connector import PostgresConnector, connector_for
+from ._tasks import AsyncLifecycle, BackgroundTask
 
 if TYPE_CHECKING:
     from ._listen import Subscription
-    from ._tasks import BackgroundTask
 
 __all__ = ["PostgresEventHub", "PostgresHubChannel"]
 
@@ -86,7 +84,6 @@ class PostgresHubChannel:
         max_age: float = 3600.0,
     ) -> None:
         self.connector: PostgresConnector
-        self._owned: bool
         self.connector, self._owned = connector_for(dsn, poll_interval=poll_interval)
         self._retention = retention
         self._remember = remember
@@ -95,8 +92,8 @@ class PostgresHubChannel:
         self._last_seen = 0
         self._own: set[int] = set()
         self._wake = asyncio.Event()
-        self._starting: asyncio.Lock | None = None
-        self._reading: asyncio.Lock | None = None
+        self._starting = asyncio.Lock()
+        self._reading = asyncio.Lock()
         self._subscription: Subscription | None = None
         self._loop: BackgroundTask | None = None
         self.received: int = 0
@@ -124,9 +121,6 @@ class PostgresHubChannel:
         Raises ``ConfigurationError`` for a bad DSN and ``StorageUnavailableError``
         when the server cannot be reached.
         """
-        if self._starting is None:
-            self._starting = asyncio.Lock()
-            self._reading = asyncio.Lock()
         async with self._starting:
             if self._subscription is not None:
                 return
@@ -155,13 +149,8 @@ class PostgresHubChannel:
     async def send(self, event: Event) -> None:
         await self.start()
         body = _encode(event)
-
-        async def store(conn: Any) -> int:
-            row = await conn.fetchrow(_SEND, body)
-            assert row is not None
-            return int(row["id"])
-
-        self._own.add(await self.connector.run("storing a hub event", store))
+        stored = await self.connector.run("storing a hub event", lambda c: c.fetchval(_SEND, body))
+        self._own.add(int(stored))
         for deliver in self._hubs:
             deliver(event)
 
@@ -186,7 +175,6 @@ class PostgresHubChannel:
 
     async def _catch_up(self) -> None:
         """Deliver every event stored after the last one seen (one reader at a time)."""
-        assert self._reading is not None
         async with self._reading:
             while True:
                 rows = await self.connector.run(
@@ -213,7 +201,7 @@ class PostgresHubChannel:
             deliver(event)
 
 
-class PostgresEventHub(EventHub):
+class PostgresEventHub(AsyncLifecycle, EventHub):
     """An :class:`~avaturn_async.EventHub` whose events reach every replica sharing ``dsn``.
 
     ``AvaturnClient(event_hub=PostgresEventHub(dsn))`` in every replica, and
@@ -249,18 +237,6 @@ class PostgresEventHub(EventHub):
 
     async def aclose(self) -> None:
         await self.postgres.aclose()
-
-    async def __aenter__(self) -> PostgresEventHub:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def wait(self, key: EventKey, *, since: float | None = None) -> Event:
         await self.start()

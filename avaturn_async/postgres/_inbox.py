@@ -61,30 +61,17 @@ from ..webhooks import (
     GroupCommit,
     InboxError,
     InboxRecord,
+    InboxStats,
     InboxStatus,
     OrderBy,
     UnstorableDeliveryError,
     WebhookInbox,
     by_avatar,
 )
+from . import _inbox_sql as sql
 from ._connect import one_line, sqlstate
 from ._connector import PostgresConnector, connector_for
-from ._inbox_probes import InboxProbes
-from ._inbox_sql import (
-    CLAIM,
-    COMPONENT,
-    EXPIRE,
-    HOLD_BACK,
-    INBOX_CHANNEL,
-    INSERT,
-    RECLAIM,
-    RECORD_COLUMNS,
-    REPLAY,
-    STEPS,
-    TABLE,
-    record,
-    unstorable_field,
-)
+from ._inbox_sql import INBOX_CHANNEL
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -104,12 +91,11 @@ def _is_data_error(exc: BaseException) -> bool:
 
 
 def _lease_margin(lease: float) -> float:
-    """How long before a lease ends a fenced write stops retrying: the event is
-    then someone else's to take over."""
+    """How long before a lease ends a fenced write stops retrying: the event is then another's."""
     return min(2.0, lease * 0.1)
 
 
-class PostgresInboxStore(InboxProbes):
+class PostgresInboxStore:
     """The :class:`~avaturn_async.webhooks.InboxStore` of a PostgreSQL database.
 
     ``dsn`` is a DSN (the store then opens a :class:`PostgresConnector` of its own,
@@ -129,14 +115,10 @@ class PostgresInboxStore(InboxProbes):
         max_connections: int | None = None,
         connect_timeout: float = 10.0,
     ) -> None:
-        own: dict[str, Any] = {"connect_timeout": connect_timeout}
-        if max_connections is not None:
-            if isinstance(dsn, PostgresConnector):
-                raise ConfigurationError("a shared connector has its own pool_size")
-            own["pool_size"] = max_connections
         self.connector: PostgresConnector
-        self._owned: bool
-        self.connector, self._owned = connector_for(dsn, **own)
+        self.connector, self._owned = connector_for(
+            dsn, max_connections=max_connections, connect_timeout=connect_timeout
+        )
         self.dsn: str = self.connector.dsn
         self.label: str = self.connector.label  # how metrics name it: no password
         self._create = create
@@ -144,7 +126,7 @@ class PostgresInboxStore(InboxProbes):
         self._installed = False
         self._group: GroupCommit[Delivery, int | None] = GroupCommit(self._insert_batch)
         self._lease_ends: dict[tuple[int, str], float] = {}  # monotonic
-        self._wake: asyncio.Event | None = None
+        self._wake = asyncio.Event()
         self._subscription: Subscription | None = None
 
     def __repr__(self) -> str:
@@ -163,9 +145,9 @@ class PostgresInboxStore(InboxProbes):
             if self._installed:
                 return
             await self.connector.open()
-            if not self._create and await self.connector.installed_version(COMPONENT) == 0:
+            if not self._create and await self.connector.installed_version(sql.COMPONENT) == 0:
                 raise InboxError(f"{self.connector.label} holds no webhook inbox")
-            await self.connector.migrate(COMPONENT, STEPS)
+            await self.connector.migrate(sql.COMPONENT, sql.STEPS)
             self._installed = True
 
     async def _run(
@@ -178,8 +160,6 @@ class PostgresInboxStore(InboxProbes):
         await self.open()
         return await self.connector.run(f"webhook inbox {what}", operation, deadline=deadline)
 
-    # -- receiving ---------------------------------------------------------------------
-
     async def insert(self, delivery: Delivery) -> int | None:
         return await self._group.submit(delivery)
 
@@ -188,14 +168,11 @@ class PostgresInboxStore(InboxProbes):
         results: list[int | Exception | None] = [None] * len(deliveries)
         storable: list[int] = []
         for n, delivery in enumerate(deliveries):
-            field = unstorable_field(delivery)
-            if field is None:
+            problem = sql.unstorable(delivery)
+            if problem is None:
                 storable.append(n)
             else:
-                results[n] = UnstorableDeliveryError(
-                    f"the delivery's {field} holds a NUL character, which PostgreSQL "
-                    "cannot store"
-                )
+                results[n] = UnstorableDeliveryError(problem)
         ids: Sequence[int | Exception | None]
         try:
             ids = await self._insert_rows([deliveries[n] for n in storable])
@@ -228,62 +205,42 @@ class PostgresInboxStore(InboxProbes):
             [utc(d.received_at) for d in deliveries],
             [d.ordering_key for d in deliveries],
         )
-        rows = await self._run("insert", lambda conn: conn.fetch(INSERT, *columns))
+        rows = await self._run("insert", lambda conn: conn.fetch(sql.INSERT, *columns))
         new_ids = {row["dedupe_key"]: row["id"] for row in rows}
         # A key twice in one batch was inserted once: only its first delivery is new.
         return [new_ids.pop(d.dedupe_key, None) for d in deliveries]
-
-    # -- the worker's side -------------------------------------------------------------
 
     async def claim(
         self, *, now: float, lease: float, limit: int, max_attempts: int, token: str
     ) -> list[Claimed]:
         started = time.monotonic()
-        attempts = 0
-
-        async def claim(conn: PoolConnectionProxy) -> list[Any]:
-            # The first attempt of a call holds no row yet; a repeated one may (its
-            # answer was lost after the commit), and takes those rows back.
-            nonlocal attempts
-            attempts += 1
-            sql = CLAIM if attempts == 1 else RECLAIM
-            rows: list[Any] = await conn.fetch(
-                sql, utc(now), limit, token, utc(now + lease), max_attempts
-            )
-            return rows
-
+        queries = iter([sql.CLAIM])  # a repeated attempt may hold rows already: sql.RECLAIM
+        args = (utc(now), limit, token, utc(now + lease), max_attempts)
         # Retried with the same token for a third of the lease: beyond that, the
         # worker's loop claims again at its next poll.
-        rows = await self._run("claim", claim, deadline=lease / 3)
+        rows: list[Any] = await self._run(
+            "claim", lambda conn: conn.fetch(next(queries, sql.RECLAIM), *args), deadline=lease / 3
+        )
         for row in rows:  # fenced writes retry until shortly before this
             self._lease_ends[(row["id"], token)] = started + lease - _lease_margin(lease)
         if len(rows) < limit:  # idle enough to dead-letter expired last attempts
-            await self._best_effort("expiry", EXPIRE, LEASE_LOST, utc(now), max_attempts)
+            await self._best_effort("expiry", sql.EXPIRE, LEASE_LOST, utc(now), max_attempts)
         rows.sort(key=lambda row: (row["next_attempt_at"], row["id"]))
-        return [
-            Claimed(
-                id=row["id"],
-                body=bytes(row["body"]),
-                attempts=row["attempts"],
-                token=token,
-                event_type=row["event_type"],
-                ordering_key=row["ordering_key"],
-            )
-            for row in rows
-        ]
+        fields = ("id", "body", "attempts", "event_type", "ordering_key")  # bytea is bytes
+        return [Claimed(token=token, **{name: row[name] for name in fields}) for row in rows]
 
-    async def _best_effort(self, what: str, sql: str, *args: Any) -> None:
+    async def _best_effort(self, what: str, query: str, *args: Any) -> None:
         """Once, never retried: a later call does it again if this one fails."""
         try:
-            await self._run(what, lambda conn: conn.execute(sql, *args), deadline=0)
+            await self._run(what, lambda conn: conn.execute(query, *args), deadline=0)
         except Exception as exc:
             _log.debug("webhook inbox: %s failed: %s", what, exc)
 
     async def _fenced(
         self, what: str, assignments: str, claimed: Claimed, *args: Any, finish: bool = True
     ) -> bool:
-        sql = (
-            f"UPDATE {TABLE} SET {assignments} "
+        query = (
+            f"UPDATE {sql.TABLE} SET {assignments} "
             f"WHERE id = ${len(args) + 1} AND claim_token = ${len(args) + 2} "
             "AND status = 'pending'"
         )
@@ -294,7 +251,7 @@ class PostgresInboxStore(InboxProbes):
             deadline = _RETRY_DEADLINE if ends is None else ends - time.monotonic()
         status = await self._run(
             what,
-            lambda conn: conn.execute(sql, *args, claimed.id, claimed.token),
+            lambda conn: conn.execute(query, *args, claimed.id, claimed.token),
             deadline=max(0.0, deadline),
         )
         if finish:
@@ -327,7 +284,7 @@ class PostgresInboxStore(InboxProbes):
         failed = await self._fenced("fail", assignments, claimed, error, utc(retry_at))
         if failed and claimed.ordering_key is not None:
             held = (claimed.ordering_key, utc(retry_at), claimed.id)
-            await self._best_effort("hold-back", HOLD_BACK, *held)
+            await self._best_effort("hold-back", sql.HOLD_BACK, *held)
         return failed
 
     async def release(self, claimed: Claimed, *, now: float) -> bool:
@@ -335,8 +292,6 @@ class PostgresInboxStore(InboxProbes):
         return await self._fenced("release", assignments, claimed, utc(now))
 
     async def wait_for_work(self, max_wait: float) -> None:
-        if self._wake is None:
-            self._wake = asyncio.Event()
         if self._subscription is None:
             # Shielded: a worker may cancel its wait at any moment (a slot freed),
             # and a subscription half made would be made again and never dropped.
@@ -349,7 +304,6 @@ class PostgresInboxStore(InboxProbes):
     async def _subscribe(self) -> None:
         """Listen on the connector's shared connection (it catches up by waking us)."""
         wake = self._wake
-        assert wake is not None
 
         async def catch_up() -> None:
             wake.set()  # look at the table: something may have come while not listening
@@ -361,37 +315,43 @@ class PostgresInboxStore(InboxProbes):
         except Exception as exc:  # the server is down: poll, and subscribe at the next wait
             _log.debug("webhook inbox: cannot listen yet: %s", exc)
 
-    # -- inspection and maintenance ----------------------------------------------------
-
     async def counts(self) -> dict[str, int]:
-        sql = f"SELECT status, count(*) FROM {TABLE} GROUP BY status"
-        rows = await self._run("counts", lambda conn: conn.fetch(sql))
-        found = {row["status"]: int(row["count"]) for row in rows}
-        return {status.value: found.get(status.value, 0) for status in InboxStatus}
+        rows = await self._run("counts", lambda conn: conn.fetch(sql.STATS))
+        return dict(sql.stats_of(rows, 0.0).counts)
+
+    async def stats(self, *, now: float) -> InboxStats:
+        """Counts by status and the oldest pending delivery's age, in one statement,
+        not retried (a metrics collection gives up rather than waits)."""
+        rows = await self._run("stats", lambda conn: conn.fetch(sql.STATS), deadline=0)
+        return sql.stats_of(rows, now)
+
+    async def ping(self) -> None:
+        """The readiness check: one trivial query, not retried."""
+        await self.open()
+        await self.connector.ping()
 
     async def records(self, *, status: InboxStatus | None, limit: int) -> list[InboxRecord]:
         where = "WHERE status = $2" if status is not None else ""
-        sql = f"SELECT {RECORD_COLUMNS} FROM {TABLE} {where} ORDER BY id DESC LIMIT $1"
+        query = f"SELECT {sql.RECORD_COLUMNS} FROM {sql.TABLE} {where} ORDER BY id DESC LIMIT $1"
         args = (limit, status.value) if status is not None else (limit,)
-        rows = await self._run("records", lambda conn: conn.fetch(sql, *args))
-        return [record(row) for row in rows]
+        rows = await self._run("records", lambda conn: conn.fetch(query, *args))
+        return [sql.record(row) for row in rows]
 
     async def replay(self, ids: Iterable[int] | None, *, now: float) -> list[int]:
         chosen = None if ids is None else list(dict.fromkeys(ids))
-        rows = await self._run("replay", lambda conn: conn.fetch(REPLAY, utc(now), chosen))
+        rows = await self._run("replay", lambda conn: conn.fetch(sql.REPLAY, utc(now), chosen))
         replayed = {row["id"] for row in rows}
         if chosen is None:
             return sorted(replayed)
         return [event_id for event_id in chosen if event_id in replayed]
 
     async def purge(self, *, finished_before: float) -> int:
-        sql = f"DELETE FROM {TABLE} WHERE status = 'done' AND finished_at < $1"
-        status = await self._run("purge", lambda conn: conn.execute(sql, utc(finished_before)))
+        query = f"DELETE FROM {sql.TABLE} WHERE status = 'done' AND finished_at < $1"
+        status = await self._run("purge", lambda conn: conn.execute(query, utc(finished_before)))
         return int(status.split()[-1])
 
     def close(self) -> None:
-        """Drop the connections at once, if this store opened them (:meth:`aclose` closes
-        them cleanly)."""
+        """Drop the connections now, if this store opened them (:meth:`aclose`: cleanly)."""
         if self._owned:
             self.connector.close()
 

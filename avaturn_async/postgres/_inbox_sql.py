@@ -22,7 +22,7 @@ __all__ = [
     "TABLE",
     "record",
     "stats_of",
-    "unstorable_field",
+    "unstorable",
 ]
 
 INBOX_CHANNEL = "avaturn_webhook_inbox"
@@ -71,12 +71,12 @@ STEPS = [
 _ORDER_LOCK_CLASS = 0x61766F72  # "avor"
 
 
-def _lock_keys(keys: str) -> str:
-    """A query taking the locks of the keys in array parameter ``keys``."""
+def _lock_keys(key: str, source: str) -> str:
+    """A query taking the locks of the keys in column ``key`` of ``source``."""
     return f"""
     SELECT count(pg_advisory_xact_lock({_ORDER_LOCK_CLASS}, h)) AS locked
-    FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest({keys}::text[]) AS k
-          WHERE k IS NOT NULL ORDER BY h) AS hashes
+    FROM (SELECT DISTINCT hashtext({key}) AS h FROM {source}
+          WHERE {key} IS NOT NULL ORDER BY h) AS hashes
     """
 
 
@@ -91,7 +91,7 @@ _NOT_BEFORE_HEAD = f"""greatest(r, (
 # The locks are taken first: the rows to insert are joined to their one-row answer
 # (materialized, so taken once), so no row is inserted, and no id drawn, before.
 INSERT = f"""
-WITH locks AS MATERIALIZED ({_lock_keys("$7")}), ins AS (
+WITH locks AS MATERIALIZED ({_lock_keys("k", "unnest($7::text[]) AS k")}), ins AS (
     INSERT INTO {TABLE} (dedupe_key, webhook_id, webhook_timestamp, event_type, body,
                           next_attempt_at, received_at, ordering_key)
     SELECT k, w, ts, e, b, {_NOT_BEFORE_HEAD}, r, o
@@ -169,11 +169,7 @@ WITH chosen AS MATERIALIZED (
     SELECT id, ordering_key FROM {TABLE}
     WHERE status = 'dead' AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))
     ORDER BY coalesce(ordering_seq, id)
-), locks AS MATERIALIZED (
-    SELECT count(pg_advisory_xact_lock({_ORDER_LOCK_CLASS}, h)) AS locked
-    FROM (SELECT DISTINCT hashtext(ordering_key) AS h FROM chosen
-          WHERE ordering_key IS NOT NULL ORDER BY h) AS hashes
-), places AS MATERIALIZED (
+), locks AS MATERIALIZED ({_lock_keys("ordering_key", "chosen")}), places AS MATERIALIZED (
     SELECT id, nextval(pg_get_serial_sequence('{TABLE}', 'id')::regclass) AS place
     FROM chosen CROSS JOIN locks
 )
@@ -185,35 +181,23 @@ RETURNING t.id, pg_notify('{INBOX_CHANNEL}', '')::text
 """
 
 RECORD_COLUMNS = (
-    "id, webhook_id, event_type, status, attempts, last_error, received_at, "
-    "next_attempt_at, finished_at, webhook_timestamp, ordering_key"
+    "id, webhook_id, event_type, status, attempts, last_error, received_at, finished_at,"
+    " CASE WHEN status = 'pending' THEN next_attempt_at END AS next_attempt_at,"
+    " webhook_timestamp, ordering_key"
 )
 
 
-
 def record(row: Any) -> InboxRecord:
-    status = InboxStatus(row["status"])
-    return InboxRecord(
-        id=row["id"],
-        webhook_id=row["webhook_id"],
-        event_type=row["event_type"],
-        status=status,
-        attempts=row["attempts"],
-        last_error=row["last_error"],
-        received_at=row["received_at"],
-        next_attempt_at=row["next_attempt_at"] if status is InboxStatus.PENDING else None,
-        finished_at=row["finished_at"],
-        webhook_timestamp=row["webhook_timestamp"],
-        ordering_key=row["ordering_key"],
-    )
+    """An :class:`InboxRecord` from a row of :data:`RECORD_COLUMNS`."""
+    return InboxRecord(**{**dict(row), "status": InboxStatus(row["status"])})
 
 
-def unstorable_field(delivery: Delivery) -> str | None:
-    """The name of a text field PostgreSQL cannot store (it holds a NUL), or ``None``."""
+def unstorable(delivery: Delivery) -> str | None:
+    """Why PostgreSQL cannot store ``delivery`` (a text field holds a NUL), or ``None``."""
     for name in ("dedupe_key", "webhook_id", "event_type", "ordering_key"):
         value = getattr(delivery, name)
         if value is not None and "\x00" in value:
-            return name
+            return f"the delivery's {name} holds a NUL character, which PostgreSQL cannot store"
     return None
 
 

@@ -47,25 +47,12 @@ from .._journal_records import (
     RowEntry,
     RowRecord,
     RowState,
+    record_from_row,
     redact,
 )
-from . import _journal_pages as pages
+from . import _journal_sql as sql
 from ._connect import is_transient
 from ._connector import PostgresConnector, connector_for
-from ._journal_sql import (
-    ADVANCE,
-    CLAIM,
-    COLUMNS,
-    FAIL,
-    FAILURES,
-    HOLDINGS,
-    MIGRATIONS,
-    NOTE,
-    REJECTS,
-    RELEASE,
-    RENEW,
-    STATUS,
-)
 from ._register import register_entries, storable
 
 if TYPE_CHECKING:
@@ -93,32 +80,16 @@ async def _check_installed(connector: PostgresConnector) -> None:
     version = await connector.installed_version("journal")
     if version == 0:
         raise JournalError(f"no journal at {connector.label}")
-    if version > len(MIGRATIONS):
+    if version > len(sql.MIGRATIONS):
         raise SchemaVersionError(
             f"the journal at {connector.label} is at schema version {version}, newer than "
             "this avaturn_async knows: upgrade avaturn_async"
         )
-    if version < len(MIGRATIONS):
+    if version < len(sql.MIGRATIONS):
         raise JournalError(
             f"the journal at {connector.label} is at schema version {version}; run a "
             "worker (avaturn onboard) once to upgrade it"
         )
-
-
-def record_of(row: Any) -> RowRecord:
-    """A :class:`RowRecord` from a row selected with ``COLUMNS``."""
-    return RowRecord(
-        key=row["key"],
-        line=row["line"],
-        run_id=row["run_id"],
-        state=RowState(row["state"]),
-        user_id=row["user_id"],
-        avatar_id=row["avatar_id"],
-        export_path=row["export_path"],
-        error_kind=row["error_kind"],
-        error=row["error"],
-        possible_orphans=row["possible_orphans"],
-    )
 
 
 class PostgresJournal:
@@ -131,11 +102,7 @@ class PostgresJournal:
     """
 
     def __init__(
-        self,
-        connector: PostgresConnector,
-        *,
-        lease: float = DEFAULT_LEASE,
-        owned: bool = False,
+        self, connector: PostgresConnector, *, lease: float = DEFAULT_LEASE, owned: bool = False
     ) -> None:
         if lease < 1.0:
             raise ConfigurationError("lease must be at least 1 second")
@@ -155,11 +122,7 @@ class PostgresJournal:
 
     @classmethod
     async def open(
-        cls,
-        dsn: str | PostgresConnector,
-        *,
-        lease: float = DEFAULT_LEASE,
-        create: bool = True,
+        cls, dsn: str | PostgresConnector, *, lease: float = DEFAULT_LEASE, create: bool = True
     ) -> PostgresJournal:
         """Connect and create (or upgrade) the journal's tables.
 
@@ -169,19 +132,17 @@ class PostgresJournal:
         the tables, ``StorageUnavailableError`` when no server answers and
         ``SchemaVersionError`` for a newer schema.
         """
-        if lease < 1.0:
-            raise ConfigurationError("lease must be at least 1 second")
         connector, owned = connector_for(dsn)
+        journal = cls(connector, lease=lease, owned=owned)  # a bad lease fails before any I/O
         try:
             if create:
-                await connector.migrate("journal", MIGRATIONS)
+                await connector.migrate("journal", sql.MIGRATIONS)
             else:
                 await _check_installed(connector)
         except BaseException:
-            if owned:
-                await connector.aclose()
+            await journal.aclose()
             raise
-        return cls(connector, lease=lease, owned=owned)
+        return journal
 
     @property
     def label(self) -> str:
@@ -193,26 +154,15 @@ class PostgresJournal:
             raise RuntimeError("begin_run() first")
         return self._run_id
 
-    async def _do(
-        self, what: str, operation: Callable[[PoolConnectionProxy], Awaitable[T]]
-    ) -> T:
+    async def _do(self, what: str, operation: Callable[[PoolConnectionProxy], Awaitable[T]]) -> T:
         """Run ``operation`` (safe to repeat: fenced or idempotent) until it succeeds,
         riding out a server restart, a deadlock between concurrent registrations, and
         a pooled connection left mid-operation by a dropped session (a transient error)."""
         return await self.connector.run(what, operation, retry_if=_worth_retrying)
 
-    # ------------------------------------------------------------ runs
-
     async def begin_run(self, source: str | None = None) -> int:
-        async def insert(conn: PoolConnectionProxy) -> Any:
-            return await conn.fetchrow(
-                "INSERT INTO avaturn_journal_runs (pid, host, source, lease_until)"
-                " VALUES ($1, $2, $3, now() + make_interval(secs => $4))"
-                " RETURNING id, started_at",
-                os.getpid(), socket.gethostname(), source, self.lease,
-            )
-
-        row = await self._do("starting a run", insert)
+        args = (os.getpid(), socket.gethostname(), source, self.lease)
+        row: Any = await self._do("starting a run", lambda conn: conn.fetchrow(sql.BEGIN, *args))
         self._run_id, self._started_at = int(row["id"]), row["started_at"]
         self._renewer = self.connector.spawn(self._renew_forever)
         return self._run_id
@@ -220,19 +170,7 @@ class PostgresJournal:
     async def end_run(self, outcome: str) -> tuple[list[FailureRecord], int]:
         run_id = self.run_id
         await self._stop_renewing()
-
-        async def finish(conn: PoolConnectionProxy) -> None:
-            async with conn.transaction():
-                await conn.execute(
-                    "UPDATE avaturn_journal_runs SET finished_at = now(), outcome = $2"
-                    " WHERE id = $1", run_id, outcome,
-                )
-                await conn.execute(
-                    "UPDATE avaturn_journal_rows SET owner = NULL, token = NULL,"
-                    " lease_until = NULL WHERE owner = $1", run_id,
-                )
-
-        await self._do("ending the run", finish)
+        await self._do("ending the run", lambda conn: conn.execute(sql.END, run_id, outcome))
         self._held.clear()
         status = await self.status()
         return await self.failures(_FAILURES_SHOWN), status.failed + status.rejected_last_run
@@ -257,7 +195,7 @@ class PostgresJournal:
         run_id = self.run_id
         rows = await self.connector.run(
             "renewing the journal's leases",
-            lambda conn: conn.fetch(RENEW, run_id, list(held), list(held.values()), self.lease),
+            lambda conn: conn.fetch(sql.RENEW, run_id, list(held), list(held.values()), self.lease),
             deadline=0,  # the next renewal is the retry
         )
         self.renewals += 1
@@ -271,14 +209,12 @@ class PostgresJournal:
         for lost in self._lost.pop(key, []):
             lost()
 
-    # ------------------------------------------------------------ rows
-
     async def register(self, entries: Sequence[RowEntry]) -> list[Registration | None]:
         run_id = self.run_id
 
         async def attempt(conn: PoolConnectionProxy) -> list[Registration | None]:
             async with conn.transaction():
-                return await register_entries(conn, run_id, entries, record_of)
+                return await register_entries(conn, run_id, entries)
 
         return await self._do("registering rows", attempt)
 
@@ -286,17 +222,11 @@ class PostgresJournal:
         self, keys: Sequence[str], *, export: bool, retry_failed: bool
     ) -> list[RowRecord]:
         done = ["exported"] if export else ["ready", "exported"]
-
-        async def attempt(conn: PoolConnectionProxy) -> list[Any]:
-            return await conn.fetch(
-                CLAIM, list(keys), done, retry_failed, self.run_id, self._started_at,
-                self.lease,
-            )
-
-        rows = await self._do("claiming rows", attempt)
+        args = (list(keys), done, retry_failed, self.run_id, self._started_at, self.lease)
+        rows = await self._do("claiming rows", lambda conn: conn.fetch(sql.CLAIM, *args))
         for row in rows:
             self._held[row["key"]] = row["token"]
-        return sorted((record_of(row) for row in rows), key=lambda record: record.line)
+        return sorted((record_from_row(tuple(row)) for row in rows), key=lambda r: r.line)
 
     async def release(self, key: str) -> None:
         token = self._held.pop(key, None)
@@ -304,11 +234,8 @@ class PostgresJournal:
         if token is None:
             return
         run_id = self.run_id
-
-        async def attempt(conn: PoolConnectionProxy) -> None:
-            await conn.execute(RELEASE, key, run_id, token)
-
-        await self._do("releasing a row", attempt)
+        release = sql.RELEASE
+        await self._do("releasing a row", lambda conn: conn.execute(release, key, run_id, token))
 
     def on_lease_lost(self, key: str, lost: Callable[[], None]) -> None:
         if key in self._held:
@@ -317,33 +244,24 @@ class PostgresJournal:
             lost()
 
     async def holdings(self) -> Holdings:
-        async def attempt(conn: PoolConnectionProxy) -> Any:
-            return await conn.fetchrow(HOLDINGS, self.run_id)
-
-        row = await self._do("reading what other runs hold", attempt)
-        return Holdings(
-            live=row["live"], expired=frozenset(row["expired"]), own=row["own"]
+        run_id = self.run_id
+        row: Any = await self._do(
+            "reading what other runs hold", lambda conn: conn.fetchrow(sql.HOLDINGS, run_id)
         )
+        return Holdings(live=row["live"], expired=frozenset(row["expired"]), own=row["own"])
 
     async def record(self, key: str) -> RowRecord | None:
-        async def attempt(conn: PoolConnectionProxy) -> Any:
-            return await conn.fetchrow(
-                f"SELECT {COLUMNS} FROM avaturn_journal_rows WHERE key = $1", key
-            )
+        select = f"SELECT {sql.COLUMNS} FROM avaturn_journal_rows WHERE key = $1"
+        row = await self._do("reading a row", lambda conn: conn.fetchrow(select, key))
+        return None if row is None else record_from_row(tuple(row))
 
-        row = await self._do("reading a row", attempt)
-        return None if row is None else record_of(row)
-
-    async def _fenced(self, what: str, key: str, sql: str, *args: Any) -> None:
+    async def _fenced(self, what: str, key: str, query: str, *args: Any) -> None:
         token = self._held.get(key)
         if token is None:
             raise LeaseLostError(f"row {key!r} is not held by this run")
         run_id = self.run_id
-
-        async def attempt(conn: PoolConnectionProxy) -> Any:
-            return await conn.fetchval(sql, key, run_id, token, *args)
-
-        if await self._do(what, attempt) is None:
+        found = await self._do(what, lambda conn: conn.fetchval(query, key, run_id, token, *args))
+        if found is None:
             self._lose(key)
             raise LeaseLostError(f"row {key!r} was taken over by another run")
 
@@ -354,7 +272,7 @@ class PostgresJournal:
         if unknown:
             raise TypeError(f"unknown journal columns: {sorted(unknown)}")
         await self._fenced(
-            "recording a step", key, ADVANCE, state.value,
+            "recording a step", key, sql.ADVANCE, state.value,
             "user_id" in columns, columns.get("user_id"),
             "avatar_id" in columns, columns.get("avatar_id"),
             "export_path" in columns, columns.get("export_path"),
@@ -365,84 +283,55 @@ class PostgresJournal:
         self, key: str, kind: str, reason: str, *, state: RowState | None = None
     ) -> None:
         await self._fenced(
-            "recording a failure", key, FAIL, kind, storable(redact(reason)),
+            "recording a failure", key, sql.FAIL, kind, storable(redact(reason)),
             None if state is None else state.value,
         )
 
     async def note(self, key: str, step: str, detail: str, *, orphan: bool = False) -> None:
         await self._fenced(
-            "recording a note", key, NOTE, step, storable(redact(detail)), int(orphan)
+            "recording a note", key, sql.NOTE, step, storable(redact(detail)), int(orphan)
         )
 
-    # ------------------------------------------------------------ reports
-
     async def status(self) -> JournalStatus:
-        async def attempt(conn: PoolConnectionProxy) -> tuple[list[Any], Any]:
-            by_state = await conn.fetch(
-                f"SELECT {OUTCOME_SQL} AS outcome, state, count(*) AS n"
-                " FROM avaturn_journal_rows GROUP BY 1, 2"
-            )
-            return by_state, await conn.fetchrow(STATUS)
-
-        by_state, row = await self._do("reading the status", attempt)
+        grouped = f"SELECT {OUTCOME_SQL}, state, count(*) FROM avaturn_journal_rows GROUP BY 1, 2"
+        by_state = await self._do("reading the status", lambda conn: conn.fetch(grouped))
+        row: Any = await self._do("reading the status", lambda conn: conn.fetchrow(sql.STATUS))
         counts: dict[str, int] = {}
         outcomes, steps = dict.fromkeys(OUTCOMES, 0), {}
-        for r in by_state:
-            counts[r["state"]] = counts.get(r["state"], 0) + r["n"]
-            outcomes[r["outcome"]] += r["n"]
-            if r["outcome"] == "in_progress":
-                steps[r["state"]] = r["n"]
+        for outcome, state, n in by_state:
+            counts[state] = counts.get(state, 0) + n
+            outcomes[outcome] += n
+            if outcome == "in_progress":
+                steps[state] = n
         return JournalStatus(
+            **dict(row),  # STATUS names its columns as the fields they fill
             rows=sum(counts.values()),
             by_state=counts,
-            failed=row["failed"],
-            possible_orphans=row["orphans"],
-            rejected_last_run=row["rejected"],
-            runs=row["runs"],
-            last_run_outcome=row["outcome"],
             running_pid=None,
-            invalid=row["invalid"],
-            live_runs=row["live_runs"],
             outcomes=outcomes,
             in_progress_by_step=dict(sorted(steps.items())),
         )
 
     async def failures(self, limit: int = 20) -> list[FailureRecord]:
-        async def attempt(conn: PoolConnectionProxy) -> tuple[list[Any], list[Any]]:
-            failed = await conn.fetch(FAILURES, limit)
-            rejected = await conn.fetch(REJECTS, max(0, limit - len(failed)))
-            return failed, rejected
-
-        failed, rejected = await self._do("reading failures", attempt)
-        found = [
-            FailureRecord(line=r["line"], key=r["key"], kind=r["kind"], reason=r["reason"],
-                          state=r["state"])
-            for r in failed
-        ]
-        return found + [
-            FailureRecord(line=r["line"], key=r["key"], kind="rejected", reason=r["reason"])
-            for r in rejected
-        ]
+        failed = await self._do("reading failures", lambda conn: conn.fetch(sql.FAILURES, limit))
+        left = max(0, limit - len(failed))
+        rejected = await self._do("reading failures", lambda conn: conn.fetch(sql.REJECTS, left))
+        return [FailureRecord(**dict(row)) for row in (*failed, *rejected)]
 
     # The results (``batch.read_results``): pages keyed by the last one read.
 
     async def results_page(self, after: tuple[int, str], limit: int) -> list[tuple[Any, ...]]:
-        async def attempt(conn: PoolConnectionProxy) -> list[Any]:
-            return await conn.fetch(pages.RESULTS_PAGE, *after, limit)
-
-        return pages.as_tuples(await self._do("reading results", attempt))
+        return await self._page("reading results", sql.RESULTS_PAGE, *after, limit)
 
     async def rejects_page(self, after: tuple[int, int], limit: int) -> list[tuple[Any, ...]]:
-        async def attempt(conn: PoolConnectionProxy) -> list[Any]:
-            return await conn.fetch(pages.REJECTS_PAGE, *after, limit)
-
-        return pages.as_tuples(await self._do("reading rejected lines", attempt))
+        return await self._page("reading rejected lines", sql.REJECTS_PAGE, *after, limit)
 
     async def extra_columns(self) -> list[str]:
-        async def attempt(conn: PoolConnectionProxy) -> list[Any]:
-            return await conn.fetch(pages.EXTRA_COLUMNS)
+        columns = await self._page("reading the manifest's columns", sql.EXTRA_COLUMNS)
+        return [row[0] for row in columns]
 
-        return [row[0] for row in await self._do("reading the manifest's columns", attempt)]
+    async def _page(self, what: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await self._do(what, lambda conn: conn.fetch(query, *args))]
 
     async def aclose(self) -> None:
         await self._stop_renewing()

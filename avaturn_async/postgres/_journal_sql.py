@@ -8,16 +8,21 @@ from __future__ import annotations
 
 __all__ = [
     "ADVANCE",
+    "BEGIN",
     "CLAIM",
     "COLUMNS",
+    "END",
+    "EXTRA_COLUMNS",
     "FAIL",
     "FAILURES",
     "HOLDINGS",
     "MIGRATIONS",
     "NOTE",
     "REJECTS",
+    "REJECTS_PAGE",
     "RELEASE",
     "RENEW",
+    "RESULTS_PAGE",
     "STATUS",
 ]
 
@@ -89,6 +94,18 @@ COLUMNS = (
     "possible_orphans"
 )
 _ROW_COLUMNS = ", ".join(f"r.{name.strip()}" for name in COLUMNS.split(","))
+
+# $1 pid, $2 host, $3 source, $4 lease seconds.
+BEGIN = """
+INSERT INTO avaturn_journal_runs (pid, host, source, lease_until)
+VALUES ($1, $2, $3, now() + make_interval(secs => $4)) RETURNING id, started_at
+"""
+
+# $1 run, $2 outcome: the run ends and lets go of its rows in one statement.
+END = """
+WITH run AS (UPDATE avaturn_journal_runs SET finished_at = now(), outcome = $2 WHERE id = $1)
+UPDATE avaturn_journal_rows SET owner = NULL, token = NULL, lease_until = NULL WHERE owner = $1
+"""
 
 # $1 keys, $2 finished states, $3 retry_failed, $4 run, $5 run's start, $6 lease seconds.
 # Every filter sits inside the locked CTE, so rows the claim skips use up no LIMIT slot.
@@ -191,12 +208,13 @@ WITH last AS (SELECT id, outcome FROM avaturn_journal_runs ORDER BY id DESC LIMI
 SELECT
     (SELECT count(*) FROM avaturn_journal_rows
      WHERE error IS NOT NULL OR state = 'avatar_failed') AS failed,
-    (SELECT coalesce(sum(possible_orphans), 0) FROM avaturn_journal_rows)::bigint AS orphans,
+    (SELECT coalesce(sum(possible_orphans), 0) FROM avaturn_journal_rows)::bigint
+        AS possible_orphans,
     (SELECT count(*) FROM avaturn_journal_rows WHERE error_kind = 'input') AS invalid,
     (SELECT count(*) FROM avaturn_journal_rejects
-     WHERE run_id = (SELECT id FROM last)) AS rejected,
+     WHERE run_id = (SELECT id FROM last)) AS rejected_last_run,
     (SELECT count(*) FROM avaturn_journal_runs) AS runs,
-    (SELECT outcome FROM last) AS outcome,
+    (SELECT outcome FROM last) AS last_run_outcome,
     (SELECT count(*) FROM avaturn_journal_runs
      WHERE finished_at IS NULL AND lease_until > now()) AS live_runs
 """
@@ -209,6 +227,26 @@ ORDER BY line LIMIT $1
 """
 
 REJECTS = """
-SELECT line, key, reason FROM avaturn_journal_rejects
+SELECT line, key, 'rejected' AS kind, reason FROM avaturn_journal_rejects
 WHERE run_id = (SELECT max(id) FROM avaturn_journal_runs) ORDER BY line LIMIT $1
+"""
+
+# The results (``batch._results``), a keyset page at a time on ``(line, key)`` (an index
+# of migration 2), each its own statement: no cursor or transaction is held between
+# pages, so a long export holds no lock and rides out a server restart between pages.
+RESULTS_PAGE = """
+SELECT key, line, state, user_id, avatar_id, export_path, error_kind, error, updated_at, extra
+FROM avaturn_journal_rows WHERE (line, key) > ($1::int, $2::text)
+ORDER BY line, key LIMIT $3
+"""
+REJECTS_PAGE = """
+SELECT line, id, key, reason, at, extra FROM avaturn_journal_rejects
+WHERE run_id = (SELECT max(id) FROM avaturn_journal_runs) AND (line, id) > ($1::int, $2::bigint)
+ORDER BY line, id LIMIT $3
+"""
+# json (not jsonb) keeps each object's keys in the manifest's order.
+EXTRA_COLUMNS = """
+SELECT e.k FROM avaturn_journal_rows r,
+     json_each_text(r.extra::json) WITH ORDINALITY AS e(k, v, n)
+WHERE r.extra IS NOT NULL GROUP BY e.k ORDER BY min(r.line), min(e.n)
 """

@@ -11,7 +11,7 @@ Nothing is stored for a session while it is disconnected, so on every
 (re)connect the listener ``LISTEN``-s first and only then calls every
 ``catch_up`` (the other order loses wake-ups). While it is down, the
 ``catch_up``-s run every ``poll_interval`` seconds through the pool; a
-``SELECT 1`` every ``ping_interval`` seconds finds a connection that died
+``SELECT 1`` every :data:`PING_INTERVAL` seconds finds a connection that died
 silently.
 
 After each connect, a ``NOTIFY`` sent through the pool must come back on the
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["PROBE_CHANNEL", "SharedListener", "Subscription"]
 
 PROBE_CHANNEL = "avaturn_probe"
+PING_INTERVAL = 5.0
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -55,9 +56,7 @@ class Subscription:
 
 
 class SharedListener:
-    """Calls each subscriber's ``on_notify(payload)`` for the notifications of its
-    channel, and its ``catch_up()`` after each (re)connect and on each poll while
-    notifications cannot be had."""
+    """The one ``LISTEN`` connection of a connector, and its subscribers (module docstring)."""
 
     def __init__(
         self,
@@ -66,15 +65,15 @@ class SharedListener:
         outage: OutageLog,
         *,
         poll_interval: float = 1.0,
-        ping_interval: float = 5.0,
         probe_timeout: float = 5.0,
     ) -> None:
         self._connect = connect
         self._notify = notify
         self._outage = outage
         self.poll_interval = poll_interval
-        self.ping_interval = ping_interval
         self.probe_timeout = probe_timeout
+        # 50 ms doubling to 16 s, but never longer than a poll: it is the poll's wait too.
+        self._retry = ExponentialBackoff(initial=0.05, maximum=min(16.0, poll_interval), jitter=0.5)
         self.connected = False
         self.notifications: bool | None = None
         """Whether a probe came back on the last connection (``None``: not probed yet)."""
@@ -95,8 +94,6 @@ class SharedListener:
     @property
     def channels(self) -> set[str]:
         return {sub.channel for sub in self._subscriptions}
-
-    # ------------------------------------------------------------ subscribers
 
     async def subscribe(self, subscription: Subscription) -> None:
         """Add ``subscription``, ``LISTEN`` to its channel if connected, then catch it
@@ -138,8 +135,6 @@ class SharedListener:
             with contextlib.suppress(Exception):
                 await sub.catch_up()
 
-    # ------------------------------------------------------------ the loop
-
     async def run(self, *, started: Callable[[], None] | None = None) -> None:
         """Listen until cancelled; ``started`` is called once the first catch-up ran
         (connected, or polling when the server cannot be reached)."""
@@ -155,11 +150,7 @@ class SharedListener:
             self._mark_started()
             await self._catch_up_all()  # poll while the listener is down
             failures += 1
-            # 50 ms doubling to 16 s, but never longer than a poll: it is the poll's wait too.
-            backoff = ExponentialBackoff(
-                initial=0.05, maximum=min(16.0, self.poll_interval), jitter=0.5
-            )
-            await anyio.sleep(backoff.delay(failures))
+            await anyio.sleep(self._retry.delay(failures))
 
     def _report(self, exc: BaseException) -> None:
         if is_transient(exc):
@@ -225,13 +216,13 @@ class SharedListener:
         """Return when the connection is lost (terminated, or a ping fails)."""
         while True:
             deaf = self.notifications is False
-            with anyio.move_on_after(self.poll_interval if deaf else self.ping_interval):
+            with anyio.move_on_after(self.poll_interval if deaf else PING_INTERVAL):
                 await self._lost.wait()
                 return
             if deaf:
                 await self._catch_up_all()
             async with self._lock:
-                with anyio.fail_after(self.ping_interval):
+                with anyio.fail_after(PING_INTERVAL):
                     await conn.fetchval("SELECT 1")
 
     def terminate(self) -> None:

@@ -60,8 +60,6 @@ async def migrate(
 ) -> int:
     """Bring ``component`` up to ``len(steps)``; return the version it is now at.
 
-    ``conn`` is a connection of its own or one acquired from a pool.
-
     Idempotent: a second call (or a concurrent one in another process) applies
     nothing. Raises :class:`SchemaVersionError` if the database is ahead of ``steps``.
     A component already at its version is only read: a role that may not create
@@ -95,10 +93,7 @@ _NO_SCHEMA = "3F000"
 
 
 async def explain_schema_error(
-    conn: asyncpg.Connection | PoolConnectionProxy,
-    exc: BaseException,
-    component: str,
-    where: str,
+    conn: asyncpg.Connection | PoolConnectionProxy, exc: BaseException, component: str, where: str
 ) -> ConfigurationError | None:
     """A :class:`ConfigurationError` saying what to grant or create, when installing
     ``component`` at ``where`` (a redacted DSN) failed with ``exc`` for want of a

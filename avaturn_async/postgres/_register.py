@@ -13,12 +13,13 @@ recorded reason is written ``\x00``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._journal_records import Registration, RowEntry, RowRecord, redact
+from .._journal_records import Registration, RowEntry, record_from_row, redact
+from ._journal_sql import COLUMNS
 
 if TYPE_CHECKING:
     import asyncpg
@@ -34,7 +35,7 @@ ON CONFLICT (key) DO NOTHING
 RETURNING key
 """
 _LOCK = """
-SELECT r.key, r.line, r.run_id, r.state, r.error_kind,
+SELECT r.key, r.line, r.run_id, r.error_kind, r.state IN ('ready', 'exported') AS done,
        (r.run_id = $2 OR (x.finished_at IS NULL AND x.lease_until > now())) AS live,
        (r.owner IS NOT NULL AND r.owner <> $2 AND r.lease_until > now()) AS held
 FROM avaturn_journal_rows r LEFT JOIN avaturn_journal_runs x ON x.id = r.run_id
@@ -53,7 +54,6 @@ _REJECT = (
     " VALUES ($1, $2, $3, $4, $5)"
 )
 _STEP = "INSERT INTO avaturn_journal_steps (run_id, key, step, detail) VALUES ($1, $2, $3, $4)"
-_DONE = ("ready", "exported")
 
 
 def storable(text: str) -> str:
@@ -71,6 +71,7 @@ def _keyable(entry: RowEntry) -> RowEntry:
 
 @attrs.define
 class _Known:
+    key: str
     line: int
     run_id: int
     live: bool
@@ -102,14 +103,8 @@ async def _known_rows(
             [e.extra for e in new],
         )
     }
-    known = {
-        row["key"]: _Known(
-            line=row["line"], run_id=row["run_id"], live=row["live"], held=row["held"],
-            done=row["state"] in _DONE, error_kind=row["error_kind"],
-        )
-        for row in await conn.fetch(_LOCK, list(first), run_id)
-    }
-    return inserted, known
+    locked = await conn.fetch(_LOCK, list(first), run_id)
+    return inserted, {row["key"]: _Known(**dict(row)) for row in locked}
 
 
 def _plan(
@@ -123,14 +118,14 @@ def _plan(
     plan = _Plan()
     for entry in entries:
         key = entry.key
+        problem = None if entry.problem is None else storable(redact(entry.problem))
         if key is None:
-            reason = storable(redact(entry.problem or "no key"))
-            plan.rejects.append((run_id, entry.line, None, reason, entry.extra))
+            plan.rejects.append((run_id, entry.line, None, problem or "no key", entry.extra))
             plan.results.append(None)
             continue
         if key in inserted and first[key] is entry:
-            if entry.problem is not None:
-                plan.steps.append((run_id, key, "invalid", storable(redact(entry.problem))))
+            if problem is not None:
+                plan.steps.append((run_id, key, "invalid", problem))
             plan.results.append(key)
             continue
         found = known[key]
@@ -139,7 +134,6 @@ def _plan(
             plan.rejects.append((run_id, entry.line, key, redact(reason), entry.extra))
             plan.results.append(Registration(record=None, duplicate_of=found.line))
             continue
-        problem = None if entry.problem is None else storable(redact(entry.problem))
         if problem is not None:
             plan.steps.append((run_id, key, "invalid", problem))
             mode = "keep" if found.done or found.held else "set"
@@ -156,10 +150,7 @@ def _by_key(update: tuple[str, int, int, str, str | None, str | None]) -> str:
 
 
 async def register_entries(
-    conn: asyncpg.Connection | Any,
-    run_id: int,
-    entries: Sequence[RowEntry],
-    record_of: Callable[[Any], RowRecord],
+    conn: asyncpg.Connection | Any, run_id: int, entries: Sequence[RowEntry]
 ) -> list[Registration | None]:
     """Register ``entries`` inside the caller's transaction (see the module docstring)."""
     entries = [_keyable(entry) for entry in entries]
@@ -176,12 +167,9 @@ async def register_entries(
         await conn.executemany(_REJECT, plan.rejects)
     if plan.steps:
         await conn.executemany(_STEP, plan.steps)
-    rows = await conn.fetch(
-        "SELECT key, line, run_id, state, user_id, avatar_id, export_path, error_kind, error,"
-        " possible_orphans FROM avaturn_journal_rows WHERE key = ANY($1::text[])",
-        list(first),
-    )
-    records = {row["key"]: record_of(row) for row in rows}
+    sql = f"SELECT {COLUMNS} FROM avaturn_journal_rows WHERE key = ANY($1::text[])"
+    rows = await conn.fetch(sql, list(first))
+    records = {row["key"]: record_from_row(tuple(row)) for row in rows}
     return [
         Registration(record=records[item]) if isinstance(item, str) else item
         for item in plan.results

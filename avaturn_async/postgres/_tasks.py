@@ -1,4 +1,5 @@
-"""The connector's background loops: one anyio task group, hosted by one task.
+"""The connector's background loops: one anyio task group, hosted by one task; and the
+``async with`` of the backends that start them.
 
 A task group must be entered and left by the same task, while a connector is
 opened by whichever task uses it first and closed by another. So one host
@@ -11,13 +12,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
 
 from ._outage import logger
 
-__all__ = ["BackgroundTask", "TaskHost"]
+__all__ = ["AsyncLifecycle", "BackgroundTask", "TaskHost"]
+
+_Self = TypeVar("_Self", bound="AsyncLifecycle")
+
+
+class AsyncLifecycle:
+    """``async with`` a backend: :meth:`start` on the way in, :meth:`aclose` on the way out."""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self: _Self) -> _Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 class BackgroundTask:
