@@ -1,0 +1,350 @@
+"""``PostgresLearnedPace``: one pace, learned from 429s, shared by every process using a database.
+
+Workers that each learned a pace of their own paced at their own share of the limit,
+and when the others stopped, the last one took several windows to probe its way up
+to the whole of it. Here the pace is one row of ``avaturn_rate_budget`` (the table
+of :class:`~avaturn_async.postgres.PostgresRateBudget`): its ``tat`` is booked by
+every worker, as a configured budget's is, at the ``rate`` learned into the same
+row, so the rate is the whole limit whoever is left to use it.
+
+The arithmetic is pure (``avaturn_async._shared_pace``), on the database's clock.
+Every change (a 429's window, a probe upward, a rate the server's headers tell) is
+made by a background loop in a transaction that locks the row, so workers hearing
+of the same 429 record it once. Booking stays one statement, which also notes
+whether a request had to wait for its turn (a window worth probing upward) and
+returns the row, so every worker follows the rate within a booking or two.
+
+Before the first 429 nothing is booked (no round trip per request). A worker that
+cannot reach the database paces itself alone at the rate it last knew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .._pacing import DEFAULT_WINDOW, PROBE_STEP, Gcra, told_rate
+from .._shared_pace import Share, SharedPace, heard_refusal, probe, told
+from ._budget import BOOKED_AHEAD, MIGRATIONS
+from ._connector import PostgresConnector, connector_for
+
+if TYPE_CHECKING:
+    from asyncpg import Record
+    from asyncpg.pool import PoolConnectionProxy
+
+    from ._tasks import BackgroundTask
+
+__all__ = ["FORGET_AFTER", "PostgresLearnedPace"]
+
+FORGET_AFTER = 600.0
+"""A learned rate nobody booked by for this many seconds is learned again when a
+worker starts: the plan behind the API key may have changed."""
+ALONE_FOR = 1.0
+"""Seconds a worker paces alone after a booking failed, before it tries the database again."""
+
+_log = logging.getLogger("avaturn_async.postgres")
+Change = Callable[[SharedPace, float], "SharedPace | None"]
+"""A change of the pace: the pace and the database's clock now, to the new pace."""
+
+_PACE = """
+    rate, extract(epoch FROM window_end)::float8 AS window_end, measured, bound_only,
+    extract(epoch FROM probed_at)::float8 AS probed_at, step, held,
+    extract(epoch FROM clock_timestamp())::float8 AS now
+"""
+_FORGET = """
+INSERT INTO avaturn_rate_budget AS b (scope, tat) VALUES ($1, clock_timestamp())
+ON CONFLICT (scope) DO UPDATE
+    SET rate = NULL, window_end = NULL, measured = NULL, bound_only = false,
+        probed_at = NULL, step = NULL, held = false
+    WHERE b.rate IS NOT NULL AND b.tat < clock_timestamp() - make_interval(secs => $2)
+"""
+_LOCK = f"SELECT {_PACE} FROM avaturn_rate_budget WHERE scope = $1 FOR UPDATE"
+_WRITE = """
+UPDATE avaturn_rate_budget
+SET rate = $2, window_end = to_timestamp($3), measured = $4, bound_only = $5,
+    probed_at = to_timestamp($6), step = $7, held = $8
+WHERE scope = $1
+"""
+_BOOK = f"""
+UPDATE avaturn_rate_budget AS b
+SET tat = greatest(b.tat, clock_timestamp()) + make_interval(secs => $2 / b.rate),
+    held = b.held OR b.tat > clock_timestamp()
+WHERE b.scope = $1 AND b.rate > 0
+RETURNING extract(epoch FROM b.tat)::float8 AS tat, {_PACE}
+"""
+
+
+def _pace_of(row: Record) -> SharedPace:
+    return SharedPace(
+        rate=row["rate"],
+        window_end=row["window_end"],
+        measured=row["measured"],
+        bound_only=row["bound_only"],
+        probed_at=row["probed_at"],
+        step=row["step"] if row["step"] is not None else PROBE_STEP,
+        held=row["held"],
+    )
+
+
+def _columns(pace: SharedPace) -> tuple[Any, ...]:
+    return (pace.rate, pace.window_end, pace.measured, pace.bound_only, pace.probed_at,
+            pace.step, pace.held)
+
+
+class PostgresLearnedPace:
+    """A rate budget learned from the API's 429s and shared through PostgreSQL: one
+    pace for every client given a budget of the same scope, in any process.
+
+    ``AvaturnClient(rate_limit=PostgresLearnedPace(dsn), adaptive=AdaptiveConcurrency(
+    gate=PostgresGate(dsn)))``; use ``async with pace:`` (or ``await pace.start()`` /
+    ``aclose()``). Nothing is paced until the server first answers 429; from then on
+    every sharer books its turns at the one rate learned (the module docstring says
+    how), so when some sharers stop, the others use the whole rate at once. Give the
+    clients a shared gate as well: a worker that hears of another's 429 adds what it
+    was admitted to the measure. ``avaturn onboard`` with a ``postgresql://`` journal
+    and no ``--rate`` makes one for its workers.
+
+    A learned rate nobody used for :data:`FORGET_AFTER` seconds is learned again.
+    Raises ``ConfigurationError`` for a bad DSN, ``StorageUnavailableError`` when no
+    server answers (at start).
+    """
+
+    def __init__(self, dsn: str | PostgresConnector, *, scope: str = "default") -> None:
+        self.connector: PostgresConnector
+        self._owned: bool
+        self.connector, self._owned = connector_for(dsn, pool_size=2)
+        self.scope: str = scope
+        self._pace = SharedPace()
+        self._share = Share()
+        self._offset = 0.0  # the database's clock minus time.monotonic(), last measured
+        self._turns: collections.deque[float] = collections.deque()  # time.monotonic()
+        self._lock = asyncio.Lock()
+        self._changes: collections.deque[Change] = collections.deque()
+        self._wake = asyncio.Event()
+        self._probing = False
+        self._told_at = -math.inf
+        self._alone: Gcra | None = None
+        self._alone_until = -math.inf
+        self._loop: BackgroundTask | None = None
+        self._starting: asyncio.Lock | None = None
+        self._background: asyncio.Task[None] | None = None
+        self._started = False
+        self.round_trips: int = 0
+        """Bookings made in the database by this process."""
+        self.changes: int = 0
+        """Changes of the shared pace written by this process."""
+
+    def __repr__(self) -> str:
+        rate = "None" if self.rate is None else f"{self.rate:.3g}"
+        return f"PostgresLearnedPace(scope={self.scope!r}, rate={rate})"
+
+    @property
+    def rate(self) -> float | None:
+        """API requests per second paced to, as this process last read it; ``None``
+        while nothing is paced."""
+        return self._pace.rate
+
+    @property
+    def paced(self) -> bool:
+        """Whether :meth:`acquire` may wait: a rate is known."""
+        return self._pace.rate is not None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Connect, create or upgrade the table, and read the pace learned so far."""
+        self._started = True  # no background start once this one began
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._loop is not None:
+                return
+            await self.connector.open()
+            await self.connector.migrate("rate_budget", MIGRATIONS)
+
+            async def forget(conn: PoolConnectionProxy) -> None:
+                await conn.execute(_FORGET, self.scope, FORGET_AFTER)
+
+            await self.connector.run("reading the learned rate", forget)
+            await self._apply(lambda pace, now: None)
+            self._loop = self.connector.spawn(self._change_loop)
+
+    def _start_in_background(self) -> None:
+        if self._started:
+            return
+        with contextlib.suppress(RuntimeError):  # no running loop: start() later
+            self._background = asyncio.get_running_loop().create_task(self._start_quietly())
+            self._started = True
+
+    async def _start_quietly(self) -> None:
+        try:
+            await self.start()
+        except Exception as exc:
+            _log.warning("the shared learned pace could not start: %s", exc)
+
+    async def aclose(self) -> None:
+        background, self._background = self._background, None
+        if background is not None:
+            background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await background
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            await loop.stop()
+        self._started = False
+        if self._owned:
+            await self.connector.aclose()
+
+    async def __aenter__(self) -> PostgresLearnedPace:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------ the client's side
+
+    def observe(
+        self, status: int, headers: Mapping[str, str], retry_after: float | None, sent_at: float
+    ) -> None:
+        """An API answer to a request sent at ``sent_at`` (``time.monotonic()``)."""
+        if self._share.first_window:
+            self._share.sent(sent_at)
+        if status == 429:
+            self.refused(retry_after)
+            return
+        self._share.admitted()
+        rate = told_rate(headers)
+        now = time.monotonic()
+        if rate is not None and now - self._told_at >= DEFAULT_WINDOW:
+            self._told_at = now
+            self._queue(lambda pace, db_now: told(pace, db_now, rate))
+
+    def refused(self, retry_after: float | None) -> None:
+        """A 429 here, or heard of through a shared gate: its window ended."""
+        now = time.monotonic()
+        heard = self._share.refused(now, retry_after)
+        if heard is None:
+            return  # this window was heard of already
+        end, share = heard
+        self._turns.clear()  # booked before the pause: spent
+        self._queue(
+            lambda pace, db_now: heard_refusal(
+                pace, now + self._offset, end + self._offset, share
+            )
+        )
+
+    async def acquire(self) -> None:
+        """Wait for this request's turn (at once while nothing is paced)."""
+        if self._pace.rate is None:
+            return
+        async with self._lock:  # one booking at a time; turns are handed out in order
+            if not self._turns:
+                await self._book_or_pace_alone()
+            turn = self._turns.popleft() if self._turns else None
+        if turn is not None:
+            delay = turn - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+    # ------------------------------------------------------------ the database's side
+
+    async def _book_or_pace_alone(self) -> None:
+        now = time.monotonic()
+        if now >= self._alone_until:
+            try:
+                await self._book()
+                return
+            except Exception as exc:
+                if not self.connector.outage.down:  # an outage is logged once already
+                    _log.warning("pacing alone at the learned rate: %s", exc)
+                self._alone_until = now + ALONE_FOR
+        rate = self._pace.rate
+        if rate is None:
+            return
+        if self._alone is None:
+            self._alone = Gcra(rate)
+        self._alone.rate = rate
+        self._turns.append(now + self._alone.reserve(now))
+
+    async def _book(self) -> None:
+        await self.start()
+        rate = self._pace.rate
+        count = max(1, round((rate or 1.0) * BOOKED_AHEAD))
+
+        async def book(conn: PoolConnectionProxy) -> Record | None:
+            row: Record | None = await conn.fetchrow(_BOOK, self.scope, float(count))
+            return row
+
+        sent = time.monotonic()
+        row = await self.connector.run("booking request turns", book, deadline=DEFAULT_WINDOW)
+        self.round_trips += 1
+        if row is None:  # learned again from the start (forgotten, or reset by hand)
+            self._pace = SharedPace()
+            return
+        db_now = self._read_clock(row["now"], sent)
+        self._pace = _pace_of(row)
+        rate, end = row["rate"], row["tat"] - self._offset
+        self._turns.extend(end - (count - i) / rate for i in range(count))
+        if not self._probing and probe(self._pace, db_now) is not None:
+            self._probing = True
+            self._queue(self._probe)
+
+    def _read_clock(self, db_now: float, sent: float) -> float:
+        """Note the database's clock, read about halfway through a round trip."""
+        self._offset = db_now - (sent + time.monotonic()) / 2
+        return float(db_now)
+
+    def _probe(self, pace: SharedPace, now: float) -> SharedPace | None:
+        self._probing = False
+        return probe(pace, now)
+
+    def _queue(self, change: Change) -> None:
+        self._changes.append(change)
+        self._wake.set()
+        self._start_in_background()
+
+    async def _change_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._changes:
+                change = self._changes.popleft()
+                try:
+                    await self._apply(change)
+                except Exception as exc:
+                    _log.warning("could not share a change of the learned rate: %s", exc)
+                    now = time.monotonic() + self._offset
+                    self._pace = change(self._pace, now) or self._pace  # this process's, then
+
+    async def _apply(self, change: Change) -> None:
+        """``change`` made to the row, locked: at most one worker records each window."""
+
+        async def transact(conn: PoolConnectionProxy) -> SharedPace:
+            async with conn.transaction():
+                sent = time.monotonic()
+                row = await conn.fetchrow(_LOCK, self.scope)
+                if row is None:
+                    return SharedPace()  # the row was deleted: start() makes it again
+                db_now = self._read_clock(row["now"], sent)
+                pace = _pace_of(row)
+                changed = change(pace, db_now)
+                if changed is None or changed == pace:
+                    return pace
+                await conn.execute(_WRITE, self.scope, *_columns(changed))
+                self.changes += 1
+                return changed
+
+        self._pace = await self.connector.run("learning the shared rate", transact, deadline=2.0)
