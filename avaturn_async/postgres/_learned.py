@@ -129,6 +129,8 @@ class PostgresLearnedPace:
         self._changes: collections.deque[Change] = collections.deque()
         self._wake = asyncio.Event()
         self._probing = False
+        self._reading = False
+        self._read_later: asyncio.TimerHandle | None = None
         self._told_at = -math.inf
         self._alone: Gcra | None = None
         self._alone_until = -math.inf
@@ -140,6 +142,10 @@ class PostgresLearnedPace:
         """Bookings made in the database by this process."""
         self.changes: int = 0
         """Changes of the shared pace written by this process."""
+        self.applied: int = 0
+        """Changes (a 429's window, a probe, a rate told by headers) this process brought
+        to the database: written, found made by a sharer already, or kept to itself
+        when the database could not be reached."""
 
     def __repr__(self) -> str:
         rate = "None" if self.rate is None else f"{self.rate:.3g}"
@@ -195,10 +201,11 @@ class PostgresLearnedPace:
             background.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await background
+        if self._read_later is not None:
+            self._read_later.cancel()
         loop, self._loop = self._loop, None
         if loop is not None:
             await loop.stop()
-        self._started = False
         if self._owned:
             await self.connector.aclose()
 
@@ -266,9 +273,11 @@ class PostgresLearnedPace:
         if now >= self._alone_until:
             try:
                 await self._book()
+                self._alone_until = -math.inf
                 return
             except Exception as exc:
-                if not self.connector.outage.down:  # an outage is logged once already
+                # An outage is logged once by the connector; anything else once here.
+                if self._alone_until == -math.inf and not self.connector.outage.down:
                     _log.warning("pacing alone at the learned rate: %s", exc)
                 self._alone_until = now + ALONE_FOR
         rate = self._pace.rate
@@ -289,7 +298,8 @@ class PostgresLearnedPace:
             return row
 
         sent = time.monotonic()
-        row = await self.connector.run("booking request turns", book, deadline=DEFAULT_WINDOW)
+        # Tried once: a request waits for no reconnect, it paces alone meanwhile.
+        row = await self.connector.run("booking request turns", book, deadline=0)
         self.round_trips += 1
         if row is None:  # learned again from the start (forgotten, or reset by hand)
             self._pace = SharedPace()
@@ -328,6 +338,23 @@ class PostgresLearnedPace:
                     _log.warning("could not share a change of the learned rate: %s", exc)
                     now = time.monotonic() + self._offset
                     self._pace = change(self._pace, now) or self._pace  # this process's, then
+                self.applied += 1
+                self._read_when_measured()
+
+    def _read_when_measured(self) -> None:
+        """Nothing learned here while a window measures (this worker, admitted nothing,
+        added nothing): read the row when the window ends, when every sharer has added
+        its part, rather than going unpaced until the next 429."""
+        pace, end = self._pace, self._pace.window_end
+        if pace.rate is not None or pace.measured is None or end is None or self._reading:
+            return
+        self._reading = True
+
+        def read(pace: SharedPace, now: float) -> None:
+            self._reading = False
+
+        delay = max(0.0, end - self._offset - time.monotonic())
+        self._read_later = asyncio.get_running_loop().call_later(delay, self._queue, read)
 
     async def _apply(self, change: Change) -> None:
         """``change`` made to the row, locked: at most one worker records each window."""
