@@ -100,18 +100,36 @@ def _columns(pace: SharedPace) -> tuple[Any, ...]:
 
 class PostgresLearnedPace:
     """A rate budget learned from the API's 429s and shared through PostgreSQL: one
-    pace for every client given a budget of the same scope, in any process.
+    pace for every client given one of the same scope, in any process.
 
-    ``AvaturnClient(rate_limit=PostgresLearnedPace(dsn), adaptive=AdaptiveConcurrency(
-    gate=PostgresGate(dsn)))``; use ``async with pace:`` (or ``await pace.start()`` /
-    ``aclose()``). Nothing is paced until the server first answers 429; from then on
-    every sharer books its turns at the one rate learned (the module docstring says
-    how), so when some sharers stop, the others use the whole rate at once. Give the
-    clients a shared gate as well: a worker that hears of another's 429 adds what it
-    was admitted to the measure. ``avaturn onboard`` with a ``postgresql://`` journal
-    and no ``--rate`` makes one for its workers.
+    ::
 
-    A learned rate nobody used for :data:`FORGET_AFTER` seconds is learned again.
+        async with PostgresGate(dsn) as gate, PostgresLearnedPace(dsn) as pace:
+            client = AvaturnClient(rate_limit=pace, adaptive=AdaptiveConcurrency(gate=gate))
+
+    Nothing is paced until the server first answers 429. Then the rate the server
+    admitted over the window the 429's ``Retry-After`` ends (the sum of what each
+    sharer was admitted) is the rate of all of them, paced at 97 % of it: one row
+    every sharer books its turns from, as from a :class:`PostgresRateBudget`. The
+    next window that ends in a 429 measures it again (the first may have begun
+    before any request); later ones slow it by 5 % each, and each window that held
+    requests back and ended without one raises it, by 2 % and then by doubling
+    steps. When some sharers stop, the others book at the whole rate at once.
+
+    Give the clients a shared :class:`PostgresGate` too: a sharer hears of another's
+    429 through it and adds what it was admitted. ``avaturn onboard`` with a
+    ``postgresql://`` journal and no ``--rate`` makes one for its workers. A rate
+    nobody booked by for ten minutes is learned again when a sharer starts (the plan
+    behind the key may have changed); a sharer that cannot reach the database paces
+    alone at the rate it last knew. Use ``async with pace:`` (or ``await
+    pace.start()`` / ``aclose()``).
+
+    Args:
+        dsn: ``postgresql://...``, or a :class:`PostgresConnector` shared with the
+            process's other backends.
+        scope: what is rate limited together (one API key); a
+            :class:`PostgresRateBudget` of the same scope books from the same row.
+
     Raises ``ConfigurationError`` for a bad DSN, ``StorageUnavailableError`` when no
     server answers (at start).
     """
