@@ -245,3 +245,13 @@ async def test_onboard_on_a_postgres_journal_learns_one_shared_pace(
     assert done.returncode == 0, done.stderr.decode()
     assert emu.stats.rate_limited >= 1
     assert await stored_rate(postgres_dsn) is not None  # learned into the shared row
+
+
+async def test_ratelimit_headers_set_the_rate_of_every_worker(postgres_dsn: str) -> None:
+    async with PostgresLearnedPace(postgres_dsn) as one, PostgresLearnedPace(postgres_dsn) as two:
+        one.observe(200, {"x-ratelimit-remaining": "30", "x-ratelimit-reset": "2"}, None, 0.0)
+        await until(lambda: one.applied == 1)
+        assert await stored_rate(postgres_dsn) == 15.0
+        two.refused(0.5)  # another worker's next news reads the rate told
+        await until(lambda: two.applied == 1)
+        assert two.rate is not None

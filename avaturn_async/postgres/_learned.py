@@ -221,6 +221,7 @@ class PostgresLearnedPace:
                 await background
         if self._read_later is not None:
             self._read_later.cancel()
+            self._reading = False
         loop, self._loop = self._loop, None
         if loop is not None:
             await loop.stop()
@@ -252,9 +253,8 @@ class PostgresLearnedPace:
             return
         self._share.admitted()
         rate = told_rate(headers)
-        now = time.monotonic()
-        if rate is not None and now - self._told_at >= DEFAULT_WINDOW:
-            self._told_at = now
+        if rate is not None and time.monotonic() - self._told_at >= DEFAULT_WINDOW:
+            self._told_at = time.monotonic()  # once a window: the same news from every answer
             self._queue(lambda pace, db_now: told(pace, db_now, rate))
 
     def refused(self, retry_after: float | None) -> None:
@@ -307,7 +307,8 @@ class PostgresLearnedPace:
         self._turns.append(now + self._alone.reserve(now))
 
     async def _book(self) -> None:
-        await self.start()
+        if self._loop is None:
+            await self.start()
         rate = self._pace.rate
         count = max(1, round((rate or 1.0) * BOOKED_AHEAD))
 
