@@ -14,8 +14,10 @@ clock, so that workers whose clocks disagree agree on it. It follows one process
   admitted to all of them, paced at :data:`SAFETY` of it. The first window may have
   begun before any request, so what it gives is only an upper bound;
 * after that, a window that ends in a 429 multiplies the rate by :data:`DECREASE`
-  once (whichever worker hears of it first), and a window that held requests back
-  and ended without one raises it, by :data:`PROBE_STEP` and then by doubling steps.
+  once (whichever worker hears of it first), or takes it back to where it was before
+  a raise no window has proven yet, if that is lower: a probe that overshot is undone
+  in one window, not in many. A window that held requests back and ended without a
+  429 raises the rate, by :data:`PROBE_STEP` and then by doubling steps.
 
 The rate is the whole limit, not a worker's part of it: a worker whose sharers have
 stopped books at the whole rate at once, instead of probing its way up to it.
@@ -49,6 +51,8 @@ class SharedPace:
         probed_at: when the rate was last raised, or found not worth raising.
         step: the fraction the next raise adds.
         held: a request waited for its turn since ``probed_at``.
+        raised_from: the rate before the last raise, until a window without a 429
+            proves the raise.
     """
 
     rate: float | None = None
@@ -58,6 +62,7 @@ class SharedPace:
     probed_at: float | None = None
     step: float = PROBE_STEP
     held: bool = False
+    raised_from: float | None = None
 
 
 def heard_refusal(
@@ -72,9 +77,14 @@ def heard_refusal(
             return None
         measured = pace.measured + SAFETY * share
         return attrs.evolve(pace, rate=measured, measured=measured)
-    fresh = attrs.evolve(pace, window_end=end, probed_at=end, step=PROBE_STEP, held=False)
+    fresh = attrs.evolve(
+        pace, window_end=end, probed_at=end, step=PROBE_STEP, held=False, raised_from=None
+    )
     if pace.rate is not None and not pace.bound_only:
-        return attrs.evolve(fresh, rate=pace.rate * DECREASE, measured=None)
+        slower = pace.rate * DECREASE
+        if pace.raised_from is not None:
+            slower = min(slower, pace.raised_from)
+        return attrs.evolve(fresh, rate=slower, measured=None)
     measured = SAFETY * share if share > 0 and math.isfinite(share) else 0.0
     return attrs.evolve(
         fresh,
@@ -94,20 +104,21 @@ def probe(pace: SharedPace, now: float) -> SharedPace | None:
     if pace.probed_at is not None and now - pace.probed_at < DEFAULT_WINDOW:
         return None
     if not pace.held:
-        return attrs.evolve(pace, probed_at=now)
+        return attrs.evolve(pace, probed_at=now, raised_from=None)
     return attrs.evolve(
         pace,
         rate=pace.rate * (1.0 + pace.step),
         step=min(2 * pace.step, MAX_PROBE_STEP),
         probed_at=now,
         held=False,
+        raised_from=pace.rate,  # proven by the window before this one
     )
 
 
 def told(pace: SharedPace, now: float, rate: float) -> SharedPace:
     """The server's ``x-ratelimit-*`` headers allow ``rate`` for what is left of its
     window: paced to that, nothing to probe before a window has passed."""
-    return attrs.evolve(pace, rate=rate, probed_at=now)
+    return attrs.evolve(pace, rate=rate, probed_at=now, raised_from=None)
 
 
 class Share:
@@ -124,6 +135,11 @@ class Share:
         """No 429 heard yet: the first request's time is still worth noting."""
         return self._window_end == -math.inf
 
+    @property
+    def window_end(self) -> float:
+        """When the last window heard of ended (or ends), on this worker's clock."""
+        return self._window_end
+
     def sent(self, at: float) -> None:
         """A request of the first window was sent at ``at``."""
         if self._first_sent is None or at < self._first_sent:
@@ -136,9 +152,15 @@ class Share:
     def refused(self, now: float, retry_after: float | None) -> tuple[float, float] | None:
         """A 429 heard at ``now``: its window's end and this worker's admitted rate over
         the window, or ``None`` when this window was heard of already."""
-        if now < self._window_end:
+        return self.ended(
+            now, now + (DEFAULT_WINDOW if retry_after is None else max(retry_after, 0.0))
+        )
+
+    def ended(self, now: float, end: float) -> tuple[float, float] | None:
+        """A window ending (or ended) at ``end`` in a 429, heard of at ``now``: as
+        :meth:`refused`, for news that names the end itself (a sharer recorded it)."""
+        if now < self._window_end or end < self._window_end + SAME_WINDOW:
             return None
-        end = now + (DEFAULT_WINDOW if retry_after is None else max(retry_after, 0.0))
         start = self._first_sent if self.first_window else self._window_end
         share = self._admitted / (end - start) if start is not None and end > start else 0.0
         self._window_end, self._admitted = end, 0

@@ -107,6 +107,46 @@ async def test_the_rate_one_worker_learns_paces_the_others(postgres_dsn: str) ->
     assert min(gaps) > 1 / learned - 0.015
 
 
+async def test_every_worker_hears_of_a_window_through_the_database(postgres_dsn: str) -> None:
+    # No gate: two hears of the 429 one recorded by the database's NOTIFY, and adds
+    # its part, though the window had ended before the news came.
+    one, two = PostgresLearnedPace(postgres_dsn), PostgresLearnedPace(postgres_dsn)
+    async with one, two:
+        sent = time.monotonic() - 0.5  # 15 admitted to each over the last half second
+        for pace in (one, two):
+            for _ in range(15):
+                pace.observe(200, {}, None, sent)
+        one.refused(0.0)  # as the window ended: no pause a gate could tell
+        await until(lambda: one.applied == 1 and two.applied == 1)
+        assert await stored_rate(postgres_dsn) == pytest.approx(SAFETY * 60, rel=0.1)
+        assert one.changes == two.changes == 1  # each wrote its part
+
+
+async def test_a_turn_that_falls_in_a_pause_heard_meanwhile_is_given_up(
+    postgres_dsn: str,
+) -> None:
+    async with PostgresLearnedPace(postgres_dsn) as pace:
+        await refuse([pace], [5], 0.05)  # 97 % of about 100/s
+        await anyio.sleep(0.1)
+        returned: list[float] = []
+
+        async def request() -> None:
+            await pace.acquire()
+            returned.append(time.monotonic())
+
+        async with anyio.create_task_group() as group:
+            for _ in range(20):  # turns up to about 0.2 s ahead
+                group.start_soon(request)
+            await anyio.sleep(0.02)
+            booked = pace.round_trips
+            pause_end = time.monotonic() + 0.3
+            pace.refused(0.3)
+        # Those still waiting for their turn went after the pause (it ends no earlier than
+        # pause_end, less a timer's early wake-up), on turns booked anew.
+        assert pace.round_trips > booked
+        assert len([at for at in returned if at >= pause_end - 0.001]) >= 10
+
+
 async def test_the_workers_shares_add_up_to_the_whole_rate(postgres_dsn: str) -> None:
     paces = [RecordingPace(postgres_dsn) for _ in range(3)]
     async with paces[0], paces[1], paces[2]:

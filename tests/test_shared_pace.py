@@ -118,6 +118,35 @@ def test_a_429_after_probing_restarts_the_steps() -> None:
     assert (slowed.step, slowed.probed_at) == (PROBE_STEP, 4.0)
 
 
+def test_a_probe_that_overshot_is_undone_in_one_window() -> None:
+    pace = SharedPace(rate=60.0, window_end=0.0, probed_at=0.0, step=0.32, held=True)
+    raised = probe(pace, 1.0)
+    assert raised is not None
+    assert raised.rate == pytest.approx(60.0 * 1.32)
+    slowed = heard_refusal(raised, 1.5, 2.0, 60.0)
+    assert slowed is not None
+    assert slowed.rate == 60.0  # back to the rate the window before proved, not 5 % off
+    proven = probe(raised, 2.0)  # a window without a 429 proved the raise
+    assert proven is not None
+    assert proven.raised_from is None
+    slowed = heard_refusal(proven, 2.5, 3.0, 60.0)
+    assert slowed is not None
+    assert slowed.rate == pytest.approx(60.0 * 1.32 * DECREASE)
+
+
+def test_a_worker_hears_of_a_window_once_however_the_news_comes() -> None:
+    share = Share()
+    share.sent(0.0)
+    share.admitted()
+    assert share.refused(0.5, 0.5) == (1.0, 1.0)
+    assert share.ended(1.02, 1.0) is None  # a sharer's news of the same window, late
+    share.admitted()
+    heard = share.ended(2.1, 2.0)  # the next window, heard of after its end
+    assert heard is not None
+    assert heard[0] == 2.0
+    assert heard[1] == pytest.approx(1.0)
+
+
 def test_ratelimit_headers_set_the_rate_for_every_worker() -> None:
     pace = told(SharedPace(), 5.0, 15.0)
     assert (pace.rate, pace.probed_at) == (15.0, 5.0)

@@ -50,7 +50,8 @@ MIGRATIONS = [
         ADD COLUMN bound_only boolean NOT NULL DEFAULT false,
         ADD COLUMN probed_at  timestamptz,
         ADD COLUMN step       float8,
-        ADD COLUMN held       boolean NOT NULL DEFAULT false
+        ADD COLUMN held       boolean NOT NULL DEFAULT false,
+        ADD COLUMN raised_from float8
     """,
 ]
 

@@ -10,9 +10,12 @@ row, so the rate is the whole limit whoever is left to use it.
 The arithmetic is pure (``avaturn_async._shared_pace``), on the database's clock.
 Every change (a 429's window, a probe upward, a rate the server's headers tell) is
 made by a background loop in a transaction that locks the row, so workers hearing
-of the same 429 record it once. Booking stays one statement, which also notes
-whether a request had to wait for its turn (a window worth probing upward) and
-returns the row, so every worker follows the rate within a booking or two.
+of the same 429 record it once. The worker that records a new window ``NOTIFY``s
+its end: a window that measures needs every worker's part, and a 429 that comes
+just as its window ends leaves no pause for a shared gate to tell. Booking stays
+one statement, which also notes whether a request had to wait for its turn (a
+window worth probing upward) and returns the row, so every worker follows the rate
+within a booking or two.
 
 Before the first 429 nothing is booked (no round trip per request). A worker that
 cannot reach the database paces itself alone at the rate it last knew.
@@ -28,20 +31,22 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .._pacing import DEFAULT_WINDOW, PROBE_STEP, Gcra, told_rate
+from .._pacing import DEFAULT_WINDOW, Gcra, told_rate
 from .._shared_pace import Share, SharedPace, heard_refusal, probe, told
 from ._budget import BOOKED_AHEAD, MIGRATIONS
 from ._connector import PostgresConnector, connector_for
+from ._learned_sql import BOOK, FORGET, LOCK, WRITE, columns, pace_of
 
 if TYPE_CHECKING:
     from asyncpg import Record
     from asyncpg.pool import PoolConnectionProxy
 
+    from ._listen import Subscription
     from ._tasks import BackgroundTask
 
-__all__ = ["FORGET_AFTER", "PostgresLearnedPace"]
+__all__ = ["CHANNEL", "FORGET_AFTER", "PostgresLearnedPace"]
 
 FORGET_AFTER = 600.0
 """A learned rate nobody booked by for this many seconds is learned again when a
@@ -49,53 +54,17 @@ worker starts: the plan behind the API key may have changed."""
 ALONE_FOR = 1.0
 """Seconds a worker paces alone after a booking failed, before it tries the database again."""
 
+CHANNEL = "avaturn_pace"
+"""Where a worker that recorded a new window says when it ends: ``"<end> <scope>"``,
+the end in seconds since the epoch on the database's clock."""
+
 _log = logging.getLogger("avaturn_async.postgres")
 Change = Callable[[SharedPace, float], "SharedPace | None"]
 """A change of the pace: the pace and the database's clock now, to the new pace."""
 
-_PACE = """
-    rate, extract(epoch FROM window_end)::float8 AS window_end, measured, bound_only,
-    extract(epoch FROM probed_at)::float8 AS probed_at, step, held,
-    extract(epoch FROM clock_timestamp())::float8 AS now
-"""
-_FORGET = """
-INSERT INTO avaturn_rate_budget AS b (scope, tat) VALUES ($1, clock_timestamp())
-ON CONFLICT (scope) DO UPDATE
-    SET rate = NULL, window_end = NULL, measured = NULL, bound_only = false,
-        probed_at = NULL, step = NULL, held = false
-    WHERE b.rate IS NOT NULL AND b.tat < clock_timestamp() - make_interval(secs => $2)
-"""
-_LOCK = f"SELECT {_PACE} FROM avaturn_rate_budget WHERE scope = $1 FOR UPDATE"
-_WRITE = """
-UPDATE avaturn_rate_budget
-SET rate = $2, window_end = to_timestamp($3), measured = $4, bound_only = $5,
-    probed_at = to_timestamp($6), step = $7, held = $8
-WHERE scope = $1
-"""
-_BOOK = f"""
-UPDATE avaturn_rate_budget AS b
-SET tat = greatest(b.tat, clock_timestamp()) + make_interval(secs => $2 / b.rate),
-    held = b.held OR b.tat > clock_timestamp()
-WHERE b.scope = $1 AND b.rate > 0
-RETURNING extract(epoch FROM b.tat)::float8 AS tat, {_PACE}
-"""
-
-
-def _pace_of(row: Record) -> SharedPace:
-    return SharedPace(
-        rate=row["rate"],
-        window_end=row["window_end"],
-        measured=row["measured"],
-        bound_only=row["bound_only"],
-        probed_at=row["probed_at"],
-        step=row["step"] if row["step"] is not None else PROBE_STEP,
-        held=row["held"],
-    )
-
-
-def _columns(pace: SharedPace) -> tuple[Any, ...]:
-    return (pace.rate, pace.window_end, pace.measured, pace.bound_only, pace.probed_at,
-            pace.step, pace.held)
+def _read(pace: SharedPace, now: float) -> None:
+    """No change: the row as it is (read, and adopted by the worker)."""
+    return None
 
 
 class PostgresLearnedPace:
@@ -153,6 +122,7 @@ class PostgresLearnedPace:
         self._alone: Gcra | None = None
         self._alone_until = -math.inf
         self._loop: BackgroundTask | None = None
+        self._subscription: Subscription | None = None
         self._starting: asyncio.Lock | None = None
         self._background: asyncio.Task[None] | None = None
         self._started = False
@@ -161,9 +131,9 @@ class PostgresLearnedPace:
         self.changes: int = 0
         """Changes of the shared pace written by this process."""
         self.applied: int = 0
-        """Changes (a 429's window, a probe, a rate told by headers) this process brought
-        to the database: written, found made by a sharer already, or kept to itself
-        when the database could not be reached."""
+        """News (a 429's window, a probe, a rate told by headers) this process brought
+        to the database: written, found there already, or kept to itself when the
+        database could not be reached."""
 
     def __repr__(self) -> str:
         rate = "None" if self.rate is None else f"{self.rate:.3g}"
@@ -194,11 +164,14 @@ class PostgresLearnedPace:
             await self.connector.migrate("rate_budget", MIGRATIONS)
 
             async def forget(conn: PoolConnectionProxy) -> None:
-                await conn.execute(_FORGET, self.scope, FORGET_AFTER)
+                await conn.execute(FORGET, self.scope, FORGET_AFTER)
 
             await self.connector.run("reading the learned rate", forget)
-            await self._apply(lambda pace, now: None)
+            await self._apply(_read)
             self._loop = self.connector.spawn(self._change_loop)
+            self._subscription = await self.connector.subscribe(
+                CHANNEL, self._notified, self._catch_up
+            )
 
     def _start_in_background(self) -> None:
         if self._started:
@@ -222,6 +195,9 @@ class PostgresLearnedPace:
         if self._read_later is not None:
             self._read_later.cancel()
             self._reading = False
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            await self.connector.unsubscribe(subscription)
         loop, self._loop = self._loop, None
         if loop is not None:
             await loop.stop()
@@ -260,7 +236,16 @@ class PostgresLearnedPace:
     def refused(self, retry_after: float | None) -> None:
         """A 429 here, or heard of through a shared gate: its window ended."""
         now = time.monotonic()
-        heard = self._share.refused(now, retry_after)
+        self._heard(now, self._share.refused(now, retry_after))
+
+    def _notified(self, payload: str) -> None:
+        """A sharer recorded a new window: this worker adds its part if it has not."""
+        end, _, scope = payload.partition(" ")
+        if scope == self.scope:
+            now = time.monotonic()
+            self._heard(now, self._share.ended(now, float(end) - self._offset))
+
+    def _heard(self, now: float, heard: tuple[float, float] | None) -> None:
         if heard is None:
             return  # this window was heard of already
         end, share = heard
@@ -271,18 +256,29 @@ class PostgresLearnedPace:
             )
         )
 
+    async def _catch_up(self) -> None:
+        """Listening (again): the rate may have changed meanwhile."""
+        self._queue(_read)
+
     async def acquire(self) -> None:
         """Wait for this request's turn (at once while nothing is paced)."""
-        if self._pace.rate is None:
-            return
-        async with self._lock:  # one booking at a time; turns are handed out in order
-            if not self._turns:
-                await self._book_or_pace_alone()
-            turn = self._turns.popleft() if self._turns else None
-        if turn is not None:
+        while self._pace.rate is not None:
+            async with self._lock:  # one booking at a time; turns are handed out in order
+                if not self._turns:
+                    await self._book_or_pace_alone()
+                turn = self._turns.popleft() if self._turns else None
+            if turn is None:
+                return
             delay = turn - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            # A 429 heard while this request waited: its turn falls in the server's
+            # pause, where it would be refused. It waits for the pause's end and books
+            # a turn again, behind the requests paced from then on.
+            pause = self._share.window_end - time.monotonic()
+            if pause <= 0:
+                return
+            await asyncio.sleep(pause)
 
     # ------------------------------------------------------------ the database's side
 
@@ -313,7 +309,7 @@ class PostgresLearnedPace:
         count = max(1, round((rate or 1.0) * BOOKED_AHEAD))
 
         async def book(conn: PoolConnectionProxy) -> Record | None:
-            row: Record | None = await conn.fetchrow(_BOOK, self.scope, float(count))
+            row: Record | None = await conn.fetchrow(BOOK, self.scope, float(count))
             return row
 
         sent = time.monotonic()
@@ -324,7 +320,7 @@ class PostgresLearnedPace:
             self._pace = SharedPace()
             return
         db_now = self._read_clock(row["now"], sent)
-        self._pace = _pace_of(row)
+        self._pace = pace_of(row)
         rate, end = row["rate"], row["tat"] - self._offset
         self._turns.extend(end - (count - i) / rate for i in range(count))
         if not self._probing and probe(self._pace, db_now) is not None:
@@ -357,7 +353,8 @@ class PostgresLearnedPace:
                     _log.warning("could not share a change of the learned rate: %s", exc)
                     now = time.monotonic() + self._offset
                     self._pace = change(self._pace, now) or self._pace  # this process's, then
-                self.applied += 1
+                if change is not _read:
+                    self.applied += 1
                 self._read_when_measured()
 
     def _read_when_measured(self) -> None:
@@ -368,12 +365,12 @@ class PostgresLearnedPace:
         if pace.rate is not None or pace.measured is None or end is None or self._reading:
             return
         self._reading = True
-
-        def read(pace: SharedPace, now: float) -> None:
-            self._reading = False
-
         delay = max(0.0, end - self._offset - time.monotonic())
-        self._read_later = asyncio.get_running_loop().call_later(delay, self._queue, read)
+        self._read_later = asyncio.get_running_loop().call_later(delay, self._read_again)
+
+    def _read_again(self) -> None:
+        self._reading = False
+        self._queue(_read)
 
     async def _apply(self, change: Change) -> None:
         """``change`` made to the row, locked: at most one worker records each window."""
@@ -381,15 +378,19 @@ class PostgresLearnedPace:
         async def transact(conn: PoolConnectionProxy) -> SharedPace:
             async with conn.transaction():
                 sent = time.monotonic()
-                row = await conn.fetchrow(_LOCK, self.scope)
+                row = await conn.fetchrow(LOCK, self.scope)
                 if row is None:
                     return SharedPace()  # the row was deleted: start() makes it again
                 db_now = self._read_clock(row["now"], sent)
-                pace = _pace_of(row)
+                pace = pace_of(row)
                 changed = change(pace, db_now)
                 if changed is None or changed == pace:
                     return pace
-                await conn.execute(_WRITE, self.scope, *_columns(changed))
+                await conn.execute(WRITE, self.scope, *columns(changed))
+                if changed.window_end is not None and changed.window_end != pace.window_end:
+                    # A new window: every sharer hears of it, gate or no gate (on commit).
+                    news = f"{changed.window_end!r} {self.scope}"
+                    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, news)
                 self.changes += 1
                 return changed
 
