@@ -350,7 +350,8 @@ class PostgresLearnedPace:
                 try:
                     await self._apply(change)
                 except Exception as exc:
-                    _log.warning("could not share a change of the learned rate: %s", exc)
+                    if not self.connector.outage.down:  # an outage: one line, the connector's
+                        _log.warning("could not share a change of the learned rate: %s", exc)
                     now = time.monotonic() + self._offset
                     self._pace = change(self._pace, now) or self._pace  # this process's, then
                 if change is not _read:
