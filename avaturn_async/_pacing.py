@@ -8,6 +8,8 @@ pre-signed URLs elsewhere and are not counted by the API's limit):
   arrival time" ``tat``; a request may go at ``tat`` and moves it one interval on).
   ``rate_limit=`` also takes any :class:`RateBudget`, such as
   ``avaturn_async.postgres.PostgresRateBudget``, one budget for many processes.
+  A :class:`LearningBudget` (``avaturn_async.postgres.PostgresLearnedPace``) is told
+  every API answer and learns one pace for all its sharers, in place of the client's.
 * a **learned** one (:class:`LearnedPace`), on by default with the adaptive
   backoff: until the server first answers 429 nothing is paced; then the rate the
   server admitted over the window that the 429's ``Retry-After`` ends is taken as
@@ -31,7 +33,16 @@ from ._adaptive import AdaptiveLimiter
 from ._clock import Clock
 from ._errors import ConfigurationError
 
-__all__ = ["Gcra", "LearnedPace", "Pacing", "RateBudget", "TokenBucket", "build_pacing"]
+__all__ = [
+    "Gcra",
+    "LearnedPace",
+    "LearningBudget",
+    "Pacing",
+    "RateBudget",
+    "TokenBucket",
+    "build_pacing",
+    "told_rate",
+]
 
 SAFETY = 0.97
 """A learned pace starts this far under the rate the server was seen to admit."""
@@ -60,6 +71,28 @@ class RateBudget(Protocol):
 
     async def acquire(self) -> None:
         """Wait for this request's turn."""
+
+
+@runtime_checkable
+class LearningBudget(RateBudget, Protocol):
+    """A :class:`RateBudget` that learns its rate from the API's answers, for every
+    client that shares it (``avaturn_async.postgres.PostgresLearnedPace``).
+
+    A client given one as ``rate_limit`` learns no pace of its own: it tells the
+    budget every API answer, and every pause its rate-limit gate hears of.
+    """
+
+    @property
+    def paced(self) -> bool:
+        """Whether :meth:`acquire` may wait (a rate is known): read on every request."""
+
+    def observe(
+        self, status: int, headers: Mapping[str, str], retry_after: float | None, sent_at: float
+    ) -> None:
+        """An API answer to a request sent at ``sent_at`` (``time.monotonic()``)."""
+
+    def refused(self, retry_after: float | None) -> None:
+        """A 429 (here, or heard through a shared gate); ``retry_after``: seconds left."""
 
 
 class Gcra:
@@ -122,6 +155,21 @@ class TokenBucket:
                 await anyio.sleep(delay)
             else:
                 await self._sleep(delay)
+
+
+def told_rate(headers: Mapping[str, str], *, now: Callable[[], float] = time.time) -> float | None:
+    """The rate ``x-ratelimit-remaining`` over ``x-ratelimit-reset`` (or the
+    ``ratelimit-*`` draft names) allow: what remains spread over what is left of the
+    server's window; ``None`` when an answer does not say."""
+    remaining = _number(headers, "x-ratelimit-remaining", "ratelimit-remaining")
+    reset = _number(headers, "x-ratelimit-reset", "ratelimit-reset")
+    if remaining is None or reset is None:
+        return None
+    if reset > 1e9:  # an epoch time (GitHub's style), not seconds left
+        reset -= now()
+    if reset <= 0:
+        return None
+    return max(remaining, 1.0) / reset
 
 
 def _number(headers: Mapping[str, str], *names: str) -> float | None:
@@ -222,21 +270,16 @@ class LearnedPace:
         self._step = PROBE_STEP
 
     def _read_headers(self, headers: Mapping[str, str]) -> None:
-        remaining = _number(headers, "x-ratelimit-remaining", "ratelimit-remaining")
-        reset = _number(headers, "x-ratelimit-reset", "ratelimit-reset")
-        if remaining is None or reset is None:
-            return
-        if reset > 1e9:  # an epoch time (GitHub's style), not seconds left
-            reset -= time.time()
-        if reset <= 0:
-            return
-        self._set(max(remaining, 1.0) / reset)
-        self._probed_at = self._clock()  # the server said: nothing to probe
+        rate = told_rate(headers)
+        if rate is not None:
+            self._set(rate)
+            self._probed_at = self._clock()  # the server said: nothing to probe
 
 
 class Pacing:
     """What the client waits on before an API request: its configured budget and
-    the learned pace (either may be absent)."""
+    the learned pace (either may be absent; a :class:`LearningBudget` learns in
+    place of the latter)."""
 
     def __init__(
         self,
@@ -248,12 +291,15 @@ class Pacing:
     ) -> None:
         self.budget = budget
         self.learned = learned
+        self.learning = budget if isinstance(budget, LearningBudget) else None
         self._now = now
         self._sleep = sleep
 
     @property
     def active(self) -> bool:
         """Whether a request may have to wait (read on every request: cheap)."""
+        if self.learning is not None:
+            return self.learning.paced
         return self.budget is not None or (
             self.learned is not None and self.learned.rate is not None
         )
@@ -262,7 +308,9 @@ class Pacing:
         self, status: int, headers: Mapping[str, str], retry_after: float | None, sent_at: float
     ) -> None:
         """Teach the learned pace an API answer to a request sent at ``sent_at``."""
-        if self.learned is not None:
+        if self.learning is not None:
+            self.learning.observe(status, headers, retry_after, sent_at)
+        elif self.learned is not None:
             if self.learned.first_window:
                 self.learned.sent(sent_at)
             if status == 429:
@@ -287,14 +335,19 @@ def build_pacing(
     """A client's pacing: its ``rate_limit`` (a number makes a :class:`TokenBucket`),
     and with the ``adaptive`` backoff a :class:`LearnedPace` that hears every pause of
     its gate: a 429 seen by any client sharing the gate (other processes, with a
-    ``PostgresGate``) slows them all, not only the one that was refused."""
+    ``PostgresGate``) slows them all, not only the one that was refused. A
+    :class:`LearningBudget` hears the gate instead, and no pace of the client's own
+    second-guesses the one it learns for all its sharers."""
     budget = (
         TokenBucket(rate_limit, now=clock.now, sleep=clock.sleep)
         if isinstance(rate_limit, (int, float))
         else rate_limit
     )
     learned = None
-    if adaptive is not None:
+    if isinstance(budget, LearningBudget):
+        if adaptive is not None:
+            adaptive.gate.subscribe(budget.refused)
+    elif adaptive is not None:
         learned = LearnedPace(clock=clock.now)
         adaptive.gate.subscribe(learned.refused)
     if budget is None and learned is None:

@@ -14,7 +14,8 @@ processes, polling for readiness, ``--poll-interval 0.25``):
 
 * ``--rate R``, one worker (SQLite journal), and three workers sharing a
   PostgreSQL journal (and so one budget, ``PostgresRateBudget``);
-* without ``--rate`` (the pace learned from 429s), the same two.
+* without ``--rate`` (the pace learned from 429s), the same two: the three workers
+  learn one pace together in their journal's database (``PostgresLearnedPace``).
 
 Measured at the emulator: **admitted/s** is the API requests it admitted over the
 run, from its first admitted request to its last, divided by R; **429 %** the share

@@ -38,7 +38,6 @@ from ..batch import (
     Journal,
     JournalError,
     JournalStatus,
-    JournalStore,
     Manifest,
     ManifestError,
     OnboardingAbortedError,
@@ -323,41 +322,13 @@ async def _client_for(
         yield client
 
 
-@asynccontextmanager
-async def _journal_for(
-    args: argparse.Namespace,
-) -> AsyncIterator[tuple[str | JournalStore, RateLimitGate | None]]:
-    """The journal to pass to onboard(), and the rate-limit gate its workers share:
-    a PostgreSQL journal is opened here (a bad DSN fails before any request), and
-    its database also carries the gate, so every worker of the batch pauses on a 429.
-    Both use one connector: one pool and one LISTEN connection for the worker."""
-    if not is_url(args.journal):
-        yield args.journal, None
-        return
-    from ..postgres import PostgresConnector, PostgresGate, PostgresJournal
-
-    connector = PostgresConnector(args.journal)  # any other URL scheme: ConfigurationError
-    try:
-        store = await PostgresJournal.open(connector, lease=args.lease)
-        try:
-            async with PostgresGate(connector) as gate:
-                yield store, gate
-        finally:
-            with anyio.CancelScope(shield=True):
-                await store.aclose()
-    finally:
-        with anyio.CancelScope(shield=True):
-            await connector.aclose()
-
-
 async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSummary) -> None:
     manifest = Manifest(args.manifest)  # raises ManifestError before anything starts
     with manifest:
         total = await anyio.to_thread.run_sync(count_rows, manifest.path)
         summary.total = total
         async with (
-            _journal_for(args) as (journal, gate),
-            tools.rate_budget(args) as rate,
+            tools.journal_and_pace(args) as (journal, gate, rate),
             onboard_metrics(args, journal, out),
             _client_for(args, out, gate, rate) as client,
         ):

@@ -1,5 +1,6 @@
 """The onboarding command's tools around a run: ``--results``, ``--dry-run``,
-``--write-sample``, ``--max-new-users`` and ``--rate`` (their options and handlers).
+``--write-sample``, ``--max-new-users`` and ``--rate`` (their options and handlers),
+and the journal, gate and pace a run's workers share.
 
 ``--results FILE`` writes one line per manifest row out of the journal (see
 ``avaturn_async.batch.write_results``): alone it only writes them; with a manifest
@@ -17,23 +18,25 @@ from typing import Any, TextIO
 
 import anyio
 
+from .._adaptive import RateLimitGate
 from .._errors import ConfigurationError, StorageError
 from .._pacing import RateBudget
 from ..batch import (
     EXIT_OK,
     EXIT_USAGE,
     JournalError,
+    JournalStore,
     OnboardingSummary,
     results_format,
     write_results,
     write_sample_manifest,
 )
-from ..postgres import is_postgres_dsn
+from ..postgres import is_url
 
 __all__ = [
     "add_tool_options",
     "check_tool_options",
-    "rate_budget",
+    "journal_and_pace",
     "save_results",
     "stop_on_signal",
     "write_sample",
@@ -69,7 +72,8 @@ def add_tool_options(add: Any) -> None:
         "(left as they are for a later run; exit 1)")
     add("--rate", type=_rate, metavar="N",
         help="at most N API requests per second, paced smoothly; with a postgresql:// "
-        "journal one budget shared by every worker of the batch")
+        "journal one budget shared by every worker of the batch (without --rate, a pace "
+        "learned from 429s: with a postgresql:// journal one for every worker)")
     add("--write-sample", metavar="DIR",
         help="write a sample manifest (DIR/people.csv) with its photos (DIR/photos/) and exit")
     add("--rows", type=_count, default=6, metavar="N",
@@ -107,16 +111,44 @@ async def save_results(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
 
 
 @asynccontextmanager
-async def rate_budget(args: argparse.Namespace) -> AsyncIterator[float | RateBudget | None]:
-    """``--rate``: the client's ``rate_limit``; with a ``postgresql://`` journal one
-    budget in its database, shared by every worker of the batch."""
-    if args.rate is None or not is_postgres_dsn(args.journal or ""):
-        yield args.rate
+async def journal_and_pace(
+    args: argparse.Namespace,
+) -> AsyncIterator[tuple[str | JournalStore, RateLimitGate | None, float | RateBudget | None]]:
+    """The journal to pass to onboard(), the rate-limit gate its workers share, and
+    the client's ``rate_limit``. A PostgreSQL journal is opened here (a bad DSN fails
+    before any request), and its database also carries the gate, so every worker of
+    the batch pauses on a 429, and the pace: ``--rate`` as one budget for every
+    worker, else one pace learned from 429s for all of them (a worker left alone
+    then books at the whole rate). All use one connector: one pool and one LISTEN
+    connection for the worker."""
+    if not is_url(args.journal):
+        yield args.journal, None, args.rate
         return
-    from ..postgres import PostgresRateBudget
+    from ..postgres import (
+        PostgresConnector,
+        PostgresGate,
+        PostgresJournal,
+        PostgresLearnedPace,
+        PostgresRateBudget,
+    )
 
-    async with PostgresRateBudget(args.journal, rate=args.rate) as budget:
-        yield budget
+    connector = PostgresConnector(args.journal)  # any other URL scheme: ConfigurationError
+    try:
+        store = await PostgresJournal.open(connector, lease=args.lease)
+        pace = (
+            PostgresLearnedPace(connector)
+            if args.rate is None
+            else PostgresRateBudget(connector, rate=args.rate)
+        )
+        try:
+            async with PostgresGate(connector) as gate, pace:
+                yield store, gate, pace
+        finally:
+            with anyio.CancelScope(shield=True):
+                await store.aclose()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await connector.aclose()
 
 
 async def stop_on_signal(scope: anyio.CancelScope, summary: OnboardingSummary) -> None:

@@ -18,6 +18,7 @@ The backends: :class:`PostgresInbox` (the durable webhook inbox, with its
 receivers' duplicate guard), :class:`PostgresEventHub` (``job.wait()`` resolved
 by a webhook any replica received), :class:`PostgresGate` (one rate-limit pause
 for every process), :class:`PostgresRateBudget` (one request rate for every
+process), :class:`PostgresLearnedPace` (one rate learned from 429s for every
 process), :class:`PostgresJournal` (one onboarding batch shared by many workers).
 Each takes a DSN (and opens a connector of its own) or a :class:`PostgresConnector`
 shared with the others.
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from ._inbox import PostgresInboxStore as PostgresInboxStore
     from ._journal import DEFAULT_LEASE as DEFAULT_LEASE
     from ._journal import PostgresJournal as PostgresJournal
+    from ._learned import PostgresLearnedPace as PostgresLearnedPace
     from ._listen import Subscription as Subscription
     from ._migrate import SCHEMA_TABLE as SCHEMA_TABLE
     from ._migrate import migrate as migrate

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
 
-__all__ = ["BOOKED_AHEAD", "PostgresRateBudget"]
+__all__ = ["BOOKED_AHEAD", "MIGRATIONS", "PostgresRateBudget"]
 
 BOOKED_AHEAD = 0.05
 """Seconds of turns a worker books per round trip to the database."""
@@ -40,6 +40,18 @@ MIGRATIONS = [
         scope text PRIMARY KEY,
         tat   timestamptz NOT NULL
     )
+    """,
+    # 2: the pace learned by PostgresLearnedPace (_learned.py), booked on the same tat
+    """
+    ALTER TABLE avaturn_rate_budget
+        ADD COLUMN rate       float8,
+        ADD COLUMN window_end timestamptz,
+        ADD COLUMN measured   float8,
+        ADD COLUMN bound_only boolean NOT NULL DEFAULT false,
+        ADD COLUMN probed_at  timestamptz,
+        ADD COLUMN step       float8,
+        ADD COLUMN held       boolean NOT NULL DEFAULT false,
+        ADD COLUMN raised_from float8
     """,
 ]
 
