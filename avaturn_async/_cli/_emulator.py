@@ -15,6 +15,7 @@ from typing import Any
 
 from .._errors import ConfigurationError
 from .._exitcodes import EXIT_OK, EXIT_USAGE
+from ._argtypes import checked
 
 __all__ = ["add_emulator_parser", "run_emulator_command"]
 
@@ -38,11 +39,7 @@ def _rate(text: str) -> tuple[int, float]:
     return parsed
 
 
-def _seconds(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative")
-    return value
+_seconds = checked(float, lambda v: v >= 0, "{text!r} is negative", name="seconds")
 
 
 _DEFAULT = " (default: %(default)s)"

@@ -28,7 +28,7 @@ from .._errors import ConfigurationError, StorageError
 from .._exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from .._redact import looks_like_url, redact_location
 from ..webhooks import InboxError, InboxRecord, InboxStatus, WebhookInbox
-from ._metrics_server import port_number
+from ._argtypes import port_number, positive_int
 
 __all__ = ["add_inbox_parser", "format_records", "run_inbox_command"]
 
@@ -47,13 +47,6 @@ exit codes: 0 ok, 1 some --replay ids were not dead, 2 usage error or no inbox a
 """
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def add_inbox_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "inbox",
@@ -66,7 +59,7 @@ def add_inbox_parser(commands: Any) -> None:
         "--db", required=True, metavar="PATH|DSN", help="the inbox SQLite file or postgresql:// DSN"
     )
     parser.add_argument("--status", choices=[status.value for status in InboxStatus])
-    parser.add_argument("--limit", type=_positive_int, default=50, help="default 50")
+    parser.add_argument("--limit", type=positive_int, default=50, help="default 50")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     replay = parser.add_mutually_exclusive_group()
     replay.add_argument("--replay-dead", action="store_true", help="replay every dead event")

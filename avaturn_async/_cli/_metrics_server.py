@@ -23,19 +23,9 @@ from typing import Any
 from .._errors import ConfigurationError
 from .._health import check_readiness
 
-__all__ = ["install_prometheus", "port_number", "serving_metrics"]
+__all__ = ["install_prometheus", "serving_metrics"]
 
 _NEEDS_EXTRA = "--metrics-port needs the otel extra: pip install 'avaturn-async[otel]'"
-
-
-def port_number(text: str) -> int:
-    """An argparse type: a port (0 picks a free one)."""
-    import argparse
-
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError("must be a port number (0 picks a free one)")
-    return value
 
 
 def install_prometheus(service: str) -> None:

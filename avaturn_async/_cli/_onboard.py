@@ -48,6 +48,7 @@ from ..batch import (
 )
 from ..postgres import DEFAULT_LEASE, is_url
 from . import _onboard_tools as tools
+from ._argtypes import checked, port_number, positive_float, positive_int
 from ._dry_run import run_dry_run
 from ._environment import emulated_client, remote_client
 from ._onboard_metrics import add_metrics_arguments, onboard_metrics
@@ -82,32 +83,8 @@ with --status: 0 every row ready and none failed, 1 otherwise, 2 no journal
 """
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
-
-
-def _lease(text: str) -> float:
-    value = float(text)
-    if not 1.0 <= value <= 3600.0:
-        raise argparse.ArgumentTypeError("must be between 1 and 3600 seconds")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError("must be a port number (0 picks a free one)")
-    return value
+_lease = checked(float, lambda v: 1.0 <= v <= 3600.0, "must be between 1 and 3600 seconds",
+                 name="seconds")
 
 
 def add_onboard_parser(commands: Any) -> None:
@@ -130,12 +107,12 @@ def add_onboard_parser(commands: Any) -> None:
         f"it (default {DEFAULT_LEASE:g})")
     add("--status", action="store_true", help="report the journal and exit")
     add("--json", action="store_true", help="with --status: one JSON document")
-    add("--concurrency", type=_positive_int, default=8, metavar="N",
+    add("--concurrency", type=positive_int, default=8, metavar="N",
         help="rows creating and uploading at once (default 8)")
-    add("--max-in-flight", type=_positive_int, metavar="N",
+    add("--max-in-flight", type=positive_int, metavar="N",
         help="rows in progress at once, waiting included (default 8 x concurrency)")
     add("--export-dir", metavar="DIR", help="also export each avatar's model (.glb) here")
-    add("--webhook-port", type=_port, metavar="P",
+    add("--webhook-port", type=port_number, metavar="P",
         help="receive Avaturn's webhooks on this port (secret: AVATURN_WEBHOOK_SECRET)")
     add("--webhook-host", default="0.0.0.0", metavar="HOST",
         help="address the webhook receiver binds (default 0.0.0.0)")
@@ -144,14 +121,14 @@ def add_onboard_parser(commands: Any) -> None:
              "is kept beside the journal (FILE.emulator.db) so reruns resume")
     add("--retry-failed", action="store_true",
         help="give rows whose avatar failed processing a new avatar")
-    add("--poll-interval", type=_positive_float, metavar="SECONDS",
+    add("--poll-interval", type=positive_float, metavar="SECONDS",
         help="first wait between status polls (default 1 s, 15 s with webhooks)")
-    add("--ready-timeout", type=_positive_float, default=1800.0, metavar="SECONDS",
+    add("--ready-timeout", type=positive_float, default=1800.0, metavar="SECONDS",
         help="give up waiting for one avatar after this long (default 1800)")
     add("--progress", choices=("auto", "rich", "plain", "none"), default="auto",
         help="progress display (auto: a bar on a terminal, lines otherwise)")
     tools.add_tool_options(add)
-    add_metrics_arguments(add, _port)
+    add_metrics_arguments(add, port_number)
 
 
 def _error(err: TextIO, message: str) -> int:

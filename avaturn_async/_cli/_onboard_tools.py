@@ -32,6 +32,7 @@ from ..batch import (
     write_sample_manifest,
 )
 from ..postgres import is_url
+from ._argtypes import checked, count
 
 __all__ = [
     "add_tool_options",
@@ -43,18 +44,8 @@ __all__ = [
 ]
 
 
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
-
-
-def _rate(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be a positive number of requests per second")
-    return value
+_rate = checked(float, lambda v: v > 0, "must be a positive number of requests per second",
+                name="rate")
 
 
 def add_tool_options(add: Any) -> None:
@@ -67,7 +58,7 @@ def add_tool_options(add: Any) -> None:
         help="check every row offline (photos, fields, unique keys) and report as a run "
         "would; sends nothing, needs no API key and no journal (--journal: counts the "
         "rows already done); exit 0 when every row would be sent")
-    add("--max-new-users", type=_count, metavar="N",
+    add("--max-new-users", type=count, metavar="N",
         help="create at most N new Avaturn users in this run, then start no more rows "
         "(left as they are for a later run; exit 1)")
     add("--rate", type=_rate, metavar="N",
@@ -76,7 +67,7 @@ def add_tool_options(add: Any) -> None:
         "learned from 429s: with a postgresql:// journal one for every worker)")
     add("--write-sample", metavar="DIR",
         help="write a sample manifest (DIR/people.csv) with its photos (DIR/photos/) and exit")
-    add("--rows", type=_count, default=6, metavar="N",
+    add("--rows", type=count, default=6, metavar="N",
         help="with --write-sample: people in the sample (default 6)")
 
 

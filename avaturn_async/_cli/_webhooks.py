@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .._errors import ConfigurationError
 from .._exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from .._redact import redact_url
+from ._argtypes import positive_float
 
 __all__ = ["add_webhooks_parser", "run_webhooks_command"]
 
@@ -50,11 +51,6 @@ def _header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
 
 
 def _add_auth_options(parser: argparse.ArgumentParser, *, verify: bool) -> None:
@@ -95,7 +91,7 @@ def add_webhooks_parser(commands: Any) -> None:
     send.add_argument("--render-id", help="render.ready only; default: a random UUID")
     send.add_argument("--status", default="ready", help="ready (default) or failed")
     send.add_argument("--file-url", help="export_url / render_url (default: a sample URL)")
-    send.add_argument("--timeout", type=_positive, default=10.0, metavar="SECONDS")
+    send.add_argument("--timeout", type=positive_float, default=10.0, metavar="SECONDS")
     _add_auth_options(send, verify=False)
 
     verify = actions.add_parser("verify", help="check a captured delivery; print its event")
@@ -107,7 +103,9 @@ def add_webhooks_parser(commands: Any) -> None:
         "--token-query", metavar="NAME", help="also read the token from this query parameter"
     )
     age = "accepted age of webhook-timestamp (default 300; raise it for old captures)"
-    verify.add_argument("--tolerance", type=_positive, default=300.0, metavar="SECONDS", help=age)
+    verify.add_argument(
+        "--tolerance", type=positive_float, default=300.0, metavar="SECONDS", help=age
+    )
     _add_auth_options(verify, verify=True)
 
 
