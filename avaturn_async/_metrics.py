@@ -28,13 +28,16 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
 from . import _readings
 from ._errors import TransportError
 from ._readings import readings
+
+if TYPE_CHECKING:  # the webhook path imports this module: no models at run time
+    from ._requests import Request, Response
 
 __all__ = [
     "HTTP_DURATION_BUCKETS",
@@ -49,7 +52,7 @@ __all__ = [
     "watching",
 ]
 
-A = TypeVar("A", bound="_Answer")
+A = TypeVar("A", bound="Response")
 
 HTTP_DURATION_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0
@@ -58,22 +61,8 @@ HTTP_DURATION_BUCKETS = (
 _RECHECK = 1.0  # seconds between looks for an installed SDK while there is none
 
 
-class _Answer(Protocol):
-    @property
-    def status(self) -> int: ...
-
-
-class _Call(Protocol):
-    @property
-    def route(self) -> str: ...
-
-    @property
-    def method(self) -> str: ...
-
-
 def sdk_installed() -> bool:
-    """Whether the application installed a metrics SDK (a ``MeterProvider`` not the API's
-    own proxy or no-op one)."""
+    """Whether the application installed a metrics SDK (not the API's proxy or no-op provider)."""
     try:
         from opentelemetry import metrics
     except ImportError:
@@ -195,7 +184,7 @@ class ClientMetrics:
         self._on = sdk_installed()
         return self._on
 
-    async def timed(self, call: _Call, url: str, sending: Awaitable[A]) -> A:
+    async def timed(self, call: Request, url: str, sending: Awaitable[A]) -> A:
         """Await ``sending`` (one attempt) and record its duration, status and 429."""
         started = time.perf_counter()
         try:
@@ -209,7 +198,7 @@ class ClientMetrics:
         return answer
 
     def _record(
-        self, call: _Call, url: str, elapsed: float, status: int | None, error: str | None
+        self, call: Request, url: str, elapsed: float, status: int | None, error: str | None
     ) -> None:
         made = _instruments()
         if made is None:
@@ -254,11 +243,7 @@ def count_retry(route: str, reason: str) -> None:
 
 # ---------------------------------------------------------------- webhooks and the inbox
 
-_RESULTS = {
-    "processed": "accepted",
-    "stored": "accepted",
-    "duplicate": "duplicate",
-}
+_RESULTS = {"processed": "accepted", "stored": "accepted", "duplicate": "duplicate"}
 
 
 def count_delivery(outcome: str, status: int) -> None:
@@ -328,13 +313,8 @@ def _observe_hubs(options: Any) -> Iterator[Any]:
 def watching(
     kind: str, label: str, read: Callable[[], Awaitable[Any]]
 ) -> AbstractContextManager[None]:
-    """Report what ``read()`` returns (on this event loop) as ``kind``'s gauges for the
-    block: ``"inbox"`` (an :class:`InboxGauges`) or ``"journal"`` (rows by state).
-
-    ``read`` runs only when a metrics SDK collects; the same ``label`` watched twice
-    (two workers of one inbox in a process) is reported once.
-    """
-    _instruments()  # the gauges exist before the first collection
+    """:func:`_readings.watching`, the gauges made before the first collection."""
+    _instruments()
     return _readings.watching(kind, label, read)
 
 

@@ -21,7 +21,7 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, get_args, get_origin, overload
 
 import anyio
 import attrs
@@ -180,13 +180,8 @@ async def report_request(hook: Hook, call: Request, attempt: int) -> None:
 def log_sending(call: Request, url: str, headers: Mapping[str, str], attempt: int) -> None:
     """The debug line before an attempt: where it goes and its headers, secrets hidden."""
     shown = _redact.redact_url(url) if call.absolute_url is not None else url
-    logger.debug(
-        "sending %s %s (attempt %d), headers %s",
-        call.method,
-        shown,
-        attempt,
-        _redact.redact_headers(headers),
-    )
+    hidden = _redact.redact_headers(headers)
+    logger.debug("sending %s %s (attempt %d), headers %s", call.method, shown, attempt, hidden)
 
 
 async def report_answer(
@@ -303,16 +298,7 @@ SdkResult = (
 )
 """What an endpoint returns (jobs aside: ``avatars.track()`` makes one without an answer)."""
 
-_SDK_RESULTS = (
-    _models.NewUserResponse,
-    _models.NewSessionResponse,
-    _models.NewAvatarResponse,
-    _models.ExternalAvatarCustomization,
-    _models.PhotoUploadResult,
-    _models.RenderResult,
-    _models.NewExportResponse,
-    ResponseList,
-)
+_SDK_RESULTS = tuple(get_origin(result) or result for result in get_args(SdkResult))
 
 
 @overload

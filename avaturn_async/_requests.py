@@ -19,9 +19,7 @@ import attrs
 
 from . import _converter
 from . import _models as m
-from ._errors import (
-    InvalidRequestError,
-)
+from ._errors import InvalidRequestError
 from ._photos import PhotoUpload
 from ._redact import redact_headers
 
@@ -244,34 +242,22 @@ _INCLUDE_NOT_READY = {
 def build_list_avatars(user_id: str, include_not_ready: bool) -> Request:
     if not isinstance(include_not_ready, bool):
         raise InvalidRequestError("include_not_ready must be a bool")
-    return Request(
-        route="avatars.list",
-        method="GET",
-        path=f"{API_PREFIX}/users/{_segment(_check_user_id(user_id))}/avatars",
-        query=_INCLUDE_NOT_READY[include_not_ready],
-        idempotent=True,
-    )
+    path = f"{API_PREFIX}/users/{_segment(_check_user_id(user_id))}/avatars"
+    query = _INCLUDE_NOT_READY[include_not_ready]
+    return Request(route="avatars.list", method="GET", path=path, query=query, idempotent=True)
 
 
 def build_create_avatar(user_id: str) -> Request:
+    body = {"user_id": _check_user_id(user_id)}
+    path = f"{API_PREFIX}/avatars/new"
     return Request(
-        route="avatars.create",
-        method="POST",
-        path=f"{API_PREFIX}/avatars/new",
-        json={"user_id": _check_user_id(user_id)},
-        has_json=True,
-        idempotent=False,
+        route="avatars.create", method="POST", path=path, json=body, has_json=True, idempotent=False
     )
 
 
 def build_get_customization(avatar_id: str | uuid.UUID) -> Request:
-    avatar = _check_uuid("avatar_id", avatar_id)
-    return Request(
-        route="avatars.get_customization",
-        method="GET",
-        path=f"{API_PREFIX}/avatars/{_segment(avatar)}/customization",
-        idempotent=True,
-    )
+    path = f"{API_PREFIX}/avatars/{_segment(_check_uuid('avatar_id', avatar_id))}/customization"
+    return Request(route="avatars.get_customization", method="GET", path=path, idempotent=True)
 
 
 def build_set_customization(
@@ -292,12 +278,8 @@ def build_set_customization(
 def build_delete_avatar(user_id: str, avatar_id: str | uuid.UUID) -> Request:
     user = _segment(_check_user_id(user_id))
     avatar = _segment(_check_uuid("avatar_id", avatar_id))
-    return Request(
-        route="avatars.delete",
-        method="DELETE",
-        path=f"{API_PREFIX}/users/{user}/avatars/{avatar}",
-        idempotent=True,
-    )
+    path = f"{API_PREFIX}/users/{user}/avatars/{avatar}"
+    return Request(route="avatars.delete", method="DELETE", path=path, idempotent=True)
 
 
 def build_create_render(
@@ -310,24 +292,16 @@ def build_create_render(
         fmt = m.RenderFormat(format)
     except ValueError:
         raise InvalidRequestError(f"format must be jpg, png or webp, got {format!r}") from None
-    return Request(
-        route="renders.create",
-        method="POST",
-        path=f"{API_PREFIX}/renders/new",
-        query=encode_query({"avatar_id": avatar, "scene": scene, "format": fmt.value}),
-        idempotent=False,
-    )
+    query = encode_query({"avatar_id": avatar, "scene": scene, "format": fmt.value})
+    path = f"{API_PREFIX}/renders/new"
+    return Request(route="renders.create", method="POST", path=path, query=query, idempotent=False)
 
 
 def build_create_export(avatar_id: str | uuid.UUID) -> Request:
+    query = encode_query({"avatar_id": _check_uuid("avatar_id", avatar_id)})
     # Idempotent by the API's own rule: asking again answers the same export.
-    return Request(
-        route="exports.create",
-        method="POST",
-        path=f"{API_PREFIX}/exports/new",
-        query=encode_query({"avatar_id": _check_uuid("avatar_id", avatar_id)}),
-        idempotent=True,
-    )
+    path = f"{API_PREFIX}/exports/new"
+    return Request(route="exports.create", method="POST", path=path, query=query, idempotent=True)
 
 
 def build_upload(upload_url: str, upload: PhotoUpload) -> Request:
