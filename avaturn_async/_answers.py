@@ -113,14 +113,14 @@ def read_model_list(response: Response, cls: type[T], into: type[list[T]] = list
     return result if type(result) is into else into(result)
 
 
-_STATUS_CLASSES: dict[int, type[APIError]] = {
-    401: AuthenticationError,
-    403: AuthenticationError,
-    404: NotFoundError,
-    409: ConflictError,
-    410: GoneError,
-    422: UnprocessableEntityError,
-    429: RateLimitError,
+_BY_STATUS: dict[int, tuple[type[APIError], str]] = {  # its class, its message if the body has none
+    401: (AuthenticationError, "unauthorized"),
+    403: (AuthenticationError, "forbidden"),
+    404: (NotFoundError, "not found"),
+    409: (ConflictError, "conflict"),
+    410: (GoneError, "gone"),
+    422: (UnprocessableEntityError, "validation error"),
+    429: (RateLimitError, "rate limited"),
 }
 
 
@@ -143,15 +143,9 @@ def _message_from(body: Any, status: int) -> str:
                 return f"{first.get('msg', 'invalid')} (at {loc})" if loc else str(first.get("msg"))
     if isinstance(body, str) and body.strip():
         return body.strip().splitlines()[0][:200]
-    return {
-        401: "unauthorized",
-        403: "forbidden",
-        404: "not found",
-        409: "conflict",
-        410: "gone",
-        422: "validation error",
-        429: "rate limited",
-    }.get(status, "server error" if status >= 500 else "request failed")
+    if status in _BY_STATUS:
+        return _BY_STATUS[status][1]
+    return "server error" if status >= 500 else "request failed"
 
 
 def _validation_items(body: Any) -> tuple[ValidationErrorItem, ...]:
@@ -161,16 +155,10 @@ def _validation_items(body: Any) -> tuple[ValidationErrorItem, ...]:
     for entry in body["detail"]:
         if not isinstance(entry, Mapping):
             continue
-        loc = entry.get("loc") or ()
-        items.append(
-            ValidationErrorItem(
-                loc=tuple(p for p in loc if isinstance(p, (str, int)))
-                if isinstance(loc, list)
-                else (),
-                msg=str(entry.get("msg", "")),
-                type=str(entry.get("type", "")),
-            )
-        )
+        loc = entry.get("loc")
+        parts = tuple(p for p in loc if isinstance(p, (str, int))) if isinstance(loc, list) else ()
+        message, kind = str(entry.get("msg", "")), str(entry.get("type", ""))
+        items.append(ValidationErrorItem(loc=parts, msg=message, type=kind))
     return tuple(items)
 
 
@@ -195,7 +183,7 @@ def error_from_response(response: Response, request: Request) -> APIError:
     message = _message_from(body, status)
     if status >= 500:
         return ServerError(message, **common)
-    cls = _STATUS_CLASSES.get(status, BadRequestError)
+    cls = _BY_STATUS[status][0] if status in _BY_STATUS else BadRequestError
     if cls is UnprocessableEntityError:
         return UnprocessableEntityError(message, detail=_validation_items(body), **common)
     if cls is RateLimitError:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, NoReturn, TypeAlias, TypeVar
 import attrs
 
 from ._errors import WebhookParseError, WebhookPayloadTooLargeError
-from ._redact import redact_url
+from ._redact import url_repr
 from ._wire import WireEnum, decode_json
 
 __all__ = [
@@ -44,11 +44,6 @@ class EventStatus(WireEnum):
 
     READY = "ready"
     FAILED = "failed"
-
-
-def _redacted(url: str | None) -> str:
-    # Temporary download URLs are pre-signed: their query string is a credential.
-    return repr(redact_url(url))
 
 
 @attrs.frozen(kw_only=True)
@@ -104,7 +99,7 @@ class ExportReady(KnownEvent):
 
     event: ClassVar[str] = "export.ready"
     status: EventStatus | str
-    export_url: str | None = attrs.field(default=None, repr=_redacted)
+    export_url: str | None = attrs.field(default=None, repr=url_repr)
 
 
 @attrs.frozen(kw_only=True)
@@ -115,7 +110,7 @@ class RenderReady(KnownEvent):
     status: EventStatus | str
     id: str
     """The render task id, as answered by ``renders/new``."""
-    render_url: str | None = attrs.field(default=None, repr=_redacted)
+    render_url: str | None = attrs.field(default=None, repr=url_repr)
 
     @property
     def render_id(self) -> str:

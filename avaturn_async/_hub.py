@@ -109,12 +109,6 @@ class InMemoryHubChannel:
 
 
 @attrs.define
-class _Seen:
-    event: Event
-    at: float
-
-
-@attrs.define
 class _Waiters:
     arrived: anyio.Event = attrs.field(factory=anyio.Event)
     count: int = 0
@@ -147,7 +141,7 @@ class EventHub:
         self._remember = remember
         self._max_age = max_age
         self._now = renamed_argument("EventHub", "clock", "now", clock, now)
-        self._recent: OrderedDict[EventKey, _Seen] = OrderedDict()
+        self._recent: OrderedDict[EventKey, tuple[Event, float]] = OrderedDict()  # and when
         self._waiters: dict[EventKey, _Waiters] = {}
         self.published: int = 0
         channel = renamed_argument("EventHub", "transport", "channel", transport, channel)
@@ -192,7 +186,7 @@ class EventHub:
                 _traces.learn_origin(event.raw)
             return
         self.published += 1
-        self._recent[key] = _Seen(event=event, at=self._now())
+        self._recent[key] = (event, self._now())
         self._recent.move_to_end(key)
         while len(self._recent) > self._remember:
             self._recent.popitem(last=False)
@@ -202,15 +196,13 @@ class EventHub:
 
     def latest(self, key: EventKey, *, since: float | None = None) -> Event | None:
         """The remembered event for ``key`` published at or after ``since``, if any."""
-        seen = self._recent.get(key)
-        if seen is None:
+        event, at = self._recent.get(key, (None, 0.0))
+        if event is None:
             return None
-        if self._now() - seen.at > self._max_age:
+        if self._now() - at > self._max_age:
             del self._recent[key]
             return None
-        if since is not None and seen.at < since:
-            return None
-        return seen.event
+        return None if since is not None and at < since else event
 
     async def wait(self, key: EventKey, *, since: float | None = None) -> Event:
         """Wait for an event for ``key`` published at or after ``since``.

@@ -55,7 +55,6 @@ OUTCOME_SQL = (
 """:func:`outcome_of` in SQL (SQLite and PostgreSQL alike), over a journal's rows."""
 
 
-
 class RowState(str, enum.Enum):
     """Where a row stands; see the module docstring for the transitions."""
 
@@ -110,9 +109,7 @@ class LeaseLostError(JournalError):
     """
 
 
-def redact(text: str) -> str:
-    """``text`` with the query string of every URL replaced: they may be credentials."""
-    return redact_urls(text)
+redact = redact_urls  # every stored reason and detail: URL queries may be credentials
 
 
 @attrs.frozen(kw_only=True)

@@ -23,6 +23,7 @@ __all__ = [
     "redact_url",
     "redact_urls",
     "redact_userinfo",
+    "url_repr",
 ]
 
 REDACTED = "***"
@@ -49,6 +50,11 @@ def redact_url(url: str | None) -> str | None:
     if not parts.query and not parts.fragment:
         return url
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "<redacted>", ""))
+
+
+def url_repr(url: str | None) -> str:
+    """The repr of a model's URL field (``attrs.field(repr=url_repr)``), query redacted."""
+    return repr(redact_url(url))
 
 
 def redact_urls(text: str) -> str:

@@ -21,7 +21,7 @@ from . import _converter
 from . import _models as m
 from ._errors import InvalidRequestError
 from ._photos import PhotoUpload
-from ._redact import redact_headers
+from ._redact import redact_headers, url_repr
 
 __all__ = ["API_PREFIX", "Request", "Response", "encode_query"]
 
@@ -55,7 +55,7 @@ class Request:
     json: Any = None
     has_json: bool = False
     upload: PhotoUpload | None = None
-    absolute_url: str | None = attrs.field(default=None, repr=lambda u: repr(m.redact_url(u)))
+    absolute_url: str | None = attrs.field(default=None, repr=url_repr)
     authenticated: bool = True
     idempotent: bool
     extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=_shown_headers)
