@@ -60,17 +60,11 @@ def _check_primitives(conv: cattrs.Converter) -> None:
     conv.register_structure_hook(bool, structure_bool)
 
 
-def _union_members(tp: Any) -> tuple[Any, ...]:
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return typing.get_args(tp)
-    return ()
-
-
 def _open_enum_parts(tp: Any) -> tuple[type[enum.Enum], bool] | None:
     """For ``E | str`` or ``E | str | None``: (E, optional); otherwise None."""
-    members = _union_members(tp)
-    if not members:
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
         return None
+    members = typing.get_args(tp)
     optional = type(None) in members
     rest = [a for a in members if a is not type(None)]
     enums = [a for a in rest if isinstance(a, type) and issubclass(a, enum.Enum)]
@@ -259,7 +253,6 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, (cattrs.ClassValidationError, cattrs.IterableValidationError)):
         messages = cattrs.transform_error(exc)
         if messages:
-            text = messages[0]
-            path = text.rsplit(" @ ", 1)[1] if " @ " in text else "$"
-            return path, text.rsplit(" @ ", 1)[0]
+            message, _, path = messages[0].rpartition(" @ ")
+            return (path, message) if message else ("$", path)
     return "$", str(exc) or type(exc).__name__

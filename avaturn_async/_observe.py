@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar, get_args, get_origin, overload
@@ -241,11 +240,8 @@ async def report_failure(hook: Hook | None, call: Request, attempts: int, error:
 
 # --------------------------------------------------------------- response metadata
 
-# Models an endpoint returns, and lists, carry their answer in a slot; anything
-# else (jobs have a __dict__ and take the same attribute) falls back to a table
-# keyed by identity, not equality, whose entries vanish with their object. The
-# metadata record is built only when someone asks.
-_METADATA: dict[int, tuple[weakref.ref[Any], str, Response]] = {}
+# Models an endpoint returns (``Answered``) and lists carry their answer in a slot,
+# jobs in their __dict__; the metadata record is built only when someone asks.
 _SLOT = "_avaturn_answer"
 
 
@@ -258,31 +254,13 @@ class ResponseList(list[T]):
 
 
 def attach_metadata(obj: T, route: str, response: Response) -> T:
-    try:
-        object.__setattr__(obj, _SLOT, (route, response))
-    except AttributeError:
-        key = id(obj)
-
-        def forget(_: weakref.ref[Any], key: int = key) -> None:
-            _METADATA.pop(key, None)
-
-        _METADATA[key] = (weakref.ref(obj, forget), route, response)
+    object.__setattr__(obj, _SLOT, (route, response))
     return obj
-
-
-def _answer_of(obj: object) -> tuple[str, Response] | None:
-    answer: tuple[str, Response] | None = getattr(obj, _SLOT, None)
-    if answer is not None:
-        return answer
-    entry = _METADATA.get(id(obj))
-    if entry is None or entry[0]() is not obj:
-        return None
-    return entry[1], entry[2]
 
 
 def copy_metadata(target: T, source: object) -> T:
     """Let ``response_of(target)`` answer what ``response_of(source)`` does."""
-    answer = _answer_of(source)
+    answer: tuple[str, Response] | None = getattr(source, _SLOT, None)
     return target if answer is None else attach_metadata(target, *answer)
 
 
@@ -317,7 +295,7 @@ def response_of(obj: object) -> ResponseMetadata | None:
     hand, copied with ``attrs.evolve``) raises ``LookupError`` instead. Jobs and
     anything else without metadata give ``None``.
     """
-    answer = _answer_of(obj)
+    answer: tuple[str, Response] | None = getattr(obj, _SLOT, None)
     if answer is None:
         if isinstance(obj, _SDK_RESULTS):
             raise LookupError(

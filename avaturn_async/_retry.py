@@ -156,9 +156,7 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     ``now`` is the current Unix time, used for the HTTP-date form. A date in the
     past gives 0. Anything unparsable gives ``None``.
     """
-    if value is None:
-        return None
-    text = value.strip()
+    text = (value or "").strip()
     if not text:
         return None
     try:
@@ -166,9 +164,7 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     except ValueError:
         pass
     else:
-        if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
-            return None
-        return seconds
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
