@@ -31,12 +31,7 @@ from ._requests import Request, Response
 from ._retry import parse_retry_after
 from ._wire import decode_json
 
-__all__ = [
-    "error_from_response",
-    "read_model",
-    "read_model_list",
-    "retry_after_seconds",
-]
+__all__ = ["error_from_response", "read_model", "read_model_list", "retry_after_seconds"]
 
 T = TypeVar("T")
 
@@ -62,6 +57,7 @@ def _decode_answer(response: Response, what: str) -> Any:
 
 _HOOKS: dict[Any, Any] = {}
 """cattrs' structure hook by model class: looked up once rather than dispatched per answer."""
+_structure_hook = _converter.converter.get_structure_hook
 
 
 def read_model(response: Response, cls: type[T]) -> T:
@@ -70,9 +66,7 @@ def read_model(response: Response, cls: type[T]) -> T:
         data = decode_json(response.body)
     except ValueError:
         data = _decode_answer(response, cls.__name__)  # None if empty, else raises
-    hook = _HOOKS.get(cls)
-    if hook is None:
-        hook = _HOOKS[cls] = _converter.converter.get_structure_hook(cls)
+    hook = _HOOKS.get(cls) or _HOOKS.setdefault(cls, _structure_hook(cls))
     try:
         model: T = hook(data, cls)
     except Exception:
@@ -102,9 +96,7 @@ def read_model_list(response: Response, cls: type[T], into: type[list[T]] = list
     if type(data) is list:
         # Item by item with the item hook: cattrs' list machinery costs more than the
         # items themselves. Any problem is re-read the slow way for its field path.
-        hook = _HOOKS.get(cls)
-        if hook is None:
-            hook = _HOOKS[cls] = _converter.converter.get_structure_hook(cls)
+        hook = _HOOKS.get(cls) or _HOOKS.setdefault(cls, _structure_hook(cls))
         try:
             return into(map(hook, data, repeat(cls, len(data))))
         except Exception:

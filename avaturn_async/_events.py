@@ -85,11 +85,7 @@ class AvatarReady(KnownEvent):
 
     @property
     def succeeded(self) -> bool:
-        """The avatar is ready: status ``ready``, or no status at all.
-
-        The API guarantees ``avatar.ready`` only ``event`` and ``avatar_id``; an event
-        without a ``status`` announces what its name says, a ready avatar.
-        """
+        """The avatar is ready: status ``ready``, or none at all (the event's name says so)."""
         return self.status is None or self.status == EventStatus.READY
 
 
@@ -204,7 +200,6 @@ def _common(cls: type[_K], data: dict[str, Any], *, status_optional: bool = Fals
 
 
 def _avatar_ready(data: dict[str, Any]) -> AvatarReady:
-    # The API guarantees avatar.ready only ``event`` and ``avatar_id``.
     event = _common(AvatarReady, data, status_optional=True)
     _set_session_id(event, _optional_str(data, "session_id"))
     return event

@@ -101,10 +101,7 @@ def _merged_body(request: Request, extra: ExtraBody) -> dict[str, Any]:
 
 
 def with_extras(
-    request: Request,
-    headers: ExtraHeaders | None,
-    query: ExtraQuery | None,
-    body: ExtraBody | None,
+    request: Request, headers: ExtraHeaders | None, query: ExtraQuery | None, body: ExtraBody | None
 ) -> Request:
     """``request`` with the extras merged in; the documented values win every clash."""
     changes: dict[str, Any] = {}

@@ -34,7 +34,6 @@ import attrs
 
 from . import _readings
 from ._errors import TransportError
-from ._readings import readings
 
 if TYPE_CHECKING:  # the webhook path imports this module: no models at run time
     from ._requests import Request, Response
@@ -321,7 +320,7 @@ def watching(
 def _observe_inbox_events(options: Any) -> Iterable[Any]:
     from opentelemetry.metrics import Observation
 
-    for label, gauges in readings("inbox"):
+    for label, gauges in _readings.readings("inbox"):
         for status, count in gauges.counts.items():
             yield Observation(count, {"avaturn.inbox": label, "avaturn.inbox.status": status})
 
@@ -329,7 +328,7 @@ def _observe_inbox_events(options: Any) -> Iterable[Any]:
 def _observe_inbox_age(options: Any) -> Iterable[Any]:
     from opentelemetry.metrics import Observation
 
-    for label, gauges in readings("inbox"):
+    for label, gauges in _readings.readings("inbox"):
         if gauges.oldest_pending_age is not None:
             yield Observation(gauges.oldest_pending_age, {"avaturn.inbox": label})
 
@@ -337,6 +336,6 @@ def _observe_inbox_age(options: Any) -> Iterable[Any]:
 def _observe_rows(options: Any) -> Iterable[Any]:
     from opentelemetry.metrics import Observation
 
-    for label, by_state in readings("journal"):
+    for label, by_state in _readings.readings("journal"):
         for state, count in by_state.items():
             yield Observation(count, {"avaturn.journal": label, "avaturn.onboard.state": state})

@@ -70,9 +70,7 @@ def is_secret_header(name: str) -> bool:
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """``headers`` with the values of secret-carrying headers replaced by ``***``."""
-    return {
-        name: REDACTED if is_secret_header(name) else value for name, value in headers.items()
-    }
+    return {name: REDACTED if is_secret_header(name) else value for name, value in headers.items()}
 
 
 def redact_userinfo(url: str) -> str:

@@ -41,12 +41,7 @@ from ._backoff import ExponentialBackoff
 from ._deprecated import warn_renamed
 from ._errors import AT_LEAST_ONE, NOT_NEGATIVE
 
-__all__ = [
-    "FailureKind",
-    "RetryPolicy",
-    "parse_retry_after",
-    "retry_delay",
-]
+__all__ = ["FailureKind", "RetryPolicy", "parse_retry_after", "retry_delay"]
 
 
 class FailureKind(str, enum.Enum):
