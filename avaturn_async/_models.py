@@ -95,10 +95,8 @@ class AgeModel(WireEnum):
 
 
 class Answered:
-    """Base of the models an endpoint returns: a slot for the answer they were read from.
-
-    ``response_of()`` reads it; it is not a field (not compared, shown or sent).
-    """
+    """Base of the models an endpoint returns: a slot, not a field (not compared, shown or
+    sent), for the answer they were read from (``response_of()``)."""
 
     __slots__ = ("_avaturn_answer",)
 

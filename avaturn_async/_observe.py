@@ -26,6 +26,7 @@ import anyio
 import attrs
 
 from . import _metrics, _models, _redact, _traces
+from ._errors import ConfigurationError
 from ._requests import Request, Response
 
 __all__ = [
@@ -165,9 +166,6 @@ async def call_hook(hook: Hook | None, info: object) -> None:
         logger.exception("avaturn_async hook %r failed; the request goes on", hook)
 
 
-# --------------------------------------------------------------- reporting a call
-
-
 async def report_request(hook: Hook, call: Request, attempt: int) -> None:
     """``on_request`` before an attempt (callers skip this when it is unset)."""
     info = RequestInfo(
@@ -237,8 +235,6 @@ async def report_failure(hook: Hook | None, call: Request, attempts: int, error:
         )
         await call_hook(hook, info)
 
-
-# --------------------------------------------------------------- response metadata
 
 # Models an endpoint returns (``Answered``) and lists carry their answer in a slot,
 # jobs in their __dict__; the metadata record is built only when someone asks.
@@ -313,8 +309,6 @@ def response_of(obj: object) -> ResponseMetadata | None:
     )
 
 
-# --------------------------------------------------------------- tracing
-
 try:  # pragma: no cover - exercised by whichever environment runs the tests
     from opentelemetry import trace as _otel_trace
 except ImportError:  # pragma: no cover
@@ -331,8 +325,6 @@ class Tracer:
 
     def __init__(self, enabled: bool | Literal["auto"] = "auto") -> None:
         if enabled is True and _otel_trace is None:
-            from ._errors import ConfigurationError
-
             raise ConfigurationError("tracing=True needs the opentelemetry-api package")
         self._auto = enabled == "auto" and _otel_trace is not None
         self._on = enabled is True and _otel_trace is not None

@@ -119,9 +119,6 @@ class Response:
         return None
 
 
-# ---------------------------------------------------------------- argument checks
-
-
 def _check_user_id(user_id: str) -> str:
     if not isinstance(user_id, str) or not user_id or user_id.isspace():
         raise InvalidRequestError("user_id must be a non-empty string")
@@ -190,9 +187,6 @@ def _check_customization(c: m.ExternalAvatarCustomization) -> None:
             or not math.isfinite(number)
         ):
             raise InvalidRequestError(f"{name} must be a finite number, got {number!r}")
-
-
-# ---------------------------------------------------------------- request builders
 
 
 _CREATE_USER = Request(
