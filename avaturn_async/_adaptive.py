@@ -80,7 +80,6 @@ class InProcessGate:
             paused(remaining)
 
 
-# A bad value is a ConfigurationError (attrs' own validators raise plain ValueError).
 _FRACTION = option_validator(attrs.validators.and_(attrs.validators.gt(0), attrs.validators.lt(1)))
 
 

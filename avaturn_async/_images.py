@@ -59,8 +59,7 @@ _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b
 
 
 def format_of(head: bytes) -> str | None:
-    """The format a file's first 12 bytes announce: ``jpeg``, ``png``, ``webp``,
-    ``heif``, or ``None``."""
+    """The format a file's first 12 bytes announce: ``jpeg``, ``png``, ``webp``, ``heif``, None."""
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -116,11 +115,9 @@ def _is_plain_jpeg(image: Image.Image) -> bool:
 
 
 def normalize(name: str, source: BinaryIO | io.RawIOBase) -> bytes | None:
-    """The JPEG to upload for the photo in ``source``, or ``None`` when the photo
-    is a plain JPEG to send as it is (see the module docstring). Blocking.
+    """The JPEG to upload for ``source``, or ``None`` for a plain JPEG sent as it is. Blocking.
 
-    Raises :class:`PhotoError` for a file Pillow cannot read, an unaccepted format,
-    or a photo over :data:`MAX_PIXELS`.
+    :class:`PhotoError`: Pillow cannot read it, not an accepted format, over :data:`MAX_PIXELS`.
     """
     from PIL import Image, ImageOps
 

@@ -56,7 +56,7 @@ OUTCOME_SQL = (
 
 
 class RowState(str, enum.Enum):
-    """Where a row stands; see the module docstring for the transitions."""
+    """Where a row stands in the journal."""
 
     NEW = "new"
     USER_REQUESTED = "user_requested"
@@ -192,20 +192,13 @@ class JournalStatus:
     """The journal state of each row in progress (where a rerun resumes it)."""
 
 
+_ROW_FIELDS = [field.name for field in attrs.fields(RowRecord)]
+
+
 def record_from_row(row: tuple[Any, ...]) -> RowRecord:
-    """A :class:`RowRecord` from a ``rows`` table row (columns in schema order)."""
-    return RowRecord(
-        key=row[0],
-        line=row[1],
-        run_id=row[2],
-        state=RowState(row[3]),
-        user_id=row[4],
-        avatar_id=row[5],
-        export_path=row[6],
-        error_kind=row[7],
-        error=row[8],
-        possible_orphans=row[9],
-    )
+    """A :class:`RowRecord` from a ``rows`` table row, whose columns are its fields in order."""
+    fields = dict(zip(_ROW_FIELDS, row, strict=True))
+    return RowRecord(**fields | {"state": RowState(fields["state"])})
 
 
 @attrs.frozen(kw_only=True)

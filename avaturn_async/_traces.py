@@ -123,11 +123,10 @@ def learn_origin(raw: Mapping[str, Any]) -> None:
     avatar_id, parent = raw.get("avatar_id"), raw.get("traceparent")
     if not isinstance(avatar_id, str) or not isinstance(parent, str):
         return
-    parts = parent.split("-")
     try:
         from opentelemetry import trace
 
-        version, trace_id, span_id, flags = parts
+        version, trace_id, span_id, flags = parent.split("-")
         context = trace.SpanContext(
             trace_id=int(trace_id, 16),
             span_id=int(span_id, 16),
