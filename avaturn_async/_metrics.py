@@ -70,9 +70,6 @@ def sdk_installed() -> bool:
     return not type(provider).__module__.startswith("opentelemetry.metrics")
 
 
-# ---------------------------------------------------------------- instruments
-
-
 class _Instruments:
     """Every instrument, made once from the global (proxy) meter."""
 
@@ -142,9 +139,6 @@ def _instruments() -> _Instruments | None:
         if _made is None:
             _made = _Instruments(metrics.get_meter("avaturn_async", __version__))
     return _made
-
-
-# ---------------------------------------------------------------- the client
 
 
 @functools.lru_cache(maxsize=256)
@@ -240,8 +234,6 @@ def count_retry(route: str, reason: str) -> None:
         made.retries.add(1, {"avaturn.route": route, "error.type": error})
 
 
-# ---------------------------------------------------------------- webhooks and the inbox
-
 _RESULTS = {"processed": "accepted", "stored": "accepted", "duplicate": "duplicate"}
 
 
@@ -281,9 +273,6 @@ class InboxGauges:
     oldest_pending_age: float | None
     """Seconds since the oldest pending delivery was received; 0 when none is pending,
     ``None`` when the store cannot tell (no observation then)."""
-
-
-# ---------------------------------------------------------------- onboarding and the hub
 
 
 def count_row(outcome: str) -> None:
