@@ -31,6 +31,7 @@ __all__ = ["converter", "describe_error", "structure", "unstructure"]
 T = TypeVar("T")
 
 converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
+_Unstructure = Callable[[Any], dict[str, Any]]
 
 
 def _check_primitives(conv: cattrs.Converter) -> None:
@@ -123,14 +124,11 @@ def _keep_extra_fields(conv: cattrs.Converter, cls: type[Any]) -> None:
     by hand (list answers hold many items and this is the hot path); anything
     unusual goes through cattrs for its field-path errors.
     """
-    known = {a.name for a in attrs.fields(cls) if a.name != "extra"}
+    set_id, set_status, set_extra = _slot_writers(cls, "id", "status", "extra")  # no other field
+    known = ("id", "status")
     status_type = _open_enum_parts(typing.get_type_hints(cls)["status"])
     statuses = {member.value: member for member in status_type[0]} if status_type else {}
     base = cattrs.gen.make_dict_structure_fn(cls, conv, extra=cattrs.override(omit=True))
-
-    fast = known == {"id", "status"}
-    if fast:
-        set_id, set_status, set_extra = _slot_writers(cls, "id", "status", "extra")
     new = object.__new__
 
     def structure_with_extra(value: Any, _: type) -> Any:
@@ -138,7 +136,7 @@ def _keep_extra_fields(conv: cattrs.Converter, cls: type[Any]) -> None:
         if type(value) is not dict and not isinstance(value, Mapping):
             raise TypeError(f"expected an object, got {type(value).__name__}")
         item_id, status = value.get("id"), value.get("status")
-        if fast and type(item_id) is str and type(status) is str:
+        if type(item_id) is str and type(status) is str:
             extra = dict(value)
             del extra["id"], extra["status"]
             item = new(cls)
@@ -172,14 +170,7 @@ def _photo_upload_result(conv: cattrs.Converter) -> None:
     conv.register_unstructure_hook(m.PhotoUploadResult, lambda obj: dict(obj.raw))
 
 
-_SESSION_CONFIGS: dict[str, type[Any]] = {
-    cls.type: cls
-    for cls in (
-        m.CreateOrEditExistingSessionConfig,
-        m.CreateSessionConfig,
-        m.EditExistingSessionConfig,
-    )
-}
+_SESSION_CONFIGS = {cls.type: cls for cls in typing.get_args(m.SessionConfig)}
 
 
 def _discriminate_session_configs(conv: cattrs.Converter) -> None:
@@ -196,9 +187,7 @@ def _discriminate_session_configs(conv: cattrs.Converter) -> None:
     for cls in _SESSION_CONFIGS.values():
         fields_fn = make_dict_unstructure_fn(cls, conv)
 
-        def unstructure_config(
-            obj: Any, _fields: Callable[[Any], dict[str, Any]] = fields_fn
-        ) -> Any:
+        def unstructure_config(obj: Any, _fields: _Unstructure = fields_fn) -> Any:
             return {"type": obj.type, **_fields(obj)}
 
         conv.register_unstructure_hook(cls, unstructure_config)
@@ -208,9 +197,7 @@ def _omit_none_when_writing(conv: cattrs.Converter, *classes: type[Any]) -> None
     for cls in classes:
         base = make_dict_unstructure_fn(cls, conv)
 
-        def unstructure_without_none(
-            obj: Any, _base: Callable[[Any], dict[str, Any]] = base
-        ) -> dict[str, Any]:
+        def unstructure_without_none(obj: Any, _base: _Unstructure = base) -> dict[str, Any]:
             return {k: v for k, v in _base(obj).items() if v is not None}
 
         conv.register_unstructure_hook(cls, unstructure_without_none)

@@ -102,13 +102,10 @@ class Response:
     def header(self, name: str) -> str | None:
         """A header by name, any casing."""
         value = self.headers.get(name)
-        if value is not None:
-            return value
-        lowered = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == lowered:
-                return value
-        return None
+        if value is None:
+            lowered = name.lower()
+            value = next((v for key, v in self.headers.items() if key.lower() == lowered), None)
+        return value
 
     @property
     def request_id(self) -> str | None:

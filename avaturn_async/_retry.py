@@ -1,31 +1,20 @@
 """Retry decisions: which failures are retried, and after how long. No I/O here.
 
-What is retried, by name:
+Retried: ``connect`` (the server never saw the request), ``timeout`` and
+``connection_lost`` (no complete answer: the server may have acted), and the statuses
+408, 429, 500, 502, 503 and 504. GET, PUT and DELETE are idempotent: all of these are
+retried for them. The creating POSTs (``users/new``, ``avatars/new``, ``sessions/new``,
+``renders/new`` and the photo upload) are not: repeating one after the server acted
+creates a second user, avatar or render, so they are retried only when the failure
+proves the server did not act (``connect``, 429, 503). After a read timeout or a 500
+the caller can check (e.g. list the user's avatars) before trying again.
 
-* ``connect``: the connection could not be made, so the server never saw the request;
-* ``timeout`` and ``connection_lost``: no (complete) answer, so the server may have acted;
-* statuses 408, 429, 500, 502, 503 and 504.
-
-Not every request may be retried after every failure. GET, PUT and DELETE are
-idempotent: repeating them is harmless, so all of the above are retried. The
-creating POSTs (``users/new``, ``avatars/new``, ``sessions/new``, ``renders/new``
-and the photo upload) are not: repeating one after the server acted creates a
-second user, avatar or render. They are retried only when the failure proves the
-server did not act: ``connect``, 429 and 503. A read timeout or a 500 after a
-POST is raised to the caller, who can check (e.g. list the user's avatars)
-before trying again.
-
-Delays grow exponentially with full jitter (``random() * min(max_delay,
-initial_delay * 2 ** (retry - 1))``), except where the server sent
-``Retry-After``: then that is waited, unless it exceeds ``max_retry_after``, in
-which case retrying stops at once (waiting less than asked would only earn
-another 429). Retrying also stops after ``max_attempts`` attempts or when the
-next wait would end past ``max_total_time`` seconds since the first attempt.
-
-A 429 proves the server did not act, so retrying it is always safe: 429s are
-bounded by ``max_total_time`` alone (and ``max_rate_limit_attempts`` when set),
-not by ``max_attempts``, so that a burst against a steady rate limit loses no
-call with the default policy.
+Waits grow as an :class:`ExponentialBackoff` with full jitter, unless the server sent
+``Retry-After``: then that is waited, and one over ``max_retry_after`` stops retrying
+at once (waiting less than asked would only earn another 429). A 429 proves the server
+did not act, so 429s are bounded by ``max_total_time`` alone (and
+``max_rate_limit_attempts`` when set), not by ``max_attempts``: a burst against a
+steady rate limit loses no call with the default policy.
 """
 
 from __future__ import annotations
