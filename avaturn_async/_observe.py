@@ -166,12 +166,14 @@ async def call_hook(hook: Hook | None, info: object) -> None:
         logger.exception("avaturn_async hook %r failed; the request goes on", hook)
 
 
+def _about(call: Request) -> dict[str, Any]:
+    """The ``route``, ``method`` and ``path`` every hook record starts with."""
+    return {"route": call.route, "method": call.method, "path": call.display_path}
+
+
 async def report_request(hook: Hook, call: Request, attempt: int) -> None:
     """``on_request`` before an attempt (callers skip this when it is unset)."""
-    info = RequestInfo(
-        route=call.route, method=call.method, path=call.display_path, attempt=attempt
-    )
-    await call_hook(hook, info)
+    await call_hook(hook, RequestInfo(**_about(call), attempt=attempt))
 
 
 def log_sending(call: Request, url: str, headers: Mapping[str, str], attempt: int) -> None:
@@ -189,9 +191,7 @@ async def report_answer(
     logger.debug("%s %s -> %d in %.3f s", call.method, path, answer.status, elapsed)
     if hook is not None:
         info = ResponseInfo(
-            route=call.route,
-            method=call.method,
-            path=path,
+            **_about(call),
             attempt=attempt,
             status=answer.status,
             headers=answer.headers,
@@ -211,14 +211,7 @@ async def report_retry(
         "retrying %s %s in %.2f s (attempt %d: %s)", call.method, path, delay, attempt, reason
     )
     if hook is not None:
-        info = RetryInfo(
-            route=call.route,
-            method=call.method,
-            path=path,
-            attempt=attempt,
-            delay=delay,
-            reason=reason,
-        )
+        info = RetryInfo(**_about(call), attempt=attempt, delay=delay, reason=reason)
         await call_hook(hook, info)
 
 
@@ -230,10 +223,7 @@ async def report_failure(hook: Hook | None, call: Request, attempts: int, error:
             "giving up on %s %s after %d attempts: %s", call.method, path, attempts, error
         )
     if hook is not None:
-        info = ErrorInfo(
-            route=call.route, method=call.method, path=path, attempts=attempts, error=error
-        )
-        await call_hook(hook, info)
+        await call_hook(hook, ErrorInfo(**_about(call), attempts=attempts, error=error))
 
 
 # Models an endpoint returns (``Answered``) and lists carry their answer in a slot,
