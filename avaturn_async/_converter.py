@@ -118,11 +118,10 @@ def _slot_writers(cls: type[Any], *names: str) -> tuple[Callable[[Any, Any], Non
 
 
 def _keep_extra_fields(conv: cattrs.Converter, cls: type[Any]) -> None:
-    """Structure ``cls`` from its known fields and keep every other key in ``extra``.
+    """Structure ``cls`` (``id: str``, ``status: SomeEnum | str``), every other key in ``extra``.
 
-    ``cls`` has ``id: str`` and ``status: SomeEnum | str``. The common shape is read
-    by hand (list answers hold many items and this is the hot path); anything
-    unusual goes through cattrs for its field-path errors.
+    The common shape is read by hand (list answers hold many items: the hot path);
+    anything unusual goes through cattrs for its field-path errors.
     """
     set_id, set_status, set_extra = _slot_writers(cls, "id", "status", "extra")  # no other field
     known = ("id", "status")

@@ -150,9 +150,7 @@ def header_problem(name: str, source: BinaryIO) -> str | None:
 
 def decode_problem(name: str, source: BinaryIO) -> str | None:
     """Why the photo would not upload, decoding it (small) to be sure; ``None`` if fine.
-
-    For a check before a batch (``avaturn onboard --dry-run``). Blocking.
-    """
+    For a check before a batch (``avaturn onboard --dry-run``). Blocking."""
     try:
         with _open(name, source) as image:
             image.draft("RGB", (256, 256))

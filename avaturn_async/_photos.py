@@ -133,11 +133,7 @@ _HEAD = 12  # bytes read to tell the formats apart
 
 
 def photo_head_problem(name: str, head: bytes, size: int) -> str | None:
-    """Why a photo with these first bytes and this size cannot be sent, or ``None``.
-
-    Without the ``images`` extra only JPEG is accepted, and another known format
-    is refused with a reason naming the extra.
-    """
+    """Why a photo with these first bytes and this size cannot be sent, or ``None``."""
     if size == 0:
         return f"{name} photo is empty"
     if size > images.MAX_PHOTO_BYTES:
@@ -165,12 +161,8 @@ def _converted(name: str, source: BinaryIO | io.RawIOBase) -> PhotoSource | None
 
 
 def check_photo(name: str, photo: PhotoInput) -> PhotoSource:
-    """Check one photo and describe where its bytes come from.
-
-    Without the ``images`` extra it reads 12 bytes; with it, the photo is opened
-    with Pillow and, unless it is a plain JPEG, converted (blocking: call it off
-    the event loop).
-    """
+    """Check one photo and say where its bytes come from. Blocking (with the ``images``
+    extra, Pillow opens it and converts all but a plain JPEG): call it off the event loop."""
     if isinstance(photo, (bytes, bytearray, memoryview)):
         data = bytes(photo)
         _check_head(name, data[:_HEAD], len(data))

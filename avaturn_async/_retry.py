@@ -111,10 +111,7 @@ def retry_delay(
     elapsed: float,
     random: Callable[[], float],
 ) -> float | None:
-    """Seconds to wait before the next attempt, or ``None`` to give up.
-
-    ``attempt`` is the number of the attempt that just failed (1 for the first).
-    """
+    """Seconds to wait after failed attempt number ``attempt`` (1: the first); ``None``: give up."""
     if kind is FailureKind.STATUS and status == 429:
         limit = policy.max_rate_limit_attempts
         if limit is not None and attempt >= limit:
@@ -135,11 +132,8 @@ def retry_delay(
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date), or ``None``.
-
-    ``now`` is the current Unix time, used for the HTTP-date form. A date in the
-    past gives 0. Anything unparsable gives ``None``.
-    """
+    """Seconds from a ``Retry-After`` header (delta-seconds, or an HTTP-date read against
+    ``now``, the Unix time: a past date gives 0); ``None`` when missing or unparsable."""
     text = (value or "").strip()
     if not text:
         return None
