@@ -84,11 +84,9 @@ class HubChannel(Protocol):
     handed over (for a shared channel: stored where the others will read it).
     """
 
-    def connect(self, deliver: Callable[[Event], None]) -> None:
-        """Register a hub's local delivery function."""
+    def connect(self, deliver: Callable[[Event], None]) -> None: ...
 
-    async def send(self, event: Event) -> None:
-        """Deliver ``event`` to every connected hub."""
+    async def send(self, event: Event) -> None: ...
 
 
 class InMemoryHubChannel:

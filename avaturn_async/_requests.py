@@ -176,13 +176,8 @@ def _check_customization(c: m.ExternalAvatarCustomization) -> None:
             {f"bone_scale.{k}": getattr(c.bone_scale, k) for k in ("head", "arms", "chest")}
         )
     for name, number in numbers.items():
-        if number is None:
-            continue
-        if (
-            isinstance(number, bool)
-            or not isinstance(number, (int, float))
-            or not math.isfinite(number)
-        ):
+        finite = isinstance(number, (int, float)) and math.isfinite(number)
+        if number is not None and (isinstance(number, bool) or not finite):
             raise InvalidRequestError(f"{name} must be a finite number, got {number!r}")
 
 
