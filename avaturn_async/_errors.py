@@ -264,12 +264,9 @@ class APIError(AvaturnError):
         self.path = path
 
     def __str__(self) -> str:
-        parts = [f"{self.status} {self.message}"]
-        if self.method:
-            parts.append(f"({self.method} {self.path})")
-        if self.request_id:
-            parts.append(f"[request id {self.request_id}]")
-        return " ".join(parts)
+        where = f" ({self.method} {self.path})" if self.method else ""
+        request = f" [request id {self.request_id}]" if self.request_id else ""
+        return f"{self.status} {self.message}{where}{request}"
 
     def __repr__(self) -> str:
         return (
