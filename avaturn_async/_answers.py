@@ -1,10 +1,4 @@
-"""Reading Avaturn's answers without I/O: models from success answers, typed errors from the rest.
-
-:func:`read_model` and :func:`read_model_list` turn a :class:`Response` into
-models (raising :class:`ResponseDecodeError`, with the field path, when it does
-not fit); :func:`error_from_response` gives the exception class matching any
-other answer, carrying its status, body and request id.
-"""
+"""Reading answers without I/O: models from success answers, typed errors from the rest."""
 
 from __future__ import annotations
 

@@ -7,9 +7,6 @@ Set up by small functions, each registering one rule:
 * ``AvatarListItem`` keeps the fields it does not know in ``extra``;
 * session configs are a union discriminated by ``type``;
 * writing drops fields that are ``None`` so that nothing unset is sent.
-
-Use :func:`structure` and :func:`unstructure`; :func:`describe_error` turns a
-cattrs error into one line naming the offending field path.
 """
 
 from __future__ import annotations

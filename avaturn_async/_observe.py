@@ -152,10 +152,8 @@ class ErrorInfo:
 Hook = Callable[[Any], Awaitable[None] | None]
 
 
-async def call_hook(hook: Hook | None, info: object) -> None:
+async def call_hook(hook: Hook, info: object) -> None:
     """Run one hook; its failures are logged, cancellation propagates."""
-    if hook is None:
-        return
     try:
         result = hook(info)
         if inspect.isawaitable(result):
