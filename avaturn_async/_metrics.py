@@ -99,16 +99,21 @@ class _Instruments:
             unit="{row}",
             description="Onboarding rows finished by this process, by outcome.",
         )
+        from opentelemetry.metrics import Observation
+
+        def observed(read: Callable[[], Iterable[Any]]) -> Callable[[Any], Iterator[Any]]:
+            return lambda options: (Observation(value, attributes) for value, attributes in read())
+
         gauge = meter.create_observable_gauge
-        gauge("avaturn.client.concurrency.limit", [_observe_limits], unit="{request}",
+        gauge("avaturn.client.concurrency.limit", [observed(_observe_limits)], unit="{request}",
               description="Requests a client lets in flight now (adaptive).")  # fmt: skip
-        gauge("avaturn.hub.waiting", [_observe_hubs], unit="{job}",
+        gauge("avaturn.hub.waiting", [observed(_observe_hubs)], unit="{job}",
               description="Jobs waiting on an event hub.")  # fmt: skip
-        gauge("avaturn.inbox.events", [_observe_inbox_events], unit="{delivery}",
+        gauge("avaturn.inbox.events", [observed(_observe_inbox_events)], unit="{delivery}",
               description="Webhook inbox deliveries by status.")  # fmt: skip
-        gauge("avaturn.inbox.oldest_pending.age", [_observe_inbox_age], unit="s",
+        gauge("avaturn.inbox.oldest_pending.age", [observed(_observe_inbox_age)], unit="s",
               description="Age of the oldest pending inbox delivery (0: none).")  # fmt: skip
-        gauge("avaturn.onboard.rows", [_observe_rows], unit="{row}",
+        gauge("avaturn.onboard.rows", [observed(_observe_rows)], unit="{row}",
               description="Onboarding journal rows by state.")  # fmt: skip
 
 
@@ -216,14 +221,12 @@ class ClientMetrics:
 _CLIENTS: weakref.WeakSet[ClientMetrics] = weakref.WeakSet()
 
 
-def _observe_limits(options: Any) -> Iterator[Any]:
-    from opentelemetry.metrics import Observation
-
+def _observe_limits() -> Iterator[tuple[int, Mapping[str, Any]]]:
     totals: dict[tuple[str, int], int] = {}
     for client in list(_CLIENTS):
         totals[client._server] = totals.get(client._server, 0) + client._limit()
     for (address, port), limit in totals.items():
-        yield Observation(limit, {"server.address": address, "server.port": port})
+        yield limit, {"server.address": address, "server.port": port}
 
 
 def count_retry(route: str, reason: str) -> None:
@@ -290,12 +293,10 @@ def watch_hub(hub: Any) -> None:
     _HUBS.add(hub)
 
 
-def _observe_hubs(options: Any) -> Iterator[Any]:
-    from opentelemetry.metrics import Observation
-
+def _observe_hubs() -> Iterator[tuple[int, None]]:
     hubs = list(_HUBS)
     if hubs:
-        yield Observation(sum(hub.waiting for hub in hubs))
+        yield sum(hub.waiting for hub in hubs), None
 
 
 def watching(
@@ -306,25 +307,19 @@ def watching(
     return _readings.watching(kind, label, read)
 
 
-def _observe_inbox_events(options: Any) -> Iterable[Any]:
-    from opentelemetry.metrics import Observation
-
+def _observe_inbox_events() -> Iterator[tuple[int, Mapping[str, Any]]]:
     for label, gauges in _readings.readings("inbox"):
         for status, count in gauges.counts.items():
-            yield Observation(count, {"avaturn.inbox": label, "avaturn.inbox.status": status})
+            yield count, {"avaturn.inbox": label, "avaturn.inbox.status": status}
 
 
-def _observe_inbox_age(options: Any) -> Iterable[Any]:
-    from opentelemetry.metrics import Observation
-
+def _observe_inbox_age() -> Iterator[tuple[float, Mapping[str, Any]]]:
     for label, gauges in _readings.readings("inbox"):
         if gauges.oldest_pending_age is not None:
-            yield Observation(gauges.oldest_pending_age, {"avaturn.inbox": label})
+            yield gauges.oldest_pending_age, {"avaturn.inbox": label}
 
 
-def _observe_rows(options: Any) -> Iterable[Any]:
-    from opentelemetry.metrics import Observation
-
+def _observe_rows() -> Iterator[tuple[int, Mapping[str, Any]]]:
     for label, by_state in _readings.readings("journal"):
         for state, count in by_state.items():
-            yield Observation(count, {"avaturn.journal": label, "avaturn.onboard.state": state})
+            yield count, {"avaturn.journal": label, "avaturn.onboard.state": state}
