@@ -33,9 +33,7 @@ T = TypeVar("T")
 def _decode_json(response: Response) -> Any:
     """The answer's JSON; ``None`` for an empty body (a 204, or an error without one)."""
     body = response.body
-    if not body or body.isspace():
-        return None
-    return decode_json(body)
+    return None if not body or body.isspace() else decode_json(body)
 
 
 def _decode_answer(response: Response, what: str) -> Any:

@@ -303,9 +303,7 @@ def parse_unchecked_size(body: bytes) -> Event:
     if type(name) is not str:
         _bad_str(data, "event")
     parser = _PARSERS.get(name)
-    if parser is None:
-        return UnknownEvent(event=name, raw=data)
-    return parser(data)
+    return UnknownEvent(event=name, raw=data) if parser is None else parser(data)
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

@@ -13,11 +13,8 @@ a waiter can ignore events older than its own request (an export of an earlier
 version of the same avatar, say).
 
 How a published event reaches the hubs of other processes is a seam, the
-:class:`HubChannel` (not to be confused with the client's HTTP ``Transport``):
-by default (:class:`InMemoryHubChannel`) it reaches this hub only;
-``avaturn_async.postgres.PostgresEventHub`` carries it to every hub sharing one
-PostgreSQL database, so a webhook received by any replica wakes the waiters of
-all replicas.
+:class:`HubChannel` (not the client's HTTP ``Transport``): ``PostgresEventHub``'s
+carries it to every replica sharing one PostgreSQL database.
 """
 
 from __future__ import annotations

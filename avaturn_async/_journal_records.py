@@ -133,9 +133,7 @@ class RowRecord:
 
     def is_done(self, *, export: bool) -> bool:
         """Finished: ready (or exported, when exports are asked for)."""
-        if export:
-            return self.state is RowState.EXPORTED
-        return self.state in (RowState.READY, RowState.EXPORTED)
+        return self.state is RowState.EXPORTED if export else self.state in _FINISHED_STATES
 
 
 @attrs.frozen(kw_only=True)

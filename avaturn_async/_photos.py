@@ -56,11 +56,8 @@ class PhotoSource:
     size: int
 
     def open(self) -> BinaryIO | io.RawIOBase:
-        """A fresh stream over the photo, from its first byte.
-
-        Paths are opened anew (the caller closes them); a caller's file object is
-        rewound and wrapped so that closing the wrapper leaves it open.
-        """
+        """A fresh stream over the photo from its first byte: a path opened anew (the caller
+        closes it), or the caller's file object rewound and wrapped (it stays open)."""
         if self.path is not None:
             try:
                 return self.path.open("rb")

@@ -80,9 +80,7 @@ class Request:
     @property
     def display_path(self) -> str:
         """The path for messages: never a query string, which may hold a signature."""
-        if self.absolute_url is not None:
-            return m.redact_url(self.absolute_url) or ""
-        return self.path
+        return self.path if self.absolute_url is None else m.redact_url(self.absolute_url) or ""
 
 
 @attrs.frozen(kw_only=True)
@@ -138,9 +136,7 @@ _PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_.~-]+")
 
 def _segment(value: str) -> str:
     # Ids are nearly always plain: skip quote() (and its cache lookup) for them.
-    if _PLAIN_SEGMENT.fullmatch(value):
-        return value
-    return quote(value, safe="")
+    return value if _PLAIN_SEGMENT.fullmatch(value) else quote(value, safe="")
 
 
 def encode_query(params: Mapping[str, str]) -> str:

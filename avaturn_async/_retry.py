@@ -126,9 +126,7 @@ def retry_delay(
         delay = max(0.0, retry_after)
     else:
         delay = policy.backoff(attempt, random)
-    if elapsed + delay > policy.max_total_time:
-        return None
-    return delay
+    return None if elapsed + delay > policy.max_total_time else delay
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
@@ -147,6 +145,4 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - now)
+    return None if when.tzinfo is None else max(0.0, when.timestamp() - now)

@@ -141,9 +141,7 @@ def learn_origin(raw: Mapping[str, Any]) -> None:
 
 def links_for(event: Event) -> list[Any] | None:
     """Links from the span handling ``event`` to the span that created its avatar."""
-    if not isinstance(event, AvatarReady):
-        return None
-    context = _origins.get(event.avatar_id)
+    context = _origins.get(event.avatar_id) if isinstance(event, AvatarReady) else None
     if context is None:
         return None
     from opentelemetry import trace
