@@ -158,9 +158,8 @@ def _photo_upload_result(conv: cattrs.Converter) -> None:
         if not isinstance(value, Mapping):
             return m.PhotoUploadResult(status=None, raw={"body": value})
         status = value.get("status")
-        return m.PhotoUploadResult(
-            status=status if isinstance(status, str) else None, raw=dict(value)
-        )
+        said = status if isinstance(status, str) else None
+        return m.PhotoUploadResult(status=said, raw=dict(value))
 
     conv.register_structure_hook(m.PhotoUploadResult, structure_upload)
     conv.register_unstructure_hook(m.PhotoUploadResult, lambda obj: dict(obj.raw))

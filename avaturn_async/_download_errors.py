@@ -1,8 +1,5 @@
-"""The errors of ``client.download()``: the file server refused, the body was cut short,
-or the file is too large. Nothing is ever left at the destination after any of them.
-
-They are :class:`~avaturn_async.TransportError`\\ s (``OSError``), listed in the tree
-of ``_errors``; a host refused by the download guard is ``UnsafeURLError`` instead.
+"""The errors of ``client.download()``, :class:`~avaturn_async.TransportError`\\ s in the
+tree of ``_errors``; a host the download guard refuses is ``UnsafeURLError`` instead.
 """
 
 from __future__ import annotations

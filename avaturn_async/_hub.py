@@ -136,7 +136,7 @@ class EventHub:
         self._remember = remember
         self._max_age = max_age
         self._now = renamed_argument("EventHub", "clock", "now", clock, now)
-        self._recent: OrderedDict[EventKey, tuple[Event, float]] = OrderedDict()  # and when
+        self._recent: OrderedDict[EventKey, tuple[Event, float]] = OrderedDict()  # (event, at)
         self._waiters: dict[EventKey, _Waiters] = {}
         self.published: int = 0
         channel = renamed_argument("EventHub", "transport", "channel", transport, channel)

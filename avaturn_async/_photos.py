@@ -136,10 +136,8 @@ def photo_head_problem(name: str, head: bytes, size: int) -> str | None:
     if size > images.MAX_PHOTO_BYTES:
         return f"{name} photo is {size:,} bytes, over the {images.MAX_PHOTO_BYTES:,} accepted"
     found = images.format_of(head)
-    if found == "jpeg":
-        return None
-    if images.images_available():
-        return None  # Pillow reads it, or says why not
+    if found == "jpeg" or images.images_available():
+        return None  # a JPEG; or Pillow reads it, or says why not
     if found is not None:
         return f"{name} photo is {found.upper()}, not JPEG: {images.EXTRA_HINT}"
     return f"{name} photo is not a JPEG (it does not start with FF D8 FF)"
