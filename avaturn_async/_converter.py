@@ -66,9 +66,7 @@ def _open_enum_parts(tp: Any) -> tuple[type[enum.Enum], bool] | None:
     optional = type(None) in members
     rest = [a for a in members if a is not type(None)]
     enums = [a for a in rest if isinstance(a, type) and issubclass(a, enum.Enum)]
-    if len(rest) == 2 and len(enums) == 1 and str in rest:
-        return enums[0], optional
-    return None
+    return (enums[0], optional) if len(rest) == 2 and len(enums) == 1 and str in rest else None
 
 
 def _keep_unknown_enum_values(conv: cattrs.Converter) -> None:

@@ -116,9 +116,7 @@ def _is_plain_jpeg(image: Image.Image) -> bool:
 
 def normalize(name: str, source: BinaryIO | io.RawIOBase) -> bytes | None:
     """The JPEG to upload for ``source``, or ``None`` for a plain JPEG sent as it is. Blocking.
-
-    :class:`PhotoError`: Pillow cannot read it, not an accepted format, over :data:`MAX_PIXELS`.
-    """
+    :class:`PhotoError`: Pillow cannot read it, not an accepted format, over :data:`MAX_PIXELS`."""
     from PIL import Image, ImageOps
 
     with _open(name, source) as image:

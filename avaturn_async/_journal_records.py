@@ -79,9 +79,7 @@ def outcome_of(state: str, error_kind: str | None, error: str | None) -> str:
         return INVALID
     if error is not None or state == "avatar_failed":
         return FAILED
-    if state in _FINISHED_STATES:
-        return READY
-    return IN_PROGRESS
+    return READY if state in _FINISHED_STATES else IN_PROGRESS
 
 
 def shown_kind(kind: str | None, reason: str | None = None) -> str | None:
@@ -89,9 +87,7 @@ def shown_kind(kind: str | None, reason: str | None = None) -> str | None:
     ``invalid``, a duplicate key's line ``duplicate_key``; failure kinds as stored."""
     if kind == REJECTED_KIND:
         return "duplicate_key" if reason is not None and reason.startswith("duplicate") else INVALID
-    if kind == INPUT_KIND:
-        return INVALID
-    return kind
+    return INVALID if kind == INPUT_KIND else kind
 
 
 class JournalError(AvaturnError, ValueError):

@@ -233,8 +233,7 @@ def count_retry(route: str, reason: str) -> None:
     """One attempt retried; ``reason`` as :class:`RetryInfo` has it (``status 503``, ...)."""
     made = _instruments()
     if made is not None:
-        error = reason.removeprefix("status ")
-        made.retries.add(1, {"avaturn.route": route, "error.type": error})
+        made.retries.add(1, {"avaturn.route": route, "error.type": reason.removeprefix("status ")})
 
 
 _RESULTS = {"processed": "accepted", "stored": "accepted", "duplicate": "duplicate"}
@@ -251,14 +250,12 @@ def count_delivery(outcome: str, status: int) -> None:
     if made is None:
         return
     result = _RESULTS.get(outcome) or ("failed" if status >= 500 else "refused")
-    made.deliveries.add(
-        1,
-        {
-            "avaturn.webhook.outcome": outcome,
-            "avaturn.webhook.result": result,
-            "http.response.status_code": status,
-        },
-    )
+    attributes = {
+        "avaturn.webhook.outcome": outcome,
+        "avaturn.webhook.result": result,
+        "http.response.status_code": status,
+    }
+    made.deliveries.add(1, attributes)
 
 
 def count_inbox(step: str, event_type: str) -> None:

@@ -63,8 +63,8 @@ class RateLimitInfo:
     """Seconds until the window resets, as the server says."""
 
 
-def _header_number(headers: Mapping[str, str], *names: str) -> float | None:
-    for name in names:
+def _header_number(headers: Mapping[str, str], suffix: str) -> float | None:
+    for name in (f"x-ratelimit-{suffix}", f"ratelimit-{suffix}"):
         value = headers.get(name)
         if value is None:
             continue
@@ -88,10 +88,9 @@ class ResponseMetadata:
 
     @property
     def rate_limit(self) -> RateLimitInfo | None:
-        h = self.headers
-        limit = _header_number(h, "x-ratelimit-limit", "ratelimit-limit")
-        remaining = _header_number(h, "x-ratelimit-remaining", "ratelimit-remaining")
-        reset = _header_number(h, "x-ratelimit-reset", "ratelimit-reset")
+        limit, remaining, reset = (
+            _header_number(self.headers, suffix) for suffix in ("limit", "remaining", "reset")
+        )
         if limit is None and remaining is None and reset is None:
             return None
         return RateLimitInfo(
@@ -342,10 +341,9 @@ class Tracer:
         if self._tracer is None:
             yield None
             return
-        kind = _otel_trace.SpanKind.CLIENT
         with self._tracer.start_as_current_span(
             f"avaturn {route}",
-            kind=kind,
+            kind=_otel_trace.SpanKind.CLIENT,
             attributes={
                 "http.request.method": method,
                 "url.path": path,

@@ -198,9 +198,8 @@ def build_create_session(user_id: str, config: m.SessionConfig | None) -> Reques
     body: dict[str, Any] = {"user_id": _check_user_id(user_id)}
     if config is not None:
         if isinstance(config, m.EditExistingSessionConfig):
-            config = m.EditExistingSessionConfig(
-                avatar_id=_check_uuid("config.avatar_id", config.avatar_id)
-            )
+            avatar_id = _check_uuid("config.avatar_id", config.avatar_id)
+            config = m.EditExistingSessionConfig(avatar_id=avatar_id)
         elif not isinstance(config, (m.CreateOrEditExistingSessionConfig, m.CreateSessionConfig)):
             raise InvalidRequestError("config must be one of the session config classes")
         body["config"] = _converter.unstructure(config)
