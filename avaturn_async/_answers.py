@@ -146,10 +146,8 @@ def _validation_items(body: Any) -> tuple[ValidationErrorItem, ...]:
     return tuple(items)
 
 
-def retry_after_seconds(response: Response, *, now: float | None = None) -> float | None:
-    return parse_retry_after(
-        response.header("retry-after"), now=time.time() if now is None else now
-    )
+def retry_after_seconds(response: Response) -> float | None:
+    return parse_retry_after(response.header("retry-after"), now=time.time())
 
 
 def error_from_response(response: Response, request: Request) -> APIError:

@@ -316,10 +316,8 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         return {**event.raw, "event": event.event}
     data: dict[str, Any] = {"event": event.event}
     for field in attrs.fields(type(event)):
-        if field.name == "raw":
-            continue
         value = getattr(event, field.name)
-        if field.name == "status" and value is None:
-            continue  # an avatar.ready that said nothing of its status
+        if field.name == "raw" or (field.name == "status" and value is None):
+            continue  # raw is not merged in; an avatar.ready may say nothing of its status
         data[field.name] = value.value if isinstance(value, EventStatus) else value
     return data

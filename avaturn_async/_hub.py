@@ -49,11 +49,8 @@ EventKey = tuple[str, str]
 
 @runtime_checkable
 class EventSource(Protocol):
-    """Anything that calls a handler for every event it sees.
-
-    :class:`~avaturn_async.webhooks.WebhookRouter` is one; so is any receiver of
-    your own with an ``on_any`` decorator.
-    """
+    """Anything that calls a handler for every event it sees: a
+    :class:`~avaturn_async.webhooks.WebhookRouter`, or a receiver of yours with ``on_any``."""
 
     def on_any(
         self, handler: Callable[[Event], Awaitable[None]]
