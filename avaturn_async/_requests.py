@@ -100,10 +100,13 @@ class Response:
     def header(self, name: str) -> str | None:
         """A header by name, any casing."""
         value = self.headers.get(name)
-        if value is None:
-            lowered = name.lower()
-            value = next((v for key, v in self.headers.items() if key.lower() == lowered), None)
-        return value
+        if value is not None:
+            return value
+        lowered = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lowered:
+                return value
+        return None
 
     @property
     def request_id(self) -> str | None:

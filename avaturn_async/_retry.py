@@ -132,7 +132,9 @@ def retry_delay(
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds, or an HTTP-date read against
     ``now``, the Unix time: a past date gives 0); ``None`` when missing or unparsable."""
-    text = (value or "").strip()
+    if value is None:  # no Retry-After, as on nearly every answer: the client asks each one
+        return None
+    text = value.strip()
     if not text:
         return None
     try:
