@@ -36,15 +36,16 @@ def _decode_json(response: Response) -> Any:
     return None if not body or body.isspace() else decode_json(body)
 
 
+def _undecodable(response: Response, message: str) -> ResponseDecodeError:
+    return ResponseDecodeError(message, status=response.status, request_id=response.request_id)
+
+
 def _decode_answer(response: Response, what: str) -> Any:
     try:
         return _decode_json(response)
     except ValueError:
-        raise ResponseDecodeError(
-            f"expected a JSON {what}, got a body that is not JSON",
-            status=response.status,
-            request_id=response.request_id,
-        ) from None
+        message = f"expected a JSON {what}, got a body that is not JSON"
+        raise _undecodable(response, message) from None
 
 
 _HOOKS: dict[Any, Any] = {}
@@ -72,11 +73,7 @@ def _structure(data: Any, cls: Any, response: Response) -> Any:
     except Exception as exc:
         path, message = _converter.describe_error(exc)
         name = getattr(cls, "__name__", str(cls))
-        raise ResponseDecodeError(
-            f"answer does not fit {name}: {message} at {path}",
-            status=response.status,
-            request_id=response.request_id,
-        ) from None
+        raise _undecodable(response, f"answer does not fit {name}: {message} at {path}") from None
 
 
 def read_model_list(response: Response, cls: type[T], into: type[list[T]] = list) -> list[T]:
