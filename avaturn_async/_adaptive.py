@@ -14,9 +14,8 @@ Two mechanisms, both shared by every task using one client:
 The state here is plain arithmetic on an injected clock; the client does the
 waiting and applies :attr:`AdaptiveLimiter.limit` to its capacity limiter.
 
-The gate is a seam, :class:`RateLimitGate`: by default it is one process's own
-(:class:`InProcessGate`); ``avaturn_async.postgres.PostgresGate`` shares it
-between processes. Only the gate is shared: each process keeps its own AIMD limit.
+The gate is a seam, :class:`RateLimitGate` (``PostgresGate`` shares it between
+processes); each process keeps its own AIMD limit.
 """
 
 from __future__ import annotations
@@ -80,7 +79,6 @@ class InProcessGate:
             paused(remaining)
 
 
-# A bad value is a ConfigurationError (attrs' own validators raise plain ValueError).
 _FRACTION = option_validator(attrs.validators.and_(attrs.validators.gt(0), attrs.validators.lt(1)))
 
 

@@ -1,10 +1,4 @@
-"""Reading Avaturn's answers without I/O: models from success answers, typed errors from the rest.
-
-:func:`read_model` and :func:`read_model_list` turn a :class:`Response` into
-models (raising :class:`ResponseDecodeError`, with the field path, when it does
-not fit); :func:`error_from_response` gives the exception class matching any
-other answer, carrying its status, body and request id.
-"""
+"""Reading answers without I/O: models from success answers, typed errors from the rest."""
 
 from __future__ import annotations
 
@@ -31,12 +25,7 @@ from ._requests import Request, Response
 from ._retry import parse_retry_after
 from ._wire import decode_json
 
-__all__ = [
-    "error_from_response",
-    "read_model",
-    "read_model_list",
-    "retry_after_seconds",
-]
+__all__ = ["error_from_response", "read_model", "read_model_list", "retry_after_seconds"]
 
 T = TypeVar("T")
 
@@ -44,24 +33,24 @@ T = TypeVar("T")
 def _decode_json(response: Response) -> Any:
     """The answer's JSON; ``None`` for an empty body (a 204, or an error without one)."""
     body = response.body
-    if not body or body.isspace():
-        return None
-    return decode_json(body)
+    return None if not body or body.isspace() else decode_json(body)
+
+
+def _undecodable(response: Response, message: str) -> ResponseDecodeError:
+    return ResponseDecodeError(message, status=response.status, request_id=response.request_id)
 
 
 def _decode_answer(response: Response, what: str) -> Any:
     try:
         return _decode_json(response)
     except ValueError:
-        raise ResponseDecodeError(
-            f"expected a JSON {what}, got a body that is not JSON",
-            status=response.status,
-            request_id=response.request_id,
-        ) from None
+        message = f"expected a JSON {what}, got a body that is not JSON"
+        raise _undecodable(response, message) from None
 
 
 _HOOKS: dict[Any, Any] = {}
 """cattrs' structure hook by model class: looked up once rather than dispatched per answer."""
+_structure_hook = _converter.converter.get_structure_hook
 
 
 def read_model(response: Response, cls: type[T]) -> T:
@@ -70,9 +59,7 @@ def read_model(response: Response, cls: type[T]) -> T:
         data = decode_json(response.body)
     except ValueError:
         data = _decode_answer(response, cls.__name__)  # None if empty, else raises
-    hook = _HOOKS.get(cls)
-    if hook is None:
-        hook = _HOOKS[cls] = _converter.converter.get_structure_hook(cls)
+    hook = _HOOKS.get(cls) or _HOOKS.setdefault(cls, _structure_hook(cls))
     try:
         model: T = hook(data, cls)
     except Exception:
@@ -86,11 +73,7 @@ def _structure(data: Any, cls: Any, response: Response) -> Any:
     except Exception as exc:
         path, message = _converter.describe_error(exc)
         name = getattr(cls, "__name__", str(cls))
-        raise ResponseDecodeError(
-            f"answer does not fit {name}: {message} at {path}",
-            status=response.status,
-            request_id=response.request_id,
-        ) from None
+        raise _undecodable(response, f"answer does not fit {name}: {message} at {path}") from None
 
 
 def read_model_list(response: Response, cls: type[T], into: type[list[T]] = list) -> list[T]:
@@ -102,9 +85,7 @@ def read_model_list(response: Response, cls: type[T], into: type[list[T]] = list
     if type(data) is list:
         # Item by item with the item hook: cattrs' list machinery costs more than the
         # items themselves. Any problem is re-read the slow way for its field path.
-        hook = _HOOKS.get(cls)
-        if hook is None:
-            hook = _HOOKS[cls] = _converter.converter.get_structure_hook(cls)
+        hook = _HOOKS.get(cls) or _HOOKS.setdefault(cls, _structure_hook(cls))
         try:
             return into(map(hook, data, repeat(cls, len(data))))
         except Exception:
@@ -113,14 +94,14 @@ def read_model_list(response: Response, cls: type[T], into: type[list[T]] = list
     return result if type(result) is into else into(result)
 
 
-_STATUS_CLASSES: dict[int, type[APIError]] = {
-    401: AuthenticationError,
-    403: AuthenticationError,
-    404: NotFoundError,
-    409: ConflictError,
-    410: GoneError,
-    422: UnprocessableEntityError,
-    429: RateLimitError,
+_BY_STATUS: dict[int, tuple[type[APIError], str]] = {  # its class, its message if the body has none
+    401: (AuthenticationError, "unauthorized"),
+    403: (AuthenticationError, "forbidden"),
+    404: (NotFoundError, "not found"),
+    409: (ConflictError, "conflict"),
+    410: (GoneError, "gone"),
+    422: (UnprocessableEntityError, "validation error"),
+    429: (RateLimitError, "rate limited"),
 }
 
 
@@ -143,15 +124,9 @@ def _message_from(body: Any, status: int) -> str:
                 return f"{first.get('msg', 'invalid')} (at {loc})" if loc else str(first.get("msg"))
     if isinstance(body, str) and body.strip():
         return body.strip().splitlines()[0][:200]
-    return {
-        401: "unauthorized",
-        403: "forbidden",
-        404: "not found",
-        409: "conflict",
-        410: "gone",
-        422: "validation error",
-        429: "rate limited",
-    }.get(status, "server error" if status >= 500 else "request failed")
+    if status in _BY_STATUS:
+        return _BY_STATUS[status][1]
+    return "server error" if status >= 500 else "request failed"
 
 
 def _validation_items(body: Any) -> tuple[ValidationErrorItem, ...]:
@@ -161,23 +136,15 @@ def _validation_items(body: Any) -> tuple[ValidationErrorItem, ...]:
     for entry in body["detail"]:
         if not isinstance(entry, Mapping):
             continue
-        loc = entry.get("loc") or ()
-        items.append(
-            ValidationErrorItem(
-                loc=tuple(p for p in loc if isinstance(p, (str, int)))
-                if isinstance(loc, list)
-                else (),
-                msg=str(entry.get("msg", "")),
-                type=str(entry.get("type", "")),
-            )
-        )
+        loc = entry.get("loc")
+        parts = tuple(p for p in loc if isinstance(p, (str, int))) if isinstance(loc, list) else ()
+        message, kind = str(entry.get("msg", "")), str(entry.get("type", ""))
+        items.append(ValidationErrorItem(loc=parts, msg=message, type=kind))
     return tuple(items)
 
 
-def retry_after_seconds(response: Response, *, now: float | None = None) -> float | None:
-    return parse_retry_after(
-        response.header("retry-after"), now=time.time() if now is None else now
-    )
+def retry_after_seconds(response: Response) -> float | None:
+    return parse_retry_after(response.header("retry-after"), now=time.time())
 
 
 def error_from_response(response: Response, request: Request) -> APIError:
@@ -195,7 +162,7 @@ def error_from_response(response: Response, request: Request) -> APIError:
     message = _message_from(body, status)
     if status >= 500:
         return ServerError(message, **common)
-    cls = _STATUS_CLASSES.get(status, BadRequestError)
+    cls = _BY_STATUS[status][0] if status in _BY_STATUS else BadRequestError
     if cls is UnprocessableEntityError:
         return UnprocessableEntityError(message, detail=_validation_items(body), **common)
     if cls is RateLimitError:

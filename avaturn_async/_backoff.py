@@ -25,13 +25,9 @@ _MAX_EXPONENT = 64
 class ExponentialBackoff:
     """``initial * factor ** (n - 1)`` seconds before retry ``n``, at most ``maximum``, jittered.
 
-    Attributes:
-        initial: the wait before the first retry, before jitter.
-        factor: how much each wait grows over the one before.
-        maximum: the longest wait, before jitter.
-        jitter: ``0`` for none; a fraction ``j`` for a wait drawn uniformly within
-            ``±j`` of the nominal one (it stays near its size); ``"full"`` for a wait
-            drawn uniformly in ``[0, nominal)`` (spreads a crowd of clients the most).
+    ``jitter``: ``0`` for none; a fraction ``j`` for a wait drawn uniformly within ``±j``
+    of the nominal one (it stays near its size); ``"full"`` for a wait drawn uniformly
+    in ``[0, nominal)`` (spreads a crowd of clients the most).
     """
 
     initial: float

@@ -7,9 +7,6 @@ Set up by small functions, each registering one rule:
 * ``AvatarListItem`` keeps the fields it does not know in ``extra``;
 * session configs are a union discriminated by ``type``;
 * writing drops fields that are ``None`` so that nothing unset is sent.
-
-Use :func:`structure` and :func:`unstructure`; :func:`describe_error` turns a
-cattrs error into one line naming the offending field path.
 """
 
 from __future__ import annotations
@@ -31,6 +28,7 @@ __all__ = ["converter", "describe_error", "structure", "unstructure"]
 T = TypeVar("T")
 
 converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
+_Unstructure = Callable[[Any], dict[str, Any]]
 
 
 def _check_primitives(conv: cattrs.Converter) -> None:
@@ -60,23 +58,15 @@ def _check_primitives(conv: cattrs.Converter) -> None:
     conv.register_structure_hook(bool, structure_bool)
 
 
-def _union_members(tp: Any) -> tuple[Any, ...]:
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return typing.get_args(tp)
-    return ()
-
-
 def _open_enum_parts(tp: Any) -> tuple[type[enum.Enum], bool] | None:
     """For ``E | str`` or ``E | str | None``: (E, optional); otherwise None."""
-    members = _union_members(tp)
-    if not members:
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
         return None
+    members = typing.get_args(tp)
     optional = type(None) in members
     rest = [a for a in members if a is not type(None)]
     enums = [a for a in rest if isinstance(a, type) and issubclass(a, enum.Enum)]
-    if len(rest) == 2 and len(enums) == 1 and str in rest:
-        return enums[0], optional
-    return None
+    return (enums[0], optional) if len(rest) == 2 and len(enums) == 1 and str in rest else None
 
 
 def _keep_unknown_enum_values(conv: cattrs.Converter) -> None:
@@ -123,20 +113,16 @@ def _slot_writers(cls: type[Any], *names: str) -> tuple[Callable[[Any, Any], Non
 
 
 def _keep_extra_fields(conv: cattrs.Converter, cls: type[Any]) -> None:
-    """Structure ``cls`` from its known fields and keep every other key in ``extra``.
+    """Structure ``cls`` (``id: str``, ``status: SomeEnum | str``), every other key in ``extra``.
 
-    ``cls`` has ``id: str`` and ``status: SomeEnum | str``. The common shape is read
-    by hand (list answers hold many items and this is the hot path); anything
-    unusual goes through cattrs for its field-path errors.
+    The common shape is read by hand (list answers hold many items: the hot path);
+    anything unusual goes through cattrs for its field-path errors.
     """
-    known = {a.name for a in attrs.fields(cls) if a.name != "extra"}
+    set_id, set_status, set_extra = _slot_writers(cls, "id", "status", "extra")  # no other field
+    known = ("id", "status")
     status_type = _open_enum_parts(typing.get_type_hints(cls)["status"])
     statuses = {member.value: member for member in status_type[0]} if status_type else {}
     base = cattrs.gen.make_dict_structure_fn(cls, conv, extra=cattrs.override(omit=True))
-
-    fast = known == {"id", "status"}
-    if fast:
-        set_id, set_status, set_extra = _slot_writers(cls, "id", "status", "extra")
     new = object.__new__
 
     def structure_with_extra(value: Any, _: type) -> Any:
@@ -144,7 +130,7 @@ def _keep_extra_fields(conv: cattrs.Converter, cls: type[Any]) -> None:
         if type(value) is not dict and not isinstance(value, Mapping):
             raise TypeError(f"expected an object, got {type(value).__name__}")
         item_id, status = value.get("id"), value.get("status")
-        if fast and type(item_id) is str and type(status) is str:
+        if type(item_id) is str and type(status) is str:
             extra = dict(value)
             del extra["id"], extra["status"]
             item = new(cls)
@@ -170,22 +156,14 @@ def _photo_upload_result(conv: cattrs.Converter) -> None:
         if not isinstance(value, Mapping):
             return m.PhotoUploadResult(status=None, raw={"body": value})
         status = value.get("status")
-        return m.PhotoUploadResult(
-            status=status if isinstance(status, str) else None, raw=dict(value)
-        )
+        said = status if isinstance(status, str) else None
+        return m.PhotoUploadResult(status=said, raw=dict(value))
 
     conv.register_structure_hook(m.PhotoUploadResult, structure_upload)
     conv.register_unstructure_hook(m.PhotoUploadResult, lambda obj: dict(obj.raw))
 
 
-_SESSION_CONFIGS: dict[str, type[Any]] = {
-    cls.type: cls
-    for cls in (
-        m.CreateOrEditExistingSessionConfig,
-        m.CreateSessionConfig,
-        m.EditExistingSessionConfig,
-    )
-}
+_SESSION_CONFIGS = {cls.type: cls for cls in typing.get_args(m.SessionConfig)}
 
 
 def _discriminate_session_configs(conv: cattrs.Converter) -> None:
@@ -202,9 +180,7 @@ def _discriminate_session_configs(conv: cattrs.Converter) -> None:
     for cls in _SESSION_CONFIGS.values():
         fields_fn = make_dict_unstructure_fn(cls, conv)
 
-        def unstructure_config(
-            obj: Any, _fields: Callable[[Any], dict[str, Any]] = fields_fn
-        ) -> Any:
+        def unstructure_config(obj: Any, _fields: _Unstructure = fields_fn) -> Any:
             return {"type": obj.type, **_fields(obj)}
 
         conv.register_unstructure_hook(cls, unstructure_config)
@@ -214,9 +190,7 @@ def _omit_none_when_writing(conv: cattrs.Converter, *classes: type[Any]) -> None
     for cls in classes:
         base = make_dict_unstructure_fn(cls, conv)
 
-        def unstructure_without_none(
-            obj: Any, _base: Callable[[Any], dict[str, Any]] = base
-        ) -> dict[str, Any]:
+        def unstructure_without_none(obj: Any, _base: _Unstructure = base) -> dict[str, Any]:
             return {k: v for k, v in _base(obj).items() if v is not None}
 
         conv.register_unstructure_hook(cls, unstructure_without_none)
@@ -259,7 +233,6 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, (cattrs.ClassValidationError, cattrs.IterableValidationError)):
         messages = cattrs.transform_error(exc)
         if messages:
-            text = messages[0]
-            path = text.rsplit(" @ ", 1)[1] if " @ " in text else "$"
-            return path, text.rsplit(" @ ", 1)[0]
+            message, _, path = messages[0].rpartition(" @ ")
+            return (path, message) if message else ("$", path)
     return "$", str(exc) or type(exc).__name__

@@ -53,26 +53,21 @@ def decide(
     """
     if isinstance(outcome, CertificateError):  # the next attempt meets the same certificate
         return Decision(error=outcome, reason="certificate", delay=None)
+    error: TransportError | APIError
     if isinstance(outcome, TransportError):
-        kind = _failure_kind(outcome)
-        delay = retry_delay(
-            policy,
-            attempt=attempt,
-            kind=kind,
-            idempotent=request.idempotent,
-            elapsed=elapsed,
-            random=random,
-        )
-        return Decision(error=outcome, reason=kind.value, delay=delay)
+        kind, status, retry_after, error = _failure_kind(outcome), None, None, outcome
+    else:
+        kind, status, retry_after = FailureKind.STATUS, outcome.status, retry_after_seconds(outcome)
+        error = error_from_response(outcome, request)
     delay = retry_delay(
         policy,
         attempt=attempt,
-        kind=FailureKind.STATUS,
-        status=outcome.status,
-        retry_after=retry_after_seconds(outcome),
+        kind=kind,
+        status=status,
+        retry_after=retry_after,
         idempotent=request.idempotent,
         elapsed=elapsed,
         random=random,
     )
-    error = error_from_response(outcome, request)
-    return Decision(error=error, reason=f"status {outcome.status}", delay=delay)
+    reason = kind.value if status is None else f"status {status}"
+    return Decision(error=error, reason=reason, delay=delay)

@@ -12,11 +12,8 @@ T = TypeVar("T")
 
 def warn_renamed(old: str, new: str, *, stacklevel: int = 3) -> None:
     """Warn the caller's caller that ``old`` is deprecated in favour of ``new``."""
-    warnings.warn(
-        f"{old} is deprecated and will be removed in the next release: use {new}",
-        DeprecationWarning,
-        stacklevel=stacklevel,
-    )
+    message = f"{old} is deprecated and will be removed in the next release: use {new}"
+    warnings.warn(message, DeprecationWarning, stacklevel=stacklevel)
 
 
 def renamed_argument(owner: str, old: str, new: str, old_value: T | None, new_value: T) -> T:

@@ -1,11 +1,10 @@
-"""The errors of ``client.download()``: the file server refused, the body was cut short,
-or the file is too large. Nothing is ever left at the destination after any of them.
-
-They are :class:`~avaturn_async.TransportError`\\ s (``OSError``), listed in the tree
-of ``_errors``; a host refused by the download guard is ``UnsafeURLError`` instead.
+"""The errors of ``client.download()``, :class:`~avaturn_async.TransportError`\\ s in the
+tree of ``_errors``; a host the download guard refuses is ``UnsafeURLError`` instead.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from ._errors import TransportError
 
@@ -25,13 +24,11 @@ class DownloadError(TransportError):
         message: str,
         *,
         method: str = "GET",
-        path: str = "",
         status: int | None = None,
         received: int = 0,
-        host: str = "",
-        port: int | None = None,
+        **where: Any,
     ) -> None:
-        super().__init__(message, method=method, path=path, host=host, port=port)
+        super().__init__(message, method=method, **where)
         self.status = status
         self.received = received
 
@@ -42,34 +39,14 @@ class IncompleteDownloadError(DownloadError):
     ``expected`` is the declared length when there was one.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str = "GET",
-        path: str = "",
-        received: int = 0,
-        expected: int | None = None,
-        host: str = "",
-        port: int | None = None,
-    ) -> None:
-        super().__init__(message, method=method, path=path, received=received, host=host, port=port)
+    def __init__(self, message: str, *, expected: int | None = None, **where: Any) -> None:
+        super().__init__(message, **where)
         self.expected = expected
 
 
 class DownloadTooLargeError(DownloadError):
     """The file is larger than the download's ``max_bytes``; reading stopped there."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str = "GET",
-        path: str = "",
-        max_bytes: int,
-        received: int,
-        host: str = "",
-        port: int | None = None,
-    ) -> None:
-        super().__init__(message, method=method, path=path, received=received, host=host, port=port)
+    def __init__(self, message: str, *, max_bytes: int, received: int, **where: Any) -> None:
+        super().__init__(message, received=received, **where)
         self.max_bytes = max_bytes

@@ -113,10 +113,7 @@ class ConfigurationError(AvaturnError, ValueError):
 
 
 def option_validator(validator: Callable[[Any, Any, Any], Any]) -> Callable[[Any, Any, Any], None]:
-    """An attrs field validator whose refusal is a :class:`ConfigurationError`.
-
-    Wraps attrs' own (``attrs.validators.ge(1)``), which raise plain ``ValueError``.
-    """
+    """``validator`` (attrs' raise ``ValueError``) refusing with a :class:`ConfigurationError`."""
 
     def check(instance: Any, attribute: Any, value: Any) -> None:
         try:
@@ -267,12 +264,9 @@ class APIError(AvaturnError):
         self.path = path
 
     def __str__(self) -> str:
-        parts = [f"{self.status} {self.message}"]
-        if self.method:
-            parts.append(f"({self.method} {self.path})")
-        if self.request_id:
-            parts.append(f"[request id {self.request_id}]")
-        return " ".join(parts)
+        where = f" ({self.method} {self.path})" if self.method else ""
+        request = f" [request id {self.request_id}]" if self.request_id else ""
+        return f"{self.status} {self.message}{where}{request}"
 
     def __repr__(self) -> str:
         return (
@@ -333,10 +327,7 @@ class ResponseDecodeError(AvaturnError, ValueError):
 
 
 class JobTimeoutError(AvaturnError, TimeoutError):
-    """A job's ``wait(timeout=...)`` ended before its event arrived.
-
-    The work may still finish: waiting again (or ``avatars.track(...)``) picks it up.
-    """
+    """A job's ``wait(timeout=...)`` ended first; the work may finish: wait again, or track it."""
 
 
 class JobFailedError(AvaturnError):
@@ -364,10 +355,7 @@ class WebhookError(AvaturnError, ValueError):
 
 
 class WebhookVerificationError(WebhookError):
-    """The webhook's signature, timestamp or token was rejected.
-
-    ``reason`` is machine-readable (see ``avaturn_async.webhooks.VerificationFailure``).
-    """
+    """Signature, timestamp or token rejected; ``reason`` (a ``VerificationFailure``) says which."""
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
@@ -400,21 +388,12 @@ class WebhookInputError(WebhookError, TypeError):
 
 
 class StorageError(AvaturnError, RuntimeError):
-    """A database backend (the SQLite files or PostgreSQL) failed.
-
-    Messages name the database with its password removed.
-    """
+    """A database backend (SQLite or PostgreSQL) failed; messages name it without its password."""
 
 
 class StorageUnavailableError(StorageError, ConnectionError):
-    """The database could not be reached (refused, timed out, restarting).
-
-    Transient: the operation can be retried once the server is back.
-    """
+    """The database could not be reached (refused, timed out, restarting): retry once it is back."""
 
 
 class SchemaVersionError(StorageError):
-    """The database holds a schema newer than this version of avaturn_async knows.
-
-    Raised at start, before anything is read or written: upgrade avaturn_async.
-    """
+    """The database's schema is newer than this avaturn_async knows (raised at start): upgrade."""

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, NoReturn, TypeAlias, TypeVar
 import attrs
 
 from ._errors import WebhookParseError, WebhookPayloadTooLargeError
-from ._redact import redact_url
+from ._redact import url_repr
 from ._wire import WireEnum, decode_json
 
 __all__ = [
@@ -44,11 +44,6 @@ class EventStatus(WireEnum):
 
     READY = "ready"
     FAILED = "failed"
-
-
-def _redacted(url: str | None) -> str:
-    # Temporary download URLs are pre-signed: their query string is a credential.
-    return repr(redact_url(url))
 
 
 @attrs.frozen(kw_only=True)
@@ -90,11 +85,7 @@ class AvatarReady(KnownEvent):
 
     @property
     def succeeded(self) -> bool:
-        """The avatar is ready: status ``ready``, or no status at all.
-
-        The API guarantees ``avatar.ready`` only ``event`` and ``avatar_id``; an event
-        without a ``status`` announces what its name says, a ready avatar.
-        """
+        """The avatar is ready: status ``ready``, or none at all (the event's name says so)."""
         return self.status is None or self.status == EventStatus.READY
 
 
@@ -104,7 +95,7 @@ class ExportReady(KnownEvent):
 
     event: ClassVar[str] = "export.ready"
     status: EventStatus | str
-    export_url: str | None = attrs.field(default=None, repr=_redacted)
+    export_url: str | None = attrs.field(default=None, repr=url_repr)
 
 
 @attrs.frozen(kw_only=True)
@@ -115,7 +106,7 @@ class RenderReady(KnownEvent):
     status: EventStatus | str
     id: str
     """The render task id, as answered by ``renders/new``."""
-    render_url: str | None = attrs.field(default=None, repr=_redacted)
+    render_url: str | None = attrs.field(default=None, repr=url_repr)
 
     @property
     def render_id(self) -> str:
@@ -209,7 +200,6 @@ def _common(cls: type[_K], data: dict[str, Any], *, status_optional: bool = Fals
 
 
 def _avatar_ready(data: dict[str, Any]) -> AvatarReady:
-    # The API guarantees avatar.ready only ``event`` and ``avatar_id``.
     event = _common(AvatarReady, data, status_optional=True)
     _set_session_id(event, _optional_str(data, "session_id"))
     return event
@@ -313,9 +303,7 @@ def parse_unchecked_size(body: bytes) -> Event:
     if type(name) is not str:
         _bad_str(data, "event")
     parser = _PARSERS.get(name)
-    if parser is None:
-        return UnknownEvent(event=name, raw=data)
-    return parser(data)
+    return UnknownEvent(event=name, raw=data) if parser is None else parser(data)
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
@@ -328,10 +316,8 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         return {**event.raw, "event": event.event}
     data: dict[str, Any] = {"event": event.event}
     for field in attrs.fields(type(event)):
-        if field.name == "raw":
-            continue
         value = getattr(event, field.name)
-        if field.name == "status" and value is None:
-            continue  # an avatar.ready that said nothing of its status
+        if field.name == "raw" or (field.name == "status" and value is None):
+            continue  # raw is not merged in; an avatar.ready may say nothing of its status
         data[field.name] = value.value if isinstance(value, EventStatus) else value
     return data

@@ -1,17 +1,10 @@
 """Escape hatches: ``extra_headers=``, ``extra_query=`` and ``extra_body=`` on every endpoint.
 
-Avaturn documents only part of its API, so a parameter it accepts may have no
-argument here yet. Each endpoint method takes these three (``extra_body`` only
-where the request has a JSON body) and merges them into the request it built, as
-openai-python does, with one rule for every clash: **what the SDK sends wins**.
-A documented argument's query key or body field is never replaced by an extra,
-and neither are the headers the client sets itself (``Authorization``,
-``User-Agent``, ``Accept``, ``Content-Type`` and the framing headers): to send
-another key, derive a client with ``with_options(api_key=...)``.
-
-Extras are checked here, before anything is sent (:class:`InvalidRequestError`).
-Headers whose names say they carry a secret are redacted in reprs and logs
-(``_redact.is_secret_header``).
+Avaturn documents only part of its API, so a parameter it accepts may have no argument
+here yet. As in openai-python, each endpoint merges these (``extra_body`` only where the
+request has a JSON body) into the request it built, and **what the SDK sends wins** every
+clash (the rules: docs/reference/client.md). Extras are checked here, before anything is
+sent (:class:`InvalidRequestError`); secret-looking headers are redacted in reprs and logs.
 """
 
 from __future__ import annotations
@@ -101,10 +94,7 @@ def _merged_body(request: Request, extra: ExtraBody) -> dict[str, Any]:
 
 
 def with_extras(
-    request: Request,
-    headers: ExtraHeaders | None,
-    query: ExtraQuery | None,
-    body: ExtraBody | None,
+    request: Request, headers: ExtraHeaders | None, query: ExtraQuery | None, body: ExtraBody | None
 ) -> Request:
     """``request`` with the extras merged in; the documented values win every clash."""
     changes: dict[str, Any] = {}

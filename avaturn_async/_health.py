@@ -43,9 +43,7 @@ class Readiness:
 
 
 async def check_readiness(
-    checks: Mapping[str, Callable[[], Awaitable[object]]],
-    *,
-    timeout: float = DEFAULT_READY_TIMEOUT,
+    checks: Mapping[str, Callable[[], Awaitable[object]]], *, timeout: float = DEFAULT_READY_TIMEOUT
 ) -> Readiness:
     """Run ``checks`` (name to a coroutine function) at once, each within ``timeout``
     seconds; ready when none raised or timed out. No checks: ready."""

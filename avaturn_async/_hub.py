@@ -13,11 +13,8 @@ a waiter can ignore events older than its own request (an export of an earlier
 version of the same avatar, say).
 
 How a published event reaches the hubs of other processes is a seam, the
-:class:`HubChannel` (not to be confused with the client's HTTP ``Transport``):
-by default (:class:`InMemoryHubChannel`) it reaches this hub only;
-``avaturn_async.postgres.PostgresEventHub`` carries it to every hub sharing one
-PostgreSQL database, so a webhook received by any replica wakes the waiters of
-all replicas.
+:class:`HubChannel` (not the client's HTTP ``Transport``): ``PostgresEventHub``'s
+carries it to every replica sharing one PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -52,11 +49,8 @@ EventKey = tuple[str, str]
 
 @runtime_checkable
 class EventSource(Protocol):
-    """Anything that calls a handler for every event it sees.
-
-    :class:`~avaturn_async.webhooks.WebhookRouter` is one; so is any receiver of
-    your own with an ``on_any`` decorator.
-    """
+    """Anything that calls a handler for every event it sees: a
+    :class:`~avaturn_async.webhooks.WebhookRouter`, or a receiver of yours with ``on_any``."""
 
     def on_any(
         self, handler: Callable[[Event], Awaitable[None]]
@@ -84,11 +78,9 @@ class HubChannel(Protocol):
     handed over (for a shared channel: stored where the others will read it).
     """
 
-    def connect(self, deliver: Callable[[Event], None]) -> None:
-        """Register a hub's local delivery function."""
+    def connect(self, deliver: Callable[[Event], None]) -> None: ...
 
-    async def send(self, event: Event) -> None:
-        """Deliver ``event`` to every connected hub."""
+    async def send(self, event: Event) -> None: ...
 
 
 class InMemoryHubChannel:
@@ -106,12 +98,6 @@ class InMemoryHubChannel:
     async def send(self, event: Event) -> None:
         for deliver in self._hubs:
             deliver(event)
-
-
-@attrs.define
-class _Seen:
-    event: Event
-    at: float
 
 
 @attrs.define
@@ -147,7 +133,7 @@ class EventHub:
         self._remember = remember
         self._max_age = max_age
         self._now = renamed_argument("EventHub", "clock", "now", clock, now)
-        self._recent: OrderedDict[EventKey, _Seen] = OrderedDict()
+        self._recent: OrderedDict[EventKey, tuple[Event, float]] = OrderedDict()  # (event, at)
         self._waiters: dict[EventKey, _Waiters] = {}
         self.published: int = 0
         channel = renamed_argument("EventHub", "transport", "channel", transport, channel)
@@ -192,7 +178,7 @@ class EventHub:
                 _traces.learn_origin(event.raw)
             return
         self.published += 1
-        self._recent[key] = _Seen(event=event, at=self._now())
+        self._recent[key] = (event, self._now())
         self._recent.move_to_end(key)
         while len(self._recent) > self._remember:
             self._recent.popitem(last=False)
@@ -202,15 +188,13 @@ class EventHub:
 
     def latest(self, key: EventKey, *, since: float | None = None) -> Event | None:
         """The remembered event for ``key`` published at or after ``since``, if any."""
-        seen = self._recent.get(key)
-        if seen is None:
+        event, at = self._recent.get(key, (None, 0.0))
+        if event is None:
             return None
-        if self._now() - seen.at > self._max_age:
+        if self._now() - at > self._max_age:
             del self._recent[key]
             return None
-        if since is not None and seen.at < since:
-            return None
-        return seen.event
+        return None if since is not None and at < since else event
 
     async def wait(self, key: EventKey, *, since: float | None = None) -> Event:
         """Wait for an event for ``key`` published at or after ``since``.

@@ -59,8 +59,7 @@ _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b
 
 
 def format_of(head: bytes) -> str | None:
-    """The format a file's first 12 bytes announce: ``jpeg``, ``png``, ``webp``,
-    ``heif``, or ``None``."""
+    """The format a file's first 12 bytes announce: ``jpeg``, ``png``, ``webp``, ``heif``, None."""
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -116,12 +115,8 @@ def _is_plain_jpeg(image: Image.Image) -> bool:
 
 
 def normalize(name: str, source: BinaryIO | io.RawIOBase) -> bytes | None:
-    """The JPEG to upload for the photo in ``source``, or ``None`` when the photo
-    is a plain JPEG to send as it is (see the module docstring). Blocking.
-
-    Raises :class:`PhotoError` for a file Pillow cannot read, an unaccepted format,
-    or a photo over :data:`MAX_PIXELS`.
-    """
+    """The JPEG to upload for ``source``, or ``None`` for a plain JPEG sent as it is. Blocking.
+    :class:`PhotoError`: Pillow cannot read it, not an accepted format, over :data:`MAX_PIXELS`."""
     from PIL import Image, ImageOps
 
     with _open(name, source) as image:
@@ -153,9 +148,7 @@ def header_problem(name: str, source: BinaryIO) -> str | None:
 
 def decode_problem(name: str, source: BinaryIO) -> str | None:
     """Why the photo would not upload, decoding it (small) to be sure; ``None`` if fine.
-
-    For a check before a batch (``avaturn onboard --dry-run``). Blocking.
-    """
+    For a check before a batch (``avaturn onboard --dry-run``). Blocking."""
     try:
         with _open(name, source) as image:
             image.draft("RGB", (256, 256))

@@ -55,9 +55,8 @@ OUTCOME_SQL = (
 """:func:`outcome_of` in SQL (SQLite and PostgreSQL alike), over a journal's rows."""
 
 
-
 class RowState(str, enum.Enum):
-    """Where a row stands; see the module docstring for the transitions."""
+    """Where a row stands in the journal."""
 
     NEW = "new"
     USER_REQUESTED = "user_requested"
@@ -80,9 +79,7 @@ def outcome_of(state: str, error_kind: str | None, error: str | None) -> str:
         return INVALID
     if error is not None or state == "avatar_failed":
         return FAILED
-    if state in _FINISHED_STATES:
-        return READY
-    return IN_PROGRESS
+    return READY if state in _FINISHED_STATES else IN_PROGRESS
 
 
 def shown_kind(kind: str | None, reason: str | None = None) -> str | None:
@@ -90,9 +87,7 @@ def shown_kind(kind: str | None, reason: str | None = None) -> str | None:
     ``invalid``, a duplicate key's line ``duplicate_key``; failure kinds as stored."""
     if kind == REJECTED_KIND:
         return "duplicate_key" if reason is not None and reason.startswith("duplicate") else INVALID
-    if kind == INPUT_KIND:
-        return INVALID
-    return kind
+    return INVALID if kind == INPUT_KIND else kind
 
 
 class JournalError(AvaturnError, ValueError):
@@ -110,9 +105,7 @@ class LeaseLostError(JournalError):
     """
 
 
-def redact(text: str) -> str:
-    """``text`` with the query string of every URL replaced: they may be credentials."""
-    return redact_urls(text)
+redact = redact_urls  # every stored reason and detail: URL queries may be credentials
 
 
 @attrs.frozen(kw_only=True)
@@ -136,9 +129,7 @@ class RowRecord:
 
     def is_done(self, *, export: bool) -> bool:
         """Finished: ready (or exported, when exports are asked for)."""
-        if export:
-            return self.state is RowState.EXPORTED
-        return self.state in (RowState.READY, RowState.EXPORTED)
+        return self.state is RowState.EXPORTED if export else self.state in _FINISHED_STATES
 
 
 @attrs.frozen(kw_only=True)
@@ -195,20 +186,13 @@ class JournalStatus:
     """The journal state of each row in progress (where a rerun resumes it)."""
 
 
+_ROW_FIELDS = [field.name for field in attrs.fields(RowRecord)]
+
+
 def record_from_row(row: tuple[Any, ...]) -> RowRecord:
-    """A :class:`RowRecord` from a ``rows`` table row (columns in schema order)."""
-    return RowRecord(
-        key=row[0],
-        line=row[1],
-        run_id=row[2],
-        state=RowState(row[3]),
-        user_id=row[4],
-        avatar_id=row[5],
-        export_path=row[6],
-        error_kind=row[7],
-        error=row[8],
-        possible_orphans=row[9],
-    )
+    """A :class:`RowRecord` from a ``rows`` table row, whose columns are its fields in order."""
+    fields = dict(zip(_ROW_FIELDS, row, strict=True))
+    return RowRecord(**fields | {"state": RowState(fields["state"])})
 
 
 @attrs.frozen(kw_only=True)

@@ -72,9 +72,7 @@ def lazy_exports(
 
 
 def _name_the_package(value: Any, package: str) -> None:
-    # Exceptions only: a traceback should name the class users catch. Other classes
-    # keep their module, where typing.get_type_hints and cattrs evaluate their
-    # string annotations; functions need nothing (their globals travel with them).
+    # Exceptions only (module docstring); functions need nothing: their globals travel along.
     if not (isinstance(value, type) and issubclass(value, BaseException)):
         return
     module = value.__module__

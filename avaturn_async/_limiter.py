@@ -28,11 +28,9 @@ class RequestLimiter:
     """An async context manager bounding concurrent holders."""
 
     def __init__(self, total_tokens: int) -> None:
-        if total_tokens < 1:
-            raise ConfigurationError("total_tokens must be at least 1")
-        self._total = total_tokens
         self._borrowed = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self.total_tokens = total_tokens
 
     def __repr__(self) -> str:
         return (

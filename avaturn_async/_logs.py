@@ -38,10 +38,8 @@ def log_to_stderr_from_environment(environ: Mapping[str, str]) -> logging.Handle
         return None
     level = _LEVELS.get(value)
     if level is None:
-        print(
-            f"avaturn_async: {ENVIRONMENT_VARIABLE}={value!r} ignored (use debug or info)",
-            file=sys.stderr,
-        )
+        note = f"avaturn_async: {ENVIRONMENT_VARIABLE}={value!r} ignored (use debug or info)"
+        print(note, file=sys.stderr)
         return None
     logger = logging.getLogger("avaturn_async")
     for handler in logger.handlers:

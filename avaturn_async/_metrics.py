@@ -28,13 +28,15 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
 from . import _readings
 from ._errors import TransportError
-from ._readings import readings
+
+if TYPE_CHECKING:  # the webhook path imports this module: no models at run time
+    from ._requests import Request, Response
 
 __all__ = [
     "HTTP_DURATION_BUCKETS",
@@ -49,7 +51,7 @@ __all__ = [
     "watching",
 ]
 
-A = TypeVar("A", bound="_Answer")
+A = TypeVar("A", bound="Response")
 
 HTTP_DURATION_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0
@@ -58,31 +60,14 @@ HTTP_DURATION_BUCKETS = (
 _RECHECK = 1.0  # seconds between looks for an installed SDK while there is none
 
 
-class _Answer(Protocol):
-    @property
-    def status(self) -> int: ...
-
-
-class _Call(Protocol):
-    @property
-    def route(self) -> str: ...
-
-    @property
-    def method(self) -> str: ...
-
-
 def sdk_installed() -> bool:
-    """Whether the application installed a metrics SDK (a ``MeterProvider`` not the API's
-    own proxy or no-op one)."""
+    """Whether the application installed a metrics SDK (not the API's proxy or no-op provider)."""
     try:
         from opentelemetry import metrics
     except ImportError:
         return False
     provider = metrics.get_meter_provider()
     return not type(provider).__module__.startswith("opentelemetry.metrics")
-
-
-# ---------------------------------------------------------------- instruments
 
 
 class _Instruments:
@@ -114,16 +99,21 @@ class _Instruments:
             unit="{row}",
             description="Onboarding rows finished by this process, by outcome.",
         )
+        from opentelemetry.metrics import Observation
+
+        def observed(read: Callable[[], Iterable[Any]]) -> Callable[[Any], Iterator[Any]]:
+            return lambda options: (Observation(value, attributes) for value, attributes in read())
+
         gauge = meter.create_observable_gauge
-        gauge("avaturn.client.concurrency.limit", [_observe_limits], unit="{request}",
+        gauge("avaturn.client.concurrency.limit", [observed(_observe_limits)], unit="{request}",
               description="Requests a client lets in flight now (adaptive).")  # fmt: skip
-        gauge("avaturn.hub.waiting", [_observe_hubs], unit="{job}",
+        gauge("avaturn.hub.waiting", [observed(_observe_hubs)], unit="{job}",
               description="Jobs waiting on an event hub.")  # fmt: skip
-        gauge("avaturn.inbox.events", [_observe_inbox_events], unit="{delivery}",
+        gauge("avaturn.inbox.events", [observed(_observe_inbox_events)], unit="{delivery}",
               description="Webhook inbox deliveries by status.")  # fmt: skip
-        gauge("avaturn.inbox.oldest_pending.age", [_observe_inbox_age], unit="s",
+        gauge("avaturn.inbox.oldest_pending.age", [observed(_observe_inbox_age)], unit="s",
               description="Age of the oldest pending inbox delivery (0: none).")  # fmt: skip
-        gauge("avaturn.onboard.rows", [_observe_rows], unit="{row}",
+        gauge("avaturn.onboard.rows", [observed(_observe_rows)], unit="{row}",
               description="Onboarding journal rows by state.")  # fmt: skip
 
 
@@ -154,9 +144,6 @@ def _instruments() -> _Instruments | None:
         if _made is None:
             _made = _Instruments(metrics.get_meter("avaturn_async", __version__))
     return _made
-
-
-# ---------------------------------------------------------------- the client
 
 
 @functools.lru_cache(maxsize=256)
@@ -195,7 +182,7 @@ class ClientMetrics:
         self._on = sdk_installed()
         return self._on
 
-    async def timed(self, call: _Call, url: str, sending: Awaitable[A]) -> A:
+    async def timed(self, call: Request, url: str, sending: Awaitable[A]) -> A:
         """Await ``sending`` (one attempt) and record its duration, status and 429."""
         started = time.perf_counter()
         try:
@@ -209,7 +196,7 @@ class ClientMetrics:
         return answer
 
     def _record(
-        self, call: _Call, url: str, elapsed: float, status: int | None, error: str | None
+        self, call: Request, url: str, elapsed: float, status: int | None, error: str | None
     ) -> None:
         made = _instruments()
         if made is None:
@@ -234,31 +221,22 @@ class ClientMetrics:
 _CLIENTS: weakref.WeakSet[ClientMetrics] = weakref.WeakSet()
 
 
-def _observe_limits(options: Any) -> Iterator[Any]:
-    from opentelemetry.metrics import Observation
-
+def _observe_limits() -> Iterator[tuple[int, Mapping[str, Any]]]:
     totals: dict[tuple[str, int], int] = {}
     for client in list(_CLIENTS):
         totals[client._server] = totals.get(client._server, 0) + client._limit()
     for (address, port), limit in totals.items():
-        yield Observation(limit, {"server.address": address, "server.port": port})
+        yield limit, {"server.address": address, "server.port": port}
 
 
 def count_retry(route: str, reason: str) -> None:
     """One attempt retried; ``reason`` as :class:`RetryInfo` has it (``status 503``, ...)."""
     made = _instruments()
     if made is not None:
-        error = reason.removeprefix("status ")
-        made.retries.add(1, {"avaturn.route": route, "error.type": error})
+        made.retries.add(1, {"avaturn.route": route, "error.type": reason.removeprefix("status ")})
 
 
-# ---------------------------------------------------------------- webhooks and the inbox
-
-_RESULTS = {
-    "processed": "accepted",
-    "stored": "accepted",
-    "duplicate": "duplicate",
-}
+_RESULTS = {"processed": "accepted", "stored": "accepted", "duplicate": "duplicate"}
 
 
 def count_delivery(outcome: str, status: int) -> None:
@@ -272,14 +250,12 @@ def count_delivery(outcome: str, status: int) -> None:
     if made is None:
         return
     result = _RESULTS.get(outcome) or ("failed" if status >= 500 else "refused")
-    made.deliveries.add(
-        1,
-        {
-            "avaturn.webhook.outcome": outcome,
-            "avaturn.webhook.result": result,
-            "http.response.status_code": status,
-        },
-    )
+    attributes = {
+        "avaturn.webhook.outcome": outcome,
+        "avaturn.webhook.result": result,
+        "http.response.status_code": status,
+    }
+    made.deliveries.add(1, attributes)
 
 
 def count_inbox(step: str, event_type: str) -> None:
@@ -299,9 +275,6 @@ class InboxGauges:
     ``None`` when the store cannot tell (no observation then)."""
 
 
-# ---------------------------------------------------------------- onboarding and the hub
-
-
 def count_row(outcome: str) -> None:
     """An onboarding row finished here: ``ready`` or its failure kind."""
     made = _instruments()
@@ -317,46 +290,33 @@ def watch_hub(hub: Any) -> None:
     _HUBS.add(hub)
 
 
-def _observe_hubs(options: Any) -> Iterator[Any]:
-    from opentelemetry.metrics import Observation
-
+def _observe_hubs() -> Iterator[tuple[int, None]]:
     hubs = list(_HUBS)
     if hubs:
-        yield Observation(sum(hub.waiting for hub in hubs))
+        yield sum(hub.waiting for hub in hubs), None
 
 
 def watching(
     kind: str, label: str, read: Callable[[], Awaitable[Any]]
 ) -> AbstractContextManager[None]:
-    """Report what ``read()`` returns (on this event loop) as ``kind``'s gauges for the
-    block: ``"inbox"`` (an :class:`InboxGauges`) or ``"journal"`` (rows by state).
-
-    ``read`` runs only when a metrics SDK collects; the same ``label`` watched twice
-    (two workers of one inbox in a process) is reported once.
-    """
-    _instruments()  # the gauges exist before the first collection
+    """:func:`_readings.watching`, the gauges made before the first collection."""
+    _instruments()
     return _readings.watching(kind, label, read)
 
 
-def _observe_inbox_events(options: Any) -> Iterable[Any]:
-    from opentelemetry.metrics import Observation
-
-    for label, gauges in readings("inbox"):
+def _observe_inbox_events() -> Iterator[tuple[int, Mapping[str, Any]]]:
+    for label, gauges in _readings.readings("inbox"):
         for status, count in gauges.counts.items():
-            yield Observation(count, {"avaturn.inbox": label, "avaturn.inbox.status": status})
+            yield count, {"avaturn.inbox": label, "avaturn.inbox.status": status}
 
 
-def _observe_inbox_age(options: Any) -> Iterable[Any]:
-    from opentelemetry.metrics import Observation
-
-    for label, gauges in readings("inbox"):
+def _observe_inbox_age() -> Iterator[tuple[float, Mapping[str, Any]]]:
+    for label, gauges in _readings.readings("inbox"):
         if gauges.oldest_pending_age is not None:
-            yield Observation(gauges.oldest_pending_age, {"avaturn.inbox": label})
+            yield gauges.oldest_pending_age, {"avaturn.inbox": label}
 
 
-def _observe_rows(options: Any) -> Iterable[Any]:
-    from opentelemetry.metrics import Observation
-
-    for label, by_state in readings("journal"):
+def _observe_rows() -> Iterator[tuple[int, Mapping[str, Any]]]:
+    for label, by_state in _readings.readings("journal"):
         for state, count in by_state.items():
-            yield Observation(count, {"avaturn.journal": label, "avaturn.onboard.state": state})
+            yield count, {"avaturn.journal": label, "avaturn.onboard.state": state}

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
-from ._redact import redact_url
+from ._redact import redact_url, url_repr
 from ._wire import WireEnum
 
 __all__ = [
@@ -94,15 +94,9 @@ class AgeModel(WireEnum):
     ADULT = "adult"
 
 
-def _redacted_repr(url: str | None) -> str:
-    return repr(redact_url(url))
-
-
 class Answered:
-    """Base of the models an endpoint returns: a slot for the answer they were read from.
-
-    ``response_of()`` reads it; it is not a field (not compared, shown or sent).
-    """
+    """Base of the models an endpoint returns: a slot, not a field (not compared, shown or
+    sent), for the answer they were read from (``response_of()``)."""
 
     __slots__ = ("_avaturn_answer",)
 
@@ -143,9 +137,9 @@ SessionConfig = CreateOrEditExistingSessionConfig | CreateSessionConfig | EditEx
 class NewSessionResponse(Answered):
     """Answer of New Session. ``url`` is opaque and short-lived: open it once."""
 
-    url: str = attrs.field(repr=_redacted_repr)
+    url: str = attrs.field(repr=url_repr)
     id: str
-    custom_upload_url: str | None = attrs.field(default=None, repr=_redacted_repr)
+    custom_upload_url: str | None = attrs.field(default=None, repr=url_repr)
 
 
 @attrs.frozen(kw_only=True)
@@ -166,7 +160,7 @@ class NewAvatarResponse(Answered):
     """Answer of New Avatar: the avatar id and the pre-signed photo upload URL."""
 
     avatar_id: str
-    upload_url: str = attrs.field(repr=_redacted_repr)
+    upload_url: str = attrs.field(repr=url_repr)
 
 
 @attrs.frozen(kw_only=True)
@@ -219,7 +213,7 @@ class RenderResult(Answered):
 
     id: str
     status: RenderStatus | str
-    render_url: str | None = attrs.field(default=None, repr=_redacted_repr)
+    render_url: str | None = attrs.field(default=None, repr=url_repr)
 
 
 @attrs.frozen(kw_only=True)
@@ -227,7 +221,7 @@ class NewExportResponse(Answered):
     """``ready`` with a temporary ``url``, or ``pending`` until ``export.ready`` arrives."""
 
     status: ExportStatus | str
-    url: str | None = attrs.field(default=None, repr=_redacted_repr)
+    url: str | None = attrs.field(default=None, repr=url_repr)
 
     @property
     def is_ready(self) -> bool:

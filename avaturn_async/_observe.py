@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import inspect
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, get_args, get_origin, overload
 
 import anyio
 import attrs
 
 from . import _metrics, _models, _redact, _traces
+from ._errors import ConfigurationError
 from ._requests import Request, Response
 
 __all__ = [
@@ -63,8 +63,8 @@ class RateLimitInfo:
     """Seconds until the window resets, as the server says."""
 
 
-def _header_number(headers: Mapping[str, str], *names: str) -> float | None:
-    for name in names:
+def _header_number(headers: Mapping[str, str], suffix: str) -> float | None:
+    for name in (f"x-ratelimit-{suffix}", f"ratelimit-{suffix}"):
         value = headers.get(name)
         if value is None:
             continue
@@ -88,10 +88,9 @@ class ResponseMetadata:
 
     @property
     def rate_limit(self) -> RateLimitInfo | None:
-        h = self.headers
-        limit = _header_number(h, "x-ratelimit-limit", "ratelimit-limit")
-        remaining = _header_number(h, "x-ratelimit-remaining", "ratelimit-remaining")
-        reset = _header_number(h, "x-ratelimit-reset", "ratelimit-reset")
+        limit, remaining, reset = (
+            _header_number(self.headers, suffix) for suffix in ("limit", "remaining", "reset")
+        )
         if limit is None and remaining is None and reset is None:
             return None
         return RateLimitInfo(
@@ -152,10 +151,8 @@ class ErrorInfo:
 Hook = Callable[[Any], Awaitable[None] | None]
 
 
-async def call_hook(hook: Hook | None, info: object) -> None:
+async def call_hook(hook: Hook, info: object) -> None:
     """Run one hook; its failures are logged, cancellation propagates."""
-    if hook is None:
-        return
     try:
         result = hook(info)
         if inspect.isawaitable(result):
@@ -166,27 +163,21 @@ async def call_hook(hook: Hook | None, info: object) -> None:
         logger.exception("avaturn_async hook %r failed; the request goes on", hook)
 
 
-# --------------------------------------------------------------- reporting a call
+def _about(call: Request) -> dict[str, Any]:
+    """The ``route``, ``method`` and ``path`` every hook record starts with."""
+    return {"route": call.route, "method": call.method, "path": call.display_path}
 
 
 async def report_request(hook: Hook, call: Request, attempt: int) -> None:
     """``on_request`` before an attempt (callers skip this when it is unset)."""
-    info = RequestInfo(
-        route=call.route, method=call.method, path=call.display_path, attempt=attempt
-    )
-    await call_hook(hook, info)
+    await call_hook(hook, RequestInfo(**_about(call), attempt=attempt))
 
 
 def log_sending(call: Request, url: str, headers: Mapping[str, str], attempt: int) -> None:
     """The debug line before an attempt: where it goes and its headers, secrets hidden."""
     shown = _redact.redact_url(url) if call.absolute_url is not None else url
-    logger.debug(
-        "sending %s %s (attempt %d), headers %s",
-        call.method,
-        shown,
-        attempt,
-        _redact.redact_headers(headers),
-    )
+    hidden = _redact.redact_headers(headers)
+    logger.debug("sending %s %s (attempt %d), headers %s", call.method, shown, attempt, hidden)
 
 
 async def report_answer(
@@ -197,9 +188,7 @@ async def report_answer(
     logger.debug("%s %s -> %d in %.3f s", call.method, path, answer.status, elapsed)
     if hook is not None:
         info = ResponseInfo(
-            route=call.route,
-            method=call.method,
-            path=path,
+            **_about(call),
             attempt=attempt,
             status=answer.status,
             headers=answer.headers,
@@ -219,14 +208,7 @@ async def report_retry(
         "retrying %s %s in %.2f s (attempt %d: %s)", call.method, path, delay, attempt, reason
     )
     if hook is not None:
-        info = RetryInfo(
-            route=call.route,
-            method=call.method,
-            path=path,
-            attempt=attempt,
-            delay=delay,
-            reason=reason,
-        )
+        info = RetryInfo(**_about(call), attempt=attempt, delay=delay, reason=reason)
         await call_hook(hook, info)
 
 
@@ -238,19 +220,11 @@ async def report_failure(hook: Hook | None, call: Request, attempts: int, error:
             "giving up on %s %s after %d attempts: %s", call.method, path, attempts, error
         )
     if hook is not None:
-        info = ErrorInfo(
-            route=call.route, method=call.method, path=path, attempts=attempts, error=error
-        )
-        await call_hook(hook, info)
+        await call_hook(hook, ErrorInfo(**_about(call), attempts=attempts, error=error))
 
 
-# --------------------------------------------------------------- response metadata
-
-# Models an endpoint returns, and lists, carry their answer in a slot; anything
-# else (jobs have a __dict__ and take the same attribute) falls back to a table
-# keyed by identity, not equality, whose entries vanish with their object. The
-# metadata record is built only when someone asks.
-_METADATA: dict[int, tuple[weakref.ref[Any], str, Response]] = {}
+# Models an endpoint returns (``Answered``) and lists carry their answer in a slot,
+# jobs in their __dict__; the metadata record is built only when someone asks.
 _SLOT = "_avaturn_answer"
 
 
@@ -263,31 +237,13 @@ class ResponseList(list[T]):
 
 
 def attach_metadata(obj: T, route: str, response: Response) -> T:
-    try:
-        object.__setattr__(obj, _SLOT, (route, response))
-    except AttributeError:
-        key = id(obj)
-
-        def forget(_: weakref.ref[Any], key: int = key) -> None:
-            _METADATA.pop(key, None)
-
-        _METADATA[key] = (weakref.ref(obj, forget), route, response)
+    object.__setattr__(obj, _SLOT, (route, response))
     return obj
-
-
-def _answer_of(obj: object) -> tuple[str, Response] | None:
-    answer: tuple[str, Response] | None = getattr(obj, _SLOT, None)
-    if answer is not None:
-        return answer
-    entry = _METADATA.get(id(obj))
-    if entry is None or entry[0]() is not obj:
-        return None
-    return entry[1], entry[2]
 
 
 def copy_metadata(target: T, source: object) -> T:
     """Let ``response_of(target)`` answer what ``response_of(source)`` does."""
-    answer = _answer_of(source)
+    answer: tuple[str, Response] | None = getattr(source, _SLOT, None)
     return target if answer is None else attach_metadata(target, *answer)
 
 
@@ -303,16 +259,7 @@ SdkResult = (
 )
 """What an endpoint returns (jobs aside: ``avatars.track()`` makes one without an answer)."""
 
-_SDK_RESULTS = (
-    _models.NewUserResponse,
-    _models.NewSessionResponse,
-    _models.NewAvatarResponse,
-    _models.ExternalAvatarCustomization,
-    _models.PhotoUploadResult,
-    _models.RenderResult,
-    _models.NewExportResponse,
-    ResponseList,
-)
+_SDK_RESULTS = tuple(get_origin(result) or result for result in get_args(SdkResult))
 
 
 @overload
@@ -331,7 +278,7 @@ def response_of(obj: object) -> ResponseMetadata | None:
     hand, copied with ``attrs.evolve``) raises ``LookupError`` instead. Jobs and
     anything else without metadata give ``None``.
     """
-    answer = _answer_of(obj)
+    answer: tuple[str, Response] | None = getattr(obj, _SLOT, None)
     if answer is None:
         if isinstance(obj, _SDK_RESULTS):
             raise LookupError(
@@ -349,8 +296,6 @@ def response_of(obj: object) -> ResponseMetadata | None:
     )
 
 
-# --------------------------------------------------------------- tracing
-
 try:  # pragma: no cover - exercised by whichever environment runs the tests
     from opentelemetry import trace as _otel_trace
 except ImportError:  # pragma: no cover
@@ -367,8 +312,6 @@ class Tracer:
 
     def __init__(self, enabled: bool | Literal["auto"] = "auto") -> None:
         if enabled is True and _otel_trace is None:
-            from ._errors import ConfigurationError
-
             raise ConfigurationError("tracing=True needs the opentelemetry-api package")
         self._auto = enabled == "auto" and _otel_trace is not None
         self._on = enabled is True and _otel_trace is not None
@@ -398,10 +341,9 @@ class Tracer:
         if self._tracer is None:
             yield None
             return
-        kind = _otel_trace.SpanKind.CLIENT
         with self._tracer.start_as_current_span(
             f"avaturn {route}",
-            kind=kind,
+            kind=_otel_trace.SpanKind.CLIENT,
             attributes={
                 "http.request.method": method,
                 "url.path": path,

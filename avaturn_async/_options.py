@@ -48,12 +48,14 @@ def read_base_url(base_url: str | None) -> str:
     return url.rstrip("/")
 
 
+def _deprecated_none(message: str) -> None:
+    warnings.warn(message, DeprecationWarning, stacklevel=4)  # the caller of AvaturnClient()
+
+
 def adaptive_settings(adaptive: AdaptiveConcurrency | bool | None) -> AdaptiveConcurrency | None:
     if adaptive is None:
-        warnings.warn(
-            "adaptive=None is deprecated: pass adaptive=False to turn the shared backoff off",
-            DeprecationWarning,
-            stacklevel=3,
+        _deprecated_none(
+            "adaptive=None is deprecated: pass adaptive=False to turn the shared backoff off"
         )
         return None
     if isinstance(adaptive, bool):
@@ -77,11 +79,7 @@ def rate_limit(limit: object) -> float | RateBudget | None:
 
 def tracing_mode(tracing: bool | Literal["auto"] | None) -> bool | Literal["auto"]:
     if tracing is None:
-        warnings.warn(
-            'tracing=None is deprecated: "auto" (the default) means the same',
-            DeprecationWarning,
-            stacklevel=3,
-        )
+        _deprecated_none('tracing=None is deprecated: "auto" (the default) means the same')
         return "auto"
     if tracing != "auto" and not isinstance(tracing, bool):
         raise ConfigurationError('tracing must be True, False or "auto"')
@@ -90,10 +88,6 @@ def tracing_mode(tracing: bool | Literal["auto"] | None) -> bool | Literal["auto
 
 def or_default(value: T | None, default: T, name: str) -> T:
     if value is None:
-        warnings.warn(
-            f"{name}=None is deprecated: leave it out for the default",
-            DeprecationWarning,
-            stacklevel=3,
-        )
+        _deprecated_none(f"{name}=None is deprecated: leave it out for the default")
         return default
     return value

@@ -56,11 +56,8 @@ class PhotoSource:
     size: int
 
     def open(self) -> BinaryIO | io.RawIOBase:
-        """A fresh stream over the photo, from its first byte.
-
-        Paths are opened anew (the caller closes them); a caller's file object is
-        rewound and wrapped so that closing the wrapper leaves it open.
-        """
+        """A fresh stream over the photo from its first byte: a path opened anew (the caller
+        closes it), or the caller's file object rewound and wrapped (it stays open)."""
         if self.path is not None:
             try:
                 return self.path.open("rb")
@@ -89,25 +86,16 @@ class _BorrowedReader(io.RawIOBase):
         return len(chunk)
 
 
-class _FromOffset(io.RawIOBase):
+class _FromOffset(_BorrowedReader):
     """A caller's file object seen from ``start`` on (Pillow seeks to 0 to read it)."""
 
     def __init__(self, inner: BinaryIO, start: int) -> None:
-        super().__init__()
-        self._inner = inner
+        super().__init__(inner)
         self._start = start
         inner.seek(start)
 
-    def readable(self) -> bool:
-        return True
-
     def seekable(self) -> bool:
         return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        chunk = self._inner.read(len(buffer))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if whence == io.SEEK_SET:
@@ -142,20 +130,14 @@ _HEAD = 12  # bytes read to tell the formats apart
 
 
 def photo_head_problem(name: str, head: bytes, size: int) -> str | None:
-    """Why a photo with these first bytes and this size cannot be sent, or ``None``.
-
-    Without the ``images`` extra only JPEG is accepted, and another known format
-    is refused with a reason naming the extra.
-    """
+    """Why a photo with these first bytes and this size cannot be sent, or ``None``."""
     if size == 0:
         return f"{name} photo is empty"
     if size > images.MAX_PHOTO_BYTES:
         return f"{name} photo is {size:,} bytes, over the {images.MAX_PHOTO_BYTES:,} accepted"
     found = images.format_of(head)
-    if found == "jpeg":
-        return None
-    if images.images_available():
-        return None  # Pillow reads it, or says why not
+    if found == "jpeg" or images.images_available():
+        return None  # a JPEG; or Pillow reads it, or says why not
     if found is not None:
         return f"{name} photo is {found.upper()}, not JPEG: {images.EXTRA_HINT}"
     return f"{name} photo is not a JPEG (it does not start with FF D8 FF)"
@@ -167,26 +149,20 @@ def _check_head(name: str, head: bytes, size: int) -> None:
         raise PhotoError(problem)
 
 
-def _converted(name: str, source: BinaryIO | io.RawIOBase) -> bytes | None:
+def _converted(name: str, source: BinaryIO | io.RawIOBase) -> PhotoSource | None:
     """With the ``images`` extra: the JPEG to send instead (``None``: send it as is)."""
-    if not images.images_available():
-        return None
-    return images.normalize(name, source)
+    data = images.normalize(name, source) if images.images_available() else None
+    return None if data is None else PhotoSource(name=name, data=data, size=len(data))
 
 
 def check_photo(name: str, photo: PhotoInput) -> PhotoSource:
-    """Check one photo and describe where its bytes come from.
-
-    Without the ``images`` extra it reads 12 bytes; with it, the photo is opened
-    with Pillow and, unless it is a plain JPEG, converted (blocking: call it off
-    the event loop).
-    """
+    """Check one photo and say where its bytes come from. Blocking (with the ``images``
+    extra, Pillow opens it and converts all but a plain JPEG): call it off the event loop."""
     if isinstance(photo, (bytes, bytearray, memoryview)):
         data = bytes(photo)
         _check_head(name, data[:_HEAD], len(data))
-        converted = _converted(name, io.BytesIO(data))
-        data = data if converted is None else converted
-        return PhotoSource(name=name, data=data, size=len(data))
+        as_is = PhotoSource(name=name, data=data, size=len(data))
+        return _converted(name, io.BytesIO(data)) or as_is
     if isinstance(photo, (str, os.PathLike)):
         return _check_path(name, Path(photo))
     if hasattr(photo, "read"):
@@ -208,9 +184,7 @@ def _check_path(name: str, path: Path) -> PhotoSource:
         raise PhotoError(f"{name} photo not found: {path}") from None
     except OSError as exc:
         raise PhotoError(f"{name} photo cannot be read: {path}: {exc.strerror}") from None
-    if converted is not None:
-        return PhotoSource(name=name, data=converted, size=len(converted))
-    return PhotoSource(name=name, path=path, size=size)
+    return converted or PhotoSource(name=name, path=path, size=size)
 
 
 def _check_file_object(name: str, photo: BinaryIO) -> PhotoSource:
@@ -229,18 +203,7 @@ def _check_file_object(name: str, photo: BinaryIO) -> PhotoSource:
     _check_head(name, head, size)
     converted = _converted(name, _FromOffset(photo, start) if start else photo)
     photo.seek(start)
-    if converted is not None:
-        return PhotoSource(name=name, data=converted, size=len(converted))
-    return PhotoSource(name=name, file=photo, start=start, size=size)
-
-
-def check_body_type(body_type: BodyType | BodyTypeName) -> BodyType:
-    try:
-        return BodyType(body_type)
-    except ValueError:
-        raise InvalidRequestError(
-            f"body_type must be 'male' or 'female', not {body_type!r}"
-        ) from None
+    return converted or PhotoSource(name=name, file=photo, start=start, size=size)
 
 
 def prepare_upload(
@@ -255,7 +218,12 @@ def prepare_upload(
 
     Raises :class:`PhotoError` for a photo, :class:`InvalidRequestError` for the body type.
     """
-    checked_body = check_body_type(body_type)
+    try:
+        checked_body = BodyType(body_type)
+    except ValueError:
+        raise InvalidRequestError(
+            f"body_type must be 'male' or 'female', not {body_type!r}"
+        ) from None
     if not isinstance(telephoto, bool):
         raise InvalidRequestError(f"telephoto must be a bool, not {type(telephoto).__name__}")
     return PhotoUpload(

@@ -131,11 +131,10 @@ def readings(kind: str) -> Iterator[tuple[str, Any]]:
     """``(label, reading)`` of every live watch of ``kind``, each label once."""
     with _WATCHES_LOCK:
         watches = [watch for watch in _WATCHES if watch.kind == kind]
-    seen: set[str] = set()
+    first: dict[str, _Watch] = {}
     for watch in watches:
-        if watch.label in seen:
-            continue
-        seen.add(watch.label)
+        first.setdefault(watch.label, watch)
+    for label, watch in first.items():
         value = watch.current()
         if value is not None:
-            yield watch.label, value
+            yield label, value

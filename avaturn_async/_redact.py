@@ -23,6 +23,7 @@ __all__ = [
     "redact_url",
     "redact_urls",
     "redact_userinfo",
+    "url_repr",
 ]
 
 REDACTED = "***"
@@ -51,6 +52,11 @@ def redact_url(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "<redacted>", ""))
 
 
+def url_repr(url: str | None) -> str:
+    """The repr of a model's URL field (``attrs.field(repr=url_repr)``), query redacted."""
+    return repr(redact_url(url))
+
+
 def redact_urls(text: str) -> str:
     """``text`` with the query string and fragment of every URL in it replaced."""
     return _URL_QUERY.sub(r"\1?<redacted>", text)
@@ -64,9 +70,7 @@ def is_secret_header(name: str) -> bool:
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """``headers`` with the values of secret-carrying headers replaced by ``***``."""
-    return {
-        name: REDACTED if is_secret_header(name) else value for name, value in headers.items()
-    }
+    return {name: REDACTED if is_secret_header(name) else value for name, value in headers.items()}
 
 
 def redact_userinfo(url: str) -> str:

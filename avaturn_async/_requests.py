@@ -19,11 +19,9 @@ import attrs
 
 from . import _converter
 from . import _models as m
-from ._errors import (
-    InvalidRequestError,
-)
+from ._errors import InvalidRequestError
 from ._photos import PhotoUpload
-from ._redact import redact_headers
+from ._redact import redact_headers, url_repr
 
 __all__ = ["API_PREFIX", "Request", "Response", "encode_query"]
 
@@ -57,7 +55,7 @@ class Request:
     json: Any = None
     has_json: bool = False
     upload: PhotoUpload | None = None
-    absolute_url: str | None = attrs.field(default=None, repr=lambda u: repr(m.redact_url(u)))
+    absolute_url: str | None = attrs.field(default=None, repr=url_repr)
     authenticated: bool = True
     idempotent: bool
     extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=_shown_headers)
@@ -82,9 +80,7 @@ class Request:
     @property
     def display_path(self) -> str:
         """The path for messages: never a query string, which may hold a signature."""
-        if self.absolute_url is not None:
-            return m.redact_url(self.absolute_url) or ""
-        return self.path
+        return self.path if self.absolute_url is None else m.redact_url(self.absolute_url) or ""
 
 
 @attrs.frozen(kw_only=True)
@@ -121,9 +117,6 @@ class Response:
         return None
 
 
-# ---------------------------------------------------------------- argument checks
-
-
 def _check_user_id(user_id: str) -> str:
     if not isinstance(user_id, str) or not user_id or user_id.isspace():
         raise InvalidRequestError("user_id must be a non-empty string")
@@ -146,9 +139,7 @@ _PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_.~-]+")
 
 def _segment(value: str) -> str:
     # Ids are nearly always plain: skip quote() (and its cache lookup) for them.
-    if _PLAIN_SEGMENT.fullmatch(value):
-        return value
-    return quote(value, safe="")
+    return value if _PLAIN_SEGMENT.fullmatch(value) else quote(value, safe="")
 
 
 def encode_query(params: Mapping[str, str]) -> str:
@@ -184,17 +175,9 @@ def _check_customization(c: m.ExternalAvatarCustomization) -> None:
             {f"bone_scale.{k}": getattr(c.bone_scale, k) for k in ("head", "arms", "chest")}
         )
     for name, number in numbers.items():
-        if number is None:
-            continue
-        if (
-            isinstance(number, bool)
-            or not isinstance(number, (int, float))
-            or not math.isfinite(number)
-        ):
+        finite = isinstance(number, (int, float)) and math.isfinite(number)
+        if number is not None and (isinstance(number, bool) or not finite):
             raise InvalidRequestError(f"{name} must be a finite number, got {number!r}")
-
-
-# ---------------------------------------------------------------- request builders
 
 
 _CREATE_USER = Request(
@@ -218,9 +201,8 @@ def build_create_session(user_id: str, config: m.SessionConfig | None) -> Reques
     body: dict[str, Any] = {"user_id": _check_user_id(user_id)}
     if config is not None:
         if isinstance(config, m.EditExistingSessionConfig):
-            config = m.EditExistingSessionConfig(
-                avatar_id=_check_uuid("config.avatar_id", config.avatar_id)
-            )
+            avatar_id = _check_uuid("config.avatar_id", config.avatar_id)
+            config = m.EditExistingSessionConfig(avatar_id=avatar_id)
         elif not isinstance(config, (m.CreateOrEditExistingSessionConfig, m.CreateSessionConfig)):
             raise InvalidRequestError("config must be one of the session config classes")
         body["config"] = _converter.unstructure(config)
@@ -244,34 +226,22 @@ _INCLUDE_NOT_READY = {
 def build_list_avatars(user_id: str, include_not_ready: bool) -> Request:
     if not isinstance(include_not_ready, bool):
         raise InvalidRequestError("include_not_ready must be a bool")
-    return Request(
-        route="avatars.list",
-        method="GET",
-        path=f"{API_PREFIX}/users/{_segment(_check_user_id(user_id))}/avatars",
-        query=_INCLUDE_NOT_READY[include_not_ready],
-        idempotent=True,
-    )
+    path = f"{API_PREFIX}/users/{_segment(_check_user_id(user_id))}/avatars"
+    query = _INCLUDE_NOT_READY[include_not_ready]
+    return Request(route="avatars.list", method="GET", path=path, query=query, idempotent=True)
 
 
 def build_create_avatar(user_id: str) -> Request:
+    body = {"user_id": _check_user_id(user_id)}
+    path = f"{API_PREFIX}/avatars/new"
     return Request(
-        route="avatars.create",
-        method="POST",
-        path=f"{API_PREFIX}/avatars/new",
-        json={"user_id": _check_user_id(user_id)},
-        has_json=True,
-        idempotent=False,
+        route="avatars.create", method="POST", path=path, json=body, has_json=True, idempotent=False
     )
 
 
 def build_get_customization(avatar_id: str | uuid.UUID) -> Request:
-    avatar = _check_uuid("avatar_id", avatar_id)
-    return Request(
-        route="avatars.get_customization",
-        method="GET",
-        path=f"{API_PREFIX}/avatars/{_segment(avatar)}/customization",
-        idempotent=True,
-    )
+    path = f"{API_PREFIX}/avatars/{_segment(_check_uuid('avatar_id', avatar_id))}/customization"
+    return Request(route="avatars.get_customization", method="GET", path=path, idempotent=True)
 
 
 def build_set_customization(
@@ -292,12 +262,8 @@ def build_set_customization(
 def build_delete_avatar(user_id: str, avatar_id: str | uuid.UUID) -> Request:
     user = _segment(_check_user_id(user_id))
     avatar = _segment(_check_uuid("avatar_id", avatar_id))
-    return Request(
-        route="avatars.delete",
-        method="DELETE",
-        path=f"{API_PREFIX}/users/{user}/avatars/{avatar}",
-        idempotent=True,
-    )
+    path = f"{API_PREFIX}/users/{user}/avatars/{avatar}"
+    return Request(route="avatars.delete", method="DELETE", path=path, idempotent=True)
 
 
 def build_create_render(
@@ -310,24 +276,16 @@ def build_create_render(
         fmt = m.RenderFormat(format)
     except ValueError:
         raise InvalidRequestError(f"format must be jpg, png or webp, got {format!r}") from None
-    return Request(
-        route="renders.create",
-        method="POST",
-        path=f"{API_PREFIX}/renders/new",
-        query=encode_query({"avatar_id": avatar, "scene": scene, "format": fmt.value}),
-        idempotent=False,
-    )
+    query = encode_query({"avatar_id": avatar, "scene": scene, "format": fmt.value})
+    path = f"{API_PREFIX}/renders/new"
+    return Request(route="renders.create", method="POST", path=path, query=query, idempotent=False)
 
 
 def build_create_export(avatar_id: str | uuid.UUID) -> Request:
+    query = encode_query({"avatar_id": _check_uuid("avatar_id", avatar_id)})
     # Idempotent by the API's own rule: asking again answers the same export.
-    return Request(
-        route="exports.create",
-        method="POST",
-        path=f"{API_PREFIX}/exports/new",
-        query=encode_query({"avatar_id": _check_uuid("avatar_id", avatar_id)}),
-        idempotent=True,
-    )
+    path = f"{API_PREFIX}/exports/new"
+    return Request(route="exports.create", method="POST", path=path, query=query, idempotent=True)
 
 
 def build_upload(upload_url: str, upload: PhotoUpload) -> Request:

@@ -1,31 +1,20 @@
 """Retry decisions: which failures are retried, and after how long. No I/O here.
 
-What is retried, by name:
+Retried: ``connect`` (the server never saw the request), ``timeout`` and
+``connection_lost`` (no complete answer: the server may have acted), and the statuses
+408, 429, 500, 502, 503 and 504. GET, PUT and DELETE are idempotent: all of these are
+retried for them. The creating POSTs (``users/new``, ``avatars/new``, ``sessions/new``,
+``renders/new`` and the photo upload) are not: repeating one after the server acted
+creates a second user, avatar or render, so they are retried only when the failure
+proves the server did not act (``connect``, 429, 503). After a read timeout or a 500
+the caller can check (e.g. list the user's avatars) before trying again.
 
-* ``connect``: the connection could not be made, so the server never saw the request;
-* ``timeout`` and ``connection_lost``: no (complete) answer, so the server may have acted;
-* statuses 408, 429, 500, 502, 503 and 504.
-
-Not every request may be retried after every failure. GET, PUT and DELETE are
-idempotent: repeating them is harmless, so all of the above are retried. The
-creating POSTs (``users/new``, ``avatars/new``, ``sessions/new``, ``renders/new``
-and the photo upload) are not: repeating one after the server acted creates a
-second user, avatar or render. They are retried only when the failure proves the
-server did not act: ``connect``, 429 and 503. A read timeout or a 500 after a
-POST is raised to the caller, who can check (e.g. list the user's avatars)
-before trying again.
-
-Delays grow exponentially with full jitter (``random() * min(max_delay,
-initial_delay * 2 ** (retry - 1))``), except where the server sent
-``Retry-After``: then that is waited, unless it exceeds ``max_retry_after``, in
-which case retrying stops at once (waiting less than asked would only earn
-another 429). Retrying also stops after ``max_attempts`` attempts or when the
-next wait would end past ``max_total_time`` seconds since the first attempt.
-
-A 429 proves the server did not act, so retrying it is always safe: 429s are
-bounded by ``max_total_time`` alone (and ``max_rate_limit_attempts`` when set),
-not by ``max_attempts``, so that a burst against a steady rate limit loses no
-call with the default policy.
+Waits grow as an :class:`ExponentialBackoff` with full jitter, unless the server sent
+``Retry-After``: then that is waited, and one over ``max_retry_after`` stops retrying
+at once (waiting less than asked would only earn another 429). A 429 proves the server
+did not act, so 429s are bounded by ``max_total_time`` alone (and
+``max_rate_limit_attempts`` when set), not by ``max_attempts``: a burst against a
+steady rate limit loses no call with the default policy.
 """
 
 from __future__ import annotations
@@ -41,12 +30,7 @@ from ._backoff import ExponentialBackoff
 from ._deprecated import warn_renamed
 from ._errors import AT_LEAST_ONE, NOT_NEGATIVE
 
-__all__ = [
-    "FailureKind",
-    "RetryPolicy",
-    "parse_retry_after",
-    "retry_delay",
-]
+__all__ = ["FailureKind", "RetryPolicy", "parse_retry_after", "retry_delay"]
 
 
 class FailureKind(str, enum.Enum):
@@ -127,10 +111,7 @@ def retry_delay(
     elapsed: float,
     random: Callable[[], float],
 ) -> float | None:
-    """Seconds to wait before the next attempt, or ``None`` to give up.
-
-    ``attempt`` is the number of the attempt that just failed (1 for the first).
-    """
+    """Seconds to wait after failed attempt number ``attempt`` (1: the first); ``None``: give up."""
     if kind is FailureKind.STATUS and status == 429:
         limit = policy.max_rate_limit_attempts
         if limit is not None and attempt >= limit:
@@ -145,18 +126,13 @@ def retry_delay(
         delay = max(0.0, retry_after)
     else:
         delay = policy.backoff(attempt, random)
-    if elapsed + delay > policy.max_total_time:
-        return None
-    return delay
+    return None if elapsed + delay > policy.max_total_time else delay
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date), or ``None``.
-
-    ``now`` is the current Unix time, used for the HTTP-date form. A date in the
-    past gives 0. Anything unparsable gives ``None``.
-    """
-    if value is None:
+    """Seconds from a ``Retry-After`` header (delta-seconds, or an HTTP-date read against
+    ``now``, the Unix time: a past date gives 0); ``None`` when missing or unparsable."""
+    if value is None:  # no Retry-After, as on nearly every answer: the client asks each one
         return None
     text = value.strip()
     if not text:
@@ -166,13 +142,9 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     except ValueError:
         pass
     else:
-        if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
-            return None
-        return seconds
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - now)
+    return None if when.tzinfo is None else max(0.0, when.timestamp() - now)

@@ -241,11 +241,8 @@ class SQLiteThread(Generic[H]):
         return call.future
 
     def close(self) -> None:
-        """Finish the calls already queued, close the handle and stop the thread.
-
-        Idempotent; blocks until the thread is done. Later calls raise
-        :class:`sqlite3.ProgrammingError`, as a closed connection would.
-        """
+        """Finish the queued calls, close the handle and stop the thread (idempotent, blocking).
+        Later calls raise :class:`sqlite3.ProgrammingError`, as a closed connection would."""
         with self._lock:
             if self._closed:
                 return

@@ -123,11 +123,10 @@ def learn_origin(raw: Mapping[str, Any]) -> None:
     avatar_id, parent = raw.get("avatar_id"), raw.get("traceparent")
     if not isinstance(avatar_id, str) or not isinstance(parent, str):
         return
-    parts = parent.split("-")
     try:
         from opentelemetry import trace
 
-        version, trace_id, span_id, flags = parts
+        version, trace_id, span_id, flags = parent.split("-")
         context = trace.SpanContext(
             trace_id=int(trace_id, 16),
             span_id=int(span_id, 16),
@@ -142,9 +141,7 @@ def learn_origin(raw: Mapping[str, Any]) -> None:
 
 def links_for(event: Event) -> list[Any] | None:
     """Links from the span handling ``event`` to the span that created its avatar."""
-    if not isinstance(event, AvatarReady):
-        return None
-    context = _origins.get(event.avatar_id)
+    context = _origins.get(event.avatar_id) if isinstance(event, AvatarReady) else None
     if context is None:
         return None
     from opentelemetry import trace

@@ -16,11 +16,7 @@ __all__ = ["WireEnum", "decode_json"]
 
 
 class WireEnum(str, enum.Enum):
-    """A string enum whose ``str()`` is the wire value.
-
-    So ``f"{item.status}"`` reads the same for a known member and for an unknown
-    value kept as a plain ``str``.
-    """
+    """A string enum whose ``str()`` is the wire value, as an unknown value kept as a ``str`` is."""
 
     def __str__(self) -> str:
         return str(self.value)
