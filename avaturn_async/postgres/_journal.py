@@ -226,7 +226,9 @@ class PostgresJournal:
         rows = await self._do("claiming rows", lambda conn: conn.fetch(sql.CLAIM, *args))
         for row in rows:
             self._held[row["key"]] = row["token"]
-        return sorted((record_from_row(tuple(row)) for row in rows), key=lambda r: r.line)
+        # CLAIM returns the row's columns and then its lease token.
+        records = (record_from_row(tuple(row)[:-1]) for row in rows)
+        return sorted(records, key=lambda r: r.line)
 
     async def release(self, key: str) -> None:
         token = self._held.pop(key, None)
