@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._connector import PostgresConnector, connector_for
-from ._tasks import AsyncLifecycle
+from ._tasks import BackgroundStart
 
 if TYPE_CHECKING:
     from ._listen import Subscription
@@ -59,7 +59,7 @@ FROM avaturn_gate WHERE scope = $1
 """
 
 
-class PostgresGate(AsyncLifecycle):
+class PostgresGate(BackgroundStart):
     """A :class:`~avaturn_async.RateLimitGate` shared through PostgreSQL.
 
     Give it to every client that shares the API key:
@@ -76,9 +76,12 @@ class PostgresGate(AsyncLifecycle):
             shared connector's own setting applies to it).
     """
 
+    _what = "shared rate-limit gate"
+
     def __init__(
         self, dsn: str | PostgresConnector, *, scope: str = "default", poll_interval: float = 1.0
     ) -> None:
+        super().__init__()
         self.connector: PostgresConnector
         self._owned: bool
         self.connector, self._owned = connector_for(dsn, poll_interval=poll_interval)
@@ -92,8 +95,6 @@ class PostgresGate(AsyncLifecycle):
         self._starting: asyncio.Lock | None = None
         self._subscription: Subscription | None = None
         self._loops: list[BackgroundTask] = []
-        self._background: asyncio.Task[None] | None = None
-        self._started = False
         self.writes: int = 0
         """Pauses written to the database by this process."""
 
@@ -146,25 +147,8 @@ class PostgresGate(AsyncLifecycle):
                 CHANNEL, self._notified, self._read
             )
 
-    def _start_in_background(self) -> None:
-        if self._started:
-            return
-        with contextlib.suppress(RuntimeError):  # no running loop: start() later
-            self._background = asyncio.get_running_loop().create_task(self._start_quietly())
-            self._started = True
-
-    async def _start_quietly(self) -> None:
-        try:
-            await self.start()
-        except Exception as exc:
-            _log.warning("the shared rate-limit gate could not start: %s", exc)
-
     async def aclose(self) -> None:
-        background, self._background = self._background, None
-        if background is not None:
-            background.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await background
+        await self._stop_background()
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
             await self.connector.unsubscribe(subscription)

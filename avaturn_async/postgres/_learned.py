@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import math
 import time
@@ -37,7 +36,7 @@ from .._shared_pace import Share, SharedPace, heard_refusal, probe, told
 from ._budget import BOOKED_AHEAD, MIGRATIONS
 from ._connector import PostgresConnector, connector_for
 from ._learned_sql import BOOK, FORGET, LOCK, WRITE, columns, pace_of
-from ._tasks import AsyncLifecycle
+from ._tasks import BackgroundStart
 
 if TYPE_CHECKING:
     from asyncpg import Record
@@ -67,7 +66,7 @@ def _read(pace: SharedPace, now: float) -> None:
     return None
 
 
-class PostgresLearnedPace(AsyncLifecycle):
+class PostgresLearnedPace(BackgroundStart):
     """A rate budget learned from the API's 429s and shared through PostgreSQL: one
     pace for every client given one of the same scope, in any process.
 
@@ -103,7 +102,10 @@ class PostgresLearnedPace(AsyncLifecycle):
     server answers (at start).
     """
 
+    _what = "shared learned pace"
+
     def __init__(self, dsn: str | PostgresConnector, *, scope: str = "default") -> None:
+        super().__init__()
         self.connector: PostgresConnector
         self._owned: bool
         self.connector, self._owned = connector_for(dsn, pool_size=2)
@@ -124,8 +126,6 @@ class PostgresLearnedPace(AsyncLifecycle):
         self._loop: BackgroundTask | None = None
         self._subscription: Subscription | None = None
         self._starting: asyncio.Lock | None = None
-        self._background: asyncio.Task[None] | None = None
-        self._started = False
         self.round_trips: int = 0
         """Bookings made in the database by this process."""
         self.changes: int = 0
@@ -173,25 +173,8 @@ class PostgresLearnedPace(AsyncLifecycle):
                 CHANNEL, self._notified, self._catch_up
             )
 
-    def _start_in_background(self) -> None:
-        if self._started:
-            return
-        with contextlib.suppress(RuntimeError):  # no running loop: start() later
-            self._background = asyncio.get_running_loop().create_task(self._start_quietly())
-            self._started = True
-
-    async def _start_quietly(self) -> None:
-        try:
-            await self.start()
-        except Exception as exc:
-            _log.warning("the shared learned pace could not start: %s", exc)
-
     async def aclose(self) -> None:
-        background, self._background = self._background, None
-        if background is not None:
-            background.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await background
+        await self._stop_background()
         if self._read_later is not None:
             self._read_later.cancel()
             self._reading = False

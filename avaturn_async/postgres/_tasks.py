@@ -19,7 +19,7 @@ from anyio.abc import TaskGroup
 
 from ._outage import logger
 
-__all__ = ["AsyncLifecycle", "BackgroundTask", "TaskHost"]
+__all__ = ["AsyncLifecycle", "BackgroundStart", "BackgroundTask", "TaskHost"]
 
 _Self = TypeVar("_Self", bound="AsyncLifecycle")
 
@@ -39,6 +39,38 @@ class AsyncLifecycle:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+class BackgroundStart(AsyncLifecycle):
+    """A backend used before it was started starts itself in the background (the
+    gate and the learned pace are reached from a client's plain functions)."""
+
+    _what = "backend"
+    """Named in the warning when a background start fails."""
+
+    def __init__(self) -> None:
+        self._background: asyncio.Task[None] | None = None
+        self._started = False
+
+    def _start_in_background(self) -> None:
+        if self._started:
+            return
+        with contextlib.suppress(RuntimeError):  # no running loop: start() later
+            self._background = asyncio.get_running_loop().create_task(self._start_quietly())
+            self._started = True
+
+    async def _start_quietly(self) -> None:
+        try:
+            await self.start()
+        except Exception as exc:
+            logger.warning("the %s could not start: %s", self._what, exc)
+
+    async def _stop_background(self) -> None:
+        background, self._background = self._background, None
+        if background is not None:
+            background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await background
 
 
 class BackgroundTask:
