@@ -8,6 +8,7 @@ imports the other to speak of a row. ``avaturn_async.batch`` re-exports it.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -32,6 +33,7 @@ __all__ = [
     "record_from_row",
     "redact",
     "shown_kind",
+    "status_from",
 ]
 
 # The one vocabulary of a row's outcome, in every report (progress, summary,
@@ -184,6 +186,25 @@ class JournalStatus:
     counted once (:func:`outcome_of`); the last run's rejected lines are not rows."""
     in_progress_by_step: dict[str, int] = attrs.field(factory=dict)
     """The journal state of each row in progress (where a rerun resumes it)."""
+
+
+def status_from(grouped: Iterable[tuple[str, str, int]], **counts: Any) -> JournalStatus:
+    """A :class:`JournalStatus` from the ``(outcome, state, rows)`` groups of
+    :data:`OUTCOME_SQL` and the journal's other counts (``counts``)."""
+    by_state: dict[str, int] = {}
+    outcomes, steps = dict.fromkeys(OUTCOMES, 0), {}
+    for outcome, state, rows in grouped:
+        by_state[state] = by_state.get(state, 0) + rows
+        outcomes[outcome] += rows
+        if outcome == IN_PROGRESS:
+            steps[state] = rows
+    return JournalStatus(
+        rows=sum(by_state.values()),
+        by_state=by_state,
+        outcomes=outcomes,
+        in_progress_by_step=dict(sorted(steps.items())),
+        **counts,
+    )
 
 
 _ROW_FIELDS = [field.name for field in attrs.fields(RowRecord)]

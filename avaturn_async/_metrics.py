@@ -30,8 +30,6 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import attrs
-
 from . import _readings
 from ._errors import TransportError
 
@@ -41,7 +39,6 @@ if TYPE_CHECKING:  # the webhook path imports this module: no models at run time
 __all__ = [
     "HTTP_DURATION_BUCKETS",
     "ClientMetrics",
-    "InboxGauges",
     "count_delivery",
     "count_inbox",
     "count_retry",
@@ -263,16 +260,6 @@ def count_inbox(step: str, event_type: str) -> None:
     made = _instruments()
     if made is not None:
         made.inbox[step].add(1, {"avaturn.webhook.event": event_type})
-
-
-@attrs.frozen(kw_only=True)
-class InboxGauges:
-    """What an inbox's gauges show, read in one query."""
-
-    counts: Mapping[str, int]
-    oldest_pending_age: float | None
-    """Seconds since the oldest pending delivery was received; 0 when none is pending,
-    ``None`` when the store cannot tell (no observation then)."""
 
 
 def count_row(outcome: str) -> None:

@@ -110,7 +110,7 @@ _WATCHES_LOCK = threading.Lock()
 @contextmanager
 def watching(kind: str, label: str, read: Callable[[], Awaitable[Any]]) -> Iterator[None]:
     """Report what ``read()`` returns (on this event loop) as ``kind``'s gauges for
-    the block: ``"inbox"`` (an :class:`InboxGauges`) or ``"journal"`` (rows by state).
+    the block: ``"inbox"`` (an inbox's ``InboxStats``) or ``"journal"`` (rows by state).
 
     ``read`` runs only when a metrics SDK collects. The same ``label`` watched
     twice (two workers of one inbox in a process) is reported once.

@@ -48,7 +48,6 @@ from typing import Any
 
 from .._journal_records import (
     OUTCOME_SQL,
-    OUTCOMES,
     FailureRecord,
     JournalBusyError,
     JournalError,
@@ -58,6 +57,7 @@ from .._journal_records import (
     RowState,
     record_from_row,
     redact,
+    status_from,
 )
 from .._sqlite import transaction
 
@@ -340,20 +340,13 @@ class Journal:
 
     def status(self) -> JournalStatus:
         failed, orphans, invalid, rejected, runs, last = self._db.execute(_STATUS).fetchone()
-        by_state: dict[str, int] = {}
-        outcomes, steps = dict.fromkeys(OUTCOMES, 0), {}
-        for outcome, state, count in self._db.execute(
-            f"SELECT {OUTCOME_SQL} AS outcome, state, COUNT(*) FROM rows GROUP BY outcome, state"
-        ):
-            by_state[state] = by_state.get(state, 0) + count
-            outcomes[outcome] += count
-            if outcome == "in_progress":
-                steps[state] = count
         owner = self._meta("owner_pid")
         running = int(owner) if owner is not None and _pid_alive(int(owner)) else None
-        return JournalStatus(
-            rows=sum(by_state.values()),
-            by_state=by_state,
+        grouped = self._db.execute(
+            f"SELECT {OUTCOME_SQL} AS outcome, state, COUNT(*) FROM rows GROUP BY outcome, state"
+        )
+        return status_from(
+            grouped,
             failed=failed,
             possible_orphans=orphans,
             rejected_last_run=rejected,
@@ -361,8 +354,6 @@ class Journal:
             last_run_outcome=last,
             running_pid=running,
             invalid=invalid,
-            outcomes=outcomes,
-            in_progress_by_step=dict(sorted(steps.items())),
         )
 
     def failures(self, limit: int = 20) -> list[FailureRecord]:

@@ -32,7 +32,7 @@ from .._errors import ConfigurationError, StorageError
 from ._connect import connect, create_pool, is_transient, retry_transient, sqlstate
 from ._dsn import check_dsn, redact_dsn
 from ._listen import SharedListener, Subscription
-from ._migrate import explain_schema_error, migrate, schema_version
+from ._migrate import PRIVILEGE, explain_schema_error, migrate, schema_version
 from ._outage import OutageLog
 from ._tasks import BackgroundTask, TaskHost
 
@@ -49,7 +49,6 @@ APPLICATION_NAME = "avaturn_async"
 """What ``pg_stat_activity.application_name`` shows for the SDK's connections."""
 #: The server has no free connection slot (53300): wait for a pooled connection.
 _TOO_MANY = "53300"
-_PRIVILEGE = "42501"
 
 
 class PostgresConnector:
@@ -271,7 +270,7 @@ class PostgresConnector:
         try:
             return await retry_transient(attempt, deadline=deadline, what=what, retry_if=retry_if)
         except Exception as exc:
-            if sqlstate(exc) == _PRIVILEGE:
+            if sqlstate(exc) == PRIVILEGE:
                 raise ConfigurationError(
                     f"PostgreSQL at {self.label} refused {what}: {exc}; grant the role "
                     "SELECT, INSERT, UPDATE, DELETE on the avaturn_* tables and USAGE on "

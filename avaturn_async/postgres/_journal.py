@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .._errors import ConfigurationError, SchemaVersionError
 from .._journal_records import (
     OUTCOME_SQL,
-    OUTCOMES,
     FailureRecord,
     Holdings,
     JournalError,
@@ -49,6 +48,7 @@ from .._journal_records import (
     RowState,
     record_from_row,
     redact,
+    status_from,
 )
 from . import _journal_sql as sql
 from ._connect import is_transient
@@ -298,21 +298,8 @@ class PostgresJournal:
         grouped = f"SELECT {OUTCOME_SQL}, state, count(*) FROM avaturn_journal_rows GROUP BY 1, 2"
         by_state = await self._do("reading the status", lambda conn: conn.fetch(grouped))
         row: Any = await self._do("reading the status", lambda conn: conn.fetchrow(sql.STATUS))
-        counts: dict[str, int] = {}
-        outcomes, steps = dict.fromkeys(OUTCOMES, 0), {}
-        for outcome, state, n in by_state:
-            counts[state] = counts.get(state, 0) + n
-            outcomes[outcome] += n
-            if outcome == "in_progress":
-                steps[state] = n
-        return JournalStatus(
-            **dict(row),  # STATUS names its columns as the fields they fill
-            rows=sum(counts.values()),
-            by_state=counts,
-            running_pid=None,
-            outcomes=outcomes,
-            in_progress_by_step=dict(sorted(steps.items())),
-        )
+        # STATUS names its columns as the fields they fill.
+        return status_from(map(tuple, by_state), **dict(row), running_pid=None)
 
     async def failures(self, limit: int = 20) -> list[FailureRecord]:
         failed = await self._do("reading failures", lambda conn: conn.fetch(sql.FAILURES, limit))

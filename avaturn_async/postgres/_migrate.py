@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import asyncpg
     from asyncpg.pool import PoolConnectionProxy
 
-__all__ = ["SCHEMA_TABLE", "explain_schema_error", "migrate", "schema_version"]
+__all__ = ["PRIVILEGE", "SCHEMA_TABLE", "explain_schema_error", "migrate", "schema_version"]
 
 SCHEMA_TABLE = "avaturn_schema"
 #: Any constant will do, as long as every avaturn_async process uses the same one.
@@ -88,7 +88,7 @@ async def migrate(
 
 
 #: SQLSTATEs of a role that may not do something, and of a search_path naming no schema.
-_PRIVILEGE = "42501"
+PRIVILEGE = "42501"
 _NO_SCHEMA = "3F000"
 
 
@@ -99,7 +99,7 @@ async def explain_schema_error(
     ``component`` at ``where`` (a redacted DSN) failed with ``exc`` for want of a
     privilege or a schema; ``None`` for any other error."""
     code = getattr(exc, "sqlstate", "")
-    if code not in (_PRIVILEGE, _NO_SCHEMA):
+    if code not in (PRIVILEGE, _NO_SCHEMA):
         return None
     try:
         row = await conn.fetchrow(

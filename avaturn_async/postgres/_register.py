@@ -14,6 +14,7 @@ recorded reason is written ``\x00``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -145,10 +146,6 @@ def _plan(
     return plan
 
 
-def _by_key(update: tuple[str, int, int, str, str | None, str | None]) -> str:
-    return update[0]  # keys in one order across runs: no deadlock between their locks
-
-
 async def register_entries(
     conn: asyncpg.Connection | Any, run_id: int, entries: Sequence[RowEntry]
 ) -> list[Registration | None]:
@@ -160,9 +157,8 @@ async def register_entries(
             first.setdefault(entry.key, entry)
     inserted, known = await _known_rows(conn, run_id, first)
     plan = _plan(run_id, entries, first, inserted, known)
-    if plan.updates:
-        updates = sorted(plan.updates, key=_by_key)
-        await conn.executemany(_UPDATE, updates)
+    if plan.updates:  # keys in one order across runs: no deadlock between their locks
+        await conn.executemany(_UPDATE, sorted(plan.updates, key=itemgetter(0)))
     if plan.rejects:
         await conn.executemany(_REJECT, plan.rejects)
     if plan.steps:

@@ -150,12 +150,11 @@ class WebhookApp:
         except _Disconnected:
             return
         if deadline.cancelled_caught:
-            await _send(send, pipeline.timed_out())
-            return
-        if body is None:
-            await _send(send, pipeline.too_large())
-            return
-        answer = await pipeline.handle(body, headers, query=_query(scope))
+            answer = pipeline.timed_out()
+        elif body is None:
+            answer = pipeline.too_large()
+        else:
+            answer = await pipeline.handle(body, headers, query=_query(scope))
         await _send(send, answer)
 
 

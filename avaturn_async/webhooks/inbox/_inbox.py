@@ -230,14 +230,8 @@ class WebhookInbox:
     ) -> AsyncIterator[None]:
         """Run :meth:`run` in a task group for the duration of the ``async with`` block."""
         run = partial(
-            self.run,
-            router,
-            poll_interval=poll_interval,
-            concurrency=concurrency,
-            max_attempts=max_attempts,
-            backoff=backoff,
-            lease=lease,
-            confirm=confirm,
+            self.run, router, poll_interval=poll_interval, concurrency=concurrency,
+            max_attempts=max_attempts, backoff=backoff, lease=lease, confirm=confirm,
         )
         make_policy(max_attempts, backoff, lease, concurrency)  # fail here, not in the task
         async with anyio.create_task_group() as group:
@@ -272,14 +266,7 @@ class WebhookInbox:
         """Report this inbox's gauges (``avaturn.inbox.events`` by status,
         ``avaturn.inbox.oldest_pending.age``) while the block runs: read with one query
         on each metrics collection, never otherwise. A running worker reports them."""
-
-        async def read() -> _metrics.InboxGauges:
-            stats = await self.stats()
-            return _metrics.InboxGauges(
-                counts=stats.counts, oldest_pending_age=stats.oldest_pending_age
-            )
-
-        return _metrics.watching("inbox", self.label, read)
+        return _metrics.watching("inbox", self.label, self.stats)
 
     async def ping(self) -> None:
         """The readiness check: one trivial query; raises when the database fails.

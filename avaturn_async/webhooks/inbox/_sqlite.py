@@ -9,23 +9,15 @@ Several processes may share the file: a busy database is waited for
 (``busy_timeout``).
 
 Durability: WAL mode with ``synchronous=FULL`` by default (``avaturn_async._sqlite``
-explains both levels and group commit). The inbox commits a delivery and *then*
-answers 2xx, after which the sender never retries: a commit lost to a power cut
-would be a webhook lost for good. So with ``FULL`` every commit syncs the WAL
-before it returns; ``synchronous="normal"`` trades that guarantee for speed
-where only process crashes matter. Group commit pays one ``fsync`` per *batch*
-of the deliveries that waited together, and each receiver answers 2xx only
-after that ``COMMIT`` (and its fsync) has returned. So, for every acknowledged
-delivery, its row was committed and synced before the 2xx:
-
-* SIGKILL of the receiver: a committed transaction is in the WAL, which SQLite
-  replays on the next open; a transaction not yet committed is rolled back as a
-  whole, and none of its deliveries was acknowledged (the senders retry).
-* Power loss or OS crash: with ``FULL`` the WAL was fsynced by ``COMMIT``, so
-  the same holds; an unsynced tail holds only unacknowledged deliveries.
-* A failed commit (disk full, I/O error, a constraint) rolls back the whole
-  batch; each delivery in it is then inserted in a transaction of its own, so
-  a bad one is answered 503 alone, and a delivery answered 503 was not stored.
+explains both levels, group commit, and what a kill, a power loss or a failed
+commit keeps). The inbox commits a delivery and *then* answers 2xx, after which
+the sender never retries: a commit lost to a power cut would be a webhook lost
+for good. So with ``FULL`` every commit syncs the WAL before it returns, and a
+receiver answers 2xx only after the ``COMMIT`` holding its delivery (and its
+fsync) returned: an unsynced tail, or a transaction rolled back, holds only
+unacknowledged deliveries, which their senders retry; a delivery answered 503
+(its batch failed, then it failed alone) was not stored. ``synchronous="normal"``
+trades that guarantee for speed where only process crashes matter.
 
 Stored per delivery: the raw body, the ``webhook-id`` and
 ``webhook-timestamp`` values, the event type and bookkeeping. Never the
@@ -118,27 +110,18 @@ _HOLD_BACK = """
       AND next_attempt_at < ? AND id <> ?
 """
 
-_RECORD_COLUMNS = (
-    "id, webhook_id, event_type, status, attempts, last_error, received_at, "
-    "next_attempt_at, finished_at, webhook_timestamp, ordering_key"
-)
+_FIELDS = [field.name for field in attrs.fields(InboxRecord)]
+_RECORD_COLUMNS = ", ".join(_FIELDS)  # the table's columns are the record's fields
 
 
 def _record(row: Sequence[Any]) -> InboxRecord:
-    status = InboxStatus(row[3])
-    return InboxRecord(
-        id=row[0],
-        webhook_id=row[1],
-        event_type=row[2],
-        status=status,
-        attempts=row[4],
-        last_error=row[5],
-        received_at=utc(row[6]),
-        next_attempt_at=utc(row[7]) if status is InboxStatus.PENDING else None,
-        finished_at=None if row[8] is None else utc(row[8]),
-        webhook_timestamp=row[9],
-        ordering_key=row[10],
-    )
+    got = dict(zip(_FIELDS, row, strict=True))
+    got["status"] = status = InboxStatus(got["status"])
+    got["received_at"] = utc(got["received_at"])
+    got["next_attempt_at"] = utc(got["next_attempt_at"]) if status is InboxStatus.PENDING else None
+    if got["finished_at"] is not None:
+        got["finished_at"] = utc(got["finished_at"])
+    return InboxRecord(**got)
 
 
 def _connect(
@@ -246,14 +229,8 @@ class SQLiteInboxTable:
             [(token, now + lease, row[0]) for row in rows],
         )
         return [
-            Claimed(
-                id=r[0],
-                body=bytes(r[1]),
-                attempts=r[2] + 1,
-                token=token,
-                event_type=r[3],
-                ordering_key=r[4],
-            )
+            Claimed(id=r[0], body=bytes(r[1]), attempts=r[2] + 1, token=token, event_type=r[3],
+                    ordering_key=r[4])
             for r in rows
         ]
 

@@ -48,10 +48,7 @@ class SQLiteInboxStore:
             )
         self.path = path
         opener = partial(
-            SQLiteInboxTable,
-            path,
-            synchronous=synchronous,
-            create=create,
+            SQLiteInboxTable, path, synchronous=synchronous, create=create,
             busy_timeout=busy_timeout,
         )
         self._db = SQLiteThread(opener, name="avaturn-inbox")
@@ -80,13 +77,9 @@ class SQLiteInboxStore:
     async def claim(
         self, *, now: float, lease: float, limit: int, max_attempts: int, token: str
     ) -> list[Claimed]:
+        claim = SQLiteInboxTable.claim
         return await self._db.write(
-            SQLiteInboxTable.claim,
-            now=now,
-            lease=lease,
-            limit=limit,
-            max_attempts=max_attempts,
-            token=token,
+            claim, now=now, lease=lease, limit=limit, max_attempts=max_attempts, token=token
         )
 
     async def renew(self, claimed: Claimed, *, now: float, lease: float) -> bool:

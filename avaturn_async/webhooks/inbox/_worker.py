@@ -105,13 +105,11 @@ class InboxWorker:
     async def _claim(self, limit: int) -> list[Claimed]:
         # Shielded: a claim that committed while the worker was being cancelled
         # must reach _dispatch_one, which hands it back, instead of waiting out its lease.
+        policy = self._policy
         with anyio.CancelScope(shield=True):
             claims = await self.store.claim(
-                now=self._now(),
-                lease=self._policy.lease,
-                limit=limit,
-                max_attempts=self._policy.max_attempts,
-                token=secrets.token_hex(8),
+                now=self._now(), lease=policy.lease, limit=limit,
+                max_attempts=policy.max_attempts, token=secrets.token_hex(8),
             )
         return claims
 
