@@ -217,44 +217,36 @@ def format_counts(counts: dict[str, Any]) -> tuple[str, bool]:
     return "\n".join(lines), bool(counts["clean"])
 
 
-async def _report_shared_status(args: argparse.Namespace, out: TextIO) -> int:
-    from ..postgres import PostgresJournal
+async def _read_counts(journal: str) -> dict[str, Any] | None:
+    """``--status``'s counts of ``journal`` (a DSN or a file), ``None`` if no file is there."""
+    if is_url(journal):
+        from ..postgres import PostgresJournal
 
-    store = await PostgresJournal.open(args.journal, create=False)  # reads, never writes
-    try:
-        counts = journal_counts(store.label, await store.status(), await store.failures())
-    finally:
-        await store.aclose()
-    text, clean = format_counts(counts)
-    print(json.dumps(counts, indent=2) if args.json else text, file=out)
-    return EXIT_OK if clean else EXIT_FAILED
+        store = await PostgresJournal.open(journal, create=False)  # reads, never writes
+        try:
+            return journal_counts(store.label, await store.status(), await store.failures())
+        finally:
+            await store.aclose()
+    path = Path(journal)
+
+    def read() -> dict[str, Any] | None:
+        if not path.is_file():
+            return None  # opening would create an empty journal
+        with Journal(path) as opened:
+            return status_counts(opened)
+
+    return await anyio.to_thread.run_sync(read)
 
 
 async def _report_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if is_url(args.journal):
-        try:
-            return await _report_shared_status(args, out)
-        except (ConfigurationError, StorageError, JournalError) as exc:
-            return _error(err, str(exc))
-    path = Path(args.journal)
-
-    def report() -> tuple[str, bool] | None:
-        if not path.is_file():
-            return None  # opening would create an empty journal
-        with Journal(path) as journal:
-            if args.json:
-                counts = status_counts(journal)
-                return json.dumps(counts, indent=2), bool(counts["clean"])
-            return format_status(journal)
-
     try:
-        found = await anyio.to_thread.run_sync(report)
-    except JournalError as exc:
+        counts = await _read_counts(args.journal)
+    except (ConfigurationError, StorageError, JournalError) as exc:
         return _error(err, str(exc))
-    if found is None:
-        return _error(err, f"no journal at {path}")
-    text, clean = found
-    print(text, file=out)
+    if counts is None:
+        return _error(err, f"no journal at {Path(args.journal)}")
+    text, clean = format_counts(counts)
+    print(json.dumps(counts, indent=2) if args.json else text, file=out)
     return EXIT_OK if clean else EXIT_FAILED
 
 
@@ -322,11 +314,7 @@ async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSum
                     max_new_users=args.max_new_users,
                 )
                 await onboard(
-                    client,
-                    manifest,
-                    journal=journal,
-                    settings=settings,
-                    progress=progress,
+                    client, manifest, journal=journal, settings=settings, progress=progress,
                     summary=summary,
                 )
 

@@ -14,7 +14,6 @@ its own limit on requests in flight.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
@@ -43,7 +42,7 @@ from ._journal import Journal, Registration, RowRecord, RowState
 from ._manifest import Manifest, OnboardRow, RowError, check_photos
 from ._row import RowRunner
 from ._rules import OnboardSettings
-from ._store import JournalStore, RowEntry, open_journal
+from ._store import JournalStore, RowEntry, opened_journal
 from ._summary import OnboardingSummary
 
 if TYPE_CHECKING:
@@ -163,14 +162,11 @@ class _Run:
         summary = self.summary
         summary.read += 1
         record = None if registration is None else registration.record
-        if record is None or isinstance(item, RowError):
-            if record is not None and record.is_done(export=self.export):
-                summary.already_done += 1  # finished earlier: its photos are not needed
-            else:
-                summary.invalid += 1
+        if record is not None and record.is_done(export=self.export):
+            summary.already_done += 1  # finished earlier: its photos are not needed
             return False
-        if record.is_done(export=self.export):
-            summary.already_done += 1
+        if record is None or isinstance(item, RowError):
+            summary.invalid += 1
             return False
         if record.state is RowState.AVATAR_FAILED and not self.settings.retry_failed:
             summary.add_failure("avatar_failed")
@@ -332,7 +328,7 @@ async def onboard(
     if settings.export_folder is not None:
         settings.export_folder.mkdir(parents=True, exist_ok=True)
     summary = summary if summary is not None else OnboardingSummary()
-    async with _opened(journal) as store:
+    async with opened_journal(journal) as store:
         await store.begin_run(settings.source)
         with _metrics.watching("journal", store.label, _rows_by_state(store)):
             await _Run(client, store, summary, settings, progress).run(rows)
@@ -346,17 +342,3 @@ def _rows_by_state(store: JournalStore) -> Callable[[], Awaitable[dict[str, int]
         return dict((await store.status()).by_state)
 
     return read
-
-
-@contextlib.asynccontextmanager
-async def _opened(
-    journal: str | os.PathLike[str] | Journal | JournalStore,
-) -> AsyncIterator[JournalStore]:
-    """The store for ``journal``, closed on the way out if this call opened it."""
-    store, owned = await open_journal(journal)
-    try:
-        yield store
-    finally:
-        if owned:
-            with anyio.CancelScope(shield=True):
-                await store.aclose()
