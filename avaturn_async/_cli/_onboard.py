@@ -49,7 +49,7 @@ from ..batch import (
 from ..postgres import DEFAULT_LEASE, is_url
 from . import _onboard_tools as tools
 from ._argtypes import checked, port_number, positive_float, positive_int
-from ._dry_run import run_dry_run
+from ._dry_run import listed, run_dry_run
 from ._environment import emulated_client, remote_client
 from ._onboard_metrics import add_metrics_arguments, onboard_metrics
 from ._progress import progress_reporter
@@ -140,20 +140,17 @@ def _error(err: TextIO, message: str) -> int:
 
 
 def status_counts(journal: Journal, *, limit: int = 20) -> dict[str, Any]:
-    """What ``--status`` reports, as JSON-ready data in the words of a run's summary:
-    rows ``ready``, ``in_progress``, ``failed`` and ``invalid`` (bad input, or a
-    keyless or duplicate line in the last run), then details."""
+    """What ``--status`` reports of a SQLite journal (:func:`journal_counts`)."""
     return journal_counts(str(journal.path), journal.status(), journal.failures(limit))
 
 
 def journal_counts(
     label: str, status: JournalStatus, failures: list[FailureRecord]
 ) -> dict[str, Any]:
-    """:func:`status_counts` of any journal, from its status and first failures.
-
-    Every row is counted once, in the one vocabulary: ``rows`` = ``ready`` +
-    ``in_progress`` + ``failed`` + ``invalid`` (a keyless or duplicate line of the
-    last run is a row here too, and invalid), as in the results file."""
+    """What ``--status`` reports of any journal, from its status and first failures, as
+    JSON-ready data in the words of a run's summary. Every row is counted once:
+    ``rows`` = ``ready`` + ``in_progress`` + ``failed`` + ``invalid`` (bad input, or a
+    keyless or duplicate line of the last run), as in the results file."""
     outcomes, rejected = status.outcomes, status.rejected_last_run
     invalid = outcomes.get("invalid", 0) + rejected
     listed = [
@@ -185,17 +182,6 @@ def format_status(journal: Journal, *, limit: int = 20) -> tuple[str, bool]:
     return format_counts(status_counts(journal, limit=limit))
 
 
-def _listed(title: str, rows: list[dict[str, Any]]) -> list[str]:
-    if not rows:
-        return []
-    return [f"  {title}:"] + [
-        f"    line {r['line']} key {r['key'] or '-'}: "
-        + ("" if r["error_kind"] == r["state"] else f"[{r['error_kind']}] ")
-        + str(r["error"])
-        for r in rows
-    ]
-
-
 def format_counts(counts: dict[str, Any]) -> tuple[str, bool]:
     """The ``--status`` text of :func:`journal_counts`, and whether it is clean."""
     lines = [
@@ -212,8 +198,8 @@ def format_counts(counts: dict[str, Any]) -> tuple[str, bool]:
         lines.append(f"  a run is in progress (pid {counts['running_pid']})")
     if counts["live_runs"]:
         lines.append(f"  runs in progress (any machine): {counts['live_runs']}")
-    lines += _listed("failed rows", counts["failed_rows"])
-    lines += _listed("invalid rows", counts["invalid_rows"])
+    lines += listed("failed rows", counts["failed_rows"])
+    lines += listed("invalid rows", counts["invalid_rows"])
     return "\n".join(lines), bool(counts["clean"])
 
 

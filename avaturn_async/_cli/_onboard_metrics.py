@@ -10,6 +10,7 @@ import argparse
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -45,17 +46,9 @@ def _read_sqlite(path: Path) -> None:
 
 def _journal_check(journal: str | JournalStore) -> Any:
     if not isinstance(journal, str):
-        connector = getattr(journal, "connector", None)
-        ping = getattr(connector, "ping", None)
-        if ping is not None:
-            return ping
-        return journal.status  # a store of another kind: any answer will do
-    path = Path(journal)
-
-    async def read_file() -> None:
-        await anyio.to_thread.run_sync(_read_sqlite, path)
-
-    return read_file
+        ping = getattr(getattr(journal, "connector", None), "ping", None)
+        return ping if ping is not None else journal.status  # another store: any answer will do
+    return partial(anyio.to_thread.run_sync, _read_sqlite, Path(journal))
 
 
 @asynccontextmanager

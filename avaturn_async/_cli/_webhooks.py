@@ -51,8 +51,6 @@ def _header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-
-
 def _add_auth_options(parser: argparse.ArgumentParser, *, verify: bool) -> None:
     unsigned = "only parse the body" if verify else "as Avaturn documents its webhooks"
     token = "check this one instead of a signature" if verify else "sent in --token-header"

@@ -282,11 +282,8 @@ class Journal:
         """Move ``key`` to ``state`` (clearing its error), setting the given columns."""
         sets = ["state = ?", "error_kind = NULL", "error = NULL", "updated_at = ?"]
         values: list[Any] = [state.value, time.time()]
-        for column, value in (
-            ("user_id", user_id),
-            ("avatar_id", avatar_id),
-            ("export_path", export_path),
-        ):
+        columns = {"user_id": user_id, "avatar_id": avatar_id, "export_path": export_path}
+        for column, value in columns.items():
             if value is not _KEEP:
                 sets.append(f"{column} = ?")
                 values.append(value)
