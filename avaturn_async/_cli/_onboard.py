@@ -308,10 +308,8 @@ async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSum
 async def run_onboard_command(
     args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
-    """Run ``avaturn onboard`` with parsed ``args``; returns the exit code.
-
-    ``out`` and ``err`` default to the current ``sys.stdout`` and ``sys.stderr``.
-    """
+    """Run ``avaturn onboard`` with parsed ``args``; returns the exit code. ``out`` and
+    ``err`` default to the current ``sys.stdout`` and ``sys.stderr``."""
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     try:

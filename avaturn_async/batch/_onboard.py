@@ -19,14 +19,7 @@ import json
 import os
 import time
 import warnings
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
-    Iterator,
-)
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -134,6 +127,10 @@ class _Run:
     def changed(self) -> None:
         if self.progress is not None:
             self.progress(self.summary)
+
+    async def rows_by_state(self) -> dict[str, int]:
+        """What the ``avaturn.onboard.rows`` gauge reads on each metrics collection."""
+        return dict((await self.store.status()).by_state)
 
     async def run(self, rows: RowSource) -> None:
         """Read, claim and run the rows; the journal's ``runs`` table gets the outcome."""
@@ -330,15 +327,7 @@ async def onboard(
     summary = summary if summary is not None else OnboardingSummary()
     async with opened_journal(journal) as store:
         await store.begin_run(settings.source)
-        with _metrics.watching("journal", store.label, _rows_by_state(store)):
-            await _Run(client, store, summary, settings, progress).run(rows)
+        run = _Run(client, store, summary, settings, progress)
+        with _metrics.watching("journal", store.label, run.rows_by_state):
+            await run.run(rows)
     return summary
-
-
-def _rows_by_state(store: JournalStore) -> Callable[[], Awaitable[dict[str, int]]]:
-    """What the ``avaturn.onboard.rows`` gauge reads on each metrics collection."""
-
-    async def read() -> dict[str, int]:
-        return dict((await store.status()).by_state)
-
-    return read
