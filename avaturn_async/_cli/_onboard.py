@@ -153,7 +153,7 @@ def journal_counts(
     keyless or duplicate line of the last run), as in the results file."""
     outcomes, rejected = status.outcomes, status.rejected_last_run
     invalid = outcomes.get("invalid", 0) + rejected
-    listed = [
+    shown = [
         {"line": f.line, "key": f.key, "error_kind": f.shown_kind, "error": f.reason,
          "state": f.outcome}
         for f in failures
@@ -171,8 +171,8 @@ def journal_counts(
         "last_run": status.last_run_outcome,
         "running_pid": status.running_pid,
         "live_runs": status.live_runs,
-        "failed_rows": [row for row in listed if row["state"] == "failed"],
-        "invalid_rows": [row for row in listed if row["state"] == "invalid"],
+        "failed_rows": [row for row in shown if row["state"] == "failed"],
+        "invalid_rows": [row for row in shown if row["state"] == "invalid"],
         "clean": outcomes.get("ready", 0) == status.rows and rejected == 0,
     }
 
@@ -259,10 +259,9 @@ async def _client_for(
             state_file=emulator_state_file(args.journal),
             gate=gate,
             rate_limit=rate,
-        ) as env:
-            print(f"embedded emulator at {env.emulator.base_url}; webhooks to "
-                  f"{env.webhook_url}", file=out)
-            yield env.client
+        ) as (client, emulator, webhook_url):
+            print(f"embedded emulator at {emulator.base_url}; webhooks to {webhook_url}", file=out)
+            yield client
         return
     async with remote_client(
         webhook_port=args.webhook_port,

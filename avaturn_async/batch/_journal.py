@@ -139,7 +139,7 @@ def _pid_alive(pid: int) -> bool:
 _KEEP: Any = object()
 
 
-class Journal:
+class Journal(contextlib.AbstractContextManager["Journal"]):
     """The SQLite journal of one onboarding (one file, reused by every rerun)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -173,9 +173,6 @@ class Journal:
 
     def close(self) -> None:
         self._db.close()
-
-    def __enter__(self) -> Journal:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()

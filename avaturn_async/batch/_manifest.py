@@ -22,6 +22,7 @@ read at all (missing, no header, required columns absent) raises
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -205,7 +206,7 @@ def _format_of(path: Path) -> Literal["csv", "jsonl"]:
     return "jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "csv"
 
 
-class Manifest:
+class Manifest(contextlib.AbstractContextManager["Manifest"]):
     """An open manifest: iterate it for :class:`OnboardRow` and :class:`RowError` items.
 
     Opening checks that the file is readable and, for CSV, that the header
@@ -258,9 +259,6 @@ class Manifest:
 
     def close(self) -> None:
         self._file.close()
-
-    def __enter__(self) -> Manifest:
-        return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
