@@ -277,8 +277,7 @@ async def _client_for(
 
 
 async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSummary) -> None:
-    manifest = Manifest(args.manifest)  # raises ManifestError before anything starts
-    with manifest:
+    with Manifest(args.manifest) as manifest:  # raises ManifestError before anything starts
         total = await anyio.to_thread.run_sync(count_rows, manifest.path)
         summary.total = total
         async with (

@@ -231,8 +231,7 @@ class Journal(contextlib.AbstractContextManager["Journal"]):
     def records(self) -> Iterator[RowRecord]:
         """Every row, in manifest order (streamed from the file)."""
         cursor = self._db.execute(f"SELECT {_ROW_COLUMNS} FROM rows ORDER BY line, key")
-        for row in cursor:
-            yield record_from_row(row)
+        yield from map(record_from_row, cursor)
 
     def register(
         self, run_id: int, key: str, line: int, problem: str | None, extra: str | None = None

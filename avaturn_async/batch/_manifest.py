@@ -141,18 +141,13 @@ class _Bad(Exception):
     """A reason a row is unusable (internal: becomes a RowError)."""
 
 
-def extra_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields of a row that the SDK does not use, in their order."""
-    return {name: value for name, value in fields.items() if name not in USED_COLUMNS}
-
-
 def build_row(fields: Mapping[str, Any], *, line: int, base: Path) -> OnboardRow | RowError:
     """Check one row's fields (and its photos); relative paths are taken from ``base``.
 
     Column names are matched without case or surrounding spaces; the other
     columns are kept, under their own names, as the row's ``extra``.
     """
-    extra = extra_columns(fields)
+    extra = {name: value for name, value in fields.items() if name not in USED_COLUMNS}
     try:
         row = _checked_row(fields, line=line, base=base, extra=extra)
     except _Bad as exc:

@@ -51,12 +51,8 @@ DEFAULT_SETTINGS = OnboardSettings()
 _CHUNK = 64  # rows read and registered per worker-thread hop
 _CLAIM_BATCH = 8  # rows claimed at once, just before workers are free to take them
 _HOLDINGS_POLL = 1.0  # seconds between looks at the rows other runs hold, at the end
-
-
-@attrs.frozen
-class _Work:
-    row: OnboardRow
-    record: RowRecord
+_Work: TypeAlias = tuple[OnboardRow, RowRecord]
+"""A claimed row, and its record as the claim found it."""
 
 
 def _read_chunk(rows: Iterator[RowItem], start: int, checked: bool) -> list[RowItem]:
@@ -79,8 +75,7 @@ async def _chunks(rows: RowSource) -> AsyncIterator[list[RowItem]]:
     if isinstance(rows, AsyncIterable):
         async for item in rows:
             read += 1
-            chunk = await anyio.to_thread.run_sync(_read_chunk, iter((item,)), read, False)
-            yield chunk
+            yield await anyio.to_thread.run_sync(_read_chunk, iter((item,)), read, False)
         return
     iterator, checked = iter(rows), isinstance(rows, Manifest)
     while chunk := await anyio.to_thread.run_sync(_read_chunk, iterator, read + 1, checked):
@@ -196,7 +191,7 @@ class _Run:
             if taken_over:
                 self.summary.elsewhere -= len(records)
             for record in records:
-                await send.send(_Work(group[record.key], record))
+                await send.send((group[record.key], record))
         return claimed
 
     async def produce(
@@ -257,8 +252,8 @@ class _Run:
 
     async def consume(self, receive: ObjectReceiveStream[_Work], scope: anyio.CancelScope) -> None:
         async with receive:
-            async for work in receive:
-                key = work.row.key
+            async for row, record in receive:
+                key = row.key
                 if self.runner.cap_reached:  # claimed before the cap was reached
                     self.summary.not_started += 1
                     await self.store.release(key)
@@ -268,7 +263,7 @@ class _Run:
                 with anyio.CancelScope() as row_scope:
                     self.store.on_lease_lost(key, row_scope.cancel)
                     try:
-                        await self.runner.run(work.row, work.record)
+                        await self.runner.run(row, record)
                         counted = True
                     except LeaseLostError:
                         row_scope.cancel()

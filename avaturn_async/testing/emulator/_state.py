@@ -264,19 +264,13 @@ class EmulatorState:
         """The avatar's processing ends: its ``avatar.ready`` event."""
         avatar.status = outcome
         self._save("avatars", avatar.id)
-        return {
-            "event": "avatar.ready",
-            "avatar_id": avatar.id,
-            "user_id": avatar.user_id,
-            "status": outcome,
-            "session_id": None,
-        }
+        ids = {"avatar_id": avatar.id, "user_id": avatar.user_id}
+        return {"event": "avatar.ready", **ids, "status": outcome, "session_id": None}
 
     # customization
 
     def get_customization(self, avatar_id: str) -> dict[str, Any]:
-        avatar = self.avatar(avatar_id)
-        return avatar.customization or default_customization()
+        return self.avatar(avatar_id).customization or default_customization()
 
     def set_customization(self, avatar_id: str, body: object) -> None:
         # Like FastAPI, the body is validated (422) before the handler looks anything up.
