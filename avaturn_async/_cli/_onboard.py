@@ -152,7 +152,6 @@ def journal_counts(
     ``rows`` = ``ready`` + ``in_progress`` + ``failed`` + ``invalid`` (bad input, or a
     keyless or duplicate line of the last run), as in the results file."""
     outcomes, rejected = status.outcomes, status.rejected_last_run
-    invalid = outcomes.get("invalid", 0) + rejected
     shown = [
         {"line": f.line, "key": f.key, "error_kind": f.shown_kind, "error": f.reason,
          "state": f.outcome}
@@ -164,7 +163,7 @@ def journal_counts(
         "ready": outcomes.get("ready", 0),
         "in_progress": outcomes.get("in_progress", 0),
         "failed": outcomes.get("failed", 0),
-        "invalid": invalid,
+        "invalid": outcomes.get("invalid", 0) + rejected,
         "possible_orphans": status.possible_orphans,
         "in_progress_by_step": dict(status.in_progress_by_step),
         "runs": status.runs,

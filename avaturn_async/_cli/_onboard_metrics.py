@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
@@ -37,11 +37,9 @@ def _read_sqlite(path: Path) -> None:
     busy timeout bounds it, as a worker thread cannot be cancelled."""
     if not path.exists():
         return
-    connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=1.0)
-    try:
+    read_only = f"{path.absolute().as_uri()}?mode=ro"
+    with closing(sqlite3.connect(read_only, uri=True, timeout=1.0)) as connection:
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    finally:
-        connection.close()
 
 
 def _journal_check(journal: str | JournalStore) -> Any:

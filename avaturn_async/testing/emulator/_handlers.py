@@ -167,8 +167,7 @@ class Handlers:
             avatar_id = parse_uuid(request.match_info["avatar_id"], ("path", "avatar_id"))
             avatar = self._state.begin_upload(avatar_id, request.query.get("signature"))
         except EmulatorHTTPError:
-            # Read the body so the client sees our answer, not a reset connection.
-            await drain(request)
+            await drain(request)  # so the client sees our answer, not a reset connection
             raise
         try:
             photos, fields = await read_upload_form(

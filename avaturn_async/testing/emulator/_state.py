@@ -61,10 +61,6 @@ SAMPLE_ASSETS: Mapping[str, str] = {
 """One valid asset id per slot: slot -> asset id."""
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 # ---------------------------------------------------------------- the state machine
 
 
@@ -117,7 +113,7 @@ class EmulatorState:
     # users and sessions
 
     def create_user(self) -> UserRecord:
-        user = UserRecord(id=random_user_id(), created_at=_now())
+        user = UserRecord(id=random_user_id(), created_at=datetime.now(timezone.utc))
         self.users[user.id] = user
         self._save("users", user.id)
         return user
@@ -188,7 +184,7 @@ class EmulatorState:
         avatar = AvatarRecord(
             id=str(uuid.uuid4()),
             user_id=user_id,
-            created_at=_now(),
+            created_at=datetime.now(timezone.utc),
             upload_signature=secrets.token_urlsafe(24),
         )
         self.avatars[avatar.id] = avatar
