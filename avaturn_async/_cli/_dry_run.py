@@ -35,7 +35,7 @@ from ..batch import (
     read_results,
 )
 
-__all__ = ["run_dry_run"]
+__all__ = ["listed", "run_dry_run"]
 
 PHOTO_COLUMNS = ("frontal", "side_1", "side_2")
 
@@ -52,13 +52,8 @@ class DryRunReport:
 
     def as_dict(self) -> dict[str, Any]:
         counts = attrs.asdict(self, recurse=False)  # in field order: manifest, rows, ...
-        invalid_rows = counts.pop("invalid_rows")
-        return {
-            "dry_run": True,
-            **counts,
-            "invalid": len(invalid_rows),
-            "invalid_rows": invalid_rows,
-        }
+        invalid = counts.pop("invalid_rows")
+        return {"dry_run": True, **counts, "invalid": len(invalid), "invalid_rows": invalid}
 
     def format(self) -> str:
         lines = [
@@ -66,15 +61,20 @@ class DryRunReport:
             f"sent, {self.already_done} already done, {len(self.invalid_rows)} invalid; "
             "nothing was sent"
         ]
-        if self.invalid_rows:
-            lines.append("  invalid rows:")
-            lines += [
-                f"    line {r['line']} key {r['key'] or '-'}: "
-                + ("" if r["error_kind"] == "invalid" else f"[{r['error_kind']}] ")
-                + r["error"]
-                for r in self.invalid_rows
-            ]
-        return "\n".join(lines)
+        return "\n".join(lines + listed("invalid rows", self.invalid_rows))
+
+
+def listed(title: str, rows: list[dict[str, Any]]) -> list[str]:
+    """The report's lines of failed or invalid ``rows``, under ``title`` (none if empty);
+    a row's ``error_kind`` is shown when it says more than its ``state`` (default invalid)."""
+    if not rows:
+        return []
+    return [f"  {title}:"] + [
+        f"    line {r['line']} key {r['key'] or '-'}: "
+        + ("" if r["error_kind"] == r.get("state", "invalid") else f"[{r['error_kind']}] ")
+        + str(r["error"])
+        for r in rows
+    ]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -117,9 +117,8 @@ def _check(manifest: Manifest, done: frozenset[str]) -> DryRunReport:
             report.would_send += 1
         else:
             kind = "duplicate_key" if reason.startswith("duplicate key") else "invalid"
-            report.invalid_rows.append(
-                {"line": item.line, "key": key, "error_kind": kind, "error": reason}
-            )
+            row = {"line": item.line, "key": key, "error_kind": kind, "error": reason}
+            report.invalid_rows.append(row)
     return report
 
 

@@ -75,9 +75,8 @@ def add_emulator_parser(commands: Any) -> None:
 
 
 def _add_api_options(api: Any) -> None:
-    api.add_argument(
-        "--api-key", default="emulator-key", help="the only bearer key accepted" + _DEFAULT
-    )
+    key = "the only bearer key accepted" + _DEFAULT
+    api.add_argument("--api-key", default="emulator-key", help=key)
     api.add_argument(
         "--rate-limit",
         type=_rate,

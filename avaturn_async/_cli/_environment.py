@@ -9,8 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-import attrs
-
 from .._adaptive import AdaptiveConcurrency, RateLimitGate
 from .._client import AvaturnClient
 from .._errors import ConfigurationError
@@ -22,7 +20,7 @@ from ..webhooks.aiohttp import serve_webhooks
 if TYPE_CHECKING:
     from ..testing import AvaturnEmulator
 
-__all__ = ["Emulated", "emulated_client", "remote_client"]
+__all__ = ["emulated_client", "remote_client"]
 
 # Bounded like the hub: a receiver's memory must not grow with the rows.
 _REMEMBERED_EVENTS = 4096
@@ -71,15 +69,6 @@ async def remote_client(
             yield client, server.url
 
 
-@attrs.frozen
-class Emulated:
-    """What :func:`emulated_client` runs: the client, the emulator, the receiver URL."""
-
-    client: AvaturnClient
-    emulator: AvaturnEmulator
-    webhook_url: str
-
-
 @asynccontextmanager
 async def emulated_client(
     *,
@@ -89,9 +78,10 @@ async def emulated_client(
     state_file: str | os.PathLike[str] | None = None,
     gate: RateLimitGate | None = None,
     rate_limit: float | RateBudget | None = None,
-) -> AsyncIterator[Emulated]:
-    """A client of an embedded :class:`AvaturnEmulator` whose signed webhooks go to
-    an embedded receiver on 127.0.0.1 (a free port unless ``webhook_port``).
+) -> AsyncIterator[tuple[AvaturnClient, AvaturnEmulator, str]]:
+    """A client of an embedded :class:`AvaturnEmulator`, the emulator, and the URL of
+    the embedded receiver its signed webhooks go to, on 127.0.0.1 (a free port unless
+    ``webhook_port``).
 
     With ``state_file``, the emulator keeps its users and avatars there (every
     change written before it is answered), so a later run, even after the process
@@ -120,4 +110,4 @@ async def emulated_client(
             rate_limit=rate_limit,
         ) as client,
     ):
-        yield Emulated(client=client, emulator=emulator, webhook_url=server.url)
+        yield client, emulator, server.url

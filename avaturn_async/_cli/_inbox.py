@@ -180,8 +180,7 @@ def _print_text(out: TextIO, db: str, report: _Report) -> None:
     if report.purged is not None:
         print(f"purged {report.purged} done event(s)", file=out)
     if report.replayed:
-        replayed = report.replayed
-        print(f"replayed {len(replayed)}: {' '.join(map(str, replayed))}", file=out)
+        print(f"replayed {len(report.replayed)}: {' '.join(map(str, report.replayed))}", file=out)
     if report.refused:
         print(f"not dead, not replayed: {' '.join(map(str, report.refused))}", file=out)
     out.write(format_records(report.records))

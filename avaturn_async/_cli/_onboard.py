@@ -49,7 +49,7 @@ from ..batch import (
 from ..postgres import DEFAULT_LEASE, is_url
 from . import _onboard_tools as tools
 from ._argtypes import checked, port_number, positive_float, positive_int
-from ._dry_run import run_dry_run
+from ._dry_run import listed, run_dry_run
 from ._environment import emulated_client, remote_client
 from ._onboard_metrics import add_metrics_arguments, onboard_metrics
 from ._progress import progress_reporter
@@ -140,23 +140,19 @@ def _error(err: TextIO, message: str) -> int:
 
 
 def status_counts(journal: Journal, *, limit: int = 20) -> dict[str, Any]:
-    """What ``--status`` reports, as JSON-ready data in the words of a run's summary:
-    rows ``ready``, ``in_progress``, ``failed`` and ``invalid`` (bad input, or a
-    keyless or duplicate line in the last run), then details."""
+    """What ``--status`` reports of a SQLite journal (:func:`journal_counts`)."""
     return journal_counts(str(journal.path), journal.status(), journal.failures(limit))
 
 
 def journal_counts(
     label: str, status: JournalStatus, failures: list[FailureRecord]
 ) -> dict[str, Any]:
-    """:func:`status_counts` of any journal, from its status and first failures.
-
-    Every row is counted once, in the one vocabulary: ``rows`` = ``ready`` +
-    ``in_progress`` + ``failed`` + ``invalid`` (a keyless or duplicate line of the
-    last run is a row here too, and invalid), as in the results file."""
+    """What ``--status`` reports of any journal, from its status and first failures, as
+    JSON-ready data in the words of a run's summary. Every row is counted once:
+    ``rows`` = ``ready`` + ``in_progress`` + ``failed`` + ``invalid`` (bad input, or a
+    keyless or duplicate line of the last run), as in the results file."""
     outcomes, rejected = status.outcomes, status.rejected_last_run
-    invalid = outcomes.get("invalid", 0) + rejected
-    listed = [
+    shown = [
         {"line": f.line, "key": f.key, "error_kind": f.shown_kind, "error": f.reason,
          "state": f.outcome}
         for f in failures
@@ -167,15 +163,15 @@ def journal_counts(
         "ready": outcomes.get("ready", 0),
         "in_progress": outcomes.get("in_progress", 0),
         "failed": outcomes.get("failed", 0),
-        "invalid": invalid,
+        "invalid": outcomes.get("invalid", 0) + rejected,
         "possible_orphans": status.possible_orphans,
         "in_progress_by_step": dict(status.in_progress_by_step),
         "runs": status.runs,
         "last_run": status.last_run_outcome,
         "running_pid": status.running_pid,
         "live_runs": status.live_runs,
-        "failed_rows": [row for row in listed if row["state"] == "failed"],
-        "invalid_rows": [row for row in listed if row["state"] == "invalid"],
+        "failed_rows": [row for row in shown if row["state"] == "failed"],
+        "invalid_rows": [row for row in shown if row["state"] == "invalid"],
         "clean": outcomes.get("ready", 0) == status.rows and rejected == 0,
     }
 
@@ -183,17 +179,6 @@ def journal_counts(
 def format_status(journal: Journal, *, limit: int = 20) -> tuple[str, bool]:
     """The report of ``--status``, and whether every row is ready and none failed."""
     return format_counts(status_counts(journal, limit=limit))
-
-
-def _listed(title: str, rows: list[dict[str, Any]]) -> list[str]:
-    if not rows:
-        return []
-    return [f"  {title}:"] + [
-        f"    line {r['line']} key {r['key'] or '-'}: "
-        + ("" if r["error_kind"] == r["state"] else f"[{r['error_kind']}] ")
-        + str(r["error"])
-        for r in rows
-    ]
 
 
 def format_counts(counts: dict[str, Any]) -> tuple[str, bool]:
@@ -212,49 +197,41 @@ def format_counts(counts: dict[str, Any]) -> tuple[str, bool]:
         lines.append(f"  a run is in progress (pid {counts['running_pid']})")
     if counts["live_runs"]:
         lines.append(f"  runs in progress (any machine): {counts['live_runs']}")
-    lines += _listed("failed rows", counts["failed_rows"])
-    lines += _listed("invalid rows", counts["invalid_rows"])
+    lines += listed("failed rows", counts["failed_rows"])
+    lines += listed("invalid rows", counts["invalid_rows"])
     return "\n".join(lines), bool(counts["clean"])
 
 
-async def _report_shared_status(args: argparse.Namespace, out: TextIO) -> int:
-    from ..postgres import PostgresJournal
+async def _read_counts(journal: str) -> dict[str, Any] | None:
+    """``--status``'s counts of ``journal`` (a DSN or a file), ``None`` if no file is there."""
+    if is_url(journal):
+        from ..postgres import PostgresJournal
 
-    store = await PostgresJournal.open(args.journal, create=False)  # reads, never writes
-    try:
-        counts = journal_counts(store.label, await store.status(), await store.failures())
-    finally:
-        await store.aclose()
-    text, clean = format_counts(counts)
-    print(json.dumps(counts, indent=2) if args.json else text, file=out)
-    return EXIT_OK if clean else EXIT_FAILED
+        store = await PostgresJournal.open(journal, create=False)  # reads, never writes
+        try:
+            return journal_counts(store.label, await store.status(), await store.failures())
+        finally:
+            await store.aclose()
+    path = Path(journal)
+
+    def read() -> dict[str, Any] | None:
+        if not path.is_file():
+            return None  # opening would create an empty journal
+        with Journal(path) as opened:
+            return status_counts(opened)
+
+    return await anyio.to_thread.run_sync(read)
 
 
 async def _report_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if is_url(args.journal):
-        try:
-            return await _report_shared_status(args, out)
-        except (ConfigurationError, StorageError, JournalError) as exc:
-            return _error(err, str(exc))
-    path = Path(args.journal)
-
-    def report() -> tuple[str, bool] | None:
-        if not path.is_file():
-            return None  # opening would create an empty journal
-        with Journal(path) as journal:
-            if args.json:
-                counts = status_counts(journal)
-                return json.dumps(counts, indent=2), bool(counts["clean"])
-            return format_status(journal)
-
     try:
-        found = await anyio.to_thread.run_sync(report)
-    except JournalError as exc:
+        counts = await _read_counts(args.journal)
+    except (ConfigurationError, StorageError, JournalError) as exc:
         return _error(err, str(exc))
-    if found is None:
-        return _error(err, f"no journal at {path}")
-    text, clean = found
-    print(text, file=out)
+    if counts is None:
+        return _error(err, f"no journal at {Path(args.journal)}")
+    text, clean = format_counts(counts)
+    print(json.dumps(counts, indent=2) if args.json else text, file=out)
     return EXIT_OK if clean else EXIT_FAILED
 
 
@@ -281,10 +258,9 @@ async def _client_for(
             state_file=emulator_state_file(args.journal),
             gate=gate,
             rate_limit=rate,
-        ) as env:
-            print(f"embedded emulator at {env.emulator.base_url}; webhooks to "
-                  f"{env.webhook_url}", file=out)
-            yield env.client
+        ) as (client, emulator, webhook_url):
+            print(f"embedded emulator at {emulator.base_url}; webhooks to {webhook_url}", file=out)
+            yield client
         return
     async with remote_client(
         webhook_port=args.webhook_port,
@@ -300,8 +276,7 @@ async def _client_for(
 
 
 async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSummary) -> None:
-    manifest = Manifest(args.manifest)  # raises ManifestError before anything starts
-    with manifest:
+    with Manifest(args.manifest) as manifest:  # raises ManifestError before anything starts
         total = await anyio.to_thread.run_sync(count_rows, manifest.path)
         summary.total = total
         async with (
@@ -322,11 +297,7 @@ async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSum
                     max_new_users=args.max_new_users,
                 )
                 await onboard(
-                    client,
-                    manifest,
-                    journal=journal,
-                    settings=settings,
-                    progress=progress,
+                    client, manifest, journal=journal, settings=settings, progress=progress,
                     summary=summary,
                 )
 
@@ -334,10 +305,8 @@ async def _onboard(args: argparse.Namespace, out: TextIO, summary: OnboardingSum
 async def run_onboard_command(
     args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
-    """Run ``avaturn onboard`` with parsed ``args``; returns the exit code.
-
-    ``out`` and ``err`` default to the current ``sys.stdout`` and ``sys.stderr``.
-    """
+    """Run ``avaturn onboard`` with parsed ``args``; returns the exit code. ``out`` and
+    ``err`` default to the current ``sys.stdout`` and ``sys.stderr``."""
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     try:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -36,26 +37,16 @@ def _read_sqlite(path: Path) -> None:
     busy timeout bounds it, as a worker thread cannot be cancelled."""
     if not path.exists():
         return
-    connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=1.0)
-    try:
+    read_only = f"{path.absolute().as_uri()}?mode=ro"
+    with closing(sqlite3.connect(read_only, uri=True, timeout=1.0)) as connection:
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    finally:
-        connection.close()
 
 
 def _journal_check(journal: str | JournalStore) -> Any:
     if not isinstance(journal, str):
-        connector = getattr(journal, "connector", None)
-        ping = getattr(connector, "ping", None)
-        if ping is not None:
-            return ping
-        return journal.status  # a store of another kind: any answer will do
-    path = Path(journal)
-
-    async def read_file() -> None:
-        await anyio.to_thread.run_sync(_read_sqlite, path)
-
-    return read_file
+        ping = getattr(getattr(journal, "connector", None), "ping", None)
+        return ping if ping is not None else journal.status  # another store: any answer will do
+    return partial(anyio.to_thread.run_sync, _read_sqlite, Path(journal))
 
 
 @asynccontextmanager

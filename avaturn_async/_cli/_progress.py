@@ -73,11 +73,8 @@ class PlainProgress:
         of = f"/{self._total}" if self._total is not None else ""
         left_s = summary.seconds_left(self._total)
         left = "" if left_s is None else f"; {format_duration(left_s)} left"
-        print(
-            f"onboard: {summary.done}{of} rows: {_counts(summary)}{left}",
-            file=self._out,
-            flush=True,
-        )
+        line = f"onboard: {summary.done}{of} rows: {_counts(summary)}{left}"
+        print(line, file=self._out, flush=True)
 
 
 def _rich_progress(out: TextIO, total: int | None) -> tuple[Any, Reporter] | None:

@@ -29,18 +29,17 @@ async def run_sample_onboarding(
         journal = folder / "onboard.db"
         models = folder / "models"
         settings = OnboardSettings(concurrency=concurrency, export=export, export_dir=models)
-        async with emulated_client() as env:
+        async with emulated_client() as (client, emulator, webhook_url):
             print(
                 f"Sample onboarding of {rows} people against the embedded emulator; "
-                f"webhooks to {env.webhook_url}",
+                f"webhooks to {webhook_url}",
                 file=out,
             )
             with Manifest(manifest) as source:
-                first = await onboard(env.client, source, journal=journal, settings=settings)
+                first = await onboard(client, source, journal=journal, settings=settings)
             print(first.format(), file=out)
             with Manifest(manifest) as source:
-                again = await onboard(env.client, source, journal=journal, settings=settings)
-            emulator = env.emulator
+                again = await onboard(client, source, journal=journal, settings=settings)
             print(
                 f"Rerun with the same journal: {again.already_done} already done, "
                 f"{again.ready} redone; the emulator holds {len(emulator.users)} users and "

@@ -51,8 +51,6 @@ def _header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-
-
 def _add_auth_options(parser: argparse.ArgumentParser, *, verify: bool) -> None:
     unsigned = "only parse the body" if verify else "as Avaturn documents its webhooks"
     token = "check this one instead of a signature" if verify else "sent in --token-header"
@@ -139,11 +137,10 @@ def _sample_event(args: argparse.Namespace) -> Any:
     ids = {"avatar_id": args.avatar_id, "user_id": args.user_id, "status": args.status}
     if args.event == "avatar.ready":
         return make_avatar_ready(**ids)
+    url = {} if args.file_url is None else {args.event.replace(".ready", "_url"): args.file_url}
     if args.event == "export.ready":
-        export_url = {} if args.file_url is None else {"export_url": args.file_url}
-        return make_export_ready(**ids, **export_url)
-    render_url = {} if args.file_url is None else {"render_url": args.file_url}
-    return make_render_ready(**ids, render_id=args.render_id, **render_url)
+        return make_export_ready(**ids, **url)
+    return make_render_ready(**ids, render_id=args.render_id, **url)
 
 
 def _delivery(args: argparse.Namespace) -> tuple[bytes, dict[str, str], str]:
@@ -230,25 +227,20 @@ def _query(url: str | None) -> Mapping[str, str]:
 
 
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
-    from ..webhooks import (
-        WebhookParseError,
-        WebhookPayloadTooLargeError,
-        WebhookVerificationError,
-        parse_event,
-    )
+    from .. import webhooks
 
     verifier = _verifier(args)
     body = _read_body(args.body)
     headers = dict(args.header)
     try:
         if verifier is None:
-            event = parse_event(body)
+            event = webhooks.parse_event(body)
         else:
             event = verifier.verify_and_parse(body, headers, query=_query(args.url))
-    except WebhookVerificationError as exc:
+    except webhooks.WebhookVerificationError as exc:
         print(f"refused ({exc.reason}): {exc}", file=out)
         return EXIT_FAILED
-    except (WebhookParseError, WebhookPayloadTooLargeError) as exc:
+    except (webhooks.WebhookParseError, webhooks.WebhookPayloadTooLargeError) as exc:
         print(f"refused (malformed_payload): {exc}", file=out)
         return EXIT_FAILED
     if verifier is None:

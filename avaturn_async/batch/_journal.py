@@ -139,7 +139,7 @@ def _pid_alive(pid: int) -> bool:
 _KEEP: Any = object()
 
 
-class Journal:
+class Journal(contextlib.AbstractContextManager["Journal"]):
     """The SQLite journal of one onboarding (one file, reused by every rerun)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -173,9 +173,6 @@ class Journal:
 
     def close(self) -> None:
         self._db.close()
-
-    def __enter__(self) -> Journal:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -234,8 +231,7 @@ class Journal:
     def records(self) -> Iterator[RowRecord]:
         """Every row, in manifest order (streamed from the file)."""
         cursor = self._db.execute(f"SELECT {_ROW_COLUMNS} FROM rows ORDER BY line, key")
-        for row in cursor:
-            yield record_from_row(row)
+        yield from map(record_from_row, cursor)
 
     def register(
         self, run_id: int, key: str, line: int, problem: str | None, extra: str | None = None
@@ -282,11 +278,8 @@ class Journal:
         """Move ``key`` to ``state`` (clearing its error), setting the given columns."""
         sets = ["state = ?", "error_kind = NULL", "error = NULL", "updated_at = ?"]
         values: list[Any] = [state.value, time.time()]
-        for column, value in (
-            ("user_id", user_id),
-            ("avatar_id", avatar_id),
-            ("export_path", export_path),
-        ):
+        columns = {"user_id": user_id, "avatar_id": avatar_id, "export_path": export_path}
+        for column, value in columns.items():
             if value is not _KEEP:
                 sets.append(f"{column} = ?")
                 values.append(value)

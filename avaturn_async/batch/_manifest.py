@@ -22,6 +22,7 @@ read at all (missing, no header, required columns absent) raises
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -140,18 +141,13 @@ class _Bad(Exception):
     """A reason a row is unusable (internal: becomes a RowError)."""
 
 
-def extra_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields of a row that the SDK does not use, in their order."""
-    return {name: value for name, value in fields.items() if name not in USED_COLUMNS}
-
-
 def build_row(fields: Mapping[str, Any], *, line: int, base: Path) -> OnboardRow | RowError:
     """Check one row's fields (and its photos); relative paths are taken from ``base``.
 
     Column names are matched without case or surrounding spaces; the other
     columns are kept, under their own names, as the row's ``extra``.
     """
-    extra = extra_columns(fields)
+    extra = {name: value for name, value in fields.items() if name not in USED_COLUMNS}
     try:
         row = _checked_row(fields, line=line, base=base, extra=extra)
     except _Bad as exc:
@@ -205,7 +201,7 @@ def _format_of(path: Path) -> Literal["csv", "jsonl"]:
     return "jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "csv"
 
 
-class Manifest:
+class Manifest(contextlib.AbstractContextManager["Manifest"]):
     """An open manifest: iterate it for :class:`OnboardRow` and :class:`RowError` items.
 
     Opening checks that the file is readable and, for CSV, that the header
@@ -258,9 +254,6 @@ class Manifest:
 
     def close(self) -> None:
         self._file.close()
-
-    def __enter__(self) -> Manifest:
-        return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()

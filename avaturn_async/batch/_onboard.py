@@ -14,20 +14,12 @@ its own limit on requests in flight.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
 import time
 import warnings
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
-    Iterator,
-)
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -43,7 +35,7 @@ from ._journal import Journal, Registration, RowRecord, RowState
 from ._manifest import Manifest, OnboardRow, RowError, check_photos
 from ._row import RowRunner
 from ._rules import OnboardSettings
-from ._store import JournalStore, RowEntry, open_journal
+from ._store import JournalStore, RowEntry, opened_journal
 from ._summary import OnboardingSummary
 
 if TYPE_CHECKING:
@@ -59,12 +51,8 @@ DEFAULT_SETTINGS = OnboardSettings()
 _CHUNK = 64  # rows read and registered per worker-thread hop
 _CLAIM_BATCH = 8  # rows claimed at once, just before workers are free to take them
 _HOLDINGS_POLL = 1.0  # seconds between looks at the rows other runs hold, at the end
-
-
-@attrs.frozen
-class _Work:
-    row: OnboardRow
-    record: RowRecord
+_Work: TypeAlias = tuple[OnboardRow, RowRecord]
+"""A claimed row, and its record as the claim found it."""
 
 
 def _read_chunk(rows: Iterator[RowItem], start: int, checked: bool) -> list[RowItem]:
@@ -87,8 +75,7 @@ async def _chunks(rows: RowSource) -> AsyncIterator[list[RowItem]]:
     if isinstance(rows, AsyncIterable):
         async for item in rows:
             read += 1
-            chunk = await anyio.to_thread.run_sync(_read_chunk, iter((item,)), read, False)
-            yield chunk
+            yield await anyio.to_thread.run_sync(_read_chunk, iter((item,)), read, False)
         return
     iterator, checked = iter(rows), isinstance(rows, Manifest)
     while chunk := await anyio.to_thread.run_sync(_read_chunk, iterator, read + 1, checked):
@@ -136,6 +123,10 @@ class _Run:
         if self.progress is not None:
             self.progress(self.summary)
 
+    async def rows_by_state(self) -> dict[str, int]:
+        """What the ``avaturn.onboard.rows`` gauge reads on each metrics collection."""
+        return dict((await self.store.status()).by_state)
+
     async def run(self, rows: RowSource) -> None:
         """Read, claim and run the rows; the journal's ``runs`` table gets the outcome."""
         outcome = "interrupted"
@@ -163,14 +154,11 @@ class _Run:
         summary = self.summary
         summary.read += 1
         record = None if registration is None else registration.record
-        if record is None or isinstance(item, RowError):
-            if record is not None and record.is_done(export=self.export):
-                summary.already_done += 1  # finished earlier: its photos are not needed
-            else:
-                summary.invalid += 1
+        if record is not None and record.is_done(export=self.export):
+            summary.already_done += 1  # finished earlier: its photos are not needed
             return False
-        if record.is_done(export=self.export):
-            summary.already_done += 1
+        if record is None or isinstance(item, RowError):
+            summary.invalid += 1
             return False
         if record.state is RowState.AVATAR_FAILED and not self.settings.retry_failed:
             summary.add_failure("avatar_failed")
@@ -203,7 +191,7 @@ class _Run:
             if taken_over:
                 self.summary.elsewhere -= len(records)
             for record in records:
-                await send.send(_Work(group[record.key], record))
+                await send.send((group[record.key], record))
         return claimed
 
     async def produce(
@@ -264,8 +252,8 @@ class _Run:
 
     async def consume(self, receive: ObjectReceiveStream[_Work], scope: anyio.CancelScope) -> None:
         async with receive:
-            async for work in receive:
-                key = work.row.key
+            async for row, record in receive:
+                key = row.key
                 if self.runner.cap_reached:  # claimed before the cap was reached
                     self.summary.not_started += 1
                     await self.store.release(key)
@@ -275,7 +263,7 @@ class _Run:
                 with anyio.CancelScope() as row_scope:
                     self.store.on_lease_lost(key, row_scope.cancel)
                     try:
-                        await self.runner.run(work.row, work.record)
+                        await self.runner.run(row, record)
                         counted = True
                     except LeaseLostError:
                         row_scope.cancel()
@@ -332,31 +320,9 @@ async def onboard(
     if settings.export_folder is not None:
         settings.export_folder.mkdir(parents=True, exist_ok=True)
     summary = summary if summary is not None else OnboardingSummary()
-    async with _opened(journal) as store:
+    async with opened_journal(journal) as store:
         await store.begin_run(settings.source)
-        with _metrics.watching("journal", store.label, _rows_by_state(store)):
-            await _Run(client, store, summary, settings, progress).run(rows)
+        run = _Run(client, store, summary, settings, progress)
+        with _metrics.watching("journal", store.label, run.rows_by_state):
+            await run.run(rows)
     return summary
-
-
-def _rows_by_state(store: JournalStore) -> Callable[[], Awaitable[dict[str, int]]]:
-    """What the ``avaturn.onboard.rows`` gauge reads on each metrics collection."""
-
-    async def read() -> dict[str, int]:
-        return dict((await store.status()).by_state)
-
-    return read
-
-
-@contextlib.asynccontextmanager
-async def _opened(
-    journal: str | os.PathLike[str] | Journal | JournalStore,
-) -> AsyncIterator[JournalStore]:
-    """The store for ``journal``, closed on the way out if this call opened it."""
-    store, owned = await open_journal(journal)
-    try:
-        yield store
-    finally:
-        if owned:
-            with anyio.CancelScope(shield=True):
-                await store.aclose()

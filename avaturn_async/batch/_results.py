@@ -35,7 +35,7 @@ from .._errors import ConfigurationError
 from .._journal_records import JournalError, outcome_of, shown_kind
 from ._journal import Journal
 from ._rules import PROCESSING_FAILED
-from ._store import JournalStore, open_journal
+from ._store import JournalStore, opened_journal
 
 __all__ = ["RESULT_COLUMNS", "ResultRow", "read_results", "results_format", "write_results"]
 
@@ -194,16 +194,11 @@ async def _opened(journal: str | os.PathLike[str] | Journal | JournalStore) -> A
         name = os.fspath(journal)
         if "://" not in name and not await anyio.to_thread.run_sync(Path(name).is_file):
             raise JournalError(f"no journal at {name}")
-    store, owned = await open_journal(journal)
-    try:
+    async with opened_journal(journal) as store:
         pages = ("results_page", "rejects_page", "extra_columns")
         if not all(callable(getattr(store, name, None)) for name in pages):
             raise ConfigurationError(f"{store!r} cannot list its results (no results_page())")
         yield store
-    finally:
-        if owned:
-            with anyio.CancelScope(shield=True):
-                await store.aclose()
 
 
 async def read_results(

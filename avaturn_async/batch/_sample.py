@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from ..samples import sample_photo_paths
+from ._manifest import USED_COLUMNS
 
 __all__ = ["write_sample_manifest"]
 
@@ -29,9 +30,7 @@ def write_sample_manifest(folder: str | Path, rows: int, *, name: str = "manifes
     path = folder / name
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(
-            ["key", "frontal", "side_1", "side_2", "body_type", "telephoto", "customer_id"]
-        )
+        writer.writerow([*USED_COLUMNS, "customer_id"])
         for number in range(1, rows + 1):
             body = "female" if number % 2 else "male"
             writer.writerow([f"sample-{number:05d}", *names, body, "false", f"C{number:06d}"])

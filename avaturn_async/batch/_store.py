@@ -18,8 +18,9 @@ and every further write for it raises :class:`~avaturn_async.batch.LeaseLostErro
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -38,7 +39,7 @@ from .._journal_records import (
 from .._sqlite import SQLiteThread
 from ._journal import Journal
 
-__all__ = ["Holdings", "JournalStore", "RowEntry", "SQLiteJournalStore", "open_journal"]
+__all__ = ["Holdings", "JournalStore", "RowEntry", "SQLiteJournalStore", "opened_journal"]
 
 
 @runtime_checkable
@@ -278,21 +279,27 @@ class SQLiteJournalStore:
             await anyio.to_thread.run_sync(self._thread.close)
 
 
-async def open_journal(
+@contextlib.asynccontextmanager
+async def opened_journal(
     location: str | os.PathLike[str] | Journal | JournalStore,
-) -> tuple[JournalStore, bool]:
-    """The store for a ``journal=`` argument, and whether the caller must close it.
+) -> AsyncIterator[JournalStore]:
+    """The store for a ``journal=`` argument, closed on the way out if opened here.
 
     A ``postgresql://`` DSN opens a shared ``PostgresJournal`` (extra ``postgres``);
     any other URL (anything with ``://``) is a ``ConfigurationError``, never a file
     of that name; any other string or path is a SQLite file.
     """
-    if isinstance(location, Journal):
-        return SQLiteJournalStore(location), False
     if not isinstance(location, (str, os.PathLike)):
-        return location, False
+        yield SQLiteJournalStore(location) if isinstance(location, Journal) else location
+        return
     if "://" not in os.fspath(location):  # a file: importing postgres costs 12 ms of CPU
-        return await SQLiteJournalStore.open(location), True
-    from ..postgres import PostgresJournal
+        store: JournalStore = await SQLiteJournalStore.open(location)
+    else:
+        from ..postgres import PostgresJournal
 
-    return await PostgresJournal.open(os.fspath(location)), True
+        store = await PostgresJournal.open(os.fspath(location))
+    try:
+        yield store
+    finally:
+        with anyio.CancelScope(shield=True):
+            await store.aclose()

@@ -83,10 +83,8 @@ class OnboardingSummary:
         The pace counts only rows that needed work: already done rows cost nothing.
         """
         total = self.total if total is None else total
-        if total is None:
-            return None
         worked = self.ready + self.failed + self.invalid
-        if worked == 0:
+        if total is None or worked == 0:
             return None
         return max(total - self.done, 0) * self.elapsed / worked
 

@@ -102,8 +102,7 @@ def make_export_ready(
     """An ``export.ready`` event; ``export_url`` defaults to a fake URL, or ``None`` if failed."""
     avatar_id = avatar_id or _uuid()
     status = _status(status)
-    default = f"https://exports.avaturn.invalid/{avatar_id}.glb"
-    url = _url_if_ready(status, export_url, default)
+    url = _url_if_ready(status, export_url, f"https://exports.avaturn.invalid/{avatar_id}.glb")
     return ExportReady(
         avatar_id=avatar_id, user_id=user_id or random_user_id(), status=status, export_url=url
     )

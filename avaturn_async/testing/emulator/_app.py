@@ -195,8 +195,7 @@ class AvaturnEmulator:
 
     @property
     def port(self) -> int:
-        if self._base_url is None:
-            raise RuntimeError("the emulator is not running: use 'async with' or start()")
+        _ = self.base_url  # raises unless running
         return self._port
 
     @property

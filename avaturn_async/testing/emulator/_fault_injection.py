@@ -167,9 +167,7 @@ async def answer_with_fault(
         return await _cut_off(request, answer)
     if not acted:
         await drain(request)
-    headers = {}
-    if kind is FaultKind.RATE_LIMITED:
-        headers["Retry-After"] = f"{decision.retry_after:g}"
+    headers = {"Retry-After": f"{decision.retry_after:g}"} if kind is FaultKind.RATE_LIMITED else {}
     status = kind.status
     assert status is not None
     detail = {"detail": f"injected failure ({kind.value})"}

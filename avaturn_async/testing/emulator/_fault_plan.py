@@ -258,13 +258,12 @@ def decide(plan: FaultPlan, route: str, index: int) -> FaultDecision:
             break
         roll -= rate
     low, high = faults.latency
+    slow = faults.upload_bytes_per_second if slow_roll < faults.slow_upload else None
     return FaultDecision(
         kind=kind,
         acted=kind is not None and kind.may_act and act_roll < faults.acted,
         latency=low + (high - low) * latency_roll,
-        upload_bytes_per_second=(
-            faults.upload_bytes_per_second if slow_roll < faults.slow_upload else None
-        ),
+        upload_bytes_per_second=slow,
         retry_after=faults.retry_after,
     )
 

@@ -76,6 +76,7 @@ class Handlers:
         """Every route of :data:`ROUTES`, for the emulator to wrap and register."""
         # The API names this path parameter ``id`` (so do its 422s).
         customization = f"{_API}/avatars/{{id}}/customization"
+        avatar = f"{_API}/users/{{user_id}}/avatars/{{avatar_id}}"
         return [
             ApiRoute("POST", f"{_API}/users/new", "users.create", self.users_create),
             ApiRoute("DELETE", f"{_API}/users/{{user_id}}", "users.delete", self.users_delete),
@@ -84,12 +85,7 @@ class Handlers:
             ApiRoute("POST", f"{_API}/avatars/new", "avatars.create", self.avatars_create),
             ApiRoute("GET", customization, "avatars.get_customization", self.get_customization),
             ApiRoute("PUT", customization, "avatars.set_customization", self.set_customization),
-            ApiRoute(
-                "DELETE",
-                f"{_API}/users/{{user_id}}/avatars/{{avatar_id}}",
-                "avatars.delete",
-                self.avatars_delete,
-            ),
+            ApiRoute("DELETE", avatar, "avatars.delete", self.avatars_delete),
             ApiRoute("POST", f"{_API}/renders/new", "renders.create", self.renders_create),
             ApiRoute("POST", f"{_API}/exports/new", "exports.create", self.exports_create),
             ApiRoute("POST", "/upload/{avatar_id}", "upload", self.upload, authenticated=False),
@@ -171,8 +167,7 @@ class Handlers:
             avatar_id = parse_uuid(request.match_info["avatar_id"], ("path", "avatar_id"))
             avatar = self._state.begin_upload(avatar_id, request.query.get("signature"))
         except EmulatorHTTPError:
-            # Read the body so the client sees our answer, not a reset connection.
-            await drain(request)
+            await drain(request)  # so the client sees our answer, not a reset connection
             raise
         try:
             photos, fields = await read_upload_form(

@@ -63,11 +63,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return web.json_response({"detail": exc.detail}, status=exc.status, headers=exc.headers)
     except web.HTTPException as exc:
         # FastAPI-like JSON for aiohttp's own errors (unknown path, wrong method).
-        headers = {
-            key: value
-            for key, value in exc.headers.items()
-            if key.lower() not in ("content-type", "content-length")
-        }
+        dropped = ("content-type", "content-length")
+        headers = {key: value for key, value in exc.headers.items() if key.lower() not in dropped}
         return web.json_response({"detail": exc.reason}, status=exc.status, headers=headers)
 
 

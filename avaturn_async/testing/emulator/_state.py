@@ -61,10 +61,6 @@ SAMPLE_ASSETS: Mapping[str, str] = {
 """One valid asset id per slot: slot -> asset id."""
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 # ---------------------------------------------------------------- the state machine
 
 
@@ -117,7 +113,7 @@ class EmulatorState:
     # users and sessions
 
     def create_user(self) -> UserRecord:
-        user = UserRecord(id=random_user_id(), created_at=_now())
+        user = UserRecord(id=random_user_id(), created_at=datetime.now(timezone.utc))
         self.users[user.id] = user
         self._save("users", user.id)
         return user
@@ -188,7 +184,7 @@ class EmulatorState:
         avatar = AvatarRecord(
             id=str(uuid.uuid4()),
             user_id=user_id,
-            created_at=_now(),
+            created_at=datetime.now(timezone.utc),
             upload_signature=secrets.token_urlsafe(24),
         )
         self.avatars[avatar.id] = avatar
@@ -264,19 +260,13 @@ class EmulatorState:
         """The avatar's processing ends: its ``avatar.ready`` event."""
         avatar.status = outcome
         self._save("avatars", avatar.id)
-        return {
-            "event": "avatar.ready",
-            "avatar_id": avatar.id,
-            "user_id": avatar.user_id,
-            "status": outcome,
-            "session_id": None,
-        }
+        ids = {"avatar_id": avatar.id, "user_id": avatar.user_id}
+        return {"event": "avatar.ready", **ids, "status": outcome, "session_id": None}
 
     # customization
 
     def get_customization(self, avatar_id: str) -> dict[str, Any]:
-        avatar = self.avatar(avatar_id)
-        return avatar.customization or default_customization()
+        return self.avatar(avatar_id).customization or default_customization()
 
     def set_customization(self, avatar_id: str, body: object) -> None:
         # Like FastAPI, the body is validated (422) before the handler looks anything up.

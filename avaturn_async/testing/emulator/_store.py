@@ -47,6 +47,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS records ("
     " kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id))"
 )
+_UPSERT = "INSERT OR REPLACE INTO records (kind, id, body) VALUES (?, ?, ?)"
 
 
 class EmulatorStoreError(ConfigurationError):
@@ -103,13 +104,8 @@ class EmulatorStore:
         if record is None:
             self._db.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, key))
             return
-        self._db.execute(
-            "INSERT OR REPLACE INTO records (kind, id, body) VALUES (?, ?, ?)",
-            (kind, key, _encode(record)),
-        )
+        self._db.execute(_UPSERT, (kind, key, _encode(record)))
 
     def save_catalog(self, assets: dict[str, str], retired: set[str]) -> None:
         body = json.dumps({"assets": assets, "retired": sorted(retired)})
-        self._db.execute(
-            "INSERT OR REPLACE INTO records (kind, id, body) VALUES (?, ?, ?)", (*_CATALOG, body)
-        )
+        self._db.execute(_UPSERT, (*_CATALOG, body))

@@ -40,9 +40,8 @@ class TaskSupervisor:
         self._idle = anyio.Event()
         self._idle.set()
         ready = anyio.Event()
-        self._task = asyncio.get_running_loop().create_task(
-            self._supervise(ready), name="avaturn-emulator"
-        )
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._supervise(ready), name="avaturn-emulator")
         await ready.wait()
 
     async def _supervise(self, ready: anyio.Event) -> None:

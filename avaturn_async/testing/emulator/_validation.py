@@ -307,17 +307,12 @@ def form_errors(fields: Mapping[str, str]) -> Iterable[dict[str, Any]]:
     if body_type is None:
         yield error_item(("body", "body-type"), "Field required", "missing")
     elif body_type not in ("male", "female"):
-        yield error_item(
-            ("body", "body-type"),
-            "Input should be 'male' or 'female'",
-            "literal_error",
-            expected="'male' or 'female'",
-        )
+        yield _not_literal("body-type", "'male' or 'female'")
     telephoto = fields.get("telephoto")
     if telephoto is not None and telephoto not in ("true", "false"):
-        yield error_item(
-            ("body", "telephoto"),
-            "Input should be 'true' or 'false'",
-            "literal_error",
-            expected="'true' or 'false'",
-        )
+        yield _not_literal("telephoto", "'true' or 'false'")
+
+
+def _not_literal(field: str, expected: str) -> dict[str, Any]:
+    message = f"Input should be {expected}"
+    return error_item(("body", field), message, "literal_error", expected=expected)

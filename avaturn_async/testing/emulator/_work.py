@@ -41,9 +41,8 @@ class SlowWork:
         self.failing_exports: set[str] = set()
 
     def clear(self) -> None:
-        self.failing_users.clear()
-        self.failing_renders.clear()
-        self.failing_exports.clear()
+        for failing in (self.failing_users, self.failing_renders, self.failing_exports):
+            failing.clear()
 
     def unfinished(self) -> list[Callable[[], Awaitable[None]]]:
         """The jobs of work a loaded state left under way, to start again."""
