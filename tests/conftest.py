@@ -9,10 +9,18 @@ from typing import NoReturn
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, settings
 
 from avaturn_async import AvaturnClient, Clock
 from avaturn_async.testing import AvaturnEmulator
 from tests.pg_server import DSN_ENV, PostgresServer, PostgresUnavailable
+
+# Property tests count examples, never time them: Hypothesis's deadline and its
+# "too slow" health check are wall-clock checks that fail on a loaded machine.
+settings.register_profile(
+    "avaturn", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("avaturn")
 
 # pytester runs fresh-project test files against the installed ``avaturn`` plugin.
 pytest_plugins = ["pytester"]
