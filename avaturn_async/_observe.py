@@ -20,7 +20,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Literal, TypeVar, get_args, get_origin, overload
+from typing import Any, Literal, TypedDict, TypeVar, get_args, get_origin, overload
 
 import anyio
 import attrs
@@ -163,8 +163,15 @@ async def call_hook(hook: Hook, info: object) -> None:
         logger.exception("avaturn_async hook %r failed; the request goes on", hook)
 
 
-def _about(call: Request) -> dict[str, Any]:
-    """The ``route``, ``method`` and ``path`` every hook record starts with."""
+class _About(TypedDict):
+    route: str
+    method: str
+    path: str
+
+
+def _about(call: Request) -> _About:
+    """The ``route``, ``method`` and ``path`` every hook record starts with (typed, so the
+    records' fields are still checked where it is unpacked)."""
     return {"route": call.route, "method": call.method, "path": call.display_path}
 
 
