@@ -9,6 +9,7 @@ a loop in it, in a cancel scope of its own that :meth:`BackgroundTask.stop` canc
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
@@ -24,14 +25,16 @@ __all__ = ["AsyncLifecycle", "BackgroundStart", "BackgroundTask", "TaskHost"]
 _Self = TypeVar("_Self", bound="AsyncLifecycle")
 
 
-class AsyncLifecycle:
+class AsyncLifecycle(abc.ABC):
     """``async with`` a backend: :meth:`start` on the way in, :meth:`aclose` on the way out."""
 
+    @abc.abstractmethod
     async def start(self) -> None:
-        raise NotImplementedError
+        """Connect and start what the backend runs."""
 
+    @abc.abstractmethod
     async def aclose(self) -> None:
-        raise NotImplementedError
+        """Stop what :meth:`start` started and let go of the connection."""
 
     async def __aenter__(self: _Self) -> _Self:
         await self.start()
